@@ -1,0 +1,90 @@
+-- The bundle's own schema: history, the installed-table registry, the
+-- break-glass log, and a SECURITY DEFINER helper with a pinned search_path.
+-- Every statement is idempotent.
+
+-- step: schema
+CREATE SCHEMA IF NOT EXISTS rlsctl;
+REVOKE ALL ON SCHEMA rlsctl FROM PUBLIC;
+GRANT USAGE ON SCHEMA rlsctl TO {{app_role}}, {{admin_role}};
+
+CREATE TABLE IF NOT EXISTS rlsctl.bundle_history (
+    id             bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    version        text        NOT NULL,
+    checksum       text        NOT NULL,
+    schema_name    text        NOT NULL,
+    tables         text[]      NOT NULL,
+    tenant_column  text        NOT NULL,
+    tenant_setting text        NOT NULL,
+    app_role       text        NOT NULL,
+    admin_role     text        NOT NULL,
+    -- roles that could bypass RLS when this was applied: the baseline for drift
+    bypass_roles   text[]      NOT NULL,
+    changes        integer     NOT NULL,
+    applied_by     text        NOT NULL DEFAULT session_user,
+    client_addr    inet                 DEFAULT inet_client_addr(),
+    applied_at     timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
+    schema_name                text    NOT NULL,
+    table_name                 text    NOT NULL,
+    tenant_column              text    NOT NULL,
+    -- the policy as the server deparsed it when installed: drift compares with it
+    installed_using            text    NOT NULL,
+    installed_check            text    NOT NULL,
+    -- the table as it was before the first apply: uninstall puts it back
+    original_rls               boolean NOT NULL,
+    original_force             boolean NOT NULL,
+    original_public_privileges text[]  NOT NULL,
+    PRIMARY KEY (schema_name, table_name)
+);
+
+CREATE TABLE IF NOT EXISTS rlsctl.break_glass_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    action      text        NOT NULL CHECK (action IN ('disable', 'uninstall')),
+    tables      text[]      NOT NULL,
+    reason      text        NOT NULL,
+    started_by  text        NOT NULL DEFAULT session_user,
+    client_addr inet                 DEFAULT inet_client_addr(),
+    started_at  timestamptz NOT NULL DEFAULT now(),
+    ended_by    text,
+    ended_at    timestamptz
+);
+
+REVOKE ALL ON rlsctl.bundle_history, rlsctl.tenant_tables, rlsctl.break_glass_log FROM PUBLIC;
+GRANT SELECT ON rlsctl.bundle_history, rlsctl.tenant_tables, rlsctl.break_glass_log TO {{app_role}}, {{admin_role}};
+
+-- step: helper
+-- Per installed tenant table, the number of rows whose tenant column is NULL:
+-- rows no tenant can see. Owned by the break-glass role so it can count what the
+-- app role cannot see; returns NULL counts when its owner cannot bypass RLS,
+-- rather than a reassuring zero.
+CREATE OR REPLACE FUNCTION rlsctl.null_tenant_counts()
+RETURNS TABLE (schema_name text, table_name text, null_rows bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $body$
+DECLARE
+    t record;
+    can_see_all boolean;
+BEGIN
+    SELECT r.rolsuper OR r.rolbypassrls INTO can_see_all FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+    FOR t IN SELECT tt.schema_name, tt.table_name, tt.tenant_column FROM rlsctl.tenant_tables tt ORDER BY 1, 2 LOOP
+        schema_name := t.schema_name;
+        table_name := t.table_name;
+        null_rows := NULL;
+        IF can_see_all THEN
+            BEGIN
+                EXECUTE format('SELECT count(*) FROM %I.%I WHERE %I IS NULL', t.schema_name, t.table_name, t.tenant_column)
+                    INTO null_rows;
+            EXCEPTION WHEN undefined_table OR undefined_column THEN
+                null_rows := NULL;
+            END;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$body$;
+ALTER FUNCTION rlsctl.null_tenant_counts() OWNER TO {{admin_role}};
+REVOKE ALL ON FUNCTION rlsctl.null_tenant_counts() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rlsctl.null_tenant_counts() TO {{app_role}}, {{admin_role}};

@@ -1,0 +1,28 @@
+-- Roles of the bundle. Sections are picked by rlsctl according to what exists;
+-- {{name}} placeholders are filled with quoted identifiers.
+
+-- step: create_app_role
+CREATE ROLE {{app_role}} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
+
+-- step: fix_app_role
+ALTER ROLE {{app_role}} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
+
+-- step: create_admin_role
+CREATE ROLE {{admin_role}} {{admin_login}} {{admin_bypass}} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+
+-- step: fix_admin_role
+ALTER ROLE {{admin_role}} {{admin_login}} {{admin_bypass}} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+
+-- step: set_password
+ALTER ROLE {{role}} PASSWORD {{password}};
+
+-- step: grant_connect
+GRANT CONNECT ON DATABASE {{database}} TO {{role}};
+
+-- step: grant_schema_usage
+GRANT USAGE ON SCHEMA {{schema}} TO {{role}};
+
+-- step: join_admin_role
+-- A non-superuser (the RDS master) must be a member of the break-glass role to
+-- hand it the helper function.
+GRANT {{admin_role}} TO CURRENT_USER;

@@ -1,0 +1,34 @@
+-- Break-glass and uninstall. {{table}} is "schema"."table".
+
+-- step: disable_rls
+ALTER TABLE {{table}} NO FORCE ROW LEVEL SECURITY;
+ALTER TABLE {{table}} DISABLE ROW LEVEL SECURITY;
+
+-- step: restore_rls
+ALTER TABLE {{table}} ENABLE ROW LEVEL SECURITY;
+ALTER TABLE {{table}} FORCE ROW LEVEL SECURITY;
+
+-- step: uninstall_table
+DROP POLICY IF EXISTS {{policy}} ON {{table}};
+ALTER TABLE {{table}} {{rls}} ROW LEVEL SECURITY;
+ALTER TABLE {{table}} {{force}} ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE {{table}} FROM {{app_role}}, {{admin_role}};
+
+-- step: regrant_public
+GRANT {{privileges}} ON TABLE {{table}} TO PUBLIC;
+
+-- step: revoke_sequence
+REVOKE ALL ON SEQUENCE {{sequence}} FROM {{app_role}}, {{admin_role}};
+
+-- step: uninstall_schema
+DROP FUNCTION IF EXISTS rlsctl.null_tenant_counts();
+DROP TABLE IF EXISTS rlsctl.tenant_tables;
+DROP TABLE IF EXISTS rlsctl.bundle_history;
+REVOKE ALL ON SCHEMA {{schema}} FROM {{app_role}}, {{admin_role}};
+REVOKE CONNECT ON DATABASE {{database}} FROM {{app_role}}, {{admin_role}};
+
+-- step: drop_roles
+REVOKE ALL ON SCHEMA rlsctl FROM {{app_role}}, {{admin_role}};
+REVOKE ALL ON rlsctl.break_glass_log FROM {{app_role}}, {{admin_role}};
+DROP ROLE IF EXISTS {{app_role}};
+DROP ROLE IF EXISTS {{admin_role}};

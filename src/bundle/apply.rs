@@ -1,0 +1,429 @@
+//! Applying the bundle: pre-flight, then one transaction under an advisory
+//! lock and a lock timeout, retried with backoff when a lock cannot be had.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+use tokio_postgres::error::SqlState;
+
+use super::plan::{self, Plan, RoleInputs};
+use super::state::{self, State};
+use super::BUNDLE_VERSION;
+use crate::config::{Target, POLICY_NAME};
+use crate::db::{describe, qualified, quote_ident, tenant, Db, DbResultExt};
+
+/// Key of the advisory lock that serializes concurrent applies ("rlsctl" in ASCII).
+const APPLY_LOCK_KEY: i64 = 0x726c_7363_746c;
+
+/// How `apply` should run.
+#[derive(Debug)]
+pub struct Options {
+    /// Plan only.
+    pub dry_run: bool,
+    /// Lock timeout per attempt.
+    pub lock_timeout: Duration,
+    /// Retries after a lock timeout.
+    pub lock_retries: u32,
+    /// Role passwords and rotation.
+    pub roles: RoleInputs,
+    /// Allow creating the LOGIN app role without a password.
+    pub no_app_password: bool,
+}
+
+/// A table with rows whose tenant column is NULL.
+#[derive(Debug, Clone, Serialize)]
+pub struct NullRows {
+    /// `schema.table`.
+    pub table: String,
+    /// How many rows.
+    pub rows: i64,
+}
+
+/// What the pre-flight found.
+#[derive(Debug, Default, Serialize)]
+pub struct Preflight {
+    /// Reasons to refuse (exit 1).
+    pub problems: Vec<String>,
+    /// Reasons to worry that do not stop the apply.
+    pub warnings: Vec<String>,
+    /// Per-table NULL tenant rows (part of the problems when non-empty).
+    pub null_rows: Vec<NullRows>,
+}
+
+/// The result of `apply`.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The pre-flight.
+    pub preflight: Preflight,
+    /// The plan (empty when the pre-flight refused).
+    pub plan: Plan,
+    /// Whether the plan was committed.
+    pub applied: bool,
+    /// Checksum of the rendered bundle for this database.
+    pub checksum: String,
+    /// Attempts made (more than one after lock timeouts).
+    pub attempts: u32,
+    /// How long the applying transaction was open, in milliseconds.
+    pub transaction_ms: u128,
+    /// Statements sent.
+    pub statements: u64,
+}
+
+impl Outcome {
+    /// True when the pre-flight refused.
+    pub fn refused(&self) -> bool {
+        !self.preflight.problems.is_empty()
+    }
+}
+
+/// Runs `apply`. Errors are "could not do its job" (exit 2); a refusal is in the outcome.
+pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcome> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_once(db, target, options).await {
+            Ok(mut outcome) => {
+                outcome.attempts = attempt;
+                outcome.statements = db.statements();
+                return Ok(outcome);
+            }
+            Err(AttemptError::Lock(err)) => {
+                let blockers = blockers(db, target).await;
+                let _ = tenant::rollback(db).await;
+                if attempt > options.lock_retries {
+                    bail!(
+                        "gave up after {attempt} attempts: could not get a lock within {:?} ({}); blocked by: {}",
+                        options.lock_timeout,
+                        describe(&err),
+                        if blockers.is_empty() { "a session that has since finished".into() } else { blockers.join("; ") }
+                    );
+                }
+                let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1));
+                tracing::warn!(attempt, ?wait, blockers = %blockers.join("; "), "lock timeout; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(AttemptError::Other(err)) => {
+                let _ = tenant::rollback(db).await;
+                return Err(err);
+            }
+        }
+    }
+}
+
+enum AttemptError {
+    Lock(tokio_postgres::Error),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AttemptError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Other(err)
+    }
+}
+
+fn classify(err: tokio_postgres::Error, what: &str) -> AttemptError {
+    match err.code() {
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+            AttemptError::Lock(err)
+        }
+        _ => AttemptError::Other(anyhow::anyhow!("{what}: {}", describe(&err))),
+    }
+}
+
+async fn attempt_once(
+    db: &Db,
+    target: &Target,
+    options: &Options,
+) -> Result<Outcome, AttemptError> {
+    let lock_ms = options.lock_timeout.as_millis().max(1);
+    db.simple(&format!(
+        "BEGIN; SET LOCAL lock_timeout = '{lock_ms}ms'; SET LOCAL search_path = pg_catalog, pg_temp; \
+         SET LOCAL standard_conforming_strings = on"
+    ))
+    .await
+    .map_err(|e| classify(e, "starting the transaction"))?;
+    let started = Instant::now();
+    if !options.dry_run {
+        db.query("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY])
+            .await
+            .map_err(|e| classify(e, "waiting for another apply"))?;
+    }
+    let state = state::read(db, target).await?;
+    let preflight = preflight(db, target, &state, options).await?;
+    let database = db.info.name.clone();
+    let mut plan = if preflight.problems.is_empty() {
+        plan::build(target, &state, &database, &options.roles)
+    } else {
+        Plan::default()
+    };
+    let checksum = checksum(target, &state, &database);
+    let mut outcome = Outcome {
+        preflight,
+        plan: Plan::default(),
+        applied: false,
+        checksum,
+        attempts: 0,
+        transaction_ms: 0,
+        statements: 0,
+    };
+    if outcome.refused() || options.dry_run || plan.changes() == 0 {
+        tenant::rollback(db)
+            .await
+            .map_err(|e| classify(e, "ending the read-only transaction"))?;
+        outcome.plan = plan;
+        return Ok(outcome);
+    }
+    for statement in plan.statements() {
+        db.simple(&statement.sql)
+            .await
+            .map_err(|e| classify(e, &format!("applying `{}`", statement.shown)))?;
+    }
+    record(db, target, &state, &outcome.checksum, plan.changes()).await?;
+    tenant::commit(db)
+        .await
+        .map_err(|e| classify(e, "committing"))?;
+    outcome.transaction_ms = started.elapsed().as_millis();
+    outcome.applied = true;
+    plan.warnings.dedup();
+    outcome.plan = plan;
+    Ok(outcome)
+}
+
+/// Checks that must hold before anything changes.
+async fn preflight(
+    db: &Db,
+    target: &Target,
+    state: &State,
+    options: &Options,
+) -> Result<Preflight> {
+    let mut pre = Preflight::default();
+    let s = &state.session;
+    if !s.superuser {
+        if !s.createrole && (!state.app.exists || !state.admin.exists) {
+            pre.problems.push(format!(
+                "{} is neither superuser nor CREATEROLE, and the bundle's roles do not exist yet",
+                s.user
+            ));
+        }
+        let not_owned: Vec<&str> = state
+            .tables
+            .iter()
+            .filter(|t| t.exists && !t.owned_by_session)
+            .map(|t| t.name.as_str())
+            .collect();
+        if !not_owned.is_empty() {
+            pre.problems.push(format!(
+                "{} does not own (and is not a member of the owner of) {}: ALTER TABLE ... OWNER TO {} or connect as the owner",
+                s.user,
+                not_owned.join(", "),
+                s.user
+            ));
+        }
+        if !state.bundle.tables_exist && !s.can_create_schema {
+            pre.problems.push(format!(
+                "{} lacks CREATE on database {} (needed for the rlsctl schema)",
+                s.user, db.info.name
+            ));
+        }
+    }
+    for table in &state.tables {
+        let shown = target.display_table(&table.name);
+        if !table.exists {
+            pre.problems.push(format!("table {shown} does not exist"));
+        } else if !table.has_column {
+            pre.problems.push(format!(
+                "table {shown} has no column {:?}",
+                target.tenant_column
+            ));
+        } else if !table.has_tenant_index {
+            pre.warnings.push(format!(
+                "{shown} has no btree index led by {col}: every tenant query scans the table; before the cutover run \
+                 CREATE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {tbl} ({col});",
+                col = quote_ident(&target.tenant_column),
+                idx = quote_ident(&format!("{}_{}_idx", table.name, target.tenant_column).chars().take(63).collect::<String>()),
+                tbl = qualified(&target.schema, &table.name),
+            ));
+        }
+    }
+    if !state.app.exists && options.roles.app_password.is_none() && !options.no_app_password {
+        pre.problems.push(format!(
+            "role {} does not exist and no password was given: pass --app-password-from, or --no-app-password for IAM authentication",
+            target.app_role
+        ));
+    }
+    pre.null_rows = null_rows(db, target, state).await?;
+    for n in &pre.null_rows {
+        pre.problems.push(format!(
+            "{} has {} row(s) whose {} is NULL: no tenant would see them after the cutover; assign them a tenant or delete them",
+            n.table, n.rows, target.tenant_column
+        ));
+    }
+    Ok(pre)
+}
+
+/// One statement for all tables: the count of rows with a NULL tenant column.
+async fn null_rows(db: &Db, target: &Target, state: &State) -> Result<Vec<NullRows>> {
+    let parts: Vec<String> = state
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.exists && t.has_column)
+        .map(|(i, t)| {
+            format!(
+                "SELECT {i}, count(*) FROM {} WHERE {} IS NULL",
+                qualified(&target.schema, &t.name),
+                quote_ident(&target.tenant_column)
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = db
+        .query(&parts.join(" UNION ALL "), &[])
+        .await
+        .doing("counting rows with a NULL tenant")?;
+    let mut out: Vec<NullRows> = rows
+        .iter()
+        .filter(|r| r.get::<_, i64>(1) > 0)
+        .map(|r| NullRows {
+            table: target.display_table(&state.tables[r.get::<_, i32>(0) as usize].name),
+            rows: r.get(1),
+        })
+        .collect();
+    out.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(out)
+}
+
+/// Registry and history, in the same transaction as the changes.
+async fn record(
+    db: &Db,
+    target: &Target,
+    state: &State,
+    checksum: &str,
+    changes: usize,
+) -> Result<()> {
+    let names: Vec<String> = state.tables.iter().map(|t| t.name.clone()).collect();
+    let original_rls: Vec<bool> = state.tables.iter().map(|t| t.rls).collect();
+    let original_force: Vec<bool> = state.tables.iter().map(|t| t.force).collect();
+    let original_public: Vec<String> = state
+        .tables
+        .iter()
+        .map(|t| t.public_privileges.join(","))
+        .collect();
+    db.execute(
+        "DELETE FROM rlsctl.tenant_tables WHERE schema_name = $1 AND NOT (table_name = ANY($2::text[]))",
+        &[&target.schema, &names],
+    )
+    .await
+    .doing("updating the installed-table registry")?;
+    db.execute(
+        "INSERT INTO rlsctl.tenant_tables AS tt (schema_name, table_name, tenant_column, installed_using, installed_check,
+                                               original_rls, original_force, original_public_privileges)
+         SELECT $1, w.name, $3, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
+                w.rls, w.force, string_to_array(nullif(w.public, ''), ',')::text[]
+         FROM unnest($2::text[], $5::bool[], $6::bool[], $7::text[]) AS w(name, rls, force, public)
+         JOIN pg_namespace n ON n.nspname = $1
+         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
+         JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $4
+         ON CONFLICT (schema_name, table_name) DO UPDATE
+            SET tenant_column = EXCLUDED.tenant_column, installed_using = EXCLUDED.installed_using,
+                installed_check = EXCLUDED.installed_check",
+        &[&target.schema, &names, &target.tenant_column, &POLICY_NAME, &original_rls, &original_force, &original_public],
+    )
+    .await
+    .doing("updating the installed-table registry")?;
+    let changes = changes as i32;
+    db.execute(
+        "INSERT INTO rlsctl.bundle_history (version, checksum, schema_name, tables, tenant_column, tenant_setting,
+                                            app_role, admin_role, bypass_roles, changes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                 ARRAY(SELECT rolname::text FROM pg_roles WHERE rolsuper OR rolbypassrls ORDER BY 1), $9)",
+        &[
+            &BUNDLE_VERSION,
+            &checksum,
+            &target.schema,
+            &names,
+            &target.tenant_column,
+            &target.tenant_setting,
+            &target.app_role,
+            &target.admin_role,
+            &changes,
+        ],
+    )
+    .await
+    .doing("recording the bundle history")?;
+    Ok(())
+}
+
+/// SHA-256 of the bundle as rendered for this database (every step, passwords
+/// left out), so history shows when what was installed changed.
+fn checksum(target: &Target, state: &State, database: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let fresh = State {
+        app: Default::default(),
+        admin: Default::default(),
+        bundle: Default::default(),
+        tables: state
+            .tables
+            .iter()
+            .map(|t| super::state::Table {
+                rls: false,
+                force: false,
+                policy: None,
+                public_privileges: vec!["SELECT".into()],
+                app_privileges: vec![],
+                admin_privileges: vec![],
+                sequences: t
+                    .sequences
+                    .iter()
+                    .map(|s| super::state::Sequence {
+                        app_usage: false,
+                        ..s.clone()
+                    })
+                    .collect(),
+                ..t.clone()
+            })
+            .collect(),
+        ..state.clone()
+    };
+    let plan = plan::build(target, &fresh, database, &RoleInputs::default());
+    let mut hasher = Sha256::new();
+    hasher.update(BUNDLE_VERSION.as_bytes());
+    for statement in plan.statements() {
+        hasher.update(statement.shown.as_bytes());
+        hasher.update(b";\n");
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Who holds locks on the tenant tables or the apply lock: "pid 123 (alice, idle in transaction): LOCK TABLE ...".
+async fn blockers(db: &Db, target: &Target) -> Vec<String> {
+    // A fresh statement on the same connection: the failed transaction must be ended first.
+    let _ = tenant::rollback(db).await;
+    let rows = db
+        .query(
+            "SELECT DISTINCT a.pid, coalesce(a.usename::text, '?'), coalesce(a.state, '?'), left(coalesce(a.query, ''), 200)
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE l.granted AND l.pid <> pg_backend_pid()
+               AND (l.relation IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                                   WHERE n.nspname = $1 AND c.relname = ANY($2::text[]))
+                    OR (l.locktype = 'advisory' AND ((l.classid::bigint << 32) | l.objid::bigint) = $3))
+             ORDER BY 1",
+            &[&target.schema, &target.tables, &APPLY_LOCK_KEY],
+        )
+        .await
+        .unwrap_or_default();
+    rows.iter()
+        .map(|r| {
+            format!(
+                "pid {} ({}, {}): {}",
+                r.get::<_, i32>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3)
+            )
+        })
+        .collect()
+}

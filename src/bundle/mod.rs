@@ -1,0 +1,11 @@
+//! The SQL bundle: embedded files, rendering for the configured tables,
+//! the plan, and applying it.
+
+pub mod apply;
+pub mod plan;
+pub mod policy;
+pub mod sql;
+pub mod state;
+
+/// Version of the bundle's SQL, recorded in `rlsctl.bundle_history`.
+pub const BUNDLE_VERSION: &str = "1";

@@ -1,0 +1,393 @@
+//! Every command, flag and help text of `rlsctl`, in one place.
+//!
+//! Precedence of settings is flag > environment > `.env` in the working
+//! directory > default: clap reads the environment (`env = ...`), and `main`
+//! loads `.env` into the environment before parsing without overriding what
+//! is already set.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::db::password::PasswordSource;
+
+/// Exit codes, shown at the end of every `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0    success; nothing wrong found
+  1    the tool ran and found a problem (a failed check, drift, an apply refused by its pre-flight)
+  2    the tool could not do its job (bad input, cannot connect, AWS error, plugin missing)
+  130  interrupted (Ctrl-C); anything half-done was rolled back";
+
+/// rlsctl: cut a multi-tenant PostgreSQL database over to Row-Level Security,
+/// prove that tenants are isolated, watch for drift, and roll back under
+/// break-glass.
+#[derive(Debug, Parser)]
+#[command(name = "rlsctl", version, about, long_about = None, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Logging and verbosity, shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags that every command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr; `monitor` also prints nothing on stdout when all is well.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Log line format on stderr: `text` for people, `json` (JSON lines) for cron and journald.
+    /// The filter can be set with RLSCTL_LOG (tracing env-filter syntax).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Result format for `apply`, `verify`, `rollback` and `rehearse`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A readable table.
+    Text,
+    /// The JSON document described in docs/checks.md (a public contract).
+    Json,
+}
+
+/// Result format for `monitor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MonitorFormat {
+    /// A readable table.
+    Text,
+    /// The JSON document described in docs/checks.md.
+    Json,
+    /// node_exporter textfile-collector format.
+    Prometheus,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the embedded RLS bundle (roles, RLS, policies, grants, helpers) in one transaction.
+    ///
+    /// Connects as a privileged user (postgres, or the RDS master user). Idempotent:
+    /// a second run changes nothing. Refuses (exit 1) when the pre-flight finds a
+    /// missing table or column, or rows whose tenant column is NULL.
+    #[command(after_help = EXIT_CODES)]
+    Apply(ApplyArgs),
+    /// Prove tenant isolation, connected as the application role.
+    ///
+    /// Runs the catalog checks (role security, RLS coverage, bypass paths), the
+    /// probes (fail-closed, read and write isolation, context scoping, all inside a
+    /// transaction that is rolled back) and, with --app-url, the app checks.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Nightly drift check for cron: catalog checks plus drift against the installed bundle.
+    ///
+    /// Connects as the application role by default, is read-only and never prompts.
+    /// Exit 1 means drift.
+    #[command(after_help = EXIT_CODES)]
+    Monitor(MonitorArgs),
+    /// Break-glass: disable RLS on tables with a reason (audited); --restore puts it back.
+    ///
+    /// Connects as a privileged user. --uninstall removes the whole bundle.
+    #[command(after_help = EXIT_CODES)]
+    Rollback(RollbackArgs),
+    /// The whole cutover on a throwaway local PostgreSQL with a sample schema.
+    ///
+    /// apply --dry-run, apply, verify, monitor, rollback, monitor, restore, verify.
+    #[command(after_help = EXIT_CODES)]
+    Rehearse(RehearseArgs),
+    /// Print shell completions for the given shell on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+}
+
+/// Where and how to connect to PostgreSQL (libpq conventions).
+#[derive(Debug, Clone, Args)]
+pub struct ConnectionArgs {
+    /// Server host name or address.
+    #[arg(
+        long,
+        env = "PGHOST",
+        default_value = "127.0.0.1",
+        help_heading = "Connection"
+    )]
+    pub host: String,
+    /// Server port (15432 is the SSM tunnel's local port).
+    #[arg(
+        long,
+        env = "PGPORT",
+        default_value_t = 15432,
+        help_heading = "Connection"
+    )]
+    pub port: u16,
+    /// Database name.
+    #[arg(
+        short = 'd',
+        long = "dbname",
+        env = "PGDATABASE",
+        default_value = "edgarautoshop",
+        help_heading = "Connection"
+    )]
+    pub dbname: String,
+    /// User name (the default depends on the command: the app role for verify and monitor, postgres otherwise).
+    #[arg(short = 'U', long, env = "PGUSER", help_heading = "Connection")]
+    pub user: Option<String>,
+    /// Where the password comes from: prompt, env:VAR, file:PATH or ssm:/parameter/name.
+    /// Without it: PGPASSWORD, then ~/.pgpass (PGPASSFILE), then a prompt on a TTY.
+    #[arg(
+        long,
+        env = "RLSCTL_PASSWORD_FROM",
+        value_name = "SOURCE",
+        help_heading = "Connection"
+    )]
+    pub password_from: Option<PasswordSource>,
+    /// TLS mode: disable, prefer, require, verify-ca or verify-full.
+    #[arg(long, env = "PGSSLMODE", value_enum, default_value_t = SslMode::Prefer, help_heading = "Connection")]
+    pub sslmode: SslMode,
+    /// CA certificates (PEM) to verify the server with; the system roots when not given.
+    #[arg(
+        long,
+        env = "PGSSLROOTCERT",
+        value_name = "FILE",
+        help_heading = "Connection"
+    )]
+    pub sslrootcert: Option<PathBuf>,
+    /// Verify the server certificate against NAME while dialling --host (for a tunnel:
+    /// dial 127.0.0.1, verify the RDS endpoint name). Defaults to RDS_ENDPOINT with --via-ssm.
+    #[arg(
+        long,
+        env = "RLSCTL_TLS_SERVER_NAME",
+        value_name = "NAME",
+        help_heading = "Connection"
+    )]
+    pub tls_server_name: Option<String>,
+    /// Give up connecting after this long (e.g. 10s, 500ms).
+    #[arg(long, env = "PGCONNECT_TIMEOUT", value_parser = parse_duration, default_value = "10s", help_heading = "Connection")]
+    pub connect_timeout: Duration,
+}
+
+/// TLS modes, as libpq names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SslMode {
+    /// No TLS.
+    Disable,
+    /// TLS when the server offers it, certificate not verified.
+    Prefer,
+    /// TLS required, certificate not verified.
+    Require,
+    /// TLS required, certificate chain verified, name not checked.
+    VerifyCa,
+    /// TLS required, certificate chain and name verified.
+    VerifyFull,
+}
+
+/// What the bundle protects: schema, tables, tenant column and setting, roles.
+#[derive(Debug, Clone, Args)]
+pub struct TargetArgs {
+    /// Schema that holds the tenant tables.
+    #[arg(
+        long,
+        env = "RLSCTL_SCHEMA",
+        default_value = "public",
+        help_heading = "Target"
+    )]
+    pub schema: String,
+    /// Tenant tables, comma-separated (names as they are in the catalog, unquoted).
+    #[arg(
+        long = "tables",
+        env = "RLSCTL_TENANT_TABLES",
+        value_delimiter = ',',
+        default_value = "customers,vehicles,appointments,services",
+        help_heading = "Target"
+    )]
+    pub tables: Vec<String>,
+    /// Column that holds the tenant id in every tenant table.
+    #[arg(
+        long,
+        env = "RLSCTL_TENANT_COLUMN",
+        default_value = "tenant_id",
+        help_heading = "Target"
+    )]
+    pub tenant_column: String,
+    /// Session setting that carries the current tenant (set with set_config(..., true)).
+    #[arg(
+        long,
+        env = "RLSCTL_TENANT_SETTING",
+        default_value = "app.tenant_id",
+        help_heading = "Target"
+    )]
+    pub tenant_setting: String,
+    /// The application's role (LOGIN, subject to RLS).
+    #[arg(
+        long,
+        env = "RLSCTL_APP_ROLE",
+        default_value = "app_user",
+        help_heading = "Target"
+    )]
+    pub app_role: String,
+    /// The break-glass role (BYPASSRLS).
+    #[arg(
+        long,
+        env = "RLSCTL_ADMIN_ROLE",
+        default_value = "tenant_admin",
+        help_heading = "Target"
+    )]
+    pub admin_role: String,
+}
+
+/// `rlsctl apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Show the plan, object by object, and the SQL (passwords redacted); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How long one attempt waits for a table lock before giving up (keeps the app from queueing behind apply).
+    #[arg(long, value_parser = parse_duration, default_value = "5s")]
+    pub lock_timeout: Duration,
+    /// How many times to retry after a lock timeout, with backoff, before failing.
+    #[arg(long, default_value_t = 3)]
+    pub lock_retries: u32,
+    /// Password for the app role when apply creates it (or with --rotate-passwords).
+    #[arg(long, env = "RLSCTL_APP_PASSWORD_FROM", value_name = "SOURCE")]
+    pub app_password_from: Option<PasswordSource>,
+    /// Password for the break-glass role; without it the role is created NOLOGIN (members use SET ROLE).
+    #[arg(long, env = "RLSCTL_ADMIN_PASSWORD_FROM", value_name = "SOURCE")]
+    pub admin_password_from: Option<PasswordSource>,
+    /// Create the app role without a password (for IAM database authentication).
+    #[arg(long, conflicts_with = "app_password_from")]
+    pub no_app_password: bool,
+    /// Set the passwords of roles that already exist (otherwise they are left alone).
+    #[arg(long)]
+    pub rotate_passwords: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `rlsctl verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A tenant id to probe with (repeatable; two recommended). Without any, probes use a
+    /// random id that exists nowhere and read isolation is only proven vacuously (warning).
+    #[arg(long = "tenant", value_name = "ID")]
+    pub tenants: Vec<String>,
+    /// Base URL of the application; checks GET <URL>/health/tenant-security.
+    #[arg(long, value_name = "URL")]
+    pub app_url: Option<String>,
+    /// Treat warnings as failures.
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `rlsctl monitor`.
+#[derive(Debug, Args)]
+pub struct MonitorArgs {
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = MonitorFormat::Text)]
+    pub format: MonitorFormat,
+    /// Write the result to FILE atomically (temp file + rename) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Treat warnings as drift.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `rlsctl rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub conn: ConnectionArgs,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// A table to disable RLS on (repeatable).
+    #[arg(long = "table", value_name = "TABLE", conflicts_with_all = ["all", "restore", "uninstall"])]
+    pub table: Vec<String>,
+    /// Disable RLS on every tenant table.
+    #[arg(long, conflicts_with_all = ["restore", "uninstall"])]
+    pub all: bool,
+    /// Re-enable and FORCE RLS on every table that break-glass disabled, and close the log entries.
+    #[arg(long, conflicts_with = "uninstall")]
+    pub restore: bool,
+    /// Remove everything the bundle installed (policies, RLS, grants, helpers); keeps the log.
+    #[arg(long)]
+    pub uninstall: bool,
+    /// With --uninstall: drop the app and break-glass roles too.
+    #[arg(long, requires = "uninstall")]
+    pub drop_roles: bool,
+    /// Why (an incident id); recorded in the break-glass log. Required to disable or uninstall.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Do not ask to type the database name to confirm.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `rlsctl rehearse`.
+#[derive(Debug, Args)]
+pub struct RehearseArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Leave the throwaway cluster running and print the environment that points the other commands at it.
+    #[arg(long)]
+    pub keep: bool,
+    /// Output format of the summary.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Parses `500ms`, `5s`, `2m` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("not a duration: {text:?} (try 5s or 500ms)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" | "min" => value * 60.0,
+        _ => return Err(format!("unknown unit in {text:?}: use ms, s or m")),
+    };
+    Ok(Duration::from_secs_f64(seconds))
+}

@@ -1,0 +1,142 @@
+//! `rlsctl apply`: pre-flight, plan, one transaction.
+
+use anyhow::Result;
+use serde_json::json;
+
+use crate::bundle::apply::{self, Options, Outcome};
+use crate::bundle::plan::{Action, RoleInputs};
+use crate::cli::{ApplyArgs, Format};
+use crate::db::password::Secret;
+use crate::db::ServerInfo;
+use crate::{until_interrupted, Status};
+
+/// Runs `apply` as a privileged user (default `postgres`).
+pub async fn run(args: ApplyArgs) -> Result<Status> {
+    until_interrupted(async {
+        let (target, db) = super::connect(&args.conn, &args.target, "postgres", true).await?;
+        let options = options(&args).await?;
+        let outcome = apply::apply(&db, &target, &options).await?;
+        super::print(&match args.format {
+            Format::Text => text(&db.info, &outcome, args.dry_run),
+            Format::Json => json(&db.info, &outcome, args.dry_run),
+        });
+        Ok(if outcome.refused() {
+            Status::Problems
+        } else {
+            Status::Clean
+        })
+    })
+    .await
+}
+
+async fn options(args: &ApplyArgs) -> Result<Options> {
+    // A dry run shows the password statement redacted without reading the secret.
+    let read = |source: &Option<crate::db::password::PasswordSource>, what: &'static str| {
+        let source = source.clone();
+        let dry_run = args.dry_run;
+        async move {
+            match source {
+                None => Ok::<_, anyhow::Error>(None),
+                Some(_) if dry_run => Ok(Some(Secret::new("dry-run"))),
+                Some(source) => Ok(Some(source.read(what).await?)),
+            }
+        }
+    };
+    Ok(Options {
+        dry_run: args.dry_run,
+        lock_timeout: args.lock_timeout,
+        lock_retries: args.lock_retries,
+        roles: RoleInputs {
+            app_password: read(&args.app_password_from, "password for the app role").await?,
+            admin_password: read(
+                &args.admin_password_from,
+                "password for the break-glass role",
+            )
+            .await?,
+            rotate_passwords: args.rotate_passwords,
+        },
+        no_app_password: args.no_app_password,
+    })
+}
+
+fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
+    let mut out = format!(
+        "rlsctl apply: database {} as {} (PostgreSQL {})\n",
+        info.name, info.user, info.server_version
+    );
+    let pre = &outcome.preflight;
+    for problem in &pre.problems {
+        out.push_str(&format!("  refused: {problem}\n"));
+    }
+    for warning in pre.warnings.iter().chain(&outcome.plan.warnings) {
+        out.push_str(&format!("  warning: {warning}\n"));
+    }
+    if outcome.refused() {
+        out.push_str("Pre-flight refused the apply; nothing was changed.\n");
+        return out;
+    }
+    let mut table = comfy_table::Table::new();
+    table
+        .load_preset(comfy_table::presets::NOTHING)
+        .set_header(["object", "action", "statements"]);
+    for item in &outcome.plan.items {
+        let action = match item.action {
+            Action::Create => "create",
+            Action::Change => "change",
+            Action::Unchanged => "unchanged",
+        };
+        table.add_row([
+            item.object.clone(),
+            action.to_string(),
+            item.statements.len().to_string(),
+        ]);
+    }
+    out.push_str(&format!("{table}\n"));
+    let changes = outcome.plan.changes();
+    if dry_run {
+        if changes > 0 {
+            out.push_str("\nSQL that apply would run, in one transaction:\n");
+            for statement in outcome.plan.statements() {
+                out.push_str(&format!("{};\n", statement.shown));
+            }
+        }
+        out.push_str(&format!(
+            "\nDry run: {changes} object(s) to create or change; nothing was changed.\n"
+        ));
+    } else if changes == 0 {
+        out.push_str("\nThe database is up to date: nothing to change.\n");
+    } else {
+        out.push_str(&format!(
+            "\nApplied: {changes} object(s) created or changed in one transaction ({} ms, {} attempt(s)); checksum {}.\n",
+            outcome.transaction_ms, outcome.attempts, outcome.checksum
+        ));
+    }
+    out
+}
+
+fn json(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
+    let unchanged = outcome
+        .plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Unchanged)
+        .count();
+    let doc = json!({
+        "command": "apply",
+        "database": info,
+        "dry_run": dry_run,
+        "preflight": outcome.preflight,
+        "plan": outcome.plan,
+        "applied": outcome.applied,
+        "checksum": outcome.checksum,
+        "summary": {
+            "changes": outcome.plan.changes(),
+            "unchanged": unchanged,
+            "refused": outcome.refused(),
+            "attempts": outcome.attempts,
+            "transaction_ms": outcome.transaction_ms,
+            "statements": outcome.statements,
+        },
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_default()
+}

@@ -1,0 +1,7 @@
+//! `rlsctl rehearse`.
+use crate::Status;
+use anyhow::{bail, Result};
+/// Runs the command.
+pub async fn run(_args: crate::cli::RehearseArgs) -> Result<Status> {
+    bail!("not yet")
+}

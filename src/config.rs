@@ -1,0 +1,145 @@
+//! Validated settings, built from the parsed flags (which already layer
+//! flag > environment > `.env` > default).
+
+use anyhow::{bail, Result};
+
+use crate::cli::TargetArgs;
+
+/// PostgreSQL truncates identifiers longer than this many bytes.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The name of the isolation policy the bundle installs on every tenant table.
+pub const POLICY_NAME: &str = "tenant_isolation";
+
+/// The schema that holds the bundle's own objects.
+pub const BUNDLE_SCHEMA: &str = "rlsctl";
+
+/// What the bundle protects, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Schema of the tenant tables.
+    pub schema: String,
+    /// Tenant table names (unquoted, as in the catalog), in the configured order.
+    pub tables: Vec<String>,
+    /// The tenant column.
+    pub tenant_column: String,
+    /// The custom setting carrying the tenant, e.g. `app.tenant_id`.
+    pub tenant_setting: String,
+    /// The application role.
+    pub app_role: String,
+    /// The break-glass role.
+    pub admin_role: String,
+}
+
+impl Target {
+    /// Validates the flags: identifiers are non-empty, NUL-free and short enough,
+    /// the setting is a valid custom setting name, the roles differ.
+    pub fn from_args(args: &TargetArgs) -> Result<Self> {
+        check_identifier("schema", &args.schema)?;
+        check_identifier("tenant column", &args.tenant_column)?;
+        check_identifier("app role", &args.app_role)?;
+        check_identifier("break-glass role", &args.admin_role)?;
+        check_setting_name(&args.tenant_setting)?;
+        if args.app_role == args.admin_role {
+            bail!(
+                "the app role and the break-glass role must differ (both are {:?})",
+                args.app_role
+            );
+        }
+        let mut tables: Vec<String> = Vec::new();
+        for table in &args.tables {
+            let table = table.trim();
+            if table.is_empty() {
+                continue;
+            }
+            check_identifier("table", table)?;
+            if !tables.iter().any(|t| t == table) {
+                tables.push(table.to_string());
+            }
+        }
+        if tables.is_empty() {
+            bail!("no tenant tables configured: set --tables or RLSCTL_TENANT_TABLES");
+        }
+        Ok(Self {
+            schema: args.schema.clone(),
+            tables,
+            tenant_column: args.tenant_column.clone(),
+            tenant_setting: args.tenant_setting.clone(),
+            app_role: args.app_role.clone(),
+            admin_role: args.admin_role.clone(),
+        })
+    }
+
+    /// `schema.table` for display (not for SQL).
+    pub fn display_table(&self, table: &str) -> String {
+        format!("{}.{}", self.schema, table)
+    }
+}
+
+fn check_identifier(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        bail!("the {what} name is empty");
+    }
+    if name.contains('\0') {
+        bail!("the {what} name {name:?} contains a NUL byte");
+    }
+    if name.len() > MAX_IDENTIFIER_BYTES {
+        bail!(
+            "the {what} name {:?}… is {} bytes; PostgreSQL identifiers are at most {MAX_IDENTIFIER_BYTES}",
+            name.chars().take(20).collect::<String>(),
+            name.len()
+        );
+    }
+    Ok(())
+}
+
+/// Custom settings must be `prefix.name`; we accept plain identifier characters only,
+/// so the name can be written as a SQL literal without any escaping question.
+fn check_setting_name(name: &str) -> Result<()> {
+    let valid_part = |p: &str| {
+        !p.is_empty()
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !p.starts_with(|c: char| c.is_ascii_digit())
+    };
+    let parts: Vec<&str> = name.split('.').collect();
+    if parts.len() < 2 || !parts.iter().all(|p| valid_part(p)) {
+        bail!("the tenant setting {name:?} must look like app.tenant_id (letters, digits, _ and one or more dots)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> TargetArgs {
+        TargetArgs {
+            schema: "public".into(),
+            tables: vec!["a".into(), " b ".into(), "a".into(), "".into()],
+            tenant_column: "tenant_id".into(),
+            tenant_setting: "app.tenant_id".into(),
+            app_role: "app_user".into(),
+            admin_role: "tenant_admin".into(),
+        }
+    }
+
+    #[test]
+    fn tables_are_trimmed_and_deduplicated() {
+        assert_eq!(Target::from_args(&args()).unwrap().tables, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        for bad in ["tenant", "app.", "app.tenant'id", "app.1x"] {
+            let mut a = args();
+            a.tenant_setting = bad.into();
+            assert!(Target::from_args(&a).is_err(), "{bad}");
+        }
+        let mut a = args();
+        a.tables = vec!["x\0y".into()];
+        assert!(Target::from_args(&a).is_err());
+        let mut a = args();
+        a.admin_role = "app_user".into();
+        assert!(Target::from_args(&a).is_err());
+    }
+}

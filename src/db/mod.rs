@@ -1,0 +1,341 @@
+//! Connections to PostgreSQL: settings, password sources, TLS, a statement
+//! counter, identifier quoting and the tenant-context helpers.
+
+pub mod password;
+pub mod pgpass;
+pub mod tenant;
+pub mod tls;
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
+
+use crate::cli::{ConnectionArgs, SslMode};
+use password::{PasswordSource, Secret};
+
+/// Everything needed to open one connection.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Host name or address dialled.
+    pub host: String,
+    /// Port dialled.
+    pub port: u16,
+    /// Database name.
+    pub dbname: String,
+    /// User name.
+    pub user: String,
+    /// Explicit password source; otherwise PGPASSWORD, ~/.pgpass, a prompt.
+    pub password_from: Option<PasswordSource>,
+    /// A password already read (takes precedence over everything).
+    pub password: Option<Secret>,
+    /// May ask on the terminal when the server wants a password and nothing else gave one.
+    pub allow_prompt: bool,
+    /// TLS mode.
+    pub sslmode: SslMode,
+    /// CA file.
+    pub sslrootcert: Option<PathBuf>,
+    /// Name to verify the certificate against while dialling `host`.
+    pub tls_server_name: Option<String>,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+}
+
+impl ConnectOptions {
+    /// From the shared connection flags, with the command's default user.
+    pub fn from_args(args: &ConnectionArgs, default_user: &str, allow_prompt: bool) -> Self {
+        Self {
+            host: args.host.clone(),
+            port: args.port,
+            dbname: args.dbname.clone(),
+            user: args
+                .user
+                .clone()
+                .unwrap_or_else(|| default_user.to_string()),
+            password_from: args.password_from.clone(),
+            password: None,
+            allow_prompt,
+            sslmode: args.sslmode,
+            sslrootcert: args.sslrootcert.clone(),
+            tls_server_name: args.tls_server_name.clone(),
+            connect_timeout: args.connect_timeout,
+        }
+    }
+
+    /// `user@host:port/dbname`, for messages (never contains the password).
+    pub fn describe(&self) -> String {
+        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
+    }
+}
+
+/// What the server told us about the session.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerInfo {
+    /// `current_database()`.
+    pub name: String,
+    /// `session_user`.
+    pub user: String,
+    /// `server_version`.
+    pub server_version: String,
+    /// `server_version_num`, e.g. 150004.
+    #[serde(skip)]
+    pub server_version_num: i32,
+}
+
+/// An open connection that counts the statements it sends (for the
+/// constant-round-trip guarantees and the benchmarks).
+pub struct Db {
+    client: Client,
+    statements: AtomicU64,
+    /// The session as the server reports it.
+    pub info: ServerInfo,
+}
+
+/// Opens a connection, resolving the password and TLS as configured.
+pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
+    let mut password = match (&opts.password, &opts.password_from) {
+        (Some(secret), _) => Some(secret.clone()),
+        (None, Some(source)) => Some(source.read(&format!("password for {}", opts.user)).await?),
+        (None, None) => std::env::var("PGPASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .or_else(|| pgpass::lookup(&opts.host, opts.port, &opts.dbname, &opts.user))
+            .map(Secret::new),
+    };
+    let client = match open(opts, password.as_ref()).await {
+        Err(e) if password.is_none() && is_password_missing(&e) => {
+            if !opts.allow_prompt || !std::io::stdin().is_terminal() {
+                bail!(
+                    "{} needs a password and none was given: set PGPASSWORD, use ~/.pgpass or pass --password-from",
+                    opts.describe()
+                );
+            }
+            password = Some(Secret::new(password::prompt(&format!(
+                "password for {}",
+                opts.user
+            ))?));
+            open(opts, password.as_ref()).await?
+        }
+        other => other?,
+    };
+    let row = client
+        .query_one(
+            "SELECT current_database()::text, session_user::text, current_setting('server_version'), \
+             current_setting('server_version_num')::int",
+            &[],
+        )
+        .await
+        .map_err(|e| anyhow!("{}", describe(&e)))?;
+    let info = ServerInfo {
+        name: row.get(0),
+        user: row.get(1),
+        server_version: row.get(2),
+        server_version_num: row.get(3),
+    };
+    Ok(Db {
+        client,
+        statements: AtomicU64::new(1),
+        info,
+    })
+}
+
+fn is_password_missing(err: &anyhow::Error) -> bool {
+    format!("{err:#}").contains("password missing")
+}
+
+async fn open(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client> {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .port(opts.port)
+        .dbname(&opts.dbname)
+        .user(&opts.user)
+        .application_name("rlsctl")
+        .connect_timeout(opts.connect_timeout);
+    if let Some(password) = password {
+        config.password(password.expose());
+    }
+    match &opts.tls_server_name {
+        // Dial the configured address, present and verify the other name.
+        Some(name) => {
+            config.host(name);
+            config.hostaddr(resolve(&opts.host, opts.port).await?);
+        }
+        None => {
+            config.host(&opts.host);
+        }
+    }
+    config.ssl_mode(match opts.sslmode {
+        SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    let target = opts.describe();
+    let fail = |e: tokio_postgres::Error| {
+        let text = describe(&e);
+        let hint = if text.contains("certificate") {
+            match &opts.tls_server_name {
+                Some(name) => format!(" (the certificate was checked against {name:?})"),
+                None => " (use --tls-server-name NAME to verify against the name the certificate was issued for)".into(),
+            }
+        } else {
+            String::new()
+        };
+        anyhow!("cannot connect to {target}: {text}{hint}")
+    };
+    let client = match tls::connector(opts.sslmode, opts.sslrootcert.as_deref())? {
+        None => {
+            let (client, connection) = config.connect(NoTls).await.map_err(fail)?;
+            tokio::spawn(connection);
+            client
+        }
+        Some(tls) => {
+            let (client, connection) = config.connect(tls).await.map_err(fail)?;
+            tokio::spawn(connection);
+            client
+        }
+    };
+    Ok(client)
+}
+
+async fn resolve(host: &str, port: u16) -> Result<IpAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("resolving {host}"))?
+        .next()
+        .map(|addr| addr.ip())
+        .ok_or_else(|| anyhow!("{host} resolves to no address"))
+}
+
+impl Db {
+    fn count(&self) {
+        self.statements.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Statements sent on this connection so far (including the session query at connect).
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Runs a query with bound parameters.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.count();
+        self.client.query(sql, params).await
+    }
+
+    /// Runs a query that returns exactly one row.
+    pub async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        self.count();
+        self.client.query_one(sql, params).await
+    }
+
+    /// Runs a statement with bound parameters; returns the rows affected.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.count();
+        self.client.execute(sql, params).await
+    }
+
+    /// Runs SQL without parameters through the simple protocol (utility statements, BEGIN, ...).
+    pub async fn simple(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<SimpleQueryMessage>, tokio_postgres::Error> {
+        self.count();
+        self.client.simple_query(sql).await
+    }
+
+    /// A token that cancels the running statement from elsewhere (Ctrl-C).
+    pub fn cancel_token(&self) -> tokio_postgres::CancelToken {
+        self.client.cancel_token()
+    }
+}
+
+/// The SQLSTATE of an error, if the server sent one.
+pub fn sqlstate(err: &tokio_postgres::Error) -> Option<&SqlState> {
+    err.code()
+}
+
+/// A one-line description of a driver error: the server's message with its
+/// detail and hint, and the SQLSTATE. Never includes the statement text.
+pub fn describe(err: &tokio_postgres::Error) -> String {
+    if let Some(db) = err.as_db_error() {
+        let mut text = format!("{} [{}]", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; detail: {detail}"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!("; hint: {hint}"));
+        }
+        return text;
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Extension for turning driver errors into anyhow errors with context.
+pub trait DbResultExt<T> {
+    /// Adds what we were doing to the server's message.
+    fn doing(self, what: &str) -> Result<T>;
+}
+
+impl<T> DbResultExt<T> for Result<T, tokio_postgres::Error> {
+    fn doing(self, what: &str) -> Result<T> {
+        self.map_err(|e| anyhow!("{what}: {}", describe(&e)))
+    }
+}
+
+/// Quotes an identifier: `"` around, inner `"` doubled. Always quoted, so
+/// reserved words, capitals and spaces survive.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `"schema"."name"`.
+pub fn qualified(schema: &str, name: &str) -> String {
+    format!("{}.{}", quote_ident(schema), quote_ident(name))
+}
+
+/// A string literal with standard_conforming_strings semantics (the bundle sets
+/// it on). Only for values that cannot be bound: names inside generated DDL.
+pub fn quote_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote_ident("Work Orders"), "\"Work Orders\"");
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(qualified("s", "t"), "\"s\".\"t\"");
+        assert_eq!(quote_literal("O'Brien\\"), "'O''Brien\\'");
+    }
+}

@@ -1,0 +1,141 @@
+//! Password sources and the `Secret` type that keeps them out of logs.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use anyhow::{bail, Context, Result};
+
+/// A password. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where a password comes from (`--password-from` and friends).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// Ask on the terminal (only on a TTY).
+    Prompt,
+    /// An environment variable.
+    Env(String),
+    /// The first line of a file.
+    File(PathBuf),
+    /// An SSM Parameter Store SecureString, decrypted.
+    Ssm(String),
+}
+
+impl FromStr for PasswordSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "prompt" {
+            return Ok(Self::Prompt);
+        }
+        let (kind, rest) = s.split_once(':').ok_or_else(|| {
+            format!("unknown password source {s:?}: use prompt, env:VAR, file:PATH or ssm:/name")
+        })?;
+        if rest.is_empty() {
+            return Err(format!(
+                "the password source {kind}: needs a value after the colon"
+            ));
+        }
+        match kind {
+            "env" => Ok(Self::Env(rest.to_string())),
+            "file" => Ok(Self::File(PathBuf::from(rest))),
+            "ssm" => Ok(Self::Ssm(rest.to_string())),
+            _ => Err(format!(
+                "unknown password source {kind:?}: use prompt, env:VAR, file:PATH or ssm:/name"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PasswordSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Prompt => f.write_str("prompt"),
+            Self::Env(var) => write!(f, "env:{var}"),
+            Self::File(path) => write!(f, "file:{}", path.display()),
+            Self::Ssm(name) => write!(f, "ssm:{name}"),
+        }
+    }
+}
+
+impl PasswordSource {
+    /// Reads the password. `what` names it in prompts and errors ("password for app_user").
+    pub async fn read(&self, what: &str) -> Result<Secret> {
+        let value = match self {
+            Self::Prompt => prompt(what)?,
+            Self::Env(var) => std::env::var(var)
+                .with_context(|| format!("{what}: environment variable {var} is not set"))?,
+            Self::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("{what}: cannot read {}", path.display()))?;
+                text.lines().next().unwrap_or_default().to_string()
+            }
+            Self::Ssm(name) => crate::tunnel::aws::secure_parameter(name)
+                .await
+                .with_context(|| format!("{what}: SSM parameter {name}"))?,
+        };
+        if value.is_empty() {
+            bail!("{what}: the source {self} gave an empty password");
+        }
+        Ok(Secret(value))
+    }
+}
+
+/// Asks for a password on the terminal; refuses without a TTY rather than hang a cron job.
+pub fn prompt(what: &str) -> Result<String> {
+    if !std::io::stdin().is_terminal() {
+        bail!("{what} is needed but there is no TTY to ask on: set PGPASSWORD, use ~/.pgpass or pass --password-from");
+    }
+    rpassword::prompt_password(format!("{what}: "))
+        .context("reading the password from the terminal")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse() {
+        assert_eq!(
+            "prompt".parse::<PasswordSource>().unwrap(),
+            PasswordSource::Prompt
+        );
+        assert_eq!(
+            "env:X".parse::<PasswordSource>().unwrap(),
+            PasswordSource::Env("X".into())
+        );
+        assert_eq!(
+            "ssm:/a/b".parse::<PasswordSource>().unwrap(),
+            PasswordSource::Ssm("/a/b".into())
+        );
+        assert!("env:".parse::<PasswordSource>().is_err());
+        assert!("hunter2".parse::<PasswordSource>().is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        assert_eq!(
+            format!("{:?}", Secret::new("hunter2")),
+            "Secret(<redacted>)"
+        );
+    }
+}

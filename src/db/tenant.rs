@@ -1,0 +1,58 @@
+//! The tenant context as the application sets it: one transaction, the
+//! tenant given by `set_config(setting, id, true)` so it ends with the
+//! transaction.
+
+use tokio_postgres::error::SqlState;
+
+use super::Db;
+
+/// Starts a transaction.
+pub async fn begin(db: &Db) -> Result<(), tokio_postgres::Error> {
+    db.simple("BEGIN").await.map(|_| ())
+}
+
+/// Rolls the transaction back.
+pub async fn rollback(db: &Db) -> Result<(), tokio_postgres::Error> {
+    db.simple("ROLLBACK").await.map(|_| ())
+}
+
+/// Commits the transaction.
+pub async fn commit(db: &Db) -> Result<(), tokio_postgres::Error> {
+    db.simple("COMMIT").await.map(|_| ())
+}
+
+/// Sets the tenant for the current transaction only; the id is a bound parameter.
+pub async fn set_local(db: &Db, setting: &str, tenant: &str) -> Result<(), tokio_postgres::Error> {
+    db.query("SELECT set_config($1, $2, true)", &[&setting, &tenant])
+        .await
+        .map(|_| ())
+}
+
+/// Reads the setting as a session sees it (NULL before ever set, '' after a SET LOCAL ended).
+pub async fn current(db: &Db, setting: &str) -> Result<Option<String>, tokio_postgres::Error> {
+    let row = db
+        .query_one("SELECT current_setting($1, true)", &[&setting])
+        .await?;
+    Ok(row.get(0))
+}
+
+/// Runs `body` inside a savepoint, rolling back to it afterwards whatever
+/// happened, so a probe's error does not abort the surrounding transaction.
+pub async fn in_savepoint<T, F, Fut>(
+    db: &Db,
+    body: F,
+) -> Result<Result<T, tokio_postgres::Error>, tokio_postgres::Error>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+{
+    db.simple("SAVEPOINT rlsctl_probe").await?;
+    let outcome = body().await;
+    db.simple("ROLLBACK TO SAVEPOINT rlsctl_probe").await?;
+    Ok(outcome)
+}
+
+/// True when the error is the denial RLS gives (42501 insufficient_privilege).
+pub fn is_rls_denial(err: &tokio_postgres::Error) -> bool {
+    err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
+}

@@ -1,0 +1,340 @@
+//! A throwaway local PostgreSQL: `initdb` + `pg_ctl` into a temp dir on a free
+//! port, with scram password auth (and TLS when asked). `rehearse` and the
+//! tests share it. Stopped and removed on drop.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::cli::SslMode;
+use crate::db::password::Secret;
+use crate::db::ConnectOptions;
+
+/// The binaries a sandbox needs.
+const BINARIES: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
+
+/// How to install PostgreSQL server binaries, per platform.
+pub const INSTALL_HINT: &str = "install the PostgreSQL server binaries: \
+Debian/Ubuntu: sudo apt-get install -y postgresql; \
+Fedora: sudo dnf install -y postgresql-server; \
+macOS: brew install postgresql@16; \
+or point PG_BIN_DIR at the directory that holds initdb and pg_ctl";
+
+/// TLS material for the server, PEM encoded.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// Server certificate chain.
+    pub cert_pem: String,
+    /// Server private key.
+    pub key_pem: String,
+}
+
+/// Options for a sandbox.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve TLS with this certificate.
+    pub tls: Option<ServerTls>,
+    /// Extra `postgresql.conf` lines.
+    pub extra_config: Vec<String>,
+}
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub struct Sandbox {
+    dir: PathBuf,
+    bin_dir: PathBuf,
+    /// The port it listens on (127.0.0.1 only).
+    pub port: u16,
+    /// The password of the `postgres` superuser.
+    pub superuser_password: Secret,
+    owner: Option<(u32, u32)>,
+    running: bool,
+}
+
+/// Finds the directory with initdb, pg_ctl and postgres: `PG_BIN_DIR`, then
+/// `pg_config --bindir`, then PATH, then Debian's versioned directories.
+pub fn find_bin_dir() -> Result<PathBuf> {
+    let has_all = |dir: &Path| BINARIES.iter().all(|b| dir.join(b).is_file());
+    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
+        let dir = PathBuf::from(dir);
+        if has_all(&dir) {
+            return Ok(dir);
+        }
+        let missing = BINARIES
+            .iter()
+            .find(|b| !dir.join(b).is_file())
+            .unwrap_or(&"initdb");
+        bail!(
+            "PG_BIN_DIR={} has no {missing}: {INSTALL_HINT}",
+            dir.display()
+        );
+    }
+    if let Ok(out) = Command::new("pg_config")
+        .arg("--bindir")
+        .stderr(Stdio::null())
+        .output()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_all(&dir) {
+            return Ok(dir);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if has_all(&dir) {
+                return Ok(dir);
+            }
+        }
+    }
+    let mut versioned: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .filter(|d| has_all(d))
+                .collect()
+        })
+        .unwrap_or_default();
+    versioned.sort();
+    versioned.pop().ok_or_else(|| anyhow!("no PostgreSQL server binary (initdb) found on PATH, in pg_config --bindir or PG_BIN_DIR: {INSTALL_HINT}"))
+}
+
+/// The uid/gid of the `postgres` user when running as root (initdb refuses root).
+fn postgres_owner() -> Result<Option<(u32, u32)>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = std::ffi::CString::new("postgres").expect("static name");
+    // SAFETY: getpwnam returns a pointer to static storage or NULL; read at once.
+    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
+    if entry.is_null() {
+        bail!("running as root, but there is no 'postgres' user to run the server as (create one, or run as a normal user)");
+    }
+    // SAFETY: entry is non-null and points to a valid passwd struct.
+    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
+    Ok(Some((uid, gid)))
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free local port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl Sandbox {
+    /// Initializes and starts a cluster.
+    pub fn start(options: &Options) -> Result<Self> {
+        let bin_dir = find_bin_dir()?;
+        let owner = postgres_owner()?;
+        let dir = tempfile::Builder::new()
+            .prefix("rlsctl-sandbox-")
+            .tempdir_in("/tmp")
+            .context("creating a temp dir")?
+            .keep();
+        let mut sandbox = Self {
+            dir,
+            bin_dir,
+            port: 0,
+            superuser_password: Secret::new(random_hex(16)),
+            owner,
+            running: false,
+        };
+        sandbox.chown(&sandbox.dir.clone())?;
+        sandbox.init(options)?;
+        sandbox.launch()?;
+        Ok(sandbox)
+    }
+
+    fn chown(&self, path: &Path) -> Result<()> {
+        if let Some((uid, gid)) = self.owner {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid))
+                .with_context(|| format!("chown {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    fn write_private(&self, name: &str, contents: &str) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600))?;
+        self.chown(&path)?;
+        Ok(path)
+    }
+
+    fn command(&self, binary: &str) -> Command {
+        let mut command = Command::new(self.bin_dir.join(binary));
+        if let Some((uid, gid)) = self.owner {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        command.current_dir(&self.dir).env("LC_ALL", "C");
+        command
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn init(&mut self, options: &Options) -> Result<()> {
+        let pwfile = self.write_private("pwfile", self.superuser_password.expose())?;
+        let output = self
+            .command("initdb")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args([
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .output()
+            .context("running initdb")?;
+        let _ = fs::remove_file(&pwfile);
+        if !output.status.success() {
+            bail!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        self.port = free_port()?;
+        let mut config = vec![
+            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("port = {}", self.port),
+            format!("unix_socket_directories = '{}'", self.dir.display()),
+            "fsync = off".into(),
+            "synchronous_commit = off".into(),
+            "full_page_writes = off".into(),
+            "max_connections = 50".into(),
+            "shared_buffers = 32MB".into(),
+            "password_encryption = 'scram-sha-256'".into(),
+        ];
+        if let Some(tls) = &options.tls {
+            let cert = self.write_private("server.crt", &tls.cert_pem)?;
+            let key = self.write_private("server.key", &tls.key_pem)?;
+            config.push("ssl = on".into());
+            config.push(format!("ssl_cert_file = '{}'", cert.display()));
+            config.push(format!("ssl_key_file = '{}'", key.display()));
+        }
+        config.extend(options.extra_config.iter().cloned());
+        let conf = self.data_dir().join("postgresql.conf");
+        let mut text = fs::read_to_string(&conf)?;
+        text.push_str("\n# rlsctl sandbox\n");
+        text.push_str(&config.join("\n"));
+        text.push('\n');
+        fs::write(&conf, text)?;
+        Ok(())
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        let log = self.dir.join("server.log");
+        let output = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .arg("-l")
+            .arg(&log)
+            .args(["-w", "-t", "60", "start"])
+            .stdout(Stdio::null())
+            .output()
+            .context("running pg_ctl start")?;
+        if !output.status.success() {
+            let server_log = fs::read_to_string(&log).unwrap_or_default();
+            bail!(
+                "pg_ctl start failed: {} {}",
+                String::from_utf8_lossy(&output.stderr).trim(),
+                server_log.trim()
+            );
+        }
+        self.running = true;
+        Ok(())
+    }
+
+    /// The temp directory that holds the cluster.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The server log so far.
+    pub fn server_log(&self) -> String {
+        fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+
+    /// Connection options for `user` with `password` on database `dbname`.
+    pub fn connect_options(&self, dbname: &str, user: &str, password: &Secret) -> ConnectOptions {
+        ConnectOptions {
+            host: "127.0.0.1".into(),
+            port: self.port,
+            dbname: dbname.into(),
+            user: user.into(),
+            password_from: None,
+            password: Some(password.clone()),
+            allow_prompt: false,
+            sslmode: SslMode::Prefer,
+            sslrootcert: None,
+            tls_server_name: None,
+            connect_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+
+    /// Stops the server (fast shutdown) and removes the directory.
+    pub fn stop(&mut self) {
+        if self.running {
+            let _ = self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(self.data_dir())
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+            self.running = false;
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+
+    /// Leaves the cluster running and its directory in place (for `rehearse --keep`).
+    pub fn keep(mut self) -> PathBuf {
+        self.running = false;
+        let dir = std::mem::take(&mut self.dir);
+        std::mem::forget(self);
+        dir
+    }
+
+    /// The command that stops a kept cluster.
+    pub fn stop_command(&self) -> String {
+        let prefix = if self.owner.is_some() {
+            "su postgres -s /bin/sh -c '"
+        } else {
+            ""
+        };
+        let suffix = if self.owner.is_some() { "'" } else { "" };
+        format!(
+            "{prefix}{} -D {} -m fast stop{suffix} && rm -rf {}",
+            self.bin_dir.join("pg_ctl").display(),
+            self.data_dir().display(),
+            self.dir.display()
+        )
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut bytes = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}

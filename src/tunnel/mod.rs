@@ -1,0 +1,3 @@
+//! SSM Session Manager port forwarding: the SSM API calls and the plugin process.
+
+pub mod aws;
