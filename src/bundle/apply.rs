@@ -322,7 +322,7 @@ async fn record(
         "INSERT INTO rlsctl.tenant_tables AS tt (schema_name, table_name, tenant_column, installed_using, installed_check,
                                                original_rls, original_force, original_public_privileges)
          SELECT $1, w.name, $3, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
-                w.rls, w.force, string_to_array(nullif(w.public, ''), ',')::text[]
+                w.rls, w.force, coalesce(string_to_array(nullif(w.public, ''), ','), '{}')::text[]
          FROM unnest($2::text[], $5::bool[], $6::bool[], $7::text[]) AS w(name, rls, force, public)
          JOIN pg_namespace n ON n.nspname = $1
          JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name

@@ -29,7 +29,7 @@ pub fn normalize(expr: &str) -> String {
     let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '.' || c == '$';
     let mut out = String::with_capacity(expr.len());
     let mut pending_space = false;
-    let mut emit = |out: &mut String, c: char, pending_space: &mut bool| {
+    let emit = |out: &mut String, c: char, pending_space: &mut bool| {
         if *pending_space && out.chars().last().is_some_and(is_word) && is_word(c) {
             out.push(' ');
         }

@@ -1,1 +1,6 @@
+//! The one integration-test binary (the AWS crates make every extra test
+//! binary slow to link). Every test starts its own throwaway PostgreSQL.
 
+mod support;
+
+mod apply;

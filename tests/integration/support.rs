@@ -1,0 +1,184 @@
+//! The test harness: a throwaway PostgreSQL per test (the same sandbox
+//! `rehearse` uses), the sample schema, and a runner for the real binary.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+
+use rlsctl::bundle::sql::{DEMO_SCHEMA, DEMO_SEED};
+use rlsctl::db::password::Secret;
+use rlsctl::db::{self, Db};
+use rlsctl::sandbox::{Options, Sandbox};
+
+/// Password given to the app role by `apply` in the tests.
+pub const APP_PASSWORD: &str = "app-pw-Zq7'\"\\ü";
+/// Password given to the break-glass role by `apply` in the tests.
+pub const ADMIN_PASSWORD: &str = "admin-pw-Xk9";
+/// The three tenants of the sample data.
+pub const TENANTS: [&str; 3] = ["edgar-downtown", "edgar-airport", "quickfix"];
+/// The database the tests use (the runbook's name).
+pub const DB: &str = "edgarautoshop";
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+    }
+    #[track_caller]
+    pub fn expect(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// A throwaway cluster with database `edgarautoshop`.
+pub struct TestDb {
+    pub sandbox: Sandbox,
+    pub env: BTreeMap<String, String>,
+}
+
+impl TestDb {
+    /// A cluster with the sample schema and its three tenants.
+    pub async fn demo() -> Self {
+        Self::with(Options::default(), true).await
+    }
+
+    /// A cluster with an empty `edgarautoshop` database.
+    pub async fn empty() -> Self {
+        Self::with(Options::default(), false).await
+    }
+
+    pub async fn with(options: Options, demo: bool) -> Self {
+        let sandbox = tokio::task::spawn_blocking(move || Sandbox::start(&options)).await.unwrap().expect("sandbox starts");
+        let postgres = db::connect(&sandbox.connect_options("postgres", "postgres", &sandbox.superuser_password)).await.unwrap();
+        postgres.simple(&format!("CREATE DATABASE {DB}")).await.unwrap();
+        let mut env = BTreeMap::new();
+        for (k, v) in [
+            ("PGHOST", "127.0.0.1".to_string()),
+            ("PGPORT", sandbox.port.to_string()),
+            ("PGDATABASE", DB.to_string()),
+            ("PGPASSWORD", sandbox.superuser_password.expose().to_string()),
+            ("APP_PW", APP_PASSWORD.to_string()),
+            ("ADMIN_PW", ADMIN_PASSWORD.to_string()),
+            ("HOME", sandbox.dir().display().to_string()),
+            ("PATH", std::env::var("PATH").unwrap_or_default()),
+            ("NO_COLOR", "1".to_string()),
+        ] {
+            env.insert(k.to_string(), v);
+        }
+        let test_db = Self { sandbox, env };
+        if demo {
+            let su = test_db.superuser().await;
+            su.simple(DEMO_SCHEMA).await.unwrap();
+            su.simple(DEMO_SEED).await.unwrap();
+        }
+        test_db
+    }
+
+    /// A connection to `edgarautoshop` as postgres.
+    pub async fn superuser(&self) -> Db {
+        self.connect("postgres", self.sandbox.superuser_password.expose()).await.unwrap()
+    }
+
+    /// A connection as `user` with `password`.
+    pub async fn connect(&self, user: &str, password: &str) -> anyhow::Result<Db> {
+        db::connect(&self.sandbox.connect_options(DB, user, &Secret::new(password))).await
+    }
+
+    /// Runs the real binary with the test environment (and nothing of the caller's).
+    pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[]).await
+    }
+
+    /// Runs the binary with extra environment variables.
+    pub async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
+        command.args(args).env_clear().envs(&self.env).current_dir(self.sandbox.dir()).stdin(Stdio::null());
+        for (k, v) in extra {
+            command.env(k, v);
+        }
+        let output = command.output().await.expect("rlsctl runs");
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `rlsctl apply` as postgres with both role passwords.
+    pub async fn apply(&self, extra: &[&str]) -> Run {
+        let mut args = vec!["apply", "--app-password-from", "env:APP_PW", "--admin-password-from", "env:ADMIN_PW"];
+        args.extend_from_slice(extra);
+        self.run(&args).await
+    }
+
+    /// Applies and asserts success.
+    pub async fn applied(&self) {
+        self.apply(&[]).await.expect(0);
+    }
+
+    /// A connection as the app role.
+    pub async fn app(&self) -> Db {
+        self.connect("app_user", APP_PASSWORD).await.unwrap()
+    }
+
+    /// Runs one simple statement as postgres.
+    pub async fn sql(&self, sql: &str) {
+        self.superuser().await.simple(sql).await.unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e)));
+    }
+}
+
+/// The catalog state the bundle touches, for before/after comparisons.
+pub async fn catalog_snapshot(db: &Db) -> Vec<String> {
+    let rows = db
+        .query(
+            "SELECT format('%s rls=%s force=%s acl=%s', c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity,
+                           coalesce(c.relacl, acldefault('r', c.relowner)))
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'rlsctl', 'pg_toast') AND c.relkind IN ('r', 'p', 'S', 'v')
+             UNION ALL
+             SELECT format('policy %s on %s', polname, polrelid::regclass) FROM pg_policy
+             UNION ALL
+             SELECT format('role %s', rolname) FROM pg_roles WHERE rolname IN ('app_user', 'tenant_admin')
+             ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter().map(|r| r.get(0)).collect()
+}
+
+/// A checksum of every tenant table's contents, read as postgres (bypasses RLS).
+pub async fn contents_checksum(db: &Db) -> String {
+    let mut out = String::new();
+    for table in ["customers", "vehicles", "appointments", "services", "tenants"] {
+        let row = db
+            .query_one(&format!("SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"), &[])
+            .await
+            .unwrap();
+        out.push_str(&row.get::<_, String>(0));
+    }
+    out
+}
+
+/// The SQLSTATE of a failed statement, or "ok".
+pub fn outcome<T>(result: Result<T, tokio_postgres::Error>) -> String {
+    match result {
+        Ok(_) => "ok".into(),
+        Err(e) => e.code().map(|c| c.code().to_string()).unwrap_or_else(|| e.to_string()),
+    }
+}
+
+/// The single bigint a query returns.
+pub async fn count(db: &Db, sql: &str) -> i64 {
+    db.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e))).get(0)
+}
