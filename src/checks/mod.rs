@@ -1,1 +1,222 @@
-//! checks
+//! The check catalogue, shared by `verify`, `monitor` and `rehearse`.
+//!
+//! Every check has a stable id, a title, a severity and a kind, and is
+//! documented in `docs/checks.md`. Catalog and drift checks are pure functions
+//! of a [`catalog::Snapshot`] read with a fixed number of queries; probes talk
+//! to the database as the app would; app checks talk to the application.
+
+pub mod app;
+pub mod catalog;
+pub mod drift;
+pub mod probes;
+
+use serde::Serialize;
+
+/// How bad a failure of the check is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A failure is a leak or a path to one: status `fail`.
+    Error,
+    /// A failure is a risk or a cost: status `warn`.
+    Warning,
+}
+
+/// How a check gets its evidence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Reads the catalog only; read-only, safe for cron.
+    Catalog,
+    /// Acts as the app inside a transaction that is always rolled back.
+    Probe,
+    /// Compares the live state with what the bundle recorded.
+    Drift,
+    /// Talks to the application's health endpoint.
+    App,
+}
+
+/// The outcome of one finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Proven.
+    Pass,
+    /// Broken (an error-severity check).
+    Fail,
+    /// At risk (a warning-severity check, or proven only vacuously).
+    Warn,
+    /// Not run, with the reason in `detail`.
+    Skip,
+}
+
+/// A check of the catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct Check {
+    /// Stable id, e.g. `RLS002`.
+    pub id: &'static str,
+    /// One line: what it proves.
+    pub title: &'static str,
+    /// How bad a failure is.
+    pub severity: Severity,
+    /// Where the evidence comes from.
+    pub kind: Kind,
+}
+
+macro_rules! catalogue {
+    ($($name:ident = $id:literal, $severity:ident, $kind:ident, $title:literal;)*) => {
+        $(
+            #[doc = concat!("`", $id, "`: ", $title)]
+            pub const $name: Check = Check { id: $id, title: $title, severity: Severity::$severity, kind: Kind::$kind };
+        )*
+        /// Every check, in report order.
+        pub const CATALOGUE: &[Check] = &[$($name),*];
+    };
+}
+
+catalogue! {
+    ROLE001 = "ROLE001", Error, Catalog, "Connected as the configured app role";
+    ROLE002 = "ROLE002", Error, Catalog, "The app role is not a superuser";
+    ROLE003 = "ROLE003", Error, Catalog, "The app role does not have BYPASSRLS";
+    ROLE004 = "ROLE004", Error, Catalog, "The app role cannot reach a superuser or BYPASSRLS role through membership";
+    ROLE005 = "ROLE005", Error, Catalog, "The app role owns no tenant table that lacks FORCE ROW LEVEL SECURITY";
+    ROLE006 = "ROLE006", Error, Catalog, "No role or database default for the tenant setting";
+    ROLE007 = "ROLE007", Error, Catalog, "The app role has no TRUNCATE, REFERENCES or TRIGGER on tenant tables";
+    RLS001 = "RLS001", Error, Catalog, "ROW LEVEL SECURITY enabled on every tenant table";
+    RLS002 = "RLS002", Error, Catalog, "FORCE ROW LEVEL SECURITY on every tenant table";
+    RLS003 = "RLS003", Error, Catalog, "An isolation policy scopes reads by the tenant column to the tenant setting";
+    RLS004 = "RLS004", Error, Catalog, "Every write policy has a WITH CHECK that scopes to the tenant";
+    RLS005 = "RLS005", Error, Catalog, "No other permissive policy widens access for the app role";
+    RLS006 = "RLS006", Error, Catalog, "Every table with the tenant column is covered";
+    RLS007 = "RLS007", Error, Catalog, "No row has a NULL tenant column";
+    BYP001 = "BYP001", Error, Catalog, "No view readable by the app role exposes tenant tables with its owner's rights";
+    BYP002 = "BYP002", Error, Catalog, "No materialized view or foreign table with tenant data is readable by the app role";
+    BYP003 = "BYP003", Error, Catalog, "No SECURITY DEFINER function executable by the app role reads tenant tables";
+    BYP004 = "BYP004", Error, Catalog, "Every SECURITY DEFINER function pins its search_path";
+    BYP005 = "BYP005", Error, Catalog, "No user-defined LEAKPROOF function";
+    BYP006 = "BYP006", Error, Catalog, "Partitions and inheritance children of tenant tables enforce RLS themselves";
+    PRF001 = "PRF001", Warning, Catalog, "Every tenant table has an index led by the tenant column";
+    PRF002 = "PRF002", Warning, Probe, "The policy evaluates the tenant setting once per statement";
+    PRB001 = "PRB001", Error, Probe, "Fail-closed: with no tenant set, every tenant table returns no row";
+    PRB002 = "PRB002", Error, Probe, "Read isolation: under each tenant, every visible row belongs to it";
+    PRB003 = "PRB003", Error, Probe, "Write isolation: writing a row for another tenant is denied";
+    PRB004 = "PRB004", Error, Probe, "Context scoping: a tenant set for a transaction is gone after it";
+    APP001 = "APP001", Error, App, "The health endpoint reports the tenant context under RLS as the app role";
+    APP002 = "APP002", Error, App, "The application rejects requests without a tenant";
+    APP003 = "APP003", Error, App, "The application sends the security headers";
+    DRF001 = "DRF001", Error, Drift, "The bundle is installed";
+    DRF002 = "DRF002", Error, Drift, "Isolation policies are as the bundle installed them";
+    DRF003 = "DRF003", Error, Drift, "No break-glass is active";
+    DRF004 = "DRF004", Error, Drift, "No role gained the power to bypass RLS since the bundle was applied";
+    DRF005 = "DRF005", Error, Drift, "The bundle's helper function is unchanged";
+    DRF006 = "DRF006", Warning, Drift, "The configured tenant tables are the installed ones";
+}
+
+/// One result line: a check on one object (or on the whole scope when it passes).
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    /// The check id.
+    pub id: &'static str,
+    /// The check title.
+    pub title: &'static str,
+    /// The check severity.
+    pub severity: Severity,
+    /// The check kind.
+    #[serde(skip)]
+    pub kind: Kind,
+    /// Pass, fail, warn or skip.
+    pub status: Status,
+    /// The object concerned (`public.customers`, a role), if any.
+    pub object: Option<String>,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it (for failures).
+    pub remedy: Option<String>,
+}
+
+impl Finding {
+    fn new(
+        check: &Check,
+        status: Status,
+        object: Option<String>,
+        detail: impl Into<String>,
+        remedy: Option<String>,
+    ) -> Self {
+        Self {
+            id: check.id,
+            title: check.title,
+            severity: check.severity,
+            kind: check.kind,
+            status,
+            object,
+            detail: detail.into(),
+            remedy,
+        }
+    }
+
+    /// The check held.
+    pub fn pass(check: &Check, object: Option<String>, detail: impl Into<String>) -> Self {
+        Self::new(check, Status::Pass, object, detail, None)
+    }
+
+    /// The check did not hold: `fail` or `warn` by its severity.
+    pub fn problem(
+        check: &Check,
+        object: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Self {
+        let status = match check.severity {
+            Severity::Error => Status::Fail,
+            Severity::Warning => Status::Warn,
+        };
+        Self::new(
+            check,
+            status,
+            Some(object.into()),
+            detail,
+            Some(remedy.into()),
+        )
+    }
+
+    /// A warning whatever the severity (e.g. proven only vacuously).
+    pub fn warn(
+        check: &Check,
+        object: Option<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Self {
+        Self::new(check, Status::Warn, object, detail, Some(remedy.into()))
+    }
+
+    /// Not run.
+    pub fn skip(check: &Check, reason: impl Into<String>) -> Self {
+        Self::new(check, Status::Skip, None, reason, None)
+    }
+}
+
+/// Collects findings: a check with no problem gets one `pass` line.
+#[derive(Debug, Default)]
+pub struct Findings(pub Vec<Finding>);
+
+impl Findings {
+    /// Adds the problems of `check`, or one pass line with `pass_detail` when there are none.
+    pub fn check(&mut self, check: &Check, problems: Vec<Finding>, pass_detail: impl Into<String>) {
+        if problems.is_empty() {
+            self.0.push(Finding::pass(check, None, pass_detail));
+        } else {
+            self.0.extend(problems);
+        }
+    }
+
+    /// Adds one finding.
+    pub fn push(&mut self, finding: Finding) {
+        self.0.push(finding);
+    }
+
+    /// Marks every listed check as skipped.
+    pub fn skip_all(&mut self, checks: &[Check], reason: &str) {
+        self.0
+            .extend(checks.iter().map(|c| Finding::skip(c, reason)));
+    }
+}

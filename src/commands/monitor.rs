@@ -1,7 +1,71 @@
-//! `rlsctl monitor`.
-use crate::Status;
-use anyhow::{bail, Result};
-/// Runs the command.
-pub async fn run(_args: crate::cli::MonitorArgs, _quiet: bool) -> Result<Status> {
-    bail!("not yet")
+//! `rlsctl monitor`: the nightly drift check.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::checks::{self, catalog::Snapshot, Findings};
+use crate::cli::{MonitorArgs, MonitorFormat};
+use crate::config::Target;
+use crate::db::Db;
+use crate::report::Report;
+use crate::{until_interrupted, Status};
+
+/// Runs `monitor` (default user: the app role; never prompts).
+pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
+    until_interrupted(async {
+        let (target, db) = super::connect(&args.conn, &args.target, "", false).await?;
+        let report = monitor(&db, &target).await?;
+        let clean = report.clean(args.strict);
+        let text = match args.format {
+            MonitorFormat::Text => report.text(),
+            MonitorFormat::Json => report.json(),
+            MonitorFormat::Prometheus => report.prometheus(now()),
+        };
+        match &args.output {
+            Some(path) => write_atomically(path, &text)?,
+            None if quiet && clean => {}
+            None => super::print(&text),
+        }
+        Ok(if clean {
+            Status::Clean
+        } else {
+            Status::Problems
+        })
+    })
+    .await
+}
+
+/// Catalog checks plus drift; read-only, a constant number of statements.
+pub async fn monitor(db: &Db, target: &Target) -> Result<Report> {
+    let snapshot = Snapshot::read(db, target).await?;
+    let mut findings = Findings::default();
+    checks::catalog::run(&snapshot, target, false, &mut findings);
+    checks::drift::run(&snapshot, target, &mut findings);
+    tracing::info!(statements = db.statements(), "monitor done");
+    Ok(Report::new("monitor", db.info.clone(), findings.0))
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
+/// Writes to a temp file beside `path`, then renames it over `path`: a reader
+/// sees the old file or the new one, never half of one.
+pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path)
+        .with_context(|| format!("renaming onto {}", path.display()))?;
+    Ok(())
 }

@@ -1,7 +1,51 @@
-//! `rlsctl verify`.
-use crate::Status;
-use anyhow::{bail, Result};
-/// Runs the command.
-pub async fn run(_args: crate::cli::VerifyArgs) -> Result<Status> {
-    bail!("not yet")
+//! `rlsctl verify`: prove isolation as the app role.
+
+use anyhow::Result;
+
+use crate::checks::{self, catalog::Snapshot, Findings, ROLE001};
+use crate::cli::{Format, VerifyArgs};
+use crate::config::Target;
+use crate::db::Db;
+use crate::report::Report;
+use crate::{until_interrupted, Status};
+
+/// Runs `verify` (default user: the app role).
+pub async fn run(args: VerifyArgs) -> Result<Status> {
+    until_interrupted(async {
+        let (target, db) = super::connect(&args.conn, &args.target, "", true).await?;
+        let report = verify(&db, &target, &args.tenants, args.app_url.as_deref()).await?;
+        super::print(&match args.format {
+            Format::Text => report.text(),
+            Format::Json => report.json(),
+        });
+        Ok(if report.clean(args.strict) {
+            Status::Clean
+        } else {
+            Status::Problems
+        })
+    })
+    .await
+}
+
+/// Catalog checks, probes and (with an URL) app checks, as one report.
+pub async fn verify(
+    db: &Db,
+    target: &Target,
+    tenants: &[String],
+    app_url: Option<&str>,
+) -> Result<Report> {
+    let snapshot = Snapshot::read(db, target).await?;
+    let mut findings = Findings::default();
+    checks::catalog::run(&snapshot, target, true, &mut findings);
+    checks::probes::run(db, &snapshot, target, tenants, &mut findings).await?;
+    if let Some(url) = app_url {
+        let tenant = tenants
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("rlsctl-probe-{}", crate::sandbox::random_hex(8)));
+        checks::app::run(url, &tenant, target, &mut findings).await?;
+    }
+    debug_assert!(findings.0.iter().any(|f| f.id == ROLE001.id));
+    tracing::info!(statements = db.statements(), "verify done");
+    Ok(Report::new("verify", db.info.clone(), findings.0))
 }

@@ -3,6 +3,7 @@
 //! transaction.
 
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 
 use super::Db;
 
@@ -36,18 +37,16 @@ pub async fn current(db: &Db, setting: &str) -> Result<Option<String>, tokio_pos
     Ok(row.get(0))
 }
 
-/// Runs `body` inside a savepoint, rolling back to it afterwards whatever
-/// happened, so a probe's error does not abort the surrounding transaction.
-pub async fn in_savepoint<T, F, Fut>(
+/// Executes `sql` inside a savepoint and rolls back to it whatever happened,
+/// so a probe's error does not abort the surrounding transaction. The outer
+/// result fails only when the savepoint itself cannot be managed.
+pub async fn execute_in_savepoint(
     db: &Db,
-    body: F,
-) -> Result<Result<T, tokio_postgres::Error>, tokio_postgres::Error>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<T, tokio_postgres::Error>>,
-{
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Result<u64, tokio_postgres::Error>, tokio_postgres::Error> {
     db.simple("SAVEPOINT rlsctl_probe").await?;
-    let outcome = body().await;
+    let outcome = db.execute(sql, params).await;
     db.simple("ROLLBACK TO SAVEPOINT rlsctl_probe").await?;
     Ok(outcome)
 }

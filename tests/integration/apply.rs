@@ -6,8 +6,16 @@ use rlsctl::sandbox::{Options, ServerTls};
 use crate::support::*;
 
 async fn visible_tenants(db: &rlsctl::db::Db, table: &str) -> Vec<String> {
-    let rows = db.query(&format!("SELECT DISTINCT tenant_id FROM {table} ORDER BY 1"), &[]).await.unwrap();
-    rows.iter().map(|r| r.get::<_, Option<String>>(0).unwrap_or_default()).collect()
+    let rows = db
+        .query(
+            &format!("SELECT DISTINCT tenant_id FROM {table} ORDER BY 1"),
+            &[],
+        )
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -19,27 +27,50 @@ async fn apply_isolates_tenants_for_the_app_role() {
     let tables = ["customers", "vehicles", "appointments", "services"];
     for tenant_id in TENANTS {
         tenant::begin(&app).await.unwrap();
-        tenant::set_local(&app, "app.tenant_id", tenant_id).await.unwrap();
+        tenant::set_local(&app, "app.tenant_id", tenant_id)
+            .await
+            .unwrap();
         for table in tables {
-            assert_eq!(visible_tenants(&app, table).await, vec![tenant_id.to_string()], "{table} under {tenant_id}");
+            assert_eq!(
+                visible_tenants(&app, table).await,
+                vec![tenant_id.to_string()],
+                "{table} under {tenant_id}"
+            );
         }
         tenant::rollback(&app).await.unwrap();
     }
 
     // No tenant set: nothing, before and after a transaction that set one.
     for table in tables {
-        assert!(visible_tenants(&app, table).await.is_empty(), "{table} without a tenant");
+        assert!(
+            visible_tenants(&app, table).await.is_empty(),
+            "{table} without a tenant"
+        );
     }
 
     // Writes to another tenant are denied.
     tenant::begin(&app).await.unwrap();
-    tenant::set_local(&app, "app.tenant_id", TENANTS[0]).await.unwrap();
-    let update = app.execute("UPDATE customers SET tenant_id = $1 WHERE id = (SELECT min(id) FROM customers)", &[&TENANTS[1]]).await;
+    tenant::set_local(&app, "app.tenant_id", TENANTS[0])
+        .await
+        .unwrap();
+    let update = app
+        .execute(
+            "UPDATE customers SET tenant_id = $1 WHERE id = (SELECT min(id) FROM customers)",
+            &[&TENANTS[1]],
+        )
+        .await;
     assert_eq!(outcome(update), "42501");
     tenant::rollback(&app).await.unwrap();
     tenant::begin(&app).await.unwrap();
-    tenant::set_local(&app, "app.tenant_id", TENANTS[0]).await.unwrap();
-    let insert = app.execute("INSERT INTO customers (tenant_id, full_name) VALUES ($1, 'intruder')", &[&TENANTS[1]]).await;
+    tenant::set_local(&app, "app.tenant_id", TENANTS[0])
+        .await
+        .unwrap();
+    let insert = app
+        .execute(
+            "INSERT INTO customers (tenant_id, full_name) VALUES ($1, 'intruder')",
+            &[&TENANTS[1]],
+        )
+        .await;
     assert_eq!(outcome(insert), "42501");
     tenant::rollback(&app).await.unwrap();
 
@@ -48,7 +79,10 @@ async fn apply_isolates_tenants_for_the_app_role() {
     assert_eq!(visible_tenants(&admin, "customers").await.len(), 3);
 
     // The app role cannot TRUNCATE.
-    assert_eq!(outcome(app.simple("TRUNCATE customers CASCADE").await), "42501");
+    assert_eq!(
+        outcome(app.simple("TRUNCATE customers CASCADE").await),
+        "42501"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,12 +90,18 @@ async fn second_apply_changes_nothing_and_records_no_history() {
     let t = TestDb::demo().await;
     t.applied().await;
     let su = t.superuser().await;
-    assert_eq!(count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await, 1);
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await,
+        1
+    );
     let before = catalog_snapshot(&su).await;
     let again = t.apply(&[]).await;
     again.expect(0);
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
-    assert_eq!(count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await, 1);
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await,
+        1
+    );
     assert_eq!(catalog_snapshot(&su).await, before);
 
     let json = t.apply(&["--format", "json"]).await;
@@ -69,11 +109,15 @@ async fn second_apply_changes_nothing_and_records_no_history() {
     assert_eq!(json.json()["summary"]["changes"], 0);
 
     // Drift is repaired by the next apply, and only then is history written.
-    t.sql("ALTER TABLE customers NO FORCE ROW LEVEL SECURITY").await;
+    t.sql("ALTER TABLE customers NO FORCE ROW LEVEL SECURITY")
+        .await;
     let repair = t.apply(&["--format", "json"]).await;
     repair.expect(0);
     assert_eq!(repair.json()["summary"]["changes"], 1);
-    assert_eq!(count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await, 2);
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await,
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,24 +129,47 @@ async fn preflight_refusals_leave_the_database_as_it_was() {
     // A missing table.
     let run = t.apply(&["--tables", "customers,no_such_table"]).await;
     run.expect(1);
-    assert!(run.stdout.contains("no_such_table does not exist"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("no_such_table does not exist"),
+        "{}",
+        run.stdout
+    );
     // A missing tenant column.
     let run = t.apply(&["--tenant-column", "org_id"]).await;
     run.expect(1);
-    assert!(run.stdout.contains("has no column \"org_id\""), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("has no column \"org_id\""),
+        "{}",
+        run.stdout
+    );
     // NULL tenant rows, with per-table counts.
-    t.sql("INSERT INTO customers (tenant_id, full_name) VALUES (NULL, 'orphan'), (NULL, 'orphan 2')").await;
+    t.sql(
+        "INSERT INTO customers (tenant_id, full_name) VALUES (NULL, 'orphan'), (NULL, 'orphan 2')",
+    )
+    .await;
     let run = t.apply(&["--format", "json"]).await;
     run.expect(1);
     let doc = run.json();
-    assert_eq!(doc["preflight"]["null_rows"][0]["table"], "public.customers");
+    assert_eq!(
+        doc["preflight"]["null_rows"][0]["table"],
+        "public.customers"
+    );
     assert_eq!(doc["preflight"]["null_rows"][0]["rows"], 2);
     assert_eq!(doc["applied"], false);
 
     assert_eq!(catalog_snapshot(&su).await, before);
-    let roles = su.query("SELECT 1 FROM pg_roles WHERE rolname IN ('app_user', 'tenant_admin')", &[]).await.unwrap();
+    let roles = su
+        .query(
+            "SELECT 1 FROM pg_roles WHERE rolname IN ('app_user', 'tenant_admin')",
+            &[],
+        )
+        .await
+        .unwrap();
     assert!(roles.is_empty());
-    let schema = su.query("SELECT 1 FROM pg_namespace WHERE nspname = 'rlsctl'", &[]).await.unwrap();
+    let schema = su
+        .query("SELECT 1 FROM pg_namespace WHERE nspname = 'rlsctl'", &[])
+        .await
+        .unwrap();
     assert!(schema.is_empty());
 }
 
@@ -112,10 +179,19 @@ async fn a_held_lock_makes_apply_give_up_and_name_the_blocker() {
     let su = t.superuser().await;
     let before = catalog_snapshot(&su).await;
     let blocker = t.superuser().await;
-    let pid: i32 = blocker.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
-    blocker.simple("BEGIN; LOCK TABLE vehicles IN ACCESS SHARE MODE").await.unwrap();
+    let pid: i32 = blocker
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    blocker
+        .simple("BEGIN; LOCK TABLE vehicles IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
 
-    let run = t.apply(&["--lock-timeout", "200ms", "--lock-retries", "1"]).await;
+    let run = t
+        .apply(&["--lock-timeout", "200ms", "--lock-retries", "1"])
+        .await;
     run.expect(2);
     assert!(run.stderr.contains(&format!("pid {pid}")), "{}", run.stderr);
     assert!(run.stderr.contains("LOCK TABLE vehicles"), "{}", run.stderr);
@@ -126,9 +202,17 @@ async fn a_held_lock_makes_apply_give_up_and_name_the_blocker() {
     let (a, b) = tokio::join!(t.apply(&[]), t.apply(&[]));
     a.expect(0);
     b.expect(0);
-    let history: i64 = su.query_one("SELECT count(*) FROM rlsctl.bundle_history", &[]).await.unwrap().get(0);
+    let history: i64 = su
+        .query_one("SELECT count(*) FROM rlsctl.bundle_history", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(history, 1, "the second apply found nothing to change");
-    let policies: i64 = su.query_one("SELECT count(*) FROM pg_policy", &[]).await.unwrap().get(0);
+    let policies: i64 = su
+        .query_one("SELECT count(*) FROM pg_policy", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(policies, 4);
 }
 
@@ -154,16 +238,30 @@ async fn non_default_schema_table_names_and_uuid_tenants_work() {
     let args = ["apply", "--app-password-from", "env:APP_PW"];
     let run = t.run_env(&args, &settings).await;
     run.expect(0);
-    assert!(run.stdout.contains("warning: billing.invoices has no btree index"), "{}", run.stdout);
-    assert!(run.stdout.contains("CREATE INDEX CONCURRENTLY"), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("warning: billing.invoices has no btree index"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("CREATE INDEX CONCURRENTLY"),
+        "{}",
+        run.stdout
+    );
     let again = t.run_env(&args, &settings).await;
     again.expect(0);
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
 
     let app = t.app().await;
     tenant::begin(&app).await.unwrap();
-    tenant::set_local(&app, "app.org_id", "22222222-2222-2222-2222-222222222222").await.unwrap();
-    let rows = app.query("SELECT title FROM billing.\"Work Orders\"", &[]).await.unwrap();
+    tenant::set_local(&app, "app.org_id", "22222222-2222-2222-2222-222222222222")
+        .await
+        .unwrap();
+    let rows = app
+        .query("SELECT title FROM billing.\"Work Orders\"", &[])
+        .await
+        .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].get::<_, String>(0), "b");
     // The identity and serial sequences are usable: inserting for one's own tenant works.
@@ -176,27 +274,58 @@ async fn non_default_schema_table_names_and_uuid_tenants_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_appear_nowhere() {
-    let options = Options { extra_config: vec!["log_statement = 'all'".into()], ..Default::default() };
+    let options = Options {
+        extra_config: vec!["log_statement = 'all'".into()],
+        ..Default::default()
+    };
     let t = TestDb::with(options, true).await;
     let dry = t.apply(&["--dry-run", "-vvv"]).await;
     dry.expect(0);
-    assert!(dry.stdout.contains("PASSWORD '<redacted>'"), "{}", dry.stdout);
+    assert!(
+        dry.stdout.contains("PASSWORD '<redacted>'"),
+        "{}",
+        dry.stdout
+    );
     let real = t.apply(&["-vvv", "--format", "json"]).await;
     real.expect(0);
     let rotate = t.apply(&["--rotate-passwords", "-vvv"]).await;
     rotate.expect(0);
     // A failing connection: the error names the user, never the password.
-    let wrong = t.run_env(&["apply", "--password-from", "env:WRONG"], &[("WRONG", "wrong-pw-Hq3")]).await;
+    let wrong = t
+        .run_env(
+            &["apply", "--password-from", "env:WRONG"],
+            &[("WRONG", "wrong-pw-Hq3")],
+        )
+        .await;
     wrong.expect(2);
-    assert!(wrong.stderr.contains("password authentication failed"), "{}", wrong.stderr);
+    assert!(
+        wrong.stderr.contains("password authentication failed"),
+        "{}",
+        wrong.stderr
+    );
 
     let server_log = t.sandbox.server_log();
-    assert!(server_log.contains("ALTER ROLE \"app_user\" PASSWORD 'SCRAM-SHA-256$"), "the server got a verifier");
-    for secret in [APP_PASSWORD, ADMIN_PASSWORD, "wrong-pw-Hq3", t.sandbox.superuser_password.expose()] {
-        for (what, text) in
-            [("dry run", dry.all_output()), ("apply", real.all_output()), ("rotate", rotate.all_output()), ("error", wrong.all_output()), ("server log", server_log.clone())]
-        {
-            assert!(!text.contains(secret), "a password appears in the {what} output");
+    assert!(
+        server_log.contains("ALTER ROLE \"app_user\" PASSWORD 'SCRAM-SHA-256$"),
+        "the server got a verifier"
+    );
+    for secret in [
+        APP_PASSWORD,
+        ADMIN_PASSWORD,
+        "wrong-pw-Hq3",
+        t.sandbox.superuser_password.expose(),
+    ] {
+        for (what, text) in [
+            ("dry run", dry.all_output()),
+            ("apply", real.all_output()),
+            ("rotate", rotate.all_output()),
+            ("error", wrong.all_output()),
+            ("server log", server_log.clone()),
+        ] {
+            assert!(
+                !text.contains(secret),
+                "a password appears in the {what} output"
+            );
         }
     }
     // And the app role can log in with the password that was set.
@@ -208,43 +337,101 @@ fn test_certificates() -> (ServerTls, String) {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "rlsctl test CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "rlsctl test CA");
     let ca_key = KeyPair::generate().unwrap();
     let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let mut server = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".into(), "db.internal.example".into()]).unwrap();
-    server.distinguished_name.push(DnType::CommonName, "db.internal.example");
+    let mut server = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".into(),
+        "db.internal.example".into(),
+    ])
+    .unwrap();
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "db.internal.example");
     let key = KeyPair::generate().unwrap();
     let cert = server.signed_by(&key, &ca_cert, &ca_key).unwrap();
-    (ServerTls { cert_pem: cert.pem(), key_pem: key.serialize_pem() }, ca_cert.pem())
+    (
+        ServerTls {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        },
+        ca_cert.pem(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verify_full_and_server_name_override() {
     let (tls, ca_pem) = test_certificates();
-    let t = TestDb::with(Options { tls: Some(tls), ..Default::default() }, true).await;
+    let t = TestDb::with(
+        Options {
+            tls: Some(tls),
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
     let ca_path = t.sandbox.dir().join("ca.crt");
     std::fs::write(&ca_path, ca_pem).unwrap();
     let ca = ca_path.to_str().unwrap();
     let dry = ["apply", "--dry-run", "--app-password-from", "env:APP_PW"];
 
-    let full = t.run_env(&dry, &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca), ("PGHOST", "localhost")]).await;
+    let full = t
+        .run_env(
+            &dry,
+            &[
+                ("PGSSLMODE", "verify-full"),
+                ("PGSSLROOTCERT", ca),
+                ("PGHOST", "localhost"),
+            ],
+        )
+        .await;
     full.expect(0);
-    let renamed = t.run_env(&[&dry[..], &["--tls-server-name", "db.internal.example"]].concat(), &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca)]).await;
+    let renamed = t
+        .run_env(
+            &[&dry[..], &["--tls-server-name", "db.internal.example"]].concat(),
+            &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca)],
+        )
+        .await;
     renamed.expect(0);
-    let wrong = t.run_env(&[&dry[..], &["--tls-server-name", "wrong.example"]].concat(), &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca)]).await;
+    let wrong = t
+        .run_env(
+            &[&dry[..], &["--tls-server-name", "wrong.example"]].concat(),
+            &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca)],
+        )
+        .await;
     wrong.expect(2);
     assert!(wrong.stderr.contains("certificate"), "{}", wrong.stderr);
     assert!(wrong.stderr.contains("wrong.example"), "{}", wrong.stderr);
     // verify-ca accepts the chain whatever the name; an unknown CA fails.
-    t.run_env(&[&dry[..], &["--tls-server-name", "wrong.example"]].concat(), &[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", ca)])
-        .await
-        .expect(0);
+    t.run_env(
+        &[&dry[..], &["--tls-server-name", "wrong.example"]].concat(),
+        &[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", ca)],
+    )
+    .await
+    .expect(0);
     let (_, other_ca) = test_certificates();
     let other_path = t.sandbox.dir().join("other-ca.crt");
     std::fs::write(&other_path, other_ca).unwrap();
-    t.run_env(&dry, &[("PGSSLMODE", "verify-ca"), ("PGSSLROOTCERT", other_path.to_str().unwrap())]).await.expect(2);
+    t.run_env(
+        &dry,
+        &[
+            ("PGSSLMODE", "verify-ca"),
+            ("PGSSLROOTCERT", other_path.to_str().unwrap()),
+        ],
+    )
+    .await
+    .expect(2);
     // The session really is encrypted.
     let su = t.superuser().await;
-    let ssl: bool = su.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[]).await.unwrap().get(0);
+    let ssl: bool = su
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
     assert!(ssl);
 }

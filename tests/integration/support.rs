@@ -28,11 +28,20 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
     #[track_caller]
     pub fn expect(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
     pub fn all_output(&self) -> String {
@@ -58,15 +67,30 @@ impl TestDb {
     }
 
     pub async fn with(options: Options, demo: bool) -> Self {
-        let sandbox = tokio::task::spawn_blocking(move || Sandbox::start(&options)).await.unwrap().expect("sandbox starts");
-        let postgres = db::connect(&sandbox.connect_options("postgres", "postgres", &sandbox.superuser_password)).await.unwrap();
-        postgres.simple(&format!("CREATE DATABASE {DB}")).await.unwrap();
+        let sandbox = tokio::task::spawn_blocking(move || Sandbox::start(&options))
+            .await
+            .unwrap()
+            .expect("sandbox starts");
+        let postgres = db::connect(&sandbox.connect_options(
+            "postgres",
+            "postgres",
+            &sandbox.superuser_password,
+        ))
+        .await
+        .unwrap();
+        postgres
+            .simple(&format!("CREATE DATABASE {DB}"))
+            .await
+            .unwrap();
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("PGHOST", "127.0.0.1".to_string()),
             ("PGPORT", sandbox.port.to_string()),
             ("PGDATABASE", DB.to_string()),
-            ("PGPASSWORD", sandbox.superuser_password.expose().to_string()),
+            (
+                "PGPASSWORD",
+                sandbox.superuser_password.expose().to_string(),
+            ),
             ("APP_PW", APP_PASSWORD.to_string()),
             ("ADMIN_PW", ADMIN_PASSWORD.to_string()),
             ("HOME", sandbox.dir().display().to_string()),
@@ -86,12 +110,19 @@ impl TestDb {
 
     /// A connection to `edgarautoshop` as postgres.
     pub async fn superuser(&self) -> Db {
-        self.connect("postgres", self.sandbox.superuser_password.expose()).await.unwrap()
+        self.connect("postgres", self.sandbox.superuser_password.expose())
+            .await
+            .unwrap()
     }
 
     /// A connection as `user` with `password`.
     pub async fn connect(&self, user: &str, password: &str) -> anyhow::Result<Db> {
-        db::connect(&self.sandbox.connect_options(DB, user, &Secret::new(password))).await
+        db::connect(
+            &self
+                .sandbox
+                .connect_options(DB, user, &Secret::new(password)),
+        )
+        .await
     }
 
     /// Runs the real binary with the test environment (and nothing of the caller's).
@@ -102,7 +133,12 @@ impl TestDb {
     /// Runs the binary with extra environment variables.
     pub async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
-        command.args(args).env_clear().envs(&self.env).current_dir(self.sandbox.dir()).stdin(Stdio::null());
+        command
+            .args(args)
+            .env_clear()
+            .envs(&self.env)
+            .current_dir(self.sandbox.dir())
+            .stdin(Stdio::null());
         for (k, v) in extra {
             command.env(k, v);
         }
@@ -116,7 +152,13 @@ impl TestDb {
 
     /// `rlsctl apply` as postgres with both role passwords.
     pub async fn apply(&self, extra: &[&str]) -> Run {
-        let mut args = vec!["apply", "--app-password-from", "env:APP_PW", "--admin-password-from", "env:ADMIN_PW"];
+        let mut args = vec![
+            "apply",
+            "--app-password-from",
+            "env:APP_PW",
+            "--admin-password-from",
+            "env:ADMIN_PW",
+        ];
         args.extend_from_slice(extra);
         self.run(&args).await
     }
@@ -133,7 +175,11 @@ impl TestDb {
 
     /// Runs one simple statement as postgres.
     pub async fn sql(&self, sql: &str) {
-        self.superuser().await.simple(sql).await.unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e)));
+        self.superuser()
+            .await
+            .simple(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e)));
     }
 }
 
@@ -160,7 +206,13 @@ pub async fn catalog_snapshot(db: &Db) -> Vec<String> {
 /// A checksum of every tenant table's contents, read as postgres (bypasses RLS).
 pub async fn contents_checksum(db: &Db) -> String {
     let mut out = String::new();
-    for table in ["customers", "vehicles", "appointments", "services", "tenants"] {
+    for table in [
+        "customers",
+        "vehicles",
+        "appointments",
+        "services",
+        "tenants",
+    ] {
         let row = db
             .query_one(&format!("SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"), &[])
             .await
@@ -174,11 +226,17 @@ pub async fn contents_checksum(db: &Db) -> String {
 pub fn outcome<T>(result: Result<T, tokio_postgres::Error>) -> String {
     match result {
         Ok(_) => "ok".into(),
-        Err(e) => e.code().map(|c| c.code().to_string()).unwrap_or_else(|| e.to_string()),
+        Err(e) => e
+            .code()
+            .map(|c| c.code().to_string())
+            .unwrap_or_else(|| e.to_string()),
     }
 }
 
 /// The single bigint a query returns.
 pub async fn count(db: &Db, sql: &str) -> i64 {
-    db.query_one(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e))).get(0)
+    db.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e)))
+        .get(0)
 }

@@ -1,0 +1,196 @@
+//! Drift: the live catalog against what the bundle recorded when applied.
+
+use super::catalog::Snapshot;
+use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006};
+use crate::bundle::policy::normalize;
+use crate::bundle::state::helper_body;
+use crate::config::{Target, POLICY_NAME};
+
+/// Every drift check, for skipping them together.
+pub const DRIFT: [super::Check; 6] = [DRF001, DRF002, DRF003, DRF004, DRF005, DRF006];
+
+/// Runs the drift checks on the snapshot.
+pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let bundle = &snap.bundle;
+    if !bundle.installed {
+        findings.push(Finding::problem(
+            &DRF001,
+            "schema rlsctl",
+            "the bundle was never applied to this database",
+            "rlsctl apply",
+        ));
+        findings.skip_all(&DRIFT[1..], "the bundle is not installed");
+        return;
+    }
+    findings.push(Finding::pass(
+        &DRF001,
+        None,
+        format!(
+            "last applied by {}",
+            bundle.last_apply.clone().unwrap_or_else(|| "?".into())
+        ),
+    ));
+
+    // DRF002: each installed table's isolation policy is still what apply deparsed.
+    let mut problems = Vec::new();
+    for (table, _, installed_using, installed_check) in &bundle.registry {
+        let display = target.display_table(table);
+        let policy = snap
+            .policies
+            .iter()
+            .find(|p| p.table == display && p.name == POLICY_NAME);
+        let detail = match policy {
+            None => Some("the tenant_isolation policy was dropped".to_string()),
+            Some(p) => {
+                let same = |now: &Option<String>, then: &str| {
+                    now.as_deref()
+                        .is_some_and(|n| normalize(n) == normalize(then))
+                };
+                if !same(&p.using, installed_using) {
+                    Some(format!(
+                        "USING changed from {installed_using} to {}",
+                        p.using.clone().unwrap_or_else(|| "nothing".into())
+                    ))
+                } else if !same(&p.check, installed_check) {
+                    Some(format!(
+                        "WITH CHECK changed from {installed_check} to {}",
+                        p.check.clone().unwrap_or_else(|| "nothing".into())
+                    ))
+                } else if !p.permissive || p.cmd != "*" {
+                    Some("the policy is no longer PERMISSIVE FOR ALL".to_string())
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(detail) = detail {
+            problems.push(Finding::problem(
+                &DRF002,
+                display,
+                detail,
+                "rlsctl apply (re-installs the policy)",
+            ));
+        }
+    }
+    let others: Vec<Finding> = snap
+        .policies
+        .iter()
+        .filter(|p| {
+            p.name != POLICY_NAME
+                && p.permissive
+                && p.applies_to_app
+                && bundle
+                    .registry
+                    .iter()
+                    .any(|r| target.display_table(&r.0) == p.table)
+        })
+        .map(|p| {
+            Finding::problem(
+                &DRF002,
+                format!("{} policy {}", p.table, p.name),
+                format!("permissive policy {} appeared after apply", p.name),
+                format!(
+                    "review it; DROP POLICY {} ON {} unless it is meant to widen access",
+                    p.name, p.table
+                ),
+            )
+        })
+        .collect();
+    problems.extend(others);
+    findings.check(&DRF002, problems, "every isolation policy is as installed");
+
+    // DRF003: break-glass.
+    let problems = bundle
+        .open_break_glass
+        .iter()
+        .map(|(tables, by, since, reason)| {
+            Finding::problem(
+                &DRF003,
+                tables.join(", "),
+                format!("break-glass active: RLS disabled on {} since {since} by {by}, reason: {reason}", tables.join(", ")),
+                "rlsctl rollback --restore",
+            )
+        })
+        .collect();
+    findings.check(&DRF003, problems, "no break-glass is active");
+
+    // DRF004: new roles that bypass RLS.
+    match &bundle.recorded_bypass_roles {
+        None => findings.push(Finding::skip(
+            &DRF004,
+            "no bundle history row records the roles that bypassed RLS",
+        )),
+        Some(recorded) => {
+            let problems = snap
+                .session
+                .bypass_roles
+                .iter()
+                .filter(|r| !recorded.contains(r) && **r != target.admin_role)
+                .map(|r| {
+                    Finding::problem(
+                        &DRF004,
+                        r.clone(),
+                        format!(
+                            "{r} is superuser or BYPASSRLS and was not when the bundle was applied"
+                        ),
+                        format!(
+                            "ALTER ROLE {r} NOBYPASSRLS (or NOSUPERUSER), or re-apply to accept it"
+                        ),
+                    )
+                })
+                .collect();
+            findings.check(&DRF004, problems, "no new role bypasses RLS");
+        }
+    }
+
+    // DRF005: the helper function.
+    let helper = snap
+        .functions
+        .iter()
+        .find(|f| f.schema == "rlsctl" && f.name == "null_tenant_counts");
+    let problem = match helper {
+        None => Some("rlsctl.null_tenant_counts() is missing or no longer SECURITY DEFINER"),
+        Some(f) if f.source != helper_body() => {
+            Some("rlsctl.null_tenant_counts() was replaced with other code")
+        }
+        Some(f) if !f.pins_search_path => {
+            Some("rlsctl.null_tenant_counts() lost its pinned search_path")
+        }
+        Some(_) => None,
+    };
+    let problems = problem
+        .map(|d| {
+            vec![Finding::problem(
+                &DRF005,
+                "rlsctl.null_tenant_counts()",
+                d,
+                "rlsctl apply",
+            )]
+        })
+        .unwrap_or_default();
+    findings.check(&DRF005, problems, "the helper function is as installed");
+
+    // DRF006: configuration and registry agree.
+    let installed: Vec<&str> = bundle.registry.iter().map(|r| r.0.as_str()).collect();
+    let mut problems: Vec<Finding> = target
+        .tables
+        .iter()
+        .filter(|t| !installed.contains(&t.as_str()))
+        .map(|t| {
+            Finding::problem(
+                &DRF006,
+                target.display_table(t),
+                "configured but not installed by the last apply",
+                "rlsctl apply",
+            )
+        })
+        .collect();
+    problems.extend(installed.iter().filter(|t| !target.tables.iter().any(|c| c == *t)).map(|t| {
+        Finding::problem(&DRF006, target.display_table(t), "installed but no longer configured: monitor does not check it", "add it back to RLSCTL_TENANT_TABLES, or rlsctl rollback --uninstall and re-apply")
+    }));
+    findings.check(
+        &DRF006,
+        problems,
+        "the configured tables are the installed ones",
+    );
+}
