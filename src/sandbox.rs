@@ -213,6 +213,8 @@ impl Sandbox {
             "synchronous_commit = off".into(),
             "full_page_writes = off".into(),
             "max_connections = 50".into(),
+            // Room for apply on thousands of tables in one transaction.
+            "max_locks_per_transaction = 512".into(),
             "shared_buffers = 32MB".into(),
             "password_encryption = 'scram-sha-256'".into(),
         ];

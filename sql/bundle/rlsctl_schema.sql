@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
 CREATE TABLE IF NOT EXISTS rlsctl.break_glass_log (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     action      text        NOT NULL CHECK (action IN ('disable', 'uninstall')),
+    schema_name text        NOT NULL,
     tables      text[]      NOT NULL,
     reason      text        NOT NULL,
     started_by  text        NOT NULL DEFAULT session_user,

@@ -174,10 +174,12 @@ async fn attempt_once(
         outcome.plan = plan;
         return Ok(outcome);
     }
-    for statement in plan.statements() {
-        db.simple(&statement.sql)
+    // One round trip per object: its statements go together.
+    for item in plan.items.iter().filter(|i| !i.statements.is_empty()) {
+        let batch: Vec<&str> = item.statements.iter().map(|s| s.sql.as_str()).collect();
+        db.simple(&batch.join(";\n"))
             .await
-            .map_err(|e| classify(e, &format!("applying `{}`", statement.shown)))?;
+            .map_err(|e| classify(e, &format!("applying {}", item.object)))?;
     }
     record(db, target, &state, &outcome.checksum, plan.changes()).await?;
     tenant::commit(db)

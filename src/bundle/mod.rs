@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod plan;
 pub mod policy;
+pub mod rollback;
 pub mod sql;
 pub mod state;
 

@@ -306,7 +306,8 @@ UNION ALL
 (SELECT 'history', ARRAY[array_to_string(bypass_roles, ','), applied_by || ' at ' || applied_at::text]
  FROM rlsctl.bundle_history ORDER BY id DESC LIMIT 1)
 UNION ALL
-SELECT 'break-glass', ARRAY[array_to_string(tables, ','), started_by, started_at::text, reason]
+SELECT 'break-glass', ARRAY[array_to_string(ARRAY(SELECT schema_name || '.' || t FROM unnest(tables) t), ','),
+                           started_by, started_at::text, reason]
 FROM rlsctl.break_glass_log WHERE ended_at IS NULL AND action = 'disable'";
 
 impl Snapshot {

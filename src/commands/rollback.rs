@@ -1,7 +1,121 @@
-//! `rlsctl rollback`.
-use crate::Status;
-use anyhow::{bail, Result};
-/// Runs the command.
-pub async fn run(_args: crate::cli::RollbackArgs) -> Result<Status> {
-    bail!("not yet")
+//! `rlsctl rollback`: break-glass, restore, uninstall.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+
+use crate::bundle::rollback::{self, Action, Outcome};
+use crate::cli::{Format, RollbackArgs};
+use crate::{until_interrupted, Status};
+
+/// Runs `rollback` as a privileged user (default `postgres`).
+pub async fn run(args: RollbackArgs) -> Result<Status> {
+    let action = if args.restore {
+        Action::Restore
+    } else if args.uninstall {
+        Action::Uninstall {
+            drop_roles: args.drop_roles,
+        }
+    } else if args.all || !args.table.is_empty() {
+        Action::Disable(args.table.clone())
+    } else {
+        bail!("say what to do: --table T (repeatable), --all, --restore or --uninstall");
+    };
+    let reason = args
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    if reason.is_none() && !matches!(action, Action::Restore) {
+        bail!("--reason is required (an incident id, e.g. --reason INC-1234): it goes in the break-glass log");
+    }
+    // Refuse before connecting when confirmation is impossible, so cron never hangs.
+    let confirm = !args.yes && !matches!(action, Action::Restore);
+    if confirm && !std::io::stdin().is_terminal() {
+        bail!(
+            "refusing to {} without confirmation: there is no TTY to ask on; pass --yes",
+            verb(&action)
+        );
+    }
+    until_interrupted(async {
+        let (target, db) = super::connect(&args.conn, &args.target, "postgres", true).await?;
+        if confirm {
+            ask_database_name(&db.info.name, &action)?;
+        }
+        let outcome = rollback::run(&db, &target, &action, reason).await?;
+        let restore = restore_command(&args, &db.info.name, &db.info.user);
+        super::print(&match args.format {
+            Format::Text => text(&outcome, &restore),
+            Format::Json => serde_json::to_string_pretty(&json!({
+                "command": "rollback",
+                "database": db.info,
+                "result": outcome,
+                "restore_command": (outcome.action == "disable").then_some(restore),
+            }))?,
+        });
+        Ok(Status::Clean)
+    })
+    .await
+}
+
+fn verb(action: &Action) -> &'static str {
+    match action {
+        Action::Disable(_) => "disable row level security",
+        Action::Restore => "restore row level security",
+        Action::Uninstall { .. } => "uninstall the bundle",
+    }
+}
+
+fn ask_database_name(database: &str, action: &Action) -> Result<()> {
+    eprint!(
+        "This will {} in database {database}. Type the database name to confirm: ",
+        verb(action)
+    );
+    std::io::stderr().flush().ok();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .context("reading the confirmation")?;
+    if answer.trim() != database {
+        bail!("confirmation did not match {database:?}; nothing was changed");
+    }
+    Ok(())
+}
+
+/// The command that undoes a break-glass, with the same connection.
+fn restore_command(args: &RollbackArgs, database: &str, user: &str) -> String {
+    let mut command = format!(
+        "rlsctl rollback --restore --host {} --port {} -d {database} -U {user}",
+        args.conn.host, args.conn.port
+    );
+    if args.target.schema != "public" {
+        command.push_str(&format!(" --schema {}", args.target.schema));
+    }
+    command
+}
+
+fn text(outcome: &Outcome, restore: &str) -> String {
+    match outcome.action {
+        "disable" => format!(
+            "BREAK-GLASS: row level security is OFF on {}: every tenant's rows are visible to the app.\n\
+             Recorded in rlsctl.break_glass_log with reason {:?}. `rlsctl monitor` reports it until restored.\n\
+             Restore with:\n  {restore}\n",
+            outcome.tables.join(", "),
+            outcome.reason.clone().unwrap_or_default()
+        ),
+        "restore" if outcome.tables.is_empty() => "Nothing to restore: no break-glass is active.\n".into(),
+        "restore" => format!(
+            "Restored: row level security is ENABLED and FORCED again on {}; {} break-glass entr{} closed.\n",
+            outcome.tables.join(", "),
+            outcome.closed_entries,
+            if outcome.closed_entries == 1 { "y" } else { "ies" }
+        ),
+        _ => format!(
+            "Uninstalled the bundle from {}: policies, grants and helpers removed, RLS put back as it was before the first apply.\n\
+             The break-glass log (rlsctl.break_glass_log) is kept and records this uninstall.\n",
+            outcome.tables.join(", ")
+        ),
+    }
 }

@@ -188,7 +188,7 @@ pub async fn catalog_snapshot(db: &Db) -> Vec<String> {
     let rows = db
         .query(
             "SELECT format('%s rls=%s force=%s acl=%s', c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity,
-                           coalesce(c.relacl, acldefault('r', c.relowner)))
+                           coalesce(c.relacl, acldefault(CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner)))
              FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'rlsctl', 'pg_toast') AND c.relkind IN ('r', 'p', 'S', 'v')
              UNION ALL
