@@ -3,6 +3,7 @@
 
 mod support;
 
+mod app;
 mod apply;
 mod monitor;
 mod verify;

@@ -352,3 +352,22 @@ async fn monitor_statements_do_not_grow_with_tables() {
     }
     assert_eq!(counts[0], counts[1], "statements at 4 and 2,000 tables");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_tables_that_differ_from_the_installed_ones_warn() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    let env = [
+        ("PGUSER", "app_user"),
+        ("PGPASSWORD", APP_PASSWORD),
+        ("RLSCTL_TENANT_TABLES", "customers,vehicles,appointments"),
+    ];
+    let run = t.run_env(&["monitor", "--format", "json"], &env).await;
+    run.expect(0);
+    let found = problems(&run.json(), "DRF006");
+    assert!(
+        found.iter().any(|p| p.starts_with("warn public.services")),
+        "{found:?}"
+    );
+    t.run_env(&["monitor", "--strict"], &env).await.expect(1);
+}
