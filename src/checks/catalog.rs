@@ -167,8 +167,9 @@ pub struct Snapshot {
     pub tables: Vec<TenantTable>,
     /// Policies on tenant tables, their children and uncovered tenant-column tables.
     pub policies: Vec<PolicyRow>,
-    /// Tables in the schema with the tenant column that are not configured.
-    pub uncovered: Vec<String>,
+    /// Tables in the schema with the tenant column that are not configured, and
+    /// whether RLS is enabled and forced on them all the same.
+    pub uncovered: Vec<(String, bool)>,
     /// Views, materialized views and foreign tables readable by the app role.
     pub relations: Vec<Relation>,
     /// SECURITY DEFINER and LEAKPROOF functions outside the system schemas.
@@ -238,7 +239,8 @@ with_column AS (
 app AS (SELECT oid FROM pg_roles WHERE rolname = $4)";
 
 const UNCOVERED_SQL: &str = "\
-SELECT format('%s.%s', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+SELECT format('%s.%s', n.nspname, c.relname), c.relrowsecurity AND c.relforcerowsecurity
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid IN (SELECT oid FROM with_column) AND c.oid NOT IN (SELECT oid FROM tenant) ORDER BY 1";
 
 const POLICIES_SQL: &str = "\
@@ -369,7 +371,7 @@ impl Snapshot {
             .await
             .doing("reading tables with the tenant column")?
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1)))
             .collect();
         let policies = db
             .query(&format!("{SCOPE_CTE} {POLICIES_SQL}"), &scope)
@@ -797,14 +799,25 @@ fn coverage_checks(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     findings.check(&RLS004, check, "every write policy checks the tenant");
     findings.check(&RLS005, widen, "no permissive policy widens access");
 
+    // A table outside the configuration still counts as covered when RLS is on,
+    // forced, and a policy scopes it to the tenant (DRF006 says it is unmonitored).
     let problems = snap
         .uncovered
         .iter()
-        .map(|name| {
+        .filter(|(name, forced)| {
+            let scoped = snap.policies.iter().any(|p| {
+                p.table == *name
+                    && p.permissive
+                    && p.applies_to_app
+                    && p.using.as_deref().is_some_and(|u| scopes_to_tenant(u, column, setting))
+            });
+            !(*forced && scoped)
+        })
+        .map(|(name, _)| {
             Finding::problem(
                 &RLS006,
                 name.clone(),
-                format!("{name} has a {column} column but is not a configured tenant table: nothing isolates it"),
+                format!("{name} has a {column} column but is not a configured tenant table, and no forced RLS policy isolates it"),
                 "add it to RLSCTL_TENANT_TABLES and run rlsctl apply",
             )
         })
