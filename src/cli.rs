@@ -366,11 +366,29 @@ pub struct RehearseArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Leave the throwaway cluster running and print the environment that points the other commands at it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "database_url")]
     pub keep: bool,
+    /// Rehearse against an existing database (a staging restore) instead of a throwaway one,
+    /// e.g. postgres://postgres@staging:5432/edgarautoshop. No password in the URL: use
+    /// PGPASSWORD or ~/.pgpass for the privileged user.
+    #[arg(long, env = "RLSCTL_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// With --database-url: also run the break-glass and restore steps.
+    #[arg(long, requires = "database_url")]
+    pub with_rollback: bool,
+    /// With --database-url: the app role's password (apply sets it when creating the role; verify logs in with it).
+    #[arg(long, value_name = "SOURCE", requires = "database_url")]
+    pub app_password_from: Option<PasswordSource>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Stop before STEP and wait for Enter, to inspect the database mid-rehearsal
+    /// (steps: dry-run, apply, verify, monitor, rollback, monitor-break-glass, restore, verify-again).
+    #[arg(long, value_name = "STEP")]
+    pub pause_before: Option<String>,
+    /// Break the database just before the named step, to see the rehearsal catch it (for tests and demos).
+    #[arg(long, value_name = "STEP", hide = true)]
+    pub inject_fault: Option<String>,
 }
 
 /// Parses `500ms`, `5s`, `2m` or a bare number of seconds.

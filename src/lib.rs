@@ -91,8 +91,11 @@ pub async fn run(cli: cli::Cli) -> Result<Status> {
 /// (its connections close, so the server rolls back any open transaction) and
 /// `Interrupted` is returned.
 pub async fn until_interrupted<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    // Biased, signal first: the handler is installed before any work starts,
+    // so a Ctrl-C during a blocking step is still seen (and cleaned up after).
     tokio::select! {
-        result = work => result,
+        biased;
         _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        result = work => result,
     }
 }

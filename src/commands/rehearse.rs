@@ -1,7 +1,473 @@
-//! `rlsctl rehearse`.
-use crate::Status;
-use anyhow::{bail, Result};
-/// Runs the command.
-pub async fn run(_args: crate::cli::RehearseArgs) -> Result<Status> {
-    bail!("not yet")
+//! `rlsctl rehearse`: the whole cutover on a throwaway PostgreSQL (or a staging
+//! restore), step by step, calling the same code as the commands.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::bundle::apply::{self, Options};
+use crate::bundle::plan::RoleInputs;
+use crate::bundle::rollback::{self, Action};
+use crate::bundle::sql::{DEMO_SCHEMA, DEMO_SEED};
+use crate::checks::Status as CheckStatus;
+use crate::cli::{Format, RehearseArgs, SslMode};
+use crate::config::Target;
+use crate::db::password::Secret;
+use crate::db::{self, quote_ident, ConnectOptions, Db, DbResultExt};
+use crate::report::Report;
+use crate::sandbox::{self, Sandbox};
+use crate::{until_interrupted, Status};
+
+use super::{monitor::monitor, verify::verify};
+
+/// The tenants of the sample data that verify probes with.
+const DEMO_TENANTS: [&str; 2] = ["edgar-downtown", "edgar-airport"];
+
+/// The steps, in order: (id for --inject-fault, what it runs).
+const STEPS: [(&str, &str); 8] = [
+    ("dry-run", "apply --dry-run (the plan)"),
+    ("apply", "apply"),
+    ("verify", "verify as the app role with two tenants"),
+    ("monitor", "monitor (clean)"),
+    ("rollback", "rollback --table customers --reason rehearsal"),
+    (
+        "monitor-break-glass",
+        "monitor (reports break-glass, as expected)",
+    ),
+    ("restore", "rollback --restore"),
+    ("verify-again", "verify again"),
+];
+
+/// One step's outcome.
+#[derive(Debug, Serialize)]
+struct StepResult {
+    id: &'static str,
+    name: &'static str,
+    status: &'static str,
+    ms: u128,
+    detail: String,
+}
+
+/// Where the rehearsal runs.
+struct Stage {
+    admin: ConnectOptions,
+    app: ConnectOptions,
+    description: String,
+    tenants: Vec<String>,
+    with_rollback: bool,
+    sandbox: Option<Sandbox>,
+}
+
+/// Runs `rehearse`.
+pub async fn run(args: RehearseArgs) -> Result<Status> {
+    for (flag, step) in [
+        ("--inject-fault", &args.inject_fault),
+        ("--pause-before", &args.pause_before),
+    ] {
+        if let Some(step) = step {
+            if !STEPS.iter().any(|(id, _)| id == step) {
+                bail!(
+                    "{flag} {step}: no such step (steps: {})",
+                    STEPS.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+    }
+    until_interrupted(rehearse(args)).await
+}
+
+async fn rehearse(args: RehearseArgs) -> Result<Status> {
+    let target = Target::from_args(&args.target)?;
+    let app_password = Secret::new(sandbox::random_hex(16));
+    let mut stage = match &args.database_url {
+        Some(url) => existing_database(url, &args, &target).await?,
+        None => throwaway(&target, &app_password)?,
+    };
+    eprintln!("rlsctl rehearse: {}", stage.description);
+
+    if let Some(sandbox) = &stage.sandbox {
+        let postgres = db::connect(&sandbox.connect_options(
+            "postgres",
+            "postgres",
+            &sandbox.superuser_password,
+        ))
+        .await?;
+        postgres
+            .simple("CREATE DATABASE edgarautoshop")
+            .await
+            .doing("creating the sample database")?;
+    }
+    let admin_db = db::connect(&stage.admin).await?;
+    if stage.sandbox.is_some() {
+        admin_db
+            .simple(DEMO_SCHEMA)
+            .await
+            .doing("loading sql/demo/schema.sql")?;
+        admin_db
+            .simple(DEMO_SEED)
+            .await
+            .doing("loading sql/demo/seed.sql")?;
+    }
+    let admin_password = Secret::new(sandbox::random_hex(16));
+    let app_secret = stage.app.password.clone();
+    let roles = || RoleInputs {
+        app_password: app_secret.clone(),
+        admin_password: Some(admin_password.clone()),
+        rotate_passwords: false,
+    };
+    let apply_options = |dry_run: bool| Options {
+        dry_run,
+        lock_timeout: Duration::from_secs(5),
+        lock_retries: 3,
+        roles: roles(),
+        no_app_password: false,
+    };
+
+    let mut results: Vec<StepResult> = Vec::new();
+    let mut failed = false;
+    for (id, name) in STEPS {
+        let rollback_step = matches!(id, "rollback" | "monitor-break-glass" | "restore");
+        if failed || (rollback_step && !stage.with_rollback) {
+            let detail = if failed {
+                "not run: an earlier step failed"
+            } else {
+                "not run: pass --with-rollback"
+            };
+            results.push(StepResult {
+                id,
+                name,
+                status: "skip",
+                ms: 0,
+                detail: detail.into(),
+            });
+            continue;
+        }
+        if args.pause_before.as_deref() == Some(id) {
+            eprintln!(
+                "paused before \"{name}\": the database is {}; press Enter to go on",
+                stage.description
+            );
+            let mut line = String::new();
+            tokio::io::AsyncBufReadExt::read_line(
+                &mut tokio::io::BufReader::new(tokio::io::stdin()),
+                &mut line,
+            )
+            .await?;
+        }
+        if args.inject_fault.as_deref() == Some(id) {
+            inject_fault(&admin_db, &target, id).await?;
+        }
+        let spinner = progress(name);
+        let started = Instant::now();
+        let outcome: Result<String> = async {
+            match id {
+                "dry-run" | "apply" => {
+                    let outcome =
+                        apply::apply(&admin_db, &target, &apply_options(id == "dry-run")).await?;
+                    if outcome.refused() {
+                        bail!(
+                            "the pre-flight refused: {}",
+                            outcome.preflight.problems.join("; ")
+                        );
+                    }
+                    match (id, outcome.plan.changes()) {
+                        ("dry-run", n) => Ok(format!(
+                            "{n} object(s) to create or change; nothing changed"
+                        )),
+                        (_, n) if outcome.applied => Ok(format!(
+                            "{n} object(s) created or changed in one transaction ({} ms)",
+                            outcome.transaction_ms
+                        )),
+                        _ => Ok("already up to date".into()),
+                    }
+                }
+                "verify" | "verify-again" => {
+                    let app_db = db::connect(&stage.app).await?;
+                    let report = verify(&app_db, &target, &stage.tenants, None).await?;
+                    expect_clean(&report)
+                }
+                "monitor" => {
+                    let app_db = db::connect(&stage.app).await?;
+                    expect_clean(&monitor(&app_db, &target).await?)
+                }
+                "rollback" => {
+                    let first = target.tables.first().cloned().unwrap_or_default();
+                    let done = rollback::run(
+                        &admin_db,
+                        &target,
+                        &Action::Disable(vec![first]),
+                        Some("rehearsal"),
+                    )
+                    .await?;
+                    Ok(format!(
+                        "RLS disabled on {} with an audit record",
+                        done.tables.join(", ")
+                    ))
+                }
+                "monitor-break-glass" => {
+                    let app_db = db::connect(&stage.app).await?;
+                    let report = monitor(&app_db, &target).await?;
+                    let break_glass = report
+                        .checks
+                        .iter()
+                        .find(|c| c.id == "DRF003" && c.status == CheckStatus::Fail);
+                    match break_glass {
+                        Some(finding) => {
+                            Ok(format!("drift reported as expected: {}", finding.detail))
+                        }
+                        None => bail!("monitor did not report the active break-glass"),
+                    }
+                }
+                _ => {
+                    let done = rollback::run(&admin_db, &target, &Action::Restore, None).await?;
+                    if done.tables.is_empty() {
+                        bail!("nothing was restored");
+                    }
+                    Ok(format!(
+                        "RLS enabled and forced again on {}",
+                        done.tables.join(", ")
+                    ))
+                }
+            }
+        }
+        .await;
+        if let Some(spinner) = spinner {
+            spinner.finish_and_clear();
+        }
+        let ms = started.elapsed().as_millis();
+        let (status, detail) = match outcome {
+            Ok(detail) => ("pass", detail),
+            Err(err) => {
+                failed = true;
+                ("fail", format!("{err:#}"))
+            }
+        };
+        if args.format == Format::Text {
+            super::print(&step_line(results.len() + 1, name, status, ms, &detail));
+        }
+        results.push(StepResult {
+            id,
+            name,
+            status,
+            ms,
+            detail,
+        });
+    }
+    drop(admin_db);
+
+    let passed = results.iter().filter(|r| r.status == "pass").count();
+    let failed_step = results.iter().find(|r| r.status == "fail").map(|r| r.name);
+    let sandbox_dir = stage
+        .sandbox
+        .as_ref()
+        .map(|s| s.dir().display().to_string());
+    let keep_env = if args.keep {
+        stage
+            .sandbox
+            .take()
+            .map(|s| keep(s, &target, &app_password, &admin_password))
+            .transpose()?
+    } else {
+        None
+    };
+    match args.format {
+        Format::Json => super::print(&serde_json::to_string_pretty(&json!({
+            "command": "rehearse",
+            "where": stage.description,
+            "sandbox_dir": sandbox_dir,
+            "kept": keep_env.is_some(),
+            "steps": results,
+            "summary": {"passed": passed, "failed": usize::from(failed_step.is_some()), "skipped": results.len() - passed - usize::from(failed_step.is_some())},
+        }))?),
+        Format::Text => super::print(&match failed_step {
+            None => format!("\nAll {passed} steps passed: the cutover works on this database.\n"),
+            Some(step) => {
+                format!("\nThe rehearsal FAILED at step \"{step}\"; later steps were not run.\n")
+            }
+        }),
+    }
+    if let Some(env) = keep_env {
+        super::print(&env);
+    }
+    drop(stage);
+    Ok(if failed_step.is_some() {
+        Status::Problems
+    } else {
+        Status::Clean
+    })
+}
+
+fn expect_clean(report: &Report) -> Result<String> {
+    let s = report.summary;
+    if report.clean(false) {
+        Ok(format!(
+            "{} passed, {} warnings, {} skipped",
+            s.passed, s.warnings, s.skipped
+        ))
+    } else {
+        let failed: Vec<String> = report
+            .checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Fail)
+            .map(|c| format!("{} {}", c.id, c.object.clone().unwrap_or_default()))
+            .collect();
+        bail!("{} check(s) failed: {}", s.failed, failed.join(", "))
+    }
+}
+
+fn step_line(n: usize, name: &str, status: &str, ms: u128, detail: &str) -> String {
+    let mark = match status {
+        "pass" => "ok  ",
+        "fail" => "FAIL",
+        _ => "skip",
+    };
+    format!("{mark} {n}. {name:<48} {ms:>6} ms  {detail}")
+}
+
+fn progress(name: &str) -> Option<indicatif::ProgressBar> {
+    if !crate::logging::progress_allowed() {
+        return None;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(name.to_string());
+    spinner.enable_steady_tick(Duration::from_millis(100));
+    Some(spinner)
+}
+
+/// A throwaway cluster with the sample schema; the app role's password is generated.
+fn throwaway(target: &Target, app_password: &Secret) -> Result<Stage> {
+    let sandbox = Sandbox::start(&sandbox::Options::default())?;
+    let admin = sandbox.connect_options("edgarautoshop", "postgres", &sandbox.superuser_password);
+    let app = sandbox.connect_options("edgarautoshop", &target.app_role, app_password);
+    let description = format!(
+        "throwaway PostgreSQL on 127.0.0.1:{} in {}",
+        sandbox.port,
+        sandbox.dir().display()
+    );
+    Ok(Stage {
+        admin,
+        app,
+        description,
+        tenants: DEMO_TENANTS.iter().map(|s| s.to_string()).collect(),
+        with_rollback: true,
+        sandbox: Some(sandbox),
+    })
+}
+
+async fn existing_database(url: &str, args: &RehearseArgs, target: &Target) -> Result<Stage> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| anyhow!("--database-url is not a PostgreSQL URL: {e}"))?;
+    if config.get_password().is_some() {
+        bail!("--database-url must not contain a password (it would show in the process list): use PGPASSWORD or ~/.pgpass");
+    }
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "127.0.0.1".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let dbname = config.get_dbname().unwrap_or("edgarautoshop").to_string();
+    let user = config.get_user().unwrap_or("postgres").to_string();
+    let source = args
+        .app_password_from
+        .clone()
+        .context("--database-url needs --app-password-from: apply sets it on a new app role and verify logs in with it")?;
+    let app_password = source.read("password for the app role").await?;
+    let base = ConnectOptions {
+        host: host.clone(),
+        port,
+        dbname: dbname.clone(),
+        user: user.clone(),
+        password_from: None,
+        password: None,
+        allow_prompt: true,
+        sslmode: SslMode::Prefer,
+        sslrootcert: None,
+        tls_server_name: None,
+        connect_timeout: Duration::from_secs(10),
+    };
+    let app = ConnectOptions {
+        user: target.app_role.clone(),
+        password: Some(app_password),
+        ..base.clone()
+    };
+    Ok(Stage {
+        admin: base,
+        app,
+        description: format!("existing database {dbname} on {host}:{port} as {user}"),
+        tenants: Vec::new(),
+        with_rollback: args.with_rollback,
+        sandbox: None,
+    })
+}
+
+/// Breaks the database in a way the step should catch.
+async fn inject_fault(admin: &Db, target: &Target, step: &str) -> Result<()> {
+    let table = crate::db::qualified(
+        &target.schema,
+        target
+            .tables
+            .first()
+            .map(String::as_str)
+            .unwrap_or("customers"),
+    );
+    let sql = match step {
+        "dry-run" | "apply" => format!("ALTER TABLE {table} RENAME TO {}", quote_ident("rehearsal_fault")),
+        "verify" | "verify-again" => format!("CREATE POLICY rehearsal_fault ON {table} FOR SELECT TO PUBLIC USING (true)"),
+        "monitor" => format!("ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY"),
+        "rollback" => "ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT rehearsal_fault CHECK (false) NOT VALID".into(),
+        "monitor-break-glass" => "UPDATE rlsctl.break_glass_log SET ended_at = now() WHERE ended_at IS NULL".into(),
+        _ => "ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT rehearsal_fault CHECK (ended_at IS NULL) NOT VALID".into(),
+    };
+    tracing::warn!(step, "injecting a fault before this step");
+    admin.simple(&sql).await.doing("injecting the fault")?;
+    Ok(())
+}
+
+/// Leaves the cluster running; returns the shell lines that point rlsctl at it.
+fn keep(sandbox: Sandbox, target: &Target, app: &Secret, admin: &Secret) -> Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let pgpass = sandbox.dir().join("pgpass");
+    let mut file = std::fs::File::create(&pgpass)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
+    for (user, password) in [
+        ("postgres", &sandbox.superuser_password),
+        (target.app_role.as_str(), app),
+        (target.admin_role.as_str(), admin),
+    ] {
+        writeln!(
+            file,
+            "127.0.0.1:{}:*:{}:{}",
+            sandbox.port,
+            escape(user),
+            escape(password.expose())
+        )?;
+    }
+    let mut out = String::new();
+    writeln!(
+        out,
+        "\n# The cluster is still running. Point rlsctl at it (passwords are in the pgpass file):"
+    )?;
+    writeln!(
+        out,
+        "export PGHOST=127.0.0.1 PGPORT={} PGDATABASE=edgarautoshop PGPASSFILE={}",
+        sandbox.port,
+        pgpass.display()
+    )?;
+    writeln!(
+        out,
+        "# e.g.: rlsctl verify --tenant edgar-downtown --tenant edgar-airport"
+    )?;
+    writeln!(
+        out,
+        "# Stop and remove it with:\n# {}",
+        sandbox.stop_command()
+    )?;
+    sandbox.keep();
+    Ok(out)
 }

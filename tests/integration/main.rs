@@ -6,4 +6,5 @@ mod support;
 mod app;
 mod apply;
 mod monitor;
+mod rehearse;
 mod verify;

@@ -1,0 +1,182 @@
+//! `rlsctl rehearse`: the whole cutover on a throwaway PostgreSQL.
+
+use std::path::Path;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::*;
+
+/// A runner with no database of its own: rehearse makes its own.
+async fn rehearse(args: &[&str], extra_env: &[(&str, &str)]) -> Run {
+    let t = TestDb::empty().await;
+    t.run_env(&[&["rehearse"], args].concat(), extra_env).await
+}
+
+/// True when a postgres process still runs on `dir`.
+fn postgres_running_in(dir: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(dir))
+                .unwrap_or(false)
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
+    let run = rehearse(&["--format", "json"], &[]).await;
+    run.expect(0);
+    let doc = run.json();
+    let ids: Vec<&str> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "dry-run",
+            "apply",
+            "verify",
+            "monitor",
+            "rollback",
+            "monitor-break-glass",
+            "restore",
+            "verify-again"
+        ]
+    );
+    for step in doc["steps"].as_array().unwrap() {
+        assert_eq!(step["status"], "pass", "{step}");
+    }
+    assert_eq!(doc["summary"]["passed"], 8);
+    let dir = doc["sandbox_dir"].as_str().unwrap();
+    assert!(!Path::new(dir).exists(), "{dir} left behind");
+    assert!(
+        !postgres_running_in(dir),
+        "a postgres process still runs in {dir}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_step_fails_the_rehearsal_and_is_named() {
+    for (step, name) in [
+        ("verify", "verify as the app role with two tenants"),
+        ("apply", "apply"),
+        (
+            "monitor-break-glass",
+            "monitor (reports break-glass, as expected)",
+        ),
+    ] {
+        let run = rehearse(&["--inject-fault", step], &[]).await;
+        run.expect(1);
+        assert!(
+            run.stdout.contains(&format!("FAILED at step \"{name}\"")),
+            "{}",
+            run.stdout
+        );
+        let json = rehearse(&["--inject-fault", step, "--format", "json"], &[]).await;
+        json.expect(1);
+        let doc = json.json();
+        let failed: Vec<&str> = doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "fail")
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(failed, [step]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_and_removes_the_cluster() {
+    let t = TestDb::empty().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .args(["rehearse", "--pause-before", "verify"])
+        .env_clear()
+        .envs(&t.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut dir = String::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if let Some(rest) = line.strip_prefix("rlsctl rehearse: throwaway PostgreSQL on ") {
+            dir = rest.split(" in ").nth(1).unwrap().to_string();
+        }
+        if line.starts_with("paused before") {
+            break;
+        }
+    }
+    assert!(
+        Path::new(&dir).exists() && postgres_running_in(&dir),
+        "the cluster runs while paused"
+    );
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert!(!Path::new(&dir).exists(), "{dir} left behind");
+    assert!(!postgres_running_in(&dir));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_prints_an_environment_that_verify_works_with() {
+    let run = rehearse(&["--keep"], &[]).await;
+    run.expect(0);
+    let export = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("export "))
+        .expect("an export line");
+    let stop = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("# ") && l.contains(" stop"))
+        .expect("a stop line");
+    let vars: Vec<(String, String)> = export
+        .trim_start_matches("export ")
+        .split(' ')
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap();
+            (k.to_string(), v.to_string())
+        })
+        .collect();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
+    command
+        .args(["verify", "--tenant", TENANTS[0], "--tenant", TENANTS[1]])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
+    for (k, v) in &vars {
+        command.env(k, v);
+    }
+    let verify = command.output().await.unwrap();
+    let stopped = std::process::Command::new("sh")
+        .args(["-c", stop.trim_start_matches("# ")])
+        .status()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    assert!(stopped.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_postgres_binaries_give_the_install_command() {
+    let run = rehearse(&[], &[("PATH", "/nonexistent"), ("PG_BIN_DIR", "/nowhere")]).await;
+    run.expect(2);
+    assert!(run.stderr.contains("initdb"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("apt-get install -y postgresql"),
+        "{}",
+        run.stderr
+    );
+}
