@@ -111,6 +111,12 @@ pub enum Command {
     /// apply --dry-run, apply, verify, monitor, rollback, monitor, restore, verify.
     #[command(after_help = EXIT_CODES)]
     Rehearse(RehearseArgs),
+    /// SSM port forwarding localhost:15432 -> RDS:5432 through an EC2 instance; foreground until Ctrl-C.
+    ///
+    /// Uses AWS credentials (standard chain) and the session-manager-plugin. Prints
+    /// `ready: ...` on stderr once the port is open; Ctrl-C or SIGTERM ends the session.
+    #[command(after_help = EXIT_CODES)]
+    Tunnel(TunnelArgs),
     /// Print shell completions for the given shell on stdout.
     Completions {
         /// The shell.
@@ -183,6 +189,38 @@ pub struct ConnectionArgs {
     /// Give up connecting after this long (e.g. 10s, 500ms).
     #[arg(long, env = "PGCONNECT_TIMEOUT", value_parser = parse_duration, default_value = "10s", help_heading = "Connection")]
     pub connect_timeout: Duration,
+    /// Open an SSM tunnel on a free local port for the length of the command and connect
+    /// through it (instead of --host/--port); it is always torn down afterwards.
+    #[arg(long, help_heading = "SSM tunnel")]
+    pub via_ssm: bool,
+    #[command(flatten)]
+    pub ssm: SsmArgs,
+}
+
+/// Where the SSM tunnel goes and how the plugin is run.
+#[derive(Debug, Clone, Args)]
+pub struct SsmArgs {
+    /// The EC2 instance (SSM-managed) that forwards to the database.
+    #[arg(long, env = "INSTANCE_ID", value_name = "ID", help_heading = "SSM tunnel")]
+    pub instance_id: Option<String>,
+    /// The RDS endpoint the instance dials (also the TLS server name through the tunnel).
+    #[arg(long, env = "RDS_ENDPOINT", value_name = "HOST", help_heading = "SSM tunnel")]
+    pub rds_endpoint: Option<String>,
+    /// The database port on the RDS side.
+    #[arg(long, env = "RDS_PORT", default_value_t = 5432, help_heading = "SSM tunnel")]
+    pub remote_port: u16,
+    /// The session-manager-plugin executable (else SESSION_MANAGER_PLUGIN, else PATH).
+    #[arg(long, env = "SESSION_MANAGER_PLUGIN", value_name = "PATH", help_heading = "SSM tunnel")]
+    pub plugin: Option<PathBuf>,
+    /// AWS profile (standard chain otherwise: env, SSO, instance role).
+    #[arg(long, env = "AWS_PROFILE", help_heading = "SSM tunnel")]
+    pub profile: Option<String>,
+    /// AWS region (else the profile's or AWS_REGION).
+    #[arg(long, env = "AWS_REGION", help_heading = "SSM tunnel")]
+    pub region: Option<String>,
+    /// How long to wait for the plugin to report the port open.
+    #[arg(long, value_parser = parse_duration, default_value = "30s", help_heading = "SSM tunnel")]
+    pub start_timeout: Duration,
 }
 
 /// TLS modes, as libpq names them.
@@ -358,6 +396,19 @@ pub struct RollbackArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `rlsctl tunnel`.
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    #[command(flatten)]
+    pub ssm: SsmArgs,
+    /// The local port to listen on (127.0.0.1 only).
+    #[arg(long, env = "LOCAL_PORT", default_value_t = 15432)]
+    pub local_port: u16,
+    /// When the session drops, start a new one (with backoff) instead of exiting.
+    #[arg(long)]
+    pub reconnect: bool,
 }
 
 /// `rlsctl rehearse`.

@@ -82,6 +82,7 @@ pub async fn run(cli: cli::Cli) -> Result<Status> {
         Command::Monitor(args) => commands::monitor::run(args, cli.global.quiet).await,
         Command::Rollback(args) => commands::rollback::run(args).await,
         Command::Rehearse(args) => commands::rehearse::run(args).await,
+        Command::Tunnel(args) => commands::tunnel::run(args).await,
         Command::Completions { shell } => commands::completions::completions(shell),
         Command::Man => commands::completions::man(),
     }

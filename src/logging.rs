@@ -38,3 +38,14 @@ pub fn color_allowed() -> bool {
 pub fn progress_allowed() -> bool {
     std::io::stderr().is_terminal()
 }
+
+/// A spinner on stderr with `message`, only when stderr is a terminal.
+pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
+    if !progress_allowed() {
+        return None;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    spinner.set_message(message.to_string());
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    Some(spinner)
+}

@@ -8,12 +8,13 @@ use crate::bundle::plan::{Action, RoleInputs};
 use crate::cli::{ApplyArgs, Format};
 use crate::db::password::Secret;
 use crate::db::ServerInfo;
-use crate::{until_interrupted, Status};
+use crate::Status;
 
 /// Runs `apply` as a privileged user (default `postgres`).
 pub async fn run(args: ApplyArgs) -> Result<Status> {
-    until_interrupted(async {
-        let (target, db) = super::connect(&args.conn, &args.target, "postgres", true).await?;
+    let conn = args.conn.clone();
+        super::with_tunnel(&conn, |conn| async move {
+        let (target, db) = super::connect(&conn, &args.target, "postgres", true).await?;
         let options = options(&args).await?;
         let outcome = apply::apply(&db, &target, &options).await?;
         super::print(&match args.format {

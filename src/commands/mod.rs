@@ -5,13 +5,48 @@ pub mod completions;
 pub mod monitor;
 pub mod rehearse;
 pub mod rollback;
+pub mod tunnel;
 pub mod verify;
 
-use anyhow::Result;
+use std::future::Future;
+
+use anyhow::{anyhow, Result};
 
 use crate::cli::{ConnectionArgs, TargetArgs};
 use crate::config::Target;
 use crate::db::{self, ConnectOptions, Db};
+use crate::tunnel::{free_local_port, Tunnel};
+use crate::{until_interrupted, Interrupted};
+
+/// Runs `work` with the connection settings. With `--via-ssm`, an ephemeral
+/// tunnel is opened on a free local port first, `work` connects through it
+/// (verifying TLS against RDS_ENDPOINT unless told otherwise), and the tunnel is
+/// torn down afterwards whatever happened: success, failure, Ctrl-C, or the
+/// plugin dying under it.
+pub async fn with_tunnel<T, F, Fut>(conn: &ConnectionArgs, work: F) -> Result<T>
+where
+    F: FnOnce(ConnectionArgs) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    if !conn.via_ssm {
+        return until_interrupted(work(conn.clone())).await;
+    }
+    let mut tunnel = until_interrupted(Tunnel::open(&conn.ssm, free_local_port()?)).await?;
+    let mut through = conn.clone();
+    through.host = "127.0.0.1".into();
+    through.port = tunnel.local_port;
+    if through.tls_server_name.is_none() {
+        through.tls_server_name = conn.ssm.rds_endpoint.clone();
+    }
+    let result = tokio::select! {
+        biased;
+        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        why = tunnel.exited() => Err(anyhow!("the SSM tunnel dropped during the command (nothing was committed unless reported): {why}")),
+        result = work(through) => result,
+    };
+    tunnel.close().await;
+    result
+}
 
 /// Validates the target and opens the connection a command works on.
 pub async fn connect(

@@ -10,12 +10,13 @@ use crate::cli::{MonitorArgs, MonitorFormat};
 use crate::config::Target;
 use crate::db::Db;
 use crate::report::Report;
-use crate::{until_interrupted, Status};
+use crate::Status;
 
 /// Runs `monitor` (default user: the app role; never prompts).
 pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
-    until_interrupted(async {
-        let (target, db) = super::connect(&args.conn, &args.target, "", false).await?;
+    let conn = args.conn.clone();
+        super::with_tunnel(&conn, |conn| async move {
+        let (target, db) = super::connect(&conn, &args.target, "", false).await?;
         let report = monitor(&db, &target).await?;
         let clean = report.clean(args.strict);
         let text = match args.format {

@@ -161,7 +161,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
         if args.inject_fault.as_deref() == Some(id) {
             inject_fault(&admin_db, &target, id).await?;
         }
-        let spinner = progress(name);
+        let spinner = crate::logging::spinner(name);
         let started = Instant::now();
         let outcome: Result<String> = async {
             match id {
@@ -328,15 +328,6 @@ fn step_line(n: usize, name: &str, status: &str, ms: u128, detail: &str) -> Stri
     format!("{mark} {n}. {name:<48} {ms:>6} ms  {detail}")
 }
 
-fn progress(name: &str) -> Option<indicatif::ProgressBar> {
-    if !crate::logging::progress_allowed() {
-        return None;
-    }
-    let spinner = indicatif::ProgressBar::new_spinner();
-    spinner.set_message(name.to_string());
-    spinner.enable_steady_tick(Duration::from_millis(100));
-    Some(spinner)
-}
 
 /// A throwaway cluster with the sample schema; the app role's password is generated.
 fn throwaway(target: &Target, app_password: &Secret) -> Result<Stage> {

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::bundle::rollback::{self, Action, Outcome};
 use crate::cli::{Format, RollbackArgs};
-use crate::{until_interrupted, Status};
+use crate::Status;
 
 /// Runs `rollback` as a privileged user (default `postgres`).
 pub async fn run(args: RollbackArgs) -> Result<Status> {
@@ -22,11 +22,7 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
     } else {
         bail!("say what to do: --table T (repeatable), --all, --restore or --uninstall");
     };
-    let reason = args
-        .reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty());
+    let reason = args.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(String::from);
     if reason.is_none() && !matches!(action, Action::Restore) {
         bail!("--reason is required (an incident id, e.g. --reason INC-1234): it goes in the break-glass log");
     }
@@ -38,12 +34,13 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
             verb(&action)
         );
     }
-    until_interrupted(async {
-        let (target, db) = super::connect(&args.conn, &args.target, "postgres", true).await?;
+    let conn = args.conn.clone();
+        super::with_tunnel(&conn, |conn| async move {
+        let (target, db) = super::connect(&conn, &args.target, "postgres", true).await?;
         if confirm {
             ask_database_name(&db.info.name, &action)?;
         }
-        let outcome = rollback::run(&db, &target, &action, reason).await?;
+        let outcome = rollback::run(&db, &target, &action, reason.as_deref()).await?;
         let restore = restore_command(&args, &db.info.name, &db.info.user);
         super::print(&match args.format {
             Format::Text => text(&outcome, &restore),

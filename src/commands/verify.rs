@@ -7,12 +7,13 @@ use crate::cli::{Format, VerifyArgs};
 use crate::config::Target;
 use crate::db::Db;
 use crate::report::Report;
-use crate::{until_interrupted, Status};
+use crate::Status;
 
 /// Runs `verify` (default user: the app role).
 pub async fn run(args: VerifyArgs) -> Result<Status> {
-    until_interrupted(async {
-        let (target, db) = super::connect(&args.conn, &args.target, "", true).await?;
+    let conn = args.conn.clone();
+        super::with_tunnel(&conn, |conn| async move {
+        let (target, db) = super::connect(&conn, &args.target, "", true).await?;
         let report = verify(&db, &target, &args.tenants, args.app_url.as_deref()).await?;
         super::print(&match args.format {
             Format::Text => report.text(),

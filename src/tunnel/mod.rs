@@ -1,3 +1,117 @@
-//! SSM Session Manager port forwarding: the SSM API calls and the plugin process.
+//! SSM Session Manager port forwarding: pre-flight, StartSession, the plugin
+//! process, readiness, and teardown with TerminateSession.
 
 pub mod aws;
+pub mod plugin;
+
+use std::net::TcpListener;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use crate::cli::SsmArgs;
+use aws::{Ssm, PORT_FORWARD_DOCUMENT};
+use plugin::{Launch, Plugin};
+
+/// An open tunnel: `127.0.0.1:local_port` -> `rds:remote_port` through the instance.
+pub struct Tunnel {
+    ssm: Ssm,
+    plugin: Plugin,
+    /// The SSM session.
+    pub session_id: String,
+    /// The local port.
+    pub local_port: u16,
+    /// Where it leads, for messages: `host:port`.
+    pub destination: String,
+    closed: bool,
+}
+
+/// A free port on 127.0.0.1 (for `--via-ssm`).
+pub fn free_local_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0").context("finding a free local port")?.local_addr()?.port())
+}
+
+impl Tunnel {
+    /// Pre-flight (plugin, local port, instance Online), StartSession, the plugin,
+    /// readiness. Whatever fails after StartSession ends the session again.
+    pub async fn open(args: &SsmArgs, local_port: u16) -> Result<Self> {
+        let instance = args.instance_id.as_deref().ok_or_else(|| anyhow!("no instance: set INSTANCE_ID or pass --instance-id"))?;
+        let rds = args.rds_endpoint.as_deref().ok_or_else(|| anyhow!("no RDS endpoint: set RDS_ENDPOINT or pass --rds-endpoint"))?;
+        let plugin_path = plugin::find(args.plugin.as_deref())?;
+        let version = plugin::version(&plugin_path).await?;
+        if let Err(e) = TcpListener::bind(("127.0.0.1", local_port)) {
+            bail!("local port {local_port} is not free ({e}): stop what listens there or pick another with --local-port / LOCAL_PORT");
+        }
+        let spinner = crate::logging::spinner("opening the SSM tunnel");
+        let ssm = Ssm::new(args.profile.as_deref(), args.region.as_deref()).await?;
+        ssm.check_instance(instance).await?;
+        let (response_json, session_id) = ssm.start_session(instance, rds, args.remote_port, local_port).await?;
+        tracing::info!(session_id, plugin_version = %version, "session started");
+        let request_json = serde_json::json!({
+            "Target": instance,
+            "DocumentName": PORT_FORWARD_DOCUMENT,
+            "Parameters": {"host": [rds], "portNumber": [args.remote_port.to_string()], "localPortNumber": [local_port.to_string()]},
+        })
+        .to_string();
+        let launch = Launch {
+            path: &plugin_path,
+            version: &version,
+            response_json: &response_json,
+            region: &ssm.region,
+            profile: &ssm.profile,
+            request_json: &request_json,
+            endpoint: &ssm.endpoint,
+        };
+        let mut plugin = match Plugin::spawn(&launch) {
+            Ok(plugin) => plugin,
+            Err(e) => {
+                ssm.terminate_session(&session_id).await;
+                return Err(e);
+            }
+        };
+        let ready = plugin.ready(args.start_timeout).await;
+        if let Some(spinner) = spinner {
+            spinner.finish_and_clear();
+        }
+        let mut tunnel = Self { ssm, plugin, session_id, local_port, destination: format!("{rds}:{}", args.remote_port), closed: false };
+        match ready {
+            Ok(port) => {
+                tunnel.local_port = port;
+                Ok(tunnel)
+            }
+            Err(e) => {
+                tunnel.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits until the plugin exits on its own (the session dropped).
+    pub async fn exited(&mut self) -> String {
+        let status = self.plugin.exited().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
+        format!("the session-manager-plugin exited ({status}); its last output:\n{}", self.plugin.tail(5))
+    }
+
+    /// The plugin's process id.
+    pub fn plugin_pid(&self) -> Option<u32> {
+        self.plugin.pid()
+    }
+
+    /// Stops the plugin with SIGINT and calls TerminateSession. Safe to call twice.
+    pub async fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.plugin.stop().await;
+        self.ssm.terminate_session(&self.session_id).await;
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        if !self.closed {
+            tracing::warn!(session_id = %self.session_id, "tunnel dropped without close; the plugin is killed and the session may stay open until it times out");
+        }
+    }
+}
+

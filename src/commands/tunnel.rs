@@ -1,0 +1,42 @@
+//! `rlsctl tunnel`: SSM port forwarding in the foreground.
+
+use std::time::Duration;
+
+use anyhow::{bail, Result};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::TunnelArgs;
+use crate::tunnel::Tunnel;
+use crate::{until_interrupted, Status};
+
+/// Runs the tunnel until Ctrl-C or SIGTERM; with --reconnect, restarts dropped sessions.
+pub async fn run(args: TunnelArgs) -> Result<Status> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut drops = 0u32;
+    loop {
+        let mut tunnel = until_interrupted(Tunnel::open(&args.ssm, args.local_port)).await?;
+        eprintln!("ready: 127.0.0.1:{} -> {} (session {})", tunnel.local_port, tunnel.destination, tunnel.session_id);
+        let dropped = tokio::select! {
+            _ = tokio::signal::ctrl_c() => None,
+            _ = sigterm.recv() => None,
+            why = tunnel.exited() => Some(why),
+        };
+        tunnel.close().await;
+        let Some(why) = dropped else {
+            eprintln!("tunnel closed; session {} terminated", tunnel.session_id);
+            return Ok(Status::Clean);
+        };
+        if !args.reconnect {
+            bail!("{why}");
+        }
+        drops += 1;
+        let wait = Duration::from_secs(2u64.pow(drops.min(5)));
+        tracing::warn!("{why}");
+        eprintln!("session dropped; reconnecting in {}s", wait.as_secs());
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(Status::Clean),
+            _ = sigterm.recv() => return Ok(Status::Clean),
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! The session-manager-plugin process, started exactly as the AWS CLI does
+//! (see shared/reference/session-manager-plugin.md).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// The environment variable the response is handed over in (newer plugins).
+pub const RESPONSE_ENV: &str = "AWS_SSM_START_SESSION_RESPONSE";
+/// Plugins above this version read the response from `RESPONSE_ENV`.
+const ENV_HANDOFF_AFTER: [u64; 4] = [1, 2, 497, 0];
+/// The version a plugin built from source reports.
+const SOURCE_BUILD_VERSION: &str = "1.2.0.0";
+/// The readiness line (no newline follows it on older agents).
+const READY_MARKER: &str = " opened for sessionId ";
+/// Printed on stdout, with exit status 0, when the plugin fails.
+const FAILURE_MARKER: &str = "Cannot perform start session";
+
+/// The plugin executable: --plugin / SESSION_MANAGER_PLUGIN, else PATH.
+pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
+    const INSTALL: &str = "install the Session Manager plugin \
+        (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html) \
+        or point SESSION_MANAGER_PLUGIN at it";
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("session-manager-plugin")).find(|p| p.is_file()))
+            .ok_or_else(|| anyhow!("session-manager-plugin is not on PATH: {INSTALL}"))?,
+    };
+    let metadata = std::fs::metadata(&path).map_err(|_| anyhow!("session-manager-plugin not found at {}: {INSTALL}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
+        bail!("{} is not an executable file: {INSTALL}", path.display());
+    }
+    Ok(path)
+}
+
+/// Runs `plugin --version`.
+pub async fn version(path: &Path) -> Result<String> {
+    let output = tokio::time::timeout(Duration::from_secs(10), Command::new(path).arg("--version").stdin(Stdio::null()).output())
+        .await
+        .map_err(|_| anyhow!("{} --version did not answer within 10 s", path.display()))?
+        .with_context(|| format!("running {} --version", path.display()))?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if version.is_empty() {
+        bail!("{} --version printed nothing: is it the Session Manager plugin?", path.display());
+    }
+    if version == SOURCE_BUILD_VERSION {
+        tracing::warn!("session-manager-plugin reports {version}, a build from source: it gets the session token in argv");
+    }
+    Ok(version)
+}
+
+/// Whether this version reads the response from the environment (> 1.2.497.0).
+pub fn uses_env_handoff(version: &str) -> bool {
+    let parts: Vec<u64> = version.split('.').map(|p| p.trim().parse().unwrap_or(0)).collect();
+    parts.as_slice() > ENV_HANDOFF_AFTER.as_slice()
+}
+
+/// What to start the plugin with.
+pub struct Launch<'a> {
+    /// The executable.
+    pub path: &'a Path,
+    /// Its version.
+    pub version: &'a str,
+    /// StartSession's response: SessionId, TokenValue, StreamUrl.
+    pub response_json: &'a str,
+    /// The region.
+    pub region: &'a str,
+    /// The profile ("" for none).
+    pub profile: &'a str,
+    /// StartSession's request, with Target.
+    pub request_json: &'a str,
+    /// The SSM endpoint URL.
+    pub endpoint: &'a str,
+}
+
+/// A running plugin and everything it has printed.
+pub struct Plugin {
+    child: Child,
+    output: Arc<Mutex<String>>,
+    changed: watch::Receiver<()>,
+}
+
+impl Plugin {
+    /// Starts the plugin in its own process group (so a terminal's Ctrl-C
+    /// reaches rlsctl, which then stops the plugin and ends the session).
+    pub fn spawn(launch: &Launch<'_>) -> Result<Self> {
+        let mut command = Command::new(launch.path);
+        if uses_env_handoff(launch.version) {
+            // The token never shows in the process list.
+            command.arg(RESPONSE_ENV).env(RESPONSE_ENV, launch.response_json);
+        } else {
+            command.arg(launch.response_json);
+        }
+        command
+            .args([launch.region, "StartSession", launch.profile, launch.request_json, launch.endpoint])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        let mut child = command.spawn().with_context(|| format!("starting {}", launch.path.display()))?;
+        let output = Arc::new(Mutex::new(String::new()));
+        let (notify, changed) = watch::channel(());
+        let notify = Arc::new(notify);
+        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), child.stderr.take().map(|s| Box::new(s) as _)]
+            .into_iter()
+            .flatten()
+        {
+            let (output, notify) = (output.clone(), notify.clone());
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let mut buffer = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buffer).await {
+                    if n == 0 {
+                        break;
+                    }
+                    output.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
+                    let _ = notify.send(());
+                }
+                let _ = notify.send(());
+            });
+        }
+        Ok(Self { child, output, changed })
+    }
+
+    /// Everything printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// The last `n` non-empty lines printed.
+    pub fn tail(&self, n: usize) -> String {
+        let output = self.output();
+        let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// Waits for `Port N opened for sessionId`, then for a TCP connect to the port.
+    pub async fn ready(&mut self, timeout: Duration) -> Result<u16> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let output = self.output();
+            if let Some(at) = output.find(FAILURE_MARKER) {
+                let line = output[at..].lines().next().unwrap_or_default();
+                bail!("the session-manager-plugin failed: {line}");
+            }
+            if let Some(port) = ready_port(&output) {
+                while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                    if tokio::time::Instant::now() > deadline {
+                        bail!("the plugin reported port {port} open but nothing accepts connections on it");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                return Ok(port);
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!("the session-manager-plugin exited ({status}) before the port opened; it printed:\n{}", self.tail(10));
+            }
+            if tokio::time::timeout_at(deadline, self.changed.changed()).await.is_err() {
+                bail!("the session-manager-plugin did not open the port within {timeout:?}; it printed:\n{}", self.tail(10));
+            }
+        }
+    }
+
+    /// Waits until the plugin exits on its own.
+    pub async fn exited(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.child.wait().await
+    }
+
+    /// SIGINT (the plugin ends its session on SIGINT, not SIGTERM), a grace
+    /// period, then SIGKILL.
+    pub async fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        if let Some(pid) = self.child.id() {
+            // SAFETY: kill has no memory-safety preconditions; pid is our child.
+            unsafe { libc::kill(pid as i32, libc::SIGINT) };
+        }
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+            tracing::warn!("the plugin ignored SIGINT for 10 s; killing it");
+            let _ = self.child.kill().await;
+        }
+    }
+
+    /// The plugin's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// The port in `Port N opened for sessionId ...`.
+fn ready_port(output: &str) -> Option<u16> {
+    let at = output.find(READY_MARKER)?;
+    let before = &output[..at];
+    let start = before.rfind("Port ")?;
+    before[start + 5..].trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_readiness() {
+        assert!(uses_env_handoff("1.2.650.0"));
+        assert!(uses_env_handoff("1.3.0.0"));
+        assert!(!uses_env_handoff("1.2.497.0"));
+        assert!(!uses_env_handoff("1.2.0.0"));
+        let out = "\nStarting session with SessionId: s-1\nPort 40123 opened for sessionId s-1.";
+        assert_eq!(ready_port(out), Some(40123));
+        assert_eq!(ready_port("\nStarting session with SessionId: s-1\n"), None);
+    }
+}
