@@ -201,16 +201,36 @@ pub struct ConnectionArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SsmArgs {
     /// The EC2 instance (SSM-managed) that forwards to the database.
-    #[arg(long, env = "INSTANCE_ID", value_name = "ID", help_heading = "SSM tunnel")]
+    #[arg(
+        long,
+        env = "INSTANCE_ID",
+        value_name = "ID",
+        help_heading = "SSM tunnel"
+    )]
     pub instance_id: Option<String>,
     /// The RDS endpoint the instance dials (also the TLS server name through the tunnel).
-    #[arg(long, env = "RDS_ENDPOINT", value_name = "HOST", help_heading = "SSM tunnel")]
+    #[arg(
+        long,
+        env = "RDS_ENDPOINT",
+        value_name = "HOST",
+        help_heading = "SSM tunnel"
+    )]
     pub rds_endpoint: Option<String>,
     /// The database port on the RDS side.
-    #[arg(long, env = "RDS_PORT", default_value_t = 5432, help_heading = "SSM tunnel")]
+    #[arg(
+        long,
+        env = "RDS_PORT",
+        default_value_t = 5432,
+        help_heading = "SSM tunnel"
+    )]
     pub remote_port: u16,
     /// The session-manager-plugin executable (else SESSION_MANAGER_PLUGIN, else PATH).
-    #[arg(long, env = "SESSION_MANAGER_PLUGIN", value_name = "PATH", help_heading = "SSM tunnel")]
+    #[arg(
+        long,
+        env = "SESSION_MANAGER_PLUGIN",
+        value_name = "PATH",
+        help_heading = "SSM tunnel"
+    )]
     pub plugin: Option<PathBuf>,
     /// AWS profile (standard chain otherwise: env, SSO, instance role).
     #[arg(long, env = "AWS_PROFILE", help_heading = "SSM tunnel")]

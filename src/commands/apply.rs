@@ -13,7 +13,7 @@ use crate::Status;
 /// Runs `apply` as a privileged user (default `postgres`).
 pub async fn run(args: ApplyArgs) -> Result<Status> {
     let conn = args.conn.clone();
-        super::with_tunnel(&conn, |conn| async move {
+    super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, "postgres", true).await?;
         let options = options(&args).await?;
         let outcome = apply::apply(&db, &target, &options).await?;

@@ -15,7 +15,7 @@ use crate::Status;
 /// Runs `monitor` (default user: the app role; never prompts).
 pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
     let conn = args.conn.clone();
-        super::with_tunnel(&conn, |conn| async move {
+    super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, "", false).await?;
         let report = monitor(&db, &target).await?;
         let clean = report.clean(args.strict);

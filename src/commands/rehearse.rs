@@ -328,7 +328,6 @@ fn step_line(n: usize, name: &str, status: &str, ms: u128, detail: &str) -> Stri
     format!("{mark} {n}. {name:<48} {ms:>6} ms  {detail}")
 }
 
-
 /// A throwaway cluster with the sample schema; the app role's password is generated.
 fn throwaway(target: &Target, app_password: &Secret) -> Result<Stage> {
     let sandbox = Sandbox::start(&sandbox::Options::default())?;

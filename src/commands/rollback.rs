@@ -22,7 +22,12 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
     } else {
         bail!("say what to do: --table T (repeatable), --all, --restore or --uninstall");
     };
-    let reason = args.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(String::from);
+    let reason = args
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(String::from);
     if reason.is_none() && !matches!(action, Action::Restore) {
         bail!("--reason is required (an incident id, e.g. --reason INC-1234): it goes in the break-glass log");
     }
@@ -35,7 +40,7 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
         );
     }
     let conn = args.conn.clone();
-        super::with_tunnel(&conn, |conn| async move {
+    super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, "postgres", true).await?;
         if confirm {
             ask_database_name(&db.info.name, &action)?;

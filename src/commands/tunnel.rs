@@ -15,7 +15,10 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
     let mut drops = 0u32;
     loop {
         let mut tunnel = until_interrupted(Tunnel::open(&args.ssm, args.local_port)).await?;
-        eprintln!("ready: 127.0.0.1:{} -> {} (session {})", tunnel.local_port, tunnel.destination, tunnel.session_id);
+        eprintln!(
+            "ready: 127.0.0.1:{} -> {} (session {})",
+            tunnel.local_port, tunnel.destination, tunnel.session_id
+        );
         let dropped = tokio::select! {
             _ = tokio::signal::ctrl_c() => None,
             _ = sigterm.recv() => None,

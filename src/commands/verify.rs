@@ -12,7 +12,7 @@ use crate::Status;
 /// Runs `verify` (default user: the app role).
 pub async fn run(args: VerifyArgs) -> Result<Status> {
     let conn = args.conn.clone();
-        super::with_tunnel(&conn, |conn| async move {
+    super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, "", true).await?;
         let report = verify(&db, &target, &args.tenants, args.app_url.as_deref()).await?;
         super::print(&match args.format {

@@ -13,7 +13,9 @@ pub const PORT_FORWARD_DOCUMENT: &str = "AWS-StartPortForwardingSessionToRemoteH
 /// The SDK configuration from the standard chain (profile, SSO, env,
 /// `AWS_ENDPOINT_URL_SSM`), over the same rustls + ring stack as the rest of rlsctl.
 pub async fn sdk_config(profile: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
     if let Some(profile) = profile {
         loader = loader.profile_name(profile);
@@ -40,10 +42,9 @@ impl Ssm {
     /// Builds the client; fails when no region is configured.
     pub async fn new(profile: Option<&str>, region: Option<&str>) -> Result<Self> {
         let config = sdk_config(profile, region).await;
-        let region = config
-            .region()
-            .map(|r| r.to_string())
-            .ok_or_else(|| anyhow!("no AWS region: set AWS_REGION, pass --region, or set one in the profile"))?;
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
+            anyhow!("no AWS region: set AWS_REGION, pass --region, or set one in the profile")
+        })?;
         let endpoint = std::env::var("AWS_ENDPOINT_URL_SSM")
             .ok()
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
@@ -59,15 +60,26 @@ impl Ssm {
 
     /// The instance must be SSM-managed and Online.
     pub async fn check_instance(&self, instance_id: &str) -> Result<()> {
-        let filter = InstanceInformationStringFilter::builder().key("InstanceIds").values(instance_id).build()?;
+        let filter = InstanceInformationStringFilter::builder()
+            .key("InstanceIds")
+            .values(instance_id)
+            .build()?;
         let output = self
             .client
             .describe_instance_information()
             .filters(filter)
             .send()
             .await
-            .map_err(|e| anyhow!("DescribeInstanceInformation: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
-        let info = output.instance_information_list().iter().find(|i| i.instance_id() == Some(instance_id));
+            .map_err(|e| {
+                anyhow!(
+                    "DescribeInstanceInformation: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(e)
+                )
+            })?;
+        let info = output
+            .instance_information_list()
+            .iter()
+            .find(|i| i.instance_id() == Some(instance_id));
         match info.and_then(|i| i.ping_status()) {
             None => bail!(
                 "instance {instance_id} is not managed by SSM in {} (no agent registered; check the region, the account and the instance's IAM role)",
@@ -80,7 +92,13 @@ impl Ssm {
 
     /// StartSession for port forwarding; `TargetNotConnected` is retried briefly.
     /// Returns the response JSON the plugin expects and the session id.
-    pub async fn start_session(&self, instance_id: &str, host: &str, remote_port: u16, local_port: u16) -> Result<(String, String)> {
+    pub async fn start_session(
+        &self,
+        instance_id: &str,
+        host: &str,
+        remote_port: u16,
+        local_port: u16,
+    ) -> Result<(String, String)> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -104,21 +122,38 @@ impl Ssm {
                     });
                     return Ok((response.to_string(), session_id));
                 }
-                Err(e) if attempt < 4 && e.as_service_error().is_some_and(|s| s.is_target_not_connected()) => {
+                Err(e)
+                    if attempt < 4
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_target_not_connected()) =>
+                {
                     let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1));
                     tracing::warn!(attempt, ?wait, "StartSession: TargetNotConnected; retrying");
                     tokio::time::sleep(wait).await;
                 }
-                Err(e) => bail!("StartSession: {}", aws_sdk_ssm::error::DisplayErrorContext(e)),
+                Err(e) => bail!(
+                    "StartSession: {}",
+                    aws_sdk_ssm::error::DisplayErrorContext(e)
+                ),
             }
         }
     }
 
     /// TerminateSession; errors are logged, not returned (this runs on every way out).
     pub async fn terminate_session(&self, session_id: &str) {
-        match self.client.terminate_session().session_id(session_id).send().await {
+        match self
+            .client
+            .terminate_session()
+            .session_id(session_id)
+            .send()
+            .await
+        {
             Ok(_) => tracing::info!(session_id, "session terminated"),
-            Err(e) => tracing::warn!(session_id, "TerminateSession failed: {}", aws_sdk_ssm::error::DisplayErrorContext(e)),
+            Err(e) => tracing::warn!(
+                session_id,
+                "TerminateSession failed: {}",
+                aws_sdk_ssm::error::DisplayErrorContext(e)
+            ),
         }
     }
 }
@@ -136,5 +171,8 @@ pub async fn secure_parameter(name: &str) -> Result<String> {
         .await
         .map_err(|e| anyhow!("{}", aws_sdk_ssm::error::DisplayErrorContext(e)))
         .context("GetParameter")?;
-    output.parameter.and_then(|p| p.value).ok_or_else(|| anyhow!("the parameter has no value"))
+    output
+        .parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| anyhow!("the parameter has no value"))
 }

@@ -27,15 +27,24 @@ pub struct Tunnel {
 
 /// A free port on 127.0.0.1 (for `--via-ssm`).
 pub fn free_local_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0").context("finding a free local port")?.local_addr()?.port())
+    Ok(TcpListener::bind("127.0.0.1:0")
+        .context("finding a free local port")?
+        .local_addr()?
+        .port())
 }
 
 impl Tunnel {
     /// Pre-flight (plugin, local port, instance Online), StartSession, the plugin,
     /// readiness. Whatever fails after StartSession ends the session again.
     pub async fn open(args: &SsmArgs, local_port: u16) -> Result<Self> {
-        let instance = args.instance_id.as_deref().ok_or_else(|| anyhow!("no instance: set INSTANCE_ID or pass --instance-id"))?;
-        let rds = args.rds_endpoint.as_deref().ok_or_else(|| anyhow!("no RDS endpoint: set RDS_ENDPOINT or pass --rds-endpoint"))?;
+        let instance = args
+            .instance_id
+            .as_deref()
+            .ok_or_else(|| anyhow!("no instance: set INSTANCE_ID or pass --instance-id"))?;
+        let rds = args
+            .rds_endpoint
+            .as_deref()
+            .ok_or_else(|| anyhow!("no RDS endpoint: set RDS_ENDPOINT or pass --rds-endpoint"))?;
         let plugin_path = plugin::find(args.plugin.as_deref())?;
         let version = plugin::version(&plugin_path).await?;
         if let Err(e) = TcpListener::bind(("127.0.0.1", local_port)) {
@@ -44,7 +53,9 @@ impl Tunnel {
         let spinner = crate::logging::spinner("opening the SSM tunnel");
         let ssm = Ssm::new(args.profile.as_deref(), args.region.as_deref()).await?;
         ssm.check_instance(instance).await?;
-        let (response_json, session_id) = ssm.start_session(instance, rds, args.remote_port, local_port).await?;
+        let (response_json, session_id) = ssm
+            .start_session(instance, rds, args.remote_port, local_port)
+            .await?;
         tracing::info!(session_id, plugin_version = %version, "session started");
         let request_json = serde_json::json!({
             "Target": instance,
@@ -72,7 +83,14 @@ impl Tunnel {
         if let Some(spinner) = spinner {
             spinner.finish_and_clear();
         }
-        let mut tunnel = Self { ssm, plugin, session_id, local_port, destination: format!("{rds}:{}", args.remote_port), closed: false };
+        let mut tunnel = Self {
+            ssm,
+            plugin,
+            session_id,
+            local_port,
+            destination: format!("{rds}:{}", args.remote_port),
+            closed: false,
+        };
         match ready {
             Ok(port) => {
                 tunnel.local_port = port;
@@ -87,8 +105,16 @@ impl Tunnel {
 
     /// Waits until the plugin exits on its own (the session dropped).
     pub async fn exited(&mut self) -> String {
-        let status = self.plugin.exited().await.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
-        format!("the session-manager-plugin exited ({status}); its last output:\n{}", self.plugin.tail(5))
+        let status = self
+            .plugin
+            .exited()
+            .await
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string());
+        format!(
+            "the session-manager-plugin exited ({status}); its last output:\n{}",
+            self.plugin.tail(5)
+        )
     }
 
     /// The plugin's process id.
@@ -114,4 +140,3 @@ impl Drop for Tunnel {
         }
     }
 }
-

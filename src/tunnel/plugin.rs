@@ -30,10 +30,19 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
     let path = match explicit {
         Some(path) => path.to_path_buf(),
         None => std::env::var_os("PATH")
-            .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("session-manager-plugin")).find(|p| p.is_file()))
+            .and_then(|paths| {
+                std::env::split_paths(&paths)
+                    .map(|d| d.join("session-manager-plugin"))
+                    .find(|p| p.is_file())
+            })
             .ok_or_else(|| anyhow!("session-manager-plugin is not on PATH: {INSTALL}"))?,
     };
-    let metadata = std::fs::metadata(&path).map_err(|_| anyhow!("session-manager-plugin not found at {}: {INSTALL}", path.display()))?;
+    let metadata = std::fs::metadata(&path).map_err(|_| {
+        anyhow!(
+            "session-manager-plugin not found at {}: {INSTALL}",
+            path.display()
+        )
+    })?;
     use std::os::unix::fs::PermissionsExt;
     if !metadata.is_file() || metadata.permissions().mode() & 0o111 == 0 {
         bail!("{} is not an executable file: {INSTALL}", path.display());
@@ -43,13 +52,22 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
 
 /// Runs `plugin --version`.
 pub async fn version(path: &Path) -> Result<String> {
-    let output = tokio::time::timeout(Duration::from_secs(10), Command::new(path).arg("--version").stdin(Stdio::null()).output())
-        .await
-        .map_err(|_| anyhow!("{} --version did not answer within 10 s", path.display()))?
-        .with_context(|| format!("running {} --version", path.display()))?;
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new(path)
+            .arg("--version")
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .map_err(|_| anyhow!("{} --version did not answer within 10 s", path.display()))?
+    .with_context(|| format!("running {} --version", path.display()))?;
     let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
     if version.is_empty() {
-        bail!("{} --version printed nothing: is it the Session Manager plugin?", path.display());
+        bail!(
+            "{} --version printed nothing: is it the Session Manager plugin?",
+            path.display()
+        );
     }
     if version == SOURCE_BUILD_VERSION {
         tracing::warn!("session-manager-plugin reports {version}, a build from source: it gets the session token in argv");
@@ -59,7 +77,10 @@ pub async fn version(path: &Path) -> Result<String> {
 
 /// Whether this version reads the response from the environment (> 1.2.497.0).
 pub fn uses_env_handoff(version: &str) -> bool {
-    let parts: Vec<u64> = version.split('.').map(|p| p.trim().parse().unwrap_or(0)).collect();
+    let parts: Vec<u64> = version
+        .split('.')
+        .map(|p| p.trim().parse().unwrap_or(0))
+        .collect();
     parts.as_slice() > ENV_HANDOFF_AFTER.as_slice()
 }
 
@@ -95,24 +116,40 @@ impl Plugin {
         let mut command = Command::new(launch.path);
         if uses_env_handoff(launch.version) {
             // The token never shows in the process list.
-            command.arg(RESPONSE_ENV).env(RESPONSE_ENV, launch.response_json);
+            command
+                .arg(RESPONSE_ENV)
+                .env(RESPONSE_ENV, launch.response_json);
         } else {
             command.arg(launch.response_json);
         }
         command
-            .args([launch.region, "StartSession", launch.profile, launch.request_json, launch.endpoint])
+            .args([
+                launch.region,
+                "StartSession",
+                launch.profile,
+                launch.request_json,
+                launch.endpoint,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
             .kill_on_drop(true);
-        let mut child = command.spawn().with_context(|| format!("starting {}", launch.path.display()))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {}", launch.path.display()))?;
         let output = Arc::new(Mutex::new(String::new()));
         let (notify, changed) = watch::channel(());
         let notify = Arc::new(notify);
-        for stream in [child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), child.stderr.take().map(|s| Box::new(s) as _)]
-            .into_iter()
-            .flatten()
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child.stderr.take().map(|s| Box::new(s) as _),
+        ]
+        .into_iter()
+        .flatten()
         {
             let (output, notify) = (output.clone(), notify.clone());
             tokio::spawn(async move {
@@ -122,13 +159,20 @@ impl Plugin {
                     if n == 0 {
                         break;
                     }
-                    output.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
+                    output
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buffer[..n]));
                     let _ = notify.send(());
                 }
                 let _ = notify.send(());
             });
         }
-        Ok(Self { child, output, changed })
+        Ok(Self {
+            child,
+            output,
+            changed,
+        })
     }
 
     /// Everything printed so far.
@@ -153,7 +197,10 @@ impl Plugin {
                 bail!("the session-manager-plugin failed: {line}");
             }
             if let Some(port) = ready_port(&output) {
-                while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+                while tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_err()
+                {
                     if tokio::time::Instant::now() > deadline {
                         bail!("the plugin reported port {port} open but nothing accepts connections on it");
                     }
@@ -164,7 +211,10 @@ impl Plugin {
             if let Ok(Some(status)) = self.child.try_wait() {
                 bail!("the session-manager-plugin exited ({status}) before the port opened; it printed:\n{}", self.tail(10));
             }
-            if tokio::time::timeout_at(deadline, self.changed.changed()).await.is_err() {
+            if tokio::time::timeout_at(deadline, self.changed.changed())
+                .await
+                .is_err()
+            {
                 bail!("the session-manager-plugin did not open the port within {timeout:?}; it printed:\n{}", self.tail(10));
             }
         }
@@ -185,7 +235,10 @@ impl Plugin {
             // SAFETY: kill has no memory-safety preconditions; pid is our child.
             unsafe { libc::kill(pid as i32, libc::SIGINT) };
         }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("the plugin ignored SIGINT for 10 s; killing it");
             let _ = self.child.kill().await;
         }

@@ -7,4 +7,6 @@ mod app;
 mod apply;
 mod monitor;
 mod rehearse;
+mod ssm_double;
+mod tunnel;
 mod verify;

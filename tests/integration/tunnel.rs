@@ -1,0 +1,571 @@
+//! `rlsctl tunnel` and `--via-ssm` through the real AWS SDK, a local SSM
+//! endpoint double and the stand-in plugin.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::ssm_double::SsmDouble;
+use crate::support::*;
+
+const INSTANCE: &str = "i-0123456789abcdef0";
+const RDS: &str = "db.internal.example";
+
+fn standin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("session_manager_plugin_standin")
+}
+
+fn empty_file(dir: &tempfile::TempDir, name: &str) -> String {
+    let path = dir.path().join(name);
+    std::fs::write(&path, "").unwrap();
+    path.display().to_string()
+}
+
+/// Environment for the tunnel: the double, the stand-in, fake credentials.
+struct Aws {
+    double: SsmDouble,
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Aws {
+    fn new(t: &TestDb) -> Self {
+        let double = SsmDouble::start();
+        let dir = tempfile::tempdir().unwrap();
+        let env = [
+            ("INSTANCE_ID", INSTANCE.to_string()),
+            ("RDS_ENDPOINT", RDS.to_string()),
+            ("SESSION_MANAGER_PLUGIN", standin().display().to_string()),
+            ("AWS_ENDPOINT_URL_SSM", double.url.clone()),
+            ("AWS_REGION", "us-west-2".to_string()),
+            ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".to_string()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".to_string(),
+            ),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+            ("AWS_CONFIG_FILE", empty_file(&dir, "config")),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                empty_file(&dir, "credentials"),
+            ),
+            (
+                "STANDIN_DESTINATION",
+                format!("127.0.0.1:{}", t.sandbox.port),
+            ),
+            (
+                "STANDIN_ARGV_LOG",
+                dir.path().join("argv.log").display().to_string(),
+            ),
+            (
+                "STANDIN_PID_FILE",
+                dir.path().join("plugin.pid").display().to_string(),
+            ),
+        ];
+        Self {
+            double,
+            dir,
+            env: env.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }
+    }
+
+    fn with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    fn argv_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("argv.log")).unwrap_or_default()
+    }
+
+    fn plugin_alive(&self) -> bool {
+        let Ok(pid) = std::fs::read_to_string(self.dir.path().join("plugin.pid")) else {
+            return false;
+        };
+        // A zombie is not alive: read the state field.
+        std::fs::read_to_string(format!("/proc/{}/stat", pid.trim()))
+            .map(|s| !s.contains(") Z "))
+            .unwrap_or(false)
+    }
+
+    /// StartSession ids, and TerminateSession ids.
+    fn sessions(&self) -> (Vec<String>, Vec<String>) {
+        let started = self
+            .double
+            .operations()
+            .iter()
+            .filter(|o| *o == "StartSession")
+            .count();
+        let started = (1..=started)
+            .map(|n| format!("rlsctl-test-{n:04}"))
+            .collect();
+        let terminated = self
+            .double
+            .bodies("TerminateSession")
+            .iter()
+            .map(|b| b["SessionId"].as_str().unwrap().to_string())
+            .collect();
+        (started, terminated)
+    }
+}
+
+async fn run_with(t: &TestDb, args: &[&str], env: &[(String, String)]) -> Run {
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    t.run_env(args, &refs).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_reaches_the_database_and_ctrl_c_terminates_the_session() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let port = rlsctl::tunnel::free_local_port().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .arg("tunnel")
+        .env_clear()
+        .envs(&t.env)
+        .envs(aws.with(&[("LOCAL_PORT", &port.to_string())]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = lines.next_line().await.unwrap().expect("a ready line");
+    assert_eq!(
+        ready,
+        format!("ready: 127.0.0.1:{port} -> {RDS}:5432 (session rlsctl-test-0001)")
+    );
+
+    // psql (or the driver, where psql is missing) reaches the test database through the tunnel.
+    let psql = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            DB,
+            "-Atc",
+            "SELECT count(*) FROM tenants",
+        ])
+        .env("PGPASSWORD", t.sandbox.superuser_password.expose())
+        .output();
+    match psql {
+        Ok(out) => assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "3",
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) => {
+            let mut options =
+                t.sandbox
+                    .connect_options(DB, "postgres", &t.sandbox.superuser_password);
+            options.port = port;
+            let db = rlsctl::db::connect(&options).await.unwrap();
+            assert_eq!(count(&db, "SELECT count(*) FROM tenants").await, 3);
+        }
+    }
+
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    assert_eq!(
+        aws.double.operations(),
+        [
+            "DescribeInstanceInformation",
+            "StartSession",
+            "TerminateSession"
+        ]
+    );
+    let (started, terminated) = aws.sessions();
+    assert_eq!(started, terminated);
+    assert!(!aws.plugin_alive());
+    let start = &aws.double.bodies("StartSession")[0];
+    assert_eq!(
+        start["DocumentName"],
+        "AWS-StartPortForwardingSessionToRemoteHost"
+    );
+    assert_eq!(start["Parameters"]["host"], serde_json::json!([RDS]));
+    assert_eq!(
+        start["Parameters"]["portNumber"],
+        serde_json::json!(["5432"])
+    );
+    assert_eq!(
+        start["Parameters"]["localPortNumber"],
+        serde_json::json!([port.to_string()])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_and_verify_via_ssm_end_to_end() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    // Nothing listens on PGHOST/PGPORT: the command must go through the tunnel.
+    let env = aws.with(&[("PGPORT", "1")]);
+    run_with(
+        &t,
+        &["apply", "--via-ssm", "--app-password-from", "env:APP_PW"],
+        &env,
+    )
+    .await
+    .expect(0);
+    assert!(!aws.plugin_alive());
+    let verify_env = aws.with(&[
+        ("PGPORT", "1"),
+        ("PGUSER", "app_user"),
+        ("PGPASSWORD", APP_PASSWORD),
+    ]);
+    run_with(
+        &t,
+        &[
+            "verify",
+            "--via-ssm",
+            "--tenant",
+            TENANTS[0],
+            "--tenant",
+            TENANTS[1],
+        ],
+        &verify_env,
+    )
+    .await
+    .expect(0);
+    run_with(&t, &["monitor", "--via-ssm", "--quiet"], &verify_env)
+        .await
+        .expect(0);
+    assert!(!aws.plugin_alive());
+    let (started, terminated) = aws.sessions();
+    assert_eq!(started.len(), 3);
+    assert_eq!(started, terminated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_token_stays_out_of_argv_for_current_plugins() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    run_with(
+        &t,
+        &[
+            "apply",
+            "--via-ssm",
+            "--dry-run",
+            "--app-password-from",
+            "env:APP_PW",
+        ],
+        &aws.with(&[("PGPORT", "1")]),
+    )
+    .await
+    .expect(0);
+    let log = aws.argv_log();
+    assert!(log.contains("env_handoff=true"), "{log}");
+    assert!(
+        log.contains("\"AWS_SSM_START_SESSION_RESPONSE\",\"us-west-2\",\"StartSession\",\"\""),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("\"{}\"]", aws.double.url)),
+        "the endpoint URL is the last argument: {log}"
+    );
+    assert!(!log.contains("TOKEN-SECRET"), "{log}");
+
+    // An old plugin (a source build reports 1.2.0.0) gets the JSON in argv, as the AWS CLI does.
+    let old = Aws::new(&t);
+    let run = run_with(
+        &t,
+        &[
+            "apply",
+            "--via-ssm",
+            "--dry-run",
+            "--app-password-from",
+            "env:APP_PW",
+        ],
+        &old.with(&[("PGPORT", "1"), ("STANDIN_PLUGIN_VERSION", "1.2.0.0")]),
+    )
+    .await;
+    run.expect(0);
+    assert!(
+        run.stderr.contains("1.2.0.0"),
+        "a warning names the source build: {}",
+        run.stderr
+    );
+    let log = old.argv_log();
+    assert!(
+        log.contains("env_handoff=false") && log.contains("TOKEN-SECRET-1"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tunnel_failures_are_clear_and_leave_no_session_open() {
+    let t = TestDb::demo().await;
+
+    // Plugin missing: before any AWS call.
+    let aws = Aws::new(&t);
+    let run = run_with(
+        &t,
+        &["tunnel"],
+        &aws.with(&[(
+            "SESSION_MANAGER_PLUGIN",
+            "/nonexistent/session-manager-plugin",
+        )]),
+    )
+    .await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("not found") && run.stderr.contains("install"),
+        "{}",
+        run.stderr
+    );
+    assert!(aws.double.operations().is_empty());
+
+    // Local port busy.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port().to_string();
+    let run = run_with(&t, &["tunnel"], &aws.with(&[("LOCAL_PORT", &port)])).await;
+    run.expect(2);
+    assert!(
+        run.stderr
+            .contains(&format!("local port {port} is not free")),
+        "{}",
+        run.stderr
+    );
+    assert!(aws.double.operations().is_empty());
+
+    // Instance not Online, and not managed at all.
+    for (status, words) in [
+        (Some("ConnectionLost"), "ConnectionLost"),
+        (None, "not managed by SSM"),
+    ] {
+        let aws = Aws::new(&t);
+        aws.double.behavior.lock().unwrap().ping_status = status;
+        let run = run_with(&t, &["tunnel", "--local-port", "0"], &aws.env).await;
+        run.expect(2);
+        assert!(run.stderr.contains(words), "{}", run.stderr);
+        assert!(!aws
+            .double
+            .operations()
+            .contains(&"StartSession".to_string()));
+    }
+
+    // The plugin fails (and exits 0, as the real one does).
+    let aws = Aws::new(&t);
+    let run = run_with(
+        &t,
+        &["tunnel", "--local-port", "0"],
+        &aws.with(&[("STANDIN_FAIL", "websocket: bad handshake")]),
+    )
+    .await;
+    run.expect(2);
+    assert!(
+        run.stderr
+            .contains("Cannot perform start session: websocket: bad handshake"),
+        "{}",
+        run.stderr
+    );
+    let (started, terminated) = aws.sessions();
+    assert_eq!((started.len(), &started), (1, &terminated));
+
+    // Readiness never comes.
+    let aws = Aws::new(&t);
+    let run = run_with(
+        &t,
+        &["tunnel", "--local-port", "0", "--start-timeout", "1s"],
+        &aws.with(&[("STANDIN_NEVER_READY", "1")]),
+    )
+    .await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("did not open the port within"),
+        "{}",
+        run.stderr
+    );
+    let (started, terminated) = aws.sessions();
+    assert_eq!((started.len(), &started), (1, &terminated));
+    assert!(!aws.plugin_alive());
+
+    // TargetNotConnected is retried.
+    let aws = Aws::new(&t);
+    aws.double.behavior.lock().unwrap().target_not_connected = 2;
+    run_with(
+        &t,
+        &[
+            "apply",
+            "--via-ssm",
+            "--dry-run",
+            "--app-password-from",
+            "env:APP_PW",
+        ],
+        &aws.with(&[("PGPORT", "1")]),
+    )
+    .await
+    .expect(0);
+    assert_eq!(
+        aws.double
+            .operations()
+            .iter()
+            .filter(|o| *o == "StartSession")
+            .count(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_dying_mid_apply_changes_nothing_and_ends_the_session() {
+    let t = TestDb::demo().await;
+    let su = t.superuser().await;
+    let before = catalog_snapshot(&su).await;
+    // Hold a lock so apply is mid-transaction when the plugin dies.
+    let blocker = t.superuser().await;
+    blocker
+        .simple("BEGIN; LOCK TABLE services IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    let aws = Aws::new(&t);
+    let env = aws.with(&[("PGPORT", "1")]);
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let apply = t.run_env(
+        &[
+            "apply",
+            "--via-ssm",
+            "--app-password-from",
+            "env:APP_PW",
+            "--lock-timeout",
+            "20s",
+        ],
+        &refs,
+    );
+    let killer = async {
+        // Wait until apply waits on the lock, then kill the plugin outright.
+        loop {
+            let waiting = count(
+                &su,
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+            )
+            .await;
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let pid = std::fs::read_to_string(aws.dir.path().join("plugin.pid")).unwrap();
+        unsafe { libc::kill(pid.trim().parse().unwrap(), libc::SIGKILL) };
+    };
+    let (run, ()) = tokio::join!(apply, killer);
+    run.expect(2);
+    assert!(
+        run.stderr.contains("tunnel dropped") || run.stderr.contains("connection"),
+        "{}",
+        run.stderr
+    );
+    blocker.simple("ROLLBACK").await.unwrap();
+    assert_eq!(catalog_snapshot(&su).await, before);
+    let (started, terminated) = aws.sessions();
+    assert_eq!(started, terminated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_exiting_on_its_own_ends_the_tunnel_with_its_last_words() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let run = run_with(
+        &t,
+        &["tunnel", "--local-port", "0"],
+        &aws.with(&[("STANDIN_EXIT_AFTER_MS", "300")]),
+    )
+    .await;
+    run.expect(2);
+    assert!(run.stderr.contains("timed out"), "{}", run.stderr);
+    let (started, terminated) = aws.sessions();
+    assert_eq!((started.len(), &started), (1, &terminated));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_come_from_parameter_store_and_stay_secret() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let secret = "ssm-Secret-value-8841";
+    aws.double
+        .behavior
+        .lock()
+        .unwrap()
+        .parameters
+        .insert("/edgar/prod/app_user".into(), secret.into());
+    let run = run_with(
+        &t,
+        &[
+            "apply",
+            "--app-password-from",
+            "ssm:/edgar/prod/app_user",
+            "-vvv",
+        ],
+        &aws.env,
+    )
+    .await;
+    run.expect(0);
+    let get = &aws.double.bodies("GetParameter")[0];
+    assert_eq!(get["Name"], "/edgar/prod/app_user");
+    assert_eq!(get["WithDecryption"], true);
+    assert!(!run.all_output().contains(secret));
+    t.connect("app_user", secret)
+        .await
+        .expect("the app role got the parameter's value");
+    // A missing parameter is a clear error.
+    let missing = run_with(
+        &t,
+        &[
+            "apply",
+            "--app-password-from",
+            "ssm:/nope",
+            "--rotate-passwords",
+        ],
+        &aws.env,
+    )
+    .await;
+    missing.expect(2);
+    assert!(
+        missing.stderr.contains("ParameterNotFound"),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_the_tunnel_and_reconnect_restarts_dropped_sessions() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .args(["tunnel", "--local-port", "0", "--reconnect"])
+        .env_clear()
+        .envs(&t.env)
+        .envs(aws.with(&[("STANDIN_EXIT_AFTER_MS", "300")]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut ready = 0;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("ready: ") {
+            ready += 1;
+            if ready == 2 {
+                break;
+            }
+        }
+    }
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    let (started, terminated) = aws.sessions();
+    assert!(started.len() >= 2, "{started:?}");
+    assert_eq!(started, terminated);
+    assert!(!aws.plugin_alive());
+}
