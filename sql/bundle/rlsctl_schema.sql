@@ -32,6 +32,10 @@ CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     -- the policy as the server deparsed it when installed: drift compares with it
     installed_using            text    NOT NULL,
     installed_check            text    NOT NULL,
+    -- the stored trees (pg_node_tree as text): while they are unchanged, the
+    -- checks reuse the deparsed text above instead of deparsing every policy
+    installed_using_tree       text    NOT NULL,
+    installed_check_tree       text    NOT NULL,
     -- the table as it was before the first apply: uninstall puts it back
     original_rls               boolean NOT NULL,
     original_force             boolean NOT NULL,
@@ -59,7 +63,7 @@ GRANT SELECT ON rlsctl.bundle_history, rlsctl.tenant_tables, rlsctl.break_glass_
 -- Per installed tenant table, the number of rows whose tenant column is NULL:
 -- rows no tenant can see. Owned by the break-glass role so it can count what the
 -- app role cannot see; returns NULL counts when its owner cannot bypass RLS,
--- rather than a reassuring zero.
+-- rather than a reassuring zero. A NOT NULL column needs no scan.
 CREATE OR REPLACE FUNCTION rlsctl.null_tenant_counts()
 RETURNS TABLE (schema_name text, table_name text, null_rows bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -70,17 +74,22 @@ DECLARE
     can_see_all boolean;
 BEGIN
     SELECT r.rolsuper OR r.rolbypassrls INTO can_see_all FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
-    FOR t IN SELECT tt.schema_name, tt.table_name, tt.tenant_column FROM rlsctl.tenant_tables tt ORDER BY 1, 2 LOOP
+    FOR t IN
+        SELECT tt.schema_name, tt.table_name, tt.tenant_column, a.attnotnull, a.attnum IS NOT NULL AS has_column
+        FROM rlsctl.tenant_tables tt
+        LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = tt.schema_name
+        LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = tt.table_name
+        LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = tt.tenant_column AND NOT a.attisdropped
+        ORDER BY 1, 2
+    LOOP
         schema_name := t.schema_name;
         table_name := t.table_name;
         null_rows := NULL;
-        IF can_see_all THEN
-            BEGIN
-                EXECUTE format('SELECT count(*) FROM %I.%I WHERE %I IS NULL', t.schema_name, t.table_name, t.tenant_column)
-                    INTO null_rows;
-            EXCEPTION WHEN undefined_table OR undefined_column THEN
-                null_rows := NULL;
-            END;
+        IF t.attnotnull THEN
+            null_rows := 0;
+        ELSIF t.has_column AND can_see_all THEN
+            EXECUTE format('SELECT count(*) FROM %I.%I WHERE %I IS NULL', t.schema_name, t.table_name, t.tenant_column)
+                INTO null_rows;
         END IF;
         RETURN NEXT;
     END LOOP;

@@ -322,8 +322,10 @@ async fn record(
     .doing("updating the installed-table registry")?;
     db.execute(
         "INSERT INTO rlsctl.tenant_tables AS tt (schema_name, table_name, tenant_column, installed_using, installed_check,
+                                               installed_using_tree, installed_check_tree,
                                                original_rls, original_force, original_public_privileges)
          SELECT $1, w.name, $3, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
+                p.polqual::text, p.polwithcheck::text,
                 w.rls, w.force, coalesce(string_to_array(nullif(w.public, ''), ','), '{}')::text[]
          FROM unnest($2::text[], $5::bool[], $6::bool[], $7::text[]) AS w(name, rls, force, public)
          JOIN pg_namespace n ON n.nspname = $1
@@ -331,7 +333,8 @@ async fn record(
          JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $4
          ON CONFLICT (schema_name, table_name) DO UPDATE
             SET tenant_column = EXCLUDED.tenant_column, installed_using = EXCLUDED.installed_using,
-                installed_check = EXCLUDED.installed_check",
+                installed_check = EXCLUDED.installed_check, installed_using_tree = EXCLUDED.installed_using_tree,
+                installed_check_tree = EXCLUDED.installed_check_tree",
         &[&target.schema, &names, &target.tenant_column, &POLICY_NAME, &original_rls, &original_force, &original_public],
     )
     .await

@@ -214,8 +214,9 @@ SELECT w.name, c.oid IS NOT NULL, a.attnum IS NOT NULL, format_type(a.atttypid, 
        coalesce(pg_has_role(session_user, c.relowner, 'MEMBER'), false),
        EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
                WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indkey[0] = a.attnum),
-       ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) p, app
-             WHERE c.oid IS NOT NULL AND has_table_privilege(app.oid, c.oid, p))
+       CASE WHEN (SELECT has_table_privilege(app.oid, c.oid, 'TRUNCATE, REFERENCES, TRIGGER') FROM app)
+            THEN ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) p, app WHERE has_table_privilege(app.oid, c.oid, p))
+            ELSE '{}' END
 FROM wanted w
 LEFT JOIN pg_namespace n ON n.nspname = $1
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name AND c.relkind IN ('r', 'p')
@@ -243,13 +244,33 @@ SELECT format('%s.%s', n.nspname, c.relname), c.relrowsecurity AND c.relforcerow
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid IN (SELECT oid FROM with_column) AND c.oid NOT IN (SELECT oid FROM tenant) ORDER BY 1";
 
-const POLICIES_SQL: &str = "\
+/// Policies with their expressions deparsed. Deparsing costs a relation open per
+/// expression, so with the bundle's registry at hand a policy whose stored tree
+/// is unchanged since apply reuses the text apply recorded.
+fn policies_sql(with_registry: bool) -> String {
+    let (using, check, join) = if with_registry {
+        (
+            "CASE WHEN tt.installed_using_tree = p.polqual::text THEN tt.installed_using ELSE pg_get_expr(p.polqual, p.polrelid) END",
+            "CASE WHEN tt.installed_check_tree = p.polwithcheck::text THEN tt.installed_check ELSE pg_get_expr(p.polwithcheck, p.polrelid) END",
+            "LEFT JOIN rlsctl.tenant_tables tt ON tt.schema_name = n.nspname AND tt.table_name = c.relname AND p.polname = 'tenant_isolation'",
+        )
+    } else {
+        (
+            "pg_get_expr(p.polqual, p.polrelid)",
+            "pg_get_expr(p.polwithcheck, p.polrelid)",
+            "",
+        )
+    };
+    format!(
+        "{SCOPE_CTE}
 SELECT format('%s.%s', n.nspname, c.relname), p.polname::text, p.polcmd::text, p.polpermissive,
        EXISTS (SELECT 1 FROM unnest(p.polroles) r, app WHERE r = 0 OR pg_has_role(app.oid, r, 'MEMBER')),
-       pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid)
-FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+       {using}, {check}
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace {join}
 WHERE p.polrelid IN (SELECT oid FROM tenant UNION SELECT oid FROM kids UNION SELECT oid FROM with_column)
-ORDER BY 1, 2";
+ORDER BY 1, 2"
+    )
+}
 
 const CHILDREN_SQL: &str = "\
 SELECT DISTINCT format('%s.%s', cn.nspname, c.relname), format('%s.%s', pn.nspname, p.relname), c.relrowsecurity, c.relforcerowsecurity
@@ -315,6 +336,7 @@ FROM rlsctl.break_glass_log WHERE ended_at IS NULL AND action = 'disable'";
 impl Snapshot {
     /// Reads the snapshot: at most ten statements, whatever the number of tables.
     pub async fn read(db: &Db, target: &Target) -> Result<Self> {
+        let presence = Presence::read(db).await?;
         let row = db
             .query_one(SESSION_SQL, &[])
             .await
@@ -374,7 +396,7 @@ impl Snapshot {
             .map(|r| (r.get(0), r.get(1)))
             .collect();
         let policies = db
-            .query(&format!("{SCOPE_CTE} {POLICIES_SQL}"), &scope)
+            .query(&policies_sql(presence.registry_readable()), &scope)
             .await
             .doing("reading policies")?
             .iter()
@@ -430,7 +452,7 @@ impl Snapshot {
                 source: r.get(7),
             })
             .collect();
-        let bundle = read_bundle(db, target).await?;
+        let bundle = read_bundle(db, target, &presence).await?;
         Ok(Self {
             session,
             app,
@@ -473,12 +495,38 @@ impl Snapshot {
     }
 }
 
-async fn read_bundle(db: &Db, target: &Target) -> Result<Bundle> {
-    let row = db
-        .query_one(BUNDLE_PRESENT_SQL, &[])
-        .await
-        .doing("looking for the rlsctl schema")?;
-    let (installed, usage, helper): (bool, bool, bool) = (row.get(0), row.get(1), row.get(2));
+/// Whether the bundle's schema is there and readable.
+#[derive(Clone, Copy)]
+struct Presence {
+    installed: bool,
+    usage: bool,
+    helper: bool,
+}
+
+impl Presence {
+    async fn read(db: &Db) -> Result<Self> {
+        let row = db
+            .query_one(BUNDLE_PRESENT_SQL, &[])
+            .await
+            .doing("looking for the rlsctl schema")?;
+        Ok(Self {
+            installed: row.get(0),
+            usage: row.get(1),
+            helper: row.get(2),
+        })
+    }
+
+    fn registry_readable(&self) -> bool {
+        self.installed && self.usage
+    }
+}
+
+async fn read_bundle(db: &Db, target: &Target, presence: &Presence) -> Result<Bundle> {
+    let Presence {
+        installed,
+        usage,
+        helper,
+    } = *presence;
     let mut bundle = Bundle {
         installed,
         ..Default::default()

@@ -221,6 +221,22 @@ impl Db {
         self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Logs a statement's duration at trace level (`RLSCTL_LOG=rlsctl=trace`);
+    /// only its first 80 characters, which never hold a password.
+    fn trace<T>(sql: &str, started: std::time::Instant, result: T) -> T {
+        if tracing::enabled!(tracing::Level::TRACE) {
+            let head: String = sql
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .chars()
+                .take(80)
+                .collect();
+            tracing::trace!(ms = started.elapsed().as_secs_f64() * 1000.0, sql = %head, "statement");
+        }
+        result
+    }
+
     /// Statements sent on this connection so far (including the session query at connect).
     pub fn statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
@@ -233,7 +249,8 @@ impl Db {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         self.count();
-        self.client.query(sql, params).await
+        let started = std::time::Instant::now();
+        Self::trace(sql, started, self.client.query(sql, params).await)
     }
 
     /// Runs a query that returns exactly one row.
@@ -243,7 +260,8 @@ impl Db {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, tokio_postgres::Error> {
         self.count();
-        self.client.query_one(sql, params).await
+        let started = std::time::Instant::now();
+        Self::trace(sql, started, self.client.query_one(sql, params).await)
     }
 
     /// Runs a statement with bound parameters; returns the rows affected.
@@ -253,7 +271,27 @@ impl Db {
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
         self.count();
-        self.client.execute(sql, params).await
+        let started = std::time::Instant::now();
+        Self::trace(sql, started, self.client.execute(sql, params).await)
+    }
+
+    /// Prepares a statement for repeated use (benchmarks, hot loops).
+    pub async fn prepare(
+        &self,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+        self.count();
+        self.client.prepare(sql).await
+    }
+
+    /// Runs a prepared statement.
+    pub async fn query_prepared(
+        &self,
+        statement: &tokio_postgres::Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        self.count();
+        self.client.query(statement, params).await
     }
 
     /// Runs SQL without parameters through the simple protocol (utility statements, BEGIN, ...).
@@ -262,7 +300,12 @@ impl Db {
         sql: &str,
     ) -> Result<Vec<SimpleQueryMessage>, tokio_postgres::Error> {
         self.count();
-        self.client.simple_query(sql).await
+        if sql.contains("PASSWORD") {
+            // Role statements may carry a SCRAM verifier: never traced.
+            return self.client.simple_query(sql).await;
+        }
+        let started = std::time::Instant::now();
+        Self::trace(sql, started, self.client.simple_query(sql).await)
     }
 
     /// A token that cancels the running statement from elsewhere (Ctrl-C).

@@ -107,6 +107,7 @@ pub struct Plugin {
     child: Child,
     output: Arc<Mutex<String>>,
     changed: watch::Receiver<()>,
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Plugin {
@@ -141,6 +142,7 @@ impl Plugin {
         let output = Arc::new(Mutex::new(String::new()));
         let (notify, changed) = watch::channel(());
         let notify = Arc::new(notify);
+        let mut readers = Vec::new();
         for stream in [
             child
                 .stdout
@@ -152,7 +154,7 @@ impl Plugin {
         .flatten()
         {
             let (output, notify) = (output.clone(), notify.clone());
-            tokio::spawn(async move {
+            readers.push(tokio::spawn(async move {
                 let mut stream = stream;
                 let mut buffer = [0u8; 4096];
                 while let Ok(n) = stream.read(&mut buffer).await {
@@ -166,12 +168,13 @@ impl Plugin {
                     let _ = notify.send(());
                 }
                 let _ = notify.send(());
-            });
+            }));
         }
         Ok(Self {
             child,
             output,
             changed,
+            readers,
         })
     }
 
@@ -190,7 +193,17 @@ impl Plugin {
     /// Waits for `Port N opened for sessionId`, then for a TCP connect to the port.
     pub async fn ready(&mut self, timeout: Duration) -> Result<u16> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut exited = None;
         loop {
+            if exited.is_none() {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    // Read what it printed to the end before judging why it stopped.
+                    for reader in self.readers.drain(..) {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+                    }
+                    exited = Some(status);
+                }
+            }
             let output = self.output();
             if let Some(at) = output.find(FAILURE_MARKER) {
                 let line = output[at..].lines().next().unwrap_or_default();
@@ -208,14 +221,14 @@ impl Plugin {
                 }
                 return Ok(port);
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = exited {
                 bail!("the session-manager-plugin exited ({status}) before the port opened; it printed:\n{}", self.tail(10));
             }
-            if tokio::time::timeout_at(deadline, self.changed.changed())
-                .await
-                .is_err()
-            {
-                bail!("the session-manager-plugin did not open the port within {timeout:?}; it printed:\n{}", self.tail(10));
+            match tokio::time::timeout_at(deadline, self.changed.changed()).await {
+                Err(_) => bail!("the session-manager-plugin did not open the port within {timeout:?}; it printed:\n{}", self.tail(10)),
+                // Both streams closed: the process is ending; poll for its exit.
+                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(Ok(())) => {}
             }
         }
     }
