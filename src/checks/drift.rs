@@ -35,10 +35,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let mut problems = Vec::new();
     for (table, _, installed_using, installed_check) in &bundle.registry {
         let display = target.display_table(table);
-        let policy = snap
-            .policies
-            .iter()
-            .find(|p| p.table == display && p.name == POLICY_NAME);
+        let policy = snap.policies_on(&display).find(|p| p.name == POLICY_NAME);
         let detail = match policy {
             None => Some("the tenant_isolation policy was dropped".to_string()),
             Some(p) => {
@@ -72,6 +69,11 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             ));
         }
     }
+    let registered: std::collections::HashSet<String> = bundle
+        .registry
+        .iter()
+        .map(|r| target.display_table(&r.0))
+        .collect();
     let others: Vec<Finding> = snap
         .policies
         .iter()
@@ -79,10 +81,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             p.name != POLICY_NAME
                 && p.permissive
                 && p.applies_to_app
-                && bundle
-                    .registry
-                    .iter()
-                    .any(|r| target.display_table(&r.0) == p.table)
+                && registered.contains(&p.table)
         })
         .map(|p| {
             Finding::problem(

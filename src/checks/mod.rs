@@ -229,8 +229,17 @@ mod tests {
     fn every_check_is_documented_and_ids_are_unique() {
         let docs = include_str!("../../docs/checks.md");
         for check in CATALOGUE {
-            assert!(docs.contains(&format!("\n## {}\n", check.id)), "docs/checks.md has no section for {}", check.id);
-            assert_eq!(CATALOGUE.iter().filter(|c| c.id == check.id).count(), 1, "{} twice", check.id);
+            assert!(
+                docs.contains(&format!("\n## {}\n", check.id)),
+                "docs/checks.md has no section for {}",
+                check.id
+            );
+            assert_eq!(
+                CATALOGUE.iter().filter(|c| c.id == check.id).count(),
+                1,
+                "{} twice",
+                check.id
+            );
         }
     }
 }

@@ -144,9 +144,8 @@ pub async fn run(
             let per_row = plan.iter().map(|r| r.get::<_, String>(0)).find(|line| line.contains("Filter:") && line.contains("current_setting"));
             // The plan shows what happens today; an unwrapped setting becomes a per-row
             // filter as soon as the planner picks a sequential scan.
-            let unwrapped = snap.policies.iter().any(|p| {
-                p.table == t.table.display
-                    && p.applies_to_app
+            let unwrapped = snap.policies_on(&t.table.display).any(|p| {
+                p.applies_to_app
                     && p.using.as_deref().is_some_and(|u| u.contains("current_setting") && !normalize(u).contains("=select "))
             });
             let detail = match (per_row, unwrapped) {
