@@ -96,7 +96,10 @@ pub async fn until_interrupted<T>(work: impl std::future::Future<Output = Result
     // so a Ctrl-C during a blocking step is still seen (and cleaned up after).
     tokio::select! {
         biased;
-        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        _ = tokio::signal::ctrl_c() => {
+            db::cancel_all().await;
+            Err(Interrupted.into())
+        }
         result = work => result,
     }
 }

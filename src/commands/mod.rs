@@ -40,7 +40,10 @@ where
     }
     let result = tokio::select! {
         biased;
-        _ = tokio::signal::ctrl_c() => Err(Interrupted.into()),
+        _ = tokio::signal::ctrl_c() => {
+            db::cancel_all().await;
+            Err(Interrupted.into())
+        }
         why = tunnel.exited() => Err(anyhow!("the SSM tunnel dropped during the command (nothing was committed unless reported): {why}")),
         result = work(through) => result,
     };

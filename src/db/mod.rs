@@ -98,6 +98,27 @@ pub struct Db {
     pub info: ServerInfo,
 }
 
+/// Cancel tokens of every connection opened, so Ctrl-C can stop what the
+/// server is doing (a statement waiting on a lock would otherwise hold the
+/// locks it already has until lock_timeout).
+type OpenConnection = (tokio_postgres::CancelToken, SslMode, Option<PathBuf>);
+static OPEN: std::sync::Mutex<Vec<OpenConnection>> = std::sync::Mutex::new(Vec::new());
+
+/// Asks the server to cancel whatever each open connection is running.
+/// Errors are ignored: this runs on the way out.
+pub async fn cancel_all() {
+    let open: Vec<OpenConnection> = OPEN
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    for (token, mode, root) in open {
+        let _ = match tls::connector(mode, root.as_deref()) {
+            Ok(Some(tls)) => token.cancel_query(tls).await,
+            _ => token.cancel_query(NoTls).await,
+        };
+    }
+}
+
 /// Opens a connection, resolving the password and TLS as configured.
 pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
     let mut password = match (&opts.password, &opts.password_from) {
@@ -139,6 +160,13 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         server_version: row.get(2),
         server_version_num: row.get(3),
     };
+    if let Ok(mut open) = OPEN.lock() {
+        open.push((
+            client.cancel_token(),
+            opts.sslmode,
+            opts.sslrootcert.clone(),
+        ));
+    }
     Ok(Db {
         client,
         statements: AtomicU64::new(1),

@@ -435,3 +435,52 @@ async fn tls_verify_full_and_server_name_override() {
         .get(0);
     assert!(ssl);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_apply_rolls_back_and_exits_130() {
+    let t = TestDb::demo().await;
+    let su = t.superuser().await;
+    let before = catalog_snapshot(&su).await;
+    let blocker = t.superuser().await;
+    blocker
+        .simple("BEGIN; LOCK TABLE services IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .args([
+            "apply",
+            "--app-password-from",
+            "env:APP_PW",
+            "--lock-timeout",
+            "30s",
+        ])
+        .env_clear()
+        .envs(&t.env)
+        .current_dir(t.sandbox.dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Interrupt it while it waits on the lock, in the middle of its transaction.
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+    while count(&su, waiting).await == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().await.unwrap().code(), Some(130));
+    // rlsctl cancelled the waiting statement: soon nothing waits, though the blocker still holds its lock.
+    let mut still_waiting = count(&su, waiting).await;
+    for _ in 0..100 {
+        if still_waiting == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        still_waiting = count(&su, waiting).await;
+    }
+    assert_eq!(
+        still_waiting, 0,
+        "the interrupted statement still waits on the lock"
+    );
+    blocker.simple("ROLLBACK").await.unwrap();
+    assert_eq!(catalog_snapshot(&su).await, before);
+}

@@ -180,3 +180,64 @@ async fn missing_postgres_binaries_give_the_install_command() {
         run.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehearse_against_an_existing_database() {
+    let t = TestDb::demo().await;
+    let url = format!("postgres://postgres@127.0.0.1:{}/{DB}", t.sandbox.port);
+    let run = t
+        .run(&[
+            "rehearse",
+            "--database-url",
+            &url,
+            "--app-password-from",
+            "env:APP_PW",
+            "--format",
+            "json",
+        ])
+        .await;
+    run.expect(0);
+    let doc = run.json();
+    let statuses: Vec<&str> = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["pass", "pass", "pass", "pass", "skip", "skip", "skip", "pass"]
+    );
+    let with_rollback = t
+        .run(&[
+            "rehearse",
+            "--database-url",
+            &url,
+            "--app-password-from",
+            "env:APP_PW",
+            "--with-rollback",
+        ])
+        .await;
+    with_rollback.expect(0);
+    assert!(
+        with_rollback.stdout.contains("All 8 steps passed"),
+        "{}",
+        with_rollback.stdout
+    );
+    // A password in the URL would show in the process list: refused.
+    let leaky = format!(
+        "postgres://postgres:hunter2@127.0.0.1:{}/{DB}",
+        t.sandbox.port
+    );
+    let refused = t
+        .run(&[
+            "rehearse",
+            "--database-url",
+            &leaky,
+            "--app-password-from",
+            "env:APP_PW",
+        ])
+        .await;
+    refused.expect(2);
+    assert!(!refused.stderr.contains("hunter2"));
+}
