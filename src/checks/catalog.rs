@@ -216,6 +216,7 @@ SELECT w.name, c.oid IS NOT NULL, a.attnum IS NOT NULL, format_type(a.atttypid, 
        coalesce(pg_has_role(session_user, c.relowner, 'MEMBER'), false),
        EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
                WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indkey[0] = a.attnum),
+       c.oid,
        CASE WHEN (SELECT has_table_privilege(app.oid, c.oid, 'TRUNCATE, REFERENCES, TRIGGER') FROM app)
             THEN ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) p, app WHERE has_table_privilege(app.oid, c.oid, p))
             ELSE '{}' END
@@ -227,9 +228,7 @@ ORDER BY w.ord";
 
 /// Tenant tables' oids, their inheritance descendants, and uncovered tenant-column tables.
 const SCOPE_CTE: &str = "\
-WITH RECURSIVE tenant AS (
-    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p')),
+WITH RECURSIVE tenant AS (SELECT unnest($4::oid[]) AS oid),
 kids(oid, parent, path) AS (
     SELECT i.inhrelid, i.inhparent, ARRAY[i.inhrelid] FROM pg_inherits i WHERE i.inhparent IN (SELECT oid FROM tenant)
     UNION ALL
@@ -237,9 +236,9 @@ kids(oid, parent, path) AS (
     WHERE NOT i.inhrelid = ANY(k.path)),
 with_column AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
+    JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
     WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition),
-app AS (SELECT oid FROM pg_roles WHERE rolname = $4)";
+app AS (SELECT oid FROM pg_roles WHERE rolname = $3)";
 
 const UNCOVERED_SQL: &str = "\
 SELECT format('%s.%s', n.nspname, c.relname), c.relrowsecurity AND c.relforcerowsecurity
@@ -295,7 +294,7 @@ const RELATIONS_SQL: &str = "\
 readers AS (
     SELECT view_oid AS oid, array_agg(DISTINCT base_oid) AS bases FROM deps GROUP BY 1
     UNION ALL
-    SELECT c.oid, '{}'::oid[] FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3
+    SELECT c.oid, '{}'::oid[] FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2
     WHERE c.relkind = 'f')
 SELECT format('%s.%s', n.nspname, v.relname), v.relkind::text, o.rolname::text,
        o.rolsuper OR o.rolbypassrls OR EXISTS (SELECT 1 FROM pg_class b WHERE b.oid = ANY(x.bases)
@@ -354,28 +353,49 @@ impl Snapshot {
         let app_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
             [&target.app_role, &target.tenant_setting];
         let function_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&target.app_role];
-        // Independent reads, pipelined on the one connection: the count of
+        // Independent reads are pipelined on the one connection: the count of
         // statements is unchanged, but through a tunnel the round trips overlap.
-        let (
-            session_row,
-            app_row,
-            table_rows,
-            uncovered_rows,
-            policy_rows,
-            child_rows,
-            relation_rows,
-            function_rows,
-        ) = tokio::try_join!(
+        // The tenant tables come first so the later reads get their oids.
+        let (session_row, app_row, table_rows, function_rows) = tokio::try_join!(
             db.query_one(SESSION_SQL, &[]),
             db.query_one(APP_ROLE_SQL, &app_params),
             db.query(TABLES_SQL, &scope),
-            db.query(&uncovered_sql, &scope),
-            db.query(&policies_sql, &scope),
-            db.query(&children_sql, &scope),
-            db.query(&relations_sql, &scope),
             db.query(FUNCTIONS_SQL, &function_params),
         )
         .doing("reading the catalog")?;
+        let oids: Vec<u32> = table_rows
+            .iter()
+            .filter_map(|r| r.get::<_, Option<u32>>(10))
+            .collect();
+        let related: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [
+            &target.schema,
+            &target.tenant_column,
+            &target.app_role,
+            &oids,
+        ];
+        let (uncovered_rows, policy_rows, child_rows, relation_rows, bundle) = tokio::try_join!(
+            async {
+                db.query(&uncovered_sql, &related)
+                    .await
+                    .doing("reading tables with the tenant column")
+            },
+            async {
+                db.query(&policies_sql, &related)
+                    .await
+                    .doing("reading policies")
+            },
+            async {
+                db.query(&children_sql, &related)
+                    .await
+                    .doing("reading partitions and children")
+            },
+            async {
+                db.query(&relations_sql, &related)
+                    .await
+                    .doing("reading views over tenant tables")
+            },
+            read_bundle(db, target, &presence),
+        )?;
         let row = session_row;
         let session = Session {
             user: row.get(0),
@@ -408,7 +428,7 @@ impl Snapshot {
                     app_owns: r.get(7),
                     session_owns: r.get(8),
                     has_tenant_index: r.get(9),
-                    app_forbidden_privileges: r.get(10),
+                    app_forbidden_privileges: r.get(11),
                 }
             })
             .collect();
@@ -461,7 +481,6 @@ impl Snapshot {
                 source: r.get(7),
             })
             .collect();
-        let bundle = read_bundle(db, target, &presence).await?;
         Ok(Self {
             session,
             app,
@@ -564,11 +583,19 @@ async fn read_bundle(db: &Db, target: &Target, presence: &Presence) -> Result<Bu
     if !usage {
         bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
     }
-    for row in db
-        .query(BUNDLE_RECORDS_SQL, &[&target.schema])
-        .await
-        .doing("reading the bundle's records")?
-    {
+    let helper_rows = async {
+        if helper {
+            let sql = "SELECT schema_name, table_name, null_rows FROM rlsctl.null_tenant_counts()";
+            db.query(sql, &[]).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let schema: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&target.schema];
+    let (records, helper_rows) =
+        tokio::try_join!(db.query(BUNDLE_RECORDS_SQL, &schema), helper_rows)
+            .doing("reading the bundle's records and NULL tenant counts")?;
+    for row in records {
         let kind: String = row.get(0);
         let values: Vec<Option<String>> = row.get(1);
         let v = |i: usize| values.get(i).cloned().flatten().unwrap_or_default();
@@ -591,25 +618,16 @@ async fn read_bundle(db: &Db, target: &Target, presence: &Presence) -> Result<Bu
             )),
         }
     }
-    if helper {
-        let rows = db
-            .query(
-                "SELECT schema_name, table_name, null_rows FROM rlsctl.null_tenant_counts()",
-                &[],
-            )
-            .await
-            .doing("counting NULL tenant rows")?;
-        bundle.null_counts = Some(
-            rows.iter()
-                .map(|r| {
-                    (
-                        format!("{}.{}", r.get::<_, String>(0), r.get::<_, String>(1)),
-                        r.get(2),
-                    )
-                })
-                .collect(),
-        );
-    }
+    bundle.null_counts = helper_rows.map(|rows| {
+        rows.iter()
+            .map(|r| {
+                (
+                    format!("{}.{}", r.get::<_, String>(0), r.get::<_, String>(1)),
+                    r.get(2),
+                )
+            })
+            .collect()
+    });
     Ok(bundle)
 }
 
