@@ -5,8 +5,13 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    // `.env` fills the environment without overriding it: flag > env > .env > default.
-    let _ = dotenvy::dotenv();
+    // `.env` in the working directory (not its parents) fills the environment
+    // without overriding it: flag > env > .env > default.
+    if let Err(err) = dotenvy::from_path(".env") {
+        if !err.not_found() {
+            eprintln!("rlsctl: warning: ignoring .env: {err}");
+        }
+    }
     let cli = rlsctl::cli::Cli::parse();
     rlsctl::main_with(cli)
 }

@@ -484,3 +484,42 @@ async fn ctrl_c_during_apply_rolls_back_and_exits_130() {
     blocker.simple("ROLLBACK").await.unwrap();
     assert_eq!(catalog_snapshot(&su).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_layer_flag_over_env_over_dotenv() {
+    let t = TestDb::demo().await;
+    std::fs::write(
+        t.sandbox.dir().join(".env"),
+        "RLSCTL_APP_ROLE=dotenv_role\nRLSCTL_TENANT_TABLES=customers\n",
+    )
+    .unwrap();
+    let plan = |run: &Run| {
+        run.json()["plan"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["object"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let base = [
+        "apply",
+        "--dry-run",
+        "--no-app-password",
+        "--format",
+        "json",
+    ];
+    let from_dotenv = t.run(&base).await;
+    from_dotenv.expect(0);
+    assert!(plan(&from_dotenv).contains(&"role dotenv_role".to_string()));
+    assert!(plan(&from_dotenv).contains(&"table public.customers".to_string()));
+    assert!(!plan(&from_dotenv).contains(&"table public.vehicles".to_string()));
+    let from_env = t.run_env(&base, &[("RLSCTL_APP_ROLE", "env_role")]).await;
+    assert!(plan(&from_env).contains(&"role env_role".to_string()));
+    let from_flag = t
+        .run_env(
+            &[&base[..], &["--app-role", "flag_role"]].concat(),
+            &[("RLSCTL_APP_ROLE", "env_role")],
+        )
+        .await;
+    assert!(plan(&from_flag).contains(&"role flag_role".to_string()));
+}
