@@ -67,6 +67,22 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
+/// apply's options for the benchmark; `admin_login` also gives the break-glass role
+/// a password (rotating, since roles outlive the per-size databases).
+fn apply_options(admin_login: bool) -> Options {
+    Options {
+        dry_run: false,
+        lock_timeout: Duration::from_secs(5),
+        lock_retries: 0,
+        roles: RoleInputs {
+            app_password: Some(Secret::new(APP_PASSWORD)),
+            admin_password: admin_login.then(|| Secret::new(APP_PASSWORD)),
+            rotate_passwords: admin_login,
+        },
+        no_app_password: false,
+    }
+}
+
 fn target(tables: usize) -> Result<Target> {
     Target::from_args(&TargetArgs {
         schema: "public".into(),
@@ -105,17 +121,7 @@ async fn measure_size(
 
     let before = admin.statements();
     let started = Instant::now();
-    let options = Options {
-        dry_run: false,
-        lock_timeout: Duration::from_secs(5),
-        lock_retries: 0,
-        roles: RoleInputs {
-            app_password: Some(Secret::new(APP_PASSWORD)),
-            admin_password: None,
-            rotate_passwords: false,
-        },
-        no_app_password: false,
-    };
+    let options = apply_options(false);
     let outcome = apply(&admin, &target, &options).await?;
     let apply_ms = started.elapsed().as_millis();
     if !outcome.applied {
@@ -256,17 +262,8 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
         app_role: "app_user".into(),
         admin_role: "tenant_admin".into(),
     })?;
-    let options = Options {
-        dry_run: false,
-        lock_timeout: Duration::from_secs(5),
-        lock_retries: 0,
-        roles: RoleInputs {
-            app_password: Some(Secret::new(APP_PASSWORD)),
-            admin_password: Some(Secret::new(APP_PASSWORD)),
-            rotate_passwords: true,
-        },
-        no_app_password: false,
-    };
+    // The break-glass role gets a password here: the comparison logs in as it.
+    let options = apply_options(true);
     apply(&admin, &target, &options).await?;
     let app = db::connect(&sandbox.connect_options(
         "bench_policy",

@@ -119,6 +119,23 @@ fn password_statement(role: &str, password: &Secret) -> Statement {
     }
 }
 
+/// A role's plan item: its attribute statements, then its password when the
+/// role is new or passwords are being rotated.
+fn role_item(
+    name: &str,
+    exists: bool,
+    mut stmts: Vec<Statement>,
+    password: Option<&Secret>,
+    rotate: bool,
+) -> Item {
+    if let Some(password) = password {
+        if !exists || rotate {
+            stmts.push(password_statement(name, password));
+        }
+    }
+    item(format!("role {name}"), exists, stmts)
+}
+
 /// Whether the connected user may hand out BYPASSRLS (superuser; PG16+: a BYPASSRLS role).
 pub fn can_grant_bypassrls(state: &State) -> bool {
     state.session.superuser
@@ -146,15 +163,12 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
             &[("app_role", &app)],
         )));
     }
-    if let Some(password) = &inputs.app_password {
-        if !state.app.exists || inputs.rotate_passwords {
-            stmts.push(password_statement(&target.app_role, password));
-        }
-    }
-    plan.items.push(item(
-        format!("role {}", target.app_role),
+    plan.items.push(role_item(
+        &target.app_role,
         state.app.exists,
         stmts,
+        inputs.app_password.as_ref(),
+        inputs.rotate_passwords,
     ));
 
     // The break-glass role: BYPASSRLS when we may grant it, LOGIN only with a password.
@@ -193,15 +207,12 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
     {
         stmts.push(Statement::plain(render("fix_admin_role", &admin_values)));
     }
-    if let Some(password) = &inputs.admin_password {
-        if !state.admin.exists || inputs.rotate_passwords {
-            stmts.push(password_statement(&target.admin_role, password));
-        }
-    }
-    plan.items.push(item(
-        format!("role {}", target.admin_role),
+    plan.items.push(role_item(
+        &target.admin_role,
         state.admin.exists,
         stmts,
+        inputs.admin_password.as_ref(),
+        inputs.rotate_passwords,
     ));
 
     // Database CONNECT and schema USAGE for both roles.
