@@ -371,3 +371,65 @@ async fn configured_tables_that_differ_from_the_installed_ones_warn() {
     );
     t.run_env(&["monitor", "--strict"], &env).await.expect(1);
 }
+
+/// Runs `rlsctl <args>` on a pseudo-terminal (util-linux `script`, essential on Debian), typing `input`.
+async fn on_a_tty(t: &TestDb, args: &str, input: &str) -> Run {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_rlsctl"));
+    let mut child = tokio::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_clear()
+        .envs(&t.env)
+        .current_dir(t.sandbox.dir())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    drop(stdin);
+    Run {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_tty_break_glass_asks_for_the_database_name() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    let su = t.superuser().await;
+    let wrong = on_a_tty(
+        &t,
+        "rollback --table customers --reason INC-7",
+        "production\n",
+    )
+    .await;
+    assert_eq!(wrong.code, 2, "{wrong:?}");
+    assert!(
+        wrong.stdout.contains("Type the database name to confirm"),
+        "{wrong:?}"
+    );
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.break_glass_log").await,
+        0
+    );
+    let right = on_a_tty(
+        &t,
+        "rollback --table customers --reason INC-7",
+        &format!("{DB}\n"),
+    )
+    .await;
+    assert_eq!(right.code, 0, "{right:?}");
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM rlsctl.break_glass_log WHERE ended_at IS NULL"
+        )
+        .await,
+        1
+    );
+}
