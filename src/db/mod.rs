@@ -335,11 +335,6 @@ impl Db {
         let started = std::time::Instant::now();
         Self::trace(sql, started, self.client.simple_query(sql).await)
     }
-
-    /// A token that cancels the running statement from elsewhere (Ctrl-C).
-    pub fn cancel_token(&self) -> tokio_postgres::CancelToken {
-        self.client.cancel_token()
-    }
 }
 
 /// The SQLSTATE of an error, if the server sent one.
