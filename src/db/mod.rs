@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
@@ -335,11 +334,6 @@ impl Db {
         let started = std::time::Instant::now();
         Self::trace(sql, started, self.client.simple_query(sql).await)
     }
-}
-
-/// The SQLSTATE of an error, if the server sent one.
-pub fn sqlstate(err: &tokio_postgres::Error) -> Option<&SqlState> {
-    err.code()
 }
 
 /// A one-line description of a driver error: the server's message with its
