@@ -441,11 +441,7 @@ async fn ctrl_c_during_apply_rolls_back_and_exits_130() {
     let t = TestDb::demo().await;
     let su = t.superuser().await;
     let before = catalog_snapshot(&su).await;
-    let blocker = t.superuser().await;
-    blocker
-        .simple("BEGIN; LOCK TABLE services IN ACCESS SHARE MODE")
-        .await
-        .unwrap();
+    let blocker = t.hold_lock("services").await;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
         .args([
             "apply",
@@ -462,10 +458,8 @@ async fn ctrl_c_during_apply_rolls_back_and_exits_130() {
         .spawn()
         .unwrap();
     // Interrupt it while it waits on the lock, in the middle of its transaction.
+    wait_for_a_lock_wait(&su).await;
     let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
-    while count(&su, waiting).await == 0 {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
     assert_eq!(child.wait().await.unwrap().code(), Some(130));
     // rlsctl cancelled the waiting statement: soon nothing waits, though the blocker still holds its lock.

@@ -173,6 +173,17 @@ impl TestDb {
         self.connect("app_user", APP_PASSWORD).await.unwrap()
     }
 
+    /// A connection holding ACCESS SHARE on `table` in an open transaction:
+    /// enough to make apply's ALTER TABLE wait.
+    pub async fn hold_lock(&self, table: &str) -> Db {
+        let blocker = self.superuser().await;
+        blocker
+            .simple(&format!("BEGIN; LOCK TABLE {table} IN ACCESS SHARE MODE"))
+            .await
+            .unwrap();
+        blocker
+    }
+
     /// Runs one simple statement as postgres.
     pub async fn sql(&self, sql: &str) {
         self.superuser()
@@ -239,4 +250,17 @@ pub async fn count(db: &Db, sql: &str) -> i64 {
         .await
         .unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e)))
         .get(0)
+}
+
+/// Waits until some session waits on a lock (the command under test reached it).
+pub async fn wait_for_a_lock_wait(db: &Db) {
+    while count(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+    )
+    .await
+        == 0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }

@@ -11,6 +11,14 @@ use crate::support::*;
 
 const INSTANCE: &str = "i-0123456789abcdef0";
 const RDS: &str = "db.internal.example";
+/// A dry-run apply through a tunnel: the cheapest command that opens one.
+const DRY_RUN_VIA_SSM: [&str; 5] = [
+    "apply",
+    "--via-ssm",
+    "--dry-run",
+    "--app-password-from",
+    "env:APP_PW",
+];
 
 fn standin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -252,19 +260,9 @@ async fn apply_and_verify_via_ssm_end_to_end() {
 async fn the_session_token_stays_out_of_argv_for_current_plugins() {
     let t = TestDb::demo().await;
     let aws = Aws::new(&t);
-    run_with(
-        &t,
-        &[
-            "apply",
-            "--via-ssm",
-            "--dry-run",
-            "--app-password-from",
-            "env:APP_PW",
-        ],
-        &aws.with(&[("PGPORT", "1")]),
-    )
-    .await
-    .expect(0);
+    run_with(&t, &DRY_RUN_VIA_SSM, &aws.with(&[("PGPORT", "1")]))
+        .await
+        .expect(0);
     let log = aws.argv_log();
     assert!(log.contains("env_handoff=true"), "{log}");
     assert!(
@@ -281,13 +279,7 @@ async fn the_session_token_stays_out_of_argv_for_current_plugins() {
     let old = Aws::new(&t);
     let run = run_with(
         &t,
-        &[
-            "apply",
-            "--via-ssm",
-            "--dry-run",
-            "--app-password-from",
-            "env:APP_PW",
-        ],
+        &DRY_RUN_VIA_SSM,
         &old.with(&[("PGPORT", "1"), ("STANDIN_PLUGIN_VERSION", "1.2.0.0")]),
     )
     .await;
@@ -395,19 +387,9 @@ async fn tunnel_failures_are_clear_and_leave_no_session_open() {
     // TargetNotConnected is retried.
     let aws = Aws::new(&t);
     aws.double.behavior.lock().unwrap().target_not_connected = 2;
-    run_with(
-        &t,
-        &[
-            "apply",
-            "--via-ssm",
-            "--dry-run",
-            "--app-password-from",
-            "env:APP_PW",
-        ],
-        &aws.with(&[("PGPORT", "1")]),
-    )
-    .await
-    .expect(0);
+    run_with(&t, &DRY_RUN_VIA_SSM, &aws.with(&[("PGPORT", "1")]))
+        .await
+        .expect(0);
     assert_eq!(
         aws.double
             .operations()
@@ -424,11 +406,7 @@ async fn the_plugin_dying_mid_apply_changes_nothing_and_ends_the_session() {
     let su = t.superuser().await;
     let before = catalog_snapshot(&su).await;
     // Hold a lock so apply is mid-transaction when the plugin dies.
-    let blocker = t.superuser().await;
-    blocker
-        .simple("BEGIN; LOCK TABLE services IN ACCESS SHARE MODE")
-        .await
-        .unwrap();
+    let blocker = t.hold_lock("services").await;
     let aws = Aws::new(&t);
     let env = aws.with(&[("PGPORT", "1")]);
     let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -445,17 +423,7 @@ async fn the_plugin_dying_mid_apply_changes_nothing_and_ends_the_session() {
     );
     let killer = async {
         // Wait until apply waits on the lock, then kill the plugin outright.
-        loop {
-            let waiting = count(
-                &su,
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
-            )
-            .await;
-            if waiting > 0 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        wait_for_a_lock_wait(&su).await;
         let pid = std::fs::read_to_string(aws.dir.path().join("plugin.pid")).unwrap();
         unsafe { libc::kill(pid.trim().parse().unwrap(), libc::SIGKILL) };
     };
