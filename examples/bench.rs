@@ -424,7 +424,10 @@ fn machine() -> String {
 fn render(sizes: &[SizeResult], policy: &PolicyResult, version: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Performance\n");
-    let _ = writeln!(out, "Measured by `scripts/bench` (which runs `cargo run --release --example bench`) on a throwaway");
+    let _ = writeln!(
+        out,
+        "Measured by `scripts/bench` (the `bench` example, built in release mode) on a throwaway"
+    );
     let _ = writeln!(out, "PostgreSQL {version}; machine: {}.", machine());
     let _ = writeln!(out, "Numbers are from one run; statement counts are exact, times vary by a few percent between runs.\n");
     let _ = writeln!(
