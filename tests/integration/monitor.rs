@@ -5,8 +5,6 @@ use serde_json::Value;
 use crate::support::*;
 use crate::verify::statuses;
 
-const AS_APP: [(&str, &str); 2] = [("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)];
-
 async fn monitor(t: &TestDb, extra: &[&str]) -> Run {
     let mut args = vec!["monitor"];
     args.extend_from_slice(extra);

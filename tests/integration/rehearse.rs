@@ -13,6 +13,16 @@ async fn rehearse(args: &[&str], extra_env: &[(&str, &str)]) -> Run {
     t.run_env(&[&["rehearse"], args].concat(), extra_env).await
 }
 
+/// One field of every step in rehearse's JSON summary.
+fn step_fields<'a>(doc: &'a serde_json::Value, field: &str) -> Vec<&'a str> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[field].as_str().unwrap())
+        .collect()
+}
+
 /// True when a postgres process still runs on `dir`.
 fn postgres_running_in(dir: &str) -> bool {
     std::fs::read_dir("/proc")
@@ -30,12 +40,7 @@ async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
     let run = rehearse(&["--format", "json"], &[]).await;
     run.expect(0);
     let doc = run.json();
-    let ids: Vec<&str> = doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap())
-        .collect();
+    let ids = step_fields(&doc, "id");
     assert_eq!(
         ids,
         [
@@ -198,12 +203,7 @@ async fn rehearse_against_an_existing_database() {
         .await;
     run.expect(0);
     let doc = run.json();
-    let statuses: Vec<&str> = doc["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["status"].as_str().unwrap())
-        .collect();
+    let statuses = step_fields(&doc, "status");
     assert_eq!(
         statuses,
         ["pass", "pass", "pass", "pass", "skip", "skip", "skip", "pass"]

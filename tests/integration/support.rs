@@ -15,6 +15,8 @@ pub const APP_PASSWORD: &str = "app-pw-Zq7'\"\\ü";
 pub const ADMIN_PASSWORD: &str = "admin-pw-Xk9";
 /// The three tenants of the sample data.
 pub const TENANTS: [&str; 3] = ["edgar-downtown", "edgar-airport", "quickfix"];
+/// Environment that makes the binary connect as the app role.
+pub const AS_APP: [(&str, &str); 2] = [("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)];
 /// The database the tests use (the runbook's name).
 pub const DB: &str = "edgarautoshop";
 

@@ -11,12 +11,7 @@ pub async fn verify(t: &TestDb, extra: &[&str]) -> (Run, Value) {
         "verify", "--format", "json", "--tenant", TENANTS[0], "--tenant", TENANTS[1],
     ];
     args.extend_from_slice(extra);
-    let run = t
-        .run_env(
-            &args,
-            &[("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)],
-        )
-        .await;
+    let run = t.run_env(&args, &AS_APP).await;
     let json = run.json();
     (run, json)
 }
@@ -76,10 +71,7 @@ async fn verify_passes_on_the_applied_sample_and_changes_nothing() {
 
     // Text output: a table and the summary line.
     let text = t
-        .run_env(
-            &["verify", "--tenant", TENANTS[0]],
-            &[("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)],
-        )
+        .run_env(&["verify", "--tenant", TENANTS[0]], &AS_APP)
         .await;
     text.expect(0);
     assert!(
@@ -94,22 +86,14 @@ async fn without_tenants_read_isolation_is_only_a_warning() {
     let t = TestDb::demo().await;
     t.applied().await;
     let args = ["verify", "--format", "json"];
-    let run = t
-        .run_env(
-            &args,
-            &[("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)],
-        )
-        .await;
+    let run = t.run_env(&args, &AS_APP).await;
     run.expect(0);
     let doc = run.json();
     assert_eq!(statuses(&doc, "PRB002"), ["warn"]);
     assert_eq!(statuses(&doc, "PRB003"), ["pass"]);
     assert_eq!(statuses(&doc, "PRB001"), ["pass"]);
     let strict = t
-        .run_env(
-            &[&args[..], &["--strict"]].concat(),
-            &[("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)],
-        )
+        .run_env(&[&args[..], &["--strict"]].concat(), &AS_APP)
         .await;
     strict.expect(1);
 }
@@ -157,12 +141,7 @@ async fn awkward_tenant_ids_are_bound_as_data() {
     for id in &ids {
         args.extend(["--tenant", id]);
     }
-    let run = t
-        .run_env(
-            &args,
-            &[("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)],
-        )
-        .await;
+    let run = t.run_env(&args, &AS_APP).await;
     run.expect(0);
     let doc = run.json();
     for id in ["PRB001", "PRB002", "PRB003", "PRB004"] {
@@ -174,7 +153,7 @@ async fn awkward_tenant_ids_are_bound_as_data() {
     let control = t
         .run_env(
             &["verify", "--tenant", "a\u{1}b\tc", "--tenant", TENANTS[0]],
-            &[("PGUSER", "app_user"), ("PGPASSWORD", APP_PASSWORD)],
+            &AS_APP,
         )
         .await;
     control.expect(0);
