@@ -78,6 +78,7 @@ fn apply_options(admin_login: bool) -> Options {
             app_password: Some(Secret::new(APP_PASSWORD)),
             admin_password: admin_login.then(|| Secret::new(APP_PASSWORD)),
             rotate_passwords: admin_login,
+            admin_bypassrls: false,
         },
         no_app_password: false,
     }

@@ -340,6 +340,11 @@ pub struct ApplyArgs {
     /// Set the passwords of roles that already exist (otherwise they are left alone).
     #[arg(long)]
     pub rotate_passwords: bool,
+    /// Also give the break-glass role BYPASSRLS, where the applying role may
+    /// (a superuser; on PostgreSQL 16+ a role with BYPASSRLS). Not needed: the
+    /// break-glass role reaches every row through its own policy.
+    #[arg(long)]
+    pub admin_bypassrls: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,

@@ -11,6 +11,10 @@ const MAX_IDENTIFIER_BYTES: usize = 63;
 /// The name of the isolation policy the bundle installs on every tenant table.
 pub const POLICY_NAME: &str = "tenant_isolation";
 
+/// The name of the break-glass role's policy on every tenant table: it reaches
+/// every row without BYPASSRLS.
+pub const ADMIN_POLICY_NAME: &str = "rlsctl_break_glass";
+
 /// The schema that holds the bundle's own objects.
 pub const BUNDLE_SCHEMA: &str = "rlsctl";
 

@@ -1,6 +1,12 @@
 //! A throwaway local PostgreSQL: `initdb` + `pg_ctl` into a temp dir on a free
-//! port, with scram password auth (and TLS when asked). `rehearse` and the
-//! tests share it. Stopped and removed on drop.
+//! port, with scram password auth (and TLS when asked), at PostgreSQL's default
+//! server settings. `rehearse` and the tests share it. Stopped and removed on drop.
+//!
+//! Two shapes: a plain cluster where the operator `postgres` is the superuser,
+//! and an RDS-shaped one where the superuser is `rdsadmin` (as on RDS, out of
+//! the customer's reach) and `postgres` is the RDS master: `LOGIN NOSUPERUSER
+//! INHERIT CREATEDB CREATEROLE NOREPLICATION`, a member of `rds_superuser`,
+//! owner of the databases the sandbox creates.
 
 use std::fs;
 use std::net::TcpListener;
@@ -11,7 +17,24 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::cli::SslMode;
 use crate::db::password::Secret;
-use crate::db::ConnectOptions;
+use crate::db::{quote_ident, ConnectOptions};
+
+/// The operator's role: the superuser of a plain sandbox, the RDS master of an
+/// RDS-shaped one. Either way it is the role `apply` connects as by default.
+pub const OPERATOR: &str = "postgres";
+
+/// The real superuser of an RDS-shaped sandbox (RDS keeps its own, `rdsadmin`).
+pub const RDS_SUPERUSER: &str = "rdsadmin";
+
+/// Who runs the cutover in a sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Shape {
+    /// `postgres` is a real superuser: the easy case.
+    #[default]
+    Superuser,
+    /// `postgres` is an RDS master: not a superuser (see the module docs).
+    RdsMaster,
+}
 
 /// The binaries a sandbox needs.
 const BINARIES: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
@@ -39,6 +62,8 @@ pub struct Options {
     pub tls: Option<ServerTls>,
     /// Extra `postgresql.conf` lines.
     pub extra_config: Vec<String>,
+    /// Plain superuser or RDS master.
+    pub shape: Shape,
 }
 
 /// A running throwaway cluster.
@@ -48,8 +73,15 @@ pub struct Sandbox {
     bin_dir: PathBuf,
     /// The port it listens on (127.0.0.1 only).
     pub port: u16,
-    /// The password of the `postgres` superuser.
+    /// The name of the real superuser (`postgres`, or `rdsadmin` when RDS-shaped).
+    pub superuser: String,
+    /// The real superuser's password.
     pub superuser_password: Secret,
+    /// The operator's ([`OPERATOR`]) password: the superuser's in a plain
+    /// sandbox, the RDS master's in an RDS-shaped one.
+    pub operator_password: Secret,
+    /// The shape it was started with.
+    pub shape: Shape,
     owner: Option<(u32, u32)>,
     running: bool,
 }
@@ -134,11 +166,19 @@ impl Sandbox {
             .tempdir_in("/tmp")
             .context("creating a temp dir")?
             .keep();
+        let superuser_password = Secret::new(random_hex(16));
+        let (superuser, operator_password) = match options.shape {
+            Shape::Superuser => (OPERATOR, superuser_password.clone()),
+            Shape::RdsMaster => (RDS_SUPERUSER, Secret::new(random_hex(16))),
+        };
         let mut sandbox = Self {
             dir,
             bin_dir,
             port: 0,
-            superuser_password: Secret::new(random_hex(16)),
+            superuser: superuser.to_string(),
+            superuser_password,
+            operator_password,
+            shape: options.shape,
             owner,
             running: false,
         };
@@ -187,7 +227,7 @@ impl Sandbox {
             .arg(self.data_dir())
             .args([
                 "-U",
-                "postgres",
+                &self.superuser,
                 "--auth=scram-sha-256",
                 "-E",
                 "UTF8",
@@ -212,10 +252,8 @@ impl Sandbox {
             "fsync = off".into(),
             "synchronous_commit = off".into(),
             "full_page_writes = off".into(),
-            "max_connections = 50".into(),
-            // Room for apply on thousands of tables in one transaction.
-            "max_locks_per_transaction = 512".into(),
-            "shared_buffers = 32MB".into(),
+            // Nothing else: lock table, connections and memory stay at
+            // PostgreSQL's defaults (RDS's too), so tests see what users see.
             "password_encryption = 'scram-sha-256'".into(),
         ];
         if let Some(tls) = &options.tls {
@@ -284,6 +322,54 @@ impl Sandbox {
             tls_server_name: None,
             connect_timeout: std::time::Duration::from_secs(10),
         }
+    }
+
+    /// Connection options for the real superuser.
+    pub fn superuser_options(&self, dbname: &str) -> ConnectOptions {
+        self.connect_options(dbname, &self.superuser, &self.superuser_password)
+    }
+
+    /// Connection options for the operator ([`OPERATOR`]).
+    pub fn operator_options(&self, dbname: &str) -> ConnectOptions {
+        self.connect_options(dbname, OPERATOR, &self.operator_password)
+    }
+
+    /// Creates database `name` owned by the operator. In an RDS-shaped sandbox
+    /// this first makes `rds_superuser` and the master role, as RDS does when
+    /// it creates an instance.
+    pub async fn create_database(&self, name: &str) -> Result<()> {
+        let su = crate::db::connect(&self.superuser_options("postgres")).await?;
+        if self.shape == Shape::RdsMaster {
+            // The verifier is computed here, so the cleartext never reaches the server.
+            let verifier = postgres_protocol::password::scram_sha_256(
+                self.operator_password.expose().as_bytes(),
+            );
+            let sql = format!(
+                "DO $$ BEGIN
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') THEN
+                     CREATE ROLE rds_superuser NOLOGIN;
+                     GRANT pg_monitor, pg_signal_backend TO rds_superuser;
+                   END IF;
+                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {op_literal}) THEN
+                     CREATE ROLE {op} WITH LOGIN NOSUPERUSER INHERIT CREATEDB CREATEROLE NOREPLICATION
+                       VALID UNTIL 'infinity' PASSWORD '{verifier}' IN ROLE rds_superuser;
+                   END IF;
+                 END $$",
+                op = quote_ident(OPERATOR),
+                op_literal = crate::db::quote_literal(OPERATOR),
+            );
+            su.simple(&sql)
+                .await
+                .map_err(|e| anyhow!("creating the RDS master: {}", crate::db::describe(&e)))?;
+        }
+        su.simple(&format!(
+            "CREATE DATABASE {} OWNER {}",
+            quote_ident(name),
+            quote_ident(OPERATOR)
+        ))
+        .await
+        .map_err(|e| anyhow!("creating database {name}: {}", crate::db::describe(&e)))?;
+        Ok(())
     }
 
     /// Stops the server (fast shutdown) and removes the directory.

@@ -61,9 +61,10 @@ GRANT SELECT ON rlsctl.bundle_history, rlsctl.tenant_tables, rlsctl.break_glass_
 
 -- step: helper
 -- Per installed tenant table, the number of rows whose tenant column is NULL:
--- rows no tenant can see. Owned by the break-glass role so it can count what the
--- app role cannot see; returns NULL counts when its owner cannot bypass RLS,
--- rather than a reassuring zero. A NOT NULL column needs no scan.
+-- rows no tenant can see. Owned by the break-glass role, which reaches every
+-- row through its own policy (or BYPASSRLS); where it cannot see every row
+-- (its policy was dropped, a restrictive policy narrows it) the count is NULL,
+-- "unknown", rather than a reassuring zero. A NOT NULL column needs no scan.
 CREATE OR REPLACE FUNCTION rlsctl.null_tenant_counts()
 RETURNS TABLE (schema_name text, table_name text, null_rows bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -71,11 +72,20 @@ SET search_path = pg_catalog, pg_temp
 AS $body$
 DECLARE
     t record;
-    can_see_all boolean;
+    me oid;
+    bypasses boolean;
 BEGIN
-    SELECT r.rolsuper OR r.rolbypassrls INTO can_see_all FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+    SELECT r.oid, r.rolsuper OR r.rolbypassrls INTO me, bypasses FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
     FOR t IN
-        SELECT tt.schema_name, tt.table_name, tt.tenant_column, a.attnotnull, a.attnum IS NOT NULL AS has_column
+        SELECT tt.schema_name, tt.table_name, tt.tenant_column, a.attnotnull, a.attnum IS NOT NULL AS has_column,
+               NOT c.relrowsecurity
+               OR (EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                           WHERE p.polrelid = c.oid AND p.polname = {{admin_policy}} AND p.polpermissive
+                             AND p.polcmd IN ('*', 'r') AND me = ANY (p.polroles)
+                             AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = 'true')
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p, pg_catalog.unnest(p.polroles) pr(role)
+                                   WHERE p.polrelid = c.oid AND NOT p.polpermissive AND p.polcmd IN ('*', 'r')
+                                     AND (pr.role = 0 OR pg_catalog.pg_has_role(me, pr.role, 'USAGE')))) AS sees_all
         FROM rlsctl.tenant_tables tt
         LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = tt.schema_name
         LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = tt.table_name
@@ -87,7 +97,7 @@ BEGIN
         null_rows := NULL;
         IF t.attnotnull THEN
             null_rows := 0;
-        ELSIF t.has_column AND can_see_all THEN
+        ELSIF t.has_column AND (bypasses OR t.sees_all) THEN
             EXECUTE format('SELECT count(*) FROM %I.%I WHERE %I IS NULL', t.schema_name, t.table_name, t.tenant_column)
                 INTO null_rows;
         END IF;
@@ -95,6 +105,10 @@ BEGIN
     END LOOP;
 END
 $body$;
+-- A new owner needs CREATE on the schema; the break-glass role gets it only for
+-- this statement (a non-superuser applying hits this; a superuser never does).
+GRANT CREATE ON SCHEMA rlsctl TO {{admin_role}};
 ALTER FUNCTION rlsctl.null_tenant_counts() OWNER TO {{admin_role}};
+REVOKE CREATE ON SCHEMA rlsctl FROM {{admin_role}};
 REVOKE ALL ON FUNCTION rlsctl.null_tenant_counts() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rlsctl.null_tenant_counts() TO {{app_role}}, {{admin_role}};

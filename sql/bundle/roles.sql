@@ -4,14 +4,13 @@
 -- step: create_app_role
 CREATE ROLE {{app_role}} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
 
--- step: fix_app_role
-ALTER ROLE {{app_role}} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOREPLICATION;
-
 -- step: create_admin_role
 CREATE ROLE {{admin_role}} {{admin_login}} {{admin_bypass}} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
 
--- step: fix_admin_role
-ALTER ROLE {{admin_role}} {{admin_login}} {{admin_bypass}} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
+-- step: alter_role
+-- Only the attributes that must change: on PostgreSQL 15 and older a
+-- non-superuser may not even mention SUPERUSER, REPLICATION or BYPASSRLS.
+ALTER ROLE {{role}} {{attributes}};
 
 -- step: set_password
 ALTER ROLE {{role}} PASSWORD {{password}};
@@ -24,5 +23,6 @@ GRANT USAGE ON SCHEMA {{schema}} TO {{role}};
 
 -- step: join_admin_role
 -- A non-superuser (the RDS master) must be a member of the break-glass role to
--- hand it the helper function.
+-- hand it the helper function; through it, it also reaches every row of the
+-- tenant tables (the break-glass policy), as the master did before FORCE.
 GRANT {{admin_role}} TO CURRENT_USER;

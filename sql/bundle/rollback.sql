@@ -10,6 +10,7 @@ ALTER TABLE {{table}} FORCE ROW LEVEL SECURITY;
 
 -- step: uninstall_table
 DROP POLICY IF EXISTS {{policy}} ON {{table}};
+DROP POLICY IF EXISTS {{admin_policy}} ON {{table}};
 ALTER TABLE {{table}} {{rls}} ROW LEVEL SECURITY;
 ALTER TABLE {{table}} {{force}} ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE {{table}} FROM {{app_role}}, {{admin_role}};

@@ -34,5 +34,16 @@ CREATE POLICY {{policy}} ON {{table}} AS PERMISSIVE FOR ALL TO {{app_role}}
     USING ({{predicate}})
     WITH CHECK ({{predicate}});
 
+-- step: drop_admin_policy
+DROP POLICY IF EXISTS {{admin_policy}} ON {{table}};
+
+-- step: create_admin_policy
+-- The break-glass role reaches every row through its own policy, so it needs
+-- no cluster-wide BYPASSRLS (which an RDS master cannot grant). The checks treat
+-- it as intended unless the app role can reach the break-glass role.
+CREATE POLICY {{admin_policy}} ON {{table}} AS PERMISSIVE FOR ALL TO {{admin_role}}
+    USING (true)
+    WITH CHECK (true);
+
 -- step: predicate
 {{column}} = (SELECT NULLIF(current_setting({{setting}}, true), '')::{{column_type}})

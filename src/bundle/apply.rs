@@ -150,13 +150,15 @@ async fn attempt_once(
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
     let state = state::read(db, target).await?;
-    let preflight = preflight(db, target, &state, options).await?;
+    let mut preflight = preflight(db, target, &state, options).await?;
     let database = db.info.name.clone();
-    let mut plan = if preflight.problems.is_empty() {
-        plan::build(target, &state, &database, &options.roles)
-    } else {
-        Plan::default()
-    };
+    let mut plan = plan::build(target, &state, &database, &options.roles);
+    // What the plan needs and the session may not do is refused here, before
+    // anything changes, never half-way through the transaction.
+    preflight.problems.append(&mut plan.blocked);
+    if !preflight.problems.is_empty() {
+        plan = Plan::default();
+    }
     let checksum = checksum(target, &state, &database);
     let mut outcome = Outcome {
         preflight,
@@ -208,18 +210,28 @@ async fn preflight(
                 s.user
             ));
         }
-        let not_owned: Vec<&str> = state
+        // ALTER TABLE and CREATE POLICY need the owner's privileges: the
+        // session must be the owner or an inheriting member of it.
+        let mut not_owned: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for t in state
             .tables
             .iter()
             .filter(|t| t.exists && !t.owned_by_session)
-            .map(|t| t.name.as_str())
-            .collect();
-        if !not_owned.is_empty() {
+        {
+            not_owned
+                .entry(t.owner.as_deref().unwrap_or("?"))
+                .or_default()
+                .push(target.display_table(&t.name));
+        }
+        for (owner, tables) in not_owned {
             pre.problems.push(format!(
-                "{} does not own (and is not a member of the owner of) {}: ALTER TABLE ... OWNER TO {} or connect as the owner",
-                s.user,
-                not_owned.join(", "),
-                s.user
+                "{tables} {is} owned by {owner}, and {user} is not a member of {owner}: have an admin of {owner} \
+                 (or a superuser) run `GRANT {qowner} TO {quser};`, or run apply as {owner}",
+                tables = tables.join(", "),
+                is = if tables.len() == 1 { "is" } else { "are" },
+                user = s.user,
+                qowner = quote_ident(owner),
+                quser = quote_ident(&s.user),
             ));
         }
         if !state.bundle.tables_exist && !s.can_create_schema {
@@ -254,6 +266,20 @@ async fn preflight(
             target.app_role
         ));
     }
+    let hidden: Vec<String> = state
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.has_column && !t.session_sees_all)
+        .map(|t| target.display_table(&t.name))
+        .collect();
+    if !hidden.is_empty() {
+        pre.warnings.push(format!(
+            "RLS hides rows of {} from {}, so their NULL-tenant rows cannot be counted before the change \
+             (after it, verify and monitor count them through the break-glass role: RLS007)",
+            hidden.join(", "),
+            s.user
+        ));
+    }
     pre.null_rows = null_rows(db, target, state).await?;
     for n in &pre.null_rows {
         pre.problems.push(format!(
@@ -270,7 +296,7 @@ async fn null_rows(db: &Db, target: &Target, state: &State) -> Result<Vec<NullRo
         .tables
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.exists && t.has_column)
+        .filter(|(_, t)| t.exists && t.has_column && t.session_sees_all)
         .map(|(i, t)| {
             format!(
                 "SELECT {i}, count(*) FROM {} WHERE {} IS NULL",
@@ -377,6 +403,7 @@ fn checksum(target: &Target, state: &State, database: &str) -> String {
                 rls: false,
                 force: false,
                 policy: None,
+                admin_policy: None,
                 public_privileges: vec!["SELECT".into()],
                 app_privileges: vec![],
                 admin_privileges: vec![],

@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use super::policy;
 use super::sql::{render, statements};
-use super::state::{Role, State, Table};
-use crate::config::{Target, POLICY_NAME};
+use super::state::{helper_values, Role, State, Table};
+use crate::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::db::password::Secret;
 use crate::db::{qualified, quote_ident};
 
@@ -35,7 +35,9 @@ pub struct Statement {
 }
 
 impl Statement {
+    /// One statement without its terminator (plans and logs add their own).
     fn plain(sql: String) -> Self {
+        let sql = sql.trim().trim_end_matches(';').to_string();
         Self {
             shown: sql.clone(),
             sql,
@@ -66,6 +68,8 @@ pub struct RoleInputs {
     pub admin_password: Option<Secret>,
     /// Set passwords of existing roles too.
     pub rotate_passwords: bool,
+    /// Give the break-glass role BYPASSRLS where the session may.
+    pub admin_bypassrls: bool,
 }
 
 /// The plan and its warnings.
@@ -73,8 +77,11 @@ pub struct RoleInputs {
 pub struct Plan {
     /// Objects in the order their statements run.
     pub items: Vec<Item>,
-    /// Things the operator should know (e.g. the break-glass role cannot get BYPASSRLS).
+    /// Things the operator should know (e.g. roles that will read no rows after FORCE).
     pub warnings: Vec<String>,
+    /// Changes the session may not make: the pre-flight refuses with these.
+    #[serde(skip)]
+    pub blocked: Vec<String>,
 }
 
 impl Plan {
@@ -119,23 +126,6 @@ fn password_statement(role: &str, password: &Secret) -> Statement {
     }
 }
 
-/// A role's plan item: its attribute statements, then its password when the
-/// role is new or passwords are being rotated.
-fn role_item(
-    name: &str,
-    exists: bool,
-    mut stmts: Vec<Statement>,
-    password: Option<&Secret>,
-    rotate: bool,
-) -> Item {
-    if let Some(password) = password {
-        if !exists || rotate {
-            stmts.push(password_statement(name, password));
-        }
-    }
-    item(format!("role {name}"), exists, stmts)
-}
-
 /// Whether the connected user may hand out BYPASSRLS (superuser; PG16+: a BYPASSRLS role).
 pub fn can_grant_bypassrls(state: &State) -> bool {
     state.session.superuser
@@ -144,76 +134,214 @@ pub fn can_grant_bypassrls(state: &State) -> bool {
             && state.session.createrole)
 }
 
+/// One role attribute: its keyword when on, and whether it is on now and wanted on.
+struct Attribute {
+    keyword: &'static str,
+    now: bool,
+    wanted: bool,
+}
+
+impl Attribute {
+    fn new(keyword: &'static str, now: bool, wanted: bool) -> Self {
+        Self {
+            keyword,
+            now,
+            wanted,
+        }
+    }
+    /// The keyword that sets it to what is wanted: `LOGIN` or `NOLOGIN`.
+    fn setting(&self) -> String {
+        if self.wanted {
+            self.keyword.to_string()
+        } else {
+            format!("NO{}", self.keyword)
+        }
+    }
+}
+
+/// Why the session may not run `ALTER ROLE` (attributes or password) on an
+/// existing role, by the rules of the server's major version; `None` when it may.
+///
+/// PostgreSQL 15 and older: CREATEROLE reaches every role that is neither
+/// superuser nor REPLICATION, but only a superuser may change SUPERUSER,
+/// REPLICATION or BYPASSRLS. 16 and newer: CREATEROLE reaches only roles the
+/// session holds ADMIN OPTION on, and it may change CREATEDB, REPLICATION or
+/// BYPASSRLS only when it has that attribute itself.
+fn alter_role_blocker(
+    state: &State,
+    role: &Role,
+    name: &str,
+    changed: &[&Attribute],
+) -> Option<String> {
+    let s = &state.session;
+    if s.superuser {
+        return None;
+    }
+    if role.superuser {
+        return Some(format!(
+            "{name} is a superuser, and only a superuser may alter one"
+        ));
+    }
+    if !s.createrole {
+        return Some(format!("{} has no CREATEROLE", s.user));
+    }
+    let changes = |keyword: &str| changed.iter().any(|a| a.keyword == keyword);
+    if s.server_version_num < 160000 {
+        if role.replication || changes("REPLICATION") {
+            return Some(format!(
+                "{name} has REPLICATION, and on PostgreSQL 15 and older only a superuser may alter such a role"
+            ));
+        }
+        if changes("BYPASSRLS") {
+            return Some("on PostgreSQL 15 and older only a superuser may change BYPASSRLS".into());
+        }
+        return None;
+    }
+    if !role.session_is_admin {
+        return Some(format!(
+            "{} holds no ADMIN OPTION on {name} (on PostgreSQL 16+ CREATEROLE reaches only such roles)",
+            s.user
+        ));
+    }
+    for (keyword, has) in [
+        ("REPLICATION", s.replication),
+        ("BYPASSRLS", s.bypassrls),
+        ("CREATEDB", s.createdb),
+    ] {
+        if changes(keyword) && !has {
+            return Some(format!(
+                "on PostgreSQL 16+ only a role with {keyword} may change {keyword}, and {} has not",
+                s.user
+            ));
+        }
+    }
+    None
+}
+
+/// One of the bundle's roles: what it is now and what it should be.
+struct RoleSpec<'a> {
+    name: &'a str,
+    role: &'a Role,
+    create: Statement,
+    attributes: [Attribute; 6],
+    password: Option<&'a Secret>,
+}
+
+/// A role's plan item. A new role is created with every attribute written out
+/// (allowed to a CREATEROLE non-superuser for the NO forms); an existing one
+/// gets `ALTER ROLE` with only the attributes that differ, and its password only
+/// with `--rotate-passwords`. What the session may not run is refused up front.
+fn role_plan(plan: &mut Plan, state: &State, spec: RoleSpec, rotate: bool) {
+    let RoleSpec {
+        name,
+        role,
+        create,
+        attributes,
+        password,
+    } = spec;
+    let mut stmts = Vec::new();
+    if !role.exists {
+        stmts.push(create);
+    } else {
+        let changed: Vec<&Attribute> = attributes.iter().filter(|a| a.now != a.wanted).collect();
+        if !changed.is_empty() {
+            let list: Vec<String> = changed.iter().map(|a| a.setting()).collect();
+            let statement = Statement::plain(render(
+                "alter_role",
+                &[
+                    ("role", &quote_ident(name)),
+                    ("attributes", &list.join(" ")),
+                ],
+            ));
+            match alter_role_blocker(state, role, name, &changed) {
+                Some(why) => plan.blocked.push(format!(
+                    "role {name} must change ({}) but {why}: have someone who may run `{};`, then apply again",
+                    list.join(" "),
+                    statement.shown
+                )),
+                None => stmts.push(statement),
+            }
+        }
+        if rotate && password.is_some() {
+            if let Some(why) = alter_role_blocker(state, role, name, &[]) {
+                plan.blocked.push(format!(
+                    "the password of {name} cannot be rotated: {why}; drop --rotate-passwords or have someone who may set it"
+                ));
+            }
+        }
+    }
+    if let Some(password) = password {
+        if !role.exists || rotate {
+            stmts.push(password_statement(name, password));
+        }
+    }
+    plan.items
+        .push(item(format!("role {name}"), role.exists, stmts));
+}
+
 /// Builds the plan. `database` is the current database name.
 pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs) -> Plan {
     let mut plan = Plan::default();
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
+    let a = &state.app;
 
     // The app role: LOGIN and nothing that could bypass RLS.
-    let mut stmts = Vec::new();
-    if !state.app.exists {
-        stmts.push(Statement::plain(render(
-            "create_app_role",
-            &[("app_role", &app)],
-        )));
-    } else if !app_role_is_safe(&state.app) {
-        stmts.push(Statement::plain(render(
-            "fix_app_role",
-            &[("app_role", &app)],
-        )));
-    }
-    plan.items.push(role_item(
-        &target.app_role,
-        state.app.exists,
-        stmts,
-        inputs.app_password.as_ref(),
-        inputs.rotate_passwords,
-    ));
-
-    // The break-glass role: BYPASSRLS when we may grant it, LOGIN only with a password.
-    let bypass = if can_grant_bypassrls(state) || state.admin.bypassrls {
-        "BYPASSRLS"
-    } else {
-        "NOBYPASSRLS"
+    let spec = RoleSpec {
+        name: &target.app_role,
+        role: a,
+        create: Statement::plain(render("create_app_role", &[("app_role", &app)])),
+        attributes: [
+            Attribute::new("LOGIN", a.login, true),
+            Attribute::new("SUPERUSER", a.superuser, false),
+            Attribute::new("BYPASSRLS", a.bypassrls, false),
+            Attribute::new("CREATEDB", a.createdb, false),
+            Attribute::new("CREATEROLE", a.createrole, false),
+            Attribute::new("REPLICATION", a.replication, false),
+        ],
+        password: inputs.app_password.as_ref(),
     };
-    if bypass == "NOBYPASSRLS" {
+    role_plan(&mut plan, state, spec, inputs.rotate_passwords);
+
+    // The break-glass role reaches every row through its own policy on each
+    // table; BYPASSRLS only when asked for and the session may grant it, and an
+    // existing BYPASSRLS is left alone. LOGIN only with a password.
+    let d = &state.admin;
+    let bypass = d.bypassrls || (inputs.admin_bypassrls && can_grant_bypassrls(state));
+    if inputs.admin_bypassrls && !bypass {
         plan.warnings.push(format!(
-            "{} cannot give the break-glass role {} BYPASSRLS (superuser only on PostgreSQL 15 and older; \
-             on 16+ the granting role needs BYPASSRLS and CREATEROLE): ask a superuser to run \
-             ALTER ROLE {} BYPASSRLS; until then the NULL-tenant count reports 'unknown'",
-            state.session.user, target.admin_role, admin
+            "{} cannot give {} BYPASSRLS (superuser only on PostgreSQL 15 and older; on 16+ the granting role \
+             needs BYPASSRLS itself); it reaches every row through its break-glass policy instead",
+            state.session.user, target.admin_role
         ));
     }
-    let login = if inputs.admin_password.is_some() || state.admin.login {
-        "LOGIN"
-    } else {
-        "NOLOGIN"
+    let login = inputs.admin_password.is_some() || d.login;
+    let create = render(
+        "create_admin_role",
+        &[
+            ("admin_role", admin.as_str()),
+            ("admin_login", if login { "LOGIN" } else { "NOLOGIN" }),
+            (
+                "admin_bypass",
+                if bypass { "BYPASSRLS" } else { "NOBYPASSRLS" },
+            ),
+        ],
+    );
+    let spec = RoleSpec {
+        name: &target.admin_role,
+        role: d,
+        create: Statement::plain(create),
+        attributes: [
+            Attribute::new("LOGIN", d.login, login),
+            Attribute::new("SUPERUSER", d.superuser, false),
+            Attribute::new("BYPASSRLS", d.bypassrls, bypass),
+            Attribute::new("CREATEDB", d.createdb, false),
+            Attribute::new("CREATEROLE", d.createrole, false),
+            Attribute::new("REPLICATION", d.replication, false),
+        ],
+        password: inputs.admin_password.as_ref(),
     };
-    let admin_values = [
-        ("admin_role", admin.as_str()),
-        ("admin_login", login),
-        ("admin_bypass", bypass),
-    ];
-    let mut stmts = Vec::new();
-    if !state.admin.exists {
-        stmts.push(Statement::plain(render("create_admin_role", &admin_values)));
-    } else if state.admin.superuser
-        || state.admin.createdb
-        || state.admin.createrole
-        || state.admin.replication
-        || (bypass == "BYPASSRLS" && !state.admin.bypassrls)
-        || (login == "LOGIN" && !state.admin.login)
-    {
-        stmts.push(Statement::plain(render("fix_admin_role", &admin_values)));
-    }
-    plan.items.push(role_item(
-        &target.admin_role,
-        state.admin.exists,
-        stmts,
-        inputs.admin_password.as_ref(),
-        inputs.rotate_passwords,
-    ));
+    role_plan(&mut plan, state, spec, inputs.rotate_passwords);
 
     // Database CONNECT and schema USAGE for both roles.
     let mut stmts = Vec::new();
@@ -225,10 +353,18 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
             )));
         }
         if !role.schema_usage {
-            stmts.push(Statement::plain(render(
+            let statement = Statement::plain(render(
                 "grant_schema_usage",
                 &[("schema", &quote_ident(&target.schema)), ("role", quoted)],
-            )));
+            ));
+            if state.session.can_grant_schema_usage {
+                stmts.push(statement);
+            } else {
+                plan.blocked.push(format!(
+                    "{} may not grant USAGE on schema {}: have its owner run `{};`, then apply again",
+                    state.session.user, target.schema, statement.shown
+                ));
+            }
         }
     }
     plan.items.push(item(
@@ -243,14 +379,31 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
     if !state.bundle.tables_exist || !state.bundle.app_grants {
         stmts.extend(Statement::many(render("schema", &roles)));
     }
-    if !state.bundle.helper_current || !state.bundle.app_grants {
-        if !state.session.superuser {
-            stmts.push(Statement::plain(render(
-                "join_admin_role",
-                &[("admin_role", &admin)],
-            )));
+    if !state.session.superuser && !state.admin.session_inherits {
+        // PostgreSQL 16+: granting a role needs ADMIN OPTION on it, which the
+        // session has on a role it creates, not on one made by someone else.
+        let join = render("join_admin_role", &[("admin_role", &admin)]);
+        if state.admin.exists
+            && state.session.server_version_num >= 160000
+            && !state.admin.session_is_admin
+        {
+            plan.blocked.push(format!(
+                "{user} must be a member of {role} (to hand it the helper and reach every row through its policy) \
+                 but holds no ADMIN OPTION on it: have its admin run `GRANT {admin} TO {quser};`, then apply again",
+                user = state.session.user,
+                role = target.admin_role,
+                quser = quote_ident(&state.session.user),
+            ));
+        } else {
+            stmts.push(Statement::plain(join));
         }
-        stmts.extend(Statement::many(render("helper", &roles)));
+    }
+    if !state.bundle.helper_current || !state.bundle.app_grants {
+        let policy = crate::db::quote_literal(ADMIN_POLICY_NAME);
+        stmts.extend(Statement::many(render(
+            "helper",
+            &helper_values(&app, &admin, &policy),
+        )));
     }
     plan.items.push(item(
         "schema rlsctl (history, registry, break-glass log, helper)".into(),
@@ -261,16 +414,14 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
     for table in &state.tables {
         plan.items.push(table_item(target, table));
     }
+    for (role, tables) in &state.losing_readers {
+        plan.warnings.push(format!(
+            "{role} reads {} today and will read no rows once RLS is forced (no policy applies to it): \
+             if it runs backups, replication or ETL, see \"Backups and other readers\" in docs/runbook.md",
+            tables.iter().map(|t| target.display_table(t)).collect::<Vec<_>>().join(", ")
+        ));
+    }
     plan
-}
-
-fn app_role_is_safe(role: &Role) -> bool {
-    role.login
-        && !role.superuser
-        && !role.bypassrls
-        && !role.createdb
-        && !role.createrole
-        && !role.replication
 }
 
 const APP_PRIVILEGES: [&str; 4] = ["DELETE", "INSERT", "SELECT", "UPDATE"];
@@ -284,6 +435,7 @@ fn table_item(target: &Target, table: &Table) -> Item {
         ("app_role", &quote_ident(&target.app_role)),
         ("admin_role", &quote_ident(&target.admin_role)),
         ("policy", &quote_ident(POLICY_NAME)),
+        ("admin_policy", &quote_ident(ADMIN_POLICY_NAME)),
     ];
     let t: Vec<(&str, &str)> = t.iter().map(|(k, v)| (*k, *v)).collect();
     let mut stmts = Vec::new();
@@ -350,6 +502,19 @@ fn table_item(target: &Target, table: &Table) -> Item {
                 push("create_policy", &[("predicate", &predicate)]);
             }
         }
+    }
+    let admin_policy_current = table.admin_policy.as_ref().is_some_and(|p| {
+        p.cmd == "*"
+            && p.permissive
+            && p.roles == [target.admin_role.clone()]
+            && p.using.as_deref() == Some("true")
+            && p.check.as_deref() == Some("true")
+    });
+    if !admin_policy_current {
+        if table.admin_policy.is_some() {
+            push("drop_admin_policy", &[]);
+        }
+        push("create_admin_policy", &[]);
     }
     let existed = table.rls || table.policy.is_some();
     item(

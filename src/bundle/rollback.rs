@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 use super::sql::render;
-use crate::config::{Target, POLICY_NAME};
+use crate::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::db::{qualified, quote_ident, tenant, Db, DbResultExt};
 
 /// What to do.
@@ -220,6 +220,7 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
         let values = [
             ("table", table.as_str()),
             ("policy", &quote_ident(POLICY_NAME)),
+            ("admin_policy", &quote_ident(ADMIN_POLICY_NAME)),
             ("rls", rls),
             ("force", force),
             ("app_role", &app),

@@ -116,9 +116,16 @@ mod tests {
         ] {
             assert!(sections().contains_key(step), "{step}");
         }
-        let helper = render("helper", &[("app_role", "\"a\""), ("admin_role", "\"b\"")]);
+        let helper = render(
+            "helper",
+            &[
+                ("app_role", "\"a\""),
+                ("admin_role", "\"b\""),
+                ("admin_policy", "'p'"),
+            ],
+        );
         let parts = statements(&helper);
-        assert_eq!(parts.len(), 4, "{parts:#?}");
+        assert_eq!(parts.len(), 6, "{parts:#?}");
         assert!(parts[0].contains("RETURN NEXT;"));
     }
 

@@ -4,7 +4,7 @@
 use anyhow::Result;
 
 use super::sql;
-use crate::config::{Target, BUNDLE_SCHEMA, POLICY_NAME};
+use crate::config::{Target, ADMIN_POLICY_NAME, BUNDLE_SCHEMA, POLICY_NAME};
 use crate::db::{Db, DbResultExt};
 
 /// The connected user's powers.
@@ -16,10 +16,16 @@ pub struct Session {
     pub superuser: bool,
     /// CREATEROLE.
     pub createrole: bool,
+    /// CREATEDB.
+    pub createdb: bool,
+    /// REPLICATION.
+    pub replication: bool,
     /// BYPASSRLS.
     pub bypassrls: bool,
     /// CREATE on the database (needed for the rlsctl schema).
     pub can_create_schema: bool,
+    /// May grant USAGE on the tenant schema (owns it, or holds it WITH GRANT OPTION).
+    pub can_grant_schema_usage: bool,
     /// `server_version_num`.
     pub server_version_num: i32,
 }
@@ -45,6 +51,11 @@ pub struct Role {
     pub schema_usage: bool,
     /// CONNECT on the database (directly or through PUBLIC).
     pub connect: bool,
+    /// The session holds ADMIN OPTION on it (on PostgreSQL 16+ what CREATEROLE
+    /// needs to alter, grant or drop a role).
+    pub session_is_admin: bool,
+    /// The session has its privileges (an inheriting member, or the role itself).
+    pub session_inherits: bool,
 }
 
 /// The isolation policy as installed.
@@ -102,6 +113,11 @@ pub struct Table {
     pub admin_privileges: Vec<String>,
     /// The isolation policy, if present.
     pub policy: Option<Policy>,
+    /// The break-glass role's policy, if present.
+    pub admin_policy: Option<Policy>,
+    /// The session sees every row (RLS off, it bypasses RLS, or a policy
+    /// `USING (true)` applies to it and nothing restrictive): its counts are real.
+    pub session_sees_all: bool,
     /// Sequences owned by its columns.
     pub sequences: Vec<Sequence>,
 }
@@ -134,20 +150,47 @@ pub struct State {
     pub bundle: BundleSchema,
     /// Roles that can bypass RLS right now (superuser or BYPASSRLS).
     pub bypass_roles: Vec<String>,
+    /// LOGIN roles that read tenant tables today and will see no rows once
+    /// RLS is forced (no policy applies to them): (role, tables).
+    pub losing_readers: Vec<(String, Vec<String>)>,
 }
 
 const SESSION_SQL: &str = "\
-SELECT r.rolname::text, r.rolsuper, r.rolcreaterole, r.rolbypassrls,
-       has_database_privilege(current_database(), 'CREATE'),
-       current_setting('server_version_num')::int,
-       ARRAY(SELECT b.rolname::text FROM pg_roles b WHERE b.rolsuper OR b.rolbypassrls ORDER BY 1)
+SELECT r.rolname::text AS name, r.rolsuper AS superuser, r.rolcreaterole AS createrole, r.rolcreatedb AS createdb,
+       r.rolreplication AS replication, r.rolbypassrls AS bypassrls,
+       has_database_privilege(current_database(), 'CREATE') AS can_create_schema,
+       coalesce((SELECT pg_has_role(n.nspowner, 'USAGE') OR has_schema_privilege(n.oid, 'USAGE WITH GRANT OPTION')
+                 FROM pg_namespace n WHERE n.nspname = $1), false) AS can_grant_schema_usage,
+       coalesce(has_schema_privilege('public', (SELECT oid FROM pg_namespace WHERE nspname = $1), 'USAGE'), false)
+           AS public_schema_usage,
+       has_database_privilege('public', current_database(), 'CONNECT') AS public_connect,
+       current_setting('server_version_num')::int AS server_version_num,
+       ARRAY(SELECT b.rolname::text FROM pg_roles b WHERE b.rolsuper OR b.rolbypassrls ORDER BY 1) AS bypass_roles
 FROM pg_roles r WHERE r.rolname = current_user";
 
 const ROLES_SQL: &str = "\
-SELECT r.rolname::text, r.rolcanlogin, r.rolsuper, r.rolbypassrls, r.rolcreatedb, r.rolcreaterole, r.rolreplication,
-       coalesce(has_schema_privilege(r.oid, (SELECT oid FROM pg_namespace WHERE nspname = $2), 'USAGE'), false),
-       has_database_privilege(r.oid, (SELECT oid FROM pg_database WHERE datname = current_database()), 'CONNECT')
+SELECT r.rolname::text AS name, r.rolcanlogin AS login, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls,
+       r.rolcreatedb AS createdb, r.rolcreaterole AS createrole, r.rolreplication AS replication,
+       coalesce(has_schema_privilege(r.oid, (SELECT oid FROM pg_namespace WHERE nspname = $2), 'USAGE'), false) AS schema_usage,
+       has_database_privilege(r.oid, (SELECT oid FROM pg_database WHERE datname = current_database()), 'CONNECT') AS connect,
+       pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION') AS session_is_admin,
+       pg_has_role(r.oid, 'USAGE') AS session_inherits
 FROM pg_roles r WHERE r.rolname = ANY($1::text[])";
+
+/// LOGIN roles other than the bundle's and the session's that can SELECT a
+/// tenant table now and have no way past RLS (superuser, BYPASSRLS, the
+/// break-glass role's privileges): after FORCE they read nothing.
+const LOSING_READERS_SQL: &str = "\
+WITH tenant AS (SELECT c.oid, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p')),
+     admin AS (SELECT oid FROM pg_roles WHERE rolname = $4)
+SELECT r.rolname::text AS role,
+       ARRAY(SELECT t.relname::text FROM tenant t WHERE has_table_privilege(r.oid, t.oid, 'SELECT') ORDER BY 1) AS tables
+FROM pg_roles r
+WHERE r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls AND r.rolname NOT IN ($3, $4) AND r.rolname <> current_user
+  AND NOT coalesce((SELECT pg_has_role(r.oid, admin.oid, 'USAGE') FROM admin), false)
+  AND EXISTS (SELECT 1 FROM tenant t WHERE has_table_privilege(r.oid, t.oid, 'SELECT'))
+ORDER BY 1";
 
 const TABLES_SQL: &str = "\
 WITH wanted AS (SELECT w.name, w.ord FROM unnest($2::text[]) WITH ORDINALITY AS w(name, ord)),
@@ -173,12 +216,25 @@ SELECT w.name, c.oid IS NOT NULL, a.attnum IS NOT NULL, format_type(a.atttypid, 
        ARRAY(SELECT coalesce(has_sequence_privilege(roles.app, s.oid, 'USAGE'), false) FROM roles, pg_depend d
              JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
              WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
-               AND d.deptype IN ('a', 'i') ORDER BY s.oid)
+               AND d.deptype IN ('a', 'i') ORDER BY s.oid),
+       ap.polname IS NOT NULL, ap.polcmd::text, coalesce(ap.polpermissive, true),
+       ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(ap.polroles) r ORDER BY 1),
+       pg_get_expr(ap.polqual, ap.polrelid), pg_get_expr(ap.polwithcheck, ap.polrelid),
+       coalesce(has_table_privilege(c.oid, 'SELECT') AND (NOT c.relrowsecurity
+                OR (pg_has_role(c.relowner, 'USAGE') AND NOT c.relforcerowsecurity)
+                OR (SELECT me.rolsuper OR me.rolbypassrls FROM pg_roles me WHERE me.rolname = current_user)
+                OR (EXISTS (SELECT 1 FROM pg_policy op, unnest(op.polroles) r
+                            WHERE op.polrelid = c.oid AND op.polpermissive AND op.polcmd IN ('*', 'r')
+                              AND (r = 0 OR pg_has_role(r, 'USAGE')) AND pg_get_expr(op.polqual, op.polrelid) = 'true')
+                    AND NOT EXISTS (SELECT 1 FROM pg_policy rp, unnest(rp.polroles) r
+                                    WHERE rp.polrelid = c.oid AND NOT rp.polpermissive AND rp.polcmd IN ('*', 'r')
+                                      AND (r = 0 OR pg_has_role(r, 'USAGE'))))), false)
 FROM wanted w
 LEFT JOIN pg_namespace n ON n.nspname = $1
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name AND c.relkind IN ('r', 'p')
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $6
+LEFT JOIN pg_policy ap ON ap.polrelid = c.oid AND ap.polname = $7
 ORDER BY w.ord";
 
 const BUNDLE_SQL: &str = "\
@@ -196,9 +252,19 @@ SELECT to_regclass('rlsctl.bundle_history') IS NOT NULL AND to_regclass('rlsctl.
                          AND has_table_privilege(app.oid, to_regclass('rlsctl.bundle_history'), 'SELECT')
                          AND has_schema_privilege(app.oid, 'rlsctl', 'USAGE') FROM app), false)";
 
+/// The placeholders of the helper step other than the roles.
+pub fn helper_values<'a>(app: &'a str, admin: &'a str, policy: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("app_role", app),
+        ("admin_role", admin),
+        ("admin_policy", policy),
+    ]
+}
+
 /// The helper function's body exactly as the bundle writes it (what `prosrc` holds).
 pub fn helper_body() -> String {
-    let helper = sql::render("helper", &[("app_role", "x"), ("admin_role", "x")]);
+    let policy = crate::db::quote_literal(ADMIN_POLICY_NAME);
+    let helper = sql::render("helper", &helper_values("x", "x", &policy));
     helper
         .split("$body$")
         .nth(1)
@@ -206,41 +272,52 @@ pub fn helper_body() -> String {
         .to_string()
 }
 
-/// Reads the state with five catalog queries (six when the registry exists).
+/// Reads the state with six catalog queries (seven when the registry exists).
 pub async fn read(db: &Db, target: &Target) -> Result<State> {
     let row = db
-        .query_one(SESSION_SQL, &[])
+        .query_one(SESSION_SQL, &[&target.schema])
         .await
         .doing("reading the session's privileges")?;
     let session = Session {
-        user: row.get(0),
-        superuser: row.get(1),
-        createrole: row.get(2),
-        bypassrls: row.get(3),
-        can_create_schema: row.get(4),
-        server_version_num: row.get(5),
+        user: row.get("name"),
+        superuser: row.get("superuser"),
+        createrole: row.get("createrole"),
+        createdb: row.get("createdb"),
+        replication: row.get("replication"),
+        bypassrls: row.get("bypassrls"),
+        can_create_schema: row.get("can_create_schema"),
+        can_grant_schema_usage: row.get("can_grant_schema_usage"),
+        server_version_num: row.get("server_version_num"),
     };
-    let bypass_roles: Vec<String> = row.get(6);
+    let bypass_roles: Vec<String> = row.get("bypass_roles");
 
+    // A role created now gets what PUBLIC has: no grant is needed for that.
+    let new_role = Role {
+        schema_usage: row.get("public_schema_usage"),
+        connect: row.get("public_connect"),
+        ..Role::default()
+    };
     let names = vec![target.app_role.clone(), target.admin_role.clone()];
-    let mut app = Role::default();
-    let mut admin = Role::default();
+    let mut app = new_role.clone();
+    let mut admin = new_role;
     for row in db
         .query(ROLES_SQL, &[&names, &target.schema])
         .await
         .doing("reading roles")?
     {
-        let name: String = row.get(0);
+        let name: String = row.get("name");
         let role = Role {
             exists: true,
-            login: row.get(1),
-            superuser: row.get(2),
-            bypassrls: row.get(3),
-            createdb: row.get(4),
-            createrole: row.get(5),
-            replication: row.get(6),
-            schema_usage: row.get(7),
-            connect: row.get(8),
+            login: row.get("login"),
+            superuser: row.get("superuser"),
+            bypassrls: row.get("bypassrls"),
+            createdb: row.get("createdb"),
+            createrole: row.get("createrole"),
+            replication: row.get("replication"),
+            schema_usage: row.get("schema_usage"),
+            connect: row.get("connect"),
+            session_is_admin: row.get("session_is_admin"),
+            session_inherits: row.get("session_inherits"),
         };
         if name == target.app_role {
             app = role;
@@ -259,6 +336,7 @@ pub async fn read(db: &Db, target: &Target) -> Result<State> {
                 &target.app_role,
                 &target.admin_role,
                 &POLICY_NAME,
+                &ADMIN_POLICY_NAME,
             ],
         )
         .await
@@ -282,13 +360,9 @@ pub async fn read(db: &Db, target: &Target) -> Result<State> {
                 public_privileges: row.get(9),
                 app_privileges: row.get(10),
                 admin_privileges: row.get(11),
-                policy: row.get::<_, bool>(12).then(|| Policy {
-                    cmd: row.get(13),
-                    permissive: row.get(14),
-                    roles: row.get(15),
-                    using: row.get(16),
-                    check: row.get(17),
-                }),
+                policy: policy_at(row, 12),
+                admin_policy: policy_at(row, 21),
+                session_sees_all: row.get(27),
                 sequences: seq_schemas
                     .into_iter()
                     .zip(seq_names)
@@ -328,6 +402,21 @@ pub async fn read(db: &Db, target: &Target) -> Result<State> {
             .map(|r| (r.get(0), r.get(1)))
             .collect();
     }
+    let losing_readers = db
+        .query(
+            LOSING_READERS_SQL,
+            &[
+                &target.schema,
+                &target.tables,
+                &target.app_role,
+                &target.admin_role,
+            ],
+        )
+        .await
+        .doing("reading who reads the tenant tables today")?
+        .iter()
+        .map(|r| (r.get("role"), r.get("tables")))
+        .collect();
     Ok(State {
         session,
         app,
@@ -335,5 +424,17 @@ pub async fn read(db: &Db, target: &Target) -> Result<State> {
         tables,
         bundle,
         bypass_roles,
+        losing_readers,
+    })
+}
+
+/// The policy whose six columns start at `at` (present, cmd, permissive, roles, USING, WITH CHECK).
+fn policy_at(row: &tokio_postgres::Row, at: usize) -> Option<Policy> {
+    row.get::<_, bool>(at).then(|| Policy {
+        cmd: row.get(at + 1),
+        permissive: row.get(at + 2),
+        roles: row.get(at + 3),
+        using: row.get(at + 4),
+        check: row.get(at + 5),
     })
 }

@@ -34,7 +34,8 @@ pub struct AppRole {
     pub superuser: bool,
     /// BYPASSRLS.
     pub bypassrls: bool,
-    /// Roles it reaches through membership (transitively) that are superuser or BYPASSRLS.
+    /// Roles it reaches through membership (transitively) that are superuser or
+    /// BYPASSRLS, or the break-glass role (whose policy reaches every row).
     pub bypass_memberships: Vec<String>,
     /// Role- or database-level defaults of the tenant setting: "scope: setting=value".
     pub setting_defaults: Vec<String>,
@@ -196,7 +197,7 @@ reach(oid, path) AS (
     WHERE NOT m.roleid = ANY(r.path))
 SELECT EXISTS (SELECT 1 FROM app), coalesce((SELECT rolsuper FROM app), false), coalesce((SELECT rolbypassrls FROM app), false),
        ARRAY(SELECT DISTINCT g.rolname::text FROM reach JOIN pg_roles g ON g.oid = reach.oid
-             WHERE g.rolsuper OR g.rolbypassrls ORDER BY 1),
+             WHERE g.rolsuper OR g.rolbypassrls OR g.rolname = $3 ORDER BY 1),
        ARRAY(SELECT CASE WHEN s.setrole = 0 THEN 'database ' || coalesce(d.datname::text, '?')
                          ELSE 'role ' || pg_get_userbyid(s.setrole)::text
                               || CASE WHEN s.setdatabase = 0 THEN '' ELSE ' in database ' || coalesce(d.datname::text, '?') END
@@ -350,8 +351,8 @@ impl Snapshot {
             format!("{SCOPE_CTE} {CHILDREN_SQL}"),
             format!("{SCOPE_CTE} {RELATIONS_SQL}"),
         );
-        let app_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-            [&target.app_role, &target.tenant_setting];
+        let app_params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+            [&target.app_role, &target.tenant_setting, &target.admin_role];
         let function_params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&target.app_role];
         // Independent reads are pipelined on the one connection: the count of
         // statements is unchanged, but through a tunnel the round trips overlap.
@@ -705,10 +706,15 @@ fn role_checks(snap: &Snapshot, target: &Target, session_check: bool, findings: 
             .bypass_memberships
             .iter()
             .map(|role| {
+                let why = if *role == target.admin_role {
+                    "the break-glass role, whose policy reaches every row"
+                } else {
+                    "which bypasses RLS"
+                };
                 Finding::problem(
                     &ROLE004,
                     app.clone(),
-                    format!("{app} is a member (directly or transitively) of {role}, which bypasses RLS: SET ROLE {role} escapes every policy"),
+                    format!("{app} is a member (directly or transitively) of {role}, {why}: SET ROLE {role} escapes every policy"),
                     format!("REVOKE {} FROM {}", quote_ident(role), quote_ident(app)),
                 )
             })
@@ -935,11 +941,11 @@ fn coverage_checks(snap: &Snapshot, target: &Target, findings: &mut Findings) {
                     None => Some(Finding::problem(
                         &RLS007,
                         table.clone(),
-                        "unknown: the helper's owner cannot bypass RLS, so it cannot count",
                         format!(
-                            "ALTER ROLE {} BYPASSRLS (as a superuser)",
-                            quote_ident(&target.admin_role)
+                            "unknown: the helper's owner {} cannot see every row (its break-glass policy is missing or narrowed), so it cannot count",
+                            target.admin_role
                         ),
+                        "rlsctl apply (re-installs the break-glass policy)",
                     )),
                 })
                 .collect();

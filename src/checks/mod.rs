@@ -78,7 +78,7 @@ catalogue! {
     ROLE001 = "ROLE001", Error, Catalog, "Connected as the configured app role";
     ROLE002 = "ROLE002", Error, Catalog, "The app role is not a superuser";
     ROLE003 = "ROLE003", Error, Catalog, "The app role does not have BYPASSRLS";
-    ROLE004 = "ROLE004", Error, Catalog, "The app role cannot reach a superuser or BYPASSRLS role through membership";
+    ROLE004 = "ROLE004", Error, Catalog, "The app role cannot reach a superuser, BYPASSRLS or the break-glass role through membership";
     ROLE005 = "ROLE005", Error, Catalog, "The app role owns no tenant table that lacks FORCE ROW LEVEL SECURITY";
     ROLE006 = "ROLE006", Error, Catalog, "No role or database default for the tenant setting";
     ROLE007 = "ROLE007", Error, Catalog, "The app role has no TRUNCATE, REFERENCES or TRIGGER on tenant tables";

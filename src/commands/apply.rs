@@ -55,6 +55,7 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
             )
             .await?,
             rotate_passwords: args.rotate_passwords,
+            admin_bypassrls: args.admin_bypassrls,
         },
         no_app_password: args.no_app_password,
     })

@@ -118,6 +118,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
         app_password: app_secret.clone(),
         admin_password: Some(admin_password.clone()),
         rotate_passwords: false,
+        admin_bypassrls: false,
     };
     let apply_options = |dry_run: bool| Options {
         dry_run,

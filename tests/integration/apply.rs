@@ -213,7 +213,10 @@ async fn a_held_lock_makes_apply_give_up_and_name_the_blocker() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(policies, 4);
+    assert_eq!(
+        policies, 8,
+        "isolation and break-glass policy on each of 4 tables"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

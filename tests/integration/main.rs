@@ -6,6 +6,7 @@ mod support;
 mod app;
 mod apply;
 mod monitor;
+mod rds_master;
 mod rehearse;
 mod ssm_double;
 mod tunnel;

@@ -7,7 +7,7 @@ use std::process::Stdio;
 use rlsctl::bundle::sql::{DEMO_SCHEMA, DEMO_SEED};
 use rlsctl::db::password::Secret;
 use rlsctl::db::{self, Db};
-use rlsctl::sandbox::{Options, Sandbox};
+use rlsctl::sandbox::{Options, Sandbox, Shape};
 
 /// Password given to the app role by `apply` in the tests.
 pub const APP_PASSWORD: &str = "app-pw-Zq7'\"\\ü";
@@ -68,31 +68,31 @@ impl TestDb {
         Self::with(Options::default(), false).await
     }
 
+    /// An RDS-shaped cluster (the operator `postgres` is an RDS master, not a
+    /// superuser) with the sample schema, owned by the master.
+    pub async fn demo_rds() -> Self {
+        Self::with(
+            Options {
+                shape: Shape::RdsMaster,
+                ..Options::default()
+            },
+            true,
+        )
+        .await
+    }
+
     pub async fn with(options: Options, demo: bool) -> Self {
         let sandbox = tokio::task::spawn_blocking(move || Sandbox::start(&options))
             .await
             .unwrap()
             .expect("sandbox starts");
-        let postgres = db::connect(&sandbox.connect_options(
-            "postgres",
-            "postgres",
-            &sandbox.superuser_password,
-        ))
-        .await
-        .unwrap();
-        postgres
-            .simple(&format!("CREATE DATABASE {DB}"))
-            .await
-            .unwrap();
+        sandbox.create_database(DB).await.expect("database created");
         let mut env = BTreeMap::new();
         for (k, v) in [
             ("PGHOST", "127.0.0.1".to_string()),
             ("PGPORT", sandbox.port.to_string()),
             ("PGDATABASE", DB.to_string()),
-            (
-                "PGPASSWORD",
-                sandbox.superuser_password.expose().to_string(),
-            ),
+            ("PGPASSWORD", sandbox.operator_password.expose().to_string()),
             ("APP_PW", APP_PASSWORD.to_string()),
             ("ADMIN_PW", ADMIN_PASSWORD.to_string()),
             ("HOME", sandbox.dir().display().to_string()),
@@ -103,16 +103,24 @@ impl TestDb {
         }
         let test_db = Self { sandbox, env };
         if demo {
-            let su = test_db.superuser().await;
-            su.simple(DEMO_SCHEMA).await.unwrap();
-            su.simple(DEMO_SEED).await.unwrap();
+            let operator = test_db.operator().await;
+            operator.simple(DEMO_SCHEMA).await.unwrap();
+            operator.simple(DEMO_SEED).await.unwrap();
         }
         test_db
     }
 
-    /// A connection to `edgarautoshop` as postgres.
+    /// A connection to `edgarautoshop` as the real superuser.
     pub async fn superuser(&self) -> Db {
-        self.connect("postgres", self.sandbox.superuser_password.expose())
+        db::connect(&self.sandbox.superuser_options(DB))
+            .await
+            .unwrap()
+    }
+
+    /// A connection to `edgarautoshop` as the operator `postgres` (the
+    /// superuser, or the RDS master in an RDS-shaped cluster).
+    pub async fn operator(&self) -> Db {
+        db::connect(&self.sandbox.operator_options(DB))
             .await
             .unwrap()
     }
@@ -186,7 +194,7 @@ impl TestDb {
         blocker
     }
 
-    /// Runs one simple statement as postgres.
+    /// Runs one simple statement as the real superuser.
     pub async fn sql(&self, sql: &str) {
         self.superuser()
             .await
