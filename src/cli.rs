@@ -449,6 +449,11 @@ pub struct RehearseArgs {
     /// PGPASSWORD or ~/.pgpass for the privileged user.
     #[arg(long, env = "RLSCTL_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// Rehearse as a real superuser instead of an RDS-shaped master (by default the
+    /// throwaway cluster applies as `postgres` with the RDS master's attributes:
+    /// NOSUPERUSER CREATEDB CREATEROLE, a member of rds_superuser).
+    #[arg(long, conflicts_with = "database_url")]
+    pub superuser: bool,
     /// With --database-url: also run the break-glass and restore steps.
     #[arg(long, requires = "database_url")]
     pub with_rollback: bool,

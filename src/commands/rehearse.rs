@@ -19,7 +19,10 @@ use crate::config::Target;
 use crate::db::password::Secret;
 use crate::db::{self, quote_ident, ConnectOptions, Db, DbResultExt};
 use crate::report::Report;
-use crate::sandbox::{self, Sandbox};
+use crate::sandbox::{self, Sandbox, Shape};
+
+/// The sample database's name (the runbook's).
+const DEMO_DATABASE: &str = "edgarautoshop";
 use crate::{until_interrupted, Status};
 
 use super::{monitor::monitor, verify::verify};
@@ -85,21 +88,12 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
     let app_password = Secret::new(sandbox::random_hex(16));
     let mut stage = match &args.database_url {
         Some(url) => existing_database(url, &args, &target).await?,
-        None => throwaway(&target, &app_password)?,
+        None => throwaway(&target, &app_password, args.superuser)?,
     };
     eprintln!("rlsctl rehearse: {}", stage.description);
 
     if let Some(sandbox) = &stage.sandbox {
-        let postgres = db::connect(&sandbox.connect_options(
-            "postgres",
-            "postgres",
-            &sandbox.superuser_password,
-        ))
-        .await?;
-        postgres
-            .simple("CREATE DATABASE edgarautoshop")
-            .await
-            .doing("creating the sample database")?;
+        sandbox.create_database(DEMO_DATABASE).await?;
     }
     let admin_db = db::connect(&stage.admin).await?;
     if stage.sandbox.is_some() {
@@ -330,12 +324,27 @@ fn step_line(n: usize, name: &str, status: &str, ms: u128, detail: &str) -> Stri
 }
 
 /// A throwaway cluster with the sample schema; the app role's password is generated.
-fn throwaway(target: &Target, app_password: &Secret) -> Result<Stage> {
-    let sandbox = Sandbox::start(&sandbox::Options::default())?;
-    let admin = sandbox.connect_options("edgarautoshop", "postgres", &sandbox.superuser_password);
-    let app = sandbox.connect_options("edgarautoshop", &target.app_role, app_password);
+fn throwaway(target: &Target, app_password: &Secret, superuser: bool) -> Result<Stage> {
+    let shape = if superuser {
+        Shape::Superuser
+    } else {
+        Shape::RdsMaster
+    };
+    let sandbox = Sandbox::start(&sandbox::Options {
+        shape,
+        ..Default::default()
+    })?;
+    let admin = sandbox.operator_options(DEMO_DATABASE);
+    let app = sandbox.connect_options(DEMO_DATABASE, &target.app_role, app_password);
+    let who = match shape {
+        Shape::RdsMaster => format!(
+            "applied as the RDS-shaped master {} (NOSUPERUSER CREATEDB CREATEROLE, member of rds_superuser; --superuser for a real superuser)",
+            sandbox::OPERATOR
+        ),
+        Shape::Superuser => format!("applied as the superuser {}", sandbox::OPERATOR),
+    };
     let description = format!(
-        "throwaway PostgreSQL on 127.0.0.1:{} in {}",
+        "throwaway PostgreSQL on 127.0.0.1:{} in {}, {who}",
         sandbox.port,
         sandbox.dir().display()
     );
@@ -427,7 +436,7 @@ fn keep(sandbox: Sandbox, target: &Target, app: &Secret, admin: &Secret) -> Resu
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
     for (user, password) in [
-        ("postgres", &sandbox.superuser_password),
+        (sandbox::OPERATOR, &sandbox.operator_password),
         (target.app_role.as_str(), app),
         (target.admin_role.as_str(), admin),
     ] {

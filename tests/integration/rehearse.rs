@@ -58,11 +58,33 @@ async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
         assert_eq!(step["status"], "pass", "{step}");
     }
     assert_eq!(doc["summary"]["passed"], 8);
+    // It rehearses production: the RDS master, not a superuser, and says so.
+    assert!(
+        doc["where"].as_str().unwrap().contains("RDS-shaped master"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("RDS-shaped master postgres"), "{}", run.stderr);
     let dir = doc["sandbox_dir"].as_str().unwrap();
     assert!(!Path::new(dir).exists(), "{dir} left behind");
     assert!(
         !postgres_running_in(dir),
         "a postgres process still runs in {dir}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rehearse_as_a_superuser_when_asked() {
+    let run = rehearse(&["--superuser", "--format", "json"], &[]).await;
+    run.expect(0);
+    let doc = run.json();
+    assert!(
+        doc["where"]
+            .as_str()
+            .unwrap()
+            .contains("applied as the superuser postgres"),
+        "{}",
+        run.stdout
     );
 }
 
@@ -113,7 +135,8 @@ async fn ctrl_c_stops_and_removes_the_cluster() {
     let mut dir = String::new();
     while let Some(line) = lines.next_line().await.unwrap() {
         if let Some(rest) = line.strip_prefix("rlsctl rehearse: throwaway PostgreSQL on ") {
-            dir = rest.split(" in ").nth(1).unwrap().to_string();
+            let after = rest.split(" in ").nth(1).unwrap();
+            dir = after.split(',').next().unwrap().to_string();
         }
         if line.starts_with("paused before") {
             break;
