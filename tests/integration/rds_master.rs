@@ -244,3 +244,32 @@ async fn the_master_cannot_count_null_rows_it_cannot_see_and_says_so() {
         run.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_break_glass_policy_is_intended_unless_the_app_role_reaches_it() {
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    // As applied: the break-glass policy is on every table and no check minds it.
+    let (run, doc) = verify(&t, &[]).await;
+    run.expect(0);
+    assert_eq!(statuses(&doc, "RLS005"), ["pass"], "{}", run.stdout);
+
+    // The app role gets into the break-glass role: verify and monitor fail.
+    let master = t.operator().await;
+    master
+        .simple("GRANT tenant_admin TO app_user")
+        .await
+        .unwrap();
+    let (run, doc) = verify(&t, &[]).await;
+    run.expect(1);
+    assert!(
+        findings(&doc, "ROLE004")
+            .iter()
+            .any(|f| f.starts_with("fail") && f.contains("tenant_admin, the break-glass role")),
+        "{}",
+        run.stdout
+    );
+    let (run, doc) = monitor_json(&t).await;
+    run.expect(1);
+    assert_eq!(statuses(&doc, "ROLE004"), ["fail"], "{}", run.stdout);
+}

@@ -64,7 +64,11 @@ async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
         "{}",
         run.stdout
     );
-    assert!(run.stderr.contains("RDS-shaped master postgres"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("RDS-shaped master postgres"),
+        "{}",
+        run.stderr
+    );
     let dir = doc["sandbox_dir"].as_str().unwrap();
     assert!(!Path::new(dir).exists(), "{dir} left behind");
     assert!(
