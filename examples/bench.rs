@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rlsctl::bundle::apply::{apply, Options};
 use rlsctl::bundle::plan::RoleInputs;
-use rlsctl::checks::{self, catalog::Snapshot, Findings};
+use rlsctl::checks::{self, Findings};
 use rlsctl::cli::TargetArgs;
 use rlsctl::config::Target;
 use rlsctl::db::password::Secret;
 use rlsctl::db::{self, tenant, Db};
+use rlsctl::inspect::{Reads, Snapshot};
 use rlsctl::sandbox::{self, Sandbox};
 
 const APP_PASSWORD: &str = "bench-app-password";
@@ -126,7 +127,10 @@ async fn measure_size(
     let outcome = apply(&admin, &target, &options).await?;
     let apply_ms = started.elapsed().as_millis();
     if !outcome.applied {
-        bail!("apply did not apply: {:?}", outcome.preflight.problems);
+        bail!(
+            "apply did not apply: {:?}",
+            outcome.preflight.problems().collect::<Vec<_>>()
+        );
     }
     let apply_statements = admin.statements() - before;
 
@@ -135,9 +139,9 @@ async fn measure_size(
             .await?;
     let before = app.statements();
     let started = Instant::now();
-    let snapshot = Snapshot::read(&app, &target).await?;
+    let snapshot = Snapshot::read(&app, &target, Reads { null_counts: true }).await?;
     let mut findings = Findings::default();
-    checks::catalog::run(&snapshot, &target, true, &mut findings);
+    checks::run_catalog(&snapshot, &target, true, &mut findings);
     let catalog_ms = started.elapsed().as_millis();
     let catalog_statements = app.statements() - before;
     let before = app.statements();
@@ -287,7 +291,7 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
 
     let tenant = "tenant-42";
     for session in [&app, &explicit] {
-        tenant::begin(session).await?;
+        session.begin().await?;
         tenant::set_local(session, "app.tenant_id", tenant).await?;
     }
     let mut plans = Vec::new();
@@ -372,7 +376,7 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
         }
     }
     for session in [&app, &explicit] {
-        tenant::rollback(session).await?;
+        session.rollback().await?;
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(|a, b| a.total_cmp(b));

@@ -18,6 +18,16 @@ pub const ADMIN_POLICY_NAME: &str = "rlsctl_break_glass";
 /// The schema that holds the bundle's own objects.
 pub const BUNDLE_SCHEMA: &str = "rlsctl";
 
+/// `name` cut to PostgreSQL's identifier limit of 63 bytes, on a character
+/// boundary (the server would cut it the same way, but mid-character).
+pub fn truncate_identifier(name: &str) -> &str {
+    let mut end = name.len().min(MAX_IDENTIFIER_BYTES);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
+}
+
 /// What the bundle protects, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
@@ -125,6 +135,14 @@ mod tests {
             app_role: "app_user".into(),
             admin_role: "tenant_admin".into(),
         }
+    }
+
+    #[test]
+    fn identifiers_are_cut_at_63_bytes_on_a_character_boundary() {
+        let long = "é".repeat(40); // 80 bytes
+        let cut = truncate_identifier(&long);
+        assert_eq!(cut.len(), 62);
+        assert_eq!(truncate_identifier("short"), "short");
     }
 
     #[test]

@@ -8,10 +8,13 @@ use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
 use super::plan::{self, Plan, RoleInputs};
-use super::state::{self, State};
 use super::BUNDLE_VERSION;
+use crate::checks::preflight::{self, Inputs, NullRows};
+use crate::checks::{Findings, Status};
 use crate::config::{Target, POLICY_NAME};
-use crate::db::{describe, qualified, quote_ident, tenant, Db, DbResultExt};
+use crate::db::{describe, qualified, quote_ident, Db, DbResultExt};
+use crate::inspect::{Reads, Snapshot};
+use crate::report::Report;
 
 /// Key of the advisory lock that serializes concurrent applies ("rlsctl" in ASCII).
 const APPLY_LOCK_KEY: i64 = 0x726c_7363_746c;
@@ -31,23 +34,14 @@ pub struct Options {
     pub no_app_password: bool,
 }
 
-/// A table with rows whose tenant column is NULL.
-#[derive(Debug, Clone, Serialize)]
-pub struct NullRows {
-    /// `schema.table`.
-    pub table: String,
-    /// How many rows.
-    pub rows: i64,
-}
-
-/// What the pre-flight found.
-#[derive(Debug, Default, Serialize)]
+/// What the pre-flight found: catalogued checks (PRE001…), reported like the
+/// others, and the NULL-tenant counts behind PRE005.
+#[derive(Debug, Serialize)]
 pub struct Preflight {
-    /// Reasons to refuse (exit 1).
-    pub problems: Vec<String>,
-    /// Reasons to worry that do not stop the apply.
-    pub warnings: Vec<String>,
-    /// Per-table NULL tenant rows (part of the problems when non-empty).
+    /// The pre-flight checks as a report (its `checks` and `summary`).
+    #[serde(flatten)]
+    pub report: Report,
+    /// Per-table NULL tenant rows (behind PRE005's failures).
     pub null_rows: Vec<NullRows>,
 }
 
@@ -73,7 +67,7 @@ pub struct Outcome {
 impl Outcome {
     /// True when the pre-flight refused.
     pub fn refused(&self) -> bool {
-        !self.preflight.problems.is_empty()
+        self.preflight.report.summary.failed > 0
     }
 }
 
@@ -90,7 +84,7 @@ pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcom
             }
             Err(AttemptError::Lock(err)) => {
                 let blockers = blockers(db, target).await;
-                let _ = tenant::rollback(db).await;
+                let _ = db.rollback().await;
                 if attempt > options.lock_retries {
                     bail!(
                         "gave up after {attempt} attempts: could not get a lock within {:?} ({}); blocked by: {}",
@@ -104,7 +98,7 @@ pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcom
                 tokio::time::sleep(wait).await;
             }
             Err(AttemptError::Other(err)) => {
-                let _ = tenant::rollback(db).await;
+                let _ = db.rollback().await;
                 return Err(err);
             }
         }
@@ -136,30 +130,22 @@ async fn attempt_once(
     target: &Target,
     options: &Options,
 ) -> Result<Outcome, AttemptError> {
-    let lock_ms = options.lock_timeout.as_millis().max(1);
-    db.simple(&format!(
-        "BEGIN; SET LOCAL lock_timeout = '{lock_ms}ms'; SET LOCAL search_path = pg_catalog, pg_temp; \
-         SET LOCAL standard_conforming_strings = on"
-    ))
-    .await
-    .map_err(|e| classify(e, "starting the transaction"))?;
+    db.begin_change(options.lock_timeout)
+        .await
+        .map_err(|e| classify(e, "starting the transaction"))?;
     let started = Instant::now();
     if !options.dry_run {
         db.query("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY])
             .await
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
-    let state = state::read(db, target).await?;
-    let mut preflight = preflight(db, target, &state, options).await?;
-    let database = db.info.name.clone();
-    let mut plan = plan::build(target, &state, &database, &options.roles);
+    let snap = Snapshot::read(db, target, Reads::default()).await?;
+    let mut plan = plan::build(target, &snap, &options.roles);
     // What the plan needs and the session may not do is refused here, before
     // anything changes, never half-way through the transaction.
-    preflight.problems.append(&mut plan.blocked);
-    if !preflight.problems.is_empty() {
-        plan = Plan::default();
-    }
-    let checksum = checksum(target, &state, &database);
+    let preflight = preflight(db, target, &snap, &plan, options).await?;
+    plan.blocked.clear();
+    let checksum = checksum(target, &snap);
     let mut outcome = Outcome {
         preflight,
         plan: Plan::default(),
@@ -169,8 +155,11 @@ async fn attempt_once(
         transaction_ms: 0,
         statements: 0,
     };
+    if outcome.refused() {
+        plan = Plan::default();
+    }
     if outcome.refused() || options.dry_run || plan.changes() == 0 {
-        tenant::rollback(db)
+        db.rollback()
             .await
             .map_err(|e| classify(e, "ending the read-only transaction"))?;
         outcome.plan = plan;
@@ -183,10 +172,8 @@ async fn attempt_once(
             .await
             .map_err(|e| classify(e, &format!("applying {}", item.object)))?;
     }
-    record(db, target, &state, &outcome.checksum, plan.changes()).await?;
-    tenant::commit(db)
-        .await
-        .map_err(|e| classify(e, "committing"))?;
+    record(db, target, &snap, &outcome.checksum, plan.changes()).await?;
+    db.commit().await.map_err(|e| classify(e, "committing"))?;
     outcome.transaction_ms = started.elapsed().as_millis();
     outcome.applied = true;
     plan.warnings.dedup();
@@ -194,105 +181,42 @@ async fn attempt_once(
     Ok(outcome)
 }
 
-/// Checks that must hold before anything changes.
+/// The pre-flight checks, with the NULL-tenant rows counted first.
 async fn preflight(
     db: &Db,
     target: &Target,
-    state: &State,
+    snap: &Snapshot,
+    plan: &Plan,
     options: &Options,
 ) -> Result<Preflight> {
-    let mut pre = Preflight::default();
-    let s = &state.session;
-    if !s.superuser {
-        if !s.createrole && (!state.app.exists || !state.admin.exists) {
-            pre.problems.push(format!(
-                "{} is neither superuser nor CREATEROLE, and the bundle's roles do not exist yet",
-                s.user
-            ));
-        }
-        // ALTER TABLE and CREATE POLICY need the owner's privileges: the
-        // session must be the owner or an inheriting member of it.
-        let mut not_owned: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        for t in state
-            .tables
+    let null_rows = null_rows(db, target, snap).await?;
+    let mut findings = Findings::default();
+    let inputs = Inputs {
+        app_password: options.roles.app_password.is_some(),
+        no_app_password: options.no_app_password,
+        blocked: &plan.blocked,
+        null_rows: &null_rows,
+    };
+    preflight::run(snap, target, &inputs, &mut findings);
+    Ok(Preflight {
+        report: Report::new("apply", db.info.clone(), findings.0),
+        null_rows,
+    })
+}
+
+impl Preflight {
+    /// The findings that did not pass.
+    pub fn problems(&self) -> impl Iterator<Item = &crate::checks::Finding> {
+        self.report
+            .checks
             .iter()
-            .filter(|t| t.exists && !t.owned_by_session)
-        {
-            not_owned
-                .entry(t.owner.as_deref().unwrap_or("?"))
-                .or_default()
-                .push(target.display_table(&t.name));
-        }
-        for (owner, tables) in not_owned {
-            pre.problems.push(format!(
-                "{tables} {is} owned by {owner}, and {user} is not a member of {owner}: have an admin of {owner} \
-                 (or a superuser) run `GRANT {qowner} TO {quser};`, or run apply as {owner}",
-                tables = tables.join(", "),
-                is = if tables.len() == 1 { "is" } else { "are" },
-                user = s.user,
-                qowner = quote_ident(owner),
-                quser = quote_ident(&s.user),
-            ));
-        }
-        if !state.bundle.tables_exist && !s.can_create_schema {
-            pre.problems.push(format!(
-                "{} lacks CREATE on database {} (needed for the rlsctl schema)",
-                s.user, db.info.name
-            ));
-        }
+            .filter(|f| matches!(f.status, Status::Fail | Status::Warn))
     }
-    for table in &state.tables {
-        let shown = target.display_table(&table.name);
-        if !table.exists {
-            pre.problems.push(format!("table {shown} does not exist"));
-        } else if !table.has_column {
-            pre.problems.push(format!(
-                "table {shown} has no column {:?}",
-                target.tenant_column
-            ));
-        } else if !table.has_tenant_index {
-            pre.warnings.push(format!(
-                "{shown} has no btree index led by {col}: every tenant query scans the table; before the cutover run \
-                 CREATE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {tbl} ({col});",
-                col = quote_ident(&target.tenant_column),
-                idx = quote_ident(&format!("{}_{}_idx", table.name, target.tenant_column).chars().take(63).collect::<String>()),
-                tbl = qualified(&target.schema, &table.name),
-            ));
-        }
-    }
-    if !state.app.exists && options.roles.app_password.is_none() && !options.no_app_password {
-        pre.problems.push(format!(
-            "role {} does not exist and no password was given: pass --app-password-from, or --no-app-password for IAM authentication",
-            target.app_role
-        ));
-    }
-    let hidden: Vec<String> = state
-        .tables
-        .iter()
-        .filter(|t| t.exists && t.has_column && !t.session_sees_all)
-        .map(|t| target.display_table(&t.name))
-        .collect();
-    if !hidden.is_empty() {
-        pre.warnings.push(format!(
-            "RLS hides rows of {} from {}, so their NULL-tenant rows cannot be counted before the change \
-             (after it, verify and monitor count them through the break-glass role: RLS007)",
-            hidden.join(", "),
-            s.user
-        ));
-    }
-    pre.null_rows = null_rows(db, target, state).await?;
-    for n in &pre.null_rows {
-        pre.problems.push(format!(
-            "{} has {} row(s) whose {} is NULL: no tenant would see them after the cutover; assign them a tenant or delete them",
-            n.table, n.rows, target.tenant_column
-        ));
-    }
-    Ok(pre)
 }
 
 /// One statement for all tables: the count of rows with a NULL tenant column.
-async fn null_rows(db: &Db, target: &Target, state: &State) -> Result<Vec<NullRows>> {
-    let parts: Vec<String> = state
+async fn null_rows(db: &Db, target: &Target, snap: &Snapshot) -> Result<Vec<NullRows>> {
+    let parts: Vec<String> = snap
         .tables
         .iter()
         .enumerate()
@@ -316,7 +240,7 @@ async fn null_rows(db: &Db, target: &Target, state: &State) -> Result<Vec<NullRo
         .iter()
         .filter(|r| r.get::<_, i64>(1) > 0)
         .map(|r| NullRows {
-            table: target.display_table(&state.tables[r.get::<_, i32>(0) as usize].name),
+            table: snap.tables[r.get::<_, i32>(0) as usize].display.clone(),
             rows: r.get(1),
         })
         .collect();
@@ -328,14 +252,14 @@ async fn null_rows(db: &Db, target: &Target, state: &State) -> Result<Vec<NullRo
 async fn record(
     db: &Db,
     target: &Target,
-    state: &State,
+    snap: &Snapshot,
     checksum: &str,
     changes: usize,
 ) -> Result<()> {
-    let names: Vec<String> = state.tables.iter().map(|t| t.name.clone()).collect();
-    let original_rls: Vec<bool> = state.tables.iter().map(|t| t.rls).collect();
-    let original_force: Vec<bool> = state.tables.iter().map(|t| t.force).collect();
-    let original_public: Vec<String> = state
+    let names: Vec<String> = snap.tables.iter().map(|t| t.name.clone()).collect();
+    let original_rls: Vec<bool> = snap.tables.iter().map(|t| t.rls).collect();
+    let original_force: Vec<bool> = snap.tables.iter().map(|t| t.force).collect();
+    let original_public: Vec<String> = snap
         .tables
         .iter()
         .map(|t| t.public_privileges.join(","))
@@ -390,37 +314,26 @@ async fn record(
 
 /// SHA-256 of the bundle as rendered for this database (every step, passwords
 /// left out), so history shows when what was installed changed.
-fn checksum(target: &Target, state: &State, database: &str) -> String {
+fn checksum(target: &Target, snap: &Snapshot) -> String {
     use sha2::{Digest, Sha256};
-    let fresh = State {
-        app: Default::default(),
-        admin: Default::default(),
-        bundle: Default::default(),
-        tables: state
-            .tables
-            .iter()
-            .map(|t| super::state::Table {
-                rls: false,
-                force: false,
-                policy: None,
-                admin_policy: None,
-                public_privileges: vec!["SELECT".into()],
-                app_privileges: vec![],
-                admin_privileges: vec![],
-                sequences: t
-                    .sequences
-                    .iter()
-                    .map(|s| super::state::Sequence {
-                        app_usage: false,
-                        ..s.clone()
-                    })
-                    .collect(),
-                ..t.clone()
-            })
-            .collect(),
-        ..state.clone()
-    };
-    let plan = plan::build(target, &fresh, database, &RoleInputs::default());
+    let mut fresh = snap.clone();
+    fresh.app = Default::default();
+    fresh.admin = Default::default();
+    fresh.bundle = Default::default();
+    fresh.policies = Vec::new();
+    fresh.losing_readers = Vec::new();
+    for t in &mut fresh.tables {
+        t.rls = false;
+        t.force = false;
+        t.public_privileges = vec!["SELECT".into()];
+        t.app_privileges = vec![];
+        t.admin_privileges = vec![];
+        for s in &mut t.sequences {
+            s.app_usage = false;
+        }
+    }
+    let fresh = fresh.reindexed();
+    let plan = plan::build(target, &fresh, &RoleInputs::default());
     let mut hasher = Sha256::new();
     hasher.update(BUNDLE_VERSION.as_bytes());
     for statement in plan.statements() {
@@ -433,7 +346,7 @@ fn checksum(target: &Target, state: &State, database: &str) -> String {
 /// Who holds locks on the tenant tables or the apply lock: "pid 123 (alice, idle in transaction): LOCK TABLE ...".
 async fn blockers(db: &Db, target: &Target) -> Vec<String> {
     // A fresh statement on the same connection: the failed transaction must be ended first.
-    let _ = tenant::rollback(db).await;
+    let _ = db.rollback().await;
     let rows = db
         .query(
             "SELECT DISTINCT a.pid, coalesce(a.usename::text, '?'), coalesce(a.state, '?'), left(coalesce(a.query, ''), 200)

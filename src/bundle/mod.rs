@@ -6,7 +6,6 @@ pub mod plan;
 pub mod policy;
 pub mod rollback;
 pub mod sql;
-pub mod state;
 
 /// Version of the bundle's SQL, recorded in `rlsctl.bundle_history`.
 pub const BUNDLE_VERSION: &str = "1";

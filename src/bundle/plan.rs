@@ -4,11 +4,12 @@
 use serde::Serialize;
 
 use super::policy;
+use super::sql::helper_values;
 use super::sql::{render, statements};
-use super::state::{helper_values, Role, State, Table};
 use crate::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::db::password::Secret;
 use crate::db::{qualified, quote_ident};
+use crate::inspect::{Role, Snapshot, Table};
 
 /// What happens to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -127,11 +128,11 @@ fn password_statement(role: &str, password: &Secret) -> Statement {
 }
 
 /// Whether the connected user may hand out BYPASSRLS (superuser; PG16+: a BYPASSRLS role).
-pub fn can_grant_bypassrls(state: &State) -> bool {
-    state.session.superuser
-        || (state.session.server_version_num >= 160000
-            && state.session.bypassrls
-            && state.session.createrole)
+pub fn can_grant_bypassrls(snap: &Snapshot) -> bool {
+    snap.session.superuser
+        || (snap.session.server_version_num >= 160000
+            && snap.session.bypassrls
+            && snap.session.createrole)
 }
 
 /// One role attribute: its keyword when on, and whether it is on now and wanted on.
@@ -168,12 +169,12 @@ impl Attribute {
 /// session holds ADMIN OPTION on, and it may change CREATEDB, REPLICATION or
 /// BYPASSRLS only when it has that attribute itself.
 fn alter_role_blocker(
-    state: &State,
+    snap: &Snapshot,
     role: &Role,
     name: &str,
     changed: &[&Attribute],
 ) -> Option<String> {
-    let s = &state.session;
+    let s = &snap.session;
     if s.superuser {
         return None;
     }
@@ -231,7 +232,7 @@ struct RoleSpec<'a> {
 /// (allowed to a CREATEROLE non-superuser for the NO forms); an existing one
 /// gets `ALTER ROLE` with only the attributes that differ, and its password only
 /// with `--rotate-passwords`. What the session may not run is refused up front.
-fn role_plan(plan: &mut Plan, state: &State, spec: RoleSpec, rotate: bool) {
+fn role_plan(plan: &mut Plan, snap: &Snapshot, spec: RoleSpec, rotate: bool) {
     let RoleSpec {
         name,
         role,
@@ -253,7 +254,7 @@ fn role_plan(plan: &mut Plan, state: &State, spec: RoleSpec, rotate: bool) {
                     ("attributes", &list.join(" ")),
                 ],
             ));
-            match alter_role_blocker(state, role, name, &changed) {
+            match alter_role_blocker(snap, role, name, &changed) {
                 Some(why) => plan.blocked.push(format!(
                     "role {name} must change ({}) but {why}: have someone who may run `{};`, then apply again",
                     list.join(" "),
@@ -263,7 +264,7 @@ fn role_plan(plan: &mut Plan, state: &State, spec: RoleSpec, rotate: bool) {
             }
         }
         if rotate && password.is_some() {
-            if let Some(why) = alter_role_blocker(state, role, name, &[]) {
+            if let Some(why) = alter_role_blocker(snap, role, name, &[]) {
                 plan.blocked.push(format!(
                     "the password of {name} cannot be rotated: {why}; drop --rotate-passwords or have someone who may set it"
                 ));
@@ -280,11 +281,12 @@ fn role_plan(plan: &mut Plan, state: &State, spec: RoleSpec, rotate: bool) {
 }
 
 /// Builds the plan. `database` is the current database name.
-pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs) -> Plan {
+pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs) -> Plan {
+    let database = snap.session.database.as_str();
     let mut plan = Plan::default();
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
-    let a = &state.app;
+    let a = &snap.app;
 
     // The app role: LOGIN and nothing that could bypass RLS.
     let spec = RoleSpec {
@@ -301,18 +303,18 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
         ],
         password: inputs.app_password.as_ref(),
     };
-    role_plan(&mut plan, state, spec, inputs.rotate_passwords);
+    role_plan(&mut plan, snap, spec, inputs.rotate_passwords);
 
     // The break-glass role reaches every row through its own policy on each
     // table; BYPASSRLS only when asked for and the session may grant it, and an
     // existing BYPASSRLS is left alone. LOGIN only with a password.
-    let d = &state.admin;
-    let bypass = d.bypassrls || (inputs.admin_bypassrls && can_grant_bypassrls(state));
+    let d = &snap.admin;
+    let bypass = d.bypassrls || (inputs.admin_bypassrls && can_grant_bypassrls(snap));
     if inputs.admin_bypassrls && !bypass {
         plan.warnings.push(format!(
             "{} cannot give {} BYPASSRLS (superuser only on PostgreSQL 15 and older; on 16+ the granting role \
              needs BYPASSRLS itself); it reaches every row through its break-glass policy instead",
-            state.session.user, target.admin_role
+            snap.session.user, target.admin_role
         ));
     }
     let login = inputs.admin_password.is_some() || d.login;
@@ -341,11 +343,11 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
         ],
         password: inputs.admin_password.as_ref(),
     };
-    role_plan(&mut plan, state, spec, inputs.rotate_passwords);
+    role_plan(&mut plan, snap, spec, inputs.rotate_passwords);
 
     // Database CONNECT and schema USAGE for both roles.
     let mut stmts = Vec::new();
-    for (role, quoted) in [(&state.app, &app), (&state.admin, &admin)] {
+    for (role, quoted) in [(&snap.app, &app), (&snap.admin, &admin)] {
         if !role.connect {
             stmts.push(Statement::plain(render(
                 "grant_connect",
@@ -357,12 +359,12 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
                 "grant_schema_usage",
                 &[("schema", &quote_ident(&target.schema)), ("role", quoted)],
             ));
-            if state.session.can_grant_schema_usage {
+            if snap.session.can_grant_schema_usage {
                 stmts.push(statement);
             } else {
                 plan.blocked.push(format!(
                     "{} may not grant USAGE on schema {}: have its owner run `{};`, then apply again",
-                    state.session.user, target.schema, statement.shown
+                    snap.session.user, target.schema, statement.shown
                 ));
             }
         }
@@ -376,29 +378,29 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
     // The rlsctl schema: history, registry, break-glass log, helper.
     let roles = [("app_role", app.as_str()), ("admin_role", admin.as_str())];
     let mut stmts = Vec::new();
-    if !state.bundle.tables_exist || !state.bundle.app_grants {
+    if !snap.bundle.installed || !snap.bundle.app_grants {
         stmts.extend(Statement::many(render("schema", &roles)));
     }
-    if !state.session.superuser && !state.admin.session_inherits {
+    if !snap.session.superuser && !snap.admin.session_inherits {
         // PostgreSQL 16+: granting a role needs ADMIN OPTION on it, which the
         // session has on a role it creates, not on one made by someone else.
         let join = render("join_admin_role", &[("admin_role", &admin)]);
-        if state.admin.exists
-            && state.session.server_version_num >= 160000
-            && !state.admin.session_is_admin
+        if snap.admin.exists
+            && snap.session.server_version_num >= 160000
+            && !snap.admin.session_is_admin
         {
             plan.blocked.push(format!(
                 "{user} must be a member of {role} (to hand it the helper and reach every row through its policy) \
                  but holds no ADMIN OPTION on it: have its admin run `GRANT {admin} TO {quser};`, then apply again",
-                user = state.session.user,
+                user = snap.session.user,
                 role = target.admin_role,
-                quser = quote_ident(&state.session.user),
+                quser = quote_ident(&snap.session.user),
             ));
         } else {
             stmts.push(Statement::plain(join));
         }
     }
-    if !state.bundle.helper_current || !state.bundle.app_grants {
+    if !snap.bundle.helper_current || !snap.bundle.app_grants {
         let policy = crate::db::quote_literal(ADMIN_POLICY_NAME);
         stmts.extend(Statement::many(render(
             "helper",
@@ -407,19 +409,12 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
     }
     plan.items.push(item(
         "schema rlsctl (history, registry, break-glass log, helper)".into(),
-        state.bundle.tables_exist,
+        snap.bundle.installed,
         stmts,
     ));
 
-    for table in &state.tables {
-        plan.items.push(table_item(target, table));
-    }
-    for (role, tables) in &state.losing_readers {
-        plan.warnings.push(format!(
-            "{role} reads {} today and will read no rows once RLS is forced (no policy applies to it): \
-             if it runs backups, replication or ETL, see \"Backups and other readers\" in docs/runbook.md",
-            tables.iter().map(|t| target.display_table(t)).collect::<Vec<_>>().join(", ")
-        ));
+    for table in &snap.tables {
+        plan.items.push(table_item(target, snap, table));
     }
     plan
 }
@@ -427,7 +422,9 @@ pub fn build(target: &Target, state: &State, database: &str, inputs: &RoleInputs
 const APP_PRIVILEGES: [&str; 4] = ["DELETE", "INSERT", "SELECT", "UPDATE"];
 const FORBIDDEN_PRIVILEGES: [&str; 3] = ["REFERENCES", "TRIGGER", "TRUNCATE"];
 
-fn table_item(target: &Target, table: &Table) -> Item {
+fn table_item(target: &Target, snap: &Snapshot, table: &Table) -> Item {
+    let policy = snap.policy(&table.display, POLICY_NAME);
+    let admin_policy = snap.policy(&table.display, ADMIN_POLICY_NAME);
     let name = qualified(&target.schema, &table.name);
     let column_type = table.column_type.clone().unwrap_or_default();
     let t = [
@@ -489,7 +486,7 @@ fn table_item(target: &Target, table: &Table) -> Item {
             )
         })
     };
-    match &table.policy {
+    match policy {
         None => push("create_policy", &[("predicate", &predicate)]),
         Some(p) => {
             let current = p.cmd == "*"
@@ -503,7 +500,7 @@ fn table_item(target: &Target, table: &Table) -> Item {
             }
         }
     }
-    let admin_policy_current = table.admin_policy.as_ref().is_some_and(|p| {
+    let admin_policy_current = admin_policy.is_some_and(|p| {
         p.cmd == "*"
             && p.permissive
             && p.roles == [target.admin_role.clone()]
@@ -511,12 +508,12 @@ fn table_item(target: &Target, table: &Table) -> Item {
             && p.check.as_deref() == Some("true")
     });
     if !admin_policy_current {
-        if table.admin_policy.is_some() {
+        if admin_policy.is_some() {
             push("drop_admin_policy", &[]);
         }
         push("create_admin_policy", &[]);
     }
-    let existed = table.rls || table.policy.is_some();
+    let existed = table.rls || policy.is_some();
     item(
         format!("table {}", target.display_table(&table.name)),
         existed,

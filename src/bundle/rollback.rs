@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::sql::render;
 use crate::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
-use crate::db::{qualified, quote_ident, tenant, Db, DbResultExt};
+use crate::db::{qualified, quote_ident, Db, DbResultExt};
 
 /// What to do.
 #[derive(Debug, Clone)]
@@ -36,7 +36,7 @@ pub struct Outcome {
 }
 
 /// How long break-glass waits for a table lock before it reports the blocker.
-const LOCK_TIMEOUT: &str = "10s";
+const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `action` in one transaction.
 pub async fn run(
@@ -45,11 +45,9 @@ pub async fn run(
     action: &Action,
     reason: Option<&str>,
 ) -> Result<Outcome> {
-    db.simple(&format!(
-        "BEGIN; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL search_path = pg_catalog, pg_temp"
-    ))
-    .await
-    .doing("starting the transaction")?;
+    db.begin_change(LOCK_TIMEOUT)
+        .await
+        .doing("starting the transaction")?;
     let result = match action {
         Action::Disable(tables) => disable(db, target, tables, reason.unwrap_or_default()).await,
         Action::Restore => restore(db, target).await,
@@ -59,11 +57,11 @@ pub async fn run(
     };
     match result {
         Ok(outcome) => {
-            tenant::commit(db).await.doing("committing")?;
+            db.commit().await.doing("committing")?;
             Ok(outcome)
         }
         Err(err) => {
-            let _ = tenant::rollback(db).await;
+            let _ = db.rollback().await;
             Err(err)
         }
     }

@@ -77,6 +77,26 @@ pub fn render(step: &str, values: &[(&str, &str)]) -> String {
     text
 }
 
+/// The placeholders of the helper step.
+pub fn helper_values<'a>(app: &'a str, admin: &'a str, policy: &'a str) -> [(&'a str, &'a str); 3] {
+    [
+        ("app_role", app),
+        ("admin_role", admin),
+        ("admin_policy", policy),
+    ]
+}
+
+/// The helper function's body exactly as the bundle writes it (what `prosrc` holds).
+pub fn helper_body() -> String {
+    let policy = crate::db::quote_literal(crate::config::ADMIN_POLICY_NAME);
+    let helper = render("helper", &helper_values("x", "x", &policy));
+    helper
+        .split("$body$")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Splits a rendered section into its statements (on `;` at line ends, outside
 /// dollar-quoted bodies), for steps that hold several statements.
 pub fn statements(text: &str) -> Vec<String> {

@@ -1,10 +1,10 @@
 //! Drift: the live catalog against what the bundle recorded when applied.
 
-use super::catalog::Snapshot;
 use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006};
 use crate::bundle::policy::normalize;
-use crate::bundle::state::helper_body;
+use crate::bundle::sql::helper_body;
 use crate::config::{Target, POLICY_NAME};
+use crate::inspect::Snapshot;
 
 /// Every drift check, for skipping them together.
 pub const DRIFT: [super::Check; 6] = [DRF001, DRF002, DRF003, DRF004, DRF005, DRF006];
@@ -33,8 +33,9 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
 
     // DRF002: each installed table's isolation policy is still what apply deparsed.
     let mut problems = Vec::new();
-    for (table, _, installed_using, installed_check) in &bundle.registry {
-        let display = target.display_table(table);
+    for installed in &bundle.registry {
+        let (installed_using, installed_check) = (&installed.using, &installed.check);
+        let display = target.display_table(&installed.table);
         let policy = snap.policies_on(&display).find(|p| p.name == POLICY_NAME);
         let detail = match policy {
             None => Some("the tenant_isolation policy was dropped".to_string()),
@@ -72,7 +73,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let registered: std::collections::HashSet<String> = bundle
         .registry
         .iter()
-        .map(|r| target.display_table(&r.0))
+        .map(|r| target.display_table(&r.table))
         .collect();
     let others: Vec<Finding> = snap
         .policies
@@ -102,11 +103,17 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = bundle
         .open_break_glass
         .iter()
-        .map(|(tables, by, since, reason)| {
+        .map(|b| {
             Finding::problem(
                 &DRF003,
-                tables.join(", "),
-                format!("break-glass active: RLS disabled on {} since {since} by {by}, reason: {reason}", tables.join(", ")),
+                b.tables.join(", "),
+                format!(
+                    "break-glass active: RLS disabled on {} since {} by {}, reason: {}",
+                    b.tables.join(", "),
+                    b.started_at,
+                    b.started_by,
+                    b.reason
+                ),
                 "rlsctl rollback --restore",
             )
         })
@@ -170,7 +177,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     findings.check(&DRF005, problems, "the helper function is as installed");
 
     // DRF006: configuration and registry agree.
-    let installed: Vec<&str> = bundle.registry.iter().map(|r| r.0.as_str()).collect();
+    let installed: Vec<&str> = bundle.registry.iter().map(|r| r.table.as_str()).collect();
     let mut problems: Vec<Finding> = target
         .tables
         .iter()

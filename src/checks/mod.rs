@@ -1,14 +1,19 @@
 //! The check catalogue, shared by `verify`, `monitor` and `rehearse`.
 //!
 //! Every check has a stable id, a title, a severity and a kind, and is
-//! documented in `docs/checks.md`. Catalog and drift checks are pure functions
-//! of a [`catalog::Snapshot`] read with a fixed number of queries; probes talk
-//! to the database as the app would; app checks talk to the application.
+//! documented in `docs/checks.md`. Catalog, drift and pre-flight checks are
+//! pure rules over an [`inspect::Snapshot`](crate::inspect::Snapshot), one file
+//! per family; probes talk to the database as the app would; app checks talk to
+//! the application.
 
 pub mod app;
-pub mod catalog;
+pub mod bypass;
+pub mod coverage;
 pub mod drift;
+pub mod performance;
+pub mod preflight;
 pub mod probes;
+pub mod roles;
 
 use serde::Serialize;
 
@@ -34,6 +39,9 @@ pub enum Kind {
     Drift,
     /// Talks to the application's health endpoint.
     App,
+    /// What apply checks before it changes anything.
+    #[serde(rename = "pre-flight")]
+    Preflight,
 }
 
 /// The outcome of one finding.
@@ -110,6 +118,27 @@ catalogue! {
     DRF004 = "DRF004", Error, Drift, "No role gained the power to bypass RLS since the bundle was applied";
     DRF005 = "DRF005", Error, Drift, "The bundle's helper function is unchanged";
     DRF006 = "DRF006", Warning, Drift, "The configured tenant tables are the installed ones";
+    PRE001 = "PRE001", Error, Preflight, "The applying role may make every change the plan needs";
+    PRE002 = "PRE002", Error, Preflight, "Every configured tenant table exists and has the tenant column";
+    PRE003 = "PRE003", Error, Preflight, "The applying role owns every tenant table or is a member of its owner";
+    PRE004 = "PRE004", Error, Preflight, "A new app role gets a password (or IAM authentication is asked for)";
+    PRE005 = "PRE005", Error, Preflight, "No row has a NULL tenant column before the cutover";
+    PRE006 = "PRE006", Warning, Preflight, "Every tenant table has an index led by the tenant column";
+    PRE007 = "PRE007", Warning, Preflight, "Roles that read tenant tables today keep their rows after FORCE";
+}
+
+/// The catalog checks (read-only, safe for cron): roles, coverage, bypass
+/// paths, performance. `session_check`: include ROLE001 (verify).
+pub fn run_catalog(
+    snap: &crate::inspect::Snapshot,
+    target: &crate::config::Target,
+    session_check: bool,
+    findings: &mut Findings,
+) {
+    roles::run(snap, target, session_check, findings);
+    coverage::run(snap, target, findings);
+    bypass::run(snap, target, findings);
+    performance::run(snap, target, findings);
 }
 
 /// One result line: a check on one object (or on the whole scope when it passes).
@@ -122,7 +151,6 @@ pub struct Finding {
     /// The check severity.
     pub severity: Severity,
     /// The check kind.
-    #[serde(skip)]
     pub kind: Kind,
     /// Pass, fail, warn or skip.
     pub status: Status,

@@ -3,11 +3,11 @@
 
 use anyhow::{anyhow, bail, Result};
 
-use super::catalog::{Snapshot, TenantTable};
 use super::{Finding, Findings, PRB001, PRB002, PRB003, PRB004, PRF002};
 use crate::bundle::policy::normalize;
 use crate::config::Target;
 use crate::db::{describe, qualified, quote_ident, tenant, Db};
+use crate::inspect::{Snapshot, Table};
 use crate::sandbox::random_hex;
 
 /// Every probe, for skipping them together.
@@ -15,7 +15,7 @@ pub const PROBES: [super::Check; 5] = [PRB001, PRB002, PRB003, PRB004, PRF002];
 
 /// A tenant table the probes can use, with its SQL name and column type.
 struct ProbeTable<'a> {
-    table: &'a TenantTable,
+    table: &'a Table,
     sql_name: String,
     column_type: String,
 }
@@ -69,9 +69,9 @@ pub async fn run(
     let result = async {
         // PRB001 on a session that never set a tenant, PRB004, then PRB001 again.
         let mut closed = fail_closed(db, &tables, "with no tenant ever set in the session").await?;
-        tenant::begin(db).await?;
+        db.begin().await?;
         tenant::set_local(db, setting, &tenant_a).await?;
-        tenant::commit(db).await?;
+        db.commit().await?;
         let after = tenant::current(db, setting).await?;
         match after.as_deref() {
             None | Some("") => findings.push(Finding::pass(&PRB004, None, format!("{setting} is {after:?} after the transaction that set it committed"))),
@@ -90,7 +90,7 @@ pub async fn run(
         let mut problems = Vec::new();
         let mut seen = 0i64;
         for id in &probe_tenants {
-            tenant::begin(db).await?;
+            db.begin().await?;
             tenant::set_local(db, setting, id).await?;
             let sql = tables
                 .iter()
@@ -104,7 +104,7 @@ pub async fn run(
                 .collect::<Vec<_>>()
                 .join(" UNION ALL ");
             let rows = db.query(&sql, &[id]).await;
-            tenant::rollback(db).await?;
+            db.rollback().await?;
             for row in rows? {
                 let (i, visible, foreign): (i32, i64, i64) = (row.get(0), row.get(1), row.get(2));
                 seen += visible;
@@ -132,7 +132,7 @@ pub async fn run(
         }
 
         // PRB003 and PRF002 under tenant A.
-        tenant::begin(db).await?;
+        db.begin().await?;
         tenant::set_local(db, setting, &tenant_a).await?;
         let mut writes = Vec::new();
         let mut plans = Vec::new();
@@ -162,14 +162,14 @@ pub async fn run(
                 ));
             }
         }
-        tenant::rollback(db).await?;
+        db.rollback().await?;
         findings.check(&PRB003, writes, format!("writing rows for tenant {} under tenant {} was denied on every table", shorten(&tenant_b), shorten(&tenant_a)));
         findings.check(&PRF002, plans, "the setting is evaluated once per statement (InitPlan or index condition)");
         Ok::<(), tokio_postgres::Error>(())
     }
     .await;
     if let Err(err) = result {
-        let _ = tenant::rollback(db).await;
+        let _ = db.rollback().await;
         bail!("a probe failed unexpectedly: {}", describe(&err));
     }
     Ok(())
@@ -187,9 +187,9 @@ async fn fail_closed(
         .map(|(i, t)| format!("SELECT {i}, (SELECT count(*) FROM {})", t.sql_name))
         .collect::<Vec<_>>()
         .join(" UNION ALL ");
-    tenant::begin(db).await?;
+    db.begin().await?;
     let rows = db.query(&sql, &[]).await;
-    tenant::rollback(db).await?;
+    db.rollback().await?;
     Ok(rows?
         .iter()
         .filter(|r| r.get::<_, i64>(1) > 0)

@@ -5,13 +5,13 @@ use serde_json::json;
 
 use crate::bundle::apply::{self, Options, Outcome};
 use crate::bundle::plan::{Action, RoleInputs};
+use crate::checks;
 use crate::cli::{ApplyArgs, Format};
 use crate::db::password::Secret;
 use crate::db::ServerInfo;
-use crate::Status;
 
 /// Runs `apply` as a privileged user (default `postgres`).
-pub async fn run(args: ApplyArgs) -> Result<Status> {
+pub async fn run(args: ApplyArgs) -> Result<crate::Status> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, "postgres", true).await?;
@@ -22,9 +22,9 @@ pub async fn run(args: ApplyArgs) -> Result<Status> {
             Format::Json => json(&db.info, &outcome, args.dry_run),
         });
         Ok(if outcome.refused() {
-            Status::Problems
+            crate::Status::Problems
         } else {
-            Status::Clean
+            crate::Status::Clean
         })
     })
     .await
@@ -66,11 +66,17 @@ fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
         "rlsctl apply: database {} as {} (PostgreSQL {})\n",
         info.name, info.user, info.server_version
     );
-    let pre = &outcome.preflight;
-    for problem in &pre.problems {
-        out.push_str(&format!("  refused: {problem}\n"));
+    for finding in outcome.preflight.problems() {
+        let word = match finding.status {
+            checks::Status::Fail => "refused",
+            _ => "warning",
+        };
+        out.push_str(&format!("  {word}: {} [{}]\n", finding.detail, finding.id));
+        if let Some(remedy) = &finding.remedy {
+            out.push_str(&format!("      fix: {remedy}\n"));
+        }
     }
-    for warning in pre.warnings.iter().chain(&outcome.plan.warnings) {
+    for warning in &outcome.plan.warnings {
         out.push_str(&format!("  warning: {warning}\n"));
     }
     if outcome.refused() {

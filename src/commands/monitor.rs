@@ -5,10 +5,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::checks::{self, catalog::Snapshot, Findings};
+use crate::checks::{self, Findings};
 use crate::cli::{MonitorArgs, MonitorFormat};
 use crate::config::Target;
 use crate::db::Db;
+use crate::inspect::{Reads, Snapshot};
 use crate::report::Report;
 use crate::Status;
 
@@ -40,9 +41,9 @@ pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
 
 /// Catalog checks plus drift; read-only, a constant number of statements.
 pub async fn monitor(db: &Db, target: &Target) -> Result<Report> {
-    let snapshot = Snapshot::read(db, target).await?;
+    let snapshot = Snapshot::read(db, target, Reads { null_counts: true }).await?;
     let mut findings = Findings::default();
-    checks::catalog::run(&snapshot, target, false, &mut findings);
+    checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);
     tracing::info!(statements = db.statements(), "monitor done");
     Ok(Report::new("monitor", db.info.clone(), findings.0))

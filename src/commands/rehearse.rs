@@ -166,7 +166,13 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                     if outcome.refused() {
                         bail!(
                             "the pre-flight refused: {}",
-                            outcome.preflight.problems.join("; ")
+                            outcome
+                                .preflight
+                                .problems()
+                                .filter(|f| f.status == crate::checks::Status::Fail)
+                                .map(|f| f.detail.as_str())
+                                .collect::<Vec<_>>()
+                                .join("; ")
                         );
                     }
                     match (id, outcome.plan.changes()) {

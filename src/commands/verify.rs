@@ -2,10 +2,11 @@
 
 use anyhow::Result;
 
-use crate::checks::{self, catalog::Snapshot, Findings};
+use crate::checks::{self, Findings};
 use crate::cli::{Format, VerifyArgs};
 use crate::config::Target;
 use crate::db::Db;
+use crate::inspect::{Reads, Snapshot};
 use crate::report::Report;
 use crate::Status;
 
@@ -35,9 +36,9 @@ pub async fn verify(
     tenants: &[String],
     app_url: Option<&str>,
 ) -> Result<Report> {
-    let snapshot = Snapshot::read(db, target).await?;
+    let snapshot = Snapshot::read(db, target, Reads { null_counts: true }).await?;
     let mut findings = Findings::default();
-    checks::catalog::run(&snapshot, target, true, &mut findings);
+    checks::run_catalog(&snapshot, target, true, &mut findings);
     checks::probes::run(db, &snapshot, target, tenants, &mut findings).await?;
     if let Some(url) = app_url {
         let tenant = tenants

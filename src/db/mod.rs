@@ -321,6 +321,34 @@ impl Db {
         self.client.query(statement, params).await
     }
 
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<(), tokio_postgres::Error> {
+        self.simple("BEGIN").await.map(|_| ())
+    }
+
+    /// Starts the transaction apply and rollback change the database in: a
+    /// lock timeout (so the application never queues behind it for long), and
+    /// a search_path and quoting that objects in user schemas cannot hijack.
+    pub async fn begin_change(&self, lock_timeout: Duration) -> Result<(), tokio_postgres::Error> {
+        let ms = lock_timeout.as_millis().max(1);
+        self.simple(&format!(
+            "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SET LOCAL search_path = pg_catalog, pg_temp; \
+             SET LOCAL standard_conforming_strings = on"
+        ))
+        .await
+        .map(|_| ())
+    }
+
+    /// Commits the transaction.
+    pub async fn commit(&self) -> Result<(), tokio_postgres::Error> {
+        self.simple("COMMIT").await.map(|_| ())
+    }
+
+    /// Rolls the transaction back.
+    pub async fn rollback(&self) -> Result<(), tokio_postgres::Error> {
+        self.simple("ROLLBACK").await.map(|_| ())
+    }
+
     /// Runs SQL without parameters through the simple protocol (utility statements, BEGIN, ...).
     pub async fn simple(
         &self,

@@ -7,21 +7,6 @@ use tokio_postgres::types::ToSql;
 
 use super::Db;
 
-/// Starts a transaction.
-pub async fn begin(db: &Db) -> Result<(), tokio_postgres::Error> {
-    db.simple("BEGIN").await.map(|_| ())
-}
-
-/// Rolls the transaction back.
-pub async fn rollback(db: &Db) -> Result<(), tokio_postgres::Error> {
-    db.simple("ROLLBACK").await.map(|_| ())
-}
-
-/// Commits the transaction.
-pub async fn commit(db: &Db) -> Result<(), tokio_postgres::Error> {
-    db.simple("COMMIT").await.map(|_| ())
-}
-
 /// Sets the tenant for the current transaction only; the id is a bound parameter.
 pub async fn set_local(db: &Db, setting: &str, tenant: &str) -> Result<(), tokio_postgres::Error> {
     db.query("SELECT set_config($1, $2, true)", &[&setting, &tenant])

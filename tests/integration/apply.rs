@@ -26,7 +26,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
     let app = t.app().await;
     let tables = ["customers", "vehicles", "appointments", "services"];
     for tenant_id in TENANTS {
-        tenant::begin(&app).await.unwrap();
+        app.begin().await.unwrap();
         tenant::set_local(&app, "app.tenant_id", tenant_id)
             .await
             .unwrap();
@@ -37,7 +37,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
                 "{table} under {tenant_id}"
             );
         }
-        tenant::rollback(&app).await.unwrap();
+        app.rollback().await.unwrap();
     }
 
     // No tenant set: nothing, before and after a transaction that set one.
@@ -49,7 +49,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
     }
 
     // Writes to another tenant are denied.
-    tenant::begin(&app).await.unwrap();
+    app.begin().await.unwrap();
     tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
@@ -60,8 +60,8 @@ async fn apply_isolates_tenants_for_the_app_role() {
         )
         .await;
     assert_eq!(outcome(update), "42501");
-    tenant::rollback(&app).await.unwrap();
-    tenant::begin(&app).await.unwrap();
+    app.rollback().await.unwrap();
+    app.begin().await.unwrap();
     tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
@@ -72,7 +72,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
         )
         .await;
     assert_eq!(outcome(insert), "42501");
-    tenant::rollback(&app).await.unwrap();
+    app.rollback().await.unwrap();
 
     // The break-glass role sees everyone.
     let admin = t.connect("tenant_admin", ADMIN_PASSWORD).await.unwrap();
@@ -257,7 +257,7 @@ async fn non_default_schema_table_names_and_uuid_tenants_work() {
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
 
     let app = t.app().await;
-    tenant::begin(&app).await.unwrap();
+    app.begin().await.unwrap();
     tenant::set_local(&app, "app.org_id", "22222222-2222-2222-2222-222222222222")
         .await
         .unwrap();
@@ -272,7 +272,7 @@ async fn non_default_schema_table_names_and_uuid_tenants_work() {
         .execute("INSERT INTO billing.\"Work Orders\" (org_id, title) VALUES ('22222222-2222-2222-2222-222222222222', 'c')", &[])
         .await;
     assert_eq!(outcome(own), "ok");
-    tenant::rollback(&app).await.unwrap();
+    app.rollback().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

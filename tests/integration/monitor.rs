@@ -201,7 +201,7 @@ async fn break_glass_cycle() {
 
     // The effect is real: under tenant 1 the app sees every tenant's customers.
     let app = t.app().await;
-    rlsctl::db::tenant::begin(&app).await.unwrap();
+    app.begin().await.unwrap();
     rlsctl::db::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
@@ -213,7 +213,7 @@ async fn break_glass_cycle() {
         count(&app, "SELECT count(DISTINCT tenant_id) FROM vehicles").await,
         1
     );
-    rlsctl::db::tenant::rollback(&app).await.unwrap();
+    app.rollback().await.unwrap();
 
     let drift = monitor(&t, &["--format", "json"]).await;
     drift.expect(1);

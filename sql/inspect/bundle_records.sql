@@ -1,0 +1,12 @@
+-- What the bundle recorded: the installed-table registry, the last apply, the
+-- open break-glass entries. Read only when the schema is there and readable.
+-- $1: the tenant schema.
+SELECT 'registry' AS kind, ARRAY[table_name, tenant_column, installed_using, installed_check] AS fields
+FROM rlsctl.tenant_tables WHERE schema_name = $1
+UNION ALL
+(SELECT 'history', ARRAY[array_to_string(bypass_roles, ','), applied_by || ' at ' || applied_at::text]
+ FROM rlsctl.bundle_history ORDER BY id DESC LIMIT 1)
+UNION ALL
+SELECT 'break-glass', ARRAY[array_to_string(ARRAY(SELECT schema_name || '.' || t FROM unnest(tables) t), ','),
+                           started_by, started_at::text, reason]
+FROM rlsctl.break_glass_log WHERE ended_at IS NULL AND action = 'disable'

@@ -1,0 +1,15 @@
+-- Every policy in the schema and on children of tenant tables. Deparsing costs
+-- a relation open per expression, so with the bundle's registry at hand a
+-- policy whose stored tree is unchanged since apply reuses the text apply
+-- recorded: {{using}}, {{check}} and {{registry_join}} are filled accordingly.
+SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
+       p.polname::text AS name,
+       p.polcmd::text AS cmd,
+       p.polpermissive AS permissive,
+       ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1) AS roles,
+       EXISTS (SELECT 1 FROM unnest(p.polroles) r, app WHERE r = 0 OR pg_has_role(app.oid, r, 'MEMBER')) AS applies_to_app,
+       {{using}} AS using_expr,
+       {{check}} AS check_expr
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace {{registry_join}}
+WHERE n.nspname = $1 OR p.polrelid IN (SELECT oid FROM kids)
+ORDER BY 1, 2

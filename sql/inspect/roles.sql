@@ -1,0 +1,15 @@
+-- The bundle's roles as they are, and what the session may do to them.
+-- $1: role names; $2: the tenant schema.
+SELECT r.rolname::text AS name,
+       r.rolcanlogin AS login,
+       r.rolsuper AS superuser,
+       r.rolbypassrls AS bypassrls,
+       r.rolcreatedb AS createdb,
+       r.rolcreaterole AS createrole,
+       r.rolreplication AS replication,
+       coalesce(has_schema_privilege(r.oid, (SELECT oid FROM pg_namespace WHERE nspname = $2), 'USAGE'), false) AS schema_usage,
+       has_database_privilege(r.oid, (SELECT oid FROM pg_database WHERE datname = current_database()), 'CONNECT') AS connect,
+       -- on PostgreSQL 16+ what CREATEROLE needs to alter, grant or drop a role
+       pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION') AS session_is_admin,
+       pg_has_role(r.oid, 'USAGE') AS session_inherits
+FROM pg_roles r WHERE r.rolname = ANY($1::text[])

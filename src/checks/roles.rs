@@ -1,0 +1,146 @@
+//! Role checks: the app role itself, what it reaches through membership and
+//! setting defaults, what it owns and what privileges it holds.
+
+use super::*;
+use crate::config::Target;
+use crate::db::{qualified, quote_ident};
+use crate::inspect::Snapshot;
+
+/// ROLE001 (with `session_check`, for verify) to ROLE007.
+pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut Findings) {
+    let app = &target.app_role;
+    if session_check {
+        let mut problems = Vec::new();
+        if snap.session.session_user != *app {
+            let why = snap
+                .session_bypass_reason()
+                .map(|r| format!("; {r}"))
+                .unwrap_or_default();
+            problems.push(Finding::problem(
+                &ROLE001,
+                snap.session.session_user.clone(),
+                format!("connected as {}, not the app role {app}{why}: isolation must be proven as the app connects", snap.session.session_user),
+                format!("connect as {app}: rlsctl verify -U {app}"),
+            ));
+        }
+        findings.check(&ROLE001, problems, format!("connected as {app}"));
+    }
+    if !snap.app.exists {
+        let reason = format!("role {app} does not exist (run rlsctl apply)");
+        for check in [ROLE002, ROLE003, ROLE004, ROLE006] {
+            findings.push(Finding::problem(
+                &check,
+                app.clone(),
+                reason.clone(),
+                "rlsctl apply",
+            ));
+        }
+    } else {
+        let one = |check: &Check, bad: bool, detail: String, remedy: String| {
+            if bad {
+                vec![Finding::problem(check, app.clone(), detail, remedy)]
+            } else {
+                vec![]
+            }
+        };
+        findings.check(
+            &ROLE002,
+            one(
+                &ROLE002,
+                snap.app.superuser,
+                format!("{app} is a superuser: RLS never applies"),
+                format!("ALTER ROLE {} NOSUPERUSER", quote_ident(app)),
+            ),
+            format!("{app} is not a superuser"),
+        );
+        findings.check(
+            &ROLE003,
+            one(
+                &ROLE003,
+                snap.app.bypassrls,
+                format!("{app} has BYPASSRLS"),
+                format!("ALTER ROLE {} NOBYPASSRLS", quote_ident(app)),
+            ),
+            format!("{app} does not have BYPASSRLS"),
+        );
+        let problems = snap.app_reach.bypass_memberships
+            .iter()
+            .map(|role| {
+                let why = if *role == target.admin_role {
+                    "the break-glass role, whose policy reaches every row"
+                } else {
+                    "which bypasses RLS"
+                };
+                Finding::problem(
+                    &ROLE004,
+                    app.clone(),
+                    format!("{app} is a member (directly or transitively) of {role}, {why}: SET ROLE {role} escapes every policy"),
+                    format!("REVOKE {} FROM {}", quote_ident(role), quote_ident(app)),
+                )
+            })
+            .collect();
+        findings.check(
+            &ROLE004,
+            problems,
+            format!("no membership path from {app} to a role that bypasses RLS"),
+        );
+        let problems = snap
+            .app_reach
+            .setting_defaults
+            .iter()
+            .map(|d| {
+                Finding::problem(
+                    &ROLE006,
+                    d.clone(),
+                    format!("{d}: every session starts with a tenant nobody asked for"),
+                    format!(
+                        "ALTER ROLE ... RESET {} (or ALTER DATABASE ... RESET {})",
+                        target.tenant_setting, target.tenant_setting
+                    ),
+                )
+            })
+            .collect();
+        findings.check(
+            &ROLE006,
+            problems,
+            format!("no default for {}", target.tenant_setting),
+        );
+    }
+    let problems = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.app_owns && !t.force)
+        .map(|t| {
+            Finding::problem(
+                &ROLE005,
+                t.display.clone(),
+                format!("{app} owns (or is a member of the owner {} of) {} and FORCE is off: the owner bypasses RLS", t.owner.clone().unwrap_or_default(), t.display),
+                format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY; better, make another role the owner", qualified(&target.schema, &t.name)),
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE005,
+        problems,
+        format!("{app} owns no unforced tenant table"),
+    );
+    let problems = snap
+        .tables
+        .iter()
+        .filter(|t| !t.app_forbidden_privileges.is_empty())
+        .map(|t| {
+            let privileges = t.app_forbidden_privileges.join(", ");
+            Finding::problem(
+                &ROLE007,
+                t.display.clone(),
+                format!("{app} holds {privileges} on {}: TRUNCATE and REFERENCES are not subject to row security", t.display),
+                format!("REVOKE {privileges} ON {} FROM {} (and from PUBLIC or any role it is a member of)", qualified(&target.schema, &t.name), quote_ident(app)),
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE007,
+        problems,
+        "no TRUNCATE, REFERENCES or TRIGGER for the app role",
+    );
+}

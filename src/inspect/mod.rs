@@ -1,0 +1,360 @@
+//! One model of the database: everything apply, rollback, verify, monitor and
+//! rehearse need to know, read once by [`Snapshot::read`] with a constant
+//! number of statements whatever the number of tables (its SQL is in
+//! `sql/inspect/`). The checks and the plan are pure functions of it.
+
+mod read;
+
+use std::collections::HashMap;
+
+/// The connected session and the server.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// `current_database()`.
+    pub database: String,
+    /// `current_user`: whose privileges the statements run with.
+    pub user: String,
+    /// `session_user`: who logged in (verify proves isolation as this role).
+    pub session_user: String,
+    /// SUPERUSER.
+    pub superuser: bool,
+    /// CREATEROLE.
+    pub createrole: bool,
+    /// CREATEDB.
+    pub createdb: bool,
+    /// REPLICATION.
+    pub replication: bool,
+    /// BYPASSRLS.
+    pub bypassrls: bool,
+    /// CREATE on the database (needed for the rlsctl schema).
+    pub can_create_schema: bool,
+    /// May grant USAGE on the tenant schema (owns it, or holds it WITH GRANT OPTION).
+    pub can_grant_schema_usage: bool,
+    /// `server_version_num`, e.g. 150004.
+    pub server_version_num: i32,
+    /// Every role that is superuser or BYPASSRLS now.
+    pub bypass_roles: Vec<String>,
+}
+
+/// One of the bundle's roles (the app role or the break-glass role).
+#[derive(Debug, Clone, Default)]
+pub struct Role {
+    /// It exists.
+    pub exists: bool,
+    /// LOGIN.
+    pub login: bool,
+    /// SUPERUSER.
+    pub superuser: bool,
+    /// BYPASSRLS.
+    pub bypassrls: bool,
+    /// CREATEDB.
+    pub createdb: bool,
+    /// CREATEROLE.
+    pub createrole: bool,
+    /// REPLICATION.
+    pub replication: bool,
+    /// USAGE on the tenant schema (directly or through PUBLIC; for a role that
+    /// does not exist yet, what PUBLIC has).
+    pub schema_usage: bool,
+    /// CONNECT on the database (likewise).
+    pub connect: bool,
+    /// The session holds ADMIN OPTION on it (on PostgreSQL 16+ what CREATEROLE
+    /// needs to alter, grant or drop a role).
+    pub session_is_admin: bool,
+    /// The session has its privileges (an inheriting member, or the role itself).
+    pub session_inherits: bool,
+}
+
+/// What the app role reaches beyond its own grants.
+#[derive(Debug, Clone, Default)]
+pub struct AppReach {
+    /// Roles it reaches through membership (transitively) that are superuser or
+    /// BYPASSRLS, or the break-glass role (whose policy reaches every row).
+    pub bypass_memberships: Vec<String>,
+    /// Role- or database-level defaults of the tenant setting: "scope: setting=value".
+    pub setting_defaults: Vec<String>,
+}
+
+/// A sequence owned by a column of a tenant table.
+#[derive(Debug, Clone)]
+pub struct Sequence {
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// Whether the app role can use it.
+    pub app_usage: bool,
+}
+
+/// One configured tenant table (present or not).
+#[derive(Debug, Clone)]
+pub struct Table {
+    /// Name as configured.
+    pub name: String,
+    /// `schema.table` for display.
+    pub display: String,
+    /// Its oid, when it exists.
+    pub oid: Option<u32>,
+    /// Exists (as a table or partitioned table).
+    pub exists: bool,
+    /// Has the tenant column.
+    pub has_column: bool,
+    /// The column's type without modifiers, as `format_type` writes it.
+    pub column_type: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// The session has the owner's privileges (owner, or an inheriting member).
+    pub session_owns: bool,
+    /// The app role is the owner or a member of it (it can `SET ROLE` to it).
+    pub app_owns: bool,
+    /// relrowsecurity.
+    pub rls: bool,
+    /// relforcerowsecurity.
+    pub force: bool,
+    /// A btree index led by the tenant column.
+    pub has_tenant_index: bool,
+    /// Privileges granted to PUBLIC.
+    pub public_privileges: Vec<String>,
+    /// Privileges granted directly to the app role.
+    pub app_privileges: Vec<String>,
+    /// Privileges granted directly to the break-glass role.
+    pub admin_privileges: Vec<String>,
+    /// TRUNCATE / REFERENCES / TRIGGER the app role holds (directly, by membership or PUBLIC).
+    pub app_forbidden_privileges: Vec<String>,
+    /// Sequences owned by its columns.
+    pub sequences: Vec<Sequence>,
+    /// The session sees every row (RLS off, it bypasses RLS, or a policy
+    /// `USING (true)` applies to it and nothing restrictive): its counts are real.
+    pub session_sees_all: bool,
+}
+
+/// A policy on a table of the schema or on a child of a tenant table.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// `schema.table` of the table.
+    pub table: String,
+    /// Policy name.
+    pub name: String,
+    /// `r`, `a`, `w`, `d` or `*`.
+    pub cmd: String,
+    /// PERMISSIVE (else RESTRICTIVE).
+    pub permissive: bool,
+    /// Role names (`public` for PUBLIC), sorted.
+    pub roles: Vec<String>,
+    /// It applies to the app role (directly, through membership, or PUBLIC).
+    pub applies_to_app: bool,
+    /// USING, deparsed.
+    pub using: Option<String>,
+    /// WITH CHECK, deparsed.
+    pub check: Option<String>,
+}
+
+/// A view, materialized view or foreign table readable by the app role.
+#[derive(Debug, Clone)]
+pub struct Relation {
+    /// `schema.name`.
+    pub name: String,
+    /// `v`, `m` or `f`.
+    pub relkind: String,
+    /// Owner.
+    pub owner: String,
+    /// The owner bypasses RLS on what it reads (superuser, BYPASSRLS, or owner of an unforced base table).
+    pub owner_bypasses: bool,
+    /// `security_invoker` is set (PostgreSQL 15+).
+    pub security_invoker: bool,
+    /// The tenant tables it reads (empty for foreign tables).
+    pub reads: Vec<String>,
+}
+
+/// A SECURITY DEFINER or LEAKPROOF function.
+#[derive(Debug, Clone)]
+pub struct Function {
+    /// `schema.name(args)`.
+    pub signature: String,
+    /// Schema.
+    pub schema: String,
+    /// Name.
+    pub name: String,
+    /// SECURITY DEFINER.
+    pub security_definer: bool,
+    /// LEAKPROOF.
+    pub leakproof: bool,
+    /// Has a `search_path` setting.
+    pub pins_search_path: bool,
+    /// The app role may execute it.
+    pub app_can_execute: bool,
+    /// Its source.
+    pub source: String,
+}
+
+/// A partition or inheritance child of a tenant table.
+#[derive(Debug, Clone)]
+pub struct Child {
+    /// `schema.name`.
+    pub name: String,
+    /// `schema.name` of the tenant table it descends from.
+    pub parent: String,
+    /// relrowsecurity.
+    pub rls: bool,
+    /// relforcerowsecurity.
+    pub force: bool,
+}
+
+/// One row of the bundle's installed-table registry.
+#[derive(Debug, Clone)]
+pub struct Installed {
+    /// Table name (in the tenant schema).
+    pub table: String,
+    /// The tenant column when installed.
+    pub column: String,
+    /// The isolation policy's USING as the server deparsed it when installed.
+    pub using: String,
+    /// Its WITH CHECK, likewise.
+    pub check: String,
+}
+
+/// An open break-glass entry.
+#[derive(Debug, Clone)]
+pub struct BreakGlass {
+    /// `schema.table` of the tables it disabled.
+    pub tables: Vec<String>,
+    /// Who started it.
+    pub started_by: String,
+    /// When.
+    pub started_at: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// The bundle's own schema and what it recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Bundle {
+    /// The rlsctl schema and its three tables exist.
+    pub installed: bool,
+    /// The session may use the schema (read its records).
+    pub usage: bool,
+    /// The helper exists and the session may execute it.
+    pub helper_executable: bool,
+    /// The helper's source, security, settings and owner are as the bundle makes them.
+    pub helper_current: bool,
+    /// The app role can read the bundle tables and run the helper.
+    pub app_grants: bool,
+    /// The installed-table registry.
+    pub registry: Vec<Installed>,
+    /// Roles that bypassed RLS when the bundle was last applied.
+    pub recorded_bypass_roles: Option<Vec<String>>,
+    /// When and by whom the last apply ran.
+    pub last_apply: Option<String>,
+    /// Open break-glass entries.
+    pub open_break_glass: Vec<BreakGlass>,
+    /// NULL tenant counts from the helper: (table, count or None when unknown);
+    /// `None` when not asked for or the helper cannot be run.
+    pub null_counts: Option<Vec<(String, Option<i64>)>>,
+}
+
+/// What to read beyond the catalog.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reads {
+    /// Run the bundle's NULL-tenant counting helper (a scan per nullable tenant
+    /// column): verify and monitor want it; apply counts for itself.
+    pub null_counts: bool,
+}
+
+/// Everything the tool knows about the database, read in one go.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The session.
+    pub session: Session,
+    /// The app role.
+    pub app: Role,
+    /// The break-glass role.
+    pub admin: Role,
+    /// What the app role reaches through memberships and setting defaults.
+    pub app_reach: AppReach,
+    /// Configured tables, in order.
+    pub tables: Vec<Table>,
+    /// Policies in the schema and on children of tenant tables.
+    pub policies: Vec<Policy>,
+    /// Index of `policies` by table (`schema.table`), so per-table lookups stay linear overall.
+    policies_by_table: HashMap<String, Vec<usize>>,
+    /// Tables in the schema with the tenant column that are not configured, and
+    /// whether RLS is enabled and forced on them all the same.
+    pub uncovered: Vec<(String, bool)>,
+    /// Views, materialized views and foreign tables readable by the app role.
+    pub relations: Vec<Relation>,
+    /// SECURITY DEFINER and LEAKPROOF functions outside the system schemas.
+    pub functions: Vec<Function>,
+    /// Children of tenant tables.
+    pub children: Vec<Child>,
+    /// LOGIN roles that read tenant tables today and will see no rows once RLS
+    /// is forced (no policy applies to them): (role, table names).
+    pub losing_readers: Vec<(String, Vec<String>)>,
+    /// The bundle's schema and records.
+    pub bundle: Bundle,
+}
+
+impl Snapshot {
+    /// The policies on one table (`schema.table`).
+    pub fn policies_on<'a>(&'a self, table: &str) -> impl Iterator<Item = &'a Policy> + 'a {
+        self.policies_by_table
+            .get(table)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.policies[i])
+    }
+
+    /// The policy `name` on `table` (`schema.table`), if there is one.
+    pub fn policy(&self, table: &str, name: &str) -> Option<&Policy> {
+        self.policies_on(table).find(|p| p.name == name)
+    }
+
+    /// The same snapshot with its policy index rebuilt (after `policies` changed).
+    pub fn reindexed(mut self) -> Self {
+        self.policies_by_table = index_by_table(&self.policies);
+        self
+    }
+
+    /// Whether the server is PostgreSQL 16 or newer (role rules changed there).
+    pub fn pg16_or_newer(&self) -> bool {
+        self.session.server_version_num >= 160000
+    }
+
+    /// Why this session would bypass RLS, if it would: then probes prove nothing.
+    pub fn session_bypass_reason(&self) -> Option<String> {
+        let s = &self.session;
+        if s.superuser {
+            return Some(format!(
+                "connected as {}, a superuser, which bypasses RLS",
+                s.session_user
+            ));
+        }
+        if s.bypassrls {
+            return Some(format!(
+                "connected as {}, which has BYPASSRLS",
+                s.session_user
+            ));
+        }
+        let owned: Vec<&str> = self
+            .tables
+            .iter()
+            .filter(|t| t.exists && t.session_owns && !t.force)
+            .map(|t| t.display.as_str())
+            .collect();
+        if !owned.is_empty() {
+            return Some(format!(
+                "connected as {}, which owns {} without FORCE ROW LEVEL SECURITY",
+                s.session_user,
+                owned.join(", ")
+            ));
+        }
+        None
+    }
+}
+
+fn index_by_table(policies: &[Policy]) -> HashMap<String, Vec<usize>> {
+    let mut index: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, p) in policies.iter().enumerate() {
+        index.entry(p.table.clone()).or_default().push(i);
+    }
+    index
+}

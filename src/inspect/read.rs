@@ -1,0 +1,362 @@
+//! Reading the snapshot: two pipelined phases of independent statements (the
+//! second needs the tenant tables' oids from the first), so the count of
+//! statements is constant in the number of tables and, through a tunnel, the
+//! round trips overlap.
+
+use anyhow::{bail, Result};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::*;
+use crate::bundle::sql::helper_body;
+use crate::config::{Target, POLICY_NAME};
+use crate::db::{Db, DbResultExt};
+
+const SESSION: &str = include_str!("../../sql/inspect/session.sql");
+const ROLES: &str = include_str!("../../sql/inspect/roles.sql");
+const APP_REACH: &str = include_str!("../../sql/inspect/app_reach.sql");
+const TABLES: &str = include_str!("../../sql/inspect/tables.sql");
+const FUNCTIONS: &str = include_str!("../../sql/inspect/functions.sql");
+const LOSING_READERS: &str = include_str!("../../sql/inspect/losing_readers.sql");
+const BUNDLE_PRESENT: &str = include_str!("../../sql/inspect/bundle_present.sql");
+const BUNDLE_RECORDS: &str = include_str!("../../sql/inspect/bundle_records.sql");
+const NULL_COUNTS: &str = include_str!("../../sql/inspect/null_counts.sql");
+const SCOPE: &str = include_str!("../../sql/inspect/scope.sql");
+const UNCOVERED: &str = include_str!("../../sql/inspect/uncovered.sql");
+const POLICIES: &str = include_str!("../../sql/inspect/policies.sql");
+const CHILDREN: &str = include_str!("../../sql/inspect/children.sql");
+const RELATIONS: &str = include_str!("../../sql/inspect/relations.sql");
+
+/// The policy read, deparsing every expression or reusing the registry's text
+/// for an isolation policy whose stored tree is unchanged since apply.
+fn policies_sql(with_registry: bool) -> String {
+    let (using, check, join) = if with_registry {
+        (
+            "CASE WHEN tt.installed_using_tree = p.polqual::text THEN tt.installed_using ELSE pg_get_expr(p.polqual, p.polrelid) END",
+            "CASE WHEN tt.installed_check_tree = p.polwithcheck::text THEN tt.installed_check ELSE pg_get_expr(p.polwithcheck, p.polrelid) END",
+            format!(
+                "LEFT JOIN rlsctl.tenant_tables tt ON tt.schema_name = n.nspname AND tt.table_name = c.relname AND p.polname = {}",
+                crate::db::quote_literal(POLICY_NAME)
+            ),
+        )
+    } else {
+        (
+            "pg_get_expr(p.polqual, p.polrelid)",
+            "pg_get_expr(p.polwithcheck, p.polrelid)",
+            String::new(),
+        )
+    };
+    let body = POLICIES
+        .replace("{{using}}", using)
+        .replace("{{check}}", check)
+        .replace("{{registry_join}}", &join);
+    format!("{SCOPE}\n{body}")
+}
+
+impl Snapshot {
+    /// Reads the snapshot: at most thirteen statements in two pipelined phases,
+    /// whatever the number of tables.
+    pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
+        let roles = vec![target.app_role.clone(), target.admin_role.clone()];
+        let helper = helper_body();
+        let session_params: [&(dyn ToSql + Sync); 1] = [&target.schema];
+        let role_params: [&(dyn ToSql + Sync); 2] = [&roles, &target.schema];
+        let reach_params: [&(dyn ToSql + Sync); 3] =
+            [&target.app_role, &target.tenant_setting, &target.admin_role];
+        let table_params: [&(dyn ToSql + Sync); 5] = [
+            &target.schema,
+            &target.tables,
+            &target.tenant_column,
+            &target.app_role,
+            &target.admin_role,
+        ];
+        let function_params: [&(dyn ToSql + Sync); 1] = [&target.app_role];
+        let reader_params: [&(dyn ToSql + Sync); 4] = [
+            &target.schema,
+            &target.tables,
+            &target.app_role,
+            &target.admin_role,
+        ];
+        let present_params: [&(dyn ToSql + Sync); 3] =
+            [&target.app_role, &target.admin_role, &helper];
+        let (session, role_rows, reach, table_rows, function_rows, reader_rows, present) =
+            tokio::try_join!(
+                db.query_one(SESSION, &session_params),
+                db.query(ROLES, &role_params),
+                db.query_one(APP_REACH, &reach_params),
+                db.query(TABLES, &table_params),
+                db.query(FUNCTIONS, &function_params),
+                db.query(LOSING_READERS, &reader_params),
+                db.query_one(BUNDLE_PRESENT, &present_params),
+            )
+            .doing("reading the catalog")?;
+        let session = session_from(&session);
+        let mut bundle = Bundle {
+            installed: present.get("installed"),
+            usage: present.get("usage"),
+            helper_executable: present.get("helper_executable"),
+            helper_current: present.get("helper_current"),
+            app_grants: present.get("app_grants"),
+            ..Bundle::default()
+        };
+        if bundle.installed && !bundle.usage {
+            bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
+        }
+        let tables: Vec<Table> = table_rows.iter().map(|r| table_from(r, target)).collect();
+
+        let oids: Vec<u32> = tables.iter().filter_map(|t| t.oid).collect();
+        let scope_params: [&(dyn ToSql + Sync); 4] = [
+            &target.schema,
+            &target.tenant_column,
+            &target.app_role,
+            &oids,
+        ];
+        let records_params: [&(dyn ToSql + Sync); 1] = [&target.schema];
+        let (uncovered_sql, children_sql, relations_sql) = (
+            format!("{SCOPE}\n{UNCOVERED}"),
+            format!("{SCOPE}\n{CHILDREN}"),
+            format!("{SCOPE}\n{RELATIONS}"),
+        );
+        let policies_sql = policies_sql(bundle.installed);
+        let records = async {
+            if bundle.installed {
+                db.query(BUNDLE_RECORDS, &records_params).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let null_counts = async {
+            if reads.null_counts && bundle.installed && bundle.helper_executable {
+                db.query(NULL_COUNTS, &[]).await.map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (uncovered, policy_rows, child_rows, relation_rows, records, null_counts) =
+            tokio::try_join!(
+                db.query(&uncovered_sql, &scope_params),
+                db.query(&policies_sql, &scope_params),
+                db.query(&children_sql, &scope_params),
+                db.query(&relations_sql, &scope_params),
+                records,
+                null_counts,
+            )
+            .doing("reading policies, views, children and the bundle's records")?;
+        if let Some(rows) = records {
+            read_records(&rows, &mut bundle);
+        }
+        bundle.null_counts = null_counts.map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        format!(
+                            "{}.{}",
+                            r.get::<_, String>("schema_name"),
+                            r.get::<_, String>("table_name")
+                        ),
+                        r.get("null_rows"),
+                    )
+                })
+                .collect()
+        });
+
+        let (app, admin) = roles_from(&role_rows, &absent_role(&session), target);
+        let policies: Vec<Policy> = policy_rows.iter().map(policy_from).collect();
+        Ok(Self {
+            app,
+            admin,
+            app_reach: AppReach {
+                bypass_memberships: reach.get("bypass_memberships"),
+                setting_defaults: reach.get("setting_defaults"),
+            },
+            tables,
+            policies_by_table: index_by_table(&policies),
+            policies,
+            uncovered: uncovered
+                .iter()
+                .map(|r| (r.get("name"), r.get("forced")))
+                .collect(),
+            relations: relation_rows.iter().map(relation_from).collect(),
+            functions: function_rows.iter().map(function_from).collect(),
+            children: child_rows
+                .iter()
+                .map(|r| Child {
+                    name: r.get("name"),
+                    parent: r.get("parent"),
+                    rls: r.get("rls"),
+                    force: r.get("force"),
+                })
+                .collect(),
+            losing_readers: reader_rows
+                .iter()
+                .map(|r| (r.get("role"), r.get("tables")))
+                .collect(),
+            bundle,
+            session: session.0,
+        })
+    }
+}
+
+/// The session, and what a role created now gets through PUBLIC.
+struct SessionRow(Session, bool, bool);
+
+fn session_from(row: &Row) -> SessionRow {
+    SessionRow(
+        Session {
+            database: row.get("database"),
+            user: row.get("user_name"),
+            session_user: row.get("session_user_name"),
+            superuser: row.get("superuser"),
+            createrole: row.get("createrole"),
+            createdb: row.get("createdb"),
+            replication: row.get("replication"),
+            bypassrls: row.get("bypassrls"),
+            can_create_schema: row.get("can_create_schema"),
+            can_grant_schema_usage: row.get("can_grant_schema_usage"),
+            server_version_num: row.get("server_version_num"),
+            bypass_roles: row.get("bypass_roles"),
+        },
+        row.get("public_schema_usage"),
+        row.get("public_connect"),
+    )
+}
+
+/// A role that does not exist yet: it will get what PUBLIC has, so no grant is needed for that.
+fn absent_role(session: &SessionRow) -> Role {
+    Role {
+        schema_usage: session.1,
+        connect: session.2,
+        ..Role::default()
+    }
+}
+
+fn roles_from(rows: &[Row], absent: &Role, target: &Target) -> (Role, Role) {
+    let mut app = absent.clone();
+    let mut admin = absent.clone();
+    for row in rows {
+        let name: String = row.get("name");
+        let role = Role {
+            exists: true,
+            login: row.get("login"),
+            superuser: row.get("superuser"),
+            bypassrls: row.get("bypassrls"),
+            createdb: row.get("createdb"),
+            createrole: row.get("createrole"),
+            replication: row.get("replication"),
+            schema_usage: row.get("schema_usage"),
+            connect: row.get("connect"),
+            session_is_admin: row.get("session_is_admin"),
+            session_inherits: row.get("session_inherits"),
+        };
+        if name == target.app_role {
+            app = role;
+        } else {
+            admin = role;
+        }
+    }
+    (app, admin)
+}
+
+fn table_from(row: &Row, target: &Target) -> Table {
+    let name: String = row.get("name");
+    let schemas: Vec<String> = row.get("sequence_schemas");
+    let names: Vec<String> = row.get("sequence_names");
+    let usage: Vec<bool> = row.get("sequence_app_usage");
+    Table {
+        display: target.display_table(&name),
+        name,
+        oid: row.get("oid"),
+        exists: row.get("exists"),
+        has_column: row.get("has_column"),
+        column_type: row.get("column_type"),
+        owner: row.get("owner"),
+        session_owns: row.get("session_owns"),
+        app_owns: row.get("app_owns"),
+        rls: row.get("rls"),
+        force: row.get("force"),
+        has_tenant_index: row.get("has_tenant_index"),
+        public_privileges: row.get("public_privileges"),
+        app_privileges: row.get("app_privileges"),
+        admin_privileges: row.get("admin_privileges"),
+        app_forbidden_privileges: row.get("app_forbidden_privileges"),
+        sequences: schemas
+            .into_iter()
+            .zip(names)
+            .zip(usage)
+            .map(|((schema, name), app_usage)| Sequence {
+                schema,
+                name,
+                app_usage,
+            })
+            .collect(),
+        session_sees_all: row.get("session_sees_all"),
+    }
+}
+
+fn policy_from(row: &Row) -> Policy {
+    Policy {
+        table: row.get("table_name"),
+        name: row.get("name"),
+        cmd: row.get("cmd"),
+        permissive: row.get("permissive"),
+        roles: row.get("roles"),
+        applies_to_app: row.get("applies_to_app"),
+        using: row.get("using_expr"),
+        check: row.get("check_expr"),
+    }
+}
+
+fn relation_from(row: &Row) -> Relation {
+    Relation {
+        name: row.get("name"),
+        relkind: row.get("relkind"),
+        owner: row.get("owner"),
+        owner_bypasses: row.get("owner_bypasses"),
+        security_invoker: row.get("security_invoker"),
+        reads: row.get("reads"),
+    }
+}
+
+fn function_from(row: &Row) -> Function {
+    Function {
+        signature: row.get("signature"),
+        schema: row.get("schema"),
+        name: row.get("name"),
+        security_definer: row.get("security_definer"),
+        leakproof: row.get("leakproof"),
+        pins_search_path: row.get("pins_search_path"),
+        app_can_execute: row.get("app_can_execute"),
+        source: row.get("source"),
+    }
+}
+
+fn read_records(rows: &[Row], bundle: &mut Bundle) {
+    for row in rows {
+        let kind: String = row.get("kind");
+        let values: Vec<Option<String>> = row.get("fields");
+        let v = |i: usize| values.get(i).cloned().flatten().unwrap_or_default();
+        match kind.as_str() {
+            "registry" => bundle.registry.push(Installed {
+                table: v(0),
+                column: v(1),
+                using: v(2),
+                check: v(3),
+            }),
+            "history" => {
+                bundle.recorded_bypass_roles = Some(
+                    v(0).split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                );
+                bundle.last_apply = Some(v(1));
+            }
+            _ => bundle.open_break_glass.push(BreakGlass {
+                tables: v(0).split(',').map(String::from).collect(),
+                started_by: v(1),
+                started_at: v(2),
+                reason: v(3),
+            }),
+        }
+    }
+}
