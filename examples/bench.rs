@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use rlsctl::bundle::apply::{apply, Options};
 use rlsctl::bundle::plan::RoleInputs;
 use rlsctl::checks::{self, Findings};
-use rlsctl::cli::TargetArgs;
 use rlsctl::config::Target;
 use rlsctl::db::password::Secret;
 use rlsctl::db::{self, tenant, Db};
@@ -86,14 +85,15 @@ fn apply_options(admin_login: bool) -> Options {
 }
 
 fn target(tables: usize) -> Result<Target> {
-    Target::from_args(&TargetArgs {
+    Target {
         schema: "public".into(),
         tables: (1..=tables).map(|i| format!("t{i}")).collect(),
         tenant_column: "tenant_id".into(),
         tenant_setting: "app.tenant_id".into(),
         app_role: "app_user".into(),
         admin_role: "tenant_admin".into(),
-    })
+    }
+    .validate()
 }
 
 async fn measure_size(
@@ -259,14 +259,15 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
         )
         .await?;
     admin.simple("VACUUM ANALYZE orders").await?;
-    let target = Target::from_args(&TargetArgs {
+    let target = Target {
         schema: "public".into(),
         tables: vec!["orders".into()],
         tenant_column: "tenant_id".into(),
         tenant_setting: "app.tenant_id".into(),
         app_role: "app_user".into(),
         admin_role: "tenant_admin".into(),
-    })?;
+    }
+    .validate()?;
     // The break-glass role gets a password here: the comparison logs in as it.
     let options = apply_options(true);
     apply(&admin, &target, &options).await?;

@@ -11,6 +11,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::db::password::PasswordSource;
+pub use crate::db::tls::SslMode;
+pub use crate::logging::LogFormat;
 
 /// Exit codes, shown at the end of every `--help`.
 pub const EXIT_CODES: &str = "\
@@ -47,15 +49,6 @@ pub struct GlobalArgs {
     /// The filter can be set with RLSCTL_LOG (tracing env-filter syntax).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 /// Result format for `apply`, `verify`, `rollback` and `rehearse`.
@@ -130,70 +123,44 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ConnectionArgs {
     /// Server host name or address.
-    #[arg(
-        long,
-        env = "PGHOST",
-        default_value = "127.0.0.1",
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "PGHOST", default_value = "127.0.0.1")]
     pub host: String,
     /// Server port (15432 is the SSM tunnel's local port).
-    #[arg(
-        long,
-        env = "PGPORT",
-        default_value_t = 15432,
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "PGPORT", default_value_t = 15432)]
     pub port: u16,
     /// Database name.
     #[arg(
         short = 'd',
         long = "dbname",
         env = "PGDATABASE",
-        default_value = "edgarautoshop",
-        help_heading = "Connection"
+        default_value = "edgarautoshop"
     )]
     pub dbname: String,
     /// User name (the default depends on the command: the app role for verify and monitor, postgres otherwise).
-    #[arg(short = 'U', long, env = "PGUSER", help_heading = "Connection")]
+    #[arg(short = 'U', long, env = "PGUSER")]
     pub user: Option<String>,
     /// Where the password comes from: prompt, env:VAR, file:PATH or ssm:/parameter/name.
     /// Without it: PGPASSWORD, then ~/.pgpass (PGPASSFILE), then a prompt on a TTY.
-    #[arg(
-        long,
-        env = "RLSCTL_PASSWORD_FROM",
-        value_name = "SOURCE",
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "RLSCTL_PASSWORD_FROM", value_name = "SOURCE")]
     pub password_from: Option<PasswordSource>,
     /// TLS mode: disable, prefer, require, verify-ca or verify-full.
-    #[arg(long, env = "PGSSLMODE", value_enum, default_value_t = SslMode::Prefer, help_heading = "Connection")]
+    #[arg(long, env = "PGSSLMODE", value_enum, default_value_t = SslMode::Prefer)]
     pub sslmode: SslMode,
     /// CA certificates (PEM) to verify the server with; the system roots when not given.
-    #[arg(
-        long,
-        env = "PGSSLROOTCERT",
-        value_name = "FILE",
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "PGSSLROOTCERT", value_name = "FILE")]
     pub sslrootcert: Option<PathBuf>,
     /// Verify the server certificate against NAME while dialling --host (for a tunnel:
     /// dial 127.0.0.1, verify the RDS endpoint name). Defaults to RDS_ENDPOINT with --via-ssm.
-    #[arg(
-        long,
-        env = "RLSCTL_TLS_SERVER_NAME",
-        value_name = "NAME",
-        help_heading = "Connection"
-    )]
+    #[arg(long, env = "RLSCTL_TLS_SERVER_NAME", value_name = "NAME")]
     pub tls_server_name: Option<String>,
     /// Give up connecting after this long (e.g. 10s, 500ms).
-    #[arg(long, env = "PGCONNECT_TIMEOUT", value_parser = parse_duration, default_value = "10s", help_heading = "Connection")]
+    #[arg(long, env = "PGCONNECT_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
     pub connect_timeout: Duration,
     /// Open an SSM tunnel on a free local port for the length of the command and connect
     /// through it (instead of --host/--port); it is always torn down afterwards.
     #[arg(long, help_heading = "SSM tunnel")]
     pub via_ssm: bool,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "SSM tunnel")]
     pub ssm: SsmArgs,
 }
 
@@ -201,124 +168,59 @@ pub struct ConnectionArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SsmArgs {
     /// The EC2 instance (SSM-managed) that forwards to the database.
-    #[arg(
-        long,
-        env = "INSTANCE_ID",
-        value_name = "ID",
-        help_heading = "SSM tunnel"
-    )]
+    #[arg(long, env = "INSTANCE_ID", value_name = "ID")]
     pub instance_id: Option<String>,
     /// The RDS endpoint the instance dials (also the TLS server name through the tunnel).
-    #[arg(
-        long,
-        env = "RDS_ENDPOINT",
-        value_name = "HOST",
-        help_heading = "SSM tunnel"
-    )]
+    #[arg(long, env = "RDS_ENDPOINT", value_name = "HOST")]
     pub rds_endpoint: Option<String>,
     /// The database port on the RDS side.
-    #[arg(
-        long,
-        env = "RDS_PORT",
-        default_value_t = 5432,
-        help_heading = "SSM tunnel"
-    )]
+    #[arg(long, env = "RDS_PORT", default_value_t = 5432)]
     pub remote_port: u16,
     /// The session-manager-plugin executable (else SESSION_MANAGER_PLUGIN, else PATH).
-    #[arg(
-        long,
-        env = "SESSION_MANAGER_PLUGIN",
-        value_name = "PATH",
-        help_heading = "SSM tunnel"
-    )]
+    #[arg(long, env = "SESSION_MANAGER_PLUGIN", value_name = "PATH")]
     pub plugin: Option<PathBuf>,
     /// AWS profile (standard chain otherwise: env, SSO, instance role).
-    #[arg(long, env = "AWS_PROFILE", help_heading = "SSM tunnel")]
+    #[arg(long, env = "AWS_PROFILE")]
     pub profile: Option<String>,
     /// AWS region (else the profile's or AWS_REGION).
-    #[arg(long, env = "AWS_REGION", help_heading = "SSM tunnel")]
+    #[arg(long, env = "AWS_REGION")]
     pub region: Option<String>,
     /// How long to wait for the plugin to report the port open.
-    #[arg(long, value_parser = parse_duration, default_value = "30s", help_heading = "SSM tunnel")]
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub start_timeout: Duration,
-}
-
-/// TLS modes, as libpq names them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SslMode {
-    /// No TLS.
-    Disable,
-    /// TLS when the server offers it, certificate not verified.
-    Prefer,
-    /// TLS required, certificate not verified.
-    Require,
-    /// TLS required, certificate chain verified, name not checked.
-    VerifyCa,
-    /// TLS required, certificate chain and name verified.
-    VerifyFull,
 }
 
 /// What the bundle protects: schema, tables, tenant column and setting, roles.
 #[derive(Debug, Clone, Args)]
 pub struct TargetArgs {
     /// Schema that holds the tenant tables.
-    #[arg(
-        long,
-        env = "RLSCTL_SCHEMA",
-        default_value = "public",
-        help_heading = "Target"
-    )]
+    #[arg(long, env = "RLSCTL_SCHEMA", default_value = "public")]
     pub schema: String,
     /// Tenant tables, comma-separated (names as they are in the catalog, unquoted).
     #[arg(
         long = "tables",
         env = "RLSCTL_TENANT_TABLES",
         value_delimiter = ',',
-        default_value = "customers,vehicles,appointments,services",
-        help_heading = "Target"
+        default_value = "customers,vehicles,appointments,services"
     )]
     pub tables: Vec<String>,
     /// Column that holds the tenant id in every tenant table.
-    #[arg(
-        long,
-        env = "RLSCTL_TENANT_COLUMN",
-        default_value = "tenant_id",
-        help_heading = "Target"
-    )]
+    #[arg(long, env = "RLSCTL_TENANT_COLUMN", default_value = "tenant_id")]
     pub tenant_column: String,
     /// Session setting that carries the current tenant (set with set_config(..., true)).
-    #[arg(
-        long,
-        env = "RLSCTL_TENANT_SETTING",
-        default_value = "app.tenant_id",
-        help_heading = "Target"
-    )]
+    #[arg(long, env = "RLSCTL_TENANT_SETTING", default_value = "app.tenant_id")]
     pub tenant_setting: String,
     /// The application's role (LOGIN, subject to RLS).
-    #[arg(
-        long,
-        env = "RLSCTL_APP_ROLE",
-        default_value = "app_user",
-        help_heading = "Target"
-    )]
+    #[arg(long, env = "RLSCTL_APP_ROLE", default_value = "app_user")]
     pub app_role: String,
     /// The break-glass role (BYPASSRLS).
-    #[arg(
-        long,
-        env = "RLSCTL_ADMIN_ROLE",
-        default_value = "tenant_admin",
-        help_heading = "Target"
-    )]
+    #[arg(long, env = "RLSCTL_ADMIN_ROLE", default_value = "tenant_admin")]
     pub admin_role: String,
 }
 
 /// `rlsctl apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    #[command(flatten)]
-    pub conn: ConnectionArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// Show the plan, object by object, and the SQL (passwords redacted); change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -348,15 +250,15 @@ pub struct ApplyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten, next_help_heading = "Connection")]
+    pub conn: ConnectionArgs,
+    #[command(flatten, next_help_heading = "Target")]
+    pub target: TargetArgs,
 }
 
 /// `rlsctl verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    #[command(flatten)]
-    pub conn: ConnectionArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// A tenant id to probe with (repeatable; two recommended). Without any, probes use a
     /// random id that exists nowhere and read isolation is only proven vacuously (warning).
     #[arg(long = "tenant", value_name = "ID")]
@@ -370,15 +272,15 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten, next_help_heading = "Connection")]
+    pub conn: ConnectionArgs,
+    #[command(flatten, next_help_heading = "Target")]
+    pub target: TargetArgs,
 }
 
 /// `rlsctl monitor`.
 #[derive(Debug, Args)]
 pub struct MonitorArgs {
-    #[command(flatten)]
-    pub conn: ConnectionArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = MonitorFormat::Text)]
     pub format: MonitorFormat,
@@ -388,15 +290,15 @@ pub struct MonitorArgs {
     /// Treat warnings as drift.
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten, next_help_heading = "Connection")]
+    pub conn: ConnectionArgs,
+    #[command(flatten, next_help_heading = "Target")]
+    pub target: TargetArgs,
 }
 
 /// `rlsctl rollback`.
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
-    #[command(flatten)]
-    pub conn: ConnectionArgs,
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// A table to disable RLS on (repeatable).
     #[arg(long = "table", value_name = "TABLE", conflicts_with_all = ["all", "restore", "uninstall"])]
     pub table: Vec<String>,
@@ -421,26 +323,50 @@ pub struct RollbackArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten, next_help_heading = "Connection")]
+    pub conn: ConnectionArgs,
+    #[command(flatten, next_help_heading = "Target")]
+    pub target: TargetArgs,
 }
 
 /// `rlsctl tunnel`.
 #[derive(Debug, Args)]
 pub struct TunnelArgs {
-    #[command(flatten)]
-    pub ssm: SsmArgs,
     /// The local port to listen on (127.0.0.1 only).
     #[arg(long, env = "LOCAL_PORT", default_value_t = 15432)]
     pub local_port: u16,
     /// When the session drops, start a new one (with backoff) instead of exiting.
     #[arg(long)]
     pub reconnect: bool,
+    #[command(flatten, next_help_heading = "SSM tunnel")]
+    pub ssm: SsmArgs,
+}
+
+/// The steps of `rlsctl rehearse`, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RehearseStep {
+    /// apply --dry-run (the plan).
+    DryRun,
+    /// apply.
+    Apply,
+    /// verify as the app role with two tenants.
+    Verify,
+    /// monitor, expected clean.
+    Monitor,
+    /// rollback --table <first table> --reason rehearsal.
+    Rollback,
+    /// monitor, expected to report the break-glass.
+    MonitorBreakGlass,
+    /// rollback --restore.
+    Restore,
+    /// verify again.
+    VerifyAgain,
 }
 
 /// `rlsctl rehearse`.
 #[derive(Debug, Args)]
 pub struct RehearseArgs {
-    #[command(flatten)]
-    pub target: TargetArgs,
     /// Leave the throwaway cluster running and print the environment that points the other commands at it.
     #[arg(long, conflicts_with = "database_url")]
     pub keep: bool,
@@ -463,30 +389,26 @@ pub struct RehearseArgs {
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Stop before STEP and wait for Enter, to inspect the database mid-rehearsal
-    /// (steps: dry-run, apply, verify, monitor, rollback, monitor-break-glass, restore, verify-again).
-    #[arg(long, value_name = "STEP")]
-    pub pause_before: Option<String>,
+    /// Stop before STEP and wait for Enter, to inspect the database mid-rehearsal.
+    #[arg(long, value_enum, value_name = "STEP")]
+    pub pause_before: Option<RehearseStep>,
     /// Break the database just before the named step, to see the rehearsal catch it (for tests and demos).
-    #[arg(long, value_name = "STEP", hide = true)]
-    pub inject_fault: Option<String>,
+    #[arg(long, value_enum, value_name = "STEP", hide = true)]
+    pub inject_fault: Option<RehearseStep>,
+    #[command(flatten, next_help_heading = "Target")]
+    pub target: TargetArgs,
 }
 
-/// Parses `500ms`, `5s`, `2m` or a bare number of seconds.
+/// Parses a duration as humantime writes it (`500ms`, `5s`, `2m`, `1h 30m`),
+/// or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
-    };
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("not a duration: {text:?} (try 5s or 500ms)"))?;
-    let seconds = match unit {
-        "ms" => value / 1000.0,
-        "s" => value,
-        "m" | "min" => value * 60.0,
-        _ => return Err(format!("unknown unit in {text:?}: use ms, s or m")),
-    };
-    Ok(Duration::from_secs_f64(seconds))
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|e| format!("{text:?}: {e}"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("not a duration: {text:?} ({e}; try 5s or 500ms)"))
 }

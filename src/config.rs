@@ -3,8 +3,6 @@
 
 use anyhow::{bail, Result};
 
-use crate::cli::TargetArgs;
-
 /// PostgreSQL truncates identifiers longer than this many bytes.
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
@@ -46,9 +44,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Validates the flags: identifiers are non-empty, NUL-free and short enough,
-    /// the setting is a valid custom setting name, the roles differ.
-    pub fn from_args(args: &TargetArgs) -> Result<Self> {
+    /// Validates and normalizes the settings as given: identifiers are
+    /// non-empty, NUL-free and short enough, the setting is a valid custom
+    /// setting name, the roles differ; tables are trimmed and deduplicated.
+    pub fn validate(self) -> Result<Self> {
+        let args = self;
         check_identifier("schema", &args.schema)?;
         check_identifier("tenant column", &args.tenant_column)?;
         check_identifier("app role", &args.app_role)?;
@@ -74,14 +74,7 @@ impl Target {
         if tables.is_empty() {
             bail!("no tenant tables configured: set --tables or RLSCTL_TENANT_TABLES");
         }
-        Ok(Self {
-            schema: args.schema.clone(),
-            tables,
-            tenant_column: args.tenant_column.clone(),
-            tenant_setting: args.tenant_setting.clone(),
-            app_role: args.app_role.clone(),
-            admin_role: args.admin_role.clone(),
-        })
+        Ok(Self { tables, ..args })
     }
 
     /// `schema.table` for display (not for SQL).
@@ -126,8 +119,8 @@ fn check_setting_name(name: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn args() -> TargetArgs {
-        TargetArgs {
+    fn args() -> Target {
+        Target {
             schema: "public".into(),
             tables: vec!["a".into(), " b ".into(), "a".into(), "".into()],
             tenant_column: "tenant_id".into(),
@@ -147,7 +140,7 @@ mod tests {
 
     #[test]
     fn tables_are_trimmed_and_deduplicated() {
-        assert_eq!(Target::from_args(&args()).unwrap().tables, vec!["a", "b"]);
+        assert_eq!(args().validate().unwrap().tables, vec!["a", "b"]);
     }
 
     #[test]
@@ -155,13 +148,13 @@ mod tests {
         for bad in ["tenant", "app.", "app.tenant'id", "app.1x"] {
             let mut a = args();
             a.tenant_setting = bad.into();
-            assert!(Target::from_args(&a).is_err(), "{bad}");
+            assert!(a.validate().is_err(), "{bad}");
         }
         let mut a = args();
         a.tables = vec!["x\0y".into()];
-        assert!(Target::from_args(&a).is_err());
+        assert!(a.validate().is_err());
         let mut a = args();
         a.admin_role = "app_user".into();
-        assert!(Target::from_args(&a).is_err());
+        assert!(a.validate().is_err());
     }
 }

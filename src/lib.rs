@@ -45,7 +45,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Sets up logging, runs the command on a Tokio runtime and maps the result to an exit code.
 pub fn main_with(cli: cli::Cli) -> ExitCode {
-    logging::init(&cli.global);
+    logging::init(cli.global.quiet, cli.global.verbose, cli.global.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

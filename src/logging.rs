@@ -4,12 +4,20 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{GlobalArgs, LogFormat};
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
 
 /// Installs the tracing subscriber: `RLSCTL_LOG` (env-filter syntax) wins over
-/// `-v`/`-q`; no ANSI colour unless stderr is a TTY and `NO_COLOR` is unset.
-pub fn init(global: &GlobalArgs) {
-    let default = match (global.quiet, global.verbose) {
+/// `-v`/`-q` (`verbose`: how many `-v`); no ANSI colour unless stderr is a TTY
+/// and `NO_COLOR` is unset.
+pub fn init(quiet: bool, verbose: u8, format: LogFormat) {
+    let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -22,7 +30,7 @@ pub fn init(global: &GlobalArgs) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false);
-    let result = match global.log_format {
+    let result = match format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.with_ansi(color_allowed()).try_init(),
     };

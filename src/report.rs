@@ -1,5 +1,7 @@
 //! Rendering check results: a text table, the JSON contract, Prometheus.
 
+use std::io::IsTerminal;
+
 use serde::Serialize;
 
 use crate::checks::{Finding, Status};
@@ -68,9 +70,9 @@ impl Report {
             .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
             .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
             .set_header(["id", "status", "object", "detail"]);
-        if let Some((width, _)) = terminal_width() {
-            table.set_width(width);
-        } else {
+        // On a terminal comfy-table fits the table to its width; a file or a
+        // pipe gets lines of at most 160 characters.
+        if !std::io::stdout().is_terminal() {
             table.set_width(160);
         }
         for f in &self.checks {
@@ -163,17 +165,6 @@ fn escape_label(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-fn terminal_width() -> Option<(u16, u16)> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() {
-        return None;
-    }
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .map(|w| (w, 0))
 }
 
 #[cfg(test)]

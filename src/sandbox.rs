@@ -15,7 +15,6 @@ use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::cli::SslMode;
 use crate::db::password::Secret;
 use crate::db::{quote_ident, ConnectOptions};
 
@@ -136,19 +135,13 @@ pub fn find_bin_dir() -> Result<PathBuf> {
 
 /// The uid/gid of the `postgres` user when running as root (initdb refuses root).
 fn postgres_owner() -> Result<Option<(u32, u32)>> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !nix::unistd::geteuid().is_root() {
         return Ok(None);
     }
-    let name = std::ffi::CString::new("postgres").expect("static name");
-    // SAFETY: getpwnam returns a pointer to static storage or NULL; read at once.
-    let entry = unsafe { libc::getpwnam(name.as_ptr()) };
-    if entry.is_null() {
-        bail!("running as root, but there is no 'postgres' user to run the server as (create one, or run as a normal user)");
+    match nix::unistd::User::from_name("postgres") {
+        Ok(Some(user)) => Ok(Some((user.uid.as_raw(), user.gid.as_raw()))),
+        _ => bail!("running as root, but there is no 'postgres' user to run the server as (create one, or run as a normal user)"),
     }
-    // SAFETY: entry is non-null and points to a valid passwd struct.
-    let (uid, gid) = unsafe { ((*entry).pw_uid, (*entry).pw_gid) };
-    Ok(Some((uid, gid)))
 }
 
 fn free_port() -> Result<u16> {
@@ -310,17 +303,8 @@ impl Sandbox {
     /// Connection options for `user` with `password` on database `dbname`.
     pub fn connect_options(&self, dbname: &str, user: &str, password: &Secret) -> ConnectOptions {
         ConnectOptions {
-            host: "127.0.0.1".into(),
-            port: self.port,
-            dbname: dbname.into(),
-            user: user.into(),
-            password_from: None,
             password: Some(password.clone()),
-            allow_prompt: false,
-            sslmode: SslMode::Prefer,
-            sslrootcert: None,
-            tls_server_name: None,
-            connect_timeout: std::time::Duration::from_secs(10),
+            ..ConnectOptions::new("127.0.0.1", self.port, dbname, user)
         }
     }
 
@@ -344,20 +328,10 @@ impl Sandbox {
             let verifier = postgres_protocol::password::scram_sha_256(
                 self.operator_password.expose().as_bytes(),
             );
-            let sql = format!(
-                "DO $$ BEGIN
-                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'rds_superuser') THEN
-                     CREATE ROLE rds_superuser NOLOGIN;
-                     GRANT pg_monitor, pg_signal_backend TO rds_superuser;
-                   END IF;
-                   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {op_literal}) THEN
-                     CREATE ROLE {op} WITH LOGIN NOSUPERUSER INHERIT CREATEDB CREATEROLE NOREPLICATION
-                       VALID UNTIL 'infinity' PASSWORD '{verifier}' IN ROLE rds_superuser;
-                   END IF;
-                 END $$",
-                op = quote_ident(OPERATOR),
-                op_literal = crate::db::quote_literal(OPERATOR),
-            );
+            let sql = crate::bundle::sql::DEMO_RDS_MASTER
+                .replace("{{master_name}}", &crate::db::quote_literal(OPERATOR))
+                .replace("{{master}}", &quote_ident(OPERATOR))
+                .replace("{{verifier}}", &crate::db::quote_literal(&verifier));
             su.simple(&sql)
                 .await
                 .map_err(|e| anyhow!("creating the RDS master: {}", crate::db::describe(&e)))?;

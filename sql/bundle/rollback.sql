@@ -13,6 +13,9 @@ DROP POLICY IF EXISTS {{policy}} ON {{table}};
 DROP POLICY IF EXISTS {{admin_policy}} ON {{table}};
 ALTER TABLE {{table}} {{rls}} ROW LEVEL SECURITY;
 ALTER TABLE {{table}} {{force}} ROW LEVEL SECURITY;
+
+-- step: revoke_table
+-- Only while the bundle's roles exist (there is nothing to revoke from them otherwise).
 REVOKE ALL ON TABLE {{table}} FROM {{app_role}}, {{admin_role}};
 
 -- step: regrant_public
@@ -25,6 +28,9 @@ REVOKE ALL ON SEQUENCE {{sequence}} FROM {{app_role}}, {{admin_role}};
 DROP FUNCTION IF EXISTS rlsctl.null_tenant_counts();
 DROP TABLE IF EXISTS rlsctl.tenant_tables;
 DROP TABLE IF EXISTS rlsctl.bundle_history;
+
+-- step: revoke_schema
+-- Only while the bundle's roles exist.
 REVOKE ALL ON SCHEMA {{schema}} FROM {{app_role}}, {{admin_role}};
 REVOKE CONNECT ON DATABASE {{database}} FROM {{app_role}}, {{admin_role}};
 

@@ -8,12 +8,13 @@ use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
 use super::plan::{self, Plan, RoleInputs};
+use super::sql::render;
 use super::BUNDLE_VERSION;
 use crate::checks::preflight::{self, Inputs, NullRows};
 use crate::checks::{Findings, Status};
 use crate::config::{Target, POLICY_NAME};
 use crate::db::{describe, qualified, quote_ident, Db, DbResultExt};
-use crate::inspect::{Reads, Snapshot};
+use crate::inspect::{self, Reads, Snapshot};
 use crate::report::Report;
 
 /// Key of the advisory lock that serializes concurrent applies ("rlsctl" in ASCII).
@@ -264,37 +265,26 @@ async fn record(
         .iter()
         .map(|t| t.public_privileges.join(","))
         .collect();
+    db.execute(&render("forget_tables", &[]), &[&target.schema, &names])
+        .await
+        .doing("updating the installed-table registry")?;
     db.execute(
-        "DELETE FROM rlsctl.tenant_tables WHERE schema_name = $1 AND NOT (table_name = ANY($2::text[]))",
-        &[&target.schema, &names],
-    )
-    .await
-    .doing("updating the installed-table registry")?;
-    db.execute(
-        "INSERT INTO rlsctl.tenant_tables AS tt (schema_name, table_name, tenant_column, installed_using, installed_check,
-                                               installed_using_tree, installed_check_tree,
-                                               original_rls, original_force, original_public_privileges)
-         SELECT $1, w.name, $3, pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
-                p.polqual::text, p.polwithcheck::text,
-                w.rls, w.force, coalesce(string_to_array(nullif(w.public, ''), ','), '{}')::text[]
-         FROM unnest($2::text[], $5::bool[], $6::bool[], $7::text[]) AS w(name, rls, force, public)
-         JOIN pg_namespace n ON n.nspname = $1
-         JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name
-         JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $4
-         ON CONFLICT (schema_name, table_name) DO UPDATE
-            SET tenant_column = EXCLUDED.tenant_column, installed_using = EXCLUDED.installed_using,
-                installed_check = EXCLUDED.installed_check, installed_using_tree = EXCLUDED.installed_using_tree,
-                installed_check_tree = EXCLUDED.installed_check_tree",
-        &[&target.schema, &names, &target.tenant_column, &POLICY_NAME, &original_rls, &original_force, &original_public],
+        &render("register_tables", &[]),
+        &[
+            &target.schema,
+            &names,
+            &target.tenant_column,
+            &POLICY_NAME,
+            &original_rls,
+            &original_force,
+            &original_public,
+        ],
     )
     .await
     .doing("updating the installed-table registry")?;
     let changes = changes as i32;
     db.execute(
-        "INSERT INTO rlsctl.bundle_history (version, checksum, schema_name, tables, tenant_column, tenant_setting,
-                                            app_role, admin_role, bypass_roles, changes)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-                 ARRAY(SELECT rolname::text FROM pg_roles WHERE rolsuper OR rolbypassrls ORDER BY 1), $9)",
+        &render("record_history", &[]),
         &[
             &BUNDLE_VERSION,
             &checksum,
@@ -343,32 +333,9 @@ fn checksum(target: &Target, snap: &Snapshot) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Who holds locks on the tenant tables or the apply lock: "pid 123 (alice, idle in transaction): LOCK TABLE ...".
+/// Who holds locks on the tenant tables or the apply lock.
 async fn blockers(db: &Db, target: &Target) -> Vec<String> {
     // A fresh statement on the same connection: the failed transaction must be ended first.
     let _ = db.rollback().await;
-    let rows = db
-        .query(
-            "SELECT DISTINCT a.pid, coalesce(a.usename::text, '?'), coalesce(a.state, '?'), left(coalesce(a.query, ''), 200)
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE l.granted AND l.pid <> pg_backend_pid()
-               AND (l.relation IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                                   WHERE n.nspname = $1 AND c.relname = ANY($2::text[]))
-                    OR (l.locktype = 'advisory' AND ((l.classid::bigint << 32) | l.objid::bigint) = $3))
-             ORDER BY 1",
-            &[&target.schema, &target.tables, &APPLY_LOCK_KEY],
-        )
-        .await
-        .unwrap_or_default();
-    rows.iter()
-        .map(|r| {
-            format!(
-                "pid {} ({}, {}): {}",
-                r.get::<_, i32>(0),
-                r.get::<_, String>(1),
-                r.get::<_, String>(2),
-                r.get::<_, String>(3)
-            )
-        })
-        .collect()
+    inspect::lock_holders(db, target, APPLY_LOCK_KEY).await
 }

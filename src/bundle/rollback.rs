@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::sql::render;
 use crate::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::db::{qualified, quote_ident, Db, DbResultExt};
+use crate::inspect::{self, Installation};
 
 /// What to do.
 #[derive(Debug, Clone)]
@@ -22,11 +23,23 @@ pub enum Action {
     },
 }
 
+/// What a rollback did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Performed {
+    /// Break-glass: RLS disabled.
+    Disable,
+    /// RLS enabled and forced again.
+    Restore,
+    /// The bundle removed.
+    Uninstall,
+}
+
 /// What was done.
 #[derive(Debug, Serialize)]
 pub struct Outcome {
-    /// `disable`, `restore` or `uninstall`.
-    pub action: &'static str,
+    /// Which action ran.
+    pub action: Performed,
     /// `schema.table` of every table touched.
     pub tables: Vec<String>,
     /// The reason recorded.
@@ -67,30 +80,24 @@ pub async fn run(
     }
 }
 
-async fn installed_tables(db: &Db, target: &Target) -> Result<Vec<String>> {
-    let present: bool = db
-        .query_one("SELECT to_regclass('rlsctl.tenant_tables') IS NOT NULL AND to_regclass('rlsctl.break_glass_log') IS NOT NULL", &[])
-        .await
-        .doing("looking for the bundle")?
-        .get(0);
-    if !present {
-        bail!(
+/// What the bundle installed; an error when it is not installed.
+async fn installed(db: &Db, target: &Target) -> Result<Installation> {
+    match inspect::installation(db, target).await? {
+        Some(installation) => Ok(installation),
+        None => bail!(
             "the bundle is not installed in {} (no rlsctl.tenant_tables): nothing to roll back",
             db.info.name
-        );
+        ),
     }
-    let rows = db
-        .query(
-            "SELECT table_name FROM rlsctl.tenant_tables WHERE schema_name = $1 ORDER BY 1",
-            &[&target.schema],
-        )
-        .await
-        .doing("reading the installed tables")?;
-    Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 async fn disable(db: &Db, target: &Target, tables: &[String], reason: &str) -> Result<Outcome> {
-    let installed = installed_tables(db, target).await?;
+    let installed: Vec<String> = installed(db, target)
+        .await?
+        .tables
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     let tables: Vec<String> = if tables.is_empty() {
         installed.clone()
     } else {
@@ -123,7 +130,7 @@ async fn disable(db: &Db, target: &Target, tables: &[String], reason: &str) -> R
     .await
     .doing("writing the break-glass log")?;
     Ok(Outcome {
-        action: "disable",
+        action: Performed::Disable,
         tables: tables.iter().map(|t| target.display_table(t)).collect(),
         reason: Some(reason.to_string()),
         closed_entries: 0,
@@ -153,7 +160,7 @@ async fn close_entries(db: &Db) -> Result<(Vec<(String, String)>, i64)> {
 }
 
 async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
-    installed_tables(db, target).await?;
+    installed(db, target).await?;
     let (pairs, closed) = close_entries(db).await?;
     if !pairs.is_empty() {
         let sql: Vec<String> = pairs
@@ -165,7 +172,7 @@ async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
             .doing("re-enabling row level security")?;
     }
     Ok(Outcome {
-        action: "restore",
+        action: Performed::Restore,
         tables: pairs.iter().map(|(s, t)| format!("{s}.{t}")).collect(),
         reason: None,
         closed_entries: closed,
@@ -173,87 +180,56 @@ async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
 }
 
 async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> Result<Outcome> {
-    installed_tables(db, target).await?;
+    let installation = installed(db, target).await?;
     let (_, closed) = close_entries(db).await?;
-    let rows = db
-        .query(
-            "SELECT tt.table_name, tt.original_rls, tt.original_force, tt.original_public_privileges,
-                    ARRAY(SELECT format('%s.%s', quote_ident(sn.nspname), quote_ident(s.relname))
-                          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                          JOIN pg_depend d ON d.refobjid = c.oid AND d.classid = 'pg_class'::regclass
-                               AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-                          JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-                          JOIN pg_namespace sn ON sn.oid = s.relnamespace
-                          WHERE n.nspname = tt.schema_name AND c.relname = tt.table_name)
-             FROM rlsctl.tenant_tables tt WHERE tt.schema_name = $1 ORDER BY 1",
-            &[&target.schema],
-        )
-        .await
-        .doing("reading what the bundle installed")?;
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
-    let roles_exist: i64 = db
-        .query_one(
-            "SELECT count(*) FROM pg_roles WHERE rolname IN ($1, $2)",
-            &[&target.app_role, &target.admin_role],
-        )
-        .await
-        .doing("reading roles")?
-        .get(0);
     let mut sql = Vec::new();
     let mut tables = Vec::new();
-    for row in &rows {
-        let name: String = row.get(0);
-        let table = qualified(&target.schema, &name);
-        let rls = if row.get::<_, bool>(1) {
-            "ENABLE"
-        } else {
-            "DISABLE"
-        };
-        let force = if row.get::<_, bool>(2) {
-            "FORCE"
-        } else {
-            "NO FORCE"
-        };
+    for t in &installation.tables {
+        let table = qualified(&target.schema, &t.name);
         let values = [
             ("table", table.as_str()),
             ("policy", &quote_ident(POLICY_NAME)),
             ("admin_policy", &quote_ident(ADMIN_POLICY_NAME)),
-            ("rls", rls),
-            ("force", force),
+            ("rls", if t.original_rls { "ENABLE" } else { "DISABLE" }),
+            (
+                "force",
+                if t.original_force {
+                    "FORCE"
+                } else {
+                    "NO FORCE"
+                },
+            ),
             ("app_role", &app),
             ("admin_role", &admin),
         ];
-        sql.push(if roles_exist == 2 {
-            render("uninstall_table", &values)
-        } else {
-            // Without the roles there is nothing to revoke from them.
-            render("uninstall_table", &values)
-                .lines()
-                .filter(|l| !l.starts_with("REVOKE"))
-                .collect::<Vec<_>>()
-                .join("\n")
-        });
-        let public: Vec<String> = row.get(3);
-        if !public.is_empty() {
+        sql.push(render("uninstall_table", &values));
+        if installation.roles_exist {
+            sql.push(render("revoke_table", &values));
+        }
+        if !t.original_public.is_empty() {
             sql.push(render(
                 "regrant_public",
-                &[("table", &table), ("privileges", &public.join(", "))],
+                &[
+                    ("table", &table),
+                    ("privileges", &t.original_public.join(", ")),
+                ],
             ));
         }
-        if roles_exist == 2 {
-            for sequence in row.get::<_, Vec<String>>(4) {
+        if installation.roles_exist {
+            for sequence in &t.sequences {
                 sql.push(render(
                     "revoke_sequence",
                     &[
-                        ("sequence", &sequence),
+                        ("sequence", sequence),
                         ("app_role", &app),
                         ("admin_role", &admin),
                     ],
                 ));
             }
         }
-        tables.push(target.display_table(&name));
+        tables.push(target.display_table(&t.name));
     }
     db.simple(&sql.join("\n"))
         .await
@@ -265,21 +241,17 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
     )
     .await
     .doing("writing the break-glass log")?;
-    let mut schema_sql = render(
-        "uninstall_schema",
-        &[
-            ("schema", &quote_ident(&target.schema)),
-            ("database", &quote_ident(&db.info.name)),
-            ("app_role", &app),
-            ("admin_role", &admin),
-        ],
-    );
-    if roles_exist != 2 {
-        schema_sql = schema_sql
-            .lines()
-            .filter(|l| !l.starts_with("REVOKE"))
-            .collect::<Vec<_>>()
-            .join("\n");
+    let values = [
+        ("schema", quote_ident(&target.schema)),
+        ("database", quote_ident(&db.info.name)),
+        ("app_role", app.clone()),
+        ("admin_role", admin.clone()),
+    ];
+    let values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut schema_sql = render("uninstall_schema", &values);
+    if installation.roles_exist {
+        schema_sql.push('\n');
+        schema_sql.push_str(&render("revoke_schema", &values));
     }
     db.simple(&schema_sql)
         .await
@@ -293,7 +265,7 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
         .doing("dropping the roles (they may still hold privileges elsewhere)")?;
     }
     Ok(Outcome {
-        action: "uninstall",
+        action: Performed::Uninstall,
         tables,
         reason: Some(reason.to_string()),
         closed_entries: closed,

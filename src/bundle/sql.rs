@@ -18,7 +18,11 @@ const FILES: &[(&str, &str)] = &[
         "rollback.sql",
         include_str!("../../sql/bundle/rollback.sql"),
     ),
+    ("record.sql", include_str!("../../sql/bundle/record.sql")),
 ];
+
+/// An RDS-shaped instance's roles, for the sandbox (`sql/demo/rds_master.sql`).
+pub const DEMO_RDS_MASTER: &str = include_str!("../../sql/demo/rds_master.sql");
 
 /// The sample schema and its seed data (`sql/demo`), for `rehearse` and the tests.
 pub const DEMO_SCHEMA: &str = include_str!("../../sql/demo/schema.sql");

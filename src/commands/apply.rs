@@ -14,7 +14,7 @@ use crate::db::ServerInfo;
 pub async fn run(args: ApplyArgs) -> Result<crate::Status> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, "postgres", true).await?;
+        let (target, db) = super::connect(&conn, &args.target, Some("postgres"), true).await?;
         let options = options(&args).await?;
         let outcome = apply::apply(&db, &target, &options).await?;
         super::print(&match args.format {
@@ -35,11 +35,12 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
     let read = |source: &Option<crate::db::password::PasswordSource>, what: &'static str| {
         let source = source.clone();
         let dry_run = args.dry_run;
+        let aws = super::aws_settings(&args.conn.ssm);
         async move {
             match source {
                 None => Ok::<_, anyhow::Error>(None),
                 Some(_) if dry_run => Ok(Some(Secret::new("dry-run"))),
-                Some(source) => Ok(Some(source.read(what).await?)),
+                Some(source) => Ok(Some(source.read(what, &aws).await?)),
             }
         }
     };

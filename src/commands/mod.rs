@@ -12,10 +12,11 @@ use std::future::Future;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::{ConnectionArgs, TargetArgs};
+use crate::cli::{ConnectionArgs, SsmArgs, TargetArgs};
 use crate::config::Target;
 use crate::db::{self, ConnectOptions, Db};
-use crate::tunnel::{free_local_port, Tunnel};
+use crate::tunnel::aws::AwsSettings;
+use crate::tunnel::{free_local_port, Tunnel, TunnelSettings};
 use crate::{until_interrupted, Interrupted};
 
 /// Runs `work` with the connection settings. With `--via-ssm`, an ephemeral
@@ -31,7 +32,8 @@ where
     if !conn.via_ssm {
         return until_interrupted(work(conn.clone())).await;
     }
-    let mut tunnel = until_interrupted(Tunnel::open(&conn.ssm, free_local_port()?)).await?;
+    let settings = tunnel_settings(&conn.ssm);
+    let mut tunnel = until_interrupted(Tunnel::open(&settings, free_local_port()?)).await?;
     let mut through = conn.clone();
     through.host = "127.0.0.1".into();
     through.port = tunnel.local_port;
@@ -51,23 +53,73 @@ where
     result
 }
 
-/// Validates the target and opens the connection a command works on.
+/// Validates the target and opens the connection a command works on, as
+/// `user` when given, else the app role (verify and monitor prove isolation as
+/// the app connects).
 pub async fn connect(
     conn: &ConnectionArgs,
     target: &TargetArgs,
-    default_user: &str,
+    user: Option<&str>,
     allow_prompt: bool,
 ) -> Result<(Target, Db)> {
-    let target = Target::from_args(target)?;
-    let default_user = if default_user.is_empty() {
-        target.app_role.clone()
-    } else {
-        default_user.to_string()
-    };
-    let options = ConnectOptions::from_args(conn, &default_user, allow_prompt);
+    let target = target_from(target)?;
+    let user = conn
+        .user
+        .as_deref()
+        .or(user)
+        .unwrap_or(&target.app_role)
+        .to_string();
+    let options = connect_options(conn, &user, allow_prompt);
     let db = db::connect(&options).await?;
     tracing::info!(database = %db.info.name, user = %db.info.user, version = %db.info.server_version, "connected");
     Ok((target, db))
+}
+
+/// The validated target from its flags.
+pub fn target_from(args: &TargetArgs) -> Result<Target> {
+    Target {
+        schema: args.schema.clone(),
+        tables: args.tables.clone(),
+        tenant_column: args.tenant_column.clone(),
+        tenant_setting: args.tenant_setting.clone(),
+        app_role: args.app_role.clone(),
+        admin_role: args.admin_role.clone(),
+    }
+    .validate()
+}
+
+/// Connection options from the shared connection flags, as `user`.
+pub fn connect_options(args: &ConnectionArgs, user: &str, allow_prompt: bool) -> ConnectOptions {
+    ConnectOptions {
+        password_from: args.password_from.clone(),
+        allow_prompt,
+        sslmode: args.sslmode,
+        sslrootcert: args.sslrootcert.clone(),
+        tls_server_name: args.tls_server_name.clone(),
+        connect_timeout: args.connect_timeout,
+        aws: aws_settings(&args.ssm),
+        ..ConnectOptions::new(&args.host, args.port, &args.dbname, user)
+    }
+}
+
+/// The AWS profile and region from the flags (else the standard chain).
+pub fn aws_settings(args: &SsmArgs) -> AwsSettings {
+    AwsSettings {
+        profile: args.profile.clone(),
+        region: args.region.clone(),
+    }
+}
+
+/// The tunnel's settings from the flags.
+pub fn tunnel_settings(args: &SsmArgs) -> TunnelSettings {
+    TunnelSettings {
+        instance_id: args.instance_id.clone(),
+        rds_endpoint: args.rds_endpoint.clone(),
+        remote_port: args.remote_port,
+        plugin: args.plugin.clone(),
+        aws: aws_settings(args),
+        start_timeout: args.start_timeout,
+    }
 }
 
 /// Prints a result document on stdout.

@@ -17,7 +17,7 @@ use crate::Status;
 pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, "", false).await?;
+        let (target, db) = super::connect(&conn, &args.target, None, false).await?;
         let report = monitor(&db, &target).await?;
         let clean = report.clean(args.strict);
         let text = match args.format {

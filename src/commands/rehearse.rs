@@ -14,12 +14,13 @@ use crate::bundle::plan::RoleInputs;
 use crate::bundle::rollback::{self, Action};
 use crate::bundle::sql::{DEMO_SCHEMA, DEMO_SEED};
 use crate::checks::Status as CheckStatus;
-use crate::cli::{Format, RehearseArgs, SslMode};
+use crate::cli::{Format, RehearseArgs, RehearseStep as Step};
 use crate::config::Target;
 use crate::db::password::Secret;
 use crate::db::{self, quote_ident, ConnectOptions, Db, DbResultExt};
 use crate::report::Report;
 use crate::sandbox::{self, Sandbox, Shape};
+use crate::tunnel::aws::AwsSettings;
 
 /// The sample database's name (the runbook's).
 const DEMO_DATABASE: &str = "edgarautoshop";
@@ -30,27 +31,57 @@ use super::{monitor::monitor, verify::verify};
 /// The tenants of the sample data that verify probes with.
 const DEMO_TENANTS: [&str; 2] = ["edgar-downtown", "edgar-airport"];
 
-/// The steps, in order: (id for --inject-fault, what it runs).
-const STEPS: [(&str, &str); 8] = [
-    ("dry-run", "apply --dry-run (the plan)"),
-    ("apply", "apply"),
-    ("verify", "verify as the app role with two tenants"),
-    ("monitor", "monitor (clean)"),
-    ("rollback", "rollback --table customers --reason rehearsal"),
-    (
-        "monitor-break-glass",
-        "monitor (reports break-glass, as expected)",
-    ),
-    ("restore", "rollback --restore"),
-    ("verify-again", "verify again"),
+/// The steps, in order.
+const STEPS: [Step; 8] = [
+    Step::DryRun,
+    Step::Apply,
+    Step::Verify,
+    Step::Monitor,
+    Step::Rollback,
+    Step::MonitorBreakGlass,
+    Step::Restore,
+    Step::VerifyAgain,
 ];
+
+impl Step {
+    /// What the step runs, as shown.
+    fn name(self) -> &'static str {
+        match self {
+            Step::DryRun => "apply --dry-run (the plan)",
+            Step::Apply => "apply",
+            Step::Verify => "verify as the app role with two tenants",
+            Step::Monitor => "monitor (clean)",
+            Step::Rollback => "rollback --table customers --reason rehearsal",
+            Step::MonitorBreakGlass => "monitor (reports break-glass, as expected)",
+            Step::Restore => "rollback --restore",
+            Step::VerifyAgain => "verify again",
+        }
+    }
+
+    /// Steps that need `--with-rollback` against an existing database.
+    fn rolls_back(self) -> bool {
+        matches!(
+            self,
+            Step::Rollback | Step::MonitorBreakGlass | Step::Restore
+        )
+    }
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum StepStatus {
+    Pass,
+    Fail,
+    Skip,
+}
 
 /// One step's outcome.
 #[derive(Debug, Serialize)]
 struct StepResult {
-    id: &'static str,
+    id: Step,
     name: &'static str,
-    status: &'static str,
+    status: StepStatus,
     ms: u128,
     detail: String,
 }
@@ -67,24 +98,11 @@ struct Stage {
 
 /// Runs `rehearse`.
 pub async fn run(args: RehearseArgs) -> Result<Status> {
-    for (flag, step) in [
-        ("--inject-fault", &args.inject_fault),
-        ("--pause-before", &args.pause_before),
-    ] {
-        if let Some(step) = step {
-            if !STEPS.iter().any(|(id, _)| id == step) {
-                bail!(
-                    "{flag} {step}: no such step (steps: {})",
-                    STEPS.iter().map(|s| s.0).collect::<Vec<_>>().join(", ")
-                );
-            }
-        }
-    }
     until_interrupted(rehearse(args)).await
 }
 
 async fn rehearse(args: RehearseArgs) -> Result<Status> {
-    let target = Target::from_args(&args.target)?;
+    let target = super::target_from(&args.target)?;
     let app_password = Secret::new(sandbox::random_hex(16));
     let mut stage = match &args.database_url {
         Some(url) => existing_database(url, &args, &target).await?,
@@ -124,9 +142,9 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
 
     let mut results: Vec<StepResult> = Vec::new();
     let mut failed = false;
-    for (id, name) in STEPS {
-        let rollback_step = matches!(id, "rollback" | "monitor-break-glass" | "restore");
-        if failed || (rollback_step && !stage.with_rollback) {
+    for id in STEPS {
+        let name = id.name();
+        if failed || (id.rolls_back() && !stage.with_rollback) {
             let detail = if failed {
                 "not run: an earlier step failed"
             } else {
@@ -135,13 +153,13 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
             results.push(StepResult {
                 id,
                 name,
-                status: "skip",
+                status: StepStatus::Skip,
                 ms: 0,
                 detail: detail.into(),
             });
             continue;
         }
-        if args.pause_before.as_deref() == Some(id) {
+        if args.pause_before == Some(id) {
             eprintln!(
                 "paused before \"{name}\": the database is {}; press Enter to go on",
                 stage.description
@@ -153,16 +171,16 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
             )
             .await?;
         }
-        if args.inject_fault.as_deref() == Some(id) {
+        if args.inject_fault == Some(id) {
             inject_fault(&admin_db, &target, id).await?;
         }
         let spinner = crate::logging::spinner(name);
         let started = Instant::now();
         let outcome: Result<String> = async {
             match id {
-                "dry-run" | "apply" => {
-                    let outcome =
-                        apply::apply(&admin_db, &target, &apply_options(id == "dry-run")).await?;
+                Step::DryRun | Step::Apply => {
+                    let dry_run = id == Step::DryRun;
+                    let outcome = apply::apply(&admin_db, &target, &apply_options(dry_run)).await?;
                     if outcome.refused() {
                         bail!(
                             "the pre-flight refused: {}",
@@ -175,8 +193,8 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                                 .join("; ")
                         );
                     }
-                    match (id, outcome.plan.changes()) {
-                        ("dry-run", n) => Ok(format!(
+                    match (dry_run, outcome.plan.changes()) {
+                        (true, n) => Ok(format!(
                             "{n} object(s) to create or change; nothing changed"
                         )),
                         (_, n) if outcome.applied => Ok(format!(
@@ -186,16 +204,16 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                         _ => Ok("already up to date".into()),
                     }
                 }
-                "verify" | "verify-again" => {
+                Step::Verify | Step::VerifyAgain => {
                     let app_db = db::connect(&stage.app).await?;
                     let report = verify(&app_db, &target, &stage.tenants, None).await?;
                     expect_clean(&report)
                 }
-                "monitor" => {
+                Step::Monitor => {
                     let app_db = db::connect(&stage.app).await?;
                     expect_clean(&monitor(&app_db, &target).await?)
                 }
-                "rollback" => {
+                Step::Rollback => {
                     let first = target.tables.first().cloned().unwrap_or_default();
                     let done = rollback::run(
                         &admin_db,
@@ -209,7 +227,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                         done.tables.join(", ")
                     ))
                 }
-                "monitor-break-glass" => {
+                Step::MonitorBreakGlass => {
                     let app_db = db::connect(&stage.app).await?;
                     let report = monitor(&app_db, &target).await?;
                     let break_glass = report
@@ -223,7 +241,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                         None => bail!("monitor did not report the active break-glass"),
                     }
                 }
-                _ => {
+                Step::Restore => {
                     let done = rollback::run(&admin_db, &target, &Action::Restore, None).await?;
                     if done.tables.is_empty() {
                         bail!("nothing was restored");
@@ -241,10 +259,10 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
         }
         let ms = started.elapsed().as_millis();
         let (status, detail) = match outcome {
-            Ok(detail) => ("pass", detail),
+            Ok(detail) => (StepStatus::Pass, detail),
             Err(err) => {
                 failed = true;
-                ("fail", format!("{err:#}"))
+                (StepStatus::Fail, format!("{err:#}"))
             }
         };
         if args.format == Format::Text {
@@ -260,8 +278,14 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
     }
     drop(admin_db);
 
-    let passed = results.iter().filter(|r| r.status == "pass").count();
-    let failed_step = results.iter().find(|r| r.status == "fail").map(|r| r.name);
+    let passed = results
+        .iter()
+        .filter(|r| r.status == StepStatus::Pass)
+        .count();
+    let failed_step = results
+        .iter()
+        .find(|r| r.status == StepStatus::Fail)
+        .map(|r| r.name);
     let sandbox_dir = stage
         .sandbox
         .as_ref()
@@ -320,11 +344,11 @@ fn expect_clean(report: &Report) -> Result<String> {
     }
 }
 
-fn step_line(n: usize, name: &str, status: &str, ms: u128, detail: &str) -> String {
+fn step_line(n: usize, name: &str, status: StepStatus, ms: u128, detail: &str) -> String {
     let mark = match status {
-        "pass" => "ok  ",
-        "fail" => "FAIL",
-        _ => "skip",
+        StepStatus::Pass => "ok  ",
+        StepStatus::Fail => "FAIL",
+        StepStatus::Skip => "skip",
     };
     format!("{mark} {n}. {name:<48} {ms:>6} ms  {detail}")
 }
@@ -382,19 +406,12 @@ async fn existing_database(url: &str, args: &RehearseArgs, target: &Target) -> R
         .app_password_from
         .clone()
         .context("--database-url needs --app-password-from: apply sets it on a new app role and verify logs in with it")?;
-    let app_password = source.read("password for the app role").await?;
+    let app_password = source
+        .read("password for the app role", &AwsSettings::default())
+        .await?;
     let base = ConnectOptions {
-        host: host.clone(),
-        port,
-        dbname: dbname.clone(),
-        user: user.clone(),
-        password_from: None,
-        password: None,
         allow_prompt: true,
-        sslmode: SslMode::Prefer,
-        sslrootcert: None,
-        tls_server_name: None,
-        connect_timeout: Duration::from_secs(10),
+        ..ConnectOptions::new(&host, port, &dbname, &user)
     };
     let app = ConnectOptions {
         user: target.app_role.clone(),
@@ -412,7 +429,7 @@ async fn existing_database(url: &str, args: &RehearseArgs, target: &Target) -> R
 }
 
 /// Breaks the database in a way the step should catch.
-async fn inject_fault(admin: &Db, target: &Target, step: &str) -> Result<()> {
+async fn inject_fault(admin: &Db, target: &Target, step: Step) -> Result<()> {
     let table = crate::db::qualified(
         &target.schema,
         target
@@ -422,14 +439,14 @@ async fn inject_fault(admin: &Db, target: &Target, step: &str) -> Result<()> {
             .unwrap_or("customers"),
     );
     let sql = match step {
-        "dry-run" | "apply" => format!("ALTER TABLE {table} RENAME TO {}", quote_ident("rehearsal_fault")),
-        "verify" | "verify-again" => format!("CREATE POLICY rehearsal_fault ON {table} FOR SELECT TO PUBLIC USING (true)"),
-        "monitor" => format!("ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY"),
-        "rollback" => "ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT rehearsal_fault CHECK (false) NOT VALID".into(),
-        "monitor-break-glass" => "UPDATE rlsctl.break_glass_log SET ended_at = now() WHERE ended_at IS NULL".into(),
-        _ => "ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT rehearsal_fault CHECK (ended_at IS NULL) NOT VALID".into(),
+        Step::DryRun | Step::Apply => format!("ALTER TABLE {table} RENAME TO {}", quote_ident("rehearsal_fault")),
+        Step::Verify | Step::VerifyAgain => format!("CREATE POLICY rehearsal_fault ON {table} FOR SELECT TO PUBLIC USING (true)"),
+        Step::Monitor => format!("ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY"),
+        Step::Rollback => "ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT rehearsal_fault CHECK (false) NOT VALID".into(),
+        Step::MonitorBreakGlass => "UPDATE rlsctl.break_glass_log SET ended_at = now() WHERE ended_at IS NULL".into(),
+        Step::Restore => "ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT rehearsal_fault CHECK (ended_at IS NULL) NOT VALID".into(),
     };
-    tracing::warn!(step, "injecting a fault before this step");
+    tracing::warn!(step = ?step, "injecting a fault before this step");
     admin.simple(&sql).await.doing("injecting the fault")?;
     Ok(())
 }

@@ -5,7 +5,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::bundle::rollback::{self, Action, Outcome};
+use crate::bundle::rollback::{self, Action, Outcome, Performed};
 use crate::cli::{Format, RollbackArgs};
 use crate::Status;
 
@@ -41,7 +41,7 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
     }
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, "postgres", true).await?;
+        let (target, db) = super::connect(&conn, &args.target, Some("postgres"), true).await?;
         if confirm {
             ask_database_name(&db.info.name, &action)?;
         }
@@ -53,7 +53,7 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
                 "command": "rollback",
                 "database": db.info,
                 "result": outcome,
-                "restore_command": (outcome.action == "disable").then_some(restore),
+                "restore_command": (outcome.action == Performed::Disable).then_some(restore),
             }))?,
         });
         Ok(Status::Clean)
@@ -100,21 +100,21 @@ fn restore_command(args: &RollbackArgs, database: &str, user: &str) -> String {
 
 fn text(outcome: &Outcome, restore: &str) -> String {
     match outcome.action {
-        "disable" => format!(
+        Performed::Disable => format!(
             "BREAK-GLASS: row level security is OFF on {}: every tenant's rows are visible to the app.\n\
              Recorded in rlsctl.break_glass_log with reason {:?}. `rlsctl monitor` reports it until restored.\n\
              Restore with:\n  {restore}\n",
             outcome.tables.join(", "),
             outcome.reason.clone().unwrap_or_default()
         ),
-        "restore" if outcome.tables.is_empty() => "Nothing to restore: no break-glass is active.\n".into(),
-        "restore" => format!(
+        Performed::Restore if outcome.tables.is_empty() => "Nothing to restore: no break-glass is active.\n".into(),
+        Performed::Restore => format!(
             "Restored: row level security is ENABLED and FORCED again on {}; {} break-glass entr{} closed.\n",
             outcome.tables.join(", "),
             outcome.closed_entries,
             if outcome.closed_entries == 1 { "y" } else { "ies" }
         ),
-        _ => format!(
+        Performed::Uninstall => format!(
             "Uninstalled the bundle from {}: policies, grants and helpers removed, RLS put back as it was before the first apply.\n\
              The break-glass log (rlsctl.break_glass_log) is kept and records this uninstall.\n",
             outcome.tables.join(", ")

@@ -14,7 +14,11 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut drops = 0u32;
     loop {
-        let mut tunnel = until_interrupted(Tunnel::open(&args.ssm, args.local_port)).await?;
+        let mut tunnel = until_interrupted(Tunnel::open(
+            &super::tunnel_settings(&args.ssm),
+            args.local_port,
+        ))
+        .await?;
         eprintln!(
             "ready: 127.0.0.1:{} -> {} (session {})",
             tunnel.local_port, tunnel.destination, tunnel.session_id

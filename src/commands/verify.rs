@@ -14,7 +14,7 @@ use crate::Status;
 pub async fn run(args: VerifyArgs) -> Result<Status> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, "", true).await?;
+        let (target, db) = super::connect(&conn, &args.target, None, true).await?;
         let report = verify(&db, &target, &args.tenants, args.app_url.as_deref()).await?;
         super::print(&match args.format {
             Format::Text => report.text(),

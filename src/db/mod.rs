@@ -17,8 +17,9 @@ use serde::Serialize;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
-use crate::cli::{ConnectionArgs, SslMode};
+use crate::tunnel::aws::AwsSettings;
 use password::{PasswordSource, Secret};
+use tls::SslMode;
 
 /// Everything needed to open one connection.
 #[derive(Debug, Clone)]
@@ -45,26 +46,27 @@ pub struct ConnectOptions {
     pub tls_server_name: Option<String>,
     /// Connect timeout.
     pub connect_timeout: Duration,
+    /// How to reach Parameter Store for an `ssm:` password.
+    pub aws: AwsSettings,
 }
 
 impl ConnectOptions {
-    /// From the shared connection flags, with the command's default user.
-    pub fn from_args(args: &ConnectionArgs, default_user: &str, allow_prompt: bool) -> Self {
+    /// Options for `user` on `host:port/dbname` with the defaults: no password
+    /// yet (PGPASSWORD, ~/.pgpass), no prompt, `prefer` TLS, a 10 s timeout.
+    pub fn new(host: &str, port: u16, dbname: &str, user: &str) -> Self {
         Self {
-            host: args.host.clone(),
-            port: args.port,
-            dbname: args.dbname.clone(),
-            user: args
-                .user
-                .clone()
-                .unwrap_or_else(|| default_user.to_string()),
-            password_from: args.password_from.clone(),
+            host: host.to_string(),
+            port,
+            dbname: dbname.to_string(),
+            user: user.to_string(),
+            password_from: None,
             password: None,
-            allow_prompt,
-            sslmode: args.sslmode,
-            sslrootcert: args.sslrootcert.clone(),
-            tls_server_name: args.tls_server_name.clone(),
-            connect_timeout: args.connect_timeout,
+            allow_prompt: false,
+            sslmode: SslMode::Prefer,
+            sslrootcert: None,
+            tls_server_name: None,
+            connect_timeout: Duration::from_secs(10),
+            aws: AwsSettings::default(),
         }
     }
 
@@ -122,7 +124,11 @@ pub async fn cancel_all() {
 pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
     let mut password = match (&opts.password, &opts.password_from) {
         (Some(secret), _) => Some(secret.clone()),
-        (None, Some(source)) => Some(source.read(&format!("password for {}", opts.user)).await?),
+        (None, Some(source)) => Some(
+            source
+                .read(&format!("password for {}", opts.user), &opts.aws)
+                .await?,
+        ),
         (None, None) => std::env::var("PGPASSWORD")
             .ok()
             .filter(|p| !p.is_empty())

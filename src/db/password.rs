@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 
+use crate::tunnel::aws::AwsSettings;
+
 /// A password. Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -78,8 +80,9 @@ impl fmt::Display for PasswordSource {
 }
 
 impl PasswordSource {
-    /// Reads the password. `what` names it in prompts and errors ("password for app_user").
-    pub async fn read(&self, what: &str) -> Result<Secret> {
+    /// Reads the password. `what` names it in prompts and errors ("password for
+    /// app_user"); `aws` says how to reach Parameter Store for `ssm:`.
+    pub async fn read(&self, what: &str, aws: &AwsSettings) -> Result<Secret> {
         let value = match self {
             Self::Prompt => prompt(what)?,
             Self::Env(var) => std::env::var(var)
@@ -89,7 +92,7 @@ impl PasswordSource {
                     .with_context(|| format!("{what}: cannot read {}", path.display()))?;
                 text.lines().next().unwrap_or_default().to_string()
             }
-            Self::Ssm(name) => crate::tunnel::aws::secure_parameter(name)
+            Self::Ssm(name) => crate::tunnel::aws::secure_parameter(name, aws)
                 .await
                 .with_context(|| format!("{what}: SSM parameter {name}"))?,
         };

@@ -3,7 +3,10 @@
 //! number of statements whatever the number of tables (its SQL is in
 //! `sql/inspect/`). The checks and the plan are pure functions of it.
 
+mod installed;
 mod read;
+
+pub use installed::{installation, lock_holders, Installation, InstalledTable};
 
 use std::collections::HashMap;
 

@@ -10,18 +10,29 @@ use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 /// The document that forwards a local port to a remote host through the instance.
 pub const PORT_FORWARD_DOCUMENT: &str = "AWS-StartPortForwardingSessionToRemoteHost";
 
+/// Which AWS credentials and region to use (`--profile`, `--region`; else the
+/// standard chain: env, SSO, instance role). One value for every AWS call
+/// rlsctl makes: SSM sessions and Parameter Store alike.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Profile name.
+    pub profile: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+}
+
 /// The SDK configuration from the standard chain (profile, SSO, env,
 /// `AWS_ENDPOINT_URL_SSM`), over the same rustls + ring stack as the rest of rlsctl.
-pub async fn sdk_config(profile: Option<&str>, region: Option<&str>) -> aws_config::SdkConfig {
+pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http);
-    if let Some(profile) = profile {
+    if let Some(profile) = &settings.profile {
         loader = loader.profile_name(profile);
     }
-    if let Some(region) = region {
-        loader = loader.region(aws_config::Region::new(region.to_string()));
+    if let Some(region) = &settings.region {
+        loader = loader.region(aws_config::Region::new(region.clone()));
     }
     loader.load().await
 }
@@ -40,8 +51,8 @@ pub struct Ssm {
 
 impl Ssm {
     /// Builds the client; fails when no region is configured.
-    pub async fn new(profile: Option<&str>, region: Option<&str>) -> Result<Self> {
-        let config = sdk_config(profile, region).await;
+    pub async fn new(settings: &AwsSettings) -> Result<Self> {
+        let config = sdk_config(settings).await;
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             anyhow!("no AWS region: set AWS_REGION, pass --region, or set one in the profile")
         })?;
@@ -54,7 +65,7 @@ impl Ssm {
             client: aws_sdk_ssm::Client::new(&config),
             region,
             endpoint,
-            profile: profile.unwrap_or_default().to_string(),
+            profile: settings.profile.clone().unwrap_or_default(),
         })
     }
 
@@ -159,9 +170,8 @@ impl Ssm {
 }
 
 /// Reads a SecureString (or String) parameter, decrypted.
-pub async fn secure_parameter(name: &str) -> Result<String> {
-    let profile = std::env::var("AWS_PROFILE").ok();
-    let config = sdk_config(profile.as_deref(), None).await;
+pub async fn secure_parameter(name: &str, settings: &AwsSettings) -> Result<String> {
+    let config = sdk_config(settings).await;
     let client = aws_sdk_ssm::Client::new(&config);
     let output = client
         .get_parameter()

@@ -8,9 +8,25 @@ use std::net::TcpListener;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::cli::SsmArgs;
-use aws::{Ssm, PORT_FORWARD_DOCUMENT};
+use aws::{AwsSettings, Ssm, PORT_FORWARD_DOCUMENT};
 use plugin::{Launch, Plugin};
+
+/// Where a tunnel goes and how the plugin is run.
+#[derive(Debug, Clone)]
+pub struct TunnelSettings {
+    /// The SSM-managed EC2 instance that forwards to the database.
+    pub instance_id: Option<String>,
+    /// The RDS endpoint the instance dials.
+    pub rds_endpoint: Option<String>,
+    /// The database port on the RDS side.
+    pub remote_port: u16,
+    /// The plugin executable (else SESSION_MANAGER_PLUGIN, else PATH).
+    pub plugin: Option<std::path::PathBuf>,
+    /// AWS credentials and region.
+    pub aws: AwsSettings,
+    /// How long to wait for the plugin to report the port open.
+    pub start_timeout: std::time::Duration,
+}
 
 /// An open tunnel: `127.0.0.1:local_port` -> `rds:remote_port` through the instance.
 pub struct Tunnel {
@@ -36,7 +52,7 @@ pub fn free_local_port() -> Result<u16> {
 impl Tunnel {
     /// Pre-flight (plugin, local port, instance Online), StartSession, the plugin,
     /// readiness. Whatever fails after StartSession ends the session again.
-    pub async fn open(args: &SsmArgs, local_port: u16) -> Result<Self> {
+    pub async fn open(args: &TunnelSettings, local_port: u16) -> Result<Self> {
         let instance = args
             .instance_id
             .as_deref()
@@ -51,7 +67,7 @@ impl Tunnel {
             bail!("local port {local_port} is not free ({e}): stop what listens there or pick another with --local-port / LOCAL_PORT");
         }
         let spinner = crate::logging::spinner("opening the SSM tunnel");
-        let ssm = Ssm::new(args.profile.as_deref(), args.region.as_deref()).await?;
+        let ssm = Ssm::new(&args.aws).await?;
         ssm.check_instance(instance).await?;
         let (response_json, session_id) = ssm
             .start_session(instance, rds, args.remote_port, local_port)
@@ -115,11 +131,6 @@ impl Tunnel {
             "the session-manager-plugin exited ({status}); its last output:\n{}",
             self.plugin.tail(5)
         )
-    }
-
-    /// The plugin's process id.
-    pub fn plugin_pid(&self) -> Option<u32> {
-        self.plugin.pid()
     }
 
     /// Stops the plugin with SIGINT and calls TerminateSession. Safe to call twice.

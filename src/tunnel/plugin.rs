@@ -245,8 +245,10 @@ impl Plugin {
             return;
         }
         if let Some(pid) = self.child.id() {
-            // SAFETY: kill has no memory-safety preconditions; pid is our child.
-            unsafe { libc::kill(pid as i32, libc::SIGINT) };
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGINT,
+            );
         }
         if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
@@ -255,11 +257,6 @@ impl Plugin {
             tracing::warn!("the plugin ignored SIGINT for 10 s; killing it");
             let _ = self.child.kill().await;
         }
-    }
-
-    /// The plugin's process id, while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
     }
 }
 
