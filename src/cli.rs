@@ -20,7 +20,8 @@ Exit codes:
   0    success; nothing wrong found
   1    the tool ran and found a problem (a failed check, drift, an apply refused by its pre-flight)
   2    the tool could not do its job (bad input, cannot connect, AWS error, plugin missing)
-  130  interrupted (Ctrl-C); anything half-done was rolled back";
+  130  interrupted (Ctrl-C); anything half-done was rolled back
+  143  terminated (SIGTERM), 129 hung up (SIGHUP): the same clean stop";
 
 /// rlsctl: cut a multi-tenant PostgreSQL database over to Row-Level Security,
 /// prove that tenants are isolated, watch for drift, and roll back under

@@ -16,6 +16,9 @@ pub const ADMIN_POLICY_NAME: &str = "rlsctl_break_glass";
 /// The schema that holds the bundle's own objects.
 pub const BUNDLE_SCHEMA: &str = "rlsctl";
 
+/// The bundle's NULL-tenant counting helper, in [`BUNDLE_SCHEMA`].
+pub const HELPER_FUNCTION: &str = "null_tenant_counts";
+
 /// `name` cut to PostgreSQL's identifier limit of 63 bytes, on a character
 /// boundary (the server would cut it the same way, but mid-character).
 pub fn truncate_identifier(name: &str) -> &str {

@@ -26,13 +26,60 @@ pub enum Status {
     Problems,
 }
 
-/// The user pressed Ctrl-C; whatever was half-done has been rolled back (exit 130).
+/// The signal that asked rlsctl to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// SIGINT (Ctrl-C): exit 130.
+    Interrupt,
+    /// SIGTERM (systemd, kill): exit 143.
+    Terminate,
+    /// SIGHUP (the terminal or SSH session went away): exit 129.
+    Hangup,
+}
+
+impl Stop {
+    /// The exit code, 128 + the signal number, as shells report it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Stop::Interrupt => 130,
+            Stop::Terminate => 143,
+            Stop::Hangup => 129,
+        }
+    }
+}
+
+/// Waits for SIGINT, SIGTERM or SIGHUP: every command stops the same clean way
+/// on each of them. Listening replaces the default action (dying on the spot),
+/// so this is polled from the start of the work.
+pub async fn stop_signal() -> Stop {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        // No signal driver: only Ctrl-C can be heard.
+        let _ = tokio::signal::ctrl_c().await;
+        return Stop::Interrupt;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => Stop::Interrupt,
+        _ = term.recv() => Stop::Terminate,
+        _ = hup.recv() => Stop::Hangup,
+    }
+}
+
+/// A signal stopped the command; whatever was half-done has been rolled back.
 #[derive(Debug)]
-pub struct Interrupted;
+pub struct Interrupted(pub Stop);
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("interrupted; nothing was committed")
+        let by = match self.0 {
+            Stop::Interrupt => "interrupted",
+            Stop::Terminate => "terminated (SIGTERM)",
+            Stop::Hangup => "hung up (SIGHUP)",
+        };
+        write!(f, "{by}; nothing was committed")
     }
 }
 
@@ -40,8 +87,6 @@ impl std::error::Error for Interrupted {}
 
 /// Exit code for "could not do its job".
 pub const EXIT_ERROR: u8 = 2;
-/// Exit code after Ctrl-C.
-pub const EXIT_INTERRUPTED: u8 = 130;
 
 /// Sets up logging, runs the command on a Tokio runtime and maps the result to an exit code.
 pub fn main_with(cli: cli::Cli) -> ExitCode {
@@ -65,7 +110,8 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
         Ok(Status::Problems) => ExitCode::from(1),
         Err(err) if err.downcast_ref::<Interrupted>().is_some() => {
             eprintln!("rlsctl: {err}");
-            ExitCode::from(EXIT_INTERRUPTED)
+            let stop = err.downcast_ref::<Interrupted>().map(|i| i.0);
+            ExitCode::from(stop.unwrap_or(Stop::Interrupt).exit_code())
         }
         Err(err) => {
             eprintln!("rlsctl: error: {err:#}");
@@ -89,17 +135,18 @@ pub async fn run(cli: cli::Cli) -> Result<Status> {
     }
 }
 
-/// Runs `work` until it ends or Ctrl-C arrives; on Ctrl-C the future is dropped
-/// (its connections close, so the server rolls back any open transaction) and
-/// `Interrupted` is returned.
+/// Runs `work` until it ends or a stop signal arrives (see [`stop_signal`]);
+/// then the statements in flight are cancelled, the future is dropped (its
+/// connections close, so the server rolls back any open transaction; a tunnel
+/// around it is closed by its owner) and `Interrupted` is returned.
 pub async fn until_interrupted<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    // Biased, signal first: the handler is installed before any work starts,
-    // so a Ctrl-C during a blocking step is still seen (and cleaned up after).
+    // Biased, signal first: the handlers are installed before any work starts,
+    // so a signal during a blocking step is still seen (and cleaned up after).
     tokio::select! {
         biased;
-        _ = tokio::signal::ctrl_c() => {
+        stop = stop_signal() => {
             db::cancel_all().await;
-            Err(Interrupted.into())
+            Err(Interrupted(stop).into())
         }
         result = work => result,
     }

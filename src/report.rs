@@ -58,7 +58,7 @@ impl Report {
         self.summary.failed == 0 && (!strict || self.summary.warnings == 0)
     }
 
-    /// The JSON document (DESIGN.md's public contract).
+    /// The JSON document (the public contract in docs/checks.md).
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }

@@ -39,3 +39,16 @@ REVOKE ALL ON SCHEMA rlsctl FROM {{app_role}}, {{admin_role}};
 REVOKE ALL ON rlsctl.break_glass_log FROM {{app_role}}, {{admin_role}};
 DROP ROLE IF EXISTS {{app_role}};
 DROP ROLE IF EXISTS {{admin_role}};
+
+-- step: log_break_glass
+-- Bound parameters: $1 schema, $2 tables, $3 reason.
+INSERT INTO rlsctl.break_glass_log (action, schema_name, tables, reason) VALUES ('disable', $1, $2, $3);
+
+-- step: close_break_glass
+UPDATE rlsctl.break_glass_log SET ended_at = now(), ended_by = session_user
+WHERE ended_at IS NULL AND action = 'disable' RETURNING schema_name, tables;
+
+-- step: log_uninstall
+-- Bound parameters: $1 schema, $2 reason.
+INSERT INTO rlsctl.break_glass_log (action, schema_name, tables, reason, ended_at, ended_by)
+VALUES ('uninstall', $1, ARRAY(SELECT table_name FROM rlsctl.tenant_tables WHERE schema_name = $1), $2, now(), session_user);

@@ -124,7 +124,7 @@ async fn disable(db: &Db, target: &Target, tables: &[String], reason: &str) -> R
         .await
         .doing("disabling row level security")?;
     db.execute(
-        "INSERT INTO rlsctl.break_glass_log (action, schema_name, tables, reason) VALUES ('disable', $1, $2, $3)",
+        &render("log_break_glass", &[]),
         &[&target.schema, &tables, &reason],
     )
     .await
@@ -140,17 +140,13 @@ async fn disable(db: &Db, target: &Target, tables: &[String], reason: &str) -> R
 /// Closes open disable entries and returns the (schema, table) pairs they covered.
 async fn close_entries(db: &Db) -> Result<(Vec<(String, String)>, i64)> {
     let rows = db
-        .query(
-            "UPDATE rlsctl.break_glass_log SET ended_at = now(), ended_by = session_user
-             WHERE ended_at IS NULL AND action = 'disable' RETURNING schema_name, tables",
-            &[],
-        )
+        .query(&render("close_break_glass", &[]), &[])
         .await
         .doing("closing the break-glass log entries")?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for row in &rows {
-        let schema: String = row.get(0);
-        for table in row.get::<_, Vec<String>>(1) {
+        let schema: String = row.get("schema_name");
+        for table in row.get::<_, Vec<String>>("tables") {
             pairs.push((schema.clone(), table));
         }
     }
@@ -234,13 +230,9 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
     db.simple(&sql.join("\n"))
         .await
         .doing("removing policies and grants")?;
-    db.execute(
-        "INSERT INTO rlsctl.break_glass_log (action, schema_name, tables, reason, ended_at, ended_by)
-         VALUES ('uninstall', $1, ARRAY(SELECT table_name FROM rlsctl.tenant_tables WHERE schema_name = $1), $2, now(), session_user)",
-        &[&target.schema, &reason],
-    )
-    .await
-    .doing("writing the break-glass log")?;
+    db.execute(&render("log_uninstall", &[]), &[&target.schema, &reason])
+        .await
+        .doing("writing the break-glass log")?;
     let values = [
         ("schema", quote_ident(&target.schema)),
         ("database", quote_ident(&db.info.name)),

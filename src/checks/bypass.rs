@@ -5,7 +5,7 @@
 use super::*;
 use crate::bundle::policy::scopes_to_tenant;
 use crate::bundle::sql::helper_body;
-use crate::config::Target;
+use crate::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION};
 use crate::db::quote_ident;
 use crate::inspect::{Function, Snapshot};
 
@@ -62,7 +62,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     );
     let helper = helper_body();
     let is_bundle_helper =
-        |f: &Function| f.schema == "rlsctl" && f.name == "null_tenant_counts" && f.source == helper;
+        |f: &Function| f.schema == BUNDLE_SCHEMA && f.name == HELPER_FUNCTION && f.source == helper;
     let problems = snap
         .functions
         .iter()

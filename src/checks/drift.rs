@@ -3,7 +3,7 @@
 use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006};
 use crate::bundle::policy::normalize;
 use crate::bundle::sql::helper_body;
-use crate::config::{Target, POLICY_NAME};
+use crate::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
 use crate::inspect::Snapshot;
 
 /// Every drift check, for skipping them together.
@@ -153,7 +153,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let helper = snap
         .functions
         .iter()
-        .find(|f| f.schema == "rlsctl" && f.name == "null_tenant_counts");
+        .find(|f| f.schema == BUNDLE_SCHEMA && f.name == HELPER_FUNCTION);
     let problem = match helper {
         None => Some("rlsctl.null_tenant_counts() is missing or no longer SECURITY DEFINER"),
         Some(f) if f.source != helper_body() => {

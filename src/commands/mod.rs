@@ -17,7 +17,7 @@ use crate::config::Target;
 use crate::db::{self, ConnectOptions, Db};
 use crate::tunnel::aws::AwsSettings;
 use crate::tunnel::{free_local_port, Tunnel, TunnelSettings};
-use crate::{until_interrupted, Interrupted};
+use crate::until_interrupted;
 
 /// Runs `work` with the connection settings. With `--via-ssm`, an ephemeral
 /// tunnel is opened on a free local port first, `work` connects through it
@@ -40,15 +40,13 @@ where
     if through.tls_server_name.is_none() {
         through.tls_server_name = conn.ssm.rds_endpoint.clone();
     }
-    let result = tokio::select! {
-        biased;
-        _ = tokio::signal::ctrl_c() => {
-            db::cancel_all().await;
-            Err(Interrupted.into())
+    let result = until_interrupted(async {
+        tokio::select! {
+            why = tunnel.exited() => Err(anyhow!("the SSM tunnel dropped during the command (nothing was committed unless reported): {why}")),
+            result = work(through) => result,
         }
-        why = tunnel.exited() => Err(anyhow!("the SSM tunnel dropped during the command (nothing was committed unless reported): {why}")),
-        result = work(through) => result,
-    };
+    })
+    .await;
     tunnel.close().await;
     result
 }

@@ -3,15 +3,14 @@
 use std::time::Duration;
 
 use anyhow::{bail, Result};
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::TunnelArgs;
 use crate::tunnel::Tunnel;
-use crate::{until_interrupted, Status};
+use crate::{stop_signal, until_interrupted, Status};
 
-/// Runs the tunnel until Ctrl-C or SIGTERM; with --reconnect, restarts dropped sessions.
+/// Runs the tunnel until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), then
+/// ends the session; with --reconnect, restarts dropped sessions.
 pub async fn run(args: TunnelArgs) -> Result<Status> {
-    let mut sigterm = signal(SignalKind::terminate())?;
     let mut drops = 0u32;
     loop {
         let mut tunnel = until_interrupted(Tunnel::open(
@@ -24,8 +23,8 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
             tunnel.local_port, tunnel.destination, tunnel.session_id
         );
         let dropped = tokio::select! {
-            _ = tokio::signal::ctrl_c() => None,
-            _ = sigterm.recv() => None,
+            biased;
+            _ = stop_signal() => None,
             why = tunnel.exited() => Some(why),
         };
         tunnel.close().await;
@@ -41,8 +40,8 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
         tracing::warn!("{why}");
         eprintln!("session dropped; reconnecting in {}s", wait.as_secs());
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(Status::Clean),
-            _ = sigterm.recv() => return Ok(Status::Clean),
+            biased;
+            _ = stop_signal() => return Ok(Status::Clean),
             _ = tokio::time::sleep(wait) => {}
         }
     }

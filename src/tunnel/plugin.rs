@@ -1,5 +1,9 @@
-//! The session-manager-plugin process, started exactly as the AWS CLI does
-//! (see shared/reference/session-manager-plugin.md).
+//! The session-manager-plugin process, started exactly as the AWS CLI does:
+//! the StartSession response (token included) handed over in an environment
+//! variable on plugins that support it (newer than 1.2.497.0; older ones
+//! take it as the first argument), then the region, the operation, the
+//! profile, the request and the SSM endpoint as arguments. SIGINT ends the
+//! session; its exit status says nothing, its output does.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
