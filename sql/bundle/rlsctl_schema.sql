@@ -78,6 +78,8 @@ BEGIN
     SELECT r.oid, r.rolsuper OR r.rolbypassrls INTO me, bypasses FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
     FOR t IN
         SELECT tt.schema_name, tt.table_name, tt.tenant_column, a.attnotnull, a.attnum IS NOT NULL AS has_column,
+               -- only asked where a count is needed: a NOT NULL column has no NULL rows
+               CASE WHEN a.attnotnull THEN NULL ELSE
                NOT c.relrowsecurity
                OR (EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
                            WHERE p.polrelid = c.oid AND p.polname = {{admin_policy}} AND p.polpermissive
@@ -85,7 +87,8 @@ BEGIN
                              AND pg_catalog.pg_get_expr(p.polqual, p.polrelid) = 'true')
                    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p, pg_catalog.unnest(p.polroles) pr(role)
                                    WHERE p.polrelid = c.oid AND NOT p.polpermissive AND p.polcmd IN ('*', 'r')
-                                     AND (pr.role = 0 OR pg_catalog.pg_has_role(me, pr.role, 'USAGE')))) AS sees_all
+                                     AND (pr.role = 0 OR pg_catalog.pg_has_role(me, pr.role, 'USAGE'))))
+               END AS sees_all
         FROM rlsctl.tenant_tables tt
         LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = tt.schema_name
         LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = tt.table_name

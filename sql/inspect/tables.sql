@@ -3,11 +3,18 @@
 WITH wanted AS (SELECT w.name, w.ord FROM unnest($2::text[]) WITH ORDINALITY AS w(name, ord)),
      roles AS (SELECT (SELECT oid FROM pg_roles WHERE rolname = $4) AS app,
                       (SELECT oid FROM pg_roles WHERE rolname = $5) AS admin),
+     -- sequences owned by the tables' columns, one row per table (a join, not a scan per table)
      sequences AS (
-         SELECT d.refobjid AS table_oid, sn.nspname::text AS schema, s.relname::text AS name, s.oid
+         SELECT d.refobjid AS table_oid,
+                array_agg(sn.nspname::text ORDER BY s.oid) AS schemas,
+                array_agg(s.relname::text ORDER BY s.oid) AS names,
+                array_agg(coalesce(has_sequence_privilege((SELECT app FROM roles), s.oid, 'USAGE'), false) ORDER BY s.oid) AS app_usage
          FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
          JOIN pg_namespace sn ON sn.oid = s.relnamespace
-         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
+           AND d.refobjid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                              WHERE n.nspname = $1 AND c.relname = ANY($2::text[]))
+         GROUP BY 1)
 SELECT w.name,
        c.oid IS NOT NULL AS exists,
        c.oid AS oid,
@@ -29,24 +36,13 @@ SELECT w.name,
        CASE WHEN (SELECT has_table_privilege(roles.app, c.oid, 'TRUNCATE, REFERENCES, TRIGGER') FROM roles)
             THEN ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) p, roles WHERE has_table_privilege(roles.app, c.oid, p))
             ELSE '{}' END AS app_forbidden_privileges,
-       ARRAY(SELECT s.schema FROM sequences s WHERE s.table_oid = c.oid ORDER BY s.oid) AS sequence_schemas,
-       ARRAY(SELECT s.name FROM sequences s WHERE s.table_oid = c.oid ORDER BY s.oid) AS sequence_names,
-       ARRAY(SELECT coalesce(has_sequence_privilege(roles.app, s.oid, 'USAGE'), false) FROM sequences s, roles
-             WHERE s.table_oid = c.oid ORDER BY s.oid) AS sequence_app_usage,
-       -- the session sees every row: RLS off, it bypasses RLS, or a policy USING (true)
-       -- applies to it and nothing restrictive narrows it (then its counts are real)
-       coalesce(has_table_privilege(c.oid, 'SELECT') AND (
-                NOT c.relrowsecurity
-                OR (pg_has_role(c.relowner, 'USAGE') AND NOT c.relforcerowsecurity)
-                OR (SELECT me.rolsuper OR me.rolbypassrls FROM pg_roles me WHERE me.rolname = current_user)
-                OR (EXISTS (SELECT 1 FROM pg_policy op, unnest(op.polroles) r
-                            WHERE op.polrelid = c.oid AND op.polpermissive AND op.polcmd IN ('*', 'r')
-                              AND (r = 0 OR pg_has_role(r, 'USAGE')) AND pg_get_expr(op.polqual, op.polrelid) = 'true')
-                    AND NOT EXISTS (SELECT 1 FROM pg_policy rp, unnest(rp.polroles) r
-                                    WHERE rp.polrelid = c.oid AND NOT rp.polpermissive AND rp.polcmd IN ('*', 'r')
-                                      AND (r = 0 OR pg_has_role(r, 'USAGE'))))), false) AS session_sees_all
+       coalesce(sq.schemas, '{}') AS sequence_schemas,
+       coalesce(sq.names, '{}') AS sequence_names,
+       coalesce(sq.app_usage, '{}') AS sequence_app_usage,
+       coalesce(has_table_privilege(c.oid, 'SELECT'), false) AS session_can_select
 FROM wanted w
 LEFT JOIN pg_namespace n ON n.nspname = $1
 LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name AND c.relkind IN ('r', 'p')
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
+LEFT JOIN sequences sq ON sq.table_oid = c.oid
 ORDER BY w.ord

@@ -221,7 +221,7 @@ async fn null_rows(db: &Db, target: &Target, snap: &Snapshot) -> Result<Vec<Null
         .tables
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.exists && t.has_column && t.session_sees_all)
+        .filter(|(_, t)| t.exists && t.has_column && snap.session_sees_all(t))
         .map(|(i, t)| {
             format!(
                 "SELECT {i}, count(*) FROM {} WHERE {} IS NULL",

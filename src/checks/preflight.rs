@@ -173,7 +173,7 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
     let hidden: Vec<&str> = snap
         .tables
         .iter()
-        .filter(|t| t.exists && t.has_column && !t.session_sees_all)
+        .filter(|t| t.exists && t.has_column && !snap.session_sees_all(t))
         .map(|t| t.display.as_str())
         .collect();
     if !hidden.is_empty() {

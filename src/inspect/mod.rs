@@ -126,9 +126,8 @@ pub struct Table {
     pub app_forbidden_privileges: Vec<String>,
     /// Sequences owned by its columns.
     pub sequences: Vec<Sequence>,
-    /// The session sees every row (RLS off, it bypasses RLS, or a policy
-    /// `USING (true)` applies to it and nothing restrictive): its counts are real.
-    pub session_sees_all: bool,
+    /// The session holds SELECT on it.
+    pub session_can_select: bool,
 }
 
 /// A policy on a table of the schema or on a child of a tenant table.
@@ -146,6 +145,8 @@ pub struct Policy {
     pub roles: Vec<String>,
     /// It applies to the app role (directly, through membership, or PUBLIC).
     pub applies_to_app: bool,
+    /// It applies to the session (whose privileges it has, or PUBLIC).
+    pub applies_to_session: bool,
     /// USING, deparsed.
     pub using: Option<String>,
     /// WITH CHECK, deparsed.
@@ -315,6 +316,31 @@ impl Snapshot {
     pub fn reindexed(mut self) -> Self {
         self.policies_by_table = index_by_table(&self.policies);
         self
+    }
+
+    /// Whether the session sees every row of `table`: it may SELECT, and RLS is
+    /// off, or it bypasses RLS (superuser, BYPASSRLS, the owner without FORCE),
+    /// or a permissive policy `USING (true)` applies to it and no restrictive
+    /// one narrows it. Then its counts of the table are real.
+    pub fn session_sees_all(&self, table: &Table) -> bool {
+        let s = &self.session;
+        if !table.session_can_select {
+            return false;
+        }
+        if !table.rls || s.superuser || s.bypassrls || (table.session_owns && !table.force) {
+            return true;
+        }
+        let reads = |p: &&Policy| p.applies_to_session && matches!(p.cmd.as_str(), "*" | "r");
+        let mut policies = self.policies_on(&table.display).filter(reads);
+        let (mut open, mut narrowed) = (false, false);
+        for p in policies.by_ref() {
+            if p.permissive {
+                open |= p.using.as_deref() == Some("true");
+            } else {
+                narrowed = true;
+            }
+        }
+        open && !narrowed
     }
 
     /// Whether the server is PostgreSQL 16 or newer (role rules changed there).

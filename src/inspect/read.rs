@@ -27,6 +27,13 @@ const POLICIES: &str = include_str!("../../sql/inspect/policies.sql");
 const CHILDREN: &str = include_str!("../../sql/inspect/children.sql");
 const RELATIONS: &str = include_str!("../../sql/inspect/relations.sql");
 
+/// The stored tree of the constant `true` at any source position, as every
+/// supported major writes it, as a LIKE pattern (a top-level CONST holds no
+/// other node, so `%` can only match the position). Anything else is deparsed.
+const TRUE_TREE: &str =
+    "{CONST :consttype 16 :consttypmod -1 :constcollid 0 :constlen 1 :constbyval true \
+:constisnull false :location % :constvalue 1 [ 1 0 0 0 0 0 0 0 ]}";
+
 /// The policy read, deparsing every expression or reusing the registry's text
 /// for an isolation policy whose stored tree is unchanged since apply.
 fn policies_sql(with_registry: bool) -> String {
@@ -47,6 +54,7 @@ fn policies_sql(with_registry: bool) -> String {
         )
     };
     let body = POLICIES
+        .replace("{{true_tree}}", &crate::db::quote_literal(TRUE_TREE))
         .replace("{{using}}", using)
         .replace("{{check}}", check)
         .replace("{{registry_join}}", &join);
@@ -289,7 +297,7 @@ fn table_from(row: &Row, target: &Target) -> Table {
                 app_usage,
             })
             .collect(),
-        session_sees_all: row.get("session_sees_all"),
+        session_can_select: row.get("session_can_select"),
     }
 }
 
@@ -301,6 +309,7 @@ fn policy_from(row: &Row) -> Policy {
         permissive: row.get("permissive"),
         roles: row.get("roles"),
         applies_to_app: row.get("applies_to_app"),
+        applies_to_session: row.get("applies_to_session"),
         using: row.get("using_expr"),
         check: row.get("check_expr"),
     }
