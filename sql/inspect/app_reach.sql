@@ -1,5 +1,8 @@
--- What the app role reaches: roles past RLS through membership (transitively),
--- and defaults of the tenant setting that give it a tenant before it sets one.
+-- What the app role reaches: roles past RLS through membership (transitively,
+-- INHERIT or not: a member can SET ROLE), roles with CREATEROLE, defaults of
+-- the tenant setting that give it a tenant before it sets one (setting names
+-- are case-insensitive), and default privileges that will hand it TRUNCATE,
+-- REFERENCES or TRIGGER on future tables.
 -- $1: the app role; $2: the tenant setting; $3: the break-glass role.
 WITH RECURSIVE app AS (SELECT oid FROM pg_roles WHERE rolname = $1),
 reach(oid, path) AS (
@@ -9,12 +12,28 @@ reach(oid, path) AS (
     WHERE NOT m.roleid = ANY(r.path))
 SELECT ARRAY(SELECT DISTINCT g.rolname::text FROM reach JOIN pg_roles g ON g.oid = reach.oid
              WHERE g.rolsuper OR g.rolbypassrls OR g.rolname = $3 ORDER BY 1) AS bypass_memberships,
+       ARRAY(SELECT g.rolname::text FROM pg_roles g
+             WHERE g.rolcreaterole AND (g.oid IN (SELECT oid FROM app) OR g.oid IN (SELECT oid FROM reach))
+             ORDER BY 1) AS createrole_roles,
+       ARRAY(SELECT format('%s for objects of %s%s: %s', CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE $1 END,
+                           pg_get_userbyid(da.defaclrole),
+                           CASE WHEN da.defaclnamespace = 0 THEN '' ELSE ' in schema ' || da.defaclnamespace::regnamespace::text END,
+                           string_agg(DISTINCT x.privilege_type, ', ' ORDER BY x.privilege_type))
+             FROM pg_default_acl da, aclexplode(da.defaclacl) x
+             WHERE da.defaclobjtype = 'r' AND x.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER')
+               AND (x.grantee = 0 OR x.grantee IN (SELECT oid FROM app))
+             GROUP BY x.grantee, da.defaclrole, da.defaclnamespace ORDER BY 1) AS default_privileges,
+       -- role and database defaults, case-insensitive names
        ARRAY(SELECT CASE WHEN s.setrole = 0 THEN 'database ' || coalesce(d.datname::text, '?')
                          ELSE 'role ' || pg_get_userbyid(s.setrole)::text
                               || CASE WHEN s.setdatabase = 0 THEN '' ELSE ' in database ' || coalesce(d.datname::text, '?') END
                     END || ': ' || c
              FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c
-             WHERE c LIKE $2 || '=%'
+             WHERE lower(split_part(c, '=', 1)) = lower($2)
                AND (s.setrole = (SELECT oid FROM app) OR s.setrole = 0)
                AND (s.setdatabase = 0 OR s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database()))
-             ORDER BY 1) AS setting_defaults
+             ORDER BY 1) AS setting_defaults,
+       -- what this session started with, before rlsctl set anything: a value here
+       -- that no role or database default explains comes from postgresql.conf (a
+       -- parameter group on RDS) or the connection's options
+       coalesce(current_setting($2, true), '') AS session_start_value

@@ -3,7 +3,11 @@
 -- policy whose stored tree is unchanged since apply reuses the text apply
 -- recorded: {{using}}, {{check}} and {{registry_join}} are filled accordingly.
 -- The constant `true` (the break-glass policy) is recognized from its stored
--- tree without deparsing.
+-- tree without deparsing. `*_builtin` say an expression's structure is sound:
+-- every operator, function and type in it is built in (or the tenant column's
+-- type) and every column it reads is the tenant column — the text alone can be
+-- made to look right (a quoted "TENANT_ID", a user-defined `=`). A tree the
+-- registry recorded when apply made the policy is sound by construction.
 SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
        p.polname::text AS name,
        p.polcmd::text AS cmd,
@@ -12,7 +16,19 @@ SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
        EXISTS (SELECT 1 FROM unnest(p.polroles) r, app WHERE r = 0 OR pg_has_role(app.oid, r, 'MEMBER')) AS applies_to_app,
        EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE r = 0 OR pg_has_role(r, 'USAGE')) AS applies_to_session,
        CASE WHEN p.polqual::text LIKE {{true_tree}} THEN 'true' ELSE {{using}} END AS using_expr,
-       CASE WHEN p.polwithcheck::text LIKE {{true_tree}} THEN 'true' ELSE {{check}} END AS check_expr
-FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace {{registry_join}}
-WHERE n.nspname = $1 OR p.polrelid IN (SELECT oid FROM kids)
+       CASE WHEN p.polwithcheck::text LIKE {{true_tree}} THEN 'true' ELSE {{check}} END AS check_expr,
+       CASE WHEN {{using_recorded}} THEN true ELSE
+           NOT EXISTS (SELECT 1 FROM regexp_matches(p.polqual::text, ':(opno|opfuncid|funcid|resulttype|consttype) ([0-9]+)', 'g') m
+                       WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM ta.atttypid)
+           AND NOT EXISTS (SELECT 1 FROM regexp_matches(p.polqual::text, ':varattno (-?[0-9]+)', 'g') m
+                           WHERE m[1]::int IS DISTINCT FROM ta.attnum) END AS using_builtin,
+       CASE WHEN {{check_recorded}} THEN true ELSE
+           NOT EXISTS (SELECT 1 FROM regexp_matches(p.polwithcheck::text, ':(opno|opfuncid|funcid|resulttype|consttype) ([0-9]+)', 'g') m
+                       WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM ta.atttypid)
+           AND NOT EXISTS (SELECT 1 FROM regexp_matches(p.polwithcheck::text, ':varattno (-?[0-9]+)', 'g') m
+                           WHERE m[1]::int IS DISTINCT FROM ta.attnum) END AS check_builtin
+FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_attribute ta ON ta.attrelid = p.polrelid AND ta.attname = $2 AND ta.attnum > 0 AND NOT ta.attisdropped
+{{registry_join}}
+WHERE n.nspname = $1 OR p.polrelid IN (SELECT oid FROM kids) OR p.polrelid IN (SELECT oid FROM with_column)
 ORDER BY 1, 2

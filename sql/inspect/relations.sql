@@ -1,5 +1,5 @@
 -- Views (through views), materialized views and foreign tables over tenant
--- tables or with the tenant column that the app role can read.
+-- tables or with the tenant column, and whether the app role can read them.
 , deps(view_oid, base_oid, path) AS (
     SELECT r.ev_class, d.refobjid, ARRAY[r.ev_class]
     FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
@@ -24,7 +24,8 @@ SELECT format('%s.%s', n.nspname, v.relname) AS name,
        coalesce((SELECT lower(option_value) IN ('true', 'on', '1', 'yes') FROM pg_options_to_table(v.reloptions)
                  WHERE option_name = 'security_invoker'), false) AS security_invoker,
        ARRAY(SELECT format('%s.%s', bn.nspname, b.relname) FROM pg_class b JOIN pg_namespace bn ON bn.oid = b.relnamespace
-             WHERE b.oid = ANY(x.bases) ORDER BY 1) AS reads
-FROM readers x JOIN pg_class v ON v.oid = x.oid JOIN pg_namespace n ON n.oid = v.relnamespace JOIN pg_roles o ON o.oid = v.relowner, app
-WHERE has_table_privilege(app.oid, v.oid, 'SELECT')
+             WHERE b.oid = ANY(x.bases) ORDER BY 1) AS reads,
+       v.relname::text AS bare_name,
+       coalesce((SELECT has_table_privilege(app.oid, v.oid, 'SELECT') FROM app), false) AS app_can_select
+FROM readers x JOIN pg_class v ON v.oid = x.oid JOIN pg_namespace n ON n.oid = v.relnamespace JOIN pg_roles o ON o.oid = v.relowner
 ORDER BY 1

@@ -32,9 +32,17 @@ SELECT w.name,
        ARRAY(SELECT x.privilege_type::text FROM aclexplode(c.relacl) x WHERE x.grantee = 0 ORDER BY 1) AS public_privileges,
        ARRAY(SELECT x.privilege_type::text FROM aclexplode(c.relacl) x, roles WHERE x.grantee = roles.app ORDER BY 1) AS app_privileges,
        ARRAY(SELECT x.privilege_type::text FROM aclexplode(c.relacl) x, roles WHERE x.grantee = roles.admin ORDER BY 1) AS admin_privileges,
-       -- directly, through membership or PUBLIC
-       CASE WHEN (SELECT has_table_privilege(roles.app, c.oid, 'TRUNCATE, REFERENCES, TRIGGER') FROM roles)
+       -- directly, through membership or PUBLIC; REFERENCES on some columns counts
+       -- too (foreign-key checks ignore RLS, so it probes other tenants' keys)
+       CASE WHEN (SELECT has_table_privilege(roles.app, c.oid, 'TRUNCATE, REFERENCES, TRIGGER')
+                         OR has_any_column_privilege(roles.app, c.oid, 'REFERENCES') FROM roles)
             THEN ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) p, roles WHERE has_table_privilege(roles.app, c.oid, p))
+                 || ARRAY(SELECT 'REFERENCES (columns ' || string_agg(a2.attname::text, ', ' ORDER BY a2.attnum) || ')'
+                          FROM pg_attribute a2, roles
+                          WHERE a2.attrelid = c.oid AND a2.attnum > 0 AND NOT a2.attisdropped
+                            AND NOT has_table_privilege(roles.app, c.oid, 'REFERENCES')
+                            AND has_column_privilege(roles.app, c.oid, a2.attnum, 'REFERENCES')
+                          HAVING count(*) > 0)
             ELSE '{}' END AS app_forbidden_privileges,
        coalesce(sq.schemas, '{}') AS sequence_schemas,
        coalesce(sq.names, '{}') AS sequence_names,

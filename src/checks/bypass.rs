@@ -3,7 +3,6 @@
 //! DEFINER and LEAKPROOF functions, children queried directly.
 
 use super::*;
-use crate::bundle::policy::scopes_to_tenant;
 use crate::bundle::sql::helper_body;
 use crate::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION};
 use crate::db::quote_ident;
@@ -15,7 +14,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let views = snap
         .relations
         .iter()
-        .filter(|r| r.relkind == "v" && !r.security_invoker && r.owner_bypasses)
+        .filter(|r| r.app_can_select && r.relkind == "v" && !r.security_invoker && r.owner_bypasses)
         .map(|r| {
             Finding::problem(
                 &BYP001,
@@ -37,7 +36,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let stored = snap
         .relations
         .iter()
-        .filter(|r| r.relkind == "m" || r.relkind == "f")
+        .filter(|r| r.app_can_select && (r.relkind == "m" || r.relkind == "f"))
         .map(|r| {
             let what = if r.relkind == "m" {
                 "materialized view"
@@ -67,22 +66,12 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         .functions
         .iter()
         .filter(|f| f.security_definer && f.app_can_execute && !is_bundle_helper(f))
-        .filter_map(|f| {
-            let read: Vec<&str> = snap.tables.iter().filter(|t| mentions(&f.source, &t.name)).map(|t| t.display.as_str()).collect();
-            (!read.is_empty()).then(|| {
-                Finding::problem(
-                    &BYP003,
-                    f.signature.clone(),
-                    format!("{app} can execute SECURITY DEFINER {} which reads {}: it runs as its owner, not under {app}'s policies", f.signature, read.join(", ")),
-                    format!("REVOKE EXECUTE ON FUNCTION {} FROM {}, PUBLIC; or make it SECURITY INVOKER", f.signature, quote_ident(app)),
-                )
-            })
-        })
+        .filter_map(|f| definer_finding(snap, target, f))
         .collect();
     findings.check(
         &BYP003,
         problems,
-        "no SECURITY DEFINER function executable by the app role reads tenant tables",
+        "no SECURITY DEFINER function executable by the app role can read tenant rows past RLS",
     );
     let problems = snap
         .functions
@@ -121,7 +110,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         .iter()
         .filter_map(|c| {
             let policy = snap.policies_on(&c.name).any(|p| {
-                p.permissive && p.applies_to_app && p.using.as_deref().is_some_and(|e| scopes_to_tenant(e, &target.tenant_column, &target.tenant_setting))
+                p.permissive && p.applies_to_app && p.scopes_reads(&target.tenant_column, &target.tenant_setting)
             });
             let mut missing = Vec::new();
             if !c.rls {
@@ -144,6 +133,136 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         })
         .collect();
     findings.check(&BYP006, problems, "children of tenant tables enforce RLS");
+}
+
+/// The marker that records a review of a SECURITY DEFINER function in its
+/// comment: `rlsctl:reviewed sha256=<hex of its source>`. A changed body no
+/// longer matches, so monitor reports it again.
+pub const REVIEWED_MARKER: &str = "rlsctl:reviewed sha256=";
+
+/// The marker for `source`, as a reviewer puts it in the function's comment.
+pub fn reviewed_marker(source: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "{REVIEWED_MARKER}{}",
+        hex::encode(Sha256::digest(source.as_bytes()))
+    )
+}
+
+/// BYP003 for one SECURITY DEFINER function the app role may execute.
+///
+/// Its body runs with its owner's rights. When the owner reads tenant rows
+/// past RLS, the function must be shown free of tenant-table access — plain
+/// SQL or PL/pgSQL with no dynamic SQL, no mention of a tenant table, a child
+/// of one, a relation over them or with the tenant column, and no call to
+/// another user function — or carry a review marker matching its source.
+/// When the owner does not, it reads under its owner's policies; naming a
+/// tenant table is still reported.
+fn definer_finding(snap: &Snapshot, target: &Target, f: &Function) -> Option<Finding> {
+    let app = &target.app_role;
+    let remedy = format!(
+        "REVOKE EXECUTE ON FUNCTION {sig} FROM {app}, PUBLIC; or make it SECURITY INVOKER; or, once reviewed, \
+         COMMENT ON FUNCTION {sig} IS '{marker}'",
+        sig = f.signature,
+        app = quote_ident(app),
+        marker = reviewed_marker(&f.source),
+    );
+    let reads: Vec<&str> = tenant_relations(snap)
+        .filter(|(bare, _)| mentions(&f.source, bare))
+        .map(|(_, shown)| shown)
+        .collect();
+    if !f.owner_reaches_rows {
+        return (!reads.is_empty()).then(|| {
+            Finding::problem(
+                &BYP003,
+                f.signature.clone(),
+                format!("{app} can execute SECURITY DEFINER {} which reads {}: it runs as its owner {}, not under {app}'s policies", f.signature, reads.join(", "), f.owner),
+                remedy.clone(),
+            )
+        });
+    }
+    if let Some(at) = f.comment.find(REVIEWED_MARKER) {
+        let hash = f.comment[at + REVIEWED_MARKER.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default();
+        let recorded = format!("{REVIEWED_MARKER}{hash}");
+        return (recorded != reviewed_marker(&f.source)).then(|| {
+            Finding::problem(
+                &BYP003,
+                f.signature.clone(),
+                format!("SECURITY DEFINER {} was marked reviewed, but its body changed since: review it again", f.signature),
+                remedy.clone(),
+            )
+        });
+    }
+    let mut why: Vec<String> = Vec::new();
+    if !matches!(f.language.as_str(), "sql" | "plpgsql") {
+        why.push(format!(
+            "it is written in {}, whose body cannot be read",
+            f.language
+        ));
+    }
+    if mentions(&f.source, "execute") {
+        why.push("it runs dynamic SQL (EXECUTE)".into());
+    }
+    if !reads.is_empty() {
+        why.push(format!("it reads {}", reads.join(", ")));
+    }
+    let calls: Vec<&str> = f
+        .user_functions
+        .iter()
+        .filter(|name| **name != f.name && mentions(&f.source, name))
+        .map(String::as_str)
+        .collect();
+    if !calls.is_empty() {
+        why.push(format!(
+            "it calls {}, which run with its rights too",
+            calls.join(", ")
+        ));
+    }
+    (!why.is_empty()).then(|| {
+        Finding::problem(
+            &BYP003,
+            f.signature.clone(),
+            format!(
+                "{app} can execute SECURITY DEFINER {}, owned by {}, who reads tenant rows past RLS, and it cannot be shown free of tenant-table access: {}",
+                f.signature,
+                f.owner,
+                why.join("; ")
+            ),
+            remedy,
+        )
+    })
+}
+
+/// Every relation a function body might read tenant rows through, as (bare
+/// name to look for, name to show): the tenant tables, their children, tables
+/// with the tenant column, and views and materialized views over them.
+fn tenant_relations(snap: &Snapshot) -> impl Iterator<Item = (&str, &str)> {
+    snap.tables
+        .iter()
+        .map(|t| (t.name.as_str(), t.display.as_str()))
+        .chain(
+            snap.children
+                .iter()
+                .map(|c| (after_dot(&c.name), c.name.as_str())),
+        )
+        .chain(
+            snap.uncovered
+                .iter()
+                .map(|(n, _)| (after_dot(n), n.as_str())),
+        )
+        .chain(
+            snap.relations
+                .iter()
+                .map(|r| (r.bare_name.as_str(), r.name.as_str())),
+        )
+}
+
+/// `table` of `schema.table`.
+fn after_dot(name: &str) -> &str {
+    name.split_once('.').map(|(_, t)| t).unwrap_or(name)
 }
 
 /// Whether `source` mentions `table` as a whole word (case-insensitive).

@@ -3,7 +3,6 @@
 //! covered, no row invisible to every tenant.
 
 use super::*;
-use crate::bundle::policy::scopes_to_tenant;
 use crate::config::Target;
 use crate::db::{qualified, quote_ident, quote_literal};
 use crate::inspect::{Policy, Snapshot};
@@ -55,26 +54,39 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             continue;
         }
         let own: Vec<&Policy> = snap.policies_on(&t.display).collect();
-        let scoped = |e: &Option<String>| {
-            e.as_deref()
-                .is_some_and(|e| scopes_to_tenant(e, column, setting))
-        };
+
         let isolates = own.iter().any(|p| {
             p.permissive
                 && p.applies_to_app
                 && matches!(p.cmd.as_str(), "*" | "r")
-                && scoped(&p.using)
+                && p.scopes_reads(column, setting)
         });
         if !isolates {
+            let lookalike = own.iter().find(|p| {
+                !p.using_builtin
+                    && p.using.as_deref().is_some_and(|u| {
+                        crate::bundle::policy::scopes_to_tenant(u, column, setting)
+                    })
+            });
+            let detail = match lookalike {
+                Some(p) => format!(
+                    "policy {} reads like the isolation predicate but is not: it compares another column, or uses a user-defined operator, function or type",
+                    p.name
+                ),
+                None => format!(
+                    "no permissive policy for {} restricts reads to {column} = current_setting('{setting}')",
+                    target.app_role
+                ),
+            };
             using.push(Finding::problem(
                 &RLS003,
                 t.display.clone(),
-                format!("no permissive policy for {} restricts reads to {column} = current_setting('{setting}')", target.app_role),
+                detail,
                 "rlsctl apply (installs the tenant_isolation policy)",
             ));
         }
         for p in own.iter().filter(|p| p.permissive && p.applies_to_app) {
-            if writes(&p.cmd) && !scoped(&p.check) {
+            if writes(&p.cmd) && !p.scopes_writes(column, setting) {
                 let found = p.check.clone().unwrap_or_else(|| "no WITH CHECK".into());
                 check.push(Finding::problem(
                     &RLS004,
@@ -83,8 +95,9 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
                     format!("ALTER POLICY {} ON {sql_name} WITH CHECK ({column} = (SELECT NULLIF(current_setting({}, true), '')::...))", quote_ident(&p.name), quote_literal(setting)),
                 ));
             }
-            let reads_widely = p.cmd != "a" && !scoped(&p.using);
-            let writes_widely = writes(&p.cmd) && p.check.is_some() && !scoped(&p.check);
+            let reads_widely = p.cmd != "a" && !p.scopes_reads(column, setting);
+            let writes_widely =
+                writes(&p.cmd) && p.check.is_some() && !p.scopes_writes(column, setting);
             if reads_widely || writes_widely {
                 let expr = if reads_widely {
                     p.using.clone()
@@ -127,7 +140,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             let scoped = snap.policies_on(name).any(|p| {
                 p.permissive
                     && p.applies_to_app
-                    && p.using.as_deref().is_some_and(|u| scopes_to_tenant(u, column, setting))
+                    && p.scopes_reads(column, setting)
             });
             !(*forced && scoped)
         })
@@ -136,14 +149,17 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
                 &RLS006,
                 name.clone(),
                 format!("{name} has a {column} column but is not a configured tenant table, and no forced RLS policy isolates it"),
-                "add it to RLSCTL_TENANT_TABLES and run rlsctl apply",
+                "add it to RLSCTL_TENANT_TABLES (its schema's tables with --schema) and run rlsctl apply, or revoke the app role's access",
             )
         })
         .collect();
     findings.check(
         &RLS006,
         problems,
-        format!("every table in {} with {column} is covered", target.schema),
+        format!(
+            "every table with {column} in {} or readable by {} is covered",
+            target.schema, target.app_role
+        ),
     );
 
     match &snap.bundle.null_counts {

@@ -54,6 +54,14 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
                         "WITH CHECK changed from {installed_check} to {}",
                         p.check.clone().unwrap_or_else(|| "nothing".into())
                     ))
+                } else if !p.using_builtin || !p.check_builtin {
+                    Some("the policy's text is as installed but its structure is not: it compares another column, or uses a user-defined operator, function or type".to_string())
+                } else if p.roles != [target.app_role.clone()] {
+                    Some(format!(
+                        "the policy now applies to {} instead of {}",
+                        p.roles.join(", "),
+                        target.app_role
+                    ))
                 } else if !p.permissive || p.cmd != "*" {
                     Some("the policy is no longer PERMISSIVE FOR ALL".to_string())
                 } else {

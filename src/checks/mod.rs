@@ -88,8 +88,10 @@ catalogue! {
     ROLE003 = "ROLE003", Error, Catalog, "The app role does not have BYPASSRLS";
     ROLE004 = "ROLE004", Error, Catalog, "The app role cannot reach a superuser, BYPASSRLS or the break-glass role through membership";
     ROLE005 = "ROLE005", Error, Catalog, "The app role owns no tenant table that lacks FORCE ROW LEVEL SECURITY";
-    ROLE006 = "ROLE006", Error, Catalog, "No role or database default for the tenant setting";
-    ROLE007 = "ROLE007", Error, Catalog, "The app role has no TRUNCATE, REFERENCES or TRIGGER on tenant tables";
+    ROLE006 = "ROLE006", Error, Catalog, "No role, database or server default for the tenant setting";
+    ROLE007 = "ROLE007", Error, Catalog, "The app role has no TRUNCATE, REFERENCES or TRIGGER on tenant tables, now or by default";
+    ROLE008 = "ROLE008", Error, Catalog, "The app role cannot reach the owner of a tenant table";
+    ROLE009 = "ROLE009", Error, Catalog, "Neither the app role nor any role it reaches has CREATEROLE";
     RLS001 = "RLS001", Error, Catalog, "ROW LEVEL SECURITY enabled on every tenant table";
     RLS002 = "RLS002", Error, Catalog, "FORCE ROW LEVEL SECURITY on every tenant table";
     RLS003 = "RLS003", Error, Catalog, "An isolation policy scopes reads by the tenant column to the tenant setting";
@@ -99,7 +101,7 @@ catalogue! {
     RLS007 = "RLS007", Error, Catalog, "No row has a NULL tenant column";
     BYP001 = "BYP001", Error, Catalog, "No view readable by the app role exposes tenant tables with its owner's rights";
     BYP002 = "BYP002", Error, Catalog, "No materialized view or foreign table with tenant data is readable by the app role";
-    BYP003 = "BYP003", Error, Catalog, "No SECURITY DEFINER function executable by the app role reads tenant tables";
+    BYP003 = "BYP003", Error, Catalog, "No SECURITY DEFINER function executable by the app role can read tenant rows past RLS, unless reviewed";
     BYP004 = "BYP004", Error, Catalog, "Every SECURITY DEFINER function pins its search_path";
     BYP005 = "BYP005", Error, Catalog, "No user-defined LEAKPROOF function";
     BYP006 = "BYP006", Error, Catalog, "Partitions and inheritance children of tenant tables enforce RLS themselves";

@@ -90,6 +90,7 @@ pub async fn run(
         let mut problems = Vec::new();
         let mut seen = 0i64;
         for id in &probe_tenants {
+            let mut seen_by_tenant = 0i64;
             db.begin().await?;
             tenant::set_local(db, setting, id).await?;
             let sql = tables
@@ -108,6 +109,7 @@ pub async fn run(
             for row in rows? {
                 let (i, visible, foreign): (i32, i64, i64) = (row.get(0), row.get(1), row.get(2));
                 seen += visible;
+                seen_by_tenant += visible;
                 if foreign > 0 {
                     problems.push(Finding::problem(
                         &PRB002,
@@ -116,6 +118,16 @@ pub async fn run(
                         "fix the policies (see the RLS checks), then rlsctl apply",
                     ));
                 }
+            }
+            // A tenant that sees nothing proves nothing: a mistyped id, or a
+            // policy that hides everything, would pass.
+            if !tenants.is_empty() && seen_by_tenant == 0 {
+                problems.push(Finding::problem(
+                    &PRB002,
+                    shorten(id),
+                    format!("under tenant {}, no row of any tenant table is visible: isolation is not shown (a mistyped id, or a policy that hides everything)", shorten(id)),
+                    "pass tenant ids that own rows: --tenant A --tenant B",
+                ));
             }
         }
         if !problems.is_empty() {

@@ -6,7 +6,7 @@ use crate::config::Target;
 use crate::db::{qualified, quote_ident};
 use crate::inspect::Snapshot;
 
-/// ROLE001 (with `session_check`, for verify) to ROLE007.
+/// ROLE001 (with `session_check`, for verify) to ROLE009.
 pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut Findings) {
     let app = &target.app_role;
     if session_check {
@@ -27,7 +27,7 @@ pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut
     }
     if !snap.app.exists {
         let reason = format!("role {app} does not exist (run rlsctl apply)");
-        for check in [ROLE002, ROLE003, ROLE004, ROLE006] {
+        for check in [ROLE002, ROLE003, ROLE004, ROLE006, ROLE009] {
             findings.push(Finding::problem(
                 &check,
                 app.clone(),
@@ -124,7 +124,7 @@ pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut
         problems,
         format!("{app} owns no unforced tenant table"),
     );
-    let problems = snap
+    let mut problems: Vec<Finding> = snap
         .tables
         .iter()
         .filter(|t| !t.app_forbidden_privileges.is_empty())
@@ -138,9 +138,89 @@ pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut
             )
         })
         .collect();
+    problems.extend(snap.app_reach.default_privileges.iter().map(|d| {
+        Finding::problem(
+            &ROLE007,
+            d.clone(),
+            format!("default privileges grant {d} on every table created later: a new tenant table would come with them"),
+            "ALTER DEFAULT PRIVILEGES FOR ROLE <owner> [IN SCHEMA <schema>] REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLES FROM <grantee>",
+        )
+    }));
     findings.check(
         &ROLE007,
         problems,
         "no TRUNCATE, REFERENCES or TRIGGER for the app role",
     );
+
+    // ROLE008: whoever owns a table can ALTER TABLE ... DISABLE ROW LEVEL
+    // SECURITY, FORCE or not; membership is followed however it was granted
+    // (INHERIT or not: a member can SET ROLE).
+    let problems = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.app_owns)
+        .map(|t| {
+            let owner = t.owner.clone().unwrap_or_default();
+            let how = if owner == *app {
+                format!("{app} owns {}", t.display)
+            } else {
+                format!(
+                    "{app} is a member (directly or transitively) of {owner}, the owner of {}",
+                    t.display
+                )
+            };
+            Finding::problem(
+                &ROLE008,
+                t.display.clone(),
+                format!(
+                    "{how}: it can turn RLS off with ALTER TABLE ... DISABLE ROW LEVEL SECURITY"
+                ),
+                if owner == *app {
+                    format!(
+                        "ALTER TABLE {} OWNER TO <a role the app cannot reach>",
+                        qualified(&target.schema, &t.name)
+                    )
+                } else {
+                    format!(
+                        "REVOKE {} FROM {} (on the membership path)",
+                        quote_ident(&owner),
+                        quote_ident(app)
+                    )
+                },
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE008,
+        problems,
+        format!("{app} cannot reach the owner of any tenant table"),
+    );
+
+    // ROLE009: CREATEROLE can grant itself roles (on PostgreSQL 15 and older any
+    // non-superuser role: the break-glass role, a table's owner).
+    if snap.app.exists {
+        let problems = snap
+            .app_reach
+            .createrole_roles
+            .iter()
+            .map(|role| {
+                let detail = if role == app {
+                    format!("{app} has CREATEROLE: it can grant itself other roles (any non-superuser one on PostgreSQL 15 and older)")
+                } else {
+                    format!("{app} reaches {role}, which has CREATEROLE: through it, it can grant itself other roles")
+                };
+                Finding::problem(
+                    &ROLE009,
+                    role.clone(),
+                    detail,
+                    format!("ALTER ROLE {} NOCREATEROLE", quote_ident(role)),
+                )
+            })
+            .collect();
+        findings.check(
+            &ROLE009,
+            problems,
+            format!("neither {app} nor any role it reaches has CREATEROLE"),
+        );
+    }
 }

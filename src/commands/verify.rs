@@ -5,7 +5,7 @@ use anyhow::Result;
 use crate::checks::{self, Findings};
 use crate::cli::{Format, VerifyArgs};
 use crate::config::Target;
-use crate::db::Db;
+use crate::db::{Db, DbResultExt};
 use crate::inspect::{Reads, Snapshot};
 use crate::report::Report;
 use crate::Status;
@@ -36,6 +36,9 @@ pub async fn verify(
     tenants: &[String],
     app_url: Option<&str>,
 ) -> Result<Report> {
+    db.pin_search_path()
+        .await
+        .doing("pinning the search_path")?;
     let snapshot = Snapshot::read(db, target, Reads { null_counts: true }).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);

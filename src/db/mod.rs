@@ -327,6 +327,16 @@ impl Db {
         self.client.query(statement, params).await
     }
 
+    /// Pins the session's search_path to the system catalog, so the checks'
+    /// SQL resolves every name there: functions, operators or tables planted in
+    /// a schema the inspected role controls (or `ALTER ROLE ... SET
+    /// search_path` on it) cannot stand in for them.
+    pub async fn pin_search_path(&self) -> Result<(), tokio_postgres::Error> {
+        self.simple("SET search_path = pg_catalog, pg_temp")
+            .await
+            .map(|_| ())
+    }
+
     /// Starts a transaction.
     pub async fn begin(&self) -> Result<(), tokio_postgres::Error> {
         self.simple("BEGIN").await.map(|_| ())

@@ -36,7 +36,12 @@ pub async fn execute_in_savepoint(
     Ok(outcome)
 }
 
-/// True when the error is the denial RLS gives (42501 insufficient_privilege).
+/// True when the error is the denial row security gives: 42501
+/// insufficient_privilege with "new row violates row-level security policy".
+/// Other 42501s (a missing sequence grant, a column privilege) prove nothing
+/// about isolation.
 pub fn is_rls_denial(err: &tokio_postgres::Error) -> bool {
-    err.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
+    err.as_db_error().is_some_and(|e| {
+        *e.code() == SqlState::INSUFFICIENT_PRIVILEGE && e.message().contains("row-level security")
+    })
 }

@@ -74,8 +74,13 @@ pub struct AppReach {
     /// Roles it reaches through membership (transitively) that are superuser or
     /// BYPASSRLS, or the break-glass role (whose policy reaches every row).
     pub bypass_memberships: Vec<String>,
-    /// Role- or database-level defaults of the tenant setting: "scope: setting=value".
+    /// The app role itself, or roles it reaches, that have CREATEROLE.
+    pub createrole_roles: Vec<String>,
+    /// Role-, database- or server-level defaults of the tenant setting: "scope: setting=value".
     pub setting_defaults: Vec<String>,
+    /// Default privileges that will grant the app role (or PUBLIC) TRUNCATE,
+    /// REFERENCES or TRIGGER on tables created later.
+    pub default_privileges: Vec<String>,
 }
 
 /// A sequence owned by a column of a tenant table.
@@ -151,13 +156,41 @@ pub struct Policy {
     pub using: Option<String>,
     /// WITH CHECK, deparsed.
     pub check: Option<String>,
+    /// USING uses only built-in operators, functions and types and reads only
+    /// the tenant column (or is the tree apply recorded).
+    pub using_builtin: bool,
+    /// The same for WITH CHECK.
+    pub check_builtin: bool,
 }
 
-/// A view, materialized view or foreign table readable by the app role.
+impl Policy {
+    /// USING restricts rows to the tenant in `setting` by `column`: in one of
+    /// the accepted textual forms, and built only of built-in parts over the
+    /// tenant column (see [`Policy::using_builtin`]).
+    pub fn scopes_reads(&self, column: &str, setting: &str) -> bool {
+        self.using_builtin && scoped(&self.using, column, setting)
+    }
+
+    /// The same for WITH CHECK.
+    pub fn scopes_writes(&self, column: &str, setting: &str) -> bool {
+        self.check_builtin && scoped(&self.check, column, setting)
+    }
+}
+
+fn scoped(expr: &Option<String>, column: &str, setting: &str) -> bool {
+    expr.as_deref()
+        .is_some_and(|e| crate::bundle::policy::scopes_to_tenant(e, column, setting))
+}
+
+/// A view, materialized view or foreign table over tenant data.
 #[derive(Debug, Clone)]
 pub struct Relation {
     /// `schema.name`.
     pub name: String,
+    /// Its name without the schema (as a function body may mention it).
+    pub bare_name: String,
+    /// The app role may SELECT from it.
+    pub app_can_select: bool,
     /// `v`, `m` or `f`.
     pub relkind: String,
     /// Owner.
@@ -189,6 +222,18 @@ pub struct Function {
     pub app_can_execute: bool,
     /// Its source.
     pub source: String,
+    /// Its language (`sql`, `plpgsql`, `c`, ...).
+    pub language: String,
+    /// Its owner (whose rights a SECURITY DEFINER function runs with).
+    pub owner: String,
+    /// The owner reads tenant rows past RLS: superuser, BYPASSRLS, the
+    /// break-glass role's privileges, or a tenant table's owner.
+    pub owner_reaches_rows: bool,
+    /// `COMMENT ON FUNCTION` (where a review is recorded).
+    pub comment: String,
+    /// The names of every user-defined function (a call to one runs with the
+    /// definer's rights too).
+    pub user_functions: Vec<String>,
 }
 
 /// A partition or inheritance child of a tenant table.
@@ -284,7 +329,7 @@ pub struct Snapshot {
     /// Tables in the schema with the tenant column that are not configured, and
     /// whether RLS is enabled and forced on them all the same.
     pub uncovered: Vec<(String, bool)>,
-    /// Views, materialized views and foreign tables readable by the app role.
+    /// Views, materialized views and foreign tables over tenant data.
     pub relations: Vec<Relation>,
     /// SECURITY DEFINER and LEAKPROOF functions outside the system schemas.
     pub functions: Vec<Function>,

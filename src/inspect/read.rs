@@ -53,7 +53,17 @@ fn policies_sql(with_registry: bool) -> String {
             String::new(),
         )
     };
+    let (using_recorded, check_recorded) = if with_registry {
+        (
+            "tt.installed_using_tree = p.polqual::text",
+            "tt.installed_check_tree = p.polwithcheck::text",
+        )
+    } else {
+        ("false", "false")
+    };
     let body = POLICIES
+        .replace("{{using_recorded}}", using_recorded)
+        .replace("{{check_recorded}}", check_recorded)
         .replace("{{true_tree}}", &crate::db::quote_literal(TRUE_TREE))
         .replace("{{using}}", using)
         .replace("{{check}}", check)
@@ -78,7 +88,12 @@ impl Snapshot {
             &target.app_role,
             &target.admin_role,
         ];
-        let function_params: [&(dyn ToSql + Sync); 1] = [&target.app_role];
+        let function_params: [&(dyn ToSql + Sync); 4] = [
+            &target.app_role,
+            &target.schema,
+            &target.tables,
+            &target.admin_role,
+        ];
         let reader_params: [&(dyn ToSql + Sync); 4] = [
             &target.schema,
             &target.tables,
@@ -175,7 +190,9 @@ impl Snapshot {
             admin,
             app_reach: AppReach {
                 bypass_memberships: reach.get("bypass_memberships"),
-                setting_defaults: reach.get("setting_defaults"),
+                createrole_roles: reach.get("createrole_roles"),
+                setting_defaults: setting_defaults(&reach, &target.tenant_setting),
+                default_privileges: reach.get("default_privileges"),
             },
             tables,
             policies_by_table: index_by_table(&policies),
@@ -312,6 +329,8 @@ fn policy_from(row: &Row) -> Policy {
         applies_to_session: row.get("applies_to_session"),
         using: row.get("using_expr"),
         check: row.get("check_expr"),
+        using_builtin: row.get::<_, Option<bool>>("using_builtin").unwrap_or(true),
+        check_builtin: row.get::<_, Option<bool>>("check_builtin").unwrap_or(true),
     }
 }
 
@@ -323,6 +342,8 @@ fn relation_from(row: &Row) -> Relation {
         owner_bypasses: row.get("owner_bypasses"),
         security_invoker: row.get("security_invoker"),
         reads: row.get("reads"),
+        bare_name: row.get("bare_name"),
+        app_can_select: row.get("app_can_select"),
     }
 }
 
@@ -336,7 +357,27 @@ fn function_from(row: &Row) -> Function {
         pins_search_path: row.get("pins_search_path"),
         app_can_execute: row.get("app_can_execute"),
         source: row.get("source"),
+        language: row.get("language"),
+        owner: row.get("owner"),
+        owner_reaches_rows: row.get("owner_reaches_rows"),
+        comment: row.get("comment"),
+        user_functions: row.get("user_functions"),
     }
+}
+
+/// Role and database defaults of the tenant setting, and, when none explains
+/// it, the value the session started with (server configuration or connection
+/// options). Placeholder settings such as `app.tenant_id` are not in
+/// pg_settings, so the session's own value is the evidence.
+fn setting_defaults(row: &Row, setting: &str) -> Vec<String> {
+    let mut defaults: Vec<String> = row.get("setting_defaults");
+    let start: String = row.get("session_start_value");
+    if defaults.is_empty() && !start.is_empty() {
+        defaults.push(format!(
+            "server or connection: {setting}={start} (postgresql.conf or the parameter group, ALTER SYSTEM, or PGOPTIONS)"
+        ));
+    }
+    defaults
 }
 
 fn read_records(rows: &[Row], bundle: &mut Bundle) {

@@ -130,15 +130,32 @@ async fn awkward_tenant_ids_are_bound_as_data() {
     let t = TestDb::demo().await;
     t.applied().await;
     let su = t.superuser().await;
-    let before = contents_checksum(&su).await;
     let big = "x".repeat(10 * 1024);
     let ids = [
         "O'Brien\"; DROP TABLE customers; --",
         "back\\slash \\' ünïcødé 🚗",
         big.as_str(),
+        "a\u{1}b\tc",
     ];
-    let mut args = vec!["verify", "--format", "json"];
+    // Each awkward tenant owns a row, so the read probe has something to prove.
     for id in &ids {
+        su.execute(
+            "INSERT INTO tenants (id, name) VALUES ($1, 'awkward')",
+            &[id],
+        )
+        .await
+        .unwrap();
+        su.execute(
+            "INSERT INTO customers (tenant_id, full_name) VALUES ($1, 'awkward')",
+            &[id],
+        )
+        .await
+        .unwrap();
+    }
+    let before = contents_checksum(&su).await;
+    let ids = &ids[..3];
+    let mut args = vec!["verify", "--format", "json"];
+    for id in ids {
         args.extend(["--tenant", id]);
     }
     let run = t.run_env(&args, &AS_APP).await;
