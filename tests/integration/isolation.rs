@@ -256,10 +256,16 @@ async fn probes_do_not_pass_vacuously_or_on_other_permission_errors() {
 async fn correct_variants_pass_verify_and_monitor() {
     let t = TestDb::demo().await;
     t.applied().await;
+    let su = t.superuser().await;
+    if su.info.server_version_num >= 150000 {
+        t.sql(
+            "CREATE VIEW public.my_customers WITH (security_invoker = true) AS SELECT * FROM customers;
+             GRANT SELECT ON public.my_customers TO app_user",
+        )
+        .await;
+    }
     t.sql(
-        "CREATE VIEW public.my_customers WITH (security_invoker = true) AS SELECT * FROM customers;
-         GRANT SELECT ON public.my_customers TO app_user;
-         CREATE VIEW public.app_customers AS SELECT * FROM customers;
+        "CREATE VIEW public.app_customers AS SELECT * FROM customers;
          ALTER VIEW public.app_customers OWNER TO app_user;
          CREATE POLICY named_only ON customers AS RESTRICTIVE FOR SELECT TO app_user USING (full_name IS NOT NULL);
          CREATE FUNCTION public.shop_name(text) RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
