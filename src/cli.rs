@@ -189,6 +189,11 @@ pub struct SsmArgs {
     /// How long to wait for the plugin to report the port open.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub start_timeout: Duration,
+    /// Accept a session-manager-plugin (1.2.497.0 or older, or a build from
+    /// source) that takes the session token on its command line, where any
+    /// local user can read it. Refused otherwise.
+    #[arg(long)]
+    pub allow_token_in_argv: bool,
 }
 
 /// What the bundle protects: schema, tables, tenant column and setting, roles.

@@ -133,6 +133,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any settings either validate or are refused with an error; none panics,
+        /// and a cut identifier is always valid UTF-8 within the limit.
+        #[test]
+        fn any_settings_validate_or_are_refused(
+            schema in "\\PC{0,80}",
+            table in "[{}$%'\"\\x00a-zé ]{0,80}",
+            setting in "\\PC{0,20}",
+            role in "\\PC{0,70}",
+        ) {
+            let _ = Target {
+                schema,
+                tables: vec![table.clone()],
+                tenant_column: "tenant_id".into(),
+                tenant_setting: setting,
+                app_role: role,
+                admin_role: "tenant_admin".into(),
+            }
+            .validate();
+            proptest::prop_assert!(truncate_identifier(&table).len() <= MAX_IDENTIFIER_BYTES);
+        }
+
+        /// Deparsed-expression matching never panics on any text.
+        #[test]
+        fn policy_text_matching_never_panics(expr in "\\PC{0,200}") {
+            let _ = crate::bundle::policy::scopes_to_tenant(&expr, "tenant_id", "app.tenant_id");
+            let _ = crate::bundle::policy::normalize(&expr);
+        }
+    }
+
     #[test]
     fn identifiers_are_cut_at_63_bytes_on_a_character_boundary() {
         let long = "é".repeat(40); // 80 bytes

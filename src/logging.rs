@@ -2,7 +2,8 @@
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::prelude::*;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -16,6 +17,11 @@ pub enum LogFormat {
 /// Installs the tracing subscriber: `RLSCTL_LOG` (env-filter syntax) wins over
 /// `-v`/`-q` (`verbose`: how many `-v`); no ANSI colour unless stderr is a TTY
 /// and `NO_COLOR` is unset.
+///
+/// Other crates never log below INFO, whatever `RLSCTL_LOG` asks: at DEBUG
+/// and TRACE tokio-postgres prints statements with their parameters (a role's
+/// SCRAM verifier) and the AWS SDK prints responses (the session token).
+/// rlsctl's own statement log leaves out anything that carries a password.
 pub fn init(quiet: bool, verbose: u8, format: LogFormat) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
@@ -26,15 +32,19 @@ pub fn init(quiet: bool, verbose: u8, format: LogFormat) {
     };
     let filter = EnvFilter::try_from_env("RLSCTL_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("rlsctl={default},warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let no_secrets = filter_fn(|meta| {
+        meta.target().starts_with("rlsctl") || *meta.level() <= tracing::Level::INFO
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
-    let result = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.with_ansi(color_allowed()).try_init(),
+    let layer = match format {
+        LogFormat::Json => layer.json().boxed(),
+        LogFormat::Text => layer.with_ansi(color_allowed()).boxed(),
     };
-    let _ = result;
+    let _ = tracing_subscriber::registry()
+        .with(layer.with_filter(filter).with_filter(no_secrets))
+        .try_init();
 }
 
 /// True when stderr is a terminal and NO_COLOR is not set.

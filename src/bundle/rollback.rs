@@ -46,6 +46,8 @@ pub struct Outcome {
     pub reason: Option<String>,
     /// Break-glass log entries closed.
     pub closed_entries: i64,
+    /// Tables the break-glass log named that no longer exist (restore only).
+    pub missing: Vec<String>,
 }
 
 /// How long break-glass waits for a table lock before it reports the blocker.
@@ -134,6 +136,7 @@ async fn disable(db: &Db, target: &Target, tables: &[String], reason: &str) -> R
         tables: tables.iter().map(|t| target.display_table(t)).collect(),
         reason: Some(reason.to_string()),
         closed_entries: 0,
+        missing: Vec::new(),
     })
 }
 
@@ -157,7 +160,14 @@ async fn close_entries(db: &Db) -> Result<(Vec<(String, String)>, i64)> {
 
 async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
     installed(db, target).await?;
-    let (pairs, closed) = close_entries(db).await?;
+    let (logged, closed) = close_entries(db).await?;
+    // A table dropped since break-glass cannot be restored; the others still are.
+    let pairs = inspect::existing_tables(db, &logged).await?;
+    let missing: Vec<String> = logged
+        .iter()
+        .filter(|p| !pairs.contains(p))
+        .map(|(s, t)| format!("{s}.{t}"))
+        .collect();
     if !pairs.is_empty() {
         let sql: Vec<String> = pairs
             .iter()
@@ -172,6 +182,7 @@ async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
         tables: pairs.iter().map(|(s, t)| format!("{s}.{t}")).collect(),
         reason: None,
         closed_entries: closed,
+        missing,
     })
 }
 
@@ -261,5 +272,6 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
         tables,
         reason: Some(reason.to_string()),
         closed_entries: closed,
+        missing: Vec::new(),
     })
 }

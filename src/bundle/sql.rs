@@ -63,22 +63,35 @@ fn clean(lines: &[&str]) -> String {
     kept.join("\n").trim().to_string()
 }
 
-/// Renders section `step` with `{{key}}` replaced by the given SQL fragments
-/// (already quoted by the caller). Panics on an unknown step or a placeholder
-/// left unfilled: both are programming errors that the unit tests catch.
+/// Renders section `step` with each `{{key}}` of the template replaced by its
+/// value (SQL fragments the caller already quoted), in one pass over the
+/// template: a value is data, never scanned again, so a name that contains
+/// `{{app_role}}` or a lone `{{` stays just part of that name. Panics on an
+/// unknown step or a placeholder with no value: both are programming errors in
+/// the static templates, caught by the unit tests, never caused by input.
 pub fn render(step: &str, values: &[(&str, &str)]) -> String {
-    let mut text = sections()
+    let template = sections()
         .get(step)
-        .unwrap_or_else(|| panic!("no SQL step named {step}"))
-        .clone();
-    for (key, value) in values {
-        text = text.replace(&format!("{{{{{key}}}}}"), value);
+        .unwrap_or_else(|| panic!("no SQL step named {step}"));
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template.as_str();
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after
+            .find("}}")
+            .unwrap_or_else(|| panic!("SQL step {step} has an unclosed placeholder"));
+        let key = &after[..close];
+        let value = values
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+            .unwrap_or_else(|| panic!("SQL step {step} has an unfilled placeholder {{{{{key}}}}}"));
+        out.push_str(value);
+        rest = &after[close + 2..];
     }
-    assert!(
-        !text.contains("{{"),
-        "SQL step {step} has an unfilled placeholder: {text}"
-    );
-    text
+    out.push_str(rest);
+    out
 }
 
 /// The placeholders of the helper step.
@@ -157,5 +170,32 @@ mod tests {
     #[should_panic(expected = "unfilled placeholder")]
     fn unfilled_placeholders_are_caught() {
         render("enable_rls", &[]);
+    }
+
+    #[test]
+    fn values_are_never_rescanned() {
+        let table = crate::db::quote_ident("t{{app_role}}");
+        let app = crate::db::quote_ident("{{");
+        let sql = render("grant_app", &[("table", &table), ("app_role", &app)]);
+        assert_eq!(
+            sql,
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE \"t{{app_role}}\" TO \"{{\";"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the names, rendering puts each quoted name where its
+        /// placeholder was and nothing else changes; it never panics.
+        #[test]
+        fn any_name_renders_as_data(table in "\\PC{0,70}", role in "[{}$%'\"a-zé]{0,63}") {
+            let (qt, qr) = (crate::db::quote_ident(&table), crate::db::quote_ident(&role));
+            let sql = render("grant_app", &[("table", &qt), ("app_role", &qr)]);
+            proptest::prop_assert_eq!(
+                sql,
+                format!("GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {qt} TO {qr};")
+            );
+            let policy = super::super::policy::predicate(&table, "text", "app.tenant_id");
+            proptest::prop_assert!(policy.starts_with(&crate::db::quote_ident(&table)));
+        }
     }
 }

@@ -123,7 +123,8 @@ pub async fn run(
                     ),
                     (tables != Some(target.tables.len() as u64)).then(|| {
                         format!(
-                            "rls.enabled_tables is {tables:?} (expected {})",
+                            "rls.enabled_tables is {} (expected {})",
+                            tables.map_or_else(|| "missing".to_string(), |n| n.to_string()),
                             target.tables.len()
                         )
                     }),

@@ -1,13 +1,13 @@
 //! Drift: the live catalog against what the bundle recorded when applied.
 
-use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006};
+use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007};
 use crate::bundle::policy::normalize;
 use crate::bundle::sql::helper_body;
 use crate::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
 use crate::inspect::Snapshot;
 
 /// Every drift check, for skipping them together.
-pub const DRIFT: [super::Check; 6] = [DRF001, DRF002, DRF003, DRF004, DRF005, DRF006];
+pub const DRIFT: [super::Check; 7] = [DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007];
 
 /// Runs the drift checks on the snapshot.
 pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
@@ -19,7 +19,8 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             "the bundle was never applied to this database",
             "rlsctl apply",
         ));
-        findings.skip_all(&DRIFT[1..], "the bundle is not installed");
+        findings.skip_all(&DRIFT[1..6], "the bundle is not installed");
+        schema_objects(snap, findings);
         return;
     }
     findings.push(Finding::pass(
@@ -206,5 +207,37 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         &DRF006,
         problems,
         "the configured tables are the installed ones",
+    );
+
+    schema_objects(snap, findings);
+}
+
+/// DRF007: the bundle's own schema, as apply made it (also when a schema of
+/// that name exists but the bundle was never installed: something planted it).
+fn schema_objects(snap: &Snapshot, findings: &mut Findings) {
+    let bundle = &snap.bundle;
+    let mut problems: Vec<Finding> = Vec::new();
+    if let Some((owner, owner_is_superuser)) = &bundle.schema_owner {
+        if !owner_is_superuser && !bundle.appliers.contains(owner) {
+            problems.push(Finding::problem(
+                &DRF007,
+                "schema rlsctl",
+                format!("schema rlsctl is owned by {owner}, who never applied the bundle"),
+                "as a superuser: ALTER SCHEMA rlsctl OWNER TO <the role that applies>; then rlsctl apply",
+            ));
+        }
+    }
+    problems.extend(bundle.foreign_objects.iter().map(|o| {
+        Finding::problem(
+            &DRF007,
+            o.clone(),
+            format!("{o}: not made by the bundle, in or on its schema (code there runs as whoever applies)"),
+            "as a superuser, inspect and drop it",
+        )
+    }));
+    findings.check(
+        &DRF007,
+        problems,
+        "the rlsctl schema holds only what the bundle made",
     );
 }

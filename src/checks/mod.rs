@@ -120,6 +120,7 @@ catalogue! {
     DRF004 = "DRF004", Error, Drift, "No role gained the power to bypass RLS since the bundle was applied";
     DRF005 = "DRF005", Error, Drift, "The bundle's helper function is unchanged";
     DRF006 = "DRF006", Warning, Drift, "The configured tenant tables are the installed ones";
+    DRF007 = "DRF007", Error, Drift, "The rlsctl schema holds only what the bundle made, owned by who applied it";
     PRE001 = "PRE001", Error, Preflight, "The applying role may make every change the plan needs";
     PRE002 = "PRE002", Error, Preflight, "Every configured tenant table exists and has the tenant column";
     PRE003 = "PRE003", Error, Preflight, "The applying role owns every tenant table or is a member of its owner";
@@ -127,6 +128,7 @@ catalogue! {
     PRE005 = "PRE005", Error, Preflight, "No row has a NULL tenant column before the cutover";
     PRE006 = "PRE006", Warning, Preflight, "Every tenant table has an index led by the tenant column";
     PRE007 = "PRE007", Warning, Preflight, "Roles that read tenant tables today keep their rows after FORCE";
+    PRE008 = "PRE008", Error, Preflight, "The rlsctl schema, if it exists, holds only what the bundle made, owned by the applying role";
 }
 
 /// The catalog checks (read-only, safe for cron): roles, coverage, bypass

@@ -30,7 +30,7 @@ pub struct Inputs<'a> {
     pub null_rows: &'a [NullRows],
 }
 
-/// PRE001 to PRE007.
+/// PRE001 to PRE008.
 pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
     let s = &snap.session;
     let user = &s.user;
@@ -235,4 +235,33 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
         })
         .collect();
     findings.check(&PRE007, problems, "no other role reads tenant tables today");
+
+    // PRE008: apply writes into the rlsctl schema as the applying role; a
+    // trigger, rule, default or function someone else planted there would run
+    // with its rights (CREATE SCHEMA / TABLE IF NOT EXISTS accept what exists).
+    let bundle = &snap.bundle;
+    let mut problems: Vec<Finding> = Vec::new();
+    if let Some((owner, owner_is_superuser)) = &bundle.schema_owner {
+        if owner != user && !(*owner_is_superuser && s.superuser) {
+            problems.push(Finding::problem(
+                &PRE008,
+                "schema rlsctl",
+                format!("schema rlsctl exists and is owned by {owner}, not by {user}: apply will not run in a schema another role controls"),
+                format!("as a superuser, inspect it; if the bundle was never applied: DROP SCHEMA rlsctl CASCADE; otherwise ALTER SCHEMA rlsctl OWNER TO {}", quote_ident(user)),
+            ));
+        }
+    }
+    problems.extend(bundle.foreign_objects.iter().map(|o| {
+        Finding::problem(
+            &PRE008,
+            o.clone(),
+            format!("{o}: the bundle did not make it, and it would run or be trusted as {user}"),
+            "as a superuser, inspect and drop it, then apply again",
+        )
+    }));
+    findings.check(
+        &PRE008,
+        problems,
+        "the rlsctl schema is absent or holds only what the bundle made",
+    );
 }

@@ -74,7 +74,14 @@ pub async fn run(
         db.commit().await?;
         let after = tenant::current(db, setting).await?;
         match after.as_deref() {
-            None | Some("") => findings.push(Finding::pass(&PRB004, None, format!("{setting} is {after:?} after the transaction that set it committed"))),
+            None | Some("") => findings.push(Finding::pass(
+                &PRB004,
+                None,
+                format!(
+                    "{setting} is {} after the transaction that set it committed",
+                    if after.is_none() { "unset" } else { "empty" }
+                ),
+            )),
             Some(value) => findings.push(Finding::problem(
                 &PRB004,
                 setting,

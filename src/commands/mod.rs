@@ -117,6 +117,7 @@ pub fn tunnel_settings(args: &SsmArgs) -> TunnelSettings {
         plugin: args.plugin.clone(),
         aws: aws_settings(args),
         start_timeout: args.start_timeout,
+        allow_token_in_argv: args.allow_token_in_argv,
     }
 }
 

@@ -56,7 +56,11 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
                 "restore_command": (outcome.action == Performed::Disable).then_some(restore),
             }))?,
         });
-        Ok(Status::Clean)
+        Ok(if outcome.missing.is_empty() {
+            Status::Clean
+        } else {
+            Status::Problems
+        })
     })
     .await
 }
@@ -107,7 +111,13 @@ fn text(outcome: &Outcome, restore: &str) -> String {
             outcome.tables.join(", "),
             outcome.reason.clone().unwrap_or_default()
         ),
-        Performed::Restore if outcome.tables.is_empty() => "Nothing to restore: no break-glass is active.\n".into(),
+        Performed::Restore if outcome.tables.is_empty() && outcome.missing.is_empty() => "Nothing to restore: no break-glass is active.\n".into(),
+        Performed::Restore if !outcome.missing.is_empty() => format!(
+            "Restored: row level security is ENABLED and FORCED again on {}.\n\
+             NOT restored: {} no longer exist(s) (dropped since break-glass); the log entries are closed.\n",
+            if outcome.tables.is_empty() { "no table".to_string() } else { outcome.tables.join(", ") },
+            outcome.missing.join(", ")
+        ),
         Performed::Restore => format!(
             "Restored: row level security is ENABLED and FORCED again on {}; {} break-glass entr{} closed.\n",
             outcome.tables.join(", "),

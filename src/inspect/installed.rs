@@ -9,6 +9,7 @@ use crate::db::{Db, DbResultExt};
 
 const BUNDLE_ROLES: &str = include_str!("../../sql/inspect/bundle_roles.sql");
 const INSTALLED: &str = include_str!("../../sql/inspect/installed.sql");
+const EXISTING_TABLES: &str = include_str!("../../sql/inspect/existing_tables.sql");
 const LOCK_HOLDERS: &str = include_str!("../../sql/inspect/lock_holders.sql");
 
 /// One table the bundle installed.
@@ -62,6 +63,20 @@ pub async fn installation(db: &Db, target: &Target) -> Result<Option<Installatio
             })
             .collect(),
     }))
+}
+
+/// The (schema, table) pairs of `pairs` that still exist.
+pub async fn existing_tables(db: &Db, pairs: &[(String, String)]) -> Result<Vec<(String, String)>> {
+    let schemas: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
+    let tables: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
+    let rows = db
+        .query(EXISTING_TABLES, &[&schemas, &tables])
+        .await
+        .doing("looking for the tables to restore")?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get("schema_name"), r.get("table_name")))
+        .collect())
 }
 
 /// Who holds locks on the tenant tables or the advisory lock `key`:

@@ -6,7 +6,7 @@
 mod installed;
 mod read;
 
-pub use installed::{installation, lock_holders, Installation, InstalledTable};
+pub use installed::{existing_tables, installation, lock_holders, Installation, InstalledTable};
 
 use std::collections::HashMap;
 
@@ -294,6 +294,14 @@ pub struct Bundle {
     pub recorded_bypass_roles: Option<Vec<String>>,
     /// When and by whom the last apply ran.
     pub last_apply: Option<String>,
+    /// Every role that ever applied the bundle (its history's `applied_by`).
+    pub appliers: Vec<String>,
+    /// The owner of the rlsctl schema, and whether it is a superuser; `None`
+    /// when there is no such schema.
+    pub schema_owner: Option<(String, bool)>,
+    /// What is in or on the rlsctl schema that the bundle did not make, or that
+    /// a role other than the schema's owner made (see sql/inspect/bundle_objects.sql).
+    pub foreign_objects: Vec<String>,
     /// Open break-glass entries.
     pub open_break_glass: Vec<BreakGlass>,
     /// NULL tenant counts from the helper: (table, count or None when unknown);

@@ -19,6 +19,7 @@ const TABLES: &str = include_str!("../../sql/inspect/tables.sql");
 const FUNCTIONS: &str = include_str!("../../sql/inspect/functions.sql");
 const LOSING_READERS: &str = include_str!("../../sql/inspect/losing_readers.sql");
 const BUNDLE_PRESENT: &str = include_str!("../../sql/inspect/bundle_present.sql");
+const BUNDLE_OBJECTS: &str = include_str!("../../sql/inspect/bundle_objects.sql");
 const BUNDLE_RECORDS: &str = include_str!("../../sql/inspect/bundle_records.sql");
 const NULL_COUNTS: &str = include_str!("../../sql/inspect/null_counts.sql");
 const SCOPE: &str = include_str!("../../sql/inspect/scope.sql");
@@ -102,7 +103,8 @@ impl Snapshot {
         ];
         let present_params: [&(dyn ToSql + Sync); 3] =
             [&target.app_role, &target.admin_role, &helper];
-        let (session, role_rows, reach, table_rows, function_rows, reader_rows, present) =
+        let objects_params: [&(dyn ToSql + Sync); 1] = [&target.admin_role];
+        let (session, role_rows, reach, table_rows, function_rows, reader_rows, present, objects) =
             tokio::try_join!(
                 db.query_one(SESSION, &session_params),
                 db.query(ROLES, &role_params),
@@ -111,6 +113,7 @@ impl Snapshot {
                 db.query(FUNCTIONS, &function_params),
                 db.query(LOSING_READERS, &reader_params),
                 db.query_one(BUNDLE_PRESENT, &present_params),
+                db.query(BUNDLE_OBJECTS, &objects_params),
             )
             .doing("reading the catalog")?;
         let session = session_from(&session);
@@ -122,6 +125,13 @@ impl Snapshot {
             app_grants: present.get("app_grants"),
             ..Bundle::default()
         };
+        for row in &objects {
+            let detail: String = row.get("detail");
+            match row.get::<_, String>("kind").as_str() {
+                "owner" => bundle.schema_owner = Some((detail, row.get("owner_is_superuser"))),
+                _ => bundle.foreign_objects.push(detail),
+            }
+        }
         if bundle.installed && !bundle.usage {
             bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
         }
@@ -400,6 +410,11 @@ fn read_records(rows: &[Row], bundle: &mut Bundle) {
                         .collect(),
                 );
                 bundle.last_apply = Some(v(1));
+                bundle.appliers = v(2)
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
             }
             _ => bundle.open_break_glass.push(BreakGlass {
                 tables: v(0).split(',').map(String::from).collect(),

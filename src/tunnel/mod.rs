@@ -26,6 +26,8 @@ pub struct TunnelSettings {
     pub aws: AwsSettings,
     /// How long to wait for the plugin to report the port open.
     pub start_timeout: std::time::Duration,
+    /// Let an old plugin take the session token on its command line.
+    pub allow_token_in_argv: bool,
 }
 
 /// An open tunnel: `127.0.0.1:local_port` -> `rds:remote_port` through the instance.
@@ -63,6 +65,7 @@ impl Tunnel {
             .ok_or_else(|| anyhow!("no RDS endpoint: set RDS_ENDPOINT or pass --rds-endpoint"))?;
         let plugin_path = plugin::find(args.plugin.as_deref())?;
         let version = plugin::version(&plugin_path).await?;
+        plugin::check_token_handoff(&version, args.allow_token_in_argv)?;
         if let Err(e) = TcpListener::bind(("127.0.0.1", local_port)) {
             bail!("local port {local_port} is not free ({e}): stop what listens there or pick another with --local-port / LOCAL_PORT");
         }

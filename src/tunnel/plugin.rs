@@ -73,10 +73,30 @@ pub async fn version(path: &Path) -> Result<String> {
             path.display()
         );
     }
-    if version == SOURCE_BUILD_VERSION {
-        tracing::warn!("session-manager-plugin reports {version}, a build from source: it gets the session token in argv");
-    }
     Ok(version)
+}
+
+/// Refuses a plugin that would get the session token on its command line
+/// (readable by any local user in /proc/PID/cmdline) unless the operator
+/// allowed it: versions up to 1.2.497.0, a build from source (1.2.0.0), or a
+/// version that does not parse.
+pub fn check_token_handoff(version: &str, allow_token_in_argv: bool) -> Result<()> {
+    if uses_env_handoff(version) {
+        return Ok(());
+    }
+    let what = if version == SOURCE_BUILD_VERSION {
+        format!("{version}, a build from source,")
+    } else {
+        version.to_string()
+    };
+    if allow_token_in_argv {
+        tracing::warn!("session-manager-plugin {what} gets the session token on its command line (--allow-token-in-argv)");
+        return Ok(());
+    }
+    bail!(
+        "session-manager-plugin {what} would get the session token on its command line, where any local user can read it: \
+         install a plugin newer than 1.2.497.0, or pass --allow-token-in-argv to accept that"
+    )
 }
 
 /// Whether this version reads the response from the environment (> 1.2.497.0).

@@ -275,11 +275,34 @@ async fn the_session_token_stays_out_of_argv_for_current_plugins() {
     );
     assert!(!log.contains("TOKEN-SECRET"), "{log}");
 
-    // An old plugin (a source build reports 1.2.0.0) gets the JSON in argv, as the AWS CLI does.
+    // An old plugin (a source build reports 1.2.0.0, releases up to 1.2.497.0,
+    // or a version that does not parse) would get the token on its argv:
+    // refused before any session starts, unless allowed.
+    for version in ["1.2.0.0", "1.2.497.0", "weird"] {
+        let old = Aws::new(&t);
+        let run = run_with(
+            &t,
+            &DRY_RUN_VIA_SSM,
+            &old.with(&[("PGPORT", "1"), ("STANDIN_PLUGIN_VERSION", version)]),
+        )
+        .await;
+        run.expect(2);
+        assert!(
+            run.stderr.contains(version) && run.stderr.contains("--allow-token-in-argv"),
+            "{}",
+            run.stderr
+        );
+        assert!(old.argv_log().is_empty(), "no plugin started");
+    }
     let old = Aws::new(&t);
+    let allowed: Vec<&str> = DRY_RUN_VIA_SSM
+        .iter()
+        .copied()
+        .chain(["--allow-token-in-argv"])
+        .collect();
     let run = run_with(
         &t,
-        &DRY_RUN_VIA_SSM,
+        &allowed,
         &old.with(&[("PGPORT", "1"), ("STANDIN_PLUGIN_VERSION", "1.2.0.0")]),
     )
     .await;
@@ -536,4 +559,24 @@ async fn sigterm_ends_the_tunnel_and_reconnect_restarts_dropped_sessions() {
     assert!(started.len() >= 2, "{started:?}");
     assert_eq!(started, terminated);
     assert!(!aws.plugin_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_through_a_tunnel_carry_no_token() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    for level in ["trace", "debug"] {
+        let run = run_with(
+            &t,
+            &DRY_RUN_VIA_SSM,
+            &aws.with(&[("PGPORT", "1"), ("RLSCTL_LOG", level)]),
+        )
+        .await;
+        run.expect(0);
+        assert!(
+            !run.all_output().contains("TOKEN-SECRET"),
+            "the session token is in the {level} log"
+        );
+        assert!(run.stderr.contains("session started"), "{}", run.stderr);
+    }
 }

@@ -1,0 +1,230 @@
+//! A planted bundle schema, names that look like placeholders, secrets in
+//! trace logs, and a restore after a table was dropped.
+
+use serde_json::Value;
+
+use crate::support::*;
+use crate::verify::statuses;
+
+/// A role with CREATE on the database plants `rlsctl.bundle_history` with a
+/// trigger that would make it superuser when apply inserts its history row.
+const PLANT: &str = "
+    CREATE SCHEMA rlsctl;
+    CREATE TABLE rlsctl.bundle_history (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, version text NOT NULL, checksum text NOT NULL,
+        schema_name text NOT NULL, tables text[] NOT NULL, tenant_column text NOT NULL, tenant_setting text NOT NULL,
+        app_role text NOT NULL, admin_role text NOT NULL, bypass_roles text[] NOT NULL, changes integer NOT NULL,
+        applied_by text NOT NULL DEFAULT session_user, client_addr inet DEFAULT inet_client_addr(),
+        applied_at timestamptz NOT NULL DEFAULT now());
+    CREATE FUNCTION rlsctl.promote() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN EXECUTE 'ALTER ROLE planter SUPERUSER'; RETURN NEW; END $$;
+    CREATE TRIGGER promote BEFORE INSERT ON rlsctl.bundle_history FOR EACH ROW EXECUTE FUNCTION rlsctl.promote();";
+
+async fn planter_is_superuser(t: &TestDb) -> bool {
+    count(
+        &t.superuser().await,
+        "SELECT count(*) FROM pg_roles WHERE rolname = 'planter' AND rolsuper",
+    )
+    .await
+        == 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_rlsctl_schema_is_refused_and_reported() {
+    let t = TestDb::demo().await;
+    t.sql("CREATE ROLE planter LOGIN PASSWORD 'planter-pw'; GRANT CREATE ON DATABASE edgarautoshop TO planter")
+        .await;
+    t.connect("planter", "planter-pw")
+        .await
+        .unwrap()
+        .simple(PLANT)
+        .await
+        .unwrap();
+    let su = t.superuser().await;
+    let before = catalog_snapshot(&su).await;
+
+    let run = t.apply(&["--format", "json"]).await;
+    run.expect(1);
+    let doc = run.json();
+    assert_eq!(
+        statuses(&doc["preflight"], "PRE008")
+            .iter()
+            .filter(|s| *s == "fail")
+            .count(),
+        3,
+        "the owner, the function and the trigger: {}",
+        run.stdout
+    );
+    assert!(
+        !planter_is_superuser(&t).await,
+        "the planter gained nothing"
+    );
+    assert_eq!(catalog_snapshot(&su).await, before);
+
+    // monitor reports it too (the bundle was never installed here, so there is
+    // no app role yet: monitor connects as postgres).
+    let run = t
+        .run(&["monitor", "--format", "json", "-U", "postgres"])
+        .await;
+    run.expect(1);
+    let doc: Value = run.json();
+    assert!(
+        statuses(&doc, "DRF007").contains(&"fail".to_string()),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_altered_bundle_schema_is_drift_and_blocks_apply() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    t.sql("CREATE ROLE planter NOLOGIN; ALTER TABLE rlsctl.tenant_tables OWNER TO planter")
+        .await;
+    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
+    run.expect(1);
+    assert!(
+        statuses(&run.json(), "DRF007").contains(&"fail".to_string()),
+        "{}",
+        run.stdout
+    );
+    let run = t.apply(&[]).await;
+    run.expect(1);
+    assert!(
+        run.stdout
+            .contains("table rlsctl.tenant_tables owned by planter"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_look_like_placeholders_are_just_names() {
+    let t = TestDb::empty().await;
+    t.sql(
+        "CREATE TABLE \"t{{app_role}}\" (id serial PRIMARY KEY, tenant_id text NOT NULL);
+         CREATE INDEX ON \"t{{app_role}}\" (tenant_id);
+         CREATE TABLE \"}}{{\" (id serial PRIMARY KEY, tenant_id text NOT NULL);
+         CREATE INDEX ON \"}}{{\" (tenant_id);",
+    )
+    .await;
+    let names = [
+        "--tables",
+        "t{{app_role}},}}{{",
+        "--app-role",
+        "app{{admin_role}}",
+        "--admin-role",
+        "{{",
+    ];
+    let run = t.apply(&names).await;
+    run.expect(0);
+    let su = t.superuser().await;
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM pg_policy WHERE polrelid IN ('\"t{{app_role}}\"'::regclass, '\"}}{{\"'::regclass)
+               AND polroles IN (ARRAY[(SELECT oid FROM pg_roles WHERE rolname = 'app{{admin_role}}')]::oid[],
+                                ARRAY[(SELECT oid FROM pg_roles WHERE rolname = '{{')]::oid[])"
+        )
+        .await,
+        4,
+        "each table has its isolation and break-glass policy, for exactly the roles named"
+    );
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM pg_roles WHERE rolname IN ('app{{admin_role}}', '{{') AND (rolsuper OR rolbypassrls)"
+        )
+        .await,
+        0
+    );
+    let again = t.apply(&names).await;
+    again.expect(0);
+    assert!(
+        again.stdout.contains("nothing to change"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_logs_carry_no_secret() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    for env in [[("RLSCTL_LOG", "trace")], [("RLSCTL_LOG", "debug")]] {
+        let run = t
+            .run_env(
+                &[
+                    "apply",
+                    "--rotate-passwords",
+                    "--app-password-from",
+                    "env:APP_PW",
+                    "--admin-password-from",
+                    "env:ADMIN_PW",
+                ],
+                &env,
+            )
+            .await;
+        run.expect(0);
+        let out = run.all_output();
+        for secret in ["SCRAM-SHA-256$", APP_PASSWORD, ADMIN_PASSWORD] {
+            assert!(!out.contains(secret), "{secret} in {env:?} output");
+        }
+        assert!(
+            out.contains("statement"),
+            "rlsctl's own trace is there: {out}"
+        );
+    }
+    let run = t
+        .run_env(
+            &[
+                "apply",
+                "--rotate-passwords",
+                "--app-password-from",
+                "env:APP_PW",
+                "-vvv",
+            ],
+            &[],
+        )
+        .await;
+    run.expect(0);
+    assert!(!run.all_output().contains("SCRAM-SHA-256$"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_back_what_exists_and_reports_what_was_dropped() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    t.run(&[
+        "rollback",
+        "--table",
+        "customers",
+        "--table",
+        "services",
+        "--reason",
+        "INC-5",
+        "--yes",
+    ])
+    .await
+    .expect(0);
+    t.sql("DROP TABLE services CASCADE").await;
+    let run = t.run(&["rollback", "--restore"]).await;
+    run.expect(1);
+    assert!(
+        run.stdout.contains("NOT restored: public.services"),
+        "{}",
+        run.stdout
+    );
+    let su = t.superuser().await;
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM pg_class WHERE relname = 'customers' AND relrowsecurity AND relforcerowsecurity"
+        )
+        .await,
+        1,
+        "customers is restored"
+    );
+    let run = t.run_env(&["monitor"], &AS_APP).await;
+    assert!(!run.stdout.contains("break-glass active"), "{}", run.stdout);
+}
