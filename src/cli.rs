@@ -144,9 +144,16 @@ pub struct ConnectionArgs {
     /// Without it: PGPASSWORD, then ~/.pgpass (PGPASSFILE), then a prompt on a TTY.
     #[arg(long, env = "RLSCTL_PASSWORD_FROM", value_name = "SOURCE")]
     pub password_from: Option<PasswordSource>,
-    /// TLS mode: disable, prefer, require, verify-ca or verify-full.
-    #[arg(long, env = "PGSSLMODE", value_enum, default_value_t = SslMode::Prefer)]
-    pub sslmode: SslMode,
+    /// TLS mode: disable, prefer, require, verify-ca or verify-full. Default:
+    /// verify-full when a TLS server name is set or the connection goes through
+    /// an SSM tunnel (anything weaker must be asked for), else prefer.
+    #[arg(long, env = "PGSSLMODE", value_enum)]
+    pub sslmode: Option<SslMode>,
+    /// Answer a server that asks for a cleartext or MD5 password. Refused by
+    /// default, as libpq's require_auth can: a fake server on the local port
+    /// would capture it.
+    #[arg(long, env = "RLSCTL_ALLOW_WEAK_AUTH")]
+    pub allow_weak_auth: bool,
     /// CA certificates (PEM) to verify the server with; the system roots when not given.
     #[arg(long, env = "PGSSLROOTCERT", value_name = "FILE")]
     pub sslrootcert: Option<PathBuf>,

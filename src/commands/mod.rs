@@ -12,7 +12,7 @@ use std::future::Future;
 
 use anyhow::{anyhow, Result};
 
-use crate::cli::{ConnectionArgs, SsmArgs, TargetArgs};
+use crate::cli::{ConnectionArgs, SslMode, SsmArgs, TargetArgs};
 use crate::config::Target;
 use crate::db::{self, ConnectOptions, Db};
 use crate::tunnel::aws::AwsSettings;
@@ -91,7 +91,13 @@ pub fn connect_options(args: &ConnectionArgs, user: &str, allow_prompt: bool) ->
     ConnectOptions {
         password_from: args.password_from.clone(),
         allow_prompt,
-        sslmode: args.sslmode,
+        // A name to verify means verification was wanted: weaker must be asked for.
+        sslmode: args.sslmode.unwrap_or(if args.tls_server_name.is_some() {
+            SslMode::VerifyFull
+        } else {
+            SslMode::Prefer
+        }),
+        allow_weak_auth: args.allow_weak_auth,
         sslrootcert: args.sslrootcert.clone(),
         tls_server_name: args.tls_server_name.clone(),
         connect_timeout: args.connect_timeout,

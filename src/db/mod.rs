@@ -1,6 +1,7 @@
 //! Connections to PostgreSQL: settings, password sources, TLS, a statement
 //! counter, identifier quoting and the tenant-context helpers.
 
+pub mod auth_guard;
 pub mod password;
 pub mod pgpass;
 pub mod tenant;
@@ -14,10 +15,12 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
+use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
 use crate::tunnel::aws::AwsSettings;
+use auth_guard::{AuthGuard, GuardedTls};
 use password::{PasswordSource, Secret};
 use tls::SslMode;
 
@@ -48,6 +51,8 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// How to reach Parameter Store for an `ssm:` password.
     pub aws: AwsSettings,
+    /// Answer a server that asks for a cleartext or MD5 password (refused otherwise).
+    pub allow_weak_auth: bool,
 }
 
 impl ConnectOptions {
@@ -67,6 +72,7 @@ impl ConnectOptions {
             tls_server_name: None,
             connect_timeout: Duration::from_secs(10),
             aws: AwsSettings::default(),
+            allow_weak_auth: false,
         }
     }
 
@@ -102,22 +108,57 @@ pub struct Db {
 /// Cancel tokens of every connection opened, so Ctrl-C can stop what the
 /// server is doing (a statement waiting on a lock would otherwise hold the
 /// locks it already has until lock_timeout).
-type OpenConnection = (tokio_postgres::CancelToken, SslMode, Option<PathBuf>);
+struct OpenConnection {
+    token: tokio_postgres::CancelToken,
+    options: ConnectOptions,
+}
 static OPEN: std::sync::Mutex<Vec<OpenConnection>> = std::sync::Mutex::new(Vec::new());
 
-/// Asks the server to cancel whatever each open connection is running.
-/// Errors are ignored: this runs on the way out.
+/// Asks the server to cancel whatever each open connection is running, over a
+/// new connection to the same address with the same TLS. Errors are ignored:
+/// this runs on the way out.
 pub async fn cancel_all() {
     let open: Vec<OpenConnection> = OPEN
         .lock()
         .map(|mut v| std::mem::take(&mut *v))
         .unwrap_or_default();
-    for (token, mode, root) in open {
-        let _ = match tls::connector(mode, root.as_deref()) {
-            Ok(Some(tls)) => token.cancel_query(tls).await,
-            _ => token.cancel_query(NoTls).await,
+    for OpenConnection { token, options } in open {
+        let Ok((stream, server_name)) = dial(&options).await else {
+            continue;
+        };
+        let _ = match tls::connector(options.sslmode, options.sslrootcert.as_deref()) {
+            Ok(Some(mut make)) => match MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(
+                &mut make,
+                &server_name,
+            ) {
+                Ok(tls) => token.cancel_query_raw(stream, tls).await,
+                Err(_) => continue,
+            },
+            _ => token.cancel_query_raw(stream, NoTls).await,
         };
     }
+}
+
+/// Dials the server: the address given, or, with a TLS server name, the host
+/// resolved and the name kept for verification. Returns the socket and the
+/// name TLS checks the certificate against.
+async fn dial(opts: &ConnectOptions) -> Result<(tokio::net::TcpStream, String)> {
+    if opts.host.starts_with('/') {
+        bail!("{} is a Unix socket directory; rlsctl connects over TCP (through the tunnel: 127.0.0.1)", opts.host);
+    }
+    let address = resolve(&opts.host, opts.port).await?;
+    let stream = tokio::time::timeout(
+        opts.connect_timeout,
+        tokio::net::TcpStream::connect((address, opts.port)),
+    )
+    .await
+    .map_err(|_| anyhow!("timed out after {:?}", opts.connect_timeout))??;
+    stream.set_nodelay(true)?;
+    let name = opts
+        .tls_server_name
+        .clone()
+        .unwrap_or_else(|| opts.host.clone());
+    Ok((stream, name))
 }
 
 /// Opens a connection, resolving the password and TLS as configured.
@@ -166,11 +207,14 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         server_version_num: row.get(3),
     };
     if let Ok(mut open) = OPEN.lock() {
-        open.push((
-            client.cancel_token(),
-            opts.sslmode,
-            opts.sslrootcert.clone(),
-        ));
+        open.push(OpenConnection {
+            token: client.cancel_token(),
+            options: ConnectOptions {
+                password: None,
+                password_from: None,
+                ..opts.clone()
+            },
+        });
     }
     Ok(Db {
         client,
@@ -194,16 +238,6 @@ async fn open(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client
     if let Some(password) = password {
         config.password(password.expose());
     }
-    match &opts.tls_server_name {
-        // Dial the configured address, present and verify the other name.
-        Some(name) => {
-            config.host(name);
-            config.hostaddr(resolve(&opts.host, opts.port).await?);
-        }
-        None => {
-            config.host(&opts.host);
-        }
-    }
     config.ssl_mode(match opts.sslmode {
         SslMode::Disable => tokio_postgres::config::SslMode::Disable,
         SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -222,14 +256,27 @@ async fn open(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client
         };
         anyhow!("cannot connect to {target}: {text}{hint}")
     };
+    let (stream, server_name) = dial(opts)
+        .await
+        .with_context(|| format!("cannot connect to {target}"))?;
+    // Every byte the server sends passes the guard, in the clear or under TLS:
+    // a request for a cleartext or MD5 password fails before it is answered.
+    let ssl_requested = opts.sslmode != SslMode::Disable;
+    let stream = AuthGuard::new(stream, ssl_requested, opts.allow_weak_auth);
     let client = match tls::connector(opts.sslmode, opts.sslrootcert.as_deref())? {
         None => {
-            let (client, connection) = config.connect(NoTls).await.map_err(fail)?;
+            let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(fail)?;
             tokio::spawn(connection);
             client
         }
-        Some(tls) => {
-            let (client, connection) = config.connect(tls).await.map_err(fail)?;
+        Some(mut make) => {
+            let tls = MakeTlsConnect::<AuthGuard<tokio::net::TcpStream>>::make_tls_connect(
+                &mut make,
+                &server_name,
+            )
+            .map_err(|e| anyhow!("cannot connect to {target}: TLS: {e}"))?;
+            let tls = GuardedTls::new(tls, opts.allow_weak_auth);
+            let (client, connection) = config.connect_raw(stream, tls).await.map_err(fail)?;
             tokio::spawn(connection);
             client
         }

@@ -228,3 +228,86 @@ async fn restore_puts_back_what_exists_and_reports_what_was_dropped() {
     let run = t.run_env(&["monitor"], &AS_APP).await;
     assert!(!run.stdout.contains("break-glass active"), "{}", run.stdout);
 }
+
+/// A fake PostgreSQL on a local port: declines TLS, then asks for a cleartext
+/// password and records whatever the client sends after the startup message.
+async fn fake_server() -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut received = Vec::new();
+        let Ok(Ok((mut socket, _))) =
+            tokio::time::timeout(std::time::Duration::from_secs(20), listener.accept()).await
+        else {
+            return received;
+        };
+        let mut buf = vec![0u8; 8192];
+        // SSLRequest (8 bytes) or the startup message directly.
+        let n = socket.read(&mut buf).await.unwrap_or(0);
+        if n == 8 && buf[4..8] == [0x04, 0xd2, 0x16, 0x2f] {
+            socket.write_all(b"N").await.unwrap();
+            let _ = socket.read(&mut buf).await;
+        }
+        // AuthenticationCleartextPassword.
+        socket
+            .write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3])
+            .await
+            .unwrap();
+        loop {
+            match tokio::time::timeout(std::time::Duration::from_secs(3), socket.read(&mut buf))
+                .await
+            {
+                Ok(Ok(n)) if n > 0 => received.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        received
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fake_server_never_gets_the_password() {
+    let t = TestDb::empty().await;
+    let secret = "pw-for-the-fake-Zt8";
+    for (extra, expect) in [
+        // A TLS server name makes verify-full the default: no TLS, no connection.
+        (vec!["--tls-server-name", "db.internal.example"], "TLS"),
+        // prefer, and the server declines TLS and asks for a cleartext password.
+        (vec![], "cleartext password"),
+    ] {
+        let (port, server) = fake_server().await;
+        let port = port.to_string();
+        let mut args = vec!["verify", "--host", "127.0.0.1", "--port", &port];
+        args.extend(extra.iter().copied());
+        let run = t
+            .run_env(&args, &[("PGUSER", "app_user"), ("PGPASSWORD", secret)])
+            .await;
+        run.expect(2);
+        assert!(run.stderr.contains(expect), "{}", run.stderr);
+        let received = server.await.unwrap();
+        assert!(
+            !String::from_utf8_lossy(&received).contains(secret),
+            "the fake server got the password"
+        );
+    }
+    // Allowed explicitly, the password goes (which is what the guard prevents).
+    let (port, server) = fake_server().await;
+    let port = port.to_string();
+    let run = t
+        .run_env(
+            &[
+                "verify",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port,
+                "--allow-weak-auth",
+            ],
+            &[("PGUSER", "app_user"), ("PGPASSWORD", secret)],
+        )
+        .await;
+    run.expect(2);
+    assert!(String::from_utf8_lossy(&server.await.unwrap()).contains(secret));
+}

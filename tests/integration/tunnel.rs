@@ -50,6 +50,9 @@ impl Aws {
         let env = [
             ("INSTANCE_ID", INSTANCE.to_string()),
             ("RDS_ENDPOINT", RDS.to_string()),
+            // The test server has no TLS: through a tunnel the default is
+            // verify-full, so anything weaker is asked for explicitly.
+            ("PGSSLMODE", "disable".to_string()),
             ("SESSION_MANAGER_PLUGIN", standin().display().to_string()),
             ("AWS_ENDPOINT_URL_SSM", double.url.clone()),
             ("AWS_REGION", "us-west-2".to_string()),
