@@ -33,7 +33,8 @@ where
         return until_interrupted(work(conn.clone())).await;
     }
     let settings = tunnel_settings(&conn.ssm);
-    let mut tunnel = until_interrupted(Tunnel::open(&settings, free_local_port()?)).await?;
+    // open() handles stop signals itself, ending the session it started.
+    let mut tunnel = Tunnel::open(&settings, free_local_port()?).await?;
     let mut through = conn.clone();
     through.host = "127.0.0.1".into();
     through.port = tunnel.local_port;

@@ -6,18 +6,15 @@ use anyhow::{bail, Result};
 
 use crate::cli::TunnelArgs;
 use crate::tunnel::Tunnel;
-use crate::{stop_signal, until_interrupted, Status};
+use crate::{stop_signal, Status};
 
 /// Runs the tunnel until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), then
 /// ends the session; with --reconnect, restarts dropped sessions.
 pub async fn run(args: TunnelArgs) -> Result<Status> {
     let mut drops = 0u32;
     loop {
-        let mut tunnel = until_interrupted(Tunnel::open(
-            &super::tunnel_settings(&args.ssm),
-            args.local_port,
-        ))
-        .await?;
+        // open() handles stop signals itself, ending the session it started.
+        let mut tunnel = Tunnel::open(&super::tunnel_settings(&args.ssm), args.local_port).await?;
         eprintln!(
             "ready: 127.0.0.1:{} -> {} (session {})",
             tunnel.local_port, tunnel.destination, tunnel.session_id

@@ -30,6 +30,15 @@ pub struct TunnelSettings {
     pub allow_token_in_argv: bool,
 }
 
+/// A session started and its plugin running, not yet ready.
+struct Started {
+    ssm: Ssm,
+    session_id: String,
+    plugin: Plugin,
+    spinner: Option<indicatif::ProgressBar>,
+    rds: String,
+}
+
 /// An open tunnel: `127.0.0.1:local_port` -> `rds:remote_port` through the instance.
 pub struct Tunnel {
     ssm: Ssm,
@@ -53,8 +62,48 @@ pub fn free_local_port() -> Result<u16> {
 
 impl Tunnel {
     /// Pre-flight (plugin, local port, instance Online), StartSession, the plugin,
-    /// readiness. Whatever fails after StartSession ends the session again.
+    /// readiness. Whatever fails after StartSession ends the session again, and
+    /// so does a stop signal (SIGINT, SIGTERM, SIGHUP) while the plugin comes
+    /// up: it handles those itself, so callers do not wrap it in
+    /// `until_interrupted` (which would drop it before it could clean up).
     pub async fn open(args: &TunnelSettings, local_port: u16) -> Result<Self> {
+        let Started {
+            ssm,
+            session_id,
+            mut plugin,
+            spinner,
+            rds,
+        } = crate::until_interrupted(Self::start(args, local_port)).await?;
+        let ready = tokio::select! {
+            biased;
+            stop = crate::stop_signal() => Err(anyhow::Error::new(crate::Interrupted(stop))),
+            ready = plugin.ready(args.start_timeout) => ready,
+        };
+        if let Some(spinner) = spinner {
+            spinner.finish_and_clear();
+        }
+        let mut tunnel = Self {
+            ssm,
+            plugin,
+            session_id,
+            local_port,
+            destination: format!("{rds}:{}", args.remote_port),
+            closed: false,
+        };
+        match ready {
+            Ok(port) => {
+                tunnel.local_port = port;
+                Ok(tunnel)
+            }
+            Err(e) => {
+                tunnel.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Everything up to a running plugin.
+    async fn start(args: &TunnelSettings, local_port: u16) -> Result<Started> {
         let instance = args
             .instance_id
             .as_deref()
@@ -91,35 +140,20 @@ impl Tunnel {
             request_json: &request_json,
             endpoint: &ssm.endpoint,
         };
-        let mut plugin = match Plugin::spawn(&launch) {
+        let plugin = match Plugin::spawn(&launch) {
             Ok(plugin) => plugin,
             Err(e) => {
                 ssm.terminate_session(&session_id).await;
                 return Err(e);
             }
         };
-        let ready = plugin.ready(args.start_timeout).await;
-        if let Some(spinner) = spinner {
-            spinner.finish_and_clear();
-        }
-        let mut tunnel = Self {
+        Ok(Started {
             ssm,
-            plugin,
             session_id,
-            local_port,
-            destination: format!("{rds}:{}", args.remote_port),
-            closed: false,
-        };
-        match ready {
-            Ok(port) => {
-                tunnel.local_port = port;
-                Ok(tunnel)
-            }
-            Err(e) => {
-                tunnel.close().await;
-                Err(e)
-            }
-        }
+            plugin,
+            spinner,
+            rds: rds.to_string(),
+        })
     }
 
     /// Waits until the plugin exits on its own (the session dropped).

@@ -583,3 +583,78 @@ async fn trace_logs_through_a_tunnel_carry_no_token() {
         assert!(run.stderr.contains("session started"), "{}", run.stderr);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_during_set_up_ends_the_session_and_the_plugin() {
+    let t = TestDb::demo().await;
+    for (signal, code) in [
+        (libc::SIGINT, 130),
+        (libc::SIGTERM, 143),
+        (libc::SIGHUP, 129),
+    ] {
+        let aws = Aws::new(&t);
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+            .args(DRY_RUN_VIA_SSM)
+            .env_clear()
+            .envs(&t.env)
+            .envs(aws.with(&[("STANDIN_NEVER_READY", "1"), ("PGPORT", "1")]))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the plugin runs (the session has started), then signal.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !aws.plugin_alive() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the plugin never started"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        unsafe { libc::kill(child.id().unwrap() as i32, signal) };
+        let status = child.wait().await.unwrap();
+        assert_eq!(status.code(), Some(code), "signal {signal}");
+        let (started, terminated) = aws.sessions();
+        assert_eq!(started.len(), 1);
+        assert_eq!(
+            started, terminated,
+            "signal {signal}: TerminateSession sent"
+        );
+        assert!(!aws.plugin_alive(), "signal {signal}: the plugin is gone");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_to_apply_via_ssm_waiting_on_a_lock_changes_nothing_and_ends_the_session() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let su = t.superuser().await;
+    let before = catalog_snapshot(&su).await;
+    let blocker = t.hold_lock("vehicles").await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .args([
+            "apply",
+            "--via-ssm",
+            "--lock-timeout",
+            "60s",
+            "--app-password-from",
+            "env:APP_PW",
+        ])
+        .env_clear()
+        .envs(&t.env)
+        .envs(aws.with(&[("PGPORT", "1")]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_a_lock_wait(&su).await;
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    assert_eq!(child.wait().await.unwrap().code(), Some(143));
+    blocker.simple("ROLLBACK").await.unwrap();
+    assert_eq!(catalog_snapshot(&su).await, before);
+    let (started, terminated) = aws.sessions();
+    assert_eq!(started, terminated);
+    assert!(!aws.plugin_alive());
+}
