@@ -658,3 +658,36 @@ async fn sigterm_to_apply_via_ssm_waiting_on_a_lock_changes_nothing_and_ends_the
     assert_eq!(started, terminated);
     assert!(!aws.plugin_alive());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_dies_with_rlsctl_even_on_sigkill() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let port = rlsctl::tunnel::free_local_port().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .arg("tunnel")
+        .env_clear()
+        .envs(&t.env)
+        .envs(aws.with(&[("LOCAL_PORT", &port.to_string())]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("ready:") {
+            break;
+        }
+    }
+    assert!(aws.plugin_alive());
+    child.kill().await.unwrap(); // SIGKILL: no handler runs
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while aws.plugin_alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plugin outlived rlsctl (it would keep listening into the VPC)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
