@@ -16,7 +16,7 @@ use crate::cli::{ConnectionArgs, SslMode, SsmArgs, TargetArgs};
 use crate::config::Target;
 use crate::db::{self, ConnectOptions, Db};
 use crate::tunnel::aws::AwsSettings;
-use crate::tunnel::{free_local_port, Tunnel, TunnelSettings};
+use crate::tunnel::{free_local_port, PortTaken, Tunnel, TunnelSettings};
 use crate::until_interrupted;
 
 /// Runs `work` with the connection settings. With `--via-ssm`, an ephemeral
@@ -33,8 +33,18 @@ where
         return until_interrupted(work(conn.clone())).await;
     }
     let settings = tunnel_settings(&conn.ssm);
-    // open() handles stop signals itself, ending the session it started.
-    let mut tunnel = Tunnel::open(&settings, free_local_port()?).await?;
+    // open() handles stop signals itself, ending the session it started. A
+    // port taken by someone else between picking and binding: another port.
+    let mut attempt = 0;
+    let mut tunnel = loop {
+        attempt += 1;
+        match Tunnel::open(&settings, free_local_port()?).await {
+            Err(e) if attempt < 3 && e.downcast_ref::<PortTaken>().is_some() => {
+                tracing::warn!("{e:#}; trying another port");
+            }
+            other => break other?,
+        }
+    };
     let mut through = conn.clone();
     through.host = "127.0.0.1".into();
     through.port = tunnel.local_port;

@@ -30,6 +30,23 @@ pub struct TunnelSettings {
     pub allow_token_in_argv: bool,
 }
 
+/// Another process listens on the port the plugin reported: refused, so no
+/// password goes to it. `--via-ssm` retries on another free port.
+#[derive(Debug)]
+pub struct PortTaken(pub u16);
+
+impl std::fmt::Display for PortTaken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "local port {} is held by another process, not the session-manager-plugin: refusing to connect through it",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for PortTaken {}
+
 /// A session started and its plugin running, not yet ready.
 struct Started {
     ssm: Ssm,
@@ -90,6 +107,18 @@ impl Tunnel {
             destination: format!("{rds}:{}", args.remote_port),
             closed: false,
         };
+        // The port was free at the pre-flight, but another process could have
+        // taken it before the plugin bound it: connect only to the plugin.
+        let ready = ready.and_then(|port| {
+            let owner = tunnel
+                .plugin
+                .pid()
+                .and_then(|pid| plugin::listener_owned_by(pid, port));
+            if owner == Some(false) {
+                return Err(anyhow::Error::new(PortTaken(port)));
+            }
+            Ok(port)
+        });
         match ready {
             Ok(port) => {
                 tunnel.local_port = port;

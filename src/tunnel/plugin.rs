@@ -302,6 +302,42 @@ impl Plugin {
     }
 }
 
+/// Whether the socket listening on 127.0.0.1/::1 `port` belongs to process
+/// `pid`, from /proc (Linux): `Some(false)` when another process listens
+/// there, `None` when it cannot be told (no /proc, nothing listening).
+pub fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
+    let wanted = format!(":{port:04X}");
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // local_address, rem_address, st (0A = LISTEN), ..., inode at 9
+            if fields.len() > 9 && fields[1].ends_with(&wanted) && fields[3] == "0A" {
+                inodes.push(format!("socket:[{}]", fields[9]));
+            }
+        }
+    }
+    if inodes.is_empty() {
+        return None;
+    }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    Some(fds.filter_map(|e| e.ok()).any(|e| {
+        std::fs::read_link(e.path())
+            .map(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+            .unwrap_or(false)
+    }))
+}
+
+impl Plugin {
+    /// Its pid (the same through `setpriv`, which execs in place).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
 /// The port in `Port N opened for sessionId ...`.
 fn ready_port(output: &str) -> Option<u16> {
     let at = output.find(READY_MARKER)?;
@@ -313,6 +349,16 @@ fn ready_port(output: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listener_is_told_apart_by_its_owner() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert_eq!(listener_owned_by(std::process::id(), port), Some(true));
+        assert_eq!(listener_owned_by(1, port), Some(false));
+        drop(listener);
+        assert_eq!(listener_owned_by(std::process::id(), port), None);
+    }
 
     #[test]
     fn versions_and_readiness() {
