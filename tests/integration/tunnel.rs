@@ -691,3 +691,32 @@ async fn the_plugin_dies_with_rlsctl_even_on_sigkill() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_ends_the_tunnel_like_ctrl_c() {
+    // A dropped SSH session sends SIGHUP: the session ends and the plugin goes.
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .args(["tunnel", "--local-port", "0"])
+        .env_clear()
+        .envs(&t.env)
+        .envs(aws.with(&[]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("ready: ") {
+            break;
+        }
+    }
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGHUP) };
+    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    let (started, terminated) = aws.sessions();
+    assert_eq!(started.len(), 1);
+    assert_eq!(started, terminated);
+    assert!(!aws.plugin_alive());
+}
