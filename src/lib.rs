@@ -98,7 +98,7 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("rlsctl: cannot start the async runtime: {err}");
+            crate::say!("rlsctl: cannot start the async runtime: {err}");
             return ExitCode::from(EXIT_ERROR);
         }
     };
@@ -109,12 +109,12 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
         Ok(Status::Clean) => ExitCode::SUCCESS,
         Ok(Status::Problems) => ExitCode::from(1),
         Err(err) if err.downcast_ref::<Interrupted>().is_some() => {
-            eprintln!("rlsctl: {err}");
+            crate::say!("rlsctl: {err}");
             let stop = err.downcast_ref::<Interrupted>().map(|i| i.0);
             ExitCode::from(stop.unwrap_or(Stop::Interrupt).exit_code())
         }
         Err(err) => {
-            eprintln!("rlsctl: error: {err:#}");
+            crate::say!("rlsctl: error: {err:#}");
             ExitCode::from(EXIT_ERROR)
         }
     }

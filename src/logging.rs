@@ -47,6 +47,17 @@ pub fn init(quiet: bool, verbose: u8, format: LogFormat) {
         .try_init();
 }
 
+/// Writes a line to stderr, ignoring errors: when the terminal is gone (a
+/// dropped SSH session, the very case SIGHUP reports) a message must not turn
+/// a clean stop into a panic, as `eprintln!` would.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// True when stderr is a terminal and NO_COLOR is not set.
 pub fn color_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()

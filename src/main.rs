@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     // without overriding it: flag > env > .env > default.
     if let Err(err) = dotenvy::from_path(".env") {
         if !err.not_found() {
-            eprintln!("rlsctl: warning: ignoring .env: {err}");
+            rlsctl::say!("rlsctl: warning: ignoring .env: {err}");
         }
     }
     let cli = rlsctl::cli::Cli::parse();

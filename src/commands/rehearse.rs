@@ -108,7 +108,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
         Some(url) => existing_database(url, &args, &target).await?,
         None => throwaway(&target, &app_password, args.superuser)?,
     };
-    eprintln!("rlsctl rehearse: {}", stage.description);
+    crate::say!("rlsctl rehearse: {}", stage.description);
 
     if let Some(sandbox) = &stage.sandbox {
         sandbox.create_database(DEMO_DATABASE).await?;
@@ -160,7 +160,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
             continue;
         }
         if args.pause_before == Some(id) {
-            eprintln!(
+            crate::say!(
                 "paused before \"{name}\": the database is {}; press Enter to go on",
                 stage.description
             );

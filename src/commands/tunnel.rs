@@ -15,9 +15,11 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
     loop {
         // open() handles stop signals itself, ending the session it started.
         let mut tunnel = Tunnel::open(&super::tunnel_settings(&args.ssm), args.local_port).await?;
-        eprintln!(
+        crate::say!(
             "ready: 127.0.0.1:{} -> {} (session {})",
-            tunnel.local_port, tunnel.destination, tunnel.session_id
+            tunnel.local_port,
+            tunnel.destination,
+            tunnel.session_id
         );
         let dropped = tokio::select! {
             biased;
@@ -26,7 +28,7 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
         };
         tunnel.close().await;
         let Some(why) = dropped else {
-            eprintln!("tunnel closed; session {} terminated", tunnel.session_id);
+            crate::say!("tunnel closed; session {} terminated", tunnel.session_id);
             return Ok(Status::Clean);
         };
         if !args.reconnect {
@@ -35,7 +37,7 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
         drops += 1;
         let wait = Duration::from_secs(2u64.pow(drops.min(5)));
         tracing::warn!("{why}");
-        eprintln!("session dropped; reconnecting in {}s", wait.as_secs());
+        crate::say!("session dropped; reconnecting in {}s", wait.as_secs());
         tokio::select! {
             biased;
             _ = stop_signal() => return Ok(Status::Clean),

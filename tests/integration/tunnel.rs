@@ -128,6 +128,28 @@ impl Aws {
     }
 }
 
+/// `rlsctl tunnel` with `args`, started and waited for until it prints `ready:`.
+async fn ready_tunnel(t: &TestDb, aws: &Aws, args: &[&str]) -> tokio::process::Child {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .arg("tunnel")
+        .args(args)
+        .env_clear()
+        .envs(&t.env)
+        .envs(aws.with(&[]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        if line.starts_with("ready: ") {
+            break;
+        }
+    }
+    child
+}
+
 async fn run_with(t: &TestDb, args: &[&str], env: &[(String, String)]) -> Run {
     let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     t.run_env(args, &refs).await
@@ -663,23 +685,7 @@ async fn sigterm_to_apply_via_ssm_waiting_on_a_lock_changes_nothing_and_ends_the
 async fn the_plugin_dies_with_rlsctl_even_on_sigkill() {
     let t = TestDb::demo().await;
     let aws = Aws::new(&t);
-    let port = rlsctl::tunnel::free_local_port().unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .arg("tunnel")
-        .env_clear()
-        .envs(&t.env)
-        .envs(aws.with(&[("LOCAL_PORT", &port.to_string())]))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.starts_with("ready:") {
-            break;
-        }
-    }
+    let mut child = ready_tunnel(&t, &aws, &["--local-port", "0"]).await;
     assert!(aws.plugin_alive());
     child.kill().await.unwrap(); // SIGKILL: no handler runs
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -697,22 +703,7 @@ async fn sighup_ends_the_tunnel_like_ctrl_c() {
     // A dropped SSH session sends SIGHUP: the session ends and the plugin goes.
     let t = TestDb::demo().await;
     let aws = Aws::new(&t);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .args(["tunnel", "--local-port", "0"])
-        .env_clear()
-        .envs(&t.env)
-        .envs(aws.with(&[]))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.starts_with("ready: ") {
-            break;
-        }
-    }
+    let mut child = ready_tunnel(&t, &aws, &["--local-port", "0"]).await;
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGHUP) };
     assert_eq!(child.wait().await.unwrap().code(), Some(0));
     let (started, terminated) = aws.sessions();
