@@ -7,10 +7,7 @@ use crate::inspect::Snapshot;
 
 /// PRF001 (PRF002 is a probe: see probes.rs).
 pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    let problems = snap
-        .tables
-        .iter()
-        .filter(|t| t.exists && t.has_column && !t.has_tenant_index)
+    let problems = unindexed(snap)
         .map(|t| {
             Finding::problem(
                 &PRF001,
@@ -28,6 +25,14 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         problems,
         "every tenant table has an index led by the tenant column",
     );
+}
+
+/// Tenant tables with the tenant column but no btree index led by it
+/// (PRF001, and the pre-flight's PRE006 before the cutover).
+pub fn unindexed(snap: &Snapshot) -> impl Iterator<Item = &crate::inspect::Table> {
+    snap.tables
+        .iter()
+        .filter(|t| t.exists && t.has_column && !t.has_tenant_index)
 }
 
 /// The statement that adds the missing tenant index, without blocking writes

@@ -2,7 +2,7 @@
 //! refuses the apply (exit 1) with nothing changed; a warning is reported and
 //! the apply goes on.
 
-use super::performance::tenant_index_remedy;
+use super::performance::{tenant_index_remedy, unindexed};
 use super::*;
 use crate::config::Target;
 use crate::db::quote_ident;
@@ -193,10 +193,7 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
         format!("no row has a NULL {}", target.tenant_column),
     );
 
-    let problems = snap
-        .tables
-        .iter()
-        .filter(|t| t.exists && t.has_column && !t.has_tenant_index)
+    let problems = unindexed(snap)
         .map(|t| {
             Finding::problem(
                 &PRE006,
