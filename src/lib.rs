@@ -11,11 +11,14 @@ pub mod inspect;
 pub mod logging;
 pub mod report;
 pub mod sandbox;
+pub mod signals;
 pub mod tunnel;
 
 use std::process::ExitCode;
 
 use anyhow::Result;
+
+pub use signals::{stop_signal, Interrupted, Stop};
 
 /// How a command ended, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,71 +29,14 @@ pub enum Status {
     Problems,
 }
 
-/// The signal that asked rlsctl to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// SIGINT (Ctrl-C): exit 130.
-    Interrupt,
-    /// SIGTERM (systemd, kill): exit 143.
-    Terminate,
-    /// SIGHUP (the terminal or SSH session went away): exit 129.
-    Hangup,
-}
-
-impl Stop {
-    /// The exit code, 128 + the signal number, as shells report it.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Stop::Interrupt => 130,
-            Stop::Terminate => 143,
-            Stop::Hangup => 129,
-        }
-    }
-}
-
-/// Waits for SIGINT, SIGTERM or SIGHUP: every command stops the same clean way
-/// on each of them. Listening replaces the default action (dying on the spot),
-/// so this is polled from the start of the work.
-pub async fn stop_signal() -> Stop {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        // No signal driver: only Ctrl-C can be heard.
-        let _ = tokio::signal::ctrl_c().await;
-        return Stop::Interrupt;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => Stop::Interrupt,
-        _ = term.recv() => Stop::Terminate,
-        _ = hup.recv() => Stop::Hangup,
-    }
-}
-
-/// A signal stopped the command; whatever was half-done has been rolled back.
-#[derive(Debug)]
-pub struct Interrupted(pub Stop);
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let by = match self.0 {
-            Stop::Interrupt => "interrupted",
-            Stop::Terminate => "terminated (SIGTERM)",
-            Stop::Hangup => "hung up (SIGHUP)",
-        };
-        write!(f, "{by}; nothing was committed")
-    }
-}
-
-impl std::error::Error for Interrupted {}
-
 /// Exit code for "could not do its job".
 pub const EXIT_ERROR: u8 = 2;
 
 /// Sets up logging, runs the command on a Tokio runtime and maps the result to an exit code.
 pub fn main_with(cli: cli::Cli) -> ExitCode {
     logging::init(cli.global.quiet, cli.global.verbose, cli.global.log_format);
+    // Before the runtime starts its threads: they inherit the signal mask.
+    signals::prepare();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -102,7 +48,11 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(async {
+        // Handlers first, so a signal at any point of the run is seen.
+        signals::listen();
+        run(cli).await
+    });
     // Do not wait for stray connection tasks: the process is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {

@@ -464,7 +464,7 @@ async fn ctrl_c_during_apply_rolls_back_and_exits_130() {
     wait_for_a_lock_wait(&su).await;
     let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().await.unwrap().code(), Some(130));
+    assert_eq!(exit_code(&mut child).await, Some(130));
     // rlsctl cancelled the waiting statement: soon nothing waits, though the blocker still holds its lock.
     let mut still_waiting = count(&su, waiting).await;
     for _ in 0..100 {

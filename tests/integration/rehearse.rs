@@ -151,8 +151,7 @@ async fn ctrl_c_stops_and_removes_the_cluster() {
         "the cluster runs while paused"
     );
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
-    let status = child.wait().await.unwrap();
-    assert_eq!(status.code(), Some(130));
+    assert_eq!(exit_code(&mut child).await, Some(130));
     assert!(!Path::new(&dir).exists(), "{dir} left behind");
     assert!(!postgres_running_in(&dir));
 }

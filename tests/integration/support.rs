@@ -148,11 +148,16 @@ impl TestDb {
             .env_clear()
             .envs(&self.env)
             .current_dir(self.sandbox.dir())
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
         for (k, v) in extra {
             command.env(k, v);
         }
-        let output = command.output().await.expect("rlsctl runs");
+        // A hung command fails its test instead of the whole run.
+        let output = tokio::time::timeout(HUNG_AFTER, command.output())
+            .await
+            .unwrap_or_else(|_| panic!("rlsctl {args:?} still running after {HUNG_AFTER:?}"))
+            .expect("rlsctl runs");
         Run {
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -255,6 +260,22 @@ pub fn outcome<T>(result: Result<T, tokio_postgres::Error>) -> String {
 }
 
 /// The single bigint a query returns.
+/// How long a test waits for an rlsctl process before calling it hung.
+pub const HUNG_AFTER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The exit code of a spawned rlsctl (None: killed by a signal); a process that
+/// does not end within a minute is killed and the test fails, not the run.
+pub async fn exit_code(child: &mut tokio::process::Child) -> Option<i32> {
+    let limit = std::time::Duration::from_secs(60);
+    match tokio::time::timeout(limit, child.wait()).await {
+        Ok(status) => status.expect("wait for rlsctl").code(),
+        Err(_) => {
+            let _ = child.kill().await;
+            panic!("rlsctl did not exit within {limit:?}");
+        }
+    }
+}
+
 pub async fn count(db: &Db, sql: &str) -> i64 {
     db.query_one(sql, &[])
         .await

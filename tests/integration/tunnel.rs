@@ -130,7 +130,30 @@ impl Aws {
 
 /// `rlsctl tunnel` with `args`, started and waited for until it prints `ready:`.
 async fn ready_tunnel(t: &TestDb, aws: &Aws, args: &[&str]) -> tokio::process::Child {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+    ready_tunnel_inheriting(t, aws, args, Inherited::AsALoginShell).await
+}
+
+/// The signal state a parent hands down through exec.
+#[derive(Clone, Copy)]
+enum Inherited {
+    /// SIGHUP at its default action, nothing blocked: a terminal session.
+    AsALoginShell,
+    /// SIGHUP ignored: `nohup rlsctl tunnel`.
+    Nohup,
+    /// SIGHUP and SIGTERM blocked, as a careless supervisor leaves them.
+    Blocked,
+}
+
+/// Starts `rlsctl tunnel` with the given inherited signal state and waits for
+/// its "ready:" line.
+async fn ready_tunnel_inheriting(
+    t: &TestDb,
+    aws: &Aws,
+    args: &[&str],
+    inherited: Inherited,
+) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
+    command
         .arg("tunnel")
         .args(args)
         .env_clear()
@@ -139,14 +162,39 @@ async fn ready_tunnel(t: &TestDb, aws: &Aws, args: &[&str]) -> tokio::process::C
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    while let Some(line) = lines.next_line().await.unwrap() {
-        if line.starts_with("ready: ") {
-            break;
-        }
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls (signal, sigprocmask) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            // Whatever the test runner itself inherited (CI may ignore SIGHUP).
+            let hangup = match inherited {
+                Inherited::Nohup => libc::SIG_IGN,
+                _ => libc::SIG_DFL,
+            };
+            libc::signal(libc::SIGHUP, hangup);
+            if let Inherited::Blocked = inherited {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGHUP);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            Ok(())
+        });
     }
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.starts_with("ready: ") {
+                return;
+            }
+        }
+        panic!("the tunnel ended before it was ready");
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), ready)
+        .await
+        .expect("the tunnel is ready within a minute");
     child
 }
 
@@ -211,7 +259,7 @@ async fn tunnel_reaches_the_database_and_ctrl_c_terminates_the_session() {
     }
 
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    assert_eq!(exit_code(&mut child).await, Some(0));
     assert_eq!(
         aws.double.operations(),
         [
@@ -579,7 +627,7 @@ async fn sigterm_ends_the_tunnel_and_reconnect_restarts_dropped_sessions() {
         }
     }
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    assert_eq!(exit_code(&mut child).await, Some(0));
     let (started, terminated) = aws.sessions();
     assert!(started.len() >= 2, "{started:?}");
     assert_eq!(started, terminated);
@@ -635,8 +683,7 @@ async fn a_signal_during_set_up_ends_the_session_and_the_plugin() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         unsafe { libc::kill(child.id().unwrap() as i32, signal) };
-        let status = child.wait().await.unwrap();
-        assert_eq!(status.code(), Some(code), "signal {signal}");
+        assert_eq!(exit_code(&mut child).await, Some(code), "signal {signal}");
         let (started, terminated) = aws.sessions();
         assert_eq!(started.len(), 1);
         assert_eq!(
@@ -673,7 +720,7 @@ async fn sigterm_to_apply_via_ssm_waiting_on_a_lock_changes_nothing_and_ends_the
         .unwrap();
     wait_for_a_lock_wait(&su).await;
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
-    assert_eq!(child.wait().await.unwrap().code(), Some(143));
+    assert_eq!(exit_code(&mut child).await, Some(143));
     blocker.simple("ROLLBACK").await.unwrap();
     assert_eq!(catalog_snapshot(&su).await, before);
     let (started, terminated) = aws.sessions();
@@ -705,9 +752,44 @@ async fn sighup_ends_the_tunnel_like_ctrl_c() {
     let aws = Aws::new(&t);
     let mut child = ready_tunnel(&t, &aws, &["--local-port", "0"]).await;
     unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGHUP) };
-    assert_eq!(child.wait().await.unwrap().code(), Some(0));
+    assert_eq!(exit_code(&mut child).await, Some(0));
     let (started, terminated) = aws.sessions();
     assert_eq!(started.len(), 1);
+    assert_eq!(started, terminated);
+    assert!(!aws.plugin_alive());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_nohup_a_hang_up_does_not_stop_the_tunnel() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    let mut child =
+        ready_tunnel_inheriting(&t, &aws, &["--local-port", "0"], Inherited::Nohup).await;
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGHUP) };
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "nohup asked to survive a hang-up"
+    );
+    assert!(aws.plugin_alive());
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    assert_eq!(exit_code(&mut child).await, Some(0));
+    let (started, terminated) = aws.sessions();
+    assert_eq!(started, terminated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_signals_blocked_by_the_parent_still_stop_the_tunnel() {
+    let t = TestDb::demo().await;
+    let aws = Aws::new(&t);
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let mut child =
+            ready_tunnel_inheriting(&t, &aws, &["--local-port", "0"], Inherited::Blocked).await;
+        unsafe { libc::kill(child.id().unwrap() as i32, signal) };
+        assert_eq!(exit_code(&mut child).await, Some(0), "signal {signal}");
+    }
+    let (started, terminated) = aws.sessions();
+    assert_eq!(started.len(), 2);
     assert_eq!(started, terminated);
     assert!(!aws.plugin_alive());
 }
