@@ -285,6 +285,7 @@ pub async fn count(db: &Db, sql: &str) -> i64 {
 
 /// Waits until some session waits on a lock (the command under test reached it).
 pub async fn wait_for_a_lock_wait(db: &Db) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while count(
         db,
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
@@ -292,6 +293,44 @@ pub async fn wait_for_a_lock_wait(db: &Db) {
     .await
         == 0
     {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing waited on a lock within a minute"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The signal state a parent hands down through exec.
+#[derive(Clone, Copy)]
+pub enum Inherited {
+    /// SIGHUP at its default action, nothing blocked: a terminal session.
+    AsALoginShell,
+    /// SIGHUP ignored: `nohup rlsctl tunnel`.
+    Nohup,
+    /// SIGHUP and SIGTERM blocked, as a careless supervisor leaves them.
+    Blocked,
+}
+
+/// Gives a spawned rlsctl the `inherited` signal state, whatever the test
+/// runner itself was started with (CI may run it with SIGHUP ignored).
+pub fn inherit(command: &mut tokio::process::Command, inherited: Inherited) {
+    // SAFETY: only async-signal-safe calls (signal, sigprocmask) between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            let hangup = match inherited {
+                Inherited::Nohup => libc::SIG_IGN,
+                _ => libc::SIG_DFL,
+            };
+            libc::signal(libc::SIGHUP, hangup);
+            if let Inherited::Blocked = inherited {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, libc::SIGHUP);
+                libc::sigaddset(&mut set, libc::SIGTERM);
+                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            }
+            Ok(())
+        });
     }
 }

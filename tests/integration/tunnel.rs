@@ -133,17 +133,6 @@ async fn ready_tunnel(t: &TestDb, aws: &Aws, args: &[&str]) -> tokio::process::C
     ready_tunnel_inheriting(t, aws, args, Inherited::AsALoginShell).await
 }
 
-/// The signal state a parent hands down through exec.
-#[derive(Clone, Copy)]
-enum Inherited {
-    /// SIGHUP at its default action, nothing blocked: a terminal session.
-    AsALoginShell,
-    /// SIGHUP ignored: `nohup rlsctl tunnel`.
-    Nohup,
-    /// SIGHUP and SIGTERM blocked, as a careless supervisor leaves them.
-    Blocked,
-}
-
 /// Starts `rlsctl tunnel` with the given inherited signal state and waits for
 /// its "ready:" line.
 async fn ready_tunnel_inheriting(
@@ -163,25 +152,7 @@ async fn ready_tunnel_inheriting(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls (signal, sigprocmask) between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            // Whatever the test runner itself inherited (CI may ignore SIGHUP).
-            let hangup = match inherited {
-                Inherited::Nohup => libc::SIG_IGN,
-                _ => libc::SIG_DFL,
-            };
-            libc::signal(libc::SIGHUP, hangup);
-            if let Inherited::Blocked = inherited {
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, libc::SIGHUP);
-                libc::sigaddset(&mut set, libc::SIGTERM);
-                libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-            }
-            Ok(())
-        });
-    }
+    inherit(&mut command, inherited);
     let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let ready = async {
@@ -663,7 +634,8 @@ async fn a_signal_during_set_up_ends_the_session_and_the_plugin() {
         (libc::SIGHUP, 129),
     ] {
         let aws = Aws::new(&t);
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
+        command
             .args(DRY_RUN_VIA_SSM)
             .env_clear()
             .envs(&t.env)
@@ -671,8 +643,9 @@ async fn a_signal_during_set_up_ends_the_session_and_the_plugin() {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .kill_on_drop(true);
+        inherit(&mut command, Inherited::AsALoginShell);
+        let mut child = command.spawn().unwrap();
         // Wait until the plugin runs (the session has started), then signal.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         while !aws.plugin_alive() {
