@@ -19,6 +19,7 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../sql/bundle/rollback.sql"),
     ),
     ("record.sql", include_str!("../../sql/bundle/record.sql")),
+    ("probes.sql", include_str!("../../sql/probes/probes.sql")),
 ];
 
 /// An RDS-shaped instance's roles, for the sandbox (`sql/demo/rds_master.sql`).

@@ -2,21 +2,22 @@
 //! transactions that are always rolled back. Tenant ids are bound parameters.
 
 use anyhow::{anyhow, bail, Result};
+use serde_json::Value;
 
 use super::{Finding, Findings, PRB001, PRB002, PRB003, PRB004, PRF002};
 use crate::bundle::policy::normalize;
 use crate::config::Target;
-use crate::db::{describe, qualified, quote_ident, tenant, Db};
+use crate::db::per_table::{self, TableRef};
+use crate::db::{describe, tenant, Db};
 use crate::inspect::{Snapshot, Table};
 use crate::sandbox::random_hex;
 
 /// Every probe, for skipping them together.
 pub const PROBES: [super::Check; 5] = [PRB001, PRB002, PRB003, PRB004, PRF002];
 
-/// A tenant table the probes can use, with its SQL name and column type.
+/// A tenant table the probes can use, with its column type.
 struct ProbeTable<'a> {
     table: &'a Table,
-    sql_name: String,
     column_type: String,
 }
 
@@ -38,8 +39,15 @@ pub async fn run(
         .filter(|t| t.exists && t.has_column)
         .map(|t| ProbeTable {
             table: t,
-            sql_name: qualified(&target.schema, &t.name),
             column_type: t.column_type.clone().unwrap_or_else(|| "text".into()),
+        })
+        .collect();
+    let refs: Vec<TableRef> = tables
+        .iter()
+        .map(|t| TableRef {
+            schema: target.schema.clone(),
+            name: t.table.name.clone(),
+            column_type: t.column_type.clone(),
         })
         .collect();
     if tables.is_empty() {
@@ -64,11 +72,15 @@ pub async fn run(
         random_a
     });
 
-    let column = quote_ident(&target.tenant_column);
     let setting = target.tenant_setting.as_str();
+    let reads = |tenant: Option<&String>| {
+        serde_json::json!({
+            "tables": refs, "column": target.tenant_column, "setting": setting, "tenant": tenant,
+        })
+    };
     let result = async {
         // PRB001 on a session that never set a tenant, PRB004, then PRB001 again.
-        let mut closed = fail_closed(db, &tables, "with no tenant ever set in the session").await?;
+        let mut closed = fail_closed(db, &tables, &reads(None), "with no tenant ever set in the session").await?;
         db.begin().await?;
         tenant::set_local(db, setting, &tenant_a).await?;
         db.commit().await?;
@@ -89,7 +101,7 @@ pub async fn run(
                 "set the tenant with set_config(setting, id, true) or SET LOCAL, never a plain SET",
             )),
         }
-        closed.extend(fail_closed(db, &tables, "after a transaction set and ended a tenant").await?);
+        closed.extend(fail_closed(db, &tables, &reads(None), "after a transaction set and ended a tenant").await?);
         findings.check(&PRB001, closed, "no row is visible without a tenant, before and after a tenant was set and ended");
 
         // PRB002 under each tenant.
@@ -99,28 +111,16 @@ pub async fn run(
         for id in &probe_tenants {
             let mut seen_by_tenant = 0i64;
             db.begin().await?;
-            tenant::set_local(db, setting, id).await?;
-            let sql = tables
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    format!(
-                        "SELECT {i}, count(*), count(*) FILTER (WHERE {column} IS DISTINCT FROM $1::text::{}) FROM {}",
-                        t.column_type, t.sql_name
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" UNION ALL ");
-            let rows = db.query(&sql, &[id]).await;
+            let rows = per_table::run(db, "probe_reads", &reads(Some(id))).await;
             db.rollback().await?;
-            for row in rows? {
-                let (i, visible, foreign): (i32, i64, i64) = (row.get(0), row.get(1), row.get(2));
+            for (i, result) in rows?.iter().enumerate() {
+                let (visible, foreign) = counted(&tables, i, result)?;
                 seen += visible;
                 seen_by_tenant += visible;
                 if foreign > 0 {
                     problems.push(Finding::problem(
                         &PRB002,
-                        tables[i as usize].table.display.clone(),
+                        tables[i].table.display.clone(),
                         format!("under tenant {}, {foreign} of {visible} visible rows belong to other tenants", shorten(id)),
                         "fix the policies (see the RLS checks), then rlsctl apply",
                     ));
@@ -151,16 +151,20 @@ pub async fn run(
         }
 
         // PRB003 and PRF002 under tenant A.
+        let input = serde_json::json!({
+            "tables": refs, "column": target.tenant_column, "setting": setting,
+            "tenant": tenant_a, "other": tenant_b,
+        });
         db.begin().await?;
-        tenant::set_local(db, setting, &tenant_a).await?;
+        let results = per_table::run(db, "probe_writes", &input).await;
+        db.rollback().await?;
         let mut writes = Vec::new();
         let mut plans = Vec::new();
-        for t in &tables {
-            if let Some(problem) = write_isolation(db, t, &column, &tenant_b).await? {
+        for (t, result) in tables.iter().zip(results?.iter()) {
+            if let Some(problem) = write_isolation(t, result) {
                 writes.push(problem);
             }
-            let plan = db.query(&format!("EXPLAIN SELECT * FROM {}", t.sql_name), &[]).await?;
-            let per_row = plan.iter().map(|r| r.get::<_, String>(0)).find(|line| line.contains("Filter:") && line.contains("current_setting"));
+            let per_row = result["per_row"].as_str();
             // The plan shows what happens today; an unwrapped setting becomes a per-row
             // filter as soon as the planner picks a sequential scan.
             let unwrapped = snap.policies_on(&t.table.display).any(|p| {
@@ -168,7 +172,7 @@ pub async fn run(
                     && p.using.as_deref().is_some_and(|u| u.contains("current_setting") && !normalize(u).contains("=select "))
             });
             let detail = match (per_row, unwrapped) {
-                (Some(line), _) => Some(format!("the tenant setting is evaluated per row: {}", line.trim())),
+                (Some(line), _) => Some(format!("the tenant setting is evaluated per row: {line}")),
                 (None, true) => Some("a policy calls current_setting() outside a scalar subquery: per row whenever the plan is a sequential scan".into()),
                 (None, false) => None,
             };
@@ -181,89 +185,90 @@ pub async fn run(
                 ));
             }
         }
-        db.rollback().await?;
         findings.check(&PRB003, writes, format!("writing rows for tenant {} under tenant {} was denied on every table", shorten(&tenant_b), shorten(&tenant_a)));
         findings.check(&PRF002, plans, "the setting is evaluated once per statement (InitPlan or index condition)");
-        Ok::<(), tokio_postgres::Error>(())
+        Ok::<(), anyhow::Error>(())
     }
     .await;
     if let Err(err) = result {
         let _ = db.rollback().await;
-        bail!("a probe failed unexpectedly: {}", describe(&err));
+        match err.downcast_ref::<tokio_postgres::Error>() {
+            Some(err) => bail!("a probe failed unexpectedly: {}", describe(err)),
+            None => return Err(err),
+        }
     }
     Ok(())
+}
+
+/// A read probe's counts for table `i`, or why it could not read the table.
+fn counted(tables: &[ProbeTable<'_>], i: usize, result: &Value) -> Result<(i64, i64)> {
+    match (result["visible"].as_i64(), result["foreign"].as_i64()) {
+        (Some(visible), Some(foreign)) => Ok((visible, foreign)),
+        _ => bail!(
+            "a probe failed unexpectedly on {}: {}",
+            tables
+                .get(i)
+                .map_or("a tenant table", |t| t.table.display.as_str()),
+            result["error"].as_str().unwrap_or("no result")
+        ),
+    }
 }
 
 /// One statement for all tables: does any row show with no tenant context?
 async fn fail_closed(
     db: &Db,
     tables: &[ProbeTable<'_>],
+    input: &Value,
     when: &str,
-) -> Result<Vec<Finding>, tokio_postgres::Error> {
-    let sql = tables
-        .iter()
-        .enumerate()
-        .map(|(i, t)| format!("SELECT {i}, (SELECT count(*) FROM {})", t.sql_name))
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
+) -> Result<Vec<Finding>> {
     db.begin().await?;
-    let rows = db.query(&sql, &[]).await;
+    let rows = per_table::run(db, "probe_reads", input).await;
     db.rollback().await?;
-    Ok(rows?
-        .iter()
-        .filter(|r| r.get::<_, i64>(1) > 0)
-        .map(|r| {
-            let t = &tables[r.get::<_, i32>(0) as usize];
-            Finding::problem(
+    let mut problems = Vec::new();
+    for (i, result) in rows?.iter().enumerate() {
+        let (visible, _) = counted(tables, i, result)?;
+        if visible > 0 {
+            problems.push(Finding::problem(
                 &PRB001,
-                t.table.display.clone(),
-                format!("{} row(s) visible {when}", r.get::<_, i64>(1)),
+                tables[i].table.display.clone(),
+                format!("{visible} row(s) visible {when}"),
                 "the policy must compare with NULLIF(current_setting(setting, true), '') so an absent tenant matches nothing",
-            )
-        })
-        .collect())
+            ));
+        }
+    }
+    Ok(problems)
 }
 
-/// Under the current tenant, tries to move a visible row to `other` and to insert a row for `other`.
-async fn write_isolation(
-    db: &Db,
-    t: &ProbeTable<'_>,
-    column: &str,
-    other: &str,
-) -> Result<Option<Finding>, tokio_postgres::Error> {
-    let update = format!(
-        "UPDATE {table} SET {column} = $1::text::{ty} WHERE ctid = (SELECT ctid FROM {table} LIMIT 1)",
-        table = t.sql_name,
-        ty = t.column_type
-    );
-    let insert = format!(
-        "INSERT INTO {} ({column}) VALUES ($1::text::{})",
-        t.sql_name, t.column_type
-    );
+/// What the write probe found on one table: under the current tenant, moving
+/// a visible row to the other tenant and inserting a row for it must both meet
+/// the RLS denial (or, for the move, find no row to move).
+fn write_isolation(t: &ProbeTable<'_>, result: &Value) -> Option<Finding> {
     let mut leaks = Vec::new();
-    for (what, sql) in [
-        ("updating a visible row to the other tenant", &update),
-        ("inserting a row for the other tenant", &insert),
+    for (kind, what) in [
+        ("update", "updating a visible row to the other tenant"),
+        ("insert", "inserting a row for the other tenant"),
     ] {
-        let outcome = tenant::execute_in_savepoint(db, sql, &[&other]).await?;
-        match outcome {
-            Err(e) if tenant::is_rls_denial(&e) => {}
-            Ok(0) if sql == &update => {}
-            Ok(n) => leaks.push(format!("{what} succeeded ({n} row(s))")),
-            Err(e) => leaks.push(format!(
-                "{what} failed with something other than the RLS denial: {}",
-                describe(&e)
+        let outcome = &result[kind];
+        let (state, message) = (outcome["state"].as_str(), outcome["message"].as_str());
+        match (outcome["rows"].as_i64(), state, message) {
+            (_, Some(state), Some(message)) if tenant::is_rls_denial(state, message) => {}
+            (Some(0), _, _) if kind == "update" => {}
+            (Some(n), _, _) => leaks.push(format!("{what} succeeded ({n} row(s))")),
+            (_, state, message) => leaks.push(format!(
+                "{what} failed with something other than the RLS denial: {} [{}]",
+                message.unwrap_or("no result"),
+                state.unwrap_or("?")
             )),
         }
     }
-    Ok((!leaks.is_empty()).then(|| {
+    (!leaks.is_empty()).then(|| {
         Finding::problem(
             &PRB003,
             t.table.display.clone(),
             leaks.join("; "),
             "every write policy needs WITH CHECK scoped to the tenant (see RLS004); rlsctl apply installs it",
         )
-    }))
+    })
 }
 
 /// Refuses a tenant id that the tenant column's type cannot hold, with a clear message.

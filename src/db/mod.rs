@@ -3,6 +3,7 @@
 
 pub mod auth_guard;
 pub mod password;
+pub mod per_table;
 pub mod pgpass;
 pub mod tenant;
 pub mod tls;

@@ -3,7 +3,6 @@
 //! transaction.
 
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
 
 use super::Db;
 
@@ -22,26 +21,10 @@ pub async fn current(db: &Db, setting: &str) -> Result<Option<String>, tokio_pos
     Ok(row.get(0))
 }
 
-/// Executes `sql` inside a savepoint and rolls back to it whatever happened,
-/// so a probe's error does not abort the surrounding transaction. The outer
-/// result fails only when the savepoint itself cannot be managed.
-pub async fn execute_in_savepoint(
-    db: &Db,
-    sql: &str,
-    params: &[&(dyn ToSql + Sync)],
-) -> Result<Result<u64, tokio_postgres::Error>, tokio_postgres::Error> {
-    db.simple("SAVEPOINT rlsctl_probe").await?;
-    let outcome = db.execute(sql, params).await;
-    db.simple("ROLLBACK TO SAVEPOINT rlsctl_probe").await?;
-    Ok(outcome)
-}
-
-/// True when the error is the denial row security gives: 42501
+/// True when an SQLSTATE and message are the denial row security gives: 42501
 /// insufficient_privilege with "new row violates row-level security policy".
 /// Other 42501s (a missing sequence grant, a column privilege) prove nothing
 /// about isolation.
-pub fn is_rls_denial(err: &tokio_postgres::Error) -> bool {
-    err.as_db_error().is_some_and(|e| {
-        *e.code() == SqlState::INSUFFICIENT_PRIVILEGE && e.message().contains("row-level security")
-    })
+pub fn is_rls_denial(state: &str, message: &str) -> bool {
+    state == SqlState::INSUFFICIENT_PRIVILEGE.code() && message.contains("row-level security")
 }

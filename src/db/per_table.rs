@@ -1,0 +1,37 @@
+//! Work on every tenant table in a constant number of statements, with locks
+//! released table by table (see `sql/probes/probes.sql`): the input goes in as
+//! one bound JSON parameter, the DO block runs, its JSON result comes back.
+//! Must run inside a transaction (the settings that carry input and output are
+//! transaction-local).
+
+use serde_json::Value;
+
+use super::Db;
+use crate::bundle::sql::render;
+
+/// One table as the blocks take it: schema and name (quoted server-side with
+/// `format('%I')`) and the tenant column's type as `format_type` wrote it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableRef {
+    /// Schema.
+    pub schema: String,
+    /// Table name.
+    pub name: String,
+    /// The tenant column's type, e.g. `text` or `uuid`.
+    #[serde(rename = "type")]
+    pub column_type: String,
+}
+
+/// Runs the DO block `step` with `input` and returns its per-table results, in
+/// the order of `input.tables`. Three statements whatever the number of tables.
+pub async fn run(db: &Db, step: &str, input: &Value) -> Result<Vec<Value>, tokio_postgres::Error> {
+    db.query(&render("probe_input", &[]), &[&input.to_string()])
+        .await?;
+    db.execute(&render(step, &[]), &[]).await?;
+    let row = db.query_one(&render("probe_output", &[]), &[]).await?;
+    let output: String = row.get(0);
+    Ok(match serde_json::from_str(&output) {
+        Ok(Value::Array(items)) => items,
+        _ => Vec::new(),
+    })
+}
