@@ -243,6 +243,11 @@ pub struct ApplyArgs {
     /// How many times to retry after a lock timeout, with backoff, before failing.
     #[arg(long, default_value_t = 3)]
     pub lock_retries: u32,
+    /// Tenant tables per transaction. By default one transaction, or batches
+    /// when the server's lock table cannot hold every table's lock at once
+    /// (each batch commits whole tables; a rerun finishes an interrupted run).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch_size: Option<u32>,
     /// Password for the app role when apply creates it (or with --rotate-passwords).
     #[arg(long, env = "RLSCTL_APP_PASSWORD_FROM", value_name = "SOURCE")]
     pub app_password_from: Option<PasswordSource>,

@@ -1,5 +1,11 @@
 //! Applying the bundle: pre-flight, then one transaction under an advisory
 //! lock and a lock timeout, retried with backoff when a lock cannot be had.
+//! When one transaction would hold more locks than the server's lock table can
+//! spare (see [`super::batches`]), or `--batch-size` says so, the tenant
+//! tables go in batches: one transaction each, in the configured order, each
+//! committed with its registry rows and a history row. A table is therefore
+//! either untouched or fully installed, and a rerun after an interruption
+//! finds the committed tables unchanged and goes on with the rest.
 
 use std::time::{Duration, Instant};
 
@@ -7,13 +13,15 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
+use super::batches::{self, Batching};
 use super::plan::{self, Plan, RoleInputs};
 use super::sql::render;
 use super::BUNDLE_VERSION;
 use crate::checks::preflight::{self, Inputs, NullRows};
 use crate::checks::{Findings, Status};
 use crate::config::{Target, POLICY_NAME};
-use crate::db::{describe, qualified, quote_ident, Db, DbResultExt};
+use crate::db::per_table::{self, TableRef};
+use crate::db::{describe, Db, DbResultExt};
 use crate::inspect::{self, Reads, Snapshot};
 use crate::report::Report;
 
@@ -33,6 +41,8 @@ pub struct Options {
     pub roles: RoleInputs,
     /// Allow creating the LOGIN app role without a password.
     pub no_app_password: bool,
+    /// Tenant tables per transaction (`--batch-size`); otherwise the lock budget decides.
+    pub batch_size: Option<usize>,
 }
 
 /// What the pre-flight found: catalogued checks (PRE001…), reported like the
@@ -59,10 +69,14 @@ pub struct Outcome {
     pub checksum: String,
     /// Attempts made (more than one after lock timeouts).
     pub attempts: u32,
-    /// How long the applying transaction was open, in milliseconds.
+    /// How long the longest applying transaction was open, in milliseconds.
     pub transaction_ms: u128,
     /// Statements sent.
     pub statements: u64,
+    /// The transactions the tenant tables go in, and why.
+    pub batching: Batching,
+    /// Transactions this run committed.
+    pub committed: usize,
 }
 
 impl Outcome {
@@ -74,14 +88,70 @@ impl Outcome {
 
 /// Runs `apply`. Errors are "could not do its job" (exit 2); a refusal is in the outcome.
 pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcome> {
+    let first = with_lock_retries(db, target, options, Stage::First).await?;
+    let mut outcome = first.outcome;
+    let mut remaining = first.remaining;
+    let size = outcome.batching.batch_size;
+    while remaining > 0 && outcome.applied {
+        let batch = outcome.committed + 1;
+        crate::say!(
+            "rlsctl apply: batch {batch} of {}: {} table(s) committed, {remaining} to go",
+            outcome.batching.batches,
+            (batch - 1) * size,
+        );
+        let next = with_lock_retries(db, target, options, Stage::Next { size }).await?;
+        if next.outcome.refused() {
+            let problems: Vec<String> = next
+                .outcome
+                .preflight
+                .problems()
+                .map(|f| format!("{} [{}]", f.detail, f.id))
+                .collect();
+            bail!(
+                "batch {batch} was refused by the pre-flight, after {} batch(es) committed (each of their tables fully \
+                 installed, the others untouched): {}; fix it and run apply again to finish",
+                outcome.committed,
+                problems.join("; ")
+            );
+        }
+        if next.remaining >= remaining {
+            bail!("batch {batch} made no progress ({remaining} table(s) still to change); run apply again");
+        }
+        remaining = next.remaining;
+        outcome.committed += 1;
+        outcome.attempts += next.outcome.attempts;
+        outcome.transaction_ms = outcome.transaction_ms.max(next.outcome.transaction_ms);
+    }
+    outcome.statements = db.statements();
+    Ok(outcome)
+}
+
+/// Which transaction of the run this is.
+#[derive(Debug, Clone, Copy)]
+enum Stage {
+    /// The first: the pre-flight over every table, the batches decided, the
+    /// roles and the rlsctl schema, and the first batch of tables.
+    First,
+    /// A later batch: the next `size` tables that still need changing.
+    Next { size: usize },
+}
+
+/// One committed (or refused, or dry-run) transaction.
+struct Attempt {
+    outcome: Outcome,
+    /// Tenant tables that still need changing after it.
+    remaining: usize,
+}
+
+/// One transaction, retried with backoff while a lock cannot be had.
+async fn with_lock_retries(db: &Db, target: &Target, options: &Options, stage: Stage) -> Result<Attempt> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match attempt_once(db, target, options).await {
-            Ok(mut outcome) => {
-                outcome.attempts = attempt;
-                outcome.statements = db.statements();
-                return Ok(outcome);
+        match attempt_once(db, target, options, stage).await {
+            Ok(mut done) => {
+                done.outcome.attempts = attempt;
+                return Ok(done);
             }
             Err(AttemptError::Lock(err)) => {
                 let blockers = blockers(db, target).await;
@@ -130,7 +200,8 @@ async fn attempt_once(
     db: &Db,
     target: &Target,
     options: &Options,
-) -> Result<Outcome, AttemptError> {
+    stage: Stage,
+) -> Result<Attempt, AttemptError> {
     db.begin_change(options.lock_timeout)
         .await
         .map_err(|e| classify(e, "starting the transaction"))?;
@@ -142,9 +213,31 @@ async fn attempt_once(
     }
     let snap = Snapshot::read(db, target, Reads::default()).await?;
     let mut plan = plan::build(target, &snap, &options.roles);
+    // The tenant tables that need changing, in the configured order.
+    let changing: Vec<usize> = plan
+        .items
+        .iter()
+        .filter(|i| !i.statements.is_empty())
+        .filter_map(|i| i.table)
+        .collect();
+    let (batching, size) = match stage {
+        Stage::First => {
+            let budget = inspect::lock_budget(db).await?;
+            let batching = batches::plan(changing.len(), &budget, options.batch_size);
+            let size = batching.batch_size;
+            (batching, size)
+        }
+        Stage::Next { size } => (batches::plan(changing.len(), &NO_BUDGET, Some(size)), size),
+    };
+    let now: Vec<usize> = changing.iter().copied().take(size).collect();
     // What the plan needs and the session may not do is refused here, before
-    // anything changes, never half-way through the transaction.
-    let preflight = preflight(db, target, &snap, &plan, options).await?;
+    // anything changes, never half-way through the transaction. The first
+    // transaction counts NULL tenants in every table; a later batch in its own.
+    let counted = match stage {
+        Stage::First => None,
+        Stage::Next { .. } => Some(now.as_slice()),
+    };
+    let preflight = preflight(db, target, &snap, &plan, options, counted).await?;
     plan.blocked.clear();
     let checksum = checksum(target, &snap);
     let mut outcome = Outcome {
@@ -155,6 +248,8 @@ async fn attempt_once(
         attempts: 0,
         transaction_ms: 0,
         statements: 0,
+        batching,
+        committed: 0,
     };
     if outcome.refused() {
         plan = Plan::default();
@@ -164,23 +259,47 @@ async fn attempt_once(
             .await
             .map_err(|e| classify(e, "ending the read-only transaction"))?;
         outcome.plan = plan;
-        return Ok(outcome);
+        return Ok(Attempt {
+            outcome,
+            remaining: 0,
+        });
     }
-    // One round trip per object: its statements go together.
+    // One round trip per object: its statements go together. Tables beyond
+    // this batch wait for the next transaction.
+    let later: Vec<usize> = changing.iter().copied().skip(size).collect();
     for item in plan.items.iter().filter(|i| !i.statements.is_empty()) {
+        if item.table.is_some_and(|t| later.contains(&t)) {
+            continue;
+        }
         let batch: Vec<&str> = item.statements.iter().map(|s| s.sql.as_str()).collect();
         db.simple(&batch.join(";\n"))
             .await
             .map_err(|e| classify(e, &format!("applying {}", item.object)))?;
     }
-    record(db, target, &snap, &outcome.checksum, plan.changes()).await?;
+    let changes = plan
+        .items
+        .iter()
+        .filter(|i| !i.statements.is_empty() && !i.table.is_some_and(|t| later.contains(&t)))
+        .count();
+    record(db, target, &snap, &later, &outcome.checksum, changes).await?;
     db.commit().await.map_err(|e| classify(e, "committing"))?;
     outcome.transaction_ms = started.elapsed().as_millis();
     outcome.applied = true;
+    outcome.committed = 1;
     plan.warnings.dedup();
     outcome.plan = plan;
-    Ok(outcome)
+    Ok(Attempt {
+        outcome,
+        remaining: later.len(),
+    })
 }
+
+/// A later batch's size is already decided: no budget is read for it.
+const NO_BUDGET: batches::LockBudget = batches::LockBudget {
+    max_locks_per_transaction: 0,
+    slots: 0,
+    held_by_others: 0,
+};
 
 /// The pre-flight checks, with the NULL-tenant rows counted first.
 async fn preflight(
@@ -189,8 +308,9 @@ async fn preflight(
     snap: &Snapshot,
     plan: &Plan,
     options: &Options,
+    counted: Option<&[usize]>,
 ) -> Result<Preflight> {
-    let null_rows = null_rows(db, target, snap).await?;
+    let null_rows = null_rows(db, target, snap, counted).await?;
     let mut findings = Findings::default();
     let inputs = Inputs {
         app_password: options.roles.app_password.is_some(),
@@ -215,34 +335,46 @@ impl Preflight {
     }
 }
 
-/// One statement for all tables: the count of rows with a NULL tenant column.
-async fn null_rows(db: &Db, target: &Target, snap: &Snapshot) -> Result<Vec<NullRows>> {
-    let parts: Vec<String> = snap
-        .tables
-        .iter()
-        .enumerate()
-        .filter(|(_, t)| t.exists && t.has_column && snap.session_sees_all(t))
-        .map(|(i, t)| {
-            format!(
-                "SELECT {i}, count(*) FROM {} WHERE {} IS NULL",
-                qualified(&target.schema, &t.name),
-                quote_ident(&target.tenant_column)
-            )
+/// The rows with a NULL tenant column in each table the session sees in full
+/// (of `only`, when given), in a constant number of statements; each table's
+/// locks are released once it is counted, so the count fits any lock table.
+async fn null_rows(
+    db: &Db,
+    target: &Target,
+    snap: &Snapshot,
+    only: Option<&[usize]>,
+) -> Result<Vec<NullRows>> {
+    let counted: Vec<usize> = (0..snap.tables.len())
+        .filter(|i| only.is_none_or(|only| only.contains(i)))
+        .filter(|&i| {
+            let t = &snap.tables[i];
+            t.exists && t.has_column && snap.session_sees_all(t)
         })
         .collect();
-    if parts.is_empty() {
+    if counted.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = db
-        .query(&parts.join(" UNION ALL "), &[])
+    let tables: Vec<TableRef> = counted
+        .iter()
+        .map(|&i| TableRef {
+            schema: target.schema.clone(),
+            name: snap.tables[i].name.clone(),
+            column_type: snap.tables[i].column_type.clone().unwrap_or_default(),
+        })
+        .collect();
+    let input = serde_json::json!({ "tables": tables, "column": target.tenant_column });
+    let counts = per_table::run(db, "count_null_tenants", &input)
         .await
         .doing("counting rows with a NULL tenant")?;
-    let mut out: Vec<NullRows> = rows
+    let mut out: Vec<NullRows> = counted
         .iter()
-        .filter(|r| r.get::<_, i64>(1) > 0)
-        .map(|r| NullRows {
-            table: snap.tables[r.get::<_, i32>(0) as usize].display.clone(),
-            rows: r.get(1),
+        .zip(counts.iter())
+        .filter_map(|(&i, n)| {
+            let rows = n.as_i64().filter(|&n| n > 0)?;
+            Some(NullRows {
+                table: snap.tables[i].display.clone(),
+                rows,
+            })
         })
         .collect();
     out.sort_by(|a, b| a.table.cmp(&b.table));
@@ -250,21 +382,28 @@ async fn null_rows(db: &Db, target: &Target, snap: &Snapshot) -> Result<Vec<Null
 }
 
 /// Registry and history, in the same transaction as the changes.
+/// Tables of `later` (left for a later batch) are not registered yet: their
+/// state before apply is recorded when their own batch installs them.
 async fn record(
     db: &Db,
     target: &Target,
     snap: &Snapshot,
+    later: &[usize],
     checksum: &str,
     changes: usize,
 ) -> Result<()> {
     let names: Vec<String> = snap.tables.iter().map(|t| t.name.clone()).collect();
-    let original_rls: Vec<bool> = snap.tables.iter().map(|t| t.rls).collect();
-    let original_force: Vec<bool> = snap.tables.iter().map(|t| t.force).collect();
-    let original_public: Vec<String> = snap
+    let now: Vec<&crate::inspect::Table> = snap
         .tables
         .iter()
-        .map(|t| t.public_privileges.join(","))
+        .enumerate()
+        .filter(|(i, _)| !later.contains(i))
+        .map(|(_, t)| t)
         .collect();
+    let registered: Vec<String> = now.iter().map(|t| t.name.clone()).collect();
+    let original_rls: Vec<bool> = now.iter().map(|t| t.rls).collect();
+    let original_force: Vec<bool> = now.iter().map(|t| t.force).collect();
+    let original_public: Vec<String> = now.iter().map(|t| t.public_privileges.join(",")).collect();
     db.execute(&render("forget_tables", &[]), &[&target.schema, &names])
         .await
         .doing("updating the installed-table registry")?;
@@ -272,7 +411,7 @@ async fn record(
         &render("register_tables", &[]),
         &[
             &target.schema,
-            &names,
+            &registered,
             &target.tenant_column,
             &POLICY_NAME,
             &original_rls,

@@ -58,6 +58,9 @@ pub struct Item {
     pub action: Action,
     /// The statements that do it (empty when unchanged).
     pub statements: Vec<Statement>,
+    /// For a tenant table, its index in the snapshot's tables (apply batches these).
+    #[serde(skip)]
+    pub table: Option<usize>,
 }
 
 /// The passwords and choices that shape the role statements.
@@ -109,6 +112,7 @@ fn item(object: String, existed: bool, statements: Vec<Statement>) -> Item {
         object,
         action,
         statements,
+        table: None,
     }
 }
 
@@ -413,8 +417,10 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs) -> Plan {
         stmts,
     ));
 
-    for table in &snap.tables {
-        plan.items.push(table_item(target, snap, table));
+    for (i, table) in snap.tables.iter().enumerate() {
+        let mut item = table_item(target, snap, table);
+        item.table = Some(i);
+        plan.items.push(item);
     }
     plan
 }

@@ -1,4 +1,4 @@
-//! `rlsctl apply`: pre-flight, plan, one transaction.
+//! `rlsctl apply`: pre-flight, plan, one transaction (or batches of them).
 
 use anyhow::Result;
 use serde_json::json;
@@ -59,6 +59,7 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
             admin_bypassrls: args.admin_bypassrls,
         },
         no_app_password: args.no_app_password,
+        batch_size: args.batch_size.map(|n| n as usize),
     })
 }
 
@@ -102,9 +103,18 @@ fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
     }
     out.push_str(&format!("{table}\n"));
     let changes = outcome.plan.changes();
+    let batching = &outcome.batching;
+    let transactions = if batching.split() {
+        format!(
+            "in {} transactions of up to {} tenant tables each ({})",
+            batching.batches, batching.batch_size, batching.reason
+        )
+    } else {
+        "in one transaction".to_string()
+    };
     if dry_run {
         if changes > 0 {
-            out.push_str("\nSQL that apply would run, in one transaction:\n");
+            out.push_str(&format!("\nSQL that apply would run, {transactions}:\n"));
             for statement in outcome.plan.statements() {
                 out.push_str(&format!("{};\n", statement.shown));
             }
@@ -116,7 +126,7 @@ fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
         out.push_str("\nThe database is up to date: nothing to change.\n");
     } else {
         out.push_str(&format!(
-            "\nApplied: {changes} object(s) created or changed in one transaction ({} ms, {} attempt(s)); checksum {}.\n",
+            "\nApplied: {changes} object(s) created or changed {transactions} (longest {} ms, {} attempt(s)); checksum {}.\n",
             outcome.transaction_ms, outcome.attempts, outcome.checksum
         ));
     }
@@ -138,12 +148,14 @@ fn json(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
         "plan": outcome.plan,
         "applied": outcome.applied,
         "checksum": outcome.checksum,
+        "batching": outcome.batching,
         "summary": {
             "changes": outcome.plan.changes(),
             "unchanged": unchanged,
             "refused": outcome.refused(),
             "attempts": outcome.attempts,
             "transaction_ms": outcome.transaction_ms,
+            "transactions": outcome.committed,
             "statements": outcome.statements,
         },
     });

@@ -138,6 +138,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
         lock_retries: 3,
         roles: roles(),
         no_app_password: false,
+        batch_size: None,
     };
 
     let mut results: Vec<StepResult> = Vec::new();

@@ -1,9 +1,10 @@
 //! Narrow reads for rollback (what the bundle installed, in one or two
 //! statements, so break-glass does not depend on the whole snapshot) and for
-//! apply's lock-timeout message.
+//! apply's lock budget and lock-timeout message.
 
 use anyhow::Result;
 
+use crate::bundle::batches::LockBudget;
 use crate::config::Target;
 use crate::db::{Db, DbResultExt};
 
@@ -11,6 +12,7 @@ const BUNDLE_ROLES: &str = include_str!("../../sql/inspect/bundle_roles.sql");
 const INSTALLED: &str = include_str!("../../sql/inspect/installed.sql");
 const EXISTING_TABLES: &str = include_str!("../../sql/inspect/existing_tables.sql");
 const LOCK_HOLDERS: &str = include_str!("../../sql/inspect/lock_holders.sql");
+const LOCK_BUDGET: &str = include_str!("../../sql/inspect/lock_budget.sql");
 
 /// One table the bundle installed.
 #[derive(Debug, Clone)]
@@ -98,4 +100,17 @@ pub async fn lock_holders(db: &Db, target: &Target, key: i64) -> Vec<String> {
             )
         })
         .collect()
+}
+
+/// The server's shared lock table and what other sessions hold in it now.
+pub async fn lock_budget(db: &Db) -> Result<LockBudget> {
+    let row = db
+        .query_one(LOCK_BUDGET, &[])
+        .await
+        .doing("reading the lock table's size")?;
+    Ok(LockBudget {
+        max_locks_per_transaction: row.get("max_locks_per_transaction"),
+        slots: row.get("slots"),
+        held_by_others: row.get("held"),
+    })
 }

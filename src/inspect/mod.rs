@@ -6,7 +6,9 @@
 mod installed;
 mod read;
 
-pub use installed::{existing_tables, installation, lock_holders, Installation, InstalledTable};
+pub use installed::{
+    existing_tables, installation, lock_budget, lock_holders, Installation, InstalledTable,
+};
 
 use std::collections::HashMap;
 
