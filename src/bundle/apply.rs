@@ -144,7 +144,12 @@ struct Attempt {
 }
 
 /// One transaction, retried with backoff while a lock cannot be had.
-async fn with_lock_retries(db: &Db, target: &Target, options: &Options, stage: Stage) -> Result<Attempt> {
+async fn with_lock_retries(
+    db: &Db,
+    target: &Target,
+    options: &Options,
+    stage: Stage,
+) -> Result<Attempt> {
     let mut attempt = 0;
     loop {
         attempt += 1;

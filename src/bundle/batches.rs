@@ -149,7 +149,11 @@ mod tests {
         // (6400 - 6000) / 2 = 200 available, 64 of them fixed: 136 tables a batch.
         let b = plan(500, &busy, None);
         assert_eq!((b.batches, b.batch_size), (4, 136), "{}", b.reason);
-        assert!(b.reason.contains("raise max_locks_per_transaction to 128"), "{}", b.reason);
+        assert!(
+            b.reason.contains("raise max_locks_per_transaction to 128"),
+            "{}",
+            b.reason
+        );
         let b = plan(7000, &DEFAULTS, None);
         assert!(b.split());
         assert!(b.reason.contains("to 256"), "{}", b.reason);

@@ -10,6 +10,7 @@ mod isolation;
 mod monitor;
 mod rds_master;
 mod rehearse;
+mod scale;
 mod ssm_double;
 mod tunnel;
 mod verify;

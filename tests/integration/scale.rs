@@ -1,0 +1,230 @@
+//! Many tenant tables on a server left at its default settings
+//! (max_locks_per_transaction 64, max_connections 100), applied by the RDS
+//! master: the lock budget, batches, interrupted batches and partitions.
+
+use rlsctl::sandbox::{Options, Shape};
+
+use crate::support::*;
+
+/// An RDS-shaped cluster with an empty database.
+async fn rds_empty() -> TestDb {
+    TestDb::with(
+        Options {
+            shape: Shape::RdsMaster,
+            ..Options::default()
+        },
+        false,
+    )
+    .await
+}
+
+/// Creates `n` tenant tables `t_0001`… (a primary key, the tenant column with
+/// an index, two rows) as the master, and returns their names.
+async fn tenant_tables(t: &TestDb, n: usize) -> Vec<String> {
+    let sql = format!(
+        "DO $$ BEGIN FOR i IN 1..{n} LOOP
+           EXECUTE format('CREATE TABLE t_%s (id bigserial PRIMARY KEY, tenant_id text NOT NULL, payload text)', lpad(i::text, 4, '0'));
+           EXECUTE format('CREATE INDEX ON t_%s (tenant_id)', lpad(i::text, 4, '0'));
+           EXECUTE format('INSERT INTO t_%s (tenant_id, payload) VALUES (''a'', ''x''), (''b'', ''y'')', lpad(i::text, 4, '0'));
+         END LOOP; END $$"
+    );
+    t.operator().await.simple(&sql).await.unwrap();
+    (1..=n).map(|i| format!("t_{i:04}")).collect()
+}
+
+/// How many of the `t_` tables are fully installed (RLS, FORCE, both
+/// policies, the app's grants) and how many untouched (none of it).
+async fn installed_and_untouched(t: &TestDb) -> (i64, i64) {
+    let su = t.superuser().await;
+    let row = su
+        .query_one(
+            "WITH s AS (
+               SELECT c.relrowsecurity AS rls, c.relforcerowsecurity AS force,
+                      (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid
+                         AND p.polname IN ('tenant_isolation', 'rlsctl_break_glass')) AS policies,
+                      EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = 'app_user'
+                                AND has_table_privilege(r.oid, c.oid, 'SELECT')) AS granted
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE n.nspname = 'public' AND c.relname LIKE 't\\_%' AND c.relkind IN ('r', 'p'))
+             SELECT count(*) FILTER (WHERE rls AND force AND policies = 2 AND granted),
+                    count(*) FILTER (WHERE NOT rls AND NOT force AND policies = 0 AND NOT granted)
+             FROM s",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+fn tables_env(names: &[String]) -> String {
+    names.join(",")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_tables_apply_on_a_default_server() {
+    let t = rds_empty().await;
+    let names = tenant_tables(&t, 2000).await;
+    let tables = tables_env(&names);
+    let env = [("RLSCTL_TENANT_TABLES", tables.as_str())];
+    let su = t.superuser().await;
+    let settings = su
+        .query_one(
+            "SELECT current_setting('max_locks_per_transaction'), current_setting('max_connections')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(settings.get::<_, String>(0), "64", "the server's default");
+    let args = [
+        "apply",
+        "--app-password-from",
+        "env:APP_PW",
+        "--format",
+        "json",
+    ];
+    let run = t.run_env(&args, &env).await;
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(doc["batching"]["tables"], 2000, "{}", doc["batching"]);
+    assert_eq!(installed_and_untouched(&t).await, (2000, 0));
+    // Again: nothing to do, no history.
+    let run = t.run_env(&args, &env).await;
+    run.expect(0);
+    assert_eq!(run.json()["summary"]["changes"], 0);
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await,
+        1
+    );
+    // monitor and verify's probes fit the default lock table too.
+    let mut as_app: Vec<(&str, &str)> = AS_APP.to_vec();
+    as_app.extend(env);
+    t.run_env(&["monitor"], &as_app).await.expect(0);
+    let run = t
+        .run_env(&["verify", "--tenant", "a", "--tenant", "b"], &as_app)
+        .await;
+    run.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_lock_table_splits_apply_into_batches() {
+    let t = rds_empty().await;
+    let names = tenant_tables(&t, 200).await;
+    let tables = tables_env(&names);
+    let env = [("RLSCTL_TENANT_TABLES", tables.as_str())];
+    // Another session holds 6,100 of the 6,400 slots: apply may take 150.
+    let holder = t.superuser().await;
+    holder
+        .simple("SELECT count(pg_advisory_lock(i)) FROM generate_series(1, 6100) i")
+        .await
+        .unwrap();
+    let args = [
+        "apply",
+        "--app-password-from",
+        "env:APP_PW",
+        "--format",
+        "json",
+    ];
+    let mut dry = args.to_vec();
+    dry.push("--dry-run");
+    let run = t.run_env(&dry, &env).await;
+    run.expect(0);
+    let batching = &run.json()["batching"];
+    assert!(batching["batches"].as_u64().unwrap() >= 2, "{batching}");
+    assert!(
+        batching["reason"]
+            .as_str()
+            .unwrap()
+            .contains("raise max_locks_per_transaction to 128"),
+        "{batching}"
+    );
+    assert_eq!(installed_and_untouched(&t).await, (0, 200));
+    let run = t.run_env(&args, &env).await;
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(
+        doc["summary"]["transactions"], doc["batching"]["batches"],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(installed_and_untouched(&t).await, (200, 0));
+    let su = t.superuser().await;
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.tenant_tables").await,
+        200
+    );
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await,
+        doc["summary"]["transactions"].as_i64().unwrap()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_batch_leaves_whole_tables_and_a_rerun_finishes() {
+    let t = rds_empty().await;
+    let names = tenant_tables(&t, 200).await;
+    let tables = tables_env(&names);
+    // A session reads t_0120 (batch 3 of 4) and keeps its lock.
+    let blocker = t.superuser().await;
+    blocker.begin().await.unwrap();
+    blocker
+        .simple("LOCK TABLE t_0120 IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
+    command
+        .args([
+            "apply",
+            "--app-password-from",
+            "env:APP_PW",
+            "--batch-size",
+            "50",
+            "--lock-timeout",
+            "60s",
+        ])
+        .env_clear()
+        .envs(&t.env)
+        .env("RLSCTL_TENANT_TABLES", &tables)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let mut child = command.spawn().unwrap();
+    let su = t.superuser().await;
+    wait_for_a_lock_wait(&su).await;
+    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    assert_eq!(exit_code(&mut child).await, Some(130));
+    // Two batches committed, the third rolled back: every table whole.
+    assert_eq!(installed_and_untouched(&t).await, (100, 100));
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.tenant_tables").await,
+        100
+    );
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await,
+        2
+    );
+    blocker.rollback().await.unwrap();
+    // The next run goes on with the other 100 tables.
+    let env = [("RLSCTL_TENANT_TABLES", tables.as_str())];
+    let args = [
+        "apply",
+        "--app-password-from",
+        "env:APP_PW",
+        "--batch-size",
+        "50",
+        "--format",
+        "json",
+    ];
+    let run = t.run_env(&args, &env).await;
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(doc["batching"]["tables"], 100, "{}", doc["batching"]);
+    assert_eq!(doc["summary"]["transactions"], 2);
+    assert_eq!(installed_and_untouched(&t).await, (200, 0));
+    let run = t.run_env(&args, &env).await;
+    run.expect(0);
+    assert_eq!(run.json()["summary"]["changes"], 0);
+    let mut as_app: Vec<(&str, &str)> = AS_APP.to_vec();
+    as_app.extend(env);
+    t.run_env(&["monitor"], &as_app).await.expect(0);
+}
