@@ -22,7 +22,6 @@ use rlsctl::sandbox::{self, Sandbox};
 
 const APP_PASSWORD: &str = "bench-app-password";
 /// The lock table the benchmark's server gets (the default is 64).
-const BENCH_MAX_LOCKS: u32 = 512;
 
 struct SizeResult {
     tables: usize,

@@ -1,6 +1,23 @@
--- Each configured tenant table, in the configured order (a missing one too).
+-- Each configured tenant table, in the configured order (a missing one too),
+-- then the partitions of configured partitioned tables (at any depth, by name):
+-- querying a partition directly skips its parent's policies, and a partition
+-- inherits neither the RLS flags nor the policies, so each is a tenant table
+-- of its own. Partitions outside the tenant schema are left to BYP006.
 -- $1: schema; $2: table names; $3: tenant column; $4: app role; $5: break-glass role.
-WITH wanted AS (SELECT w.name, w.ord FROM unnest($2::text[]) WITH ORDINALITY AS w(name, ord)),
+WITH RECURSIVE configured AS (SELECT w.name, w.ord FROM unnest($2::text[]) WITH ORDINALITY AS w(name, ord)),
+     schema AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
+     parts(oid, root) AS (
+         SELECT i.inhrelid, c.relname::text
+         FROM configured w JOIN pg_class c ON c.relname = w.name AND c.relnamespace = (SELECT oid FROM schema) AND c.relkind = 'p'
+         JOIN pg_inherits i ON i.inhparent = c.oid
+         UNION ALL
+         SELECT i.inhrelid, p.root FROM parts p JOIN pg_inherits i ON i.inhparent = p.oid),
+     wanted AS (
+         SELECT w.name, w.ord, NULL::text AS partition_of FROM configured w
+         UNION ALL
+         SELECT pc.relname::text, (SELECT count(*) FROM configured) + row_number() OVER (ORDER BY pc.relname), parts.root
+         FROM parts JOIN pg_class pc ON pc.oid = parts.oid
+         WHERE pc.relispartition AND pc.relnamespace = (SELECT oid FROM schema) AND NOT pc.relname = ANY($2::text[])),
      roles AS (SELECT (SELECT oid FROM pg_roles WHERE rolname = $4) AS app,
                       (SELECT oid FROM pg_roles WHERE rolname = $5) AS admin),
      -- sequences owned by the tables' columns, one row per table (a join, not a scan per table)
@@ -12,10 +29,12 @@ WITH wanted AS (SELECT w.name, w.ord FROM unnest($2::text[]) WITH ORDINALITY AS 
          FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
          JOIN pg_namespace sn ON sn.oid = s.relnamespace
          WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-           AND d.refobjid IN (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                              WHERE n.nspname = $1 AND c.relname = ANY($2::text[]))
+           AND d.refobjid IN (SELECT c.oid FROM pg_class c
+                              WHERE c.relnamespace = (SELECT oid FROM schema) AND c.relname IN (SELECT name FROM wanted))
          GROUP BY 1)
 SELECT w.name,
+       w.partition_of,
+       coalesce(c.relkind = 'p', false) AS partitioned,
        c.oid IS NOT NULL AS exists,
        c.oid AS oid,
        a.attnum IS NOT NULL AS has_column,
@@ -49,8 +68,7 @@ SELECT w.name,
        coalesce(sq.app_usage, '{}') AS sequence_app_usage,
        coalesce(has_table_privilege(c.oid, 'SELECT'), false) AS session_can_select
 FROM wanted w
-LEFT JOIN pg_namespace n ON n.nspname = $1
-LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = w.name AND c.relkind IN ('r', 'p')
+LEFT JOIN pg_class c ON c.relnamespace = (SELECT oid FROM schema) AND c.relname = w.name AND c.relkind IN ('r', 'p')
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN sequences sq ON sq.table_oid = c.oid
 ORDER BY w.ord

@@ -80,8 +80,15 @@ BEGIN
             statement := CASE kind
                 WHEN 'update' THEN format('UPDATE %1$I.%2$I SET %3$I = $1::text::%4$s WHERE ctid = (SELECT ctid FROM %1$I.%2$I LIMIT 1)',
                                           t->>'schema', t->>'name', input->>'column', t->>'type')
-                ELSE format('INSERT INTO %I.%I (%I) VALUES ($1::text::%s)',
-                            t->>'schema', t->>'name', input->>'column', t->>'type')
+                WHEN 'insert' THEN CASE WHEN (t->>'partitioned')::boolean
+                    -- a partitioned table routes a row by its partition key before any
+                    -- policy is checked: copy a visible row, with the other tenant
+                    THEN format('INSERT INTO %1$I.%2$I OVERRIDING SYSTEM VALUE SELECT (jsonb_populate_record(NULL::%1$I.%2$I, '
+                                || 'to_jsonb(r) || jsonb_build_object(%3$L, $1))).* FROM %1$I.%2$I r LIMIT 1',
+                                t->>'schema', t->>'name', input->>'column')
+                    ELSE format('INSERT INTO %I.%I (%I) VALUES ($1::text::%s)',
+                                t->>'schema', t->>'name', input->>'column', t->>'type')
+                END
             END;
             BEGIN
                 EXECUTE statement USING other;

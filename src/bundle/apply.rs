@@ -365,6 +365,7 @@ async fn null_rows(
             schema: target.schema.clone(),
             name: snap.tables[i].name.clone(),
             column_type: snap.tables[i].column_type.clone().unwrap_or_default(),
+            partitioned: snap.tables[i].partitioned,
         })
         .collect();
     let input = serde_json::json!({ "tables": tables, "column": target.tenant_column });

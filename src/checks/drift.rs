@@ -185,23 +185,31 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         .unwrap_or_default();
     findings.check(&DRF005, problems, "the helper function is as installed");
 
-    // DRF006: configuration and registry agree.
+    // DRF006: configuration and registry agree (a partition counts as configured
+    // with its parent: one created after apply has no RLS and no policy).
     let installed: Vec<&str> = bundle.registry.iter().map(|r| r.table.as_str()).collect();
-    let mut problems: Vec<Finding> = target
+    let mut problems: Vec<Finding> = snap
         .tables
         .iter()
-        .filter(|t| !installed.contains(&t.as_str()))
+        .filter(|t| !installed.contains(&t.name.as_str()))
         .map(|t| {
-            Finding::problem(
-                &DRF006,
-                target.display_table(t),
-                "configured but not installed by the last apply",
-                "rlsctl apply",
-            )
+            let detail = match &t.partition_of {
+                Some(root) => format!(
+                    "a partition of {root} the last apply did not install (created or attached since): \
+                     a partition inherits neither RLS nor its parent's policies, and querying it directly skips the parent's"
+                ),
+                None => "configured but not installed by the last apply".to_string(),
+            };
+            Finding::problem(&DRF006, t.display.clone(), detail, "rlsctl apply")
         })
         .collect();
-    problems.extend(installed.iter().filter(|t| !target.tables.iter().any(|c| c == *t)).map(|t| {
-        Finding::problem(&DRF006, target.display_table(t), "installed but no longer configured: monitor does not check it", "add it back to RLSCTL_TENANT_TABLES, or rlsctl rollback --uninstall and re-apply")
+    problems.extend(installed.iter().filter(|t| !snap.tables.iter().any(|c| c.name == **t)).map(|t| {
+        Finding::problem(
+            &DRF006,
+            target.display_table(t),
+            "installed but no longer configured (or no longer a partition of a configured table): monitor does not check it",
+            "add it back to RLSCTL_TENANT_TABLES; or rlsctl apply to forget it (its RLS stays), or rlsctl rollback --uninstall and re-apply",
+        )
     }));
     findings.check(
         &DRF006,

@@ -20,6 +20,8 @@ pub struct TableRef {
     /// The tenant column's type, e.g. `text` or `uuid`.
     #[serde(rename = "type")]
     pub column_type: String,
+    /// A partitioned table (rows are routed to partitions before policies apply).
+    pub partitioned: bool,
 }
 
 /// Runs the DO block `step` with `input` and returns its per-table results, in

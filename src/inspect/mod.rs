@@ -96,13 +96,17 @@ pub struct Sequence {
     pub app_usage: bool,
 }
 
-/// One configured tenant table (present or not).
+/// One configured tenant table (present or not), or a partition of one.
 #[derive(Debug, Clone)]
 pub struct Table {
-    /// Name as configured.
+    /// Name as configured (or the partition's name).
     pub name: String,
     /// `schema.table` for display.
     pub display: String,
+    /// For a partition: `schema.table` of the configured table it belongs to.
+    pub partition_of: Option<String>,
+    /// A partitioned table (its rows live in its partitions).
+    pub partitioned: bool,
     /// Its oid, when it exists.
     pub oid: Option<u32>,
     /// Exists (as a table or partitioned table).

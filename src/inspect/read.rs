@@ -297,9 +297,12 @@ fn table_from(row: &Row, target: &Target) -> Table {
     let schemas: Vec<String> = row.get("sequence_schemas");
     let names: Vec<String> = row.get("sequence_names");
     let usage: Vec<bool> = row.get("sequence_app_usage");
+    let partition_of: Option<String> = row.get("partition_of");
     Table {
         display: target.display_table(&name),
         name,
+        partition_of: partition_of.map(|root| target.display_table(&root)),
+        partitioned: row.get("partitioned"),
         oid: row.get("oid"),
         exists: row.get("exists"),
         has_column: row.get("has_column"),

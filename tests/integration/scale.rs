@@ -228,3 +228,130 @@ async fn an_interrupted_batch_leaves_whole_tables_and_a_rerun_finishes() {
     as_app.extend(env);
     t.run_env(&["monitor"], &as_app).await.expect(0);
 }
+
+/// The `events` relations (parent and partitions) fully installed, and those untouched.
+async fn events_installed_and_untouched(t: &TestDb) -> (i64, i64) {
+    let su = t.superuser().await;
+    let row = su
+        .query_one(
+            "WITH s AS (
+               SELECT c.relrowsecurity AS rls, c.relforcerowsecurity AS force,
+                      (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid
+                         AND p.polname IN ('tenant_isolation', 'rlsctl_break_glass')) AS policies
+               FROM pg_class c WHERE c.relname LIKE 'events%' AND c.relkind IN ('r', 'p'))
+             SELECT count(*) FILTER (WHERE rls AND force AND policies = 2),
+                    count(*) FILTER (WHERE NOT rls AND NOT force AND policies = 0)
+             FROM s",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_table_is_installed_on_every_partition() {
+    let t = rds_empty().await;
+    t.operator()
+        .await
+        .simple(
+            "CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY, tenant_id text NOT NULL, at date NOT NULL, payload text)
+               PARTITION BY RANGE (at);
+             CREATE INDEX ON events (tenant_id);
+             DO $$ BEGIN FOR i IN 0..199 LOOP
+               EXECUTE format('CREATE TABLE events_%s PARTITION OF events FOR VALUES FROM (%L) TO (%L)',
+                              i, date '2026-01-01' + i, date '2026-01-01' + i + 1);
+             END LOOP; END $$;
+             INSERT INTO events (tenant_id, at, payload)
+               SELECT CASE WHEN g % 2 = 0 THEN 'a' ELSE 'b' END, date '2026-01-01' + g % 200, 'x' FROM generate_series(1, 1000) g;",
+        )
+        .await
+        .unwrap();
+    let env = [("RLSCTL_TENANT_TABLES", "events")];
+    let mut as_app: Vec<(&str, &str)> = AS_APP.to_vec();
+    as_app.extend(env);
+    let apply = [
+        "apply",
+        "--app-password-from",
+        "env:APP_PW",
+        "--format",
+        "json",
+    ];
+    let run = t.run_env(&apply, &env).await;
+    run.expect(0);
+    assert_eq!(run.json()["batching"]["tables"], 201);
+    assert_eq!(events_installed_and_untouched(&t).await, (201, 0));
+    // A partition queried directly isolates like its parent.
+    let app = t.app().await;
+    app.begin().await.unwrap();
+    rlsctl::db::tenant::set_local(&app, "app.tenant_id", "a")
+        .await
+        .unwrap();
+    let foreign = count(&app, "SELECT count(*) FROM events_2 WHERE tenant_id <> 'a'").await;
+    assert_eq!(foreign, 0);
+    assert!(count(&app, "SELECT count(*) FROM events_2").await > 0);
+    app.rollback().await.unwrap();
+    t.run_env(&["verify", "--tenant", "a", "--tenant", "b"], &as_app)
+        .await
+        .expect(0);
+    t.run_env(&["monitor"], &as_app).await.expect(0);
+    // The write probe reaches a partitioned parent (rows are routed before
+    // policies apply, so it copies a visible row): an open WITH CHECK fails.
+    t.sql("ALTER POLICY tenant_isolation ON events WITH CHECK (true)")
+        .await;
+    let run = t
+        .run_env(
+            &[
+                "verify", "--tenant", "a", "--tenant", "b", "--format", "json",
+            ],
+            &as_app,
+        )
+        .await;
+    run.expect(1);
+    let leaks: Vec<String> = run.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == "PRB003" && c["status"] == "fail")
+        .map(|c| format!("{}: {}", c["object"], c["detail"]))
+        .collect();
+    assert!(
+        leaks.iter().any(|l| l.starts_with("\"public.events\"")
+            && l.contains("inserting a row for the other tenant succeeded")),
+        "{leaks:?}"
+    );
+    t.run_env(&apply, &env).await.expect(0);
+
+    // A partition created after apply: monitor names it and the fix.
+    t.operator()
+        .await
+        .simple(
+            "CREATE TABLE events_new PARTITION OF events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+             GRANT SELECT ON events_new TO app_user;
+             INSERT INTO events (tenant_id, at, payload) VALUES ('b', '2027-06-01', 'later')",
+        )
+        .await
+        .unwrap();
+    let run = t.run_env(&["monitor", "--format", "json"], &as_app).await;
+    run.expect(1);
+    let doc = run.json();
+    let drift: Vec<&serde_json::Value> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == "DRF006" && c["status"] != "pass")
+        .collect();
+    assert_eq!(drift.len(), 1, "{}", run.stdout);
+    assert_eq!(drift[0]["object"], "public.events_new");
+    assert!(drift[0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("partition of public.events"));
+    assert_eq!(drift[0]["remedy"], "rlsctl apply");
+    // apply fixes it.
+    let run = t.run_env(&apply, &env).await;
+    run.expect(0);
+    assert_eq!(run.json()["batching"]["tables"], 1);
+    assert_eq!(events_installed_and_untouched(&t).await, (202, 0));
+    t.run_env(&["monitor"], &as_app).await.expect(0);
+}
