@@ -151,7 +151,15 @@ async fn measure_size(
             .await?;
     let before = app.statements();
     let started = Instant::now();
-    let snapshot = Snapshot::read(&app, &target, Reads { null_counts: true }).await?;
+    let snapshot = Snapshot::read(
+        &app,
+        &target,
+        Reads {
+            null_counts: true,
+            parallel: true,
+        },
+    )
+    .await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, &target, true, &mut findings);
     let catalog_ms = started.elapsed().as_millis();

@@ -1,8 +1,11 @@
--- Shared by the reads below: the tenant tables' oids, their inheritance
--- descendants, and the tables that have the tenant column: every one in the
--- tenant schema, and in any other schema those the app role can read.
--- $1: schema; $2: tenant column; $3: app role; $4: tenant table oids.
-WITH RECURSIVE tenant AS (SELECT unnest($4::oid[]) AS oid),
+-- Shared by the reads below: the configured tenant tables, their inheritance
+-- descendants (partitions at any depth), and the tables that have the tenant
+-- column: every one in the tenant schema, and in any other schema those the
+-- app role can read. Looked up by name, so these reads need no other first.
+-- $1: schema; $2: tenant column; $3: app role; $4: tenant table names.
+WITH RECURSIVE tenant AS (
+    SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = $1 AND c.relname = ANY($4::text[]) AND c.relkind IN ('r', 'p')),
 kids(oid, parent, path) AS (
     SELECT i.inhrelid, i.inhparent, ARRAY[i.inhrelid] FROM pg_inherits i WHERE i.inhparent IN (SELECT oid FROM tenant)
     UNION ALL

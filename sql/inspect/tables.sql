@@ -48,9 +48,9 @@ SELECT w.name,
        coalesce(c.relforcerowsecurity, false) AS force,
        EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
                WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indkey[0] = a.attnum) AS has_tenant_index,
-       ARRAY(SELECT x.privilege_type::text FROM aclexplode(c.relacl) x WHERE x.grantee = 0 ORDER BY 1) AS public_privileges,
-       ARRAY(SELECT x.privilege_type::text FROM aclexplode(c.relacl) x, roles WHERE x.grantee = roles.app ORDER BY 1) AS app_privileges,
-       ARRAY(SELECT x.privilege_type::text FROM aclexplode(c.relacl) x, roles WHERE x.grantee = roles.admin ORDER BY 1) AS admin_privileges,
+       coalesce(acl.public, '{}') AS public_privileges,
+       coalesce(acl.app, '{}') AS app_privileges,
+       coalesce(acl.admin, '{}') AS admin_privileges,
        -- directly, through membership or PUBLIC; REFERENCES on some columns counts
        -- too (foreign-key checks ignore RLS, so it probes other tenants' keys)
        CASE WHEN (SELECT has_table_privilege(roles.app, c.oid, 'TRUNCATE, REFERENCES, TRIGGER')
@@ -71,4 +71,10 @@ FROM wanted w
 LEFT JOIN pg_class c ON c.relnamespace = (SELECT oid FROM schema) AND c.relname = w.name AND c.relkind IN ('r', 'p')
 LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
 LEFT JOIN sequences sq ON sq.table_oid = c.oid
+-- the ACL exploded once per table, for PUBLIC, the app role and the break-glass role
+LEFT JOIN LATERAL (
+    SELECT array_agg(x.privilege_type::text ORDER BY x.privilege_type::text) FILTER (WHERE x.grantee = 0) AS public,
+           array_agg(x.privilege_type::text ORDER BY x.privilege_type::text) FILTER (WHERE x.grantee = roles.app) AS app,
+           array_agg(x.privilege_type::text ORDER BY x.privilege_type::text) FILTER (WHERE x.grantee = roles.admin) AS admin
+    FROM aclexplode(c.relacl) x, roles) acl ON true
 ORDER BY w.ord

@@ -187,11 +187,14 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
 
     // DRF006: configuration and registry agree (a partition counts as configured
     // with its parent: one created after apply has no RLS and no policy).
-    let installed: Vec<&str> = bundle.registry.iter().map(|r| r.table.as_str()).collect();
+    let installed: std::collections::HashSet<&str> =
+        bundle.registry.iter().map(|r| r.table.as_str()).collect();
+    let configured: std::collections::HashSet<&str> =
+        snap.tables.iter().map(|t| t.name.as_str()).collect();
     let mut problems: Vec<Finding> = snap
         .tables
         .iter()
-        .filter(|t| !installed.contains(&t.name.as_str()))
+        .filter(|t| !installed.contains(t.name.as_str()))
         .map(|t| {
             let detail = match &t.partition_of {
                 Some(root) => format!(
@@ -203,7 +206,12 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             Finding::problem(&DRF006, t.display.clone(), detail, "rlsctl apply")
         })
         .collect();
-    problems.extend(installed.iter().filter(|t| !snap.tables.iter().any(|c| c.name == **t)).map(|t| {
+    let mut removed: Vec<&&str> = installed
+        .iter()
+        .filter(|t| !configured.contains(**t))
+        .collect();
+    removed.sort();
+    problems.extend(removed.into_iter().map(|t| {
         Finding::problem(
             &DRF006,
             target.display_table(t),

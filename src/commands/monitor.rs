@@ -44,7 +44,15 @@ pub async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     db.pin_search_path()
         .await
         .doing("pinning the search_path")?;
-    let snapshot = Snapshot::read(db, target, Reads { null_counts: true }).await?;
+    let snapshot = Snapshot::read(
+        db,
+        target,
+        Reads {
+            null_counts: true,
+            parallel: true,
+        },
+    )
+    .await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);

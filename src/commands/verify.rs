@@ -39,7 +39,15 @@ pub async fn verify(
     db.pin_search_path()
         .await
         .doing("pinning the search_path")?;
-    let snapshot = Snapshot::read(db, target, Reads { null_counts: true }).await?;
+    let snapshot = Snapshot::read(
+        db,
+        target,
+        Reads {
+            null_counts: true,
+            parallel: true,
+        },
+    )
+    .await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
     checks::probes::run(db, &snapshot, target, tenants, &mut findings).await?;

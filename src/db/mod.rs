@@ -12,6 +12,7 @@ use std::io::IsTerminal;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -101,7 +102,10 @@ pub struct ServerInfo {
 /// constant-round-trip guarantees and the benchmarks).
 pub struct Db {
     client: Client,
-    statements: AtomicU64,
+    /// Statements sent, shared with its siblings.
+    statements: Arc<AtomicU64>,
+    /// How it was opened, with the password it used: a sibling opens the same way.
+    options: ConnectOptions,
     /// The session as the server reports it.
     pub info: ServerInfo,
 }
@@ -193,6 +197,17 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         }
         other => other?,
     };
+    let options = ConnectOptions {
+        password,
+        password_from: None,
+        allow_prompt: false,
+        ..opts.clone()
+    };
+    finish(client, options, Arc::new(AtomicU64::new(0))).await
+}
+
+/// Reads who the session is, registers it for Ctrl-C and makes the [`Db`].
+async fn finish(client: Client, options: ConnectOptions, statements: Arc<AtomicU64>) -> Result<Db> {
     let row = client
         .query_one(
             "SELECT current_database()::text, session_user::text, current_setting('server_version'), \
@@ -201,6 +216,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         )
         .await
         .map_err(|e| anyhow!("{}", describe(&e)))?;
+    statements.fetch_add(1, Ordering::Relaxed);
     let info = ServerInfo {
         name: row.get(0),
         user: row.get(1),
@@ -213,13 +229,14 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
             options: ConnectOptions {
                 password: None,
                 password_from: None,
-                ..opts.clone()
+                ..options.clone()
             },
         });
     }
     Ok(Db {
         client,
-        statements: AtomicU64::new(1),
+        statements,
+        options,
         info,
     })
 }
@@ -318,7 +335,20 @@ impl Db {
         result
     }
 
-    /// Statements sent on this connection so far (including the session query at connect).
+    /// A second connection to the same database as the same user, for reads
+    /// that may run beside this one's (its statements count with this one's),
+    /// with the search_path pinned as [`Db::pin_search_path`] does.
+    pub async fn sibling(&self) -> Result<Db> {
+        let client = open(&self.options, self.options.password.as_ref()).await?;
+        let db = finish(client, self.options.clone(), self.statements.clone()).await?;
+        db.pin_search_path()
+            .await
+            .map_err(|e| anyhow!("{}", describe(&e)))?;
+        Ok(db)
+    }
+
+    /// Statements sent on this connection and its siblings so far (including
+    /// the session query at connect).
     pub fn statements(&self) -> u64 {
         self.statements.load(Ordering::Relaxed)
     }

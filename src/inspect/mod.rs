@@ -321,6 +321,10 @@ pub struct Reads {
     /// Run the bundle's NULL-tenant counting helper (a scan per nullable tenant
     /// column): verify and monitor want it; apply counts for itself.
     pub null_counts: bool,
+    /// Read the larger half on a second connection, so the server works on
+    /// both halves at once (verify and monitor, which read outside any
+    /// transaction; apply reads inside its own and never sets it).
+    pub parallel: bool,
 }
 
 /// Everything the tool knows about the database, read in one go.

@@ -38,37 +38,36 @@ const TRUE_TREE: &str =
 /// The policy read, deparsing every expression or reusing the registry's text
 /// for an isolation policy whose stored tree is unchanged since apply.
 fn policies_sql(with_registry: bool) -> String {
-    let (using, check, join) = if with_registry {
-        (
-            "CASE WHEN tt.installed_using_tree = p.polqual::text THEN tt.installed_using ELSE pg_get_expr(p.polqual, p.polrelid) END",
-            "CASE WHEN tt.installed_check_tree = p.polwithcheck::text THEN tt.installed_check ELSE pg_get_expr(p.polwithcheck, p.polrelid) END",
-            format!(
-                "LEFT JOIN rlsctl.tenant_tables tt ON tt.schema_name = n.nspname AND tt.table_name = c.relname AND p.polname = {}",
-                crate::db::quote_literal(POLICY_NAME)
+    let values: [(&str, String); 6] = if with_registry {
+        [
+            ("using", "CASE WHEN x.using_tree = x.q THEN tt.installed_using ELSE pg_get_expr(p.polqual, p.polrelid) END".into()),
+            ("check", "CASE WHEN x.check_tree = x.w THEN tt.installed_check ELSE pg_get_expr(p.polwithcheck, p.polrelid) END".into()),
+            ("using_recorded", "x.using_tree = x.q".into()),
+            ("check_recorded", "x.check_tree = x.w".into()),
+            (
+                "registry_join",
+                format!(
+                    "LEFT JOIN rlsctl.tenant_tables tt ON tt.schema_name = n.nspname AND tt.table_name = c.relname AND p.polname = {}",
+                    crate::db::quote_literal(POLICY_NAME)
+                ),
             ),
-        )
+            // `|| ''` makes a plain copy: compared twice, decompressed once.
+            ("registry_trees", ", tt.installed_using_tree || '' AS using_tree, tt.installed_check_tree || '' AS check_tree".into()),
+        ]
     } else {
-        (
-            "pg_get_expr(p.polqual, p.polrelid)",
-            "pg_get_expr(p.polwithcheck, p.polrelid)",
-            String::new(),
-        )
+        [
+            ("using", "pg_get_expr(p.polqual, p.polrelid)".into()),
+            ("check", "pg_get_expr(p.polwithcheck, p.polrelid)".into()),
+            ("using_recorded", "false".into()),
+            ("check_recorded", "false".into()),
+            ("registry_join", String::new()),
+            ("registry_trees", String::new()),
+        ]
     };
-    let (using_recorded, check_recorded) = if with_registry {
-        (
-            "tt.installed_using_tree = p.polqual::text",
-            "tt.installed_check_tree = p.polwithcheck::text",
-        )
-    } else {
-        ("false", "false")
-    };
-    let body = POLICIES
-        .replace("{{using_recorded}}", using_recorded)
-        .replace("{{check_recorded}}", check_recorded)
-        .replace("{{true_tree}}", &crate::db::quote_literal(TRUE_TREE))
-        .replace("{{using}}", using)
-        .replace("{{check}}", check)
-        .replace("{{registry_join}}", &join);
+    let mut body = POLICIES.replace("{{true_tree}}", &crate::db::quote_literal(TRUE_TREE));
+    for (key, value) in &values {
+        body = body.replace(&format!("{{{{{key}}}}}"), value);
+    }
     format!("{SCOPE}\n{body}")
 }
 
@@ -104,18 +103,34 @@ impl Snapshot {
         let present_params: [&(dyn ToSql + Sync); 3] =
             [&target.app_role, &target.admin_role, &helper];
         let objects_params: [&(dyn ToSql + Sync); 1] = [&target.admin_role];
-        let (session, role_rows, reach, table_rows, function_rows, reader_rows, present, objects) =
+        // Phase one, small: who the session is and whether the bundle is there
+        // (the later reads depend on it); meanwhile a sibling connection opens.
+        let sibling = async {
+            if !reads.parallel {
+                return None;
+            }
+            match db.sibling().await {
+                Ok(sibling) => Some(sibling),
+                Err(err) => {
+                    tracing::debug!("reading on one connection: {err:#}");
+                    None
+                }
+            }
+        };
+        let phase_one = async {
             tokio::try_join!(
                 db.query_one(SESSION, &session_params),
                 db.query(ROLES, &role_params),
                 db.query_one(APP_REACH, &reach_params),
-                db.query(TABLES, &table_params),
                 db.query(FUNCTIONS, &function_params),
                 db.query(LOSING_READERS, &reader_params),
                 db.query_one(BUNDLE_PRESENT, &present_params),
                 db.query(BUNDLE_OBJECTS, &objects_params),
             )
-            .doing("reading the catalog")?;
+        };
+        let (phase_one, sibling) = tokio::join!(phase_one, sibling);
+        let (session, role_rows, reach, function_rows, reader_rows, present, objects) =
+            phase_one.doing("reading the catalog")?;
         let session = session_from(&session);
         let mut bundle = Bundle {
             installed: present.get("installed"),
@@ -135,14 +150,17 @@ impl Snapshot {
         if bundle.installed && !bundle.usage {
             bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
         }
-        let tables: Vec<Table> = table_rows.iter().map(|r| table_from(r, target)).collect();
 
-        let oids: Vec<u32> = tables.iter().filter_map(|t| t.oid).collect();
+        // Phase two, the reads that grow with the tables: the tenant tables and
+        // the bundle's records on this connection, the policies and the rest of
+        // the scope on the sibling (the server works on both at once), or all
+        // on this one.
+        let other = sibling.as_ref().unwrap_or(db);
         let scope_params: [&(dyn ToSql + Sync); 4] = [
             &target.schema,
             &target.tenant_column,
             &target.app_role,
-            &oids,
+            &target.tables,
         ];
         let records_params: [&(dyn ToSql + Sync); 1] = [&target.schema];
         let (uncovered_sql, children_sql, relations_sql) = (
@@ -165,16 +183,19 @@ impl Snapshot {
                 Ok(None)
             }
         };
-        let (uncovered, policy_rows, child_rows, relation_rows, records, null_counts) =
+        let (table_rows, policy_rows, uncovered, child_rows, relation_rows, records, null_counts) =
             tokio::try_join!(
-                db.query(&uncovered_sql, &scope_params),
-                db.query(&policies_sql, &scope_params),
-                db.query(&children_sql, &scope_params),
-                db.query(&relations_sql, &scope_params),
+                db.query(TABLES, &table_params),
+                other.query(&policies_sql, &scope_params),
+                other.query(&uncovered_sql, &scope_params),
+                other.query(&children_sql, &scope_params),
+                other.query(&relations_sql, &scope_params),
                 records,
                 null_counts,
             )
-            .doing("reading policies, views, children and the bundle's records")?;
+            .doing("reading tables, policies, views, children and the bundle's records")?;
+        drop(sibling);
+        let tables: Vec<Table> = table_rows.iter().map(|r| table_from(r, target)).collect();
         if let Some(rows) = records {
             read_records(&rows, &mut bundle);
         }
