@@ -1,7 +1,9 @@
 -- Every policy in the schema and on children of tenant tables. Deparsing costs
 -- a relation open per expression, so with the bundle's registry at hand a
 -- policy whose stored tree is unchanged since apply reuses the text apply
--- recorded (the placeholders below are filled with or without the registry).
+-- recorded (the placeholders below are filled with or without the registry):
+-- such a policy comes back with `*_recorded` set and no text, which the
+-- caller takes from the registry it reads anyway.
 -- The constant `true` (the break-glass policy) is recognized from its stored
 -- tree without deparsing. `*_builtin` say an expression's structure is sound:
 -- every operator, function and type in it is built in (or the tenant column's
@@ -14,11 +16,11 @@ SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
        p.polname::text AS name,
        p.polcmd::text AS cmd,
        p.polpermissive AS permissive,
-       ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(p.polroles) r ORDER BY 1) AS roles,
-       EXISTS (SELECT 1 FROM unnest(p.polroles) r, app WHERE r = 0 OR pg_has_role(app.oid, r, 'MEMBER')) AS applies_to_app,
-       EXISTS (SELECT 1 FROM unnest(p.polroles) r WHERE r = 0 OR pg_has_role(r, 'USAGE')) AS applies_to_session,
+       rs.roles, rs.applies_to_app, rs.applies_to_session,
        CASE WHEN x.q LIKE {{true_tree}} THEN 'true' ELSE {{using}} END AS using_expr,
        CASE WHEN x.w LIKE {{true_tree}} THEN 'true' ELSE {{check}} END AS check_expr,
+       coalesce({{using_recorded}}, false) AS using_recorded,
+       coalesce({{check_recorded}}, false) AS check_recorded,
        CASE WHEN x.q IS NULL OR x.q LIKE {{true_tree}} OR {{using_recorded}} THEN true ELSE
            NOT EXISTS (SELECT 1 FROM regexp_matches(x.q, ':(opno|opfuncid|funcid|resulttype|consttype) ([0-9]+)', 'g') m
                        WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM ta.atttypid)
@@ -30,6 +32,13 @@ SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
            AND NOT EXISTS (SELECT 1 FROM regexp_matches(x.w, ':varattno (-?[0-9]+)', 'g') m
                            WHERE m[1]::int IS DISTINCT FROM ta.attnum) END AS check_builtin
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+-- per distinct role list (a handful), not per policy (OFFSET 0 keeps the planner
+-- from folding it back into one evaluation per policy)
+JOIN (SELECT s.polroles,
+             ARRAY(SELECT CASE WHEN r = 0 THEN 'public' ELSE pg_get_userbyid(r)::text END FROM unnest(s.polroles) r ORDER BY 1) AS roles,
+             EXISTS (SELECT 1 FROM unnest(s.polroles) r, app WHERE r = 0 OR pg_has_role(app.oid, r, 'MEMBER')) AS applies_to_app,
+             EXISTS (SELECT 1 FROM unnest(s.polroles) r WHERE r = 0 OR pg_has_role(r, 'USAGE')) AS applies_to_session
+      FROM (SELECT DISTINCT polroles FROM pg_policy) s OFFSET 0) rs ON rs.polroles = p.polroles
 LEFT JOIN pg_attribute ta ON ta.attrelid = p.polrelid AND ta.attname = $2 AND ta.attnum > 0 AND NOT ta.attisdropped
 {{registry_join}}
 CROSS JOIN LATERAL (SELECT p.polqual::text AS q, p.polwithcheck::text AS w{{registry_trees}} OFFSET 0) x

@@ -40,8 +40,8 @@ const TRUE_TREE: &str =
 fn policies_sql(with_registry: bool) -> String {
     let values: [(&str, String); 6] = if with_registry {
         [
-            ("using", "CASE WHEN x.using_tree = x.q THEN tt.installed_using ELSE pg_get_expr(p.polqual, p.polrelid) END".into()),
-            ("check", "CASE WHEN x.check_tree = x.w THEN tt.installed_check ELSE pg_get_expr(p.polwithcheck, p.polrelid) END".into()),
+            ("using", "CASE WHEN x.using_tree = x.q THEN NULL ELSE pg_get_expr(p.polqual, p.polrelid) END".into()),
+            ("check", "CASE WHEN x.check_tree = x.w THEN NULL ELSE pg_get_expr(p.polwithcheck, p.polrelid) END".into()),
             ("using_recorded", "x.using_tree = x.q".into()),
             ("check_recorded", "x.check_tree = x.w".into()),
             (
@@ -215,7 +215,15 @@ impl Snapshot {
         });
 
         let (app, admin) = roles_from(&role_rows, &absent_role(&session), target);
-        let policies: Vec<Policy> = policy_rows.iter().map(policy_from).collect();
+        let recorded: HashMap<String, &Installed> = bundle
+            .registry
+            .iter()
+            .map(|r| (target.display_table(&r.table), r))
+            .collect();
+        let policies: Vec<Policy> = policy_rows
+            .iter()
+            .map(|row| policy_from(row, &recorded))
+            .collect();
         Ok(Self {
             app,
             admin,
@@ -352,17 +360,27 @@ fn table_from(row: &Row, target: &Target) -> Table {
     }
 }
 
-fn policy_from(row: &Row) -> Policy {
+/// A policy row; an isolation policy whose tree is the one apply recorded comes
+/// without its text, which is the registry's.
+fn policy_from(row: &Row, recorded: &HashMap<String, &Installed>) -> Policy {
+    let table: String = row.get("table_name");
+    let registry = recorded.get(&table);
+    let text = |column: &str, flag: &str, from: fn(&Installed) -> &String| -> Option<String> {
+        match (row.get::<_, bool>(flag), registry) {
+            (true, Some(installed)) => Some(from(installed).clone()),
+            _ => row.get(column),
+        }
+    };
     Policy {
-        table: row.get("table_name"),
+        using: text("using_expr", "using_recorded", |i| &i.using),
+        check: text("check_expr", "check_recorded", |i| &i.check),
+        table,
         name: row.get("name"),
         cmd: row.get("cmd"),
         permissive: row.get("permissive"),
         roles: row.get("roles"),
         applies_to_app: row.get("applies_to_app"),
         applies_to_session: row.get("applies_to_session"),
-        using: row.get("using_expr"),
-        check: row.get("check_expr"),
         using_builtin: row.get::<_, Option<bool>>("using_builtin").unwrap_or(true),
         check_builtin: row.get::<_, Option<bool>>("check_builtin").unwrap_or(true),
     }
