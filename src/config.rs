@@ -64,13 +64,14 @@ impl Target {
             );
         }
         let mut tables: Vec<String> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for table in &args.tables {
             let table = table.trim();
             if table.is_empty() {
                 continue;
             }
             check_identifier("table", table)?;
-            if !tables.iter().any(|t| t == table) {
+            if seen.insert(table) {
                 tables.push(table.to_string());
             }
         }

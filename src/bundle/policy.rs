@@ -25,6 +25,27 @@ pub fn predicate(column: &str, column_type: &str, setting: &str) -> String {
 /// survives only between two word characters, so `::integer OR true` cannot
 /// pass for a type name.
 pub fn normalize(expr: &str) -> String {
+    // The same few expressions come back for every table (the installed
+    // policy's text, `true`), thousands of times at 2,000 tables: remembered.
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<String, String>> =
+            Default::default();
+    }
+    if let Some(hit) = SEEN.with(|seen| seen.borrow().get(expr).cloned()) {
+        return hit;
+    }
+    let normalized = normalize_uncached(expr);
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= 4096 {
+            seen.clear();
+        }
+        seen.insert(expr.to_string(), normalized.clone());
+    });
+    normalized
+}
+
+fn normalize_uncached(expr: &str) -> String {
     let expr = expr.replace(" AS \"nullif\"", "").replace(" AS nullif", "");
     let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '.' || c == '$';
     let mut out = String::with_capacity(expr.len());

@@ -151,10 +151,9 @@ impl Snapshot {
             bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
         }
 
-        // Phase two, the reads that grow with the tables: the tenant tables and
-        // the bundle's records on this connection, the policies and the rest of
-        // the scope on the sibling (the server works on both at once), or all
-        // on this one.
+        // Phase two, the reads that grow with the tables: the policies (the
+        // largest) on the sibling, the rest on this connection, so the server
+        // works on both halves at once; or all on this one.
         let other = sibling.as_ref().unwrap_or(db);
         let scope_params: [&(dyn ToSql + Sync); 4] = [
             &target.schema,
@@ -187,9 +186,9 @@ impl Snapshot {
             tokio::try_join!(
                 db.query(TABLES, &table_params),
                 other.query(&policies_sql, &scope_params),
-                other.query(&uncovered_sql, &scope_params),
-                other.query(&children_sql, &scope_params),
-                other.query(&relations_sql, &scope_params),
+                db.query(&uncovered_sql, &scope_params),
+                db.query(&children_sql, &scope_params),
+                db.query(&relations_sql, &scope_params),
                 records,
                 null_counts,
             )
