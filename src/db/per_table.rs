@@ -37,3 +37,46 @@ pub async fn run(db: &Db, step: &str, input: &Value) -> Result<Vec<Value>, tokio
         _ => Vec::new(),
     })
 }
+
+/// Runs the DO block `step` with the tables of `input` split across `dbs`
+/// (one or two connections of the same role), each part in its own
+/// transaction that is rolled back, the parts at once: the first statement on
+/// a table in a new session loads its metadata (the relation, its indexes and
+/// policies), work a server does in parallel on two sessions. The results come
+/// back in the order of `input.tables`.
+pub async fn run_split(
+    dbs: &[&Db],
+    step: &str,
+    input: &Value,
+) -> Result<Vec<Value>, tokio_postgres::Error> {
+    let tables = input["tables"].as_array().cloned().unwrap_or_default();
+    let part = |i: usize| {
+        let size = tables.len().div_ceil(dbs.len().max(1)).max(1);
+        let mut part = input.clone();
+        part["tables"] = Value::Array(tables.iter().skip(i * size).take(size).cloned().collect());
+        part
+    };
+    match dbs {
+        [first, second, ..] => {
+            let (a, b) = (part(0), part(1));
+            let (mut a, b) =
+                tokio::try_join!(rolled_back(first, step, &a), rolled_back(second, step, &b))?;
+            a.extend(b);
+            Ok(a)
+        }
+        [only] => rolled_back(only, step, &part(0)).await,
+        [] => Ok(Vec::new()),
+    }
+}
+
+/// [`run`] inside a transaction that is always rolled back.
+async fn rolled_back(
+    db: &Db,
+    step: &str,
+    input: &Value,
+) -> Result<Vec<Value>, tokio_postgres::Error> {
+    db.begin().await?;
+    let result = run(db, step, input).await;
+    db.rollback().await?;
+    result
+}
