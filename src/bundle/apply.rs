@@ -238,11 +238,11 @@ async fn attempt_once(
     // What the plan needs and the session may not do is refused here, before
     // anything changes, never half-way through the transaction. The first
     // transaction counts NULL tenants in every table; a later batch in its own.
-    let counted = match stage {
-        Stage::First => None,
-        Stage::Next { .. } => Some(now.as_slice()),
+    let (counted, batching_checked) = match stage {
+        Stage::First => (None, Some(&batching)),
+        Stage::Next { .. } => (Some(now.as_slice()), None),
     };
-    let preflight = preflight(db, target, &snap, &plan, options, counted).await?;
+    let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
     plan.blocked.clear();
     let checksum = checksum(target, &snap);
     let mut outcome = Outcome {
@@ -314,6 +314,7 @@ async fn preflight(
     plan: &Plan,
     options: &Options,
     counted: Option<&[usize]>,
+    batching: Option<&Batching>,
 ) -> Result<Preflight> {
     let null_rows = null_rows(db, target, snap, counted).await?;
     let mut findings = Findings::default();
@@ -322,6 +323,7 @@ async fn preflight(
         no_app_password: options.no_app_password,
         blocked: &plan.blocked,
         null_rows: &null_rows,
+        batching,
     };
     preflight::run(snap, target, &inputs, &mut findings);
     Ok(Preflight {

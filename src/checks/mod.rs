@@ -129,6 +129,7 @@ catalogue! {
     PRE006 = "PRE006", Warning, Preflight, "Every tenant table has an index led by the tenant column";
     PRE007 = "PRE007", Warning, Preflight, "Roles that read tenant tables today keep their rows after FORCE";
     PRE008 = "PRE008", Error, Preflight, "The rlsctl schema, if it exists, holds only what the bundle made, owned by the applying role";
+    PRE009 = "PRE009", Warning, Preflight, "The change fits the server's lock table in one transaction";
 }
 
 /// The catalog checks (read-only, safe for cron): roles, coverage, bypass

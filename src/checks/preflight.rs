@@ -28,9 +28,12 @@ pub struct Inputs<'a> {
     pub blocked: &'a [String],
     /// NULL-tenant rows counted on the tables the session can see whole.
     pub null_rows: &'a [NullRows],
+    /// The transactions the tenant tables go in (the first transaction of a
+    /// run decides; a later batch has none).
+    pub batching: Option<&'a crate::bundle::batches::Batching>,
 }
 
-/// PRE001 to PRE008.
+/// PRE001 to PRE009.
 pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
     let s = &snap.session;
     let user = &s.user;
@@ -261,4 +264,22 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
         problems,
         "the rlsctl schema is absent or holds only what the bundle made",
     );
+
+    // PRE009: what apply's locks take from the lock table every session shares.
+    if let Some(batching) = inputs.batching {
+        if batching.split() {
+            findings.push(Finding::problem(
+                &PRE009,
+                format!("{} tenant tables", batching.tables),
+                format!(
+                    "apply will run in {} transactions of up to {} tables: {}",
+                    batching.batches, batching.batch_size, batching.reason
+                ),
+                "accept the batches (see \"Many tables\" in docs/runbook.md), or raise max_locks_per_transaction as \
+                 printed (on RDS a parameter-group change and a reboot) to keep it to one transaction",
+            ));
+        } else {
+            findings.push(Finding::pass(&PRE009, None, batching.reason.clone()));
+        }
+    }
 }

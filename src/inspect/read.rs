@@ -25,6 +25,10 @@ const NULL_COUNTS: &str = include_str!("../../sql/inspect/null_counts.sql");
 const SCOPE: &str = include_str!("../../sql/inspect/scope.sql");
 const UNCOVERED: &str = include_str!("../../sql/inspect/uncovered.sql");
 const POLICIES: &str = include_str!("../../sql/inspect/policies.sql");
+/// Whether the session can read the bundle's registry (the policy read uses
+/// the text apply recorded there).
+const REGISTRY_READABLE: &str =
+    "SELECT coalesce(has_table_privilege(to_regclass('rlsctl.tenant_tables'), 'SELECT'), false)";
 const CHILDREN: &str = include_str!("../../sql/inspect/children.sql");
 const RELATIONS: &str = include_str!("../../sql/inspect/relations.sql");
 
@@ -104,97 +108,122 @@ impl Snapshot {
         let present_params: [&(dyn ToSql + Sync); 3] =
             [&target.app_role, &target.admin_role, &helper];
         let objects_params: [&(dyn ToSql + Sync); 1] = [&target.admin_role];
-        // Phase one, small: who the session is and whether the bundle is there
-        // (the later reads depend on it); meanwhile a sibling connection opens.
-        let sibling = async {
-            if !reads.parallel {
-                return None;
-            }
-            match db.sibling().await {
-                Ok(sibling) => Some(sibling),
-                Err(err) => {
-                    tracing::debug!("reading on one connection: {err:#}");
-                    None
-                }
-            }
-        };
-        let phase_one = async {
-            tokio::try_join!(
-                db.query_one(SESSION, &session_params),
-                db.query(ROLES, &role_params),
-                db.query_one(APP_REACH, &reach_params),
-                db.query(FUNCTIONS, &function_params),
-                db.query(LOSING_READERS, &reader_params),
-                db.query_one(BUNDLE_PRESENT, &present_params),
-                db.query(BUNDLE_OBJECTS, &objects_params),
-            )
-        };
-        let (phase_one, sibling) = tokio::join!(phase_one, sibling);
-        let (session, role_rows, reach, function_rows, reader_rows, present, objects) =
-            phase_one.doing("reading the catalog")?;
-        let session = session_from(&session);
-        let mut bundle = Bundle {
-            installed: present.get("installed"),
-            usage: present.get("usage"),
-            helper_executable: present.get("helper_executable"),
-            helper_current: present.get("helper_current"),
-            app_grants: present.get("app_grants"),
-            ..Bundle::default()
-        };
-        for row in &objects {
-            let detail: String = row.get("detail");
-            match row.get::<_, String>("kind").as_str() {
-                "owner" => bundle.schema_owner = Some((detail, row.get("owner_is_superuser"))),
-                _ => bundle.foreign_objects.push(detail),
-            }
-        }
-        if bundle.installed && !bundle.usage {
-            bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
-        }
-
-        // Phase two, the reads that grow with the tables: the policies (the
-        // largest) on the sibling, the rest on this connection, so the server
-        // works on both halves at once; or all on this one.
-        let other = sibling.as_ref().unwrap_or(db);
         let scope_params: [&(dyn ToSql + Sync); 4] = [
             &target.schema,
             &target.tenant_column,
             &target.app_role,
             &target.tables,
         ];
+        // The policy read, the largest, on a sibling connection from the
+        // start, beside everything else (the server works on both at once);
+        // `None` when there is no sibling, and it runs with the rest.
+        let policy_side = async {
+            if !reads.parallel {
+                return Ok(None);
+            }
+            let sibling = match db.sibling().await {
+                Ok(sibling) => sibling,
+                Err(err) => {
+                    tracing::debug!("reading on one connection: {err:#}");
+                    return Ok(None);
+                }
+            };
+            let registry: bool = sibling.query_one(REGISTRY_READABLE, &[]).await?.get(0);
+            let rows = sibling
+                .query(&policies_sql(registry), &scope_params)
+                .await?;
+            Ok::<_, tokio_postgres::Error>(Some(rows))
+        };
         let records_params: [&(dyn ToSql + Sync); 1] = [&target.schema];
         let (uncovered_sql, children_sql, relations_sql) = (
             format!("{SCOPE}\n{UNCOVERED}"),
             format!("{SCOPE}\n{CHILDREN}"),
             format!("{SCOPE}\n{RELATIONS}"),
         );
-        let policies_sql = policies_sql(bundle.installed);
-        let records = async {
-            if bundle.installed {
-                db.query(BUNDLE_RECORDS, &records_params).await.map(Some)
-            } else {
-                Ok(None)
+        // Everything else on this connection: phase one, small (who the
+        // session is, whether the bundle is there: the rest depends on it),
+        // then phase two, the reads that grow with the tables.
+        let main_side = async {
+            let (session, role_rows, reach, function_rows, reader_rows, present, objects) =
+                tokio::try_join!(
+                    db.query_one(SESSION, &session_params),
+                    db.query(ROLES, &role_params),
+                    db.query_one(APP_REACH, &reach_params),
+                    db.query(FUNCTIONS, &function_params),
+                    db.query(LOSING_READERS, &reader_params),
+                    db.query_one(BUNDLE_PRESENT, &present_params),
+                    db.query(BUNDLE_OBJECTS, &objects_params),
+                )
+                .doing("reading the catalog")?;
+            let mut bundle = Bundle {
+                installed: present.get("installed"),
+                usage: present.get("usage"),
+                helper_executable: present.get("helper_executable"),
+                helper_current: present.get("helper_current"),
+                app_grants: present.get("app_grants"),
+                ..Bundle::default()
+            };
+            for row in &objects {
+                let detail: String = row.get("detail");
+                match row.get::<_, String>("kind").as_str() {
+                    "owner" => bundle.schema_owner = Some((detail, row.get("owner_is_superuser"))),
+                    _ => bundle.foreign_objects.push(detail),
+                }
             }
-        };
-        let null_counts = async {
-            if reads.null_counts && bundle.installed && bundle.helper_executable {
-                db.query(NULL_COUNTS, &[]).await.map(Some)
-            } else {
-                Ok(None)
+            if bundle.installed && !bundle.usage {
+                bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
             }
+            let records = async {
+                if bundle.installed {
+                    db.query(BUNDLE_RECORDS, &records_params).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let null_counts = async {
+                if reads.null_counts && bundle.installed && bundle.helper_executable {
+                    db.query(NULL_COUNTS, &[]).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            let (table_rows, uncovered, child_rows, relation_rows, records, null_counts) =
+                tokio::try_join!(
+                    db.query(TABLES, &table_params),
+                    db.query(&uncovered_sql, &scope_params),
+                    db.query(&children_sql, &scope_params),
+                    db.query(&relations_sql, &scope_params),
+                    records,
+                    null_counts,
+                )
+                .doing("reading tables, views, children and the bundle's records")?;
+            Ok((
+                (session, role_rows, reach, function_rows, reader_rows),
+                bundle,
+                (
+                    table_rows,
+                    uncovered,
+                    child_rows,
+                    relation_rows,
+                    records,
+                    null_counts,
+                ),
+            ))
         };
-        let (table_rows, policy_rows, uncovered, child_rows, relation_rows, records, null_counts) =
-            tokio::try_join!(
-                db.query(TABLES, &table_params),
-                other.query(&policies_sql, &scope_params),
-                db.query(&uncovered_sql, &scope_params),
-                db.query(&children_sql, &scope_params),
-                db.query(&relations_sql, &scope_params),
-                records,
-                null_counts,
-            )
-            .doing("reading tables, policies, views, children and the bundle's records")?;
-        drop(sibling);
+        let (main_side, policy_rows) = tokio::join!(main_side, policy_side);
+        let (
+            (session, role_rows, reach, function_rows, reader_rows),
+            mut bundle,
+            (table_rows, uncovered, child_rows, relation_rows, records, null_counts),
+        ) = main_side?;
+        let session = session_from(&session);
+        let policy_rows = match policy_rows.doing("reading the policies")? {
+            Some(rows) => rows,
+            None => db
+                .query(&policies_sql(bundle.installed), &scope_params)
+                .await
+                .doing("reading the policies")?,
+        };
         let tables: Vec<Table> = table_rows.iter().map(|r| table_from(r, target)).collect();
         if let Some(rows) = records {
             read_records(&rows, &mut bundle);

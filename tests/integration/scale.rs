@@ -56,6 +56,17 @@ async fn installed_and_untouched(t: &TestDb) -> (i64, i64) {
     (row.get(0), row.get(1))
 }
 
+/// The status of pre-flight check `id` in apply's JSON.
+fn preflight_status(doc: &serde_json::Value, id: &str) -> String {
+    doc["preflight"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .map(|c| c["status"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
 fn tables_env(names: &[String]) -> String {
     names.join(",")
 }
@@ -86,6 +97,7 @@ async fn two_thousand_tables_apply_on_a_default_server() {
     run.expect(0);
     let doc = run.json();
     assert_eq!(doc["batching"]["tables"], 2000, "{}", doc["batching"]);
+    assert_eq!(preflight_status(&doc, "PRE009"), "pass");
     assert_eq!(installed_and_untouched(&t).await, (2000, 0));
     // Again: nothing to do, no history.
     let run = t.run_env(&args, &env).await;
@@ -128,7 +140,9 @@ async fn a_busy_lock_table_splits_apply_into_batches() {
     dry.push("--dry-run");
     let run = t.run_env(&dry, &env).await;
     run.expect(0);
-    let batching = &run.json()["batching"];
+    let doc = run.json();
+    assert_eq!(preflight_status(&doc, "PRE009"), "warn", "{}", run.stdout);
+    let batching = &doc["batching"];
     assert!(batching["batches"].as_u64().unwrap() >= 2, "{batching}");
     assert!(
         batching["reason"]
