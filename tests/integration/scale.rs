@@ -2,21 +2,7 @@
 //! (max_locks_per_transaction 64, max_connections 100), applied by the RDS
 //! master: the lock budget, batches, interrupted batches and partitions.
 
-use rlsctl::sandbox::{Options, Shape};
-
 use crate::support::*;
-
-/// An RDS-shaped cluster with an empty database.
-async fn rds_empty() -> TestDb {
-    TestDb::with(
-        Options {
-            shape: Shape::RdsMaster,
-            ..Options::default()
-        },
-        false,
-    )
-    .await
-}
 
 /// Creates `n` tenant tables `t_0001`… (a primary key, the tenant column with
 /// an index, two rows) as the master, and returns their names.
@@ -58,13 +44,7 @@ async fn installed_and_untouched(t: &TestDb) -> (i64, i64) {
 
 /// The status of pre-flight check `id` in apply's JSON.
 fn preflight_status(doc: &serde_json::Value, id: &str) -> String {
-    doc["preflight"]["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .map(|c| c["status"].as_str().unwrap().to_string())
-        .unwrap_or_default()
+    crate::verify::statuses(&doc["preflight"], id).join(",")
 }
 
 fn tables_env(names: &[String]) -> String {
@@ -73,7 +53,7 @@ fn tables_env(names: &[String]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_tables_apply_on_a_default_server() {
-    let t = rds_empty().await;
+    let t = TestDb::empty_rds().await;
     let names = tenant_tables(&t, 2000).await;
     let tables = tables_env(&names);
     let env = [("RLSCTL_TENANT_TABLES", tables.as_str())];
@@ -119,7 +99,7 @@ async fn two_thousand_tables_apply_on_a_default_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_lock_table_splits_apply_into_batches() {
-    let t = rds_empty().await;
+    let t = TestDb::empty_rds().await;
     let names = tenant_tables(&t, 200).await;
     let tables = tables_env(&names);
     let env = [("RLSCTL_TENANT_TABLES", tables.as_str())];
@@ -174,7 +154,7 @@ async fn a_busy_lock_table_splits_apply_into_batches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_batch_leaves_whole_tables_and_a_rerun_finishes() {
-    let t = rds_empty().await;
+    let t = TestDb::empty_rds().await;
     let names = tenant_tables(&t, 200).await;
     let tables = tables_env(&names);
     // A session reads t_0120 (batch 3 of 4) and keeps its lock.
@@ -265,7 +245,7 @@ async fn events_installed_and_untouched(t: &TestDb) -> (i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_table_is_installed_on_every_partition() {
-    let t = rds_empty().await;
+    let t = TestDb::empty_rds().await;
     t.operator()
         .await
         .simple(

@@ -71,14 +71,20 @@ impl TestDb {
     /// An RDS-shaped cluster (the operator `postgres` is an RDS master, not a
     /// superuser) with the sample schema, owned by the master.
     pub async fn demo_rds() -> Self {
-        Self::with(
-            Options {
-                shape: Shape::RdsMaster,
-                ..Options::default()
-            },
-            true,
-        )
-        .await
+        Self::rds(true).await
+    }
+
+    /// An RDS-shaped cluster with an empty `edgarautoshop` database.
+    pub async fn empty_rds() -> Self {
+        Self::rds(false).await
+    }
+
+    async fn rds(demo: bool) -> Self {
+        let options = Options {
+            shape: Shape::RdsMaster,
+            ..Options::default()
+        };
+        Self::with(options, demo).await
     }
 
     pub async fn with(options: Options, demo: bool) -> Self {
