@@ -240,8 +240,11 @@ impl Snapshot {
                         r.get("null_rows"),
                     )
                 })
-                .collect()
+                .collect::<Vec<_>>()
         });
+        if let Some(counts) = bundle.null_counts.as_mut() {
+            counts.sort();
+        }
 
         let (app, admin) = roles_from(&role_rows, &absent_role(&session), target);
         let recorded: HashMap<String, &Installed> = bundle
