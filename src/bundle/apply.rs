@@ -7,6 +7,7 @@
 //! either untouched or fully installed, and a rerun after an interruption
 //! finds the committed tables unchanged and goes on with the rest.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
@@ -271,7 +272,7 @@ async fn attempt_once(
     }
     // One round trip per object: its statements go together. Tables beyond
     // this batch wait for the next transaction.
-    let later: Vec<usize> = changing.iter().copied().skip(size).collect();
+    let later: HashSet<usize> = changing.iter().copied().skip(size).collect();
     for item in plan.items.iter().filter(|i| !i.statements.is_empty()) {
         if item.table.is_some_and(|t| later.contains(&t)) {
             continue;
@@ -351,8 +352,9 @@ async fn null_rows(
     snap: &Snapshot,
     only: Option<&[usize]>,
 ) -> Result<Vec<NullRows>> {
+    let only: Option<HashSet<usize>> = only.map(|only| only.iter().copied().collect());
     let counted: Vec<usize> = (0..snap.tables.len())
-        .filter(|i| only.is_none_or(|only| only.contains(i)))
+        .filter(|i| only.as_ref().is_none_or(|only| only.contains(i)))
         .filter(|&i| {
             let t = &snap.tables[i];
             t.exists && t.has_column && snap.session_sees_all(t)
@@ -396,7 +398,7 @@ async fn record(
     db: &Db,
     target: &Target,
     snap: &Snapshot,
-    later: &[usize],
+    later: &HashSet<usize>,
     checksum: &str,
     changes: usize,
 ) -> Result<()> {
