@@ -55,6 +55,8 @@ pub struct Batching {
     pub locks_available: i64,
     /// In words, for the plan.
     pub reason: String,
+    /// The size came from `--batch-size`, not from the lock budget.
+    pub forced: bool,
 }
 
 impl Batching {
@@ -110,6 +112,7 @@ pub fn plan(tables: usize, budget: &LockBudget, forced: Option<usize>) -> Batchi
         locks_needed,
         locks_available,
         reason,
+        forced: forced.is_some() && tables > 0,
     }
 }
 

@@ -275,8 +275,12 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
                     "apply will run in {} transactions of up to {} tables: {}",
                     batching.batches, batching.batch_size, batching.reason
                 ),
-                "accept the batches (see \"Many tables\" in docs/runbook.md), or raise max_locks_per_transaction as \
-                 printed (on RDS a parameter-group change and a reboot) to keep it to one transaction",
+                if batching.forced {
+                    "as asked; without --batch-size apply takes one transaction where the lock table allows"
+                } else {
+                    "accept the batches (see \"Many tables\" in docs/runbook.md), or raise max_locks_per_transaction as \
+                     printed (on RDS a parameter-group change and a reboot) to keep it to one transaction"
+                },
             ));
         } else {
             findings.push(Finding::pass(&PRE009, None, batching.reason.clone()));
