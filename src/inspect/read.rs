@@ -76,9 +76,9 @@ fn policies_sql(with_registry: bool) -> String {
 }
 
 impl Snapshot {
-    /// Reads the snapshot: at most fourteen statements in two pipelined phases,
-    /// whatever the number of tables; with `reads.parallel`, the second phase
-    /// on two connections.
+    /// Reads the snapshot: a fixed number of statements whatever the number of
+    /// tables, in two pipelined phases; with `reads.parallel`, the policy read
+    /// on a second connection beside both.
     pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
         let roles = vec![target.app_role.clone(), target.admin_role.clone()];
         let helper = helper_body();
