@@ -339,7 +339,13 @@ impl Db {
     /// that may run beside this one's (its statements count with this one's),
     /// with the search_path pinned as [`Db::pin_search_path`] does.
     pub async fn sibling(&self) -> Result<Db> {
-        let client = open(&self.options, self.options.password.as_ref()).await?;
+        // A helper, not a necessity: callers fall back to this connection, so a
+        // slow second connection is given up on well before connect_timeout.
+        let limit = self.options.connect_timeout.min(Duration::from_secs(5));
+        let client =
+            tokio::time::timeout(limit, open(&self.options, self.options.password.as_ref()))
+                .await
+                .map_err(|_| anyhow!("no second connection within {limit:?}"))??;
         let db = finish(client, self.options.clone(), self.statements.clone()).await?;
         db.pin_search_path()
             .await
