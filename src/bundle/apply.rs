@@ -92,7 +92,8 @@ pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcom
     let first = with_lock_retries(db, target, options, Stage::First).await?;
     let mut outcome = first.outcome;
     let mut remaining = first.remaining;
-    let size = outcome.batching.batch_size;
+    let batching = outcome.batching.clone();
+    let size = batching.batch_size;
     while remaining > 0 && outcome.applied {
         let batch = outcome.committed + 1;
         crate::say!(
@@ -100,7 +101,7 @@ pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcom
             outcome.batching.batches,
             (batch - 1) * size,
         );
-        let next = with_lock_retries(db, target, options, Stage::Next { size }).await?;
+        let next = with_lock_retries(db, target, options, Stage::Next(&batching)).await?;
         if next.outcome.refused() {
             let problems: Vec<String> = next
                 .outcome
@@ -129,12 +130,13 @@ pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcom
 
 /// Which transaction of the run this is.
 #[derive(Debug, Clone, Copy)]
-enum Stage {
+enum Stage<'a> {
     /// The first: the pre-flight over every table, the batches decided, the
     /// roles and the rlsctl schema, and the first batch of tables.
     First,
-    /// A later batch: the next `size` tables that still need changing.
-    Next { size: usize },
+    /// A later batch: the next tables that still need changing, as many as
+    /// the first transaction's batches hold.
+    Next(&'a Batching),
 }
 
 /// One committed (or refused, or dry-run) transaction.
@@ -149,7 +151,7 @@ async fn with_lock_retries(
     db: &Db,
     target: &Target,
     options: &Options,
-    stage: Stage,
+    stage: Stage<'_>,
 ) -> Result<Attempt> {
     let mut attempt = 0;
     loop {
@@ -206,7 +208,7 @@ async fn attempt_once(
     db: &Db,
     target: &Target,
     options: &Options,
-    stage: Stage,
+    stage: Stage<'_>,
 ) -> Result<Attempt, AttemptError> {
     db.begin_change(options.lock_timeout)
         .await
@@ -233,7 +235,7 @@ async fn attempt_once(
             let size = batching.batch_size;
             (batching, size)
         }
-        Stage::Next { size } => (batches::plan(changing.len(), &NO_BUDGET, Some(size)), size),
+        Stage::Next(first) => (first.clone(), first.batch_size),
     };
     let now: Vec<usize> = changing.iter().copied().take(size).collect();
     // What the plan needs and the session may not do is refused here, before
@@ -241,7 +243,7 @@ async fn attempt_once(
     // transaction counts NULL tenants in every table; a later batch in its own.
     let (counted, batching_checked) = match stage {
         Stage::First => (None, Some(&batching)),
-        Stage::Next { .. } => (Some(now.as_slice()), None),
+        Stage::Next(_) => (Some(now.as_slice()), None),
     };
     let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
     plan.blocked.clear();
@@ -299,13 +301,6 @@ async fn attempt_once(
         remaining: later.len(),
     })
 }
-
-/// A later batch's size is already decided: no budget is read for it.
-const NO_BUDGET: batches::LockBudget = batches::LockBudget {
-    max_locks_per_transaction: 0,
-    slots: 0,
-    held_by_others: 0,
-};
 
 /// The pre-flight checks, with the NULL-tenant rows counted first.
 async fn preflight(

@@ -8,8 +8,8 @@ use anyhow::{Context, Result};
 use crate::checks::{self, Findings};
 use crate::cli::{MonitorArgs, MonitorFormat};
 use crate::config::Target;
-use crate::db::{Db, DbResultExt};
-use crate::inspect::{Reads, Snapshot};
+use crate::db::Db;
+use crate::inspect::Snapshot;
 use crate::report::Report;
 use crate::Status;
 
@@ -41,18 +41,7 @@ pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
 
 /// Catalog checks plus drift; read-only, a constant number of statements.
 pub async fn monitor(db: &Db, target: &Target) -> Result<Report> {
-    db.pin_search_path()
-        .await
-        .doing("pinning the search_path")?;
-    let snapshot = Snapshot::read(
-        db,
-        target,
-        Reads {
-            null_counts: true,
-            parallel: true,
-        },
-    )
-    .await?;
+    let snapshot = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);

@@ -5,8 +5,8 @@ use anyhow::Result;
 use crate::checks::{self, Findings};
 use crate::cli::{Format, VerifyArgs};
 use crate::config::Target;
-use crate::db::{Db, DbResultExt};
-use crate::inspect::{Reads, Snapshot};
+use crate::db::Db;
+use crate::inspect::Snapshot;
 use crate::report::Report;
 use crate::Status;
 
@@ -36,18 +36,7 @@ pub async fn verify(
     tenants: &[String],
     app_url: Option<&str>,
 ) -> Result<Report> {
-    db.pin_search_path()
-        .await
-        .doing("pinning the search_path")?;
-    let snapshot = Snapshot::read(
-        db,
-        target,
-        Reads {
-            null_counts: true,
-            parallel: true,
-        },
-    )
-    .await?;
+    let snapshot = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
     checks::probes::run(db, &snapshot, target, tenants, &mut findings).await?;

@@ -76,6 +76,20 @@ fn policies_sql(with_registry: bool) -> String {
 }
 
 impl Snapshot {
+    /// The read verify and monitor make, outside any transaction: the
+    /// search_path pinned first (see [`Db::pin_search_path`]), NULL tenants
+    /// counted, the policy read on a second connection.
+    pub async fn read_for_checks(db: &Db, target: &Target) -> Result<Self> {
+        db.pin_search_path()
+            .await
+            .doing("pinning the search_path")?;
+        let reads = Reads {
+            null_counts: true,
+            parallel: true,
+        };
+        Self::read(db, target, reads).await
+    }
+
     /// Reads the snapshot: a fixed number of statements whatever the number of
     /// tables, in two pipelined phases; with `reads.parallel`, the policy read
     /// on a second connection beside both.
