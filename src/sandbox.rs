@@ -189,7 +189,8 @@ impl Sandbox {
         Ok(())
     }
 
-    fn write_private(&self, name: &str, contents: &str) -> Result<PathBuf> {
+    /// Writes `name` in the sandbox directory, readable by its owner only.
+    pub fn write_private(&self, name: &str, contents: &str) -> Result<PathBuf> {
         use std::os::unix::fs::PermissionsExt;
         let path = self.dir.join(name);
         fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
@@ -199,7 +200,14 @@ impl Sandbox {
     }
 
     fn command(&self, binary: &str) -> Command {
-        let mut command = Command::new(self.bin_dir.join(binary));
+        self.command_as_owner(self.bin_dir.join(binary))
+    }
+
+    /// A command run as the user that owns the cluster (`postgres` when the
+    /// caller is root), in the sandbox directory: for a server beside it, such
+    /// as the pooler the tests put in front.
+    pub fn command_as_owner(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new(program);
         if let Some((uid, gid)) = self.owner {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid);

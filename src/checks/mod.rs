@@ -14,6 +14,7 @@ pub mod performance;
 pub mod preflight;
 pub mod probes;
 pub mod roles;
+pub mod session_state;
 
 use serde::Serialize;
 
@@ -39,6 +40,9 @@ pub enum Kind {
     Drift,
     /// Talks to the application's health endpoint.
     App,
+    /// Acts on the connection path (a pooler): a session setting made on one
+    /// new connection, looked for from others, and removed where seen.
+    Session,
     /// What apply checks before it changes anything.
     #[serde(rename = "pre-flight")]
     Preflight,
@@ -114,6 +118,8 @@ catalogue! {
     APP001 = "APP001", Error, App, "The health endpoint reports the tenant context under RLS as the app role";
     APP002 = "APP002", Error, App, "The application rejects requests without a tenant";
     APP003 = "APP003", Error, App, "The application sends the security headers";
+    APP004 = "APP004", Error, App, "Under a concurrent burst, every response carries its own request's tenant and unknown tenants see nothing";
+    SES001 = "SES001", Warning, Session, "A session-level setting on one connection does not reach another client (no transaction pooling of session state)";
     DRF001 = "DRF001", Error, Drift, "The bundle is installed";
     DRF002 = "DRF002", Error, Drift, "Isolation policies are as the bundle installed them";
     DRF003 = "DRF003", Error, Drift, "No break-glass is active";

@@ -95,7 +95,7 @@ pub async fn run(
         let mut closed = fail_closed(&sessions, &tables, &reads(None), "with no tenant ever set in the session").await?;
         let mut afters = Vec::new();
         for session in &sessions {
-            session.begin().await?;
+            session.begin_pinned().await?;
             tenant::set_local(session, setting, &tenant_a).await?;
             session.commit().await?;
             afters.push(tenant::current(session, setting).await?);
@@ -284,10 +284,15 @@ fn write_isolation(t: &ProbeTable<'_>, result: &Value) -> Option<Finding> {
     })
 }
 
-/// Refuses a tenant id that the tenant column's type cannot hold, with a clear message.
+/// Refuses a tenant id that the tenant column's type cannot hold, with a clear
+/// message. Each cast in its own pinned transaction (the type names are as
+/// `format_type` wrote them under the pinned search_path).
 async fn check_castable(db: &Db, id: &str, types: &[&str]) -> Result<()> {
     for ty in types {
-        if let Err(e) = db.query(&format!("SELECT $1::text::{ty}"), &[&id]).await {
+        db.begin_pinned().await?;
+        let cast = db.query(&format!("SELECT $1::text::{ty}"), &[&id]).await;
+        db.rollback().await?;
+        if let Err(e) = cast {
             return Err(anyhow!(
                 "--tenant {} is not a valid {ty} (the tenant column's type): {}",
                 shorten(id),
@@ -299,7 +304,7 @@ async fn check_castable(db: &Db, id: &str, types: &[&str]) -> Result<()> {
 }
 
 /// A tenant id that exists nowhere and casts to every tenant column type.
-async fn random_tenant(db: &Db, types: &[&str]) -> Result<String> {
+pub(crate) async fn random_tenant(db: &Db, types: &[&str]) -> Result<String> {
     let hex = random_hex(16);
     let candidates = [
         format!(

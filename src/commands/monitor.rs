@@ -39,12 +39,14 @@ pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
     .await
 }
 
-/// Catalog checks plus drift; read-only, a constant number of statements.
+/// Catalog checks, drift and the session-state probe; read-only apart from
+/// the probe's canary (which it removes), a constant number of statements.
 pub async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     let snapshot = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);
+    checks::session_state::run(db, &snapshot, target, &mut findings).await?;
     tracing::info!(statements = db.statements(), "monitor done");
     Ok(Report::new("monitor", db.info.clone(), findings.0))
 }

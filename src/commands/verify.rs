@@ -40,6 +40,7 @@ pub async fn verify(
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
     checks::probes::run(db, &snapshot, target, tenants, &mut findings).await?;
+    checks::session_state::run(db, &snapshot, target, &mut findings).await?;
     if let Some(url) = app_url {
         let tenant = tenants
             .first()

@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
 use crate::tunnel::aws::AwsSettings;
@@ -97,6 +97,49 @@ pub struct ServerInfo {
     #[serde(skip)]
     pub server_version_num: i32,
 }
+
+/// A value bound to a statement parameter, with the PostgreSQL type it is
+/// sent as (statements are unnamed and typed by the client; see [`Db::query`]).
+pub trait Param: ToSql + Sync {
+    /// The parameter's type.
+    fn sql_type(&self) -> Type;
+    /// The value as the driver binds it.
+    fn as_sql(&self) -> &(dyn ToSql + Sync);
+}
+
+macro_rules! params {
+    ($($rust:ty => $pg:expr),* $(,)?) => {$(
+        impl Param for $rust {
+            fn sql_type(&self) -> Type {
+                $pg
+            }
+            fn as_sql(&self) -> &(dyn ToSql + Sync) {
+                self
+            }
+        }
+    )*};
+}
+
+params! {
+    &str => Type::TEXT,
+    String => Type::TEXT,
+    Option<String> => Type::TEXT,
+    Option<&str> => Type::TEXT,
+    bool => Type::BOOL,
+    i32 => Type::INT4,
+    i64 => Type::INT8,
+    Vec<String> => Type::TEXT_ARRAY,
+    Vec<&str> => Type::TEXT_ARRAY,
+    Vec<bool> => Type::BOOL_ARRAY,
+    &[String] => Type::TEXT_ARRAY,
+}
+
+fn typed<'a>(params: &'a [&'a dyn Param]) -> Vec<(&'a (dyn ToSql + Sync), Type)> {
+    params.iter().map(|p| (p.as_sql(), p.sql_type())).collect()
+}
+
+/// Pins name resolution to the system catalog for one transaction (see [`Db::begin_pinned`]).
+const PIN_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
 
 /// An open connection that counts the statements it sends (for the
 /// constant-round-trip guarantees and the benchmarks).
@@ -209,9 +252,10 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
 /// Reads who the session is, registers it for Ctrl-C and makes the [`Db`].
 async fn finish(client: Client, options: ConnectOptions, statements: Arc<AtomicU64>) -> Result<Db> {
     let row = client
-        .query_one(
-            "SELECT current_database()::text, session_user::text, current_setting('server_version'), \
-             current_setting('server_version_num')::int",
+        .query_typed_one(
+            "SELECT pg_catalog.current_database()::pg_catalog.text, session_user::pg_catalog.text, \
+             pg_catalog.current_setting('server_version'), \
+             pg_catalog.current_setting('server_version_num')::pg_catalog.int4",
             &[],
         )
         .await
@@ -336,8 +380,7 @@ impl Db {
     }
 
     /// A second connection to the same database as the same user, for reads
-    /// that may run beside this one's (its statements count with this one's),
-    /// with the search_path pinned as [`Db::pin_search_path`] does.
+    /// that may run beside this one's (its statements count with this one's).
     pub async fn sibling(&self) -> Result<Db> {
         // A helper, not a necessity: callers fall back to this connection, so a
         // slow second connection is given up on well before connect_timeout.
@@ -346,11 +389,13 @@ impl Db {
             tokio::time::timeout(limit, open(&self.options, self.options.password.as_ref()))
                 .await
                 .map_err(|_| anyhow!("no second connection within {limit:?}"))??;
-        let db = finish(client, self.options.clone(), self.statements.clone()).await?;
-        db.pin_search_path()
-            .await
-            .map_err(|e| anyhow!("{}", describe(&e)))?;
-        Ok(db)
+        finish(client, self.options.clone(), self.statements.clone()).await
+    }
+
+    /// How this connection was opened (host, port, user; the password inside
+    /// is never to be printed).
+    pub fn options(&self) -> &ConnectOptions {
+        &self.options
     }
 
     /// Statements sent on this connection and its siblings so far (including
@@ -360,39 +405,51 @@ impl Db {
     }
 
     /// Runs a query with bound parameters.
+    ///
+    /// Every statement goes out as one unnamed Parse/Bind/Execute/Sync with
+    /// its parameter types given: one round trip, and nothing named is left on
+    /// a server connection, so it works through a transaction pooler (PgBouncer
+    /// in `pool_mode = transaction` hands the next statement to whichever
+    /// server connection is free, where a named prepared statement does not
+    /// exist).
     pub async fn query(
         &self,
         sql: &str,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[&dyn Param],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
         self.count();
         let started = std::time::Instant::now();
-        Self::trace(sql, started, self.client.query(sql, params).await)
+        let typed = typed(params);
+        Self::trace(sql, started, self.client.query_typed(sql, &typed).await)
     }
 
     /// Runs a query that returns exactly one row.
     pub async fn query_one(
         &self,
         sql: &str,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[&dyn Param],
     ) -> Result<Row, tokio_postgres::Error> {
         self.count();
         let started = std::time::Instant::now();
-        Self::trace(sql, started, self.client.query_one(sql, params).await)
+        let typed = typed(params);
+        Self::trace(sql, started, self.client.query_typed_one(sql, &typed).await)
     }
 
     /// Runs a statement with bound parameters; returns the rows affected.
     pub async fn execute(
         &self,
         sql: &str,
-        params: &[&(dyn ToSql + Sync)],
+        params: &[&dyn Param],
     ) -> Result<u64, tokio_postgres::Error> {
         self.count();
         let started = std::time::Instant::now();
-        Self::trace(sql, started, self.client.execute(sql, params).await)
+        let typed = typed(params);
+        Self::trace(sql, started, self.client.execute_typed(sql, &typed).await)
     }
 
-    /// Prepares a statement for repeated use (benchmarks, hot loops).
+    /// Prepares a named statement for repeated use (the benchmark's hot loop,
+    /// on a direct connection; named statements do not survive a transaction
+    /// pooler).
     pub async fn prepare(
         &self,
         sql: &str,
@@ -411,19 +468,32 @@ impl Db {
         self.client.query(statement, params).await
     }
 
-    /// Pins the session's search_path to the system catalog, so the checks'
-    /// SQL resolves every name there: functions, operators or tables planted in
-    /// a schema the inspected role controls (or `ALTER ROLE ... SET
-    /// search_path` on it) cannot stand in for them.
-    pub async fn pin_search_path(&self) -> Result<(), tokio_postgres::Error> {
-        self.simple("SET search_path = pg_catalog, pg_temp")
+    /// Starts a transaction with the search_path pinned to the system
+    /// catalog, so the SQL inside resolves every name there: functions,
+    /// operators or types planted in a schema the inspected role controls (or
+    /// `ALTER ROLE ... SET search_path` on it) cannot stand in for them.
+    /// `SET LOCAL`, never a session-level `SET`: through a transaction pooler a
+    /// session setting would stay on a server connection other clients get.
+    pub async fn begin_pinned(&self) -> Result<(), tokio_postgres::Error> {
+        self.simple(&format!("BEGIN; {PIN_SEARCH_PATH}"))
             .await
             .map(|_| ())
     }
 
-    /// Starts a transaction.
+    /// Starts a transaction with the session's own settings (tests acting as
+    /// the application).
     pub async fn begin(&self) -> Result<(), tokio_postgres::Error> {
         self.simple("BEGIN").await.map(|_| ())
+    }
+
+    /// [`Db::begin_pinned`] for a read of many statements that must agree: one
+    /// snapshot (REPEATABLE READ) and nothing written (READ ONLY).
+    pub async fn begin_read(&self) -> Result<(), tokio_postgres::Error> {
+        self.simple(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_SEARCH_PATH}"
+        ))
+        .await
+        .map(|_| ())
     }
 
     /// Starts the transaction apply and rollback change the database in: a
@@ -432,7 +502,7 @@ impl Db {
     pub async fn begin_change(&self, lock_timeout: Duration) -> Result<(), tokio_postgres::Error> {
         let ms = lock_timeout.as_millis().max(1);
         self.simple(&format!(
-            "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; SET LOCAL search_path = pg_catalog, pg_temp; \
+            "BEGIN; SET LOCAL lock_timeout = '{ms}ms'; {PIN_SEARCH_PATH}; \
              SET LOCAL standard_conforming_strings = on"
         ))
         .await

@@ -75,7 +75,7 @@ async fn rolled_back(
     step: &str,
     input: &Value,
 ) -> Result<Vec<Value>, tokio_postgres::Error> {
-    db.begin().await?;
+    db.begin_pinned().await?;
     let result = run(db, step, input).await;
     db.rollback().await?;
     result

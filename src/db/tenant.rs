@@ -8,15 +8,18 @@ use super::Db;
 
 /// Sets the tenant for the current transaction only; the id is a bound parameter.
 pub async fn set_local(db: &Db, setting: &str, tenant: &str) -> Result<(), tokio_postgres::Error> {
-    db.query("SELECT set_config($1, $2, true)", &[&setting, &tenant])
-        .await
-        .map(|_| ())
+    db.query(
+        "SELECT pg_catalog.set_config($1, $2, true)",
+        &[&setting, &tenant],
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Reads the setting as a session sees it (NULL before ever set, '' after a SET LOCAL ended).
 pub async fn current(db: &Db, setting: &str) -> Result<Option<String>, tokio_postgres::Error> {
     let row = db
-        .query_one("SELECT current_setting($1, true)", &[&setting])
+        .query_one("SELECT pg_catalog.current_setting($1, true)", &[&setting])
         .await?;
     Ok(row.get(0))
 }

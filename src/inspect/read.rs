@@ -3,8 +3,8 @@
 //! statements is constant in the number of tables and, through a tunnel, the
 //! round trips overlap.
 
+use crate::db::Param;
 use anyhow::{bail, Result};
-use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::*;
@@ -76,18 +76,24 @@ fn policies_sql(with_registry: bool) -> String {
 }
 
 impl Snapshot {
-    /// The read verify and monitor make, outside any transaction: the
-    /// search_path pinned first (see [`Db::pin_search_path`]), NULL tenants
-    /// counted, the policy read on a second connection.
+    /// The read verify and monitor make: one read-only transaction with the
+    /// search_path pinned (see [`Db::begin_read`]), NULL tenants counted, the
+    /// policy read on a second connection in a transaction of its own. Every
+    /// read is inside a transaction, so a transaction pooler keeps each on
+    /// one server connection and the pin holds for all of it.
     pub async fn read_for_checks(db: &Db, target: &Target) -> Result<Self> {
-        db.pin_search_path()
+        db.begin_read()
             .await
-            .doing("pinning the search_path")?;
+            .doing("starting the read-only transaction")?;
         let reads = Reads {
             null_counts: true,
             parallel: true,
         };
-        Self::read(db, target, reads).await
+        let snapshot = Self::read(db, target, reads).await;
+        let ended = db.rollback().await;
+        let snapshot = snapshot?;
+        ended.doing("ending the read-only transaction")?;
+        Ok(snapshot)
     }
 
     /// Reads the snapshot: a fixed number of statements whatever the number of
@@ -96,33 +102,32 @@ impl Snapshot {
     pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
         let roles = vec![target.app_role.clone(), target.admin_role.clone()];
         let helper = helper_body();
-        let session_params: [&(dyn ToSql + Sync); 1] = [&target.schema];
-        let role_params: [&(dyn ToSql + Sync); 2] = [&roles, &target.schema];
-        let reach_params: [&(dyn ToSql + Sync); 3] =
+        let session_params: [&dyn Param; 1] = [&target.schema];
+        let role_params: [&dyn Param; 2] = [&roles, &target.schema];
+        let reach_params: [&dyn Param; 3] =
             [&target.app_role, &target.tenant_setting, &target.admin_role];
-        let table_params: [&(dyn ToSql + Sync); 5] = [
+        let table_params: [&dyn Param; 5] = [
             &target.schema,
             &target.tables,
             &target.tenant_column,
             &target.app_role,
             &target.admin_role,
         ];
-        let function_params: [&(dyn ToSql + Sync); 4] = [
+        let function_params: [&dyn Param; 4] = [
             &target.app_role,
             &target.schema,
             &target.tables,
             &target.admin_role,
         ];
-        let reader_params: [&(dyn ToSql + Sync); 4] = [
+        let reader_params: [&dyn Param; 4] = [
             &target.schema,
             &target.tables,
             &target.app_role,
             &target.admin_role,
         ];
-        let present_params: [&(dyn ToSql + Sync); 3] =
-            [&target.app_role, &target.admin_role, &helper];
-        let objects_params: [&(dyn ToSql + Sync); 1] = [&target.admin_role];
-        let scope_params: [&(dyn ToSql + Sync); 4] = [
+        let present_params: [&dyn Param; 3] = [&target.app_role, &target.admin_role, &helper];
+        let objects_params: [&dyn Param; 1] = [&target.admin_role];
+        let scope_params: [&dyn Param; 4] = [
             &target.schema,
             &target.tenant_column,
             &target.app_role,
@@ -142,13 +147,15 @@ impl Snapshot {
                     return Ok(None);
                 }
             };
+            sibling.begin_read().await?;
             let registry: bool = sibling.query_one(REGISTRY_READABLE, &[]).await?.get(0);
             let rows = sibling
                 .query(&policies_sql(registry), &scope_params)
                 .await?;
+            sibling.rollback().await?;
             Ok::<_, tokio_postgres::Error>(Some(rows))
         };
-        let records_params: [&(dyn ToSql + Sync); 1] = [&target.schema];
+        let records_params: [&dyn Param; 1] = [&target.schema];
         let (uncovered_sql, children_sql, relations_sql) = (
             format!("{SCOPE}\n{UNCOVERED}"),
             format!("{SCOPE}\n{CHILDREN}"),

@@ -8,6 +8,7 @@ mod apply;
 mod hardening;
 mod isolation;
 mod monitor;
+mod pooler;
 mod rds_master;
 mod rehearse;
 mod scale;
