@@ -2,27 +2,35 @@
 //!
 //! Every request:
 //! 1. must carry `X-Tenant-Id` (400 otherwise, before touching the database);
-//! 2. runs in one transaction, with the tenant set by
-//!    `set_config('app.tenant_id', $1, true)` so it ends with the transaction
-//!    and never leaks to the next request on the pooled connection;
+//! 2. runs in one transaction on one connection, with the tenant set by
+//!    `set_config('app.tenant_id', $1, true)` on that connection, so it ends
+//!    with the transaction and never reaches the next request on it (this
+//!    holds through a transaction pooler too);
 //! 3. is answered with security headers.
 //!
+//! Requests are served concurrently: `--workers N` threads, each with its own
+//! connection, or (`--pool N`) sharing a pool of N connections, a connection
+//! taken for the whole of one request.
+//!
 //! `GET /health/tenant-security` reports what the session looks like inside a
-//! request, for `rlsctl verify --app-url`. `GET /customers` shows the pattern on
-//! real data.
+//! request, for `rlsctl verify --app-url`: the user, the tenant context and the
+//! rows the request can see. `GET /customers` shows the pattern on real data.
 //!
 //! Run it with the usual PG* variables (as the app role!):
 //!   PGUSER=app_user PGPASSWORD=... cargo run --example reference_app -- --listen 127.0.0.1:8080
 //!
-//! `--allow-requests-without-tenant` and `--omit-security-headers` deliberately
-//! break rules 1 and 3; they exist only so rlsctl's tests can show that verify
-//! catches them.
+//! Deliberately broken variants, only so rlsctl's tests can show that verify
+//! catches them: `--allow-requests-without-tenant` and `--omit-security-headers`
+//! break rules 1 and 3; `--broken tenant-in-global` keeps the tenant in a
+//! process-wide variable; `--broken tenant-on-another-connection` (with
+//! `--pool`) sets it for the session on one pooled connection and runs the
+//! queries on another.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::json;
 use tiny_http::{Header, Method, Request, Response, Server};
-use tokio::sync::Mutex;
 use tokio_postgres::{Client, NoTls};
 
 /// The tenant setting the policies read.
@@ -39,42 +47,92 @@ const SECURITY_HEADERS: [(&str, &str); 4] = [
     ),
 ];
 
+/// The deliberate bugs.
+#[derive(Clone, Copy, PartialEq)]
+enum Broken {
+    None,
+    /// The tenant lives in a process-wide variable between reading the header
+    /// and querying.
+    TenantInGlobal,
+    /// A session-level SET on one pooled connection, queries on another.
+    TenantOnAnotherConnection,
+}
+
+/// Where a request gets its connection.
+enum Connections {
+    /// One connection per worker thread, opened at start.
+    PerWorker(Vec<Client>),
+    /// A shared pool.
+    Pool(deadpool_postgres::Pool),
+}
+
 struct App {
-    db: Mutex<Client>,
     tables: Vec<String>,
     allow_missing_tenant: bool,
     omit_security_headers: bool,
+    broken: Broken,
+    /// The process-wide tenant of `--broken tenant-in-global`.
+    global_tenant: std::sync::Mutex<String>,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
-    let listen = args
-        .iter()
-        .position(|a| a == "--listen")
-        .and_then(|i| args.get(i + 1))
-        .cloned()
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let allow_missing_tenant = args.iter().any(|a| a == "--allow-requests-without-tenant");
-    let omit_security_headers = args.iter().any(|a| a == "--omit-security-headers");
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let listen = value("--listen").unwrap_or_else(|| "127.0.0.1:8080".into());
+    let workers: usize = value("--workers").map_or(Ok(8), |v| v.parse())?;
+    let pool_size: Option<usize> = value("--pool").map(|v| v.parse()).transpose()?;
+    let broken = match value("--broken").as_deref() {
+        None => Broken::None,
+        Some("tenant-in-global") => Broken::TenantInGlobal,
+        Some("tenant-on-another-connection") if pool_size.is_some() => {
+            Broken::TenantOnAnotherConnection
+        }
+        Some(other) => {
+            return Err(format!(
+                "unknown --broken {other:?} (tenant-on-another-connection needs --pool)"
+            )
+            .into())
+        }
+    };
+    // Connections live on this runtime; HTTP worker threads block on it.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()?;
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
-    let config = format!(
-        "host={} port={} dbname={} user={} password='{}'",
-        env("PGHOST", "127.0.0.1"),
-        env("PGPORT", "5432"),
-        env("PGDATABASE", "edgarautoshop"),
-        env("PGUSER", "app_user"),
-        env("PGPASSWORD", "")
-            .replace('\\', "\\\\")
-            .replace('\'', "\\'"),
-    );
-    let client = runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&config, NoTls).await?;
-        tokio::spawn(connection);
-        Ok::<_, tokio_postgres::Error>(client)
-    })?;
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(env("PGHOST", "127.0.0.1"))
+        .port(env("PGPORT", "5432").parse()?)
+        .dbname(env("PGDATABASE", "edgarautoshop"))
+        .user(env("PGUSER", "app_user"))
+        .password(env("PGPASSWORD", ""));
+    let connections = match pool_size {
+        Some(size) => {
+            let manager = deadpool_postgres::Manager::new(config, NoTls);
+            Connections::Pool(
+                deadpool_postgres::Pool::builder(manager)
+                    .max_size(size)
+                    .build()?,
+            )
+        }
+        None => Connections::PerWorker(runtime.block_on(async {
+            let mut clients = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (client, connection) = config.connect(NoTls).await?;
+                tokio::spawn(connection);
+                clients.push(client);
+            }
+            Ok::<_, tokio_postgres::Error>(clients)
+        })?),
+    };
     let tables = env(
         "RLSCTL_TENANT_TABLES",
         "customers,vehicles,appointments,services",
@@ -83,22 +141,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .map(String::from)
     .collect();
     let app = Arc::new(App {
-        db: Mutex::new(client),
         tables,
-        allow_missing_tenant,
-        omit_security_headers,
+        allow_missing_tenant: args.iter().any(|a| a == "--allow-requests-without-tenant"),
+        omit_security_headers: args.iter().any(|a| a == "--omit-security-headers"),
+        broken,
+        global_tenant: std::sync::Mutex::new(String::new()),
     });
-    let server = Server::http(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let server =
+        Arc::new(Server::http(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?);
     // The tests read the port from this line.
     println!("listening on http://{}", server.server_addr());
-    for request in server.incoming_requests() {
-        let mut response = runtime.block_on(handle(&app, &request));
-        if !app.omit_security_headers {
-            for (name, value) in SECURITY_HEADERS {
-                response.add_header(Header::from_bytes(name, value).unwrap());
-            }
-        }
-        let _ = request.respond(response);
+    let connections = Arc::new(connections);
+    let threads: Vec<_> = (0..workers)
+        .map(|worker| {
+            let (app, server, connections, runtime) = (
+                app.clone(),
+                server.clone(),
+                connections.clone(),
+                runtime.handle().clone(),
+            );
+            std::thread::spawn(move || {
+                for request in server.incoming_requests() {
+                    let mut response =
+                        runtime.block_on(serve(&app, &connections, worker, &request));
+                    if !app.omit_security_headers {
+                        for (name, value) in SECURITY_HEADERS {
+                            response.add_header(Header::from_bytes(name, value).unwrap());
+                        }
+                    }
+                    let _ = request.respond(response);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        let _ = thread.join();
     }
     Ok(())
 }
@@ -109,7 +186,13 @@ fn respond(status: u16, body: serde_json::Value) -> Response<std::io::Cursor<Vec
     response
 }
 
-async fn handle(app: &App, request: &Request) -> Response<std::io::Cursor<Vec<u8>>> {
+/// Checks the request, takes a connection and runs it.
+async fn serve(
+    app: &App,
+    connections: &Connections,
+    worker: usize,
+    request: &Request,
+) -> Response<std::io::Cursor<Vec<u8>>> {
     let tenant = request
         .headers()
         .iter()
@@ -123,16 +206,90 @@ async fn handle(app: &App, request: &Request) -> Response<std::io::Cursor<Vec<u8
     if request.method() != &Method::Get {
         return respond(405, json!({"error": "method not allowed"}));
     }
-    let db = app.db.lock().await;
+    if app.broken == Broken::TenantInGlobal {
+        *app.global_tenant.lock().unwrap() = tenant.clone();
+    }
+    // What a real handler does before its queries (authentication, parsing):
+    // long enough for other requests to run meanwhile.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let tenant = match app.broken {
+        Broken::TenantInGlobal => app.global_tenant.lock().unwrap().clone(),
+        _ => tenant,
+    };
+    let result = match connections {
+        Connections::PerWorker(clients) => {
+            handle(app, &clients[worker], &tenant, request.url(), true).await
+        }
+        Connections::Pool(pool) => match app.broken {
+            Broken::TenantOnAnotherConnection => {
+                let set = async {
+                    let first = pool.get().await?;
+                    first
+                        .execute(
+                            "SELECT set_config($1, $2, false)",
+                            &[&TENANT_SETTING, &tenant],
+                        )
+                        .await?;
+                    Ok::<_, BoxError>(())
+                }
+                .await;
+                match (set, pool.get().await) {
+                    (Ok(()), Ok(second)) => {
+                        handle(app, &second, &tenant, request.url(), false).await
+                    }
+                    (Err(e), _) => Err(e),
+                    (_, Err(e)) => Err(e.into()),
+                }
+            }
+            _ => match pool.get().await {
+                Ok(client) => handle(app, &client, &tenant, request.url(), true).await,
+                Err(e) => Err(e.into()),
+            },
+        },
+    };
+    match result {
+        Ok(Some(body)) => respond(200, body),
+        Ok(None) => respond(404, json!({"error": "not found"})),
+        Err(e) => {
+            eprintln!("request failed: {e}");
+            respond(
+                500,
+                json!({"status": "unhealthy", "error": "database error"}),
+            )
+        }
+    }
+}
+
+/// One request on one connection, in one transaction; with `set_tenant`, the
+/// tenant is set for that transaction on that connection.
+async fn handle(
+    app: &App,
+    db: &Client,
+    tenant: &str,
+    path: &str,
+    set_tenant: bool,
+) -> Result<Option<serde_json::Value>, BoxError> {
+    db.batch_execute("BEGIN").await?;
     let result = async {
-        db.batch_execute("BEGIN").await?;
-        db.execute("SELECT set_config($1, $2, true)", &[&TENANT_SETTING, &tenant]).await?;
-        let body = match request.url() {
+        if set_tenant {
+            db.execute("SELECT set_config($1, $2, true)", &[&TENANT_SETTING, &tenant]).await?;
+        }
+        let body = match path {
             "/health/tenant-security" => {
+                // The rows this request can see, summed over the tenant tables.
+                let visible: Vec<String> = app
+                    .tables
+                    .iter()
+                    .map(|t| format!("(SELECT count(*) FROM \"{}\")", t.replace('"', "\"\"")))
+                    .collect();
                 let row = db
                     .query_one(
-                        "SELECT current_user::text, session_user::text, current_setting($1, true),
-                                (SELECT count(*) FROM pg_class c WHERE c.relname = ANY($2::text[]) AND c.relrowsecurity)",
+                        &format!(
+                            "SELECT current_user::text, session_user::text, current_setting($1, true),
+                                    (SELECT count(*) FROM pg_class c WHERE c.relname = ANY($2::text[]) AND c.relrowsecurity),
+                                    {}::bigint",
+                            if visible.is_empty() { "0".to_string() } else { visible.join(" + ") }
+                        ),
                         &[&TENANT_SETTING, &app.tables],
                     )
                     .await?;
@@ -140,7 +297,7 @@ async fn handle(app: &App, request: &Request) -> Response<std::io::Cursor<Vec<u8
                     "status": "healthy",
                     "database": {"user": row.get::<_, String>(0), "session_user": row.get::<_, String>(1),
                                  "tenant_context": row.get::<_, Option<String>>(2)},
-                    "rls": {"enabled_tables": row.get::<_, i64>(3)},
+                    "rls": {"enabled_tables": row.get::<_, i64>(3), "visible_rows": row.get::<_, i64>(4)},
                 }))
             }
             "/customers" => {
@@ -149,21 +306,18 @@ async fn handle(app: &App, request: &Request) -> Response<std::io::Cursor<Vec<u8
             }
             _ => None,
         };
-        // Read-only requests commit too: the tenant setting ends here either way.
-        db.batch_execute("COMMIT").await?;
         Ok::<_, tokio_postgres::Error>(body)
     }
     .await;
+    // Read-only requests commit too: the tenant setting ends here either way.
     match result {
-        Ok(Some(body)) => respond(200, body),
-        Ok(None) => respond(404, json!({"error": "not found"})),
+        Ok(body) => {
+            db.batch_execute("COMMIT").await?;
+            Ok(body)
+        }
         Err(e) => {
             let _ = db.batch_execute("ROLLBACK").await;
-            eprintln!("request failed: {e}");
-            respond(
-                500,
-                json!({"status": "unhealthy", "error": "database error"}),
-            )
+            Err(e.into())
         }
     }
 }

@@ -281,7 +281,8 @@ pub struct VerifyArgs {
     /// random id that exists nowhere and read isolation is only proven vacuously (warning).
     #[arg(long = "tenant", value_name = "ID")]
     pub tenants: Vec<String>,
-    /// Base URL of the application; checks GET <URL>/health/tenant-security.
+    /// Base URL of the application; checks GET <URL>/health/tenant-security
+    /// (only that path, ever): once with a tenant, once without, then a burst.
     #[arg(long, value_name = "URL")]
     pub app_url: Option<String>,
     /// Treat warnings as failures.
@@ -290,10 +291,30 @@ pub struct VerifyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    #[command(flatten, next_help_heading = "Application (--app-url)")]
+    pub app: AppArgs,
     #[command(flatten, next_help_heading = "Connection")]
     pub conn: ConnectionArgs,
     #[command(flatten, next_help_heading = "Target")]
     pub target: TargetArgs,
+}
+
+/// How verify exercises the application's health endpoint.
+#[derive(Debug, Clone, Args)]
+pub struct AppArgs {
+    /// Requests in the concurrent burst (APP004), interleaving every --tenant
+    /// with ids that exist nowhere; 0 skips the burst.
+    #[arg(long, value_name = "N", default_value_t = 240)]
+    pub burst_requests: u32,
+    /// Requests in flight at once during the burst.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub burst_concurrency: u32,
+    /// The burst stops sending when this has passed (what is unanswered by then counts as unanswered).
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
+    pub burst_time_limit: Duration,
+    /// How long one request to the application may take.
+    #[arg(long, value_parser = parse_duration, default_value = "10s")]
+    pub app_timeout: Duration,
 }
 
 /// `rlsctl monitor`.

@@ -78,3 +78,18 @@ pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     Some(spinner)
 }
+
+/// A progress bar on stderr counting to `total`, only when stderr is a terminal.
+pub fn progress_bar(total: u64, message: &str) -> Option<indicatif::ProgressBar> {
+    if !progress_allowed() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(total);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} {elapsed}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(message.to_string());
+    Some(bar)
+}

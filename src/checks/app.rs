@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use super::app_burst::{Burst, Id};
 use super::{Finding, Findings, APP001, APP002, APP003};
 use crate::config::Target;
 
@@ -25,10 +26,20 @@ struct Reply {
     body: String,
 }
 
-fn get(url: &str, tenant: Option<&str>) -> Result<Reply> {
+impl Reply {
+    /// What the app answered, for a message: the status, or why nothing came.
+    fn answered(exchange: &Result<Reply>) -> String {
+        match exchange {
+            Ok(reply) => reply.status.to_string(),
+            Err(e) => format!("nothing ({e:#})"),
+        }
+    }
+}
+
+fn get(url: &str, tenant: Option<&str>, timeout: Duration) -> Result<Reply> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
+        .timeout_global(Some(timeout))
         .build()
         .into();
     let mut request = agent.get(url);
@@ -55,20 +66,33 @@ fn get(url: &str, tenant: Option<&str>) -> Result<Reply> {
     })
 }
 
-/// Runs the app checks against `base_url` with `tenant` as the header value.
+/// Runs the app checks against `base_url`: APP001 to APP003 with the first
+/// of `ids` as the header value, then the burst (APP004) over all of them.
 pub async fn run(
     base_url: &str,
-    tenant: &str,
+    ids: Vec<Id>,
+    burst: &Burst,
     target: &Target,
     findings: &mut Findings,
 ) -> Result<()> {
     let url = format!("{}{HEALTH_PATH}", base_url.trim_end_matches('/'));
+    let tenant = ids.first().map(|id| id.value.clone()).unwrap_or_default();
+    let tenant = tenant.as_str();
     let (with, without) = {
-        let (url, tenant) = (url.clone(), tenant.to_string());
-        tokio::task::spawn_blocking(move || (get(&url, Some(&tenant)), get(&url, None))).await?
+        let (url, tenant, timeout) = (url.clone(), tenant.to_string(), burst.request_timeout);
+        tokio::task::spawn_blocking(move || {
+            (get(&url, Some(&tenant), timeout), get(&url, None, timeout))
+        })
+        .await?
     };
-    let with = with?;
-    let without = without?;
+    let answered = Reply::answered(&with);
+    let answered_without = Reply::answered(&without);
+    let with = with.unwrap_or(Reply {
+        status: 0,
+        headers: Vec::new(),
+        body: String::new(),
+    });
+    let without_status = without.map_or(0, |reply| reply.status);
 
     let mut problems = Vec::new();
     let mut fail = |detail: String| {
@@ -80,10 +104,7 @@ pub async fn run(
         ))
     };
     if with.status != 200 {
-        fail(format!(
-            "GET with X-Tenant-Id answered {} (expected 200)",
-            with.status
-        ));
+        fail(format!("GET with X-Tenant-Id answered {answered} (expected 200)"));
     } else {
         match serde_json::from_str::<Value>(&with.body) {
             Err(e) => fail(format!("the body is not JSON: {e}")),
@@ -144,13 +165,13 @@ pub async fn run(
         ),
     );
 
-    let problems = if without.status == 400 {
+    let problems = if without_status == 400 {
         vec![]
     } else {
         vec![Finding::problem(
             &APP002,
             url.clone(),
-            format!("a request without X-Tenant-Id answered {} (expected 400): requests run without a tenant", without.status),
+            format!("a request without X-Tenant-Id answered {answered_without} (expected 400): requests run without a tenant"),
             "reject requests without a tenant before touching the database",
         )]
     };
@@ -188,5 +209,6 @@ pub async fn run(
         problems,
         "X-Content-Type-Options and X-Frame-Options are sent",
     );
+    super::app_burst::run(&url, ids, burst, findings).await;
     Ok(())
 }

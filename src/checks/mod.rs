@@ -7,6 +7,7 @@
 //! the application.
 
 pub mod app;
+pub mod app_burst;
 pub mod bypass;
 pub mod coverage;
 pub mod drift;

@@ -58,9 +58,8 @@ pub async fn run(
         );
         return Ok(());
     }
-    let mut types: Vec<&str> = tables.iter().map(|t| t.column_type.as_str()).collect();
-    types.sort();
-    types.dedup();
+    let types = column_types(snap);
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
     for id in tenants {
         check_castable(db, id, &types).await?;
     }
@@ -301,6 +300,22 @@ async fn check_castable(db: &Db, id: &str, types: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The tenant column's types across the tenant tables (`text` when none is known).
+pub(crate) fn column_types(snap: &Snapshot) -> Vec<String> {
+    let mut types: Vec<String> = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.has_column)
+        .map(|t| t.column_type.clone().unwrap_or_else(|| "text".into()))
+        .collect();
+    types.sort();
+    types.dedup();
+    if types.is_empty() {
+        types.push("text".into());
+    }
+    types
 }
 
 /// A tenant id that exists nowhere and casts to every tenant column type.

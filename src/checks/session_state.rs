@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use super::probes::random_tenant;
+use super::probes::{column_types, random_tenant};
 use super::{Finding, Findings, SES001};
 use crate::config::Target;
 use crate::db::Db;
@@ -49,16 +49,8 @@ enum Seen {
 /// Runs the probe through `db`'s host and port (the path the app uses when it
 /// is pointed at the same place), as `db`'s user. Adds one SES001 finding.
 pub async fn run(db: &Db, snap: &Snapshot, target: &Target, findings: &mut Findings) -> Result<()> {
-    let mut types: Vec<&str> = snap
-        .tables
-        .iter()
-        .filter_map(|t| t.column_type.as_deref())
-        .collect();
-    types.sort();
-    types.dedup();
-    if types.is_empty() {
-        types.push("text");
-    }
+    let types = column_types(snap);
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
     // Castable to the tenant column, so an app that did inherit it would find
     // no rows rather than fail on a cast.
     let canary = random_tenant(db, &types).await?;

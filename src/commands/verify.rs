@@ -2,8 +2,9 @@
 
 use anyhow::Result;
 
+use crate::checks::app_burst::{Burst, Id};
 use crate::checks::{self, Findings};
-use crate::cli::{Format, VerifyArgs};
+use crate::cli::{AppArgs, Format, VerifyArgs};
 use crate::config::Target;
 use crate::db::Db;
 use crate::inspect::Snapshot;
@@ -15,7 +16,8 @@ pub async fn run(args: VerifyArgs) -> Result<Status> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, None, true).await?;
-        let report = verify(&db, &target, &args.tenants, args.app_url.as_deref()).await?;
+        let app = args.app_url.as_deref().map(|url| (url, burst(&args.app)));
+        let report = verify(&db, &target, &args.tenants, app).await?;
         super::print(&match args.format {
             Format::Text => report.text(),
             Format::Json => report.json(),
@@ -29,24 +31,48 @@ pub async fn run(args: VerifyArgs) -> Result<Status> {
     .await
 }
 
-/// Catalog checks, probes and (with an URL) app checks, as one report.
+/// The burst's settings from the flags.
+fn burst(args: &AppArgs) -> Burst {
+    Burst {
+        requests: args.burst_requests as usize,
+        concurrency: args.burst_concurrency as usize,
+        time_limit: args.burst_time_limit,
+        request_timeout: args.app_timeout,
+    }
+}
+
+/// Catalog checks, probes, the session-state probe and (with an URL and the
+/// burst's settings) app checks, as one report.
 pub async fn verify(
     db: &Db,
     target: &Target,
     tenants: &[String],
-    app_url: Option<&str>,
+    app: Option<(&str, Burst)>,
 ) -> Result<Report> {
     let snapshot = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
     checks::probes::run(db, &snapshot, target, tenants, &mut findings).await?;
     checks::session_state::run(db, &snapshot, target, &mut findings).await?;
-    if let Some(url) = app_url {
-        let tenant = tenants
-            .first()
-            .cloned()
-            .unwrap_or_else(|| format!("rlsctl-probe-{}", crate::sandbox::random_hex(8)));
-        checks::app::run(url, &tenant, target, &mut findings).await?;
+    if let Some((url, burst)) = app {
+        // Every tenant given, and two ids that exist nowhere (castable to the
+        // tenant column, so the app treats them as ordinary ids).
+        let types = checks::probes::column_types(&snapshot);
+        let types: Vec<&str> = types.iter().map(String::as_str).collect();
+        let mut ids: Vec<Id> = tenants
+            .iter()
+            .map(|t| Id {
+                value: t.clone(),
+                known: true,
+            })
+            .collect();
+        for _ in 0..2 {
+            ids.push(Id {
+                value: checks::probes::random_tenant(db, &types).await?,
+                known: false,
+            });
+        }
+        checks::app::run(url, ids, &burst, target, &mut findings).await?;
     }
     tracing::info!(statements = db.statements(), "verify done");
     Ok(Report::new("verify", db.info.clone(), findings.0))

@@ -8,12 +8,17 @@ use crate::support::*;
 use crate::verify::statuses;
 
 /// The reference app, running; killed on drop.
-struct ReferenceApp {
+pub struct ReferenceApp {
     _child: tokio::process::Child,
-    url: String,
+    pub url: String,
 }
 
 async fn start(t: &TestDb, user: &str, password: &str, extra: &[&str]) -> ReferenceApp {
+    start_on(t.sandbox.port, user, password, extra).await
+}
+
+/// The reference app connecting to `port` (the server, or a pooler in front).
+pub async fn start_on(port: u16, user: &str, password: &str, extra: &[&str]) -> ReferenceApp {
     // Examples are built by `cargo test` next to the test binary's directory.
     let exe = std::env::current_exe().unwrap();
     let path = exe
@@ -28,7 +33,7 @@ async fn start(t: &TestDb, user: &str, password: &str, extra: &[&str]) -> Refere
         .args(extra)
         .env_clear()
         .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", t.sandbox.port.to_string())
+        .env("PGPORT", port.to_string())
         .env("PGDATABASE", DB)
         .env("PGUSER", user)
         .env("PGPASSWORD", password)
@@ -60,9 +65,152 @@ async fn app_checks_pass_against_the_reference_app() {
     let app = start(&t, "app_user", APP_PASSWORD, &[]).await;
     let (run, doc) = verify_app(&t, &app).await;
     run.expect(0);
-    for id in ["APP001", "APP002", "APP003"] {
-        assert_eq!(statuses(&doc, id), ["pass"], "{id}");
+    for id in ["APP001", "APP002", "APP003", "APP004"] {
+        assert_eq!(statuses(&doc, id), ["pass"], "{id}: {}", run.stdout);
     }
+    // The burst's defaults: 240 requests, interleaving both tenants and two unknown ids.
+    let burst = detail(&doc, "APP004");
+    assert!(
+        burst.contains("240 of 240 request(s)")
+            && burst.contains("across 2 tenant(s) and 2 unknown id(s)"),
+        "{burst}"
+    );
+}
+
+/// The details a check reported, joined.
+fn detail(doc: &serde_json::Value, id: &str) -> String {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .map(|c| c["detail"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_burst_catches_an_app_that_keeps_the_tenant_in_a_global() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    let app = start(
+        &t,
+        "app_user",
+        APP_PASSWORD,
+        &["--broken", "tenant-in-global"],
+    )
+    .await;
+    let (run, doc) = verify_app(&t, &app).await;
+    run.expect(1);
+    // The single requests cannot tell: only the burst can.
+    assert_eq!(statuses(&doc, "APP001"), ["pass"], "{}", run.stdout);
+    assert!(
+        statuses(&doc, "APP004").contains(&"fail".to_string()),
+        "{}",
+        run.stdout
+    );
+    let burst = detail(&doc, "APP004");
+    assert!(
+        burst.contains("answered request(s) ran under another request's tenant"),
+        "{burst}"
+    );
+    assert!(
+        burst.contains("for tenant ids that exist nowhere saw rows"),
+        "{burst}"
+    );
+    // The text report carries the counts too.
+    let text = t
+        .run_env(
+            &[
+                "verify",
+                "--tenant",
+                TENANTS[0],
+                "--tenant",
+                TENANTS[1],
+                "--app-url",
+                &app.url,
+            ],
+            &AS_APP,
+        )
+        .await;
+    text.expect(1);
+    assert!(
+        text.stdout.contains("ran under another request's tenant"),
+        "{}",
+        text.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pooled_app_passes_the_burst_and_one_that_sets_the_tenant_on_another_connection_fails() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    let pooled = start(&t, "app_user", APP_PASSWORD, &["--pool", "4"]).await;
+    let (run, doc) = verify_app(&t, &pooled).await;
+    run.expect(0);
+    assert_eq!(statuses(&doc, "APP004"), ["pass"], "{}", run.stdout);
+
+    let broken = start(
+        &t,
+        "app_user",
+        APP_PASSWORD,
+        &["--pool", "4", "--broken", "tenant-on-another-connection"],
+    )
+    .await;
+    let (run, doc) = verify_app(&t, &broken).await;
+    run.expect(1);
+    assert!(
+        statuses(&doc, "APP004").contains(&"fail".to_string()),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        detail(&doc, "APP004").contains("ran under another request's tenant"),
+        "{}",
+        detail(&doc, "APP004")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_burst_ends_within_its_time_limit_against_an_app_that_hangs() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    // Accepts every connection, reads nothing, answers nothing.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    let (run, doc) = crate::verify::verify(
+        &t,
+        &[
+            "--app-url",
+            &url,
+            "--app-timeout",
+            "1s",
+            "--burst-time-limit",
+            "3s",
+        ],
+    )
+    .await;
+    let took = started.elapsed();
+    run.expect(1);
+    // Two single requests of at most 1 s, the burst of at most 3 s, and the
+    // database checks: far from the default 10 s per request.
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "verify took {took:?}"
+    );
+    assert_eq!(statuses(&doc, "APP004"), ["warn"], "{}", run.stdout);
+    assert!(
+        detail(&doc, "APP004").contains("got no usable answer"),
+        "{}",
+        detail(&doc, "APP004")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
