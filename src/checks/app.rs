@@ -104,7 +104,9 @@ pub async fn run(
         ))
     };
     if with.status != 200 {
-        fail(format!("GET with X-Tenant-Id answered {answered} (expected 200)"));
+        fail(format!(
+            "GET with X-Tenant-Id answered {answered} (expected 200)"
+        ));
     } else {
         match serde_json::from_str::<Value>(&with.body) {
             Err(e) => fail(format!("the body is not JSON: {e}")),

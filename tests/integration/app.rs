@@ -5,7 +5,7 @@ use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::support::*;
-use crate::verify::statuses;
+use crate::verify::{details as detail, statuses};
 
 /// The reference app, running; killed on drop.
 pub struct ReferenceApp {
@@ -75,18 +75,6 @@ async fn app_checks_pass_against_the_reference_app() {
             && burst.contains("across 2 tenant(s) and 2 unknown id(s)"),
         "{burst}"
     );
-}
-
-/// The details a check reported, joined.
-fn detail(doc: &serde_json::Value, id: &str) -> String {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id)
-        .map(|c| c["detail"].as_str().unwrap_or_default().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use crate::verify::statuses;
+use crate::verify::{details as detail, statuses};
 
 /// How PgBouncer hands server connections to clients.
 #[derive(Clone, Copy, Debug)]
@@ -178,17 +178,6 @@ async fn verify_through(
         .await;
     let doc = run.json();
     (run, doc)
-}
-
-fn detail(doc: &serde_json::Value, id: &str) -> String {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id)
-        .map(|c| c["detail"].as_str().unwrap_or_default().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// apply, verify, monitor and rollback through the pooler in `mode`.

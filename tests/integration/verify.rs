@@ -27,6 +27,18 @@ pub fn statuses(doc: &Value, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The details a check reported, one line each.
+pub fn details(doc: &Value, id: &str) -> String {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .map(|c| c["detail"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_passes_on_the_applied_sample_and_changes_nothing() {
     let t = TestDb::demo().await;
