@@ -34,6 +34,8 @@ struct SizeResult {
     probes_ms: u128,
     probes_statements: u64,
     monitor_ms: u128,
+    /// Of monitor_ms, the session-state probe (SES001): fixed, whatever the tables.
+    monitor_session_ms: u128,
     monitor_statements: u64,
     monitor_rss_kb: i64,
 }
@@ -191,14 +193,22 @@ async fn measure_size(
     }
 
     // monitor: the real binary, its wall time, statements and peak RSS (best of 5).
-    let mut best: Option<(u128, u64, i64)> = None;
+    let mut best: Option<MonitorRun> = None;
     for _ in 0..5 {
-        let (ms, statements, rss) = run_monitor(sandbox, rlsctl, &dbname, &target)?;
-        if best.is_none_or(|b| ms < b.0) {
-            best = Some((ms, statements, rss.max(best.map(|b| b.2).unwrap_or(0))));
+        let mut run = run_monitor(sandbox, rlsctl, &dbname, &target)?;
+        if let Some(b) = &best {
+            run.rss_kb = run.rss_kb.max(b.rss_kb);
+        }
+        if best.as_ref().is_none_or(|b| run.ms < b.ms) {
+            best = Some(run);
         }
     }
-    let (monitor_ms, monitor_statements, monitor_rss_kb) = best.unwrap();
+    let MonitorRun {
+        ms: monitor_ms,
+        session_ms: monitor_session_ms,
+        statements: monitor_statements,
+        rss_kb: monitor_rss_kb,
+    } = best.unwrap();
     Ok(SizeResult {
         tables,
         rows_per_table: rows,
@@ -212,18 +222,32 @@ async fn measure_size(
         probes_ms,
         probes_statements,
         monitor_ms,
+        monitor_session_ms,
         monitor_statements,
         monitor_rss_kb,
     })
 }
 
-/// Runs `rlsctl monitor` and returns (wall ms, statements, peak RSS in kB) from wait4.
+/// One run of the real `rlsctl monitor`.
+struct MonitorRun {
+    /// Wall time, process start to exit.
+    ms: u128,
+    /// Of it, the session-state probe.
+    session_ms: u128,
+    /// Statements sent.
+    statements: u64,
+    /// Peak RSS.
+    rss_kb: i64,
+}
+
+/// Runs `rlsctl monitor`: wall time, statements and the session-state probe's
+/// time from its log, peak RSS from wait4.
 fn run_monitor(
     sandbox: &Sandbox,
     rlsctl: &str,
     dbname: &str,
     target: &Target,
-) -> Result<(u128, u64, i64)> {
+) -> Result<MonitorRun> {
     let started = Instant::now();
     let child = Command::new(rlsctl)
         .args(["monitor", "-v", "--log-format", "json", "--format", "json"])
@@ -250,13 +274,23 @@ fn run_monitor(
     if libc::WEXITSTATUS(status) != 0 {
         bail!("monitor exited {}: {log}", libc::WEXITSTATUS(status));
     }
-    let statements = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["fields"]["message"] == "monitor done")
-        .and_then(|l| l["fields"]["statements"].as_u64())
-        .context("no statement count in monitor's log")?;
-    Ok((ms, statements, usage.ru_maxrss))
+    let field = |message: &str, name: &str| {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["fields"]["message"] == message)
+            .and_then(|l| l["fields"][name].as_f64())
+    };
+    let statements =
+        field("monitor done", "statements").context("no statement count in monitor's log")? as u64;
+    let session_ms = field("session-state probe done", "ms")
+        .context("no session-state probe time in monitor's log")?
+        .round() as u128;
+    Ok(MonitorRun {
+        ms,
+        session_ms,
+        statements,
+        rss_kb: usage.ru_maxrss,
+    })
 }
 
 struct PolicyResult {
@@ -471,17 +505,17 @@ fn render(sizes: &[SizeResult], policy: &PolicyResult, version: &str) -> String 
     );
     let _ = writeln!(
         out,
-        "| tables | rows/table | apply wall | apply transaction | apply statements | tables/s | catalog checks | catalog statements | probes | probe statements | monitor wall | monitor statements | monitor peak RSS |"
+        "| tables | rows/table | apply wall | apply transaction | apply statements | tables/s | catalog checks | catalog statements | probes | probe statements | monitor wall | of which SES001 | monitor statements | monitor peak RSS |"
     );
     let _ = writeln!(
         out,
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for s in sizes {
         let per_second = s.tables as f64 / (s.apply_tx_ms.max(1) as f64 / 1000.0);
         let _ = writeln!(
             out,
-            "| {} | {} | {} ms | {} ms | {} | {:.0} | {} ms | {} | {} ms | {} | {} ms | {} | {:.1} MB |",
+            "| {} | {} | {} ms | {} ms | {} | {:.0} | {} ms | {} | {} ms | {} | {} ms | {} ms | {} | {:.1} MB |",
             s.tables,
             s.rows_per_table,
             s.apply_ms,
@@ -493,12 +527,18 @@ fn render(sizes: &[SizeResult], policy: &PolicyResult, version: &str) -> String 
             s.probes_ms,
             s.probes_statements,
             s.monitor_ms,
+            s.monitor_session_ms,
             s.monitor_statements,
             s.monitor_rss_kb as f64 / 1024.0
         );
     }
     let (small, large) = (&sizes[0], &sizes[sizes.len() - 1]);
-    let ratio = large.monitor_ms as f64 / small.monitor_ms.max(1) as f64;
+    // The session-state probe (SES001) costs the same at any size: the ratio
+    // the target speaks of is of the catalog work, so it is left out of both.
+    let catalog_ms =
+        |s: &SizeResult| s.monitor_ms.saturating_sub(s.monitor_session_ms).max(1) as f64;
+    let ratio = catalog_ms(large) / catalog_ms(small);
+    let whole = large.monitor_ms as f64 / small.monitor_ms.max(1) as f64;
     let _ = writeln!(out, "\nTargets:\n");
     let _ = writeln!(
         out,
@@ -522,11 +562,15 @@ fn render(sizes: &[SizeResult], policy: &PolicyResult, version: &str) -> String 
     );
     let _ = writeln!(
         out,
-        "- monitor at {} tables takes {:.1}x its time at {} (target at most 5x): **{}**.",
+        "- monitor at {} tables takes {:.1}x its time at {} (target at most 5x): **{}**. With the session-state probe\n  \
+         (SES001, {} ms and {} ms: five connections and short pauses, the same at any size) the whole run takes {:.1}x.",
         large.tables,
         ratio,
         small.tables,
-        if ratio <= 5.0 { "met" } else { "missed" }
+        if ratio <= 5.0 { "met" } else { "missed" },
+        small.monitor_session_ms,
+        large.monitor_session_ms,
+        whole
     );
     let _ = writeln!(
         out,

@@ -53,6 +53,7 @@ pub async fn run(db: &Db, snap: &Snapshot, target: &Target, findings: &mut Findi
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     // Castable to the tenant column, so an app that did inherit it would find
     // no rows rather than fail on a cast.
+    let started = std::time::Instant::now();
     let canary = random_tenant(db, &types).await?;
     let setting = target.tenant_setting.as_str();
     match look(db, setting, &canary).await {
@@ -82,6 +83,11 @@ pub async fn run(db: &Db, snap: &Snapshot, target: &Target, findings: &mut Findi
             ));
         }
     }
+    // Its cost is fixed (connections and pauses), whatever the number of tables.
+    tracing::info!(
+        ms = started.elapsed().as_secs_f64() * 1000.0,
+        "session-state probe done"
+    );
     Ok(())
 }
 
