@@ -32,11 +32,13 @@ const LOOK_AND_CLEAR: &str = "SELECT s.v IS NOT DISTINCT FROM $2 AS seen, \
      FROM (SELECT pg_catalog.current_setting($1, true) AS v OFFSET 0) s";
 
 /// Looks from the second connection while the first is open.
-const LIVE_LOOKS: usize = 5;
+const LIVE_LOOKS: usize = 3;
 /// New connections, held open together, that look after the first one closed.
 const LATER_LOOKS: usize = 3;
 /// Pause between looks (lets a pooler hand the server connection on).
-const PAUSE: Duration = Duration::from_millis(15);
+const PAUSE: Duration = Duration::from_millis(10);
+/// Time for a pooler to take back the first client's server connection.
+const AFTER_CLOSE: Duration = Duration::from_millis(40);
 
 /// Where the canary was seen.
 enum Seen {
@@ -93,8 +95,7 @@ pub async fn run(db: &Db, snap: &Snapshot, target: &Target, findings: &mut Findi
 
 /// Sets the canary on one new connection and looks for it from others.
 async fn look(db: &Db, setting: &str, canary: &str) -> Result<Option<Seen>> {
-    let first = db.sibling().await?;
-    let second = db.sibling().await?;
+    let (first, second) = tokio::try_join!(db.sibling(), db.sibling())?;
     first.query(SET_CANARY, &[&setting, &canary]).await?;
     for i in 0..LIVE_LOOKS {
         if i > 0 {
@@ -111,7 +112,7 @@ async fn look(db: &Db, setting: &str, canary: &str) -> Result<Option<Seen>> {
     drop(second);
     tokio::time::sleep(PAUSE).await;
     drop(first);
-    tokio::time::sleep(PAUSE * 2).await;
+    tokio::time::sleep(AFTER_CLOSE).await;
     let mut later = Vec::with_capacity(LATER_LOOKS);
     for _ in 0..LATER_LOOKS {
         let next = db.sibling().await?;
