@@ -53,15 +53,15 @@ enum Seen {
 pub async fn run(db: &Db, snap: &Snapshot, target: &Target, findings: &mut Findings) -> Result<()> {
     let types = column_types(snap);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    let started = std::time::Instant::now();
     // Castable to the tenant column, so an app that did inherit it would find
     // no rows rather than fail on a cast.
-    let started = std::time::Instant::now();
     let canary = random_tenant(db, &types).await?;
     let setting = target.tenant_setting.as_str();
     match look(db, setting, &canary).await {
         Err(err) => findings.push(Finding::skip(
             &SES001,
-            format!("two more connections could not be opened: {err:#}"),
+            format!("the probe could not run (it needs up to three more connections): {err:#}"),
         )),
         Ok(None) => findings.push(Finding::pass(
             &SES001,
