@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use rlsctl::bundle::apply::{apply, Options};
-use rlsctl::bundle::plan::RoleInputs;
+use rlsctl::bundle::plan::{Mode, RoleInputs};
 use rlsctl::checks::{self, Findings};
 use rlsctl::config::Target;
 use rlsctl::db::password::Secret;
@@ -86,6 +86,7 @@ fn apply_options(admin_login: bool) -> Options {
         },
         no_app_password: false,
         batch_size: None,
+        mode: Mode::Enforce,
     }
 }
 

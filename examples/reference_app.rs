@@ -113,15 +113,23 @@ fn main() -> Result<(), BoxError> {
         .port(env("PGPORT", "5432").parse()?)
         .dbname(env("PGDATABASE", "edgarautoshop"))
         .user(env("PGUSER", "app_user"))
-        .password(env("PGPASSWORD", ""));
+        .password(env("PGPASSWORD", ""))
+        .connect_timeout(Duration::from_secs(5));
     let connections = match pool_size {
         Some(size) => {
             let manager = deadpool_postgres::Manager::new(config, NoTls);
-            Connections::Pool(
-                deadpool_postgres::Pool::builder(manager)
-                    .max_size(size)
-                    .build()?,
-            )
+            let pool = deadpool_postgres::Pool::builder(manager)
+                .max_size(size)
+                .build()?;
+            // Opened before serving, as an app warms its pool at boot.
+            runtime.block_on(async {
+                let mut warm = Vec::with_capacity(size);
+                for _ in 0..size {
+                    warm.push(pool.get().await?);
+                }
+                Ok::<_, BoxError>(())
+            })?;
+            Connections::Pool(pool)
         }
         None => Connections::PerWorker(runtime.block_on(async {
             let mut clients = Vec::with_capacity(workers);

@@ -105,6 +105,13 @@ pub enum Command {
     /// apply --dry-run, apply, verify, monitor, rollback, monitor, restore, verify.
     #[command(after_help = EXIT_CODES)]
     Rehearse(RehearseArgs),
+    /// Shadow mode (after `apply --shadow`): what enforcement would hide.
+    ///
+    /// `shadow report` reads the records the shadow policies wrote to the server
+    /// log and prints, per table, the queries that enforcement would empty or
+    /// narrow. Exit 1 when there are any, 0 when none.
+    #[command(subcommand)]
+    Shadow(ShadowCommand),
     /// SSM port forwarding localhost:15432 -> RDS:5432 through an EC2 instance; foreground until Ctrl-C.
     ///
     /// Uses AWS credentials (standard chain) and the session-manager-plugin. Prints
@@ -248,6 +255,12 @@ pub struct ApplyArgs {
     /// (each batch commits whole tables; a rerun finishes an interrupted run).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch_size: Option<u32>,
+    /// Shadow mode: install everything, but let the app role see and write every
+    /// row; each statement that enforcement would narrow is recorded in the
+    /// server log (read it with `rlsctl shadow report`). A later plain `apply`
+    /// enforces, in one transaction.
+    #[arg(long)]
+    pub shadow: bool,
     /// Password for the app role when apply creates it (or with --rotate-passwords).
     #[arg(long, env = "RLSCTL_APP_PASSWORD_FROM", value_name = "SOURCE")]
     pub app_password_from: Option<PasswordSource>,
@@ -366,6 +379,41 @@ pub struct RollbackArgs {
     pub conn: ConnectionArgs,
     #[command(flatten, next_help_heading = "Target")]
     pub target: TargetArgs,
+}
+
+/// `rlsctl shadow ...`.
+#[derive(Debug, Subcommand)]
+pub enum ShadowCommand {
+    /// Per table, the queries that enforcement would empty or narrow, from the server log.
+    ///
+    /// Sources: --log-file (a server log you have), --rds (the RDS API's log
+    /// files), else the server's own log files over the connection (needs
+    /// superuser or pg_read_server_files; default user postgres).
+    #[command(after_help = EXIT_CODES)]
+    Report(ShadowReportArgs),
+}
+
+/// `rlsctl shadow report`.
+#[derive(Debug, Args)]
+pub struct ShadowReportArgs {
+    /// A server log file to read (repeatable; plain, CSV or JSON log format).
+    #[arg(long = "log-file", value_name = "PATH", conflicts_with = "rds")]
+    pub log_files: Vec<PathBuf>,
+    /// Read the instance's log files through the RDS API (DescribeDBLogFiles,
+    /// DownloadDBLogFilePortion) with the AWS credentials of --profile/--region.
+    #[arg(long)]
+    pub rds: bool,
+    /// The RDS DB instance identifier (else the first label of --rds-endpoint).
+    #[arg(long, env = "RDS_INSTANCE_ID", value_name = "ID")]
+    pub db_instance: Option<String>,
+    /// With --rds: the log files written within this long.
+    #[arg(long, value_parser = parse_duration, default_value = "24h")]
+    pub since: Duration,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    #[command(flatten, next_help_heading = "Connection")]
+    pub conn: ConnectionArgs,
 }
 
 /// `rlsctl tunnel`.

@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod logging;
 pub mod report;
 pub mod sandbox;
+pub mod shadow;
 pub mod signals;
 pub mod tunnel;
 
@@ -79,6 +80,7 @@ pub async fn run(cli: cli::Cli) -> Result<Status> {
         Command::Monitor(args) => commands::monitor::run(args, cli.global.quiet).await,
         Command::Rollback(args) => commands::rollback::run(args).await,
         Command::Rehearse(args) => commands::rehearse::run(args).await,
+        Command::Shadow(command) => commands::shadow::run(command).await,
         Command::Tunnel(args) => commands::tunnel::run(args).await,
         Command::Completions { shell } => commands::completions::completions(shell),
         Command::Man => commands::completions::man(),

@@ -125,3 +125,39 @@ ALTER FUNCTION rlsctl.null_tenant_counts() OWNER TO {{admin_role}};
 REVOKE CREATE ON SCHEMA rlsctl FROM {{admin_role}};
 REVOKE ALL ON FUNCTION rlsctl.null_tenant_counts() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rlsctl.null_tenant_counts() TO {{app_role}}, {{admin_role}};
+
+-- step: shadow_function
+-- Shadow mode (apply --shadow): each tenant table's isolation policy becomes
+-- `<isolation predicate> OR rlsctl.shadow_seen(<table>, <read|write>)`. A row
+-- the tenant may see matches the predicate and never calls this; any other row
+-- does, and is let through. Once per statement and table it records the access
+-- that enforcement would have hidden with RAISE LOG: LOG reaches the server log
+-- at the default log_min_messages and is never sent to the client, and it
+-- works in read-only transactions. The record is self-describing (a marker,
+-- then JSON on one line), whatever log_line_prefix says. "Once per statement"
+-- is remembered in a transaction-local setting keyed by table and access,
+-- holding the statement's start time. No SET clause: it would be paid per row.
+-- PARALLEL UNSAFE: set_config is refused in a parallel worker.
+CREATE OR REPLACE FUNCTION rlsctl.shadow_seen(p_table text, p_access text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+AS $body$
+DECLARE
+    seen_key text := 'rlsctl_shadow.s' || pg_catalog.md5(p_table OPERATOR(pg_catalog.||) '/' OPERATOR(pg_catalog.||) p_access);
+    stamp text := pg_catalog.statement_timestamp()::pg_catalog.text;
+BEGIN
+    IF pg_catalog.current_setting(seen_key, true) IS DISTINCT FROM stamp THEN
+        PERFORM pg_catalog.set_config(seen_key, stamp, true);
+        RAISE LOG USING MESSAGE = 'rlsctl-shadow ' OPERATOR(pg_catalog.||) pg_catalog.json_build_object(
+            'table', p_table,
+            'access', p_access,
+            'tenant', pg_catalog.nullif(pg_catalog.current_setting({{setting}}, true), ''),
+            'query', pg_catalog.left(pg_catalog.current_query(), 2000),
+            'role', current_user,
+            'at', pg_catalog.clock_timestamp())::pg_catalog.text;
+    END IF;
+    RETURN true;
+END
+$body$;
+REVOKE ALL ON FUNCTION rlsctl.shadow_seen(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION rlsctl.shadow_seen(text, text) TO {{app_role}};

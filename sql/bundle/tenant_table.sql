@@ -27,12 +27,13 @@ ALTER TABLE {{table}} FORCE ROW LEVEL SECURITY;
 DROP POLICY IF EXISTS {{policy}} ON {{table}};
 
 -- step: create_policy
--- NULLIF: a tenant context that was set and ended reads as '' and must match
--- nothing. (SELECT ...): evaluated once per statement, not once per row. The
--- setting is cast to the column's type; the column is never cast.
+-- USING and WITH CHECK are the predicate below (or, in shadow mode, it OR the
+-- shadow function). NULLIF: a tenant context that was set and ended reads as
+-- '' and must match nothing. (SELECT ...): evaluated once per statement, not
+-- once per row. The setting is cast to the column's type; the column is never cast.
 CREATE POLICY {{policy}} ON {{table}} AS PERMISSIVE FOR ALL TO {{app_role}}
-    USING ({{predicate}})
-    WITH CHECK ({{predicate}});
+    USING ({{using}})
+    WITH CHECK ({{check}});
 
 -- step: drop_admin_policy
 DROP POLICY IF EXISTS {{admin_policy}} ON {{table}};

@@ -24,6 +24,8 @@ FROM pg_proc p, s
 WHERE p.pronamespace = s.oid
   AND NOT (p.proname = 'null_tenant_counts' AND p.pronargs = 0
            AND (p.proowner = s.nspowner OR p.proowner IN (SELECT oid FROM admin)))
+  AND NOT (p.proname = 'shadow_seen' AND p.oid::regprocedure::text = 'rlsctl.shadow_seen(text,text)'
+           AND p.proowner = s.nspowner AND NOT p.prosecdef)
 UNION ALL
 SELECT 'foreign', format('type %s owned by %s', t.oid::regtype, pg_get_userbyid(t.typowner)), false
 FROM pg_type t, s

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
 use super::batches::{self, Batching};
-use super::plan::{self, Plan, RoleInputs};
+use super::plan::{self, Mode, Plan, RoleInputs};
 use super::sql::render;
 use super::BUNDLE_VERSION;
 use crate::checks::preflight::{self, Inputs, NullRows};
@@ -44,6 +44,8 @@ pub struct Options {
     pub no_app_password: bool,
     /// Tenant tables per transaction (`--batch-size`); otherwise the lock budget decides.
     pub batch_size: Option<usize>,
+    /// Enforce isolation, or install it in shadow mode (`--shadow`).
+    pub mode: Mode,
 }
 
 /// What the pre-flight found: catalogued checks (PRE001…), reported like the
@@ -220,7 +222,7 @@ async fn attempt_once(
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
     let snap = Snapshot::read(db, target, Reads::default()).await?;
-    let mut plan = plan::build(target, &snap, &options.roles);
+    let mut plan = plan::build(target, &snap, &options.roles, options.mode);
     // The tenant tables that need changing, in the configured order.
     let changing: Vec<usize> = plan
         .items
@@ -247,7 +249,7 @@ async fn attempt_once(
     };
     let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
     plan.blocked.clear();
-    let checksum = checksum(target, &snap);
+    let checksum = checksum(target, &snap, options.mode);
     let mut outcome = Outcome {
         preflight,
         plan: Plan::default(),
@@ -448,7 +450,7 @@ async fn record(
 
 /// SHA-256 of the bundle as rendered for this database (every step, passwords
 /// left out), so history shows when what was installed changed.
-fn checksum(target: &Target, snap: &Snapshot) -> String {
+fn checksum(target: &Target, snap: &Snapshot, mode: Mode) -> String {
     use sha2::{Digest, Sha256};
     let mut fresh = snap.clone();
     fresh.app = Default::default();
@@ -467,7 +469,7 @@ fn checksum(target: &Target, snap: &Snapshot) -> String {
         }
     }
     let fresh = fresh.reindexed();
-    let plan = plan::build(target, &fresh, &RoleInputs::default());
+    let plan = plan::build(target, &fresh, &RoleInputs::default(), mode);
     let mut hasher = Sha256::new();
     hasher.update(BUNDLE_VERSION.as_bytes());
     for statement in plan.statements() {

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::policy;
-use super::sql::helper_values;
+use super::sql::{helper_values, shadow_values};
 use super::sql::{render, statements};
 use crate::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::db::password::Secret;
@@ -284,8 +284,19 @@ fn role_plan(plan: &mut Plan, snap: &Snapshot, spec: RoleSpec, rotate: bool) {
         .push(item(format!("role {name}"), role.exists, stmts));
 }
 
-/// Builds the plan. `database` is the current database name.
-pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs) -> Plan {
+/// How the isolation policies are installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Each tenant sees and writes only its rows.
+    #[default]
+    Enforce,
+    /// Nothing is narrowed yet: what enforcement would hide is recorded
+    /// (`apply --shadow`).
+    Shadow,
+}
+
+/// Builds the plan for `mode`.
+pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) -> Plan {
     let database = snap.session.database.as_str();
     let mut plan = Plan::default();
     let app = quote_ident(&target.app_role);
@@ -411,14 +422,27 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs) -> Plan {
             &helper_values(&app, &admin, &policy),
         )));
     }
+    if mode == Mode::Shadow && !snap.bundle.shadow_current {
+        let setting = crate::db::quote_literal(&target.tenant_setting);
+        stmts.extend(Statement::many(render(
+            "shadow_function",
+            &shadow_values(&app, &setting),
+        )));
+    }
     plan.items.push(item(
         "schema rlsctl (history, registry, break-glass log, helper)".into(),
         snap.bundle.installed,
         stmts,
     ));
+    if mode == Mode::Shadow {
+        plan.warnings.push(format!(
+            "shadow mode: {} will see and write every tenant's rows; what enforcement would hide is recorded              in the server log (rlsctl shadow report), and monitor reports RLS008 until `rlsctl apply` enforces",
+            target.app_role
+        ));
+    }
 
     for (i, table) in snap.tables.iter().enumerate() {
-        let mut item = table_item(target, snap, table);
+        let mut item = table_item(target, snap, table, mode);
         item.table = Some(i);
         plan.items.push(item);
     }
@@ -428,7 +452,7 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs) -> Plan {
 const APP_PRIVILEGES: [&str; 4] = ["DELETE", "INSERT", "SELECT", "UPDATE"];
 const FORBIDDEN_PRIVILEGES: [&str; 3] = ["REFERENCES", "TRIGGER", "TRUNCATE"];
 
-fn table_item(target: &Target, snap: &Snapshot, table: &Table) -> Item {
+fn table_item(target: &Target, snap: &Snapshot, table: &Table, mode: Mode) -> Item {
     let policy = snap.policy(&table.display, POLICY_NAME);
     let admin_policy = snap.policy(&table.display, ADMIN_POLICY_NAME);
     let name = qualified(&target.schema, &table.name);
@@ -481,28 +505,40 @@ fn table_item(target: &Target, snap: &Snapshot, table: &Table) -> Item {
     if !table.force {
         push("force_rls", &[]);
     }
-    let predicate = policy::predicate(&target.tenant_column, &column_type, &target.tenant_setting);
-    let matches = |expr: &Option<String>| {
-        expr.as_deref().is_some_and(|e| {
-            policy::is_bundle_predicate(
-                e,
-                &target.tenant_column,
-                &column_type,
-                &target.tenant_setting,
-            )
-        })
+    let (using, check) = match mode {
+        Mode::Enforce => {
+            let predicate =
+                policy::predicate(&target.tenant_column, &column_type, &target.tenant_setting);
+            (predicate.clone(), predicate)
+        }
+        Mode::Shadow => {
+            let form = |access| {
+                policy::shadow_predicate(
+                    &target.tenant_column,
+                    &column_type,
+                    &target.tenant_setting,
+                    &table.display,
+                    access,
+                )
+            };
+            (form(policy::Access::Read), form(policy::Access::Write))
+        }
     };
+    let matches = |expr: &Option<String>, wanted: &str| {
+        expr.as_deref().is_some_and(|e| policy::same(e, wanted))
+    };
+    let create = [("using", using.as_str()), ("check", check.as_str())];
     match policy {
-        None => push("create_policy", &[("predicate", &predicate)]),
+        None => push("create_policy", &create),
         Some(p) => {
             let current = p.cmd == "*"
                 && p.permissive
                 && p.roles == [target.app_role.clone()]
-                && matches(&p.using)
-                && matches(&p.check);
+                && matches(&p.using, &using)
+                && matches(&p.check, &check);
             if !current {
                 push("drop_policy", &[]);
-                push("create_policy", &[("predicate", &predicate)]);
+                push("create_policy", &create);
             }
         }
     }

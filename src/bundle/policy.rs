@@ -21,6 +21,50 @@ pub fn predicate(column: &str, column_type: &str, setting: &str) -> String {
     )
 }
 
+/// The function a shadow-mode policy calls for rows the predicate rejects.
+pub const SHADOW_FUNCTION: &str = "rlsctl.shadow_seen";
+
+/// What a shadow-mode policy records a row for.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// USING: a row read (or updated, or deleted) that enforcement would hide.
+    Read,
+    /// WITH CHECK: a row written that enforcement would refuse.
+    Write,
+}
+
+/// The shadow-mode form of the predicate for `table` (`schema.table`): the
+/// isolation predicate first, so a row it accepts never calls the function,
+/// OR the function that records the access and lets the row through.
+pub fn shadow_predicate(
+    column: &str,
+    column_type: &str,
+    setting: &str,
+    table: &str,
+    access: Access,
+) -> String {
+    let access = match access {
+        Access::Read => "read",
+        Access::Write => "write",
+    };
+    format!(
+        "({}) OR {SHADOW_FUNCTION}({}, {})",
+        predicate(column, column_type, setting),
+        quote_literal(table),
+        quote_literal(access)
+    )
+}
+
+/// True when a deparsed policy expression calls the shadow function.
+pub fn is_shadow(expr: &str) -> bool {
+    normalize(expr).contains(&format!("{SHADOW_FUNCTION}'"))
+}
+
+/// True when two expressions are the same after normalization.
+pub fn same(a: &str, b: &str) -> bool {
+    normalize(a) == normalize(b)
+}
+
 /// Normalizes an expression for comparison (see the module comment). A space
 /// survives only between two word characters, so `::integer OR true` cannot
 /// pass for a type name.
@@ -187,6 +231,27 @@ mod tests {
             "tenant_id",
             "app.tenant_id"
         ));
+    }
+
+    #[test]
+    fn the_shadow_form_is_recognized_as_deparsed() {
+        let deparsed = "((tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::integer AS \"nullif\")) OR rlsctl.shadow_seen('public.orders'::text, 'read'::text))";
+        let ours = shadow_predicate(
+            "tenant_id",
+            "integer",
+            "app.tenant_id",
+            "public.orders",
+            Access::Read,
+        );
+        assert!(
+            same(deparsed, &ours),
+            "{} vs {}",
+            normalize(deparsed),
+            normalize(&ours)
+        );
+        assert!(is_shadow(deparsed));
+        assert!(!is_shadow(DEPARSED));
+        assert!(!scopes_to_tenant(deparsed, "tenant_id", "app.tenant_id"));
     }
 
     #[test]

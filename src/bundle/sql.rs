@@ -115,6 +115,22 @@ pub fn helper_body() -> String {
         .to_string()
 }
 
+/// The values of the shadow function's step: the app role and the tenant setting.
+pub fn shadow_values<'a>(app: &'a str, setting: &'a str) -> [(&'a str, &'a str); 2] {
+    [("app_role", app), ("setting", setting)]
+}
+
+/// The shadow function's body exactly as the bundle writes it for `setting`
+/// (what `prosrc` holds).
+pub fn shadow_body(setting: &str) -> String {
+    let setting = crate::db::quote_literal(setting);
+    render("shadow_function", &shadow_values("x", &setting))
+        .split("$body$")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Splits a rendered section into its statements (on `;` at line ends, outside
 /// dollar-quoted bodies), for steps that hold several statements.
 pub fn statements(text: &str) -> Vec<String> {

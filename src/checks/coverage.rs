@@ -3,11 +3,11 @@
 //! covered, no row invisible to every tenant.
 
 use super::*;
-use crate::config::Target;
+use crate::config::{Target, POLICY_NAME};
 use crate::db::{qualified, quote_ident, quote_literal};
 use crate::inspect::{Policy, Snapshot};
 
-/// RLS001 to RLS007.
+/// RLS001 to RLS008.
 pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let column = &target.tenant_column;
     let setting = &target.tenant_setting;
@@ -54,6 +54,17 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             continue;
         }
         let own: Vec<&Policy> = snap.policies_on(&t.display).collect();
+        // A shadow-mode isolation policy lets every row through: reported once
+        // here and by RLS008, not again as a write policy or a widening one.
+        if own.iter().any(|p| p.name == POLICY_NAME && p.is_shadow()) {
+            using.push(Finding::problem(
+                &RLS003,
+                t.display.clone(),
+                "shadow mode (apply --shadow): the isolation policy records reads instead of narrowing them (RLS008)",
+                "rlsctl apply (enforces)",
+            ));
+        }
+        let own: Vec<&Policy> = own.into_iter().filter(|p| !p.is_shadow()).collect();
 
         let isolates = own.iter().any(|p| {
             p.permissive
@@ -61,7 +72,11 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
                 && matches!(p.cmd.as_str(), "*" | "r")
                 && p.scopes_reads(column, setting)
         });
-        if !isolates {
+        if !isolates
+            && !using
+                .iter()
+                .any(|f| f.object.as_deref() == Some(t.display.as_str()))
+        {
             let lookalike = own.iter().find(|p| {
                 !p.using_builtin
                     && p.using.as_deref().is_some_and(|u| {
@@ -130,6 +145,30 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     );
     findings.check(&RLS004, check, "every write policy checks the tenant");
     findings.check(&RLS005, widen, "no permissive policy widens access");
+
+    let shadow = snap.shadow_tables();
+    let problems = if shadow.is_empty() {
+        Vec::new()
+    } else {
+        let shown: Vec<&str> = shadow.iter().take(10).copied().collect();
+        let more = shadow.len().saturating_sub(shown.len());
+        vec![Finding::problem(
+            &RLS008,
+            format!("{} of {} tenant tables", shadow.len(), snap.tables.len()),
+            format!(
+                "isolation is not enforced: shadow mode is on for {}{}; {} sees and writes every tenant's rows, and what enforcement would hide is only recorded in the server log",
+                shown.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() },
+                target.app_role
+            ),
+            "read the records (rlsctl shadow report), fix the code paths it names, then rlsctl apply to enforce",
+        )]
+    };
+    findings.check(
+        &RLS008,
+        problems,
+        "isolation is enforced on every tenant table (no shadow mode)",
+    );
 
     // A table outside the configuration still counts as covered when RLS is on,
     // forced, and a policy scopes it to the tenant (DRF006 says it is unmonitored).

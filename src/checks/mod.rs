@@ -104,6 +104,7 @@ catalogue! {
     RLS005 = "RLS005", Error, Catalog, "No other permissive policy widens access for the app role";
     RLS006 = "RLS006", Error, Catalog, "Every table with the tenant column is covered";
     RLS007 = "RLS007", Error, Catalog, "No row has a NULL tenant column";
+    RLS008 = "RLS008", Error, Catalog, "Isolation is enforced: no tenant table is in shadow mode";
     BYP001 = "BYP001", Error, Catalog, "No view readable by the app role exposes tenant tables with its owner's rights";
     BYP002 = "BYP002", Error, Catalog, "No materialized view or foreign table with tenant data is readable by the app role";
     BYP003 = "BYP003", Error, Catalog, "No SECURITY DEFINER function executable by the app role can read tenant rows past RLS, unless reviewed";

@@ -210,6 +210,21 @@ pub async fn run(
             None => return Err(err),
         }
     }
+    // In shadow mode the probes fail as they should: say why, plainly.
+    let shadow = snap.shadow_tables();
+    if !shadow.is_empty() {
+        let isolation = [PRB001.id, PRB002.id, PRB003.id];
+        for finding in findings
+            .0
+            .iter_mut()
+            .filter(|f| isolation.contains(&f.id) && f.status == super::Status::Fail)
+        {
+            finding.detail.push_str(&format!(
+                " (shadow mode is on for {} table(s): isolation is not enforced until `rlsctl apply`; see RLS008)",
+                shadow.len()
+            ));
+        }
+    }
     Ok(())
 }
 

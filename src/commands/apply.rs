@@ -4,7 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::bundle::apply::{self, Options, Outcome};
-use crate::bundle::plan::{Action, RoleInputs};
+use crate::bundle::plan::{Action, Mode, RoleInputs};
 use crate::checks;
 use crate::cli::{ApplyArgs, Format};
 use crate::db::password::Secret;
@@ -60,6 +60,11 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
         },
         no_app_password: args.no_app_password,
         batch_size: args.batch_size.map(|n| n as usize),
+        mode: if args.shadow {
+            Mode::Shadow
+        } else {
+            Mode::Enforce
+        },
     })
 }
 

@@ -5,6 +5,7 @@ pub mod completions;
 pub mod monitor;
 pub mod rehearse;
 pub mod rollback;
+pub mod shadow;
 pub mod tunnel;
 pub mod verify;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::bundle::apply::{self, Options};
-use crate::bundle::plan::RoleInputs;
+use crate::bundle::plan::{Mode, RoleInputs};
 use crate::bundle::rollback::{self, Action};
 use crate::bundle::sql::{DEMO_SCHEMA, DEMO_SEED};
 use crate::checks::Status as CheckStatus;
@@ -139,6 +139,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
         roles: roles(),
         no_app_password: false,
         batch_size: None,
+        mode: Mode::Enforce,
     };
 
     let mut results: Vec<StepResult> = Vec::new();

@@ -181,6 +181,14 @@ impl Policy {
     pub fn scopes_writes(&self, column: &str, setting: &str) -> bool {
         self.check_builtin && scoped(&self.check, column, setting)
     }
+
+    /// The policy is in shadow mode (`apply --shadow`): it lets every row
+    /// through and records those the isolation predicate would hide.
+    pub fn is_shadow(&self) -> bool {
+        [&self.using, &self.check]
+            .iter()
+            .any(|e| e.as_deref().is_some_and(crate::bundle::policy::is_shadow))
+    }
 }
 
 fn scoped(expr: &Option<String>, column: &str, setting: &str) -> bool {
@@ -292,6 +300,8 @@ pub struct Bundle {
     pub helper_executable: bool,
     /// The helper's source, security, settings and owner are as the bundle makes them.
     pub helper_current: bool,
+    /// The shadow function is there as the bundle writes it, executable by the app role.
+    pub shadow_current: bool,
     /// The app role can read the bundle tables and run the helper.
     pub app_grants: bool,
     /// The installed-table registry.
@@ -361,6 +371,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The tenant tables whose isolation policy is in shadow mode, in order.
+    pub fn shadow_tables(&self) -> Vec<&str> {
+        self.tables
+            .iter()
+            .filter(|t| {
+                self.policies_on(&t.display)
+                    .any(|p| p.name == crate::config::POLICY_NAME && p.is_shadow())
+            })
+            .map(|t| t.display.as_str())
+            .collect()
+    }
+
     /// The policies on one table (`schema.table`).
     pub fn policies_on<'a>(&'a self, table: &str) -> impl Iterator<Item = &'a Policy> + 'a {
         self.policies_by_table

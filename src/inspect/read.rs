@@ -125,7 +125,9 @@ impl Snapshot {
             &target.app_role,
             &target.admin_role,
         ];
-        let present_params: [&dyn Param; 3] = [&target.app_role, &target.admin_role, &helper];
+        let shadow = crate::bundle::sql::shadow_body(&target.tenant_setting);
+        let present_params: [&dyn Param; 4] =
+            [&target.app_role, &target.admin_role, &helper, &shadow];
         let objects_params: [&dyn Param; 1] = [&target.admin_role];
         let scope_params: [&dyn Param; 4] = [
             &target.schema,
@@ -181,6 +183,7 @@ impl Snapshot {
                 usage: present.get("usage"),
                 helper_executable: present.get("helper_executable"),
                 helper_current: present.get("helper_current"),
+                shadow_current: present.get("shadow_current"),
                 app_grants: present.get("app_grants"),
                 ..Bundle::default()
             };
