@@ -8,9 +8,10 @@
 //!    holds through a transaction pooler too);
 //! 3. is answered with security headers.
 //!
-//! Requests are served concurrently: `--workers N` threads, each with its own
-//! connection, or (`--pool N`) sharing a pool of N connections, a connection
-//! taken for the whole of one request.
+//! Requests are served concurrently (hyper on tokio), each taking one
+//! connection from a pool (`--pool N`, default 8) for its whole transaction;
+//! `--single-connection` shares one connection, each request holding it for
+//! its whole transaction.
 //!
 //! `GET /health/tenant-security` reports what the session looks like inside a
 //! request, for `rlsctl verify --app-url`: the user, the tenant context and the
@@ -22,15 +23,17 @@
 //! Deliberately broken variants, only so rlsctl's tests can show that verify
 //! catches them: `--allow-requests-without-tenant` and `--omit-security-headers`
 //! break rules 1 and 3; `--broken tenant-in-global` keeps the tenant in a
-//! process-wide variable; `--broken tenant-on-another-connection` (with
-//! `--pool`) sets it for the session on one pooled connection and runs the
-//! queries on another.
+//! process-wide variable; `--broken tenant-on-another-connection` sets it for
+//! the session on one pooled connection and runs the queries on another.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response};
 use serde_json::json;
-use tiny_http::{Header, Method, Request, Response, Server};
 use tokio_postgres::{Client, NoTls};
 
 /// The tenant setting the policies read.
@@ -60,13 +63,14 @@ enum Broken {
 
 /// Where a request gets its connection.
 enum Connections {
-    /// One connection per worker thread, opened at start.
-    PerWorker(Vec<Client>),
-    /// A shared pool.
+    /// A pool; each request takes one connection for its whole transaction.
     Pool(deadpool_postgres::Pool),
+    /// One connection, each request holding it for its whole transaction.
+    Single(tokio::sync::Mutex<Client>),
 }
 
 struct App {
+    connections: Connections,
     tables: Vec<String>,
     allow_missing_tenant: bool,
     omit_security_headers: bool,
@@ -77,7 +81,8 @@ struct App {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-fn main() -> Result<(), BoxError> {
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
         args.iter()
@@ -86,26 +91,19 @@ fn main() -> Result<(), BoxError> {
             .cloned()
     };
     let listen = value("--listen").unwrap_or_else(|| "127.0.0.1:8080".into());
-    let workers: usize = value("--workers").map_or(Ok(8), |v| v.parse())?;
-    let pool_size: Option<usize> = value("--pool").map(|v| v.parse()).transpose()?;
+    let pool_size: usize = value("--pool").map_or(Ok(8), |v| v.parse())?;
+    let single = args.iter().any(|a| a == "--single-connection");
     let broken = match value("--broken").as_deref() {
         None => Broken::None,
         Some("tenant-in-global") => Broken::TenantInGlobal,
-        Some("tenant-on-another-connection") if pool_size.is_some() => {
-            Broken::TenantOnAnotherConnection
-        }
+        Some("tenant-on-another-connection") if !single => Broken::TenantOnAnotherConnection,
         Some(other) => {
             return Err(format!(
-                "unknown --broken {other:?} (tenant-on-another-connection needs --pool)"
+                "unknown --broken {other:?} (tenant-on-another-connection needs the pool)"
             )
             .into())
         }
     };
-    // Connections live on this runtime; HTTP worker threads block on it.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
     let mut config = tokio_postgres::Config::new();
     config
@@ -115,31 +113,22 @@ fn main() -> Result<(), BoxError> {
         .user(env("PGUSER", "app_user"))
         .password(env("PGPASSWORD", ""))
         .connect_timeout(Duration::from_secs(5));
-    let connections = match pool_size {
-        Some(size) => {
-            let manager = deadpool_postgres::Manager::new(config, NoTls);
-            let pool = deadpool_postgres::Pool::builder(manager)
-                .max_size(size)
-                .build()?;
-            // Opened before serving, as an app warms its pool at boot.
-            runtime.block_on(async {
-                let mut warm = Vec::with_capacity(size);
-                for _ in 0..size {
-                    warm.push(pool.get().await?);
-                }
-                Ok::<_, BoxError>(())
-            })?;
-            Connections::Pool(pool)
+    let connections = if single {
+        let (client, connection) = config.connect(NoTls).await?;
+        tokio::spawn(connection);
+        Connections::Single(tokio::sync::Mutex::new(client))
+    } else {
+        let manager = deadpool_postgres::Manager::new(config, NoTls);
+        let pool = deadpool_postgres::Pool::builder(manager)
+            .max_size(pool_size)
+            .build()?;
+        // Opened before serving, as an app warms its pool at boot.
+        let mut warm = Vec::with_capacity(pool_size);
+        for _ in 0..pool_size {
+            warm.push(pool.get().await?);
         }
-        None => Connections::PerWorker(runtime.block_on(async {
-            let mut clients = Vec::with_capacity(workers);
-            for _ in 0..workers {
-                let (client, connection) = config.connect(NoTls).await?;
-                tokio::spawn(connection);
-                clients.push(client);
-            }
-            Ok::<_, tokio_postgres::Error>(clients)
-        })?),
+        drop(warm);
+        Connections::Pool(pool)
     };
     let tables = env(
         "RLSCTL_TENANT_TABLES",
@@ -149,69 +138,69 @@ fn main() -> Result<(), BoxError> {
     .map(String::from)
     .collect();
     let app = Arc::new(App {
+        connections,
         tables,
         allow_missing_tenant: args.iter().any(|a| a == "--allow-requests-without-tenant"),
         omit_security_headers: args.iter().any(|a| a == "--omit-security-headers"),
         broken,
         global_tenant: std::sync::Mutex::new(String::new()),
     });
-    let server =
-        Arc::new(Server::http(&listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?);
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     // The tests read the port from this line.
-    println!("listening on http://{}", server.server_addr());
-    let connections = Arc::new(connections);
-    let threads: Vec<_> = (0..workers)
-        .map(|worker| {
-            let (app, server, connections, runtime) = (
-                app.clone(),
-                server.clone(),
-                connections.clone(),
-                runtime.handle().clone(),
-            );
-            std::thread::spawn(move || {
-                for request in server.incoming_requests() {
-                    let mut response =
-                        runtime.block_on(serve(&app, &connections, worker, &request));
-                    if !app.omit_security_headers {
-                        for (name, value) in SECURITY_HEADERS {
-                            response.add_header(Header::from_bytes(name, value).unwrap());
-                        }
-                    }
-                    let _ = request.respond(response);
-                }
-            })
-        })
-        .collect();
-    for thread in threads {
-        let _ = thread.join();
+    println!("listening on http://{}", listener.local_addr()?);
+    // Every connection is served on its own task, every request concurrently.
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(serve(&app, &request).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
     }
-    Ok(())
 }
 
-fn respond(status: u16, body: serde_json::Value) -> Response<std::io::Cursor<Vec<u8>>> {
-    let mut response = Response::from_string(body.to_string()).with_status_code(status);
-    response.add_header(Header::from_bytes("Content-Type", "application/json").unwrap());
+fn respond(status: u16, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or_default();
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
-/// Checks the request, takes a connection and runs it.
-async fn serve(
-    app: &App,
-    connections: &Connections,
-    worker: usize,
-    request: &Request,
-) -> Response<std::io::Cursor<Vec<u8>>> {
+/// Checks the request, takes a connection, runs it, adds the security headers.
+async fn serve(app: &App, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let mut response = route(app, request).await;
+    if !app.omit_security_headers {
+        for (name, value) in SECURITY_HEADERS {
+            response
+                .headers_mut()
+                .insert(name, hyper::header::HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+async fn route(app: &App, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     let tenant = request
         .headers()
-        .iter()
-        .find(|h| h.field.equiv("X-Tenant-Id"))
-        .map(|h| h.value.as_str().to_string());
+        .get("X-Tenant-Id")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
     let tenant = match tenant {
         Some(t) if !t.is_empty() => t,
         _ if app.allow_missing_tenant => String::new(),
         _ => return respond(400, json!({"error": "X-Tenant-Id header is required"})),
     };
-    if request.method() != &Method::Get {
+    if request.method() != Method::GET {
         return respond(405, json!({"error": "method not allowed"}));
     }
     if app.broken == Broken::TenantInGlobal {
@@ -224,35 +213,32 @@ async fn serve(
         Broken::TenantInGlobal => app.global_tenant.lock().unwrap().clone(),
         _ => tenant,
     };
-    let result = match connections {
-        Connections::PerWorker(clients) => {
-            handle(app, &clients[worker], &tenant, request.url(), true).await
+    let path = request.uri().path();
+    let result = match &app.connections {
+        Connections::Single(client) => {
+            handle(app, &*client.lock().await, &tenant, path, true).await
         }
-        Connections::Pool(pool) => match app.broken {
-            Broken::TenantOnAnotherConnection => {
-                let set = async {
-                    let first = pool.get().await?;
-                    first
-                        .execute(
-                            "SELECT set_config($1, $2, false)",
-                            &[&TENANT_SETTING, &tenant],
-                        )
-                        .await?;
-                    Ok::<_, BoxError>(())
-                }
-                .await;
-                match (set, pool.get().await) {
-                    (Ok(()), Ok(second)) => {
-                        handle(app, &second, &tenant, request.url(), false).await
-                    }
-                    (Err(e), _) => Err(e),
-                    (_, Err(e)) => Err(e.into()),
-                }
+        Connections::Pool(pool) if app.broken == Broken::TenantOnAnotherConnection => {
+            let set = async {
+                let first = pool.get().await?;
+                first
+                    .execute(
+                        "SELECT set_config($1, $2, false)",
+                        &[&TENANT_SETTING, &tenant],
+                    )
+                    .await?;
+                Ok::<_, BoxError>(())
             }
-            _ => match pool.get().await {
-                Ok(client) => handle(app, &client, &tenant, request.url(), true).await,
-                Err(e) => Err(e.into()),
-            },
+            .await;
+            match (set, pool.get().await) {
+                (Ok(()), Ok(second)) => handle(app, &second, &tenant, path, false).await,
+                (Err(e), _) => Err(e),
+                (_, Err(e)) => Err(e.into()),
+            }
+        }
+        Connections::Pool(pool) => match pool.get().await {
+            Ok(client) => handle(app, &client, &tenant, path, true).await,
+            Err(e) => Err(e.into()),
         },
     };
     match result {
