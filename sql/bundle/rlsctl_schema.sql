@@ -151,7 +151,7 @@ BEGIN
         RAISE LOG USING MESSAGE = 'rlsctl-shadow ' OPERATOR(pg_catalog.||) pg_catalog.json_build_object(
             'table', p_table,
             'access', p_access,
-            'tenant', pg_catalog.nullif(pg_catalog.current_setting({{setting}}, true), ''),
+            'tenant', NULLIF(pg_catalog.current_setting({{setting}}, true), ''),
             'query', pg_catalog.left(pg_catalog.current_query(), 2000),
             'role', current_user,
             'at', pg_catalog.clock_timestamp())::pg_catalog.text;

@@ -26,6 +26,7 @@ REVOKE ALL ON SEQUENCE {{sequence}} FROM {{app_role}}, {{admin_role}};
 
 -- step: uninstall_schema
 DROP FUNCTION IF EXISTS rlsctl.null_tenant_counts();
+DROP FUNCTION IF EXISTS rlsctl.shadow_seen(text, text);
 DROP TABLE IF EXISTS rlsctl.tenant_tables;
 DROP TABLE IF EXISTS rlsctl.bundle_history;
 

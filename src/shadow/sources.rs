@@ -63,7 +63,13 @@ pub async fn from_server(db: &Db) -> Result<(Vec<Record>, String)> {
     let current: Option<String> = db
         .query_one("SELECT pg_catalog.pg_current_logfile()", &[])
         .await
-        .map_err(|e| anyhow!("asking the server for its log file: {}", describe(&e)))?
+        .map_err(|e| {
+            anyhow!(
+                "asking the server for its log file: {} (reading the server's log needs superuser, or pg_monitor and \
+                 pg_read_server_files, which an RDS master does not have: use --rds, or --log-file)",
+                describe(&e)
+            )
+        })?
         .get(0);
     let Some(current) = current else {
         bail!(

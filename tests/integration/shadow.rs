@@ -1,0 +1,313 @@
+//! Shadow mode, as the RDS-shaped master: `apply --shadow` narrows nothing
+//! and records what enforcement would hide; `shadow report` reads the records
+//! from a log file, the server's own log and the RDS API; `apply` enforces;
+//! monitor nags until then; uninstall removes it all.
+
+use serde_json::Value;
+
+use rlsctl::db::tenant;
+
+use crate::rds_double::RdsDouble;
+use crate::support::*;
+use crate::verify::{details, statuses};
+
+/// The queries the report lists for `table`, with their tenants and access.
+fn reported(doc: &Value, table: &str) -> Vec<(String, Vec<String>, Vec<String>)> {
+    doc["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["table"] == table)
+        .flat_map(|t| t["queries"].as_array().unwrap().iter())
+        .map(|q| {
+            let list = |key: &str| {
+                q[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            };
+            (
+                q["query"].as_str().unwrap().to_string(),
+                list("tenants"),
+                list("access"),
+            )
+        })
+        .collect()
+}
+
+/// The app role's statements of the scenario: a report job without a tenant,
+/// a tenant reading its own rows and another's, a read-only transaction, a
+/// write for another tenant (rolled back).
+async fn the_app_runs(t: &TestDb) {
+    let su = t.superuser().await;
+    let app = t.app().await;
+    for table in ["customers", "vehicles", "appointments", "services"] {
+        let all = count(&su, &format!("SELECT count(*) FROM {table}")).await;
+        assert!(all > 0);
+        assert_eq!(
+            count(
+                &app,
+                &format!("SELECT count(*) FROM {table} /* report job, {table} */")
+            )
+            .await,
+            all,
+            "shadow mode hid rows of {table} from a statement without a tenant"
+        );
+    }
+    app.begin().await.unwrap();
+    tenant::set_local(&app, "app.tenant_id", TENANTS[0])
+        .await
+        .unwrap();
+    let own = count(
+        &app,
+        &format!(
+            "SELECT count(*) FROM customers WHERE tenant_id = '{}' /* own rows */",
+            TENANTS[0]
+        ),
+    )
+    .await;
+    assert!(own > 0);
+    let every = count(
+        &app,
+        "SELECT count(*) FROM vehicles /* every tenant's vehicles */",
+    )
+    .await;
+    assert_eq!(every, count(&su, "SELECT count(*) FROM vehicles").await);
+    let moved = app
+        .execute(
+            &format!(
+                "UPDATE services SET name = name WHERE tenant_id = '{}' /* foreign write */",
+                TENANTS[2]
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(moved > 0, "shadow mode refused a write");
+    app.rollback().await.unwrap();
+    app.simple("BEGIN READ ONLY").await.unwrap();
+    count(&app, "SELECT count(*) FROM appointments /* read only */").await;
+    app.commit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
+    let t = TestDb::demo_rds().await;
+    t.apply(&["--shadow"]).await.expect(0);
+    let again = t.apply(&["--shadow", "--format", "json"]).await;
+    again.expect(0);
+    assert_eq!(again.json()["summary"]["changes"], 0, "{}", again.stdout);
+    the_app_runs(&t).await;
+
+    let log = t.sandbox.dir().join("server.log").display().to_string();
+    let report = t
+        .run(&["shadow", "report", "--log-file", &log, "--format", "json"])
+        .await;
+    report.expect(1);
+    let doc = report.json();
+    let no_tenant = vec!["no tenant".to_string()];
+    for table in ["customers", "vehicles", "appointments", "services"] {
+        let queries = reported(&doc, &format!("public.{table}"));
+        assert!(
+            queries.iter().any(
+                |(q, tenants, _)| q.contains(&format!("report job, {table}"))
+                    && *tenants == no_tenant
+            ),
+            "public.{table}: {queries:?}"
+        );
+    }
+    let customers = reported(&doc, "public.customers");
+    assert!(
+        !customers.iter().any(|(q, _, _)| q.contains("own rows")),
+        "{customers:?}"
+    );
+    let vehicles = reported(&doc, "public.vehicles");
+    assert!(
+        vehicles.iter().any(
+            |(q, tenants, _)| q.contains("every tenant's vehicles") && *tenants == [TENANTS[0]]
+        ),
+        "{vehicles:?}"
+    );
+    let appointments = reported(&doc, "public.appointments");
+    assert!(
+        appointments.iter().any(|(q, _, _)| q.contains("read only")),
+        "{appointments:?}"
+    );
+    let services = reported(&doc, "public.services");
+    assert!(
+        services
+            .iter()
+            .any(|(q, _, access)| q.contains("foreign write") && *access == ["read", "write"]),
+        "{services:?}"
+    );
+    let text = t.run(&["shadow", "report", "--log-file", &log]).await;
+    text.expect(1);
+    assert!(
+        text.stdout.contains("public.customers: ") && text.stdout.contains("no tenant"),
+        "{}",
+        text.stdout
+    );
+
+    // monitor nags, verify says plainly why its probes fail.
+    let monitor = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
+    monitor.expect(1);
+    assert_eq!(
+        statuses(&monitor.json(), "RLS008"),
+        ["fail"],
+        "{}",
+        monitor.stdout
+    );
+    let (verify, doc) = crate::verify::verify(&t, &[]).await;
+    verify.expect(1);
+    assert_eq!(statuses(&doc, "RLS008"), ["fail"]);
+    assert!(
+        details(&doc, "PRB001").contains("shadow mode is on"),
+        "{}",
+        details(&doc, "PRB001")
+    );
+
+    // Enforcing is the normal apply, in one transaction.
+    let enforce = t.apply(&["--format", "json"]).await;
+    enforce.expect(0);
+    assert_eq!(
+        enforce.json()["summary"]["transactions"],
+        1,
+        "{}",
+        enforce.stdout
+    );
+    t.run_env(&["monitor"], &AS_APP).await.expect(0);
+    let (verify, doc) = crate::verify::verify(&t, &[]).await;
+    verify.expect(0);
+    assert_eq!(statuses(&doc, "RLS008"), ["pass"]);
+    let app = t.app().await;
+    assert_eq!(count(&app, "SELECT count(*) FROM customers").await, 0);
+
+    // Uninstall removes shadow mode's function with the rest of the bundle.
+    t.run(&[
+        "rollback",
+        "--uninstall",
+        "--reason",
+        "rehearsal over",
+        "--yes",
+    ])
+    .await
+    .expect(0);
+    let su = t.superuser().await;
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM pg_proc WHERE proname = 'shadow_seen'"
+        )
+        .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
+    // A server that writes its own log files, as RDS does.
+    let options = rlsctl::sandbox::Options {
+        extra_config: vec![
+            "logging_collector = on".into(),
+            "log_directory = 'log'".into(),
+        ],
+        ..Default::default()
+    };
+    let t = TestDb::with(options, true).await;
+    t.apply(&["--shadow"]).await.expect(0);
+    let app = t.app().await;
+    count(&app, "SELECT count(*) FROM customers /* nightly export */").await;
+
+    // Over the connection, as a role that may read the server's files.
+    let superuser = [
+        ("PGUSER", t.sandbox.superuser.as_str()),
+        ("PGPASSWORD", t.sandbox.superuser_password.expose()),
+    ];
+    let mut found = None;
+    // The logging collector writes asynchronously: a few tries.
+    for _ in 0..50 {
+        let run = t
+            .run_env(&["shadow", "report", "--format", "json"], &superuser)
+            .await;
+        if run.code == 1 {
+            found = Some(run);
+            break;
+        }
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let run = found.expect("the record reached the server's log within 5 s");
+    let doc = run.json();
+    assert!(
+        doc["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("the server's log"),
+        "{doc}"
+    );
+    assert!(
+        reported(&doc, "public.customers")
+            .iter()
+            .any(|(q, _, _)| q.contains("nightly export")),
+        "{doc}"
+    );
+    // The app role may not read server files: a clear error, exit 2.
+    let denied = t.run_env(&["shadow", "report"], &AS_APP).await;
+    denied.expect(2);
+    assert!(
+        denied.stderr.contains("pg_read_server_files"),
+        "{}",
+        denied.stderr
+    );
+
+    // The same records through the RDS API (a local double of it), the
+    // instance taken from the endpoint's first label.
+    let su = t.superuser().await;
+    let file: String = su
+        .query_one("SELECT pg_read_file(pg_current_logfile())", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let double = RdsDouble::start("mydb", file);
+    let dir = tempfile::tempdir().unwrap();
+    let empty = |name: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "").unwrap();
+        path.display().to_string()
+    };
+    let (config, credentials) = (empty("config"), empty("credentials"));
+    let aws = [
+        ("AWS_ENDPOINT_URL_RDS", double.url.as_str()),
+        ("AWS_REGION", "us-west-2"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", config.as_str()),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.as_str()),
+        ("RDS_ENDPOINT", "mydb.abc123.us-west-2.rds.amazonaws.com"),
+    ];
+    let run = t
+        .run_env(&["shadow", "report", "--rds", "--format", "json"], &aws)
+        .await;
+    run.expect(1);
+    let doc = run.json();
+    assert!(
+        reported(&doc, "public.customers")
+            .iter()
+            .any(|(q, _, _)| q.contains("nightly export")),
+        "{doc}"
+    );
+    assert_eq!(
+        double.actions(),
+        [
+            "DescribeDBLogFiles",
+            "DownloadDBLogFilePortion",
+            "DownloadDBLogFilePortion"
+        ]
+    );
+}
