@@ -102,7 +102,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// The whole cutover on a throwaway local PostgreSQL with a sample schema.
     ///
-    /// apply --dry-run, apply, verify, monitor, rollback, monitor, restore, verify.
+    /// apply --dry-run, apply --shadow, a report job without a tenant, shadow report,
+    /// apply (enforces), verify, monitor, rollback, monitor, restore, verify.
     #[command(after_help = EXIT_CODES)]
     Rehearse(RehearseArgs),
     /// Shadow mode (after `apply --shadow`): what enforcement would hide.
@@ -435,7 +436,13 @@ pub struct TunnelArgs {
 pub enum RehearseStep {
     /// apply --dry-run (the plan).
     DryRun,
-    /// apply.
+    /// apply --shadow: nothing narrowed yet, what enforcement would hide recorded.
+    Shadow,
+    /// a nightly report job reads a tenant table without a tenant.
+    ShadowTraffic,
+    /// shadow report: names the report job's query.
+    ShadowReport,
+    /// apply: enforces.
     Apply,
     /// verify as the app role with two tenants.
     Verify,

@@ -32,8 +32,11 @@ use super::{monitor::monitor, verify::verify};
 const DEMO_TENANTS: [&str; 2] = ["edgar-downtown", "edgar-airport"];
 
 /// The steps, in order.
-const STEPS: [Step; 8] = [
+const STEPS: [Step; 11] = [
     Step::DryRun,
+    Step::Shadow,
+    Step::ShadowTraffic,
+    Step::ShadowReport,
     Step::Apply,
     Step::Verify,
     Step::Monitor,
@@ -48,7 +51,10 @@ impl Step {
     fn name(self) -> &'static str {
         match self {
             Step::DryRun => "apply --dry-run (the plan)",
-            Step::Apply => "apply",
+            Step::Shadow => "apply --shadow (nothing narrowed yet)",
+            Step::ShadowTraffic => "a report job reads customers without a tenant",
+            Step::ShadowReport => "shadow report (names the report job)",
+            Step::Apply => "apply (enforces)",
             Step::Verify => "verify as the app role with two tenants",
             Step::Monitor => "monitor (clean)",
             Step::Rollback => "rollback --table customers --reason rehearsal",
@@ -56,6 +62,15 @@ impl Step {
             Step::Restore => "rollback --restore",
             Step::VerifyAgain => "verify again",
         }
+    }
+
+    /// Steps that read the server log: only on the throwaway cluster, whose
+    /// log is a file here.
+    fn shadow(self) -> bool {
+        matches!(
+            self,
+            Step::Shadow | Step::ShadowTraffic | Step::ShadowReport
+        )
     }
 
     /// Steps that need `--with-rollback` against an existing database.
@@ -146,9 +161,12 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
     let mut failed = false;
     for id in STEPS {
         let name = id.name();
-        if failed || (id.rolls_back() && !stage.with_rollback) {
+        let log = stage.sandbox.as_ref().map(|s| s.dir().join("server.log"));
+        if failed || (id.rolls_back() && !stage.with_rollback) || (id.shadow() && log.is_none()) {
             let detail = if failed {
                 "not run: an earlier step failed"
+            } else if id.shadow() {
+                "not run: an existing database's log is not a file here (run apply --shadow and shadow report against it yourself)"
             } else {
                 "not run: pass --with-rollback"
             };
@@ -180,9 +198,17 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
         let started = Instant::now();
         let outcome: Result<String> = async {
             match id {
-                Step::DryRun | Step::Apply => {
+                Step::DryRun | Step::Shadow | Step::Apply => {
                     let dry_run = id == Step::DryRun;
-                    let outcome = apply::apply(&admin_db, &target, &apply_options(dry_run)).await?;
+                    let options = Options {
+                        mode: if id == Step::Shadow {
+                            Mode::Shadow
+                        } else {
+                            Mode::Enforce
+                        },
+                        ..apply_options(dry_run)
+                    };
+                    let outcome = apply::apply(&admin_db, &target, &options).await?;
                     if outcome.refused() {
                         bail!(
                             "the pre-flight refused: {}",
@@ -204,6 +230,48 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                             outcome.transaction_ms
                         )),
                         _ => Ok("already up to date".into()),
+                    }
+                }
+                Step::ShadowTraffic => {
+                    let table = target.tables.first().cloned().unwrap_or_default();
+                    let sql = format!(
+                        "SELECT count(*) FROM {} /* rehearsal: nightly report, no tenant */",
+                        crate::db::qualified(&target.schema, &table)
+                    );
+                    let app_db = db::connect(&stage.app).await?;
+                    let seen: i64 = app_db
+                        .query_one(&sql, &[])
+                        .await
+                        .doing("the report job")?
+                        .get(0);
+                    if seen == 0 {
+                        bail!("the report job saw no row of {table}: shadow mode narrowed it");
+                    }
+                    Ok(format!(
+                        "it saw all {seen} rows of {table}: shadow mode narrows nothing"
+                    ))
+                }
+                Step::ShadowReport => {
+                    let paths = log.iter().cloned().collect::<Vec<_>>();
+                    let (records, _) = crate::shadow::sources::from_files(&paths)?;
+                    let summary = crate::shadow::Summary::of(records);
+                    let named = summary.tables.iter().find_map(|t| {
+                        t.queries
+                            .iter()
+                            .find(|q| {
+                                q.query.contains("nightly report")
+                                    && q.tenants.contains("no tenant")
+                            })
+                            .map(|q| format!("{}: {} ({}x, no tenant)", t.table, q.query, q.count))
+                    });
+                    match named {
+                        Some(line) => {
+                            Ok(format!("named the query enforcement would empty: {line}"))
+                        }
+                        None => bail!(
+                            "the report does not name the report job ({} record(s))",
+                            summary.records
+                        ),
                     }
                 }
                 Step::Verify | Step::VerifyAgain => {
@@ -441,7 +509,14 @@ async fn inject_fault(admin: &Db, target: &Target, step: Step) -> Result<()> {
             .unwrap_or("customers"),
     );
     let sql = match step {
-        Step::DryRun | Step::Apply => format!("ALTER TABLE {table} RENAME TO {}", quote_ident("rehearsal_fault")),
+        Step::DryRun | Step::Shadow | Step::Apply => format!("ALTER TABLE {table} RENAME TO {}", quote_ident("rehearsal_fault")),
+        // The isolation policy narrows again behind shadow mode's back.
+        Step::ShadowTraffic => format!(
+            "ALTER POLICY {} ON {table} USING (false)",
+            quote_ident(crate::config::POLICY_NAME)
+        ),
+        // The records are in the log already: nothing in the database can break the report.
+        Step::ShadowReport => bail!("--inject-fault has no fault for the shadow report step"),
         Step::Verify | Step::VerifyAgain => format!("CREATE POLICY rehearsal_fault ON {table} FOR SELECT TO PUBLIC USING (true)"),
         Step::Monitor => format!("ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY"),
         Step::Rollback => "ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT rehearsal_fault CHECK (false) NOT VALID".into(),

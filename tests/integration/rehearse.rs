@@ -45,6 +45,9 @@ async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
         ids,
         [
             "dry-run",
+            "shadow",
+            "shadow-traffic",
+            "shadow-report",
             "apply",
             "verify",
             "monitor",
@@ -57,7 +60,13 @@ async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
     for step in doc["steps"].as_array().unwrap() {
         assert_eq!(step["status"], "pass", "{step}");
     }
-    assert_eq!(doc["summary"]["passed"], 8);
+    assert_eq!(doc["summary"]["passed"], 11);
+    let details = step_fields(&doc, "detail");
+    assert!(
+        details[3].contains("nightly report") && details[3].contains("no tenant"),
+        "{}",
+        details[3]
+    );
     // It rehearses production: the RDS master, not a superuser, and says so.
     assert!(
         doc["where"].as_str().unwrap().contains("RDS-shaped master"),
@@ -96,7 +105,11 @@ async fn rehearse_as_a_superuser_when_asked() {
 async fn a_broken_step_fails_the_rehearsal_and_is_named() {
     for (step, name) in [
         ("verify", "verify as the app role with two tenants"),
-        ("apply", "apply"),
+        ("apply", "apply (enforces)"),
+        (
+            "shadow-traffic",
+            "a report job reads customers without a tenant",
+        ),
         (
             "monitor-break-glass",
             "monitor (reports break-glass, as expected)",
@@ -232,7 +245,7 @@ async fn rehearse_against_an_existing_database() {
     let statuses = step_fields(&doc, "status");
     assert_eq!(
         statuses,
-        ["pass", "pass", "pass", "pass", "skip", "skip", "skip", "pass"]
+        ["pass", "skip", "skip", "skip", "pass", "pass", "pass", "skip", "skip", "skip", "pass"]
     );
     let with_rollback = t
         .run(&[
