@@ -303,6 +303,21 @@ struct PolicyResult {
     iterations: usize,
 }
 
+/// The plan `sql` ran with, as EXPLAIN ANALYZE prints it (no timings).
+async fn explain(db: &Db, sql: &str) -> Result<String> {
+    let rows = db
+        .query(
+            &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}"),
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 /// The parameters a measured statement takes.
 #[derive(Clone, Copy)]
 enum Params {
@@ -437,19 +452,7 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
                 .replace("$2", "'tenant-42'"),
         ),
     ] {
-        let rows = db
-            .query(
-                &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}"),
-                &[],
-            )
-            .await?;
-        plans.push((
-            name.to_string(),
-            rows.iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ));
+        plans.push((name.to_string(), explain(db, &sql).await?));
     }
 
     let lookup_rls = app.prepare(LOOKUP_RLS).await?;
@@ -504,19 +507,7 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
                 .replace("$2", "'tenant-42'"),
         ),
     ] {
-        let rows = app
-            .query(
-                &format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) {sql}"),
-                &[],
-            )
-            .await?;
-        plans.push((
-            name.to_string(),
-            rows.iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        ));
+        plans.push((name.to_string(), explain(&app, &sql).await?));
     }
     let lookup_shadow = app.prepare(LOOKUP_RLS).await?;
     let range_shadow = app.prepare(RANGE_EXPLICIT).await?;

@@ -87,6 +87,17 @@ pub async fn run(cli: cli::Cli) -> Result<Status> {
     }
 }
 
+/// An error's message followed by its causes, `: `-separated.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 /// Runs `work` until it ends or a stop signal arrives (see [`stop_signal`]);
 /// then the statements in flight are cancelled, the future is dropped (its
 /// connections close, so the server rolls back any open transaction; a tunnel

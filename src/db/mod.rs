@@ -547,13 +547,7 @@ pub fn describe(err: &tokio_postgres::Error) -> String {
         }
         return text;
     }
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
+    crate::error_chain(err)
 }
 
 /// Extension for turning driver errors into anyhow errors with context.

@@ -228,15 +228,7 @@ where
             service.code().unwrap_or("error"),
             service.message().unwrap_or_default()
         ),
-        None => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(err);
-            while let Some(cause) = source {
-                text.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            text
-        }
+        None => crate::error_chain(err),
     }
 }
 
