@@ -197,6 +197,17 @@ async fn the_burst_ends_within_its_time_limit_against_an_app_that_hangs() {
         "verify took {took:?}"
     );
     assert_eq!(statuses(&doc, "APP004"), ["warn"], "{}", run.stdout);
+    // The single requests are findings too, not an abort.
+    assert!(
+        detail(&doc, "APP001").contains("got no answer"),
+        "{}",
+        detail(&doc, "APP001")
+    );
+    assert!(
+        detail(&doc, "APP002").contains("got no answer"),
+        "{}",
+        detail(&doc, "APP002")
+    );
     assert!(
         detail(&doc, "APP004").contains("got no usable answer"),
         "{}",
