@@ -303,6 +303,15 @@ struct PolicyResult {
     iterations: usize,
 }
 
+/// Opens a transaction on each session with `tenant` set for it.
+async fn in_tenant(sessions: &[&Db], tenant: &str) -> Result<()> {
+    for session in sessions {
+        session.begin().await?;
+        tenant::set_local(session, "app.tenant_id", tenant).await?;
+    }
+    Ok(())
+}
+
 /// The plan `sql` ran with, as EXPLAIN ANALYZE prints it (no timings).
 async fn explain(db: &Db, sql: &str) -> Result<String> {
     let rows = db
@@ -420,10 +429,7 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
     const RANGE_EXPLICIT: &str = "SELECT id, amount FROM orders WHERE created_at >= $1 AND created_at < $1 + interval '30 days' AND tenant_id = $2";
 
     let tenant = "tenant-42";
-    for session in [&app, &explicit] {
-        session.begin().await?;
-        tenant::set_local(session, "app.tenant_id", tenant).await?;
-    }
+    in_tenant(&[&app, &explicit], tenant).await?;
     let mut plans = Vec::new();
     let start = "2026-03-01 00:00:00+00";
     for (name, db, sql) in [
@@ -485,16 +491,8 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
         ..apply_options(true)
     };
     apply(&admin, &target, &shadow_options).await?;
-    let app = db::connect(&sandbox.connect_options(
-        "bench_policy",
-        "app_user",
-        &Secret::new(APP_PASSWORD),
-    ))
-    .await?;
-    for session in [&app, &explicit] {
-        session.begin().await?;
-        tenant::set_local(session, "app.tenant_id", tenant).await?;
-    }
+    // The policy change invalidates the app session's cached plans: same session.
+    in_tenant(&[&app, &explicit], tenant).await?;
     for (name, sql) in [
         (
             "point lookup, shadow mode (app_user)",

@@ -146,11 +146,6 @@ fn strip_text_casts(text: &str) -> String {
     out
 }
 
-/// True when `expr` is exactly the bundle's predicate for this column, type and setting.
-pub fn is_bundle_predicate(expr: &str, column: &str, column_type: &str, setting: &str) -> bool {
-    normalize(expr) == normalize(&predicate(column, column_type, setting))
-}
-
 /// True when `expr` restricts `column` to the tenant in `setting`, in one of the
 /// accepted forms: with or without the `(SELECT ...)` wrapper, with or without
 /// `NULLIF(..., '')`, with or without `missing_ok`, the setting cast to any type.
@@ -197,17 +192,13 @@ mod tests {
 
     #[test]
     fn deparsed_policy_equals_the_bundle_predicate() {
-        assert!(is_bundle_predicate(
+        assert!(same(
             DEPARSED,
-            "tenant_id",
-            "integer",
-            "app.tenant_id"
+            &predicate("tenant_id", "integer", "app.tenant_id")
         ));
-        assert!(!is_bundle_predicate(
+        assert!(!same(
             DEPARSED,
-            "tenant_id",
-            "uuid",
-            "app.tenant_id"
+            &predicate("tenant_id", "uuid", "app.tenant_id")
         ));
         assert!(scopes_to_tenant(DEPARSED, "tenant_id", "app.tenant_id"));
     }

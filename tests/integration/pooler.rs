@@ -122,7 +122,7 @@ impl PgBouncer {
         write_users(t, &name, users).await;
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-        // The reload is asynchronous: wait until the log says it read the file.
+        // The reload is asynchronous: give it a moment to read the file.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
