@@ -19,19 +19,7 @@ WITH RECURSIVE configured AS (SELECT w.name, w.ord FROM unnest($2::text[]) WITH 
          FROM parts JOIN pg_class pc ON pc.oid = parts.oid
          WHERE pc.relispartition AND pc.relnamespace = (SELECT oid FROM schema) AND NOT pc.relname = ANY($2::text[])),
      roles AS (SELECT (SELECT oid FROM pg_roles WHERE rolname = $4) AS app,
-                      (SELECT oid FROM pg_roles WHERE rolname = $5) AS admin),
-     -- sequences owned by the tables' columns, one row per table (a join, not a scan per table)
-     sequences AS (
-         SELECT d.refobjid AS table_oid,
-                array_agg(sn.nspname::text ORDER BY s.oid) AS schemas,
-                array_agg(s.relname::text ORDER BY s.oid) AS names,
-                array_agg(coalesce(has_sequence_privilege((SELECT app FROM roles), s.oid, 'USAGE'), false) ORDER BY s.oid) AS app_usage
-         FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
-         JOIN pg_namespace sn ON sn.oid = s.relnamespace
-         WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')
-           AND d.refobjid IN (SELECT c.oid FROM pg_class c
-                              WHERE c.relnamespace = (SELECT oid FROM schema) AND c.relname IN (SELECT name FROM wanted))
-         GROUP BY 1)
+                      (SELECT oid FROM pg_roles WHERE rolname = $5) AS admin)
 SELECT w.name,
        w.partition_of,
        coalesce(c.relkind = 'p', false) AS partitioned,
@@ -69,8 +57,25 @@ SELECT w.name,
        coalesce(has_table_privilege(c.oid, 'SELECT'), false) AS session_can_select
 FROM wanted w
 LEFT JOIN pg_class c ON c.relnamespace = (SELECT oid FROM schema) AND c.relname = w.name AND c.relkind IN ('r', 'p')
-LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
-LEFT JOIN sequences sq ON sq.table_oid = c.oid
+-- the tenant column, looked up per table by (attrelid, attname): the LIMIT keeps
+-- the planner from flattening this into a join (before ANALYZE it scanned every
+-- table's column of that name once and rescanned the result per table)
+LEFT JOIN LATERAL (
+    SELECT a.attnum, a.atttypid FROM pg_attribute a
+    WHERE a.attrelid = c.oid AND a.attname = $3 AND a.attnum > 0 AND NOT a.attisdropped
+    LIMIT 1) a ON true
+-- the sequences owned by the table's columns, looked up per table through
+-- pg_depend's index on the referenced object: a handful of rows each. (As a
+-- CTE joined by oid, the planner put the aggregate over every table, or a scan
+-- of it, on the inner side of a nested loop at a few hundred tables: quadratic.)
+LEFT JOIN LATERAL (
+    SELECT array_agg(sn.nspname::text ORDER BY s.oid) AS schemas,
+           array_agg(s.relname::text ORDER BY s.oid) AS names,
+           array_agg(coalesce(has_sequence_privilege((SELECT app FROM roles), s.oid, 'USAGE'), false) ORDER BY s.oid) AS app_usage
+    FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+    JOIN pg_namespace sn ON sn.oid = s.relnamespace
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+      AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) sq ON true
 -- the ACL exploded once per table, for PUBLIC, the app role and the break-glass role
 LEFT JOIN LATERAL (
     SELECT array_agg(x.privilege_type::text ORDER BY x.privilege_type::text) FILTER (WHERE x.grantee = 0) AS public,

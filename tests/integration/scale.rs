@@ -349,3 +349,129 @@ async fn a_partitioned_table_is_installed_on_every_partition() {
     assert_eq!(events_installed_and_untouched(&t).await, (202, 0));
     t.run_env(&["monitor"], &as_app).await.expect(0);
 }
+
+/// A plan node that runs once per table and does work that grows with the
+/// tables each time: the shape of a quadratic catalog read.
+fn per_table_loops(query: &str, node: &serde_json::Value, threshold: f64, found: &mut Vec<String>) {
+    let number = |key: &str| node[key].as_f64().unwrap_or(0.0);
+    let loops = number("Actual Loops");
+    // EXPLAIN reports rows and rows removed as averages per loop.
+    let rows_per_loop = number("Actual Rows")
+        + number("Rows Removed by Filter")
+        + number("Rows Removed by Join Filter")
+        + number("Rows Removed by Index Recheck");
+    if loops >= threshold && rows_per_loop >= threshold {
+        let on = ["Relation Name", "CTE Name", "Index Name", "Function Name"]
+            .iter()
+            .find_map(|key| node[key].as_str())
+            .unwrap_or("");
+        let first_line = query
+            .lines()
+            .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+            .unwrap_or(query);
+        found.push(format!(
+            "{} {on}: {loops} loops x {rows_per_loop} rows, in: {}",
+            node["Node Type"].as_str().unwrap_or("?"),
+            first_line.chars().take(160).collect::<String>()
+        ));
+    }
+    for child in node["Plans"].as_array().into_iter().flatten() {
+        per_table_loops(query, child, threshold, found);
+    }
+}
+
+/// The plans auto_explain wrote to the server log (JSON, one per statement,
+/// nested ones too): the lines after "plan:", each indented by a tab.
+fn logged_plans(log: &str) -> Vec<serde_json::Value> {
+    let mut plans = Vec::new();
+    let mut lines = log.lines().peekable();
+    while let Some(line) = lines.next() {
+        if !line.ends_with("plan:") {
+            continue;
+        }
+        let mut text = String::new();
+        while let Some(rest) = lines.peek().and_then(|next| next.strip_prefix('\t')) {
+            text.push_str(rest);
+            text.push('\n');
+            lines.next();
+        }
+        plans.push(
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("a logged plan is not JSON ({e}): {text}")),
+        );
+    }
+    plans
+}
+
+/// The catalog reads of apply (dry run), monitor and verify at `n` tables
+/// analyzed as autovacuum leaves them: every statement's executed plan, nested
+/// ones included, is read from the server's log (auto_explain), and no node may
+/// run once per table over a number of rows that grows with the tables (both at
+/// least n/4). No timing: the plan's shape is the test. At a few hundred tables
+/// the planner once put a whole aggregate on the inner side of a nested loop
+/// over the tables (250,000 index scans of pg_depend at 500); above about
+/// 1,000 it picks another plan, so only these sizes show it.
+async fn assert_no_per_table_loops(n: usize) {
+    let options = rlsctl::sandbox::Options {
+        shape: rlsctl::sandbox::Shape::RdsMaster,
+        extra_config: vec![
+            "session_preload_libraries = 'auto_explain'".into(),
+            "auto_explain.log_analyze = on".into(),
+            "auto_explain.log_timing = off".into(),
+            "auto_explain.log_format = json".into(),
+            "auto_explain.log_nested_statements = on".into(),
+            "auto_explain.log_min_duration = 0".into(),
+        ],
+        ..Default::default()
+    };
+    let t = TestDb::with(options, false).await;
+    let names = tenant_tables(&t, n).await;
+    let tables = tables_env(&names);
+    let env = [("RLSCTL_TENANT_TABLES", tables.as_str())];
+    let mut as_app: Vec<(&str, &str)> = AS_APP.to_vec();
+    as_app.extend(env);
+    let logged_before = t.sandbox.server_log().len();
+    let apply = ["apply", "--app-password-from", "env:APP_PW"];
+    t.run_env(&apply, &env).await.expect(0);
+    // Straight after apply, then with the catalogs analyzed as autovacuum
+    // leaves them a minute later: the planner's estimates differ.
+    for analyzed in [false, true] {
+        if analyzed {
+            t.sql("ANALYZE").await;
+            let mut dry = apply.to_vec();
+            dry.push("--dry-run");
+            t.run_env(&dry, &env).await.expect(0);
+        }
+        t.run_env(&["monitor"], &as_app).await.expect(0);
+        t.run_env(&["verify", "--tenant", "a", "--tenant", "b"], &as_app)
+            .await
+            .expect(0);
+    }
+    let plans = logged_plans(&t.sandbox.server_log()[logged_before..]);
+    assert!(
+        plans.len() > 30,
+        "auto_explain logged {} plans",
+        plans.len()
+    );
+    let mut found = Vec::new();
+    for plan in &plans {
+        let query = plan["Query Text"].as_str().unwrap_or("");
+        per_table_loops(query, &plan["Plan"], n as f64 / 4.0, &mut found);
+    }
+    found.dedup();
+    assert!(
+        found.is_empty(),
+        "per-table loops over a growing number of rows at {n} tables:\n{}",
+        found.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_catalog_read_loops_over_the_tables_at_250() {
+    assert_no_per_table_loops(250).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_catalog_read_loops_over_the_tables_at_500() {
+    assert_no_per_table_loops(500).await;
+}
