@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tokio_postgres::error::SqlState;
 
@@ -372,18 +372,20 @@ async fn null_rows(
     let input = serde_json::json!({ "tables": tables, "column": target.tenant_column });
     let counts = per_table::run(db, "count_null_tenants", &input)
         .await
-        .doing("counting rows with a NULL tenant")?;
-    let mut out: Vec<NullRows> = counted
-        .iter()
-        .zip(counts.iter())
-        .filter_map(|(&i, n)| {
-            let rows = n.as_i64().filter(|&n| n > 0)?;
-            Some(NullRows {
-                table: snap.tables[i].display.clone(),
+        .context("counting rows with a NULL tenant")?;
+    let mut out = Vec::new();
+    for (&i, count) in counted.iter().zip(counts.iter()) {
+        let table = &snap.tables[i].display;
+        let rows = count.as_i64().with_context(|| {
+            format!("counting rows with a NULL tenant: {count} is not a count, for {table}")
+        })?;
+        if rows > 0 {
+            out.push(NullRows {
+                table: table.clone(),
                 rows,
-            })
-        })
-        .collect();
+            });
+        }
+    }
     out.sort_by(|a, b| a.table.cmp(&b.table));
     Ok(out)
 }

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::Db;
+use super::{Db, DbResultExt};
 use crate::bundle::sql::render;
 
 /// One table as the blocks take it: schema and name (quoted server-side with
@@ -26,16 +26,80 @@ pub struct TableRef {
 
 /// Runs the DO block `step` with `input` and returns its per-table results, in
 /// the order of `input.tables`. Three statements whatever the number of tables.
-pub async fn run(db: &Db, step: &str, input: &Value) -> Result<Vec<Value>, tokio_postgres::Error> {
+/// A result that is not one JSON object or number per table sent is an error
+/// naming the step: a short or garbled answer must never read as "no leak".
+pub async fn run(db: &Db, step: &str, input: &Value) -> anyhow::Result<Vec<Value>> {
+    run_block(db, step, &render(step, &[]), input).await
+}
+
+/// [`run`] with the block's SQL given (`step` names it in errors).
+pub async fn run_block(
+    db: &Db,
+    step: &str,
+    block: &str,
+    input: &Value,
+) -> anyhow::Result<Vec<Value>> {
     db.query(&render("probe_input", &[]), &[&input.to_string()])
-        .await?;
-    db.execute(&render(step, &[]), &[]).await?;
-    let row = db.query_one(&render("probe_output", &[]), &[]).await?;
-    let output: String = row.get(0);
-    Ok(match serde_json::from_str(&output) {
+        .await
+        .doing(&format!("{step}: sending its input"))?;
+    db.execute(block, &[])
+        .await
+        .doing(&format!("{step}: running it"))?;
+    let row = db
+        .query_one(&render("probe_output", &[]), &[])
+        .await
+        .doing(&format!("{step}: reading its result"))?;
+    let output: Option<String> = row
+        .try_get(0)
+        .map_err(|e| anyhow::anyhow!("{step}: its result is not text: {e}"))?;
+    let sent = input["tables"].as_array().map_or(0, Vec::len);
+    parse_results(step, output.as_deref(), sent)
+}
+
+/// The per-table results of `step`: a JSON array of exactly `sent` objects or
+/// numbers, or an error that says what came back instead.
+pub fn parse_results(step: &str, output: Option<&str>, sent: usize) -> anyhow::Result<Vec<Value>> {
+    let Some(output) = output else {
+        anyhow::bail!("{step} returned no result for {sent} table(s)");
+    };
+    let items = match serde_json::from_str(output) {
         Ok(Value::Array(items)) => items,
-        _ => Vec::new(),
-    })
+        Ok(other) => anyhow::bail!(
+            "{step} returned {} instead of one result per table",
+            kind(&other)
+        ),
+        Err(e) => anyhow::bail!("{step} returned something that is not JSON ({e})"),
+    };
+    if items.len() != sent {
+        anyhow::bail!(
+            "{step} returned {} result(s) for {sent} table(s): refusing to read a partial answer as a clean one",
+            items.len()
+        );
+    }
+    if let Some((i, bad)) = items
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(v.is_object() || v.is_number()))
+    {
+        anyhow::bail!(
+            "{step} returned {} for table {} of {sent} instead of a result",
+            kind(bad),
+            i + 1
+        );
+    }
+    Ok(items)
+}
+
+/// What kind of JSON value it is, for an error.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Runs the DO block `step` with the tables of `input` split across `dbs`
@@ -44,11 +108,7 @@ pub async fn run(db: &Db, step: &str, input: &Value) -> Result<Vec<Value>, tokio
 /// a table in a new session loads its metadata (the relation, its indexes and
 /// policies), work a server does in parallel on two sessions. The results come
 /// back in the order of `input.tables`.
-pub async fn run_split(
-    dbs: &[&Db],
-    step: &str,
-    input: &Value,
-) -> Result<Vec<Value>, tokio_postgres::Error> {
+pub async fn run_split(dbs: &[&Db], step: &str, input: &Value) -> anyhow::Result<Vec<Value>> {
     let tables = input["tables"].as_array().cloned().unwrap_or_default();
     let part = |i: usize| {
         let size = tables.len().div_ceil(dbs.len().max(1)).max(1);
@@ -70,13 +130,54 @@ pub async fn run_split(
 }
 
 /// [`run`] inside a transaction that is always rolled back.
-async fn rolled_back(
-    db: &Db,
-    step: &str,
-    input: &Value,
-) -> Result<Vec<Value>, tokio_postgres::Error> {
-    db.begin_pinned().await?;
+async fn rolled_back(db: &Db, step: &str, input: &Value) -> anyhow::Result<Vec<Value>> {
+    db.begin_pinned()
+        .await
+        .doing(&format!("{step}: starting its transaction"))?;
     let result = run(db, step, input).await;
-    db.rollback().await?;
-    result
+    let ended = db.rollback().await;
+    let result = result?;
+    ended.doing(&format!("{step}: rolling it back"))?;
+    Ok(result)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_results;
+
+    #[test]
+    fn a_result_per_table_is_read() {
+        let items =
+            parse_results("probe_reads", Some(r#"[{"visible":1},{"visible":0}]"#), 2).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(parse_results("count", Some("[3, 0]"), 2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn short_malformed_or_missing_results_are_errors() {
+        let short = parse_results("probe_reads", Some(r#"[{"visible":0}]"#), 2).unwrap_err();
+        assert!(
+            short
+                .to_string()
+                .contains("probe_reads returned 1 result(s) for 2 table(s)"),
+            "{short}"
+        );
+        let long = parse_results("probe_reads", Some("[{}, {}, {}]"), 2).unwrap_err();
+        assert!(long.to_string().contains("3 result(s) for 2"), "{long}");
+        let object = parse_results("probe_reads", Some(r#"{"visible":0}"#), 1).unwrap_err();
+        assert!(object.to_string().contains("an object instead"), "{object}");
+        let garbled = parse_results("probe_reads", Some("[{\"visible\""), 1).unwrap_err();
+        assert!(garbled.to_string().contains("not JSON"), "{garbled}");
+        let item = parse_results("probe_writes", Some(r#"[{}, "x"]"#), 2).unwrap_err();
+        assert!(
+            item.to_string().contains("a string for table 2 of 2"),
+            "{item}"
+        );
+        let none = parse_results("probe_reads", None, 2).unwrap_err();
+        assert!(none.to_string().contains("no result"), "{none}");
+        // Nothing sent, nothing back: fine.
+        assert!(parse_results("probe_reads", Some("[]"), 0)
+            .unwrap()
+            .is_empty());
+    }
 }

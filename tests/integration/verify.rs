@@ -258,3 +258,52 @@ breakage! {
         "DROP POLICY tenant_isolation ON customers; CREATE POLICY tenant_isolation ON customers FOR ALL TO app_user
            USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')) WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))";
 }
+
+/// A per-table result that is short, garbled or not one result per table is
+/// an error naming the step, never an empty list that reads as "no leak".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_or_malformed_per_table_result_fails_closed() {
+    use rlsctl::db::per_table::run_block;
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    let app = t.app().await;
+    let input = serde_json::json!({ "tables": [
+        { "schema": "public", "name": "customers", "type": "text", "partitioned": false },
+        { "schema": "public", "name": "vehicles", "type": "text", "partitioned": false },
+    ]});
+    let answering = |output: &str| {
+        format!(
+            "DO $$ BEGIN PERFORM set_config('rlsctl_probe.output', {}, true); END $$",
+            rlsctl::db::quote_literal(output)
+        )
+    };
+    for (output, expected) in [
+        (
+            r#"[{"visible": 0, "foreign": 0}]"#,
+            "probe_reads returned 1 result(s) for 2 table(s)",
+        ),
+        (
+            r#"{"visible": 0}"#,
+            "probe_reads returned an object instead of one result per table",
+        ),
+        (
+            "[{\"visible\"",
+            "probe_reads returned something that is not JSON",
+        ),
+        (
+            r#"[{"visible": 0, "foreign": 0}, null]"#,
+            "probe_reads returned null for table 2 of 2",
+        ),
+    ] {
+        app.begin().await.unwrap();
+        let result = run_block(&app, "probe_reads", &answering(output), &input).await;
+        app.rollback().await.unwrap();
+        let err = result.expect_err(output).to_string();
+        assert!(err.contains(expected), "{output}: {err}");
+    }
+    // The real block answers once per table.
+    app.begin().await.unwrap();
+    let results = rlsctl::db::per_table::run(&app, "probe_reads", &input).await;
+    app.rollback().await.unwrap();
+    assert_eq!(results.unwrap().len(), 2);
+}
