@@ -22,8 +22,13 @@ CREATE TABLE IF NOT EXISTS rlsctl.bundle_history (
     changes        integer     NOT NULL,
     applied_by     text        NOT NULL DEFAULT session_user,
     client_addr    inet                 DEFAULT inet_client_addr(),
-    applied_at     timestamptz NOT NULL DEFAULT now()
+    applied_at     timestamptz NOT NULL DEFAULT now(),
+    -- who reached every row right after this apply (sql/inspect/reach.sql):
+    -- monitor's baseline for DRF004
+    reach          jsonb
 );
+-- installed by an rlsctl that did not record the reach set yet
+ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS reach jsonb;
 
 CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     schema_name                text    NOT NULL,

@@ -1,18 +1,17 @@
--- What the app role reaches: roles past RLS through membership (transitively,
--- INHERIT or not: a member can SET ROLE), roles with CREATEROLE, defaults of
+-- What the app role reaches: roles with CREATEROLE among the app role and the
+-- roles it is a member of (transitively, INHERIT or not: a member can SET
+-- ROLE; whether it reaches every row is the reach set's answer), defaults of
 -- the tenant setting that give it a tenant before it sets one (setting names
 -- are case-insensitive), and default privileges that will hand it TRUNCATE,
 -- REFERENCES or TRIGGER on future tables.
--- $1: the app role; $2: the tenant setting; $3: the break-glass role.
+-- $1: the app role; $2: the tenant setting.
 WITH RECURSIVE app AS (SELECT oid FROM pg_roles WHERE rolname = $1),
 reach(oid, path) AS (
     SELECT m.roleid, ARRAY[m.roleid] FROM pg_auth_members m, app WHERE m.member = app.oid
     UNION ALL
     SELECT m.roleid, r.path || m.roleid FROM pg_auth_members m JOIN reach r ON m.member = r.oid
     WHERE NOT m.roleid = ANY(r.path))
-SELECT ARRAY(SELECT DISTINCT g.rolname::text FROM reach JOIN pg_roles g ON g.oid = reach.oid
-             WHERE g.rolsuper OR g.rolbypassrls OR g.rolname = $3 ORDER BY 1) AS bypass_memberships,
-       ARRAY(SELECT g.rolname::text FROM pg_roles g
+SELECT ARRAY(SELECT g.rolname::text FROM pg_roles g
              WHERE g.rolcreaterole AND (g.oid IN (SELECT oid FROM app) OR g.oid IN (SELECT oid FROM reach))
              ORDER BY 1) AS createrole_roles,
        ARRAY(SELECT format('%s for objects of %s%s: %s', CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE $1 END,

@@ -4,9 +4,11 @@
 SELECT 'registry' AS kind, ARRAY[table_name, tenant_column, installed_using, installed_check] AS fields
 FROM rlsctl.tenant_tables WHERE schema_name = $1
 UNION ALL
+-- the reach set through to_jsonb: a history table from before it was recorded has no such column
 (SELECT 'history', ARRAY[array_to_string(bypass_roles, ','), applied_by || ' at ' || applied_at::text,
-                    array_to_string(ARRAY(SELECT DISTINCT h.applied_by FROM rlsctl.bundle_history h), ',')]
- FROM rlsctl.bundle_history ORDER BY id DESC LIMIT 1)
+                    array_to_string(ARRAY(SELECT DISTINCT h.applied_by FROM rlsctl.bundle_history h), ','),
+                    (to_jsonb(last) -> 'reach')::text]
+ FROM rlsctl.bundle_history last ORDER BY id DESC LIMIT 1)
 UNION ALL
 SELECT 'break-glass', ARRAY[array_to_string(ARRAY(SELECT schema_name || '.' || t FROM unnest(tables) t), ','),
                            started_by, started_at::text, reason]

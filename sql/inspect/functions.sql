@@ -1,13 +1,13 @@
 -- SECURITY DEFINER and LEAKPROOF functions outside the system schemas, with
--- what BYP003 needs to judge a definer function: its owner and whether that
--- owner reads tenant rows past RLS (superuser, BYPASSRLS, the break-glass
--- role's privileges, or a tenant table's owner), its language and comment
--- (where a review is recorded), and the names of the user functions (a call
--- to one runs with the owner's rights too).
--- $1: app role; $2: schema; $3: tenant tables; $4: break-glass role.
-WITH tenant AS (SELECT c.relowner, c.relforcerowsecurity FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE n.nspname = $2 AND c.relname = ANY($3::text[]) AND c.relkind IN ('r', 'p')),
-     admin AS (SELECT oid FROM pg_roles WHERE rolname = $4),
+-- what BYP003 needs to judge a definer function: its owner (whether the owner
+-- reaches every row is the reach set's answer, sql/inspect/reach.sql), what it
+-- returns (a trigger or event-trigger function cannot be called; a trigger
+-- function runs when the app role writes to a table it is attached to), whether
+-- an extension owns it, its language and comment (where a review is recorded),
+-- and the names of the user functions (a call to one runs with the owner's
+-- rights too).
+-- $1: app role.
+WITH app AS (SELECT oid FROM pg_roles WHERE rolname = $1),
      user_functions AS (SELECT array_agg(DISTINCT p.proname::text) AS names
                         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                         WHERE p.oid >= 16384 AND n.nspname NOT IN ('pg_catalog', 'information_schema'))
@@ -21,12 +21,14 @@ SELECT p.oid::regprocedure::text AS signature,
        coalesce(p.prosrc, '') AS source,
        l.lanname::text AS language,
        pg_get_userbyid(p.proowner)::text AS owner,
-       o.rolsuper OR o.rolbypassrls
-           OR coalesce((SELECT pg_has_role(p.proowner, admin.oid, 'USAGE') FROM admin), false)
-           OR EXISTS (SELECT 1 FROM tenant t WHERE pg_has_role(p.proowner, t.relowner, 'USAGE')) AS owner_reaches_rows,
+       p.prorettype::regtype::text AS returns,
+       EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e') AS in_extension,
+       -- a trigger function runs as its owner when the app role fires one of its triggers
+       EXISTS (SELECT 1 FROM pg_trigger tg, app
+               WHERE tg.tgfoid = p.oid AND tg.tgenabled <> 'D'
+                 AND has_table_privilege(app.oid, tg.tgrelid, 'INSERT, UPDATE, DELETE, TRUNCATE')) AS app_fires,
        coalesce(obj_description(p.oid, 'pg_proc'), '') AS comment,
        coalesce((SELECT names FROM user_functions), '{}') AS user_functions
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_language l ON l.oid = p.prolang
-JOIN pg_roles o ON o.oid = p.proowner
 WHERE p.oid >= 16384 AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND (p.prosecdef OR p.proleakproof)
 ORDER BY 1

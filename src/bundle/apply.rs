@@ -80,6 +80,10 @@ pub struct Outcome {
     pub batching: Batching,
     /// Transactions this run committed.
     pub committed: usize,
+    /// Who reaches every row of a tenant table: as recorded right after the
+    /// changes, or, for a dry run or a refusal, as it is now (the break-glass
+    /// policy apply creates is not in it yet).
+    pub reach: Vec<crate::inspect::Reacher>,
 }
 
 impl Outcome {
@@ -260,11 +264,17 @@ async fn attempt_once(
         statements: 0,
         batching,
         committed: 0,
+        reach: snap.reach.clone(),
     };
     if outcome.refused() {
         plan = Plan::default();
     }
-    if outcome.refused() || options.dry_run || plan.changes() == 0 {
+    // Nothing to change, but who reaches every row differs from what the last
+    // apply recorded: record it (the operator accepts it by applying).
+    let reach_to_record = plan.changes() == 0
+        && snap.bundle.installed
+        && !same_reach(&snap.bundle.recorded_reach, &snap.reach);
+    if outcome.refused() || options.dry_run || (plan.changes() == 0 && !reach_to_record) {
         db.rollback()
             .await
             .map_err(|e| classify(e, "ending the read-only transaction"))?;
@@ -291,7 +301,7 @@ async fn attempt_once(
         .iter()
         .filter(|i| !i.statements.is_empty() && !i.table.is_some_and(|t| later.contains(&t)))
         .count();
-    record(db, target, &snap, &later, &outcome.checksum, changes).await?;
+    outcome.reach = record(db, target, &snap, &later, &outcome.checksum, changes).await?;
     db.commit().await.map_err(|e| classify(e, "committing"))?;
     outcome.transaction_ms = started.elapsed().as_millis();
     outcome.applied = true;
@@ -400,7 +410,7 @@ async fn record(
     later: &HashSet<usize>,
     checksum: &str,
     changes: usize,
-) -> Result<()> {
+) -> Result<Vec<crate::inspect::Reacher>> {
     let names: Vec<String> = snap.tables.iter().map(|t| t.name.clone()).collect();
     let now: Vec<&crate::inspect::Table> = snap
         .tables
@@ -431,6 +441,8 @@ async fn record(
     .await
     .doing("updating the installed-table registry")?;
     let changes = changes as i32;
+    let reach = crate::inspect::read_reach(db, target).await?;
+    let reach_json = serde_json::to_string(&reach)?;
     db.execute(
         &render("record_history", &[]),
         &[
@@ -443,11 +455,27 @@ async fn record(
             &target.app_role,
             &target.admin_role,
             &changes,
+            &reach_json,
         ],
     )
     .await
     .doing("recording the bundle history")?;
-    Ok(())
+    Ok(reach)
+}
+
+/// Whether the recorded reach set names the same roles, with the same LOGIN,
+/// as the live one (paths and reasons may differ without anyone gaining reach).
+pub fn same_reach(
+    recorded: &Option<Vec<crate::inspect::Reacher>>,
+    live: &[crate::inspect::Reacher],
+) -> bool {
+    let key = |r: &crate::inspect::Reacher| (r.role.clone(), r.login);
+    let Some(recorded) = recorded else {
+        return false;
+    };
+    let a: HashSet<_> = recorded.iter().map(key).collect();
+    let b: HashSet<_> = live.iter().map(key).collect();
+    a == b
 }
 
 /// SHA-256 of the bundle as rendered for this database (every step, passwords

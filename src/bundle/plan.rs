@@ -393,7 +393,7 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) 
     // The rlsctl schema: history, registry, break-glass log, helper.
     let roles = [("app_role", app.as_str()), ("admin_role", admin.as_str())];
     let mut stmts = Vec::new();
-    if !snap.bundle.installed || !snap.bundle.app_grants {
+    if !snap.bundle.installed || !snap.bundle.app_grants || !snap.bundle.records_current {
         stmts.extend(Statement::many(render("schema", &roles)));
     }
     if !snap.session.superuser && !snap.admin.session_inherits {

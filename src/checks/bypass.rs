@@ -14,18 +14,26 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let views = snap
         .relations
         .iter()
-        .filter(|r| r.app_can_select && r.relkind == "v" && !r.security_invoker && r.owner_bypasses)
-        .map(|r| {
-            Finding::problem(
+        .filter(|r| r.app_can_select && r.relkind == "v" && !r.security_invoker)
+        .filter_map(|r| {
+            // The owner's rights are the view's: it reads past the policies
+            // when the owner does as it is (the reach set), or owns an
+            // unforced table under it.
+            let how = match snap.reaches(&r.owner).filter(|x| x.reads_as_itself) {
+                Some(reacher) => format!("who reaches every row: {}", reacher.describe()),
+                None if r.owner_bypasses => "who bypasses RLS on what it reads".to_string(),
+                None => return None,
+            };
+            Some(Finding::problem(
                 &BYP001,
                 r.name.clone(),
-                format!("{app} can read view {} over {}; it runs with the rights of its owner {}, who bypasses RLS", r.name, r.reads.join(", "), r.owner),
+                format!("{app} can read view {} over {}; it runs with the rights of its owner {}, {how}", r.name, r.reads.join(", "), r.owner),
                 if snap.session.server_version_num >= 150000 {
                     format!("ALTER VIEW {} SET (security_invoker = true)", r.name)
                 } else {
                     format!("REVOKE SELECT ON {} FROM {}; or upgrade to PostgreSQL 15 for security_invoker", r.name, quote_ident(app))
                 },
-            )
+            ))
         })
         .collect();
     findings.check(
@@ -65,7 +73,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = snap
         .functions
         .iter()
-        .filter(|f| f.security_definer && f.app_can_execute && !is_bundle_helper(f))
+        .filter(|f| f.security_definer && app_runs(f) && !is_bundle_helper(f) && !f.in_extension)
         .filter_map(|f| definer_finding(snap, target, f))
         .collect();
     findings.check(
@@ -76,7 +84,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = snap
         .functions
         .iter()
-        .filter(|f| f.security_definer && !f.pins_search_path)
+        .filter(|f| f.security_definer && !f.pins_search_path && !f.in_extension)
         .map(|f| {
             Finding::problem(
                 &BYP004,
@@ -94,7 +102,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = snap
         .functions
         .iter()
-        .filter(|f| f.leakproof)
+        .filter(|f| f.leakproof && !f.in_extension)
         .map(|f| {
             Finding::problem(
                 &BYP005,
@@ -135,6 +143,18 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     findings.check(&BYP006, problems, "children of tenant tables enforce RLS");
 }
 
+/// Whether the app role can make `f` run: call it, or, for a trigger
+/// function, write to a table one of its triggers is on. An event-trigger
+/// function, or a trigger function on nothing the app writes, never runs on
+/// its behalf.
+fn app_runs(f: &Function) -> bool {
+    match f.returns.as_str() {
+        "trigger" => f.app_fires,
+        "event_trigger" => false,
+        _ => f.app_can_execute,
+    }
+}
+
 /// The marker that records a review of a SECURITY DEFINER function in its
 /// comment: `rlsctl:reviewed sha256=<hex of its source>`. A changed body no
 /// longer matches, so monitor reports it again.
@@ -171,16 +191,9 @@ fn definer_finding(snap: &Snapshot, target: &Target, f: &Function) -> Option<Fin
         .filter(|(bare, _)| mentions(&f.source, bare))
         .map(|(_, shown)| shown)
         .collect();
-    if !f.owner_reaches_rows {
-        return (!reads.is_empty()).then(|| {
-            Finding::problem(
-                &BYP003,
-                f.signature.clone(),
-                format!("{app} can execute SECURITY DEFINER {} which reads {}: it runs as its owner {}, not under {app}'s policies", f.signature, reads.join(", "), f.owner),
-                remedy.clone(),
-            )
-        });
-    }
+    // An owner outside the reach set reads under the policies that apply to
+    // it (the app role itself, a plain role): the function is no way round them.
+    let reacher = snap.reaches(&f.owner)?;
     if let Some(at) = f.comment.find(REVIEWED_MARKER) {
         let hash = f.comment[at + REVIEWED_MARKER.len()..]
             .split_whitespace()
@@ -226,9 +239,11 @@ fn definer_finding(snap: &Snapshot, target: &Target, f: &Function) -> Option<Fin
             &BYP003,
             f.signature.clone(),
             format!(
-                "{app} can execute SECURITY DEFINER {}, owned by {}, who reads tenant rows past RLS, and it cannot be shown free of tenant-table access: {}",
+                "{app} can {} SECURITY DEFINER {}, owned by {}, who reaches every row ({}), and it cannot be shown free of tenant-table access: {}",
+                if f.returns == "trigger" { "fire" } else { "execute" },
                 f.signature,
                 f.owner,
+                reacher.describe(),
                 why.join("; ")
             ),
             remedy,

@@ -4,7 +4,9 @@ use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, D
 use crate::bundle::policy::normalize;
 use crate::bundle::sql::helper_body;
 use crate::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
-use crate::inspect::Snapshot;
+use crate::db::quote_ident;
+use crate::inspect::{Reacher, Snapshot};
+use std::collections::{HashMap, HashSet};
 
 /// Every drift check, for skipping them together.
 pub const DRIFT: [super::Check; 7] = [DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007];
@@ -129,34 +131,8 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         .collect();
     findings.check(&DRF003, problems, "no break-glass is active");
 
-    // DRF004: new roles that bypass RLS.
-    match &bundle.recorded_bypass_roles {
-        None => findings.push(Finding::skip(
-            &DRF004,
-            "no bundle history row records the roles that bypassed RLS",
-        )),
-        Some(recorded) => {
-            let problems = snap
-                .session
-                .bypass_roles
-                .iter()
-                .filter(|r| !recorded.contains(r) && **r != target.admin_role)
-                .map(|r| {
-                    Finding::problem(
-                        &DRF004,
-                        r.clone(),
-                        format!(
-                            "{r} is superuser or BYPASSRLS and was not when the bundle was applied"
-                        ),
-                        format!(
-                            "ALTER ROLE {r} NOBYPASSRLS (or NOSUPERUSER), or re-apply to accept it"
-                        ),
-                    )
-                })
-                .collect();
-            findings.check(&DRF004, problems, "no new role bypasses RLS");
-        }
-    }
+    // DRF004: the reach set grew since apply recorded it.
+    reach_drift(snap, target, findings);
 
     // DRF005: the helper function.
     let helper = snap
@@ -226,6 +202,101 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     );
 
     schema_objects(snap, findings);
+}
+
+/// DRF004: a role that reaches every row now and did not when apply recorded
+/// the set, or one that could not log in then and can now, named with its
+/// path. A set that shrank is information. An apply by an older rlsctl
+/// recorded only superusers and BYPASSRLS roles: those are compared then.
+fn reach_drift(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let bundle = &snap.bundle;
+    let Some(recorded) = &bundle.recorded_reach else {
+        let Some(recorded) = &bundle.recorded_bypass_roles else {
+            findings.push(Finding::skip(
+                &DRF004,
+                "no bundle history row records who reached every row",
+            ));
+            return;
+        };
+        let problems = snap
+            .session
+            .bypass_roles
+            .iter()
+            .filter(|r| !recorded.contains(r) && **r != target.admin_role)
+            .map(|r| {
+                Finding::problem(
+                    &DRF004,
+                    r.clone(),
+                    format!(
+                        "{r} is superuser or BYPASSRLS and was not when the bundle was applied"
+                    ),
+                    format!(
+                        "ALTER ROLE {r} NOBYPASSRLS (or NOSUPERUSER), or re-apply to accept it"
+                    ),
+                )
+            })
+            .collect();
+        findings.check(
+            &DRF004,
+            problems,
+            "no new superuser or BYPASSRLS role (the last apply predates the reach set: apply again to record it)",
+        );
+        return;
+    };
+    let then: HashMap<&str, &Reacher> = recorded.iter().map(|r| (r.role.as_str(), r)).collect();
+    let mut problems = Vec::new();
+    for now in &snap.reach {
+        let remedy = match now.path.as_slice() {
+            [member, role, ..] => format!(
+                "REVOKE {} FROM {}; or, if intended, rlsctl apply to record it",
+                quote_ident(role),
+                quote_ident(member)
+            ),
+            _ => format!(
+                "undo it ({}); or, if intended, rlsctl apply to record it",
+                now.reason
+            ),
+        };
+        match then.get(now.role.as_str()) {
+            None => problems.push(Finding::problem(
+                &DRF004,
+                now.role.clone(),
+                format!(
+                    "{} now reaches every row of {} tenant table(s) and did not when the bundle was applied: {}",
+                    now.role,
+                    now.tables,
+                    now.describe()
+                ),
+                remedy,
+            )),
+            Some(before) if now.login && !before.login => problems.push(Finding::problem(
+                &DRF004,
+                now.role.clone(),
+                format!(
+                    "{} can now log in, and it reaches every row: {}",
+                    now.role,
+                    now.describe()
+                ),
+                format!("ALTER ROLE {} NOLOGIN; or, if intended, rlsctl apply to record it", quote_ident(&now.role)),
+            )),
+            Some(_) => {}
+        }
+    }
+    let live: HashSet<&str> = snap.reach.iter().map(|r| r.role.as_str()).collect();
+    let mut gone: Vec<&str> = then.keys().copied().filter(|r| !live.contains(r)).collect();
+    gone.sort();
+    let pass = if gone.is_empty() {
+        format!(
+            "the {} role(s) that reach every row are those apply recorded",
+            snap.reach.len()
+        )
+    } else {
+        format!(
+            "no role joined those that reach every row; {} no longer do",
+            gone.join(", ")
+        )
+    };
+    findings.check(&DRF004, problems, pass);
 }
 
 /// DRF007: the bundle's own schema, as apply made it (also when a schema of

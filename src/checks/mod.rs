@@ -91,7 +91,7 @@ catalogue! {
     ROLE001 = "ROLE001", Error, Catalog, "Connected as the configured app role";
     ROLE002 = "ROLE002", Error, Catalog, "The app role is not a superuser";
     ROLE003 = "ROLE003", Error, Catalog, "The app role does not have BYPASSRLS";
-    ROLE004 = "ROLE004", Error, Catalog, "The app role cannot reach a superuser, BYPASSRLS or the break-glass role through membership";
+    ROLE004 = "ROLE004", Error, Catalog, "The app role is none of the roles that reach every row (superuser, BYPASSRLS, owner, an always-true policy, or a role that can become one)";
     ROLE005 = "ROLE005", Error, Catalog, "The app role owns no tenant table that lacks FORCE ROW LEVEL SECURITY";
     ROLE006 = "ROLE006", Error, Catalog, "No role, database or server default for the tenant setting";
     ROLE007 = "ROLE007", Error, Catalog, "The app role has no TRUNCATE, REFERENCES or TRIGGER on tenant tables, now or by default";
@@ -125,7 +125,7 @@ catalogue! {
     DRF001 = "DRF001", Error, Drift, "The bundle is installed";
     DRF002 = "DRF002", Error, Drift, "Isolation policies are as the bundle installed them";
     DRF003 = "DRF003", Error, Drift, "No break-glass is active";
-    DRF004 = "DRF004", Error, Drift, "No role gained the power to bypass RLS since the bundle was applied";
+    DRF004 = "DRF004", Error, Drift, "No role joined those that reach every row (or gained LOGIN) since the bundle was applied";
     DRF005 = "DRF005", Error, Drift, "The bundle's helper function is unchanged";
     DRF006 = "DRF006", Warning, Drift, "The configured tenant tables are the installed ones";
     DRF007 = "DRF007", Error, Drift, "The rlsctl schema holds only what the bundle made, owned by who applied it";

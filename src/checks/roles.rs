@@ -63,26 +63,51 @@ pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut
             ),
             format!("{app} does not have BYPASSRLS"),
         );
-        let problems = snap.app_reach.bypass_memberships
-            .iter()
-            .map(|role| {
-                let why = if *role == target.admin_role {
-                    "the break-glass role, whose policy reaches every row"
-                } else {
-                    "which bypasses RLS"
+        // ROLE004: the app role must not be one of the roles that reach every
+        // row (the whole set is listed when it passes).
+        let problems = snap
+            .reaches(app)
+            .map(|reacher| {
+                let remedy = match reacher.path.as_slice() {
+                    [only] if only == "PUBLIC" => {
+                        format!("drop or narrow the always-true policy ({})", reacher.reason)
+                    }
+                    [_, next, ..] => format!(
+                        "REVOKE {} FROM {}",
+                        quote_ident(next),
+                        quote_ident(&reacher.path[0])
+                    ),
+                    _ => format!(
+                        "remove what makes {app} reach every row: {}",
+                        reacher.reason
+                    ),
                 };
                 Finding::problem(
                     &ROLE004,
                     app.clone(),
-                    format!("{app} is a member (directly or transitively) of {role}, {why}: SET ROLE {role} escapes every policy"),
-                    format!("REVOKE {} FROM {}", quote_ident(role), quote_ident(app)),
+                    format!(
+                        "{app} reaches every row of {} tenant table(s): {}",
+                        reacher.tables,
+                        reacher.describe()
+                    ),
+                    remedy,
                 )
             })
+            .into_iter()
             .collect();
+        let set: Vec<String> = snap.reach.iter().map(|r| r.describe()).collect();
         findings.check(
             &ROLE004,
             problems,
-            format!("no membership path from {app} to a role that bypasses RLS"),
+            format!(
+                "{app} is none of the {} role(s) that reach every row: {}",
+                set.len(),
+                if set.is_empty() {
+                    "none".to_string()
+                } else {
+                    set.join("; ")
+                }
+            ),
         );
         let problems = snap
             .app_reach

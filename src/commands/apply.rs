@@ -107,6 +107,7 @@ fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
         ]);
     }
     out.push_str(&format!("{table}\n"));
+    out.push_str(&reach_text(outcome, dry_run));
     let changes = outcome.plan.changes();
     let batching = &outcome.batching;
     let transactions = if batching.split() {
@@ -138,6 +139,28 @@ fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
     out
 }
 
+/// Who reaches every row: after a real apply, as recorded (monitor's baseline
+/// for DRF004); for a dry run, as it is now.
+fn reach_text(outcome: &Outcome, dry_run: bool) -> String {
+    let when = if dry_run || !outcome.applied {
+        "now (apply adds the break-glass role and its members through its policy)"
+    } else {
+        "after this apply, recorded as monitor's baseline: a role that joins them is drift (DRF004)"
+    };
+    let mut out = format!("\nRoles that reach every row of a tenant table, {when}:\n");
+    if outcome.reach.is_empty() {
+        out.push_str("  none\n");
+    }
+    for reacher in &outcome.reach {
+        out.push_str(&format!(
+            "  {}{}\n",
+            reacher.describe(),
+            if reacher.login { "" } else { ", cannot log in" }
+        ));
+    }
+    out
+}
+
 fn json(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
     let unchanged = outcome
         .plan
@@ -154,6 +177,7 @@ fn json(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
         "applied": outcome.applied,
         "checksum": outcome.checksum,
         "batching": outcome.batching,
+        "reach": outcome.reach,
         "summary": {
             "changes": outcome.plan.changes(),
             "unchanged": unchanged,

@@ -6,6 +6,8 @@
 mod installed;
 mod read;
 
+pub use read::read_reach;
+
 pub use installed::{
     existing_tables, installation, lock_budget, lock_holders, Installation, InstalledTable,
 };
@@ -41,6 +43,46 @@ pub struct Session {
     pub bypass_roles: Vec<String>,
 }
 
+/// A role that reaches every row of at least one tenant table, and how (see
+/// `sql/inspect/reach.sql`): the one notion every "is this a bypass" question
+/// asks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Reacher {
+    /// The role, or `PUBLIC` when an always-true policy names PUBLIC.
+    pub role: String,
+    /// It can log in.
+    pub login: bool,
+    /// Why the role at the end of the path reaches rows: superuser,
+    /// BYPASSRLS, owner, an always-true policy, or CREATEROLE (15 and older).
+    pub reason: String,
+    /// How many of the tenant tables it reaches.
+    pub tables: i64,
+    /// It reaches every tenant table.
+    pub all_tables: bool,
+    /// The membership path from this role to the one that reaches rows
+    /// itself (one element when it does so itself).
+    pub path: Vec<String>,
+    /// What runs with this role's rights (a view, a SECURITY DEFINER
+    /// function) reads every row as it is, without first changing anything:
+    /// superuser, BYPASSRLS, or an always-true policy through inherited
+    /// membership. (An owner under FORCE, or a role that must SET ROLE or
+    /// grant itself something first, reaches rows only by acting.)
+    #[serde(default)]
+    pub reads_as_itself: bool,
+}
+
+impl Reacher {
+    /// `reporter → tenant_admin (policy rlsctl_break_glass is USING (true))`.
+    pub fn describe(&self) -> String {
+        let scope = if self.all_tables {
+            String::new()
+        } else {
+            format!(", on {} tenant table(s)", self.tables)
+        };
+        format!("{} ({}{scope})", self.path.join(" → "), self.reason)
+    }
+}
+
 /// One of the bundle's roles (the app role or the break-glass role).
 #[derive(Debug, Clone, Default)]
 pub struct Role {
@@ -73,9 +115,6 @@ pub struct Role {
 /// What the app role reaches beyond its own grants.
 #[derive(Debug, Clone, Default)]
 pub struct AppReach {
-    /// Roles it reaches through membership (transitively) that are superuser or
-    /// BYPASSRLS, or the break-glass role (whose policy reaches every row).
-    pub bypass_memberships: Vec<String>,
     /// The app role itself, or roles it reaches, that have CREATEROLE.
     pub createrole_roles: Vec<String>,
     /// Role-, database- or server-level defaults of the tenant setting: "scope: setting=value".
@@ -240,9 +279,12 @@ pub struct Function {
     pub language: String,
     /// Its owner (whose rights a SECURITY DEFINER function runs with).
     pub owner: String,
-    /// The owner reads tenant rows past RLS: superuser, BYPASSRLS, the
-    /// break-glass role's privileges, or a tenant table's owner.
-    pub owner_reaches_rows: bool,
+    /// What it returns (`trigger` and `event_trigger` functions cannot be called).
+    pub returns: String,
+    /// An extension owns it (`CREATE EXTENSION` made it).
+    pub in_extension: bool,
+    /// A trigger function attached to a table the app role can write to.
+    pub app_fires: bool,
     /// `COMMENT ON FUNCTION` (where a review is recorded).
     pub comment: String,
     /// The names of every user-defined function (a call to one runs with the
@@ -308,6 +350,11 @@ pub struct Bundle {
     pub registry: Vec<Installed>,
     /// Roles that bypassed RLS when the bundle was last applied.
     pub recorded_bypass_roles: Option<Vec<String>>,
+    /// Who reached every row right after the last apply; `None` when that
+    /// apply did not record it (an older rlsctl).
+    pub recorded_reach: Option<Vec<Reacher>>,
+    /// The history table has the column that records the reach set.
+    pub records_current: bool,
     /// When and by whom the last apply ran.
     pub last_apply: Option<String>,
     /// Every role that ever applied the bundle (its history's `applied_by`).
@@ -368,9 +415,20 @@ pub struct Snapshot {
     pub losing_readers: Vec<(String, Vec<String>)>,
     /// The bundle's schema and records.
     pub bundle: Bundle,
+    /// Every role that reaches every row of a tenant table, by name.
+    pub reach: Vec<Reacher>,
 }
 
 impl Snapshot {
+    /// How `role` reaches every row of a tenant table, if it does (an
+    /// always-true policy for PUBLIC reaches every role).
+    pub fn reaches(&self, role: &str) -> Option<&Reacher> {
+        self.reach
+            .iter()
+            .find(|r| r.role == role)
+            .or_else(|| self.reach.iter().find(|r| r.role == "PUBLIC"))
+    }
+
     /// The tenant tables whose isolation policy is in shadow mode, in order.
     pub fn shadow_tables(&self) -> Vec<&str> {
         self.tables

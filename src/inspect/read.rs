@@ -25,6 +25,7 @@ const NULL_COUNTS: &str = include_str!("../../sql/inspect/null_counts.sql");
 const SCOPE: &str = include_str!("../../sql/inspect/scope.sql");
 const UNCOVERED: &str = include_str!("../../sql/inspect/uncovered.sql");
 const POLICIES: &str = include_str!("../../sql/inspect/policies.sql");
+const REACH: &str = include_str!("../../sql/inspect/reach.sql");
 /// Whether the session can read the bundle's registry (the policy read uses
 /// the text apply recorded there).
 const REGISTRY_READABLE: &str =
@@ -104,8 +105,7 @@ impl Snapshot {
         let helper = helper_body();
         let session_params: [&dyn Param; 1] = [&target.schema];
         let role_params: [&dyn Param; 2] = [&roles, &target.schema];
-        let reach_params: [&dyn Param; 3] =
-            [&target.app_role, &target.tenant_setting, &target.admin_role];
+        let reach_params: [&dyn Param; 2] = [&target.app_role, &target.tenant_setting];
         let table_params: [&dyn Param; 5] = [
             &target.schema,
             &target.tables,
@@ -113,12 +113,7 @@ impl Snapshot {
             &target.app_role,
             &target.admin_role,
         ];
-        let function_params: [&dyn Param; 4] = [
-            &target.app_role,
-            &target.schema,
-            &target.tables,
-            &target.admin_role,
-        ];
+        let function_params: [&dyn Param; 1] = [&target.app_role];
         let reader_params: [&dyn Param; 4] = [
             &target.schema,
             &target.tables,
@@ -129,6 +124,7 @@ impl Snapshot {
         let present_params: [&dyn Param; 4] =
             [&target.app_role, &target.admin_role, &helper, &shadow];
         let objects_params: [&dyn Param; 1] = [&target.admin_role];
+        let reach_set_params: [&dyn Param; 3] = [&target.schema, &target.tables, &TRUE_TREE];
         let scope_params: [&dyn Param; 4] = [
             &target.schema,
             &target.tenant_column,
@@ -167,20 +163,30 @@ impl Snapshot {
         // session is, whether the bundle is there: the rest depends on it),
         // then phase two, the reads that grow with the tables.
         let main_side = async {
-            let (session, role_rows, reach, function_rows, reader_rows, present, objects) =
-                tokio::try_join!(
-                    db.query_one(SESSION, &session_params),
-                    db.query(ROLES, &role_params),
-                    db.query_one(APP_REACH, &reach_params),
-                    db.query(FUNCTIONS, &function_params),
-                    db.query(LOSING_READERS, &reader_params),
-                    db.query_one(BUNDLE_PRESENT, &present_params),
-                    db.query(BUNDLE_OBJECTS, &objects_params),
-                )
-                .doing("reading the catalog")?;
+            let (
+                session,
+                role_rows,
+                reach,
+                function_rows,
+                reader_rows,
+                present,
+                objects,
+                reach_set,
+            ) = tokio::try_join!(
+                db.query_one(SESSION, &session_params),
+                db.query(ROLES, &role_params),
+                db.query_one(APP_REACH, &reach_params),
+                db.query(FUNCTIONS, &function_params),
+                db.query(LOSING_READERS, &reader_params),
+                db.query_one(BUNDLE_PRESENT, &present_params),
+                db.query(BUNDLE_OBJECTS, &objects_params),
+                db.query(REACH, &reach_set_params),
+            )
+            .doing("reading the catalog")?;
             let mut bundle = Bundle {
                 installed: present.get("installed"),
                 usage: present.get("usage"),
+                records_current: present.get("records_current"),
                 helper_executable: present.get("helper_executable"),
                 helper_current: present.get("helper_current"),
                 shadow_current: present.get("shadow_current"),
@@ -222,7 +228,14 @@ impl Snapshot {
                 )
                 .doing("reading tables, views, children and the bundle's records")?;
             Ok((
-                (session, role_rows, reach, function_rows, reader_rows),
+                (
+                    session,
+                    role_rows,
+                    reach,
+                    function_rows,
+                    reader_rows,
+                    reach_set,
+                ),
                 bundle,
                 (
                     table_rows,
@@ -236,7 +249,7 @@ impl Snapshot {
         };
         let (main_side, policy_rows) = tokio::join!(main_side, policy_side);
         let (
-            (session, role_rows, reach, function_rows, reader_rows),
+            (session, role_rows, reach, function_rows, reader_rows, reach_set),
             mut bundle,
             (table_rows, uncovered, child_rows, relation_rows, records, null_counts),
         ) = main_side?;
@@ -284,7 +297,6 @@ impl Snapshot {
             app,
             admin,
             app_reach: AppReach {
-                bypass_memberships: reach.get("bypass_memberships"),
                 createrole_roles: reach.get("createrole_roles"),
                 setting_defaults: setting_defaults(&reach, &target.tenant_setting),
                 default_privileges: reach.get("default_privileges"),
@@ -313,8 +325,20 @@ impl Snapshot {
                 .collect(),
             bundle,
             session: session.0,
+            reach: reach_set.iter().map(reacher_from).collect(),
         })
     }
+}
+
+/// The reach set as it is now (see [`Reacher`]): apply reads it after its
+/// changes, in the same transaction, to record it.
+pub async fn read_reach(db: &Db, target: &Target) -> Result<Vec<Reacher>> {
+    let params: [&dyn Param; 3] = [&target.schema, &target.tables, &TRUE_TREE];
+    let rows = db
+        .query(REACH, &params)
+        .await
+        .doing("reading who reaches every row")?;
+    Ok(rows.iter().map(reacher_from).collect())
 }
 
 /// The session, and what a role created now gets through PUBLIC.
@@ -442,6 +466,18 @@ fn policy_from(row: &Row, recorded: &HashMap<String, &Installed>) -> Policy {
     }
 }
 
+fn reacher_from(row: &Row) -> Reacher {
+    Reacher {
+        role: row.get("role"),
+        login: row.get("login"),
+        reason: row.get("reason"),
+        tables: row.get::<_, Option<i64>>("tables").unwrap_or(0),
+        all_tables: row.get::<_, Option<bool>>("all_tables").unwrap_or(false),
+        path: row.get("path"),
+        reads_as_itself: row.get("reads_as_itself"),
+    }
+}
+
 fn relation_from(row: &Row) -> Relation {
     Relation {
         name: row.get("name"),
@@ -467,7 +503,9 @@ fn function_from(row: &Row) -> Function {
         source: row.get("source"),
         language: row.get("language"),
         owner: row.get("owner"),
-        owner_reaches_rows: row.get("owner_reaches_rows"),
+        returns: row.get("returns"),
+        in_extension: row.get("in_extension"),
+        app_fires: row.get("app_fires"),
         comment: row.get("comment"),
         user_functions: row.get("user_functions"),
     }
@@ -513,6 +551,11 @@ fn read_records(rows: &[Row], bundle: &mut Bundle) {
                     .filter(|s| !s.is_empty())
                     .map(String::from)
                     .collect();
+                bundle.recorded_reach = values
+                    .get(3)
+                    .cloned()
+                    .flatten()
+                    .and_then(|json| serde_json::from_str(&json).ok());
             }
             _ => bundle.open_break_glass.push(BreakGlass {
                 tables: v(0).split(',').map(String::from).collect(),

@@ -265,7 +265,10 @@ async fn the_break_glass_policy_is_intended_unless_the_app_role_reaches_it() {
     assert!(
         findings(&doc, "ROLE004")
             .iter()
-            .any(|f| f.starts_with("fail") && f.contains("tenant_admin, the break-glass role")),
+            .any(|f| f.starts_with("fail")
+                && f.contains(
+                    "app_user → tenant_admin (policy rlsctl_break_glass is USING (true))"
+                )),
         "{}",
         run.stdout
     );

@@ -1,0 +1,69 @@
+-- Who reaches every row of a tenant table, and how: one row per role, with the
+-- shortest membership path to the role that reaches rows itself. A role
+-- reaches rows itself when it is a superuser, has BYPASSRLS, owns the table
+-- (an owner can turn RLS or FORCE off), or is named by a permissive policy
+-- whose USING is always true (the break-glass policy, any USING (true));
+-- PUBLIC in such a policy means everyone. Every role that can become one of
+-- these reaches the rows too: membership at any depth, INHERIT or only SET or
+-- only ADMIN OPTION (it can grant itself the rest), and on PostgreSQL 15 and
+-- older CREATEROLE, which can grant itself any role that is not a superuser.
+-- $1: schema; $2: tenant tables; $3: the stored tree of the constant true, as
+-- a LIKE pattern (see inspect/read.rs).
+WITH RECURSIVE tenant AS (
+    SELECT c.oid, c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p')),
+all_tables AS (SELECT count(*) AS n FROM tenant),
+-- the roles that reach rows themselves: why, and on which tables (NULL: all)
+direct(role, reason, tables, policy) AS (
+    SELECT r.oid, 'superuser', NULL::oid[], false FROM pg_roles r WHERE r.rolsuper
+    UNION ALL
+    SELECT r.oid, 'BYPASSRLS', NULL, false FROM pg_roles r WHERE r.rolbypassrls AND NOT r.rolsuper
+    UNION ALL
+    SELECT t.relowner, 'owns the table (it can turn RLS off)', array_agg(t.oid), false FROM tenant t GROUP BY t.relowner
+    UNION ALL
+    SELECT pr.role, format('policy %s is USING (true)', min(p.polname::text)), array_agg(DISTINCT p.polrelid), true
+    -- the tables by name, not through the CTE: joined to it, the planner
+    -- rescanned the tables once per policy
+    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace,
+         unnest(p.polroles) AS pr(role)
+    WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p')
+      AND p.polpermissive AND p.polcmd IN ('*', 'r') AND p.polqual::text LIKE $3
+    GROUP BY pr.role),
+base(role, reason, tables, indirect) AS (
+    SELECT d.role, d.reason, d.tables, false FROM direct d
+    UNION ALL
+    -- PostgreSQL 15 and older: CREATEROLE can grant itself any non-superuser role
+    SELECT r.oid, 'CREATEROLE: on PostgreSQL 15 and older it can grant itself ' || string_agg(DISTINCT g.rolname::text, ', '),
+           CASE WHEN bool_or(d.tables IS NULL) THEN NULL
+                ELSE ARRAY(SELECT DISTINCT x FROM unnest(array_agg(d.tables)) x) END,
+           true
+    FROM pg_roles r, direct d JOIN pg_roles g ON g.oid = d.role
+    WHERE r.rolcreaterole AND NOT r.rolsuper AND NOT g.rolsuper AND g.oid <> r.oid
+      AND current_setting('server_version_num')::int < 160000
+    GROUP BY r.oid),
+-- from each such role down to its members, at any depth
+chain(role, base, path) AS (
+    SELECT DISTINCT b.role, b.role, ARRAY[b.role] FROM base b WHERE b.role <> 0
+    UNION ALL
+    SELECT m.member, c.base, m.member || c.path
+    FROM chain c JOIN pg_auth_members m ON m.roleid = c.role
+    WHERE NOT m.member = ANY(c.path)),
+reached AS (
+    SELECT c.role, c.path, b.reason, b.tables, b.indirect,
+           CASE WHEN b.tables IS NULL THEN (SELECT n FROM all_tables) ELSE cardinality(b.tables) END AS n
+    FROM chain c JOIN base b ON b.role = c.base)
+SELECT x.role, x.login, x.reason, x.tables, x.all_tables, x.path, x.reads_as_itself FROM (
+    SELECT DISTINCT ON (r.rolname) r.rolname::text AS role, r.rolcanlogin AS login, rc.reason,
+           -- what runs with this role's rights (a view, a SECURITY DEFINER
+           -- function) reads past the policies without changing anything first
+           r.rolsuper OR r.rolbypassrls
+               OR EXISTS (SELECT 1 FROM direct d WHERE d.policy AND (d.role = 0 OR pg_has_role(r.oid, d.role, 'USAGE')))
+               AS reads_as_itself,
+           rc.n AS tables, rc.n = (SELECT n FROM all_tables) AS all_tables,
+           ARRAY(SELECT pg_get_userbyid(p.oid)::text FROM unnest(rc.path) WITH ORDINALITY AS p(oid, i) ORDER BY p.i) AS path
+    FROM reached rc JOIN pg_roles r ON r.oid = rc.role
+    ORDER BY r.rolname, rc.n DESC, cardinality(rc.path), rc.indirect) x
+UNION ALL
+SELECT 'PUBLIC', true, b.reason, cardinality(b.tables), cardinality(b.tables) = (SELECT n FROM all_tables), ARRAY['PUBLIC'], true
+FROM base b WHERE b.role = 0
+ORDER BY 1
