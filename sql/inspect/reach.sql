@@ -33,14 +33,16 @@ base(role, reason, tables, indirect) AS (
     SELECT d.role, d.reason, d.tables, false FROM direct d
     UNION ALL
     -- PostgreSQL 15 and older: CREATEROLE can grant itself any non-superuser role
-    SELECT r.oid, 'CREATEROLE: on PostgreSQL 15 and older it can grant itself ' || string_agg(DISTINCT g.rolname::text, ', '),
-           CASE WHEN bool_or(d.tables IS NULL) THEN NULL
-                ELSE ARRAY(SELECT DISTINCT x FROM unnest(array_agg(d.tables)) x) END,
-           true
-    FROM pg_roles r, direct d JOIN pg_roles g ON g.oid = d.role
-    WHERE r.rolcreaterole AND NOT r.rolsuper AND NOT g.rolsuper AND g.oid <> r.oid
-      AND current_setting('server_version_num')::int < 160000
-    GROUP BY r.oid),
+    SELECT r.oid, 'CREATEROLE: on PostgreSQL 15 and older it can grant itself ' || g.names,
+           CASE WHEN g.every THEN NULL ELSE g.tables END, true
+    FROM pg_roles r,
+         LATERAL (SELECT string_agg(DISTINCT o.rolname::text, ', ') AS names, bool_or(d.tables IS NULL) AS every,
+                         ARRAY(SELECT DISTINCT x FROM direct d2 JOIN pg_roles o2 ON o2.oid = d2.role, unnest(d2.tables) x
+                               WHERE NOT o2.rolsuper AND o2.oid <> r.oid) AS tables
+                  FROM direct d JOIN pg_roles o ON o.oid = d.role
+                  WHERE NOT o.rolsuper AND o.oid <> r.oid) g
+    WHERE r.rolcreaterole AND NOT r.rolsuper AND g.names IS NOT NULL
+      AND current_setting('server_version_num')::int < 160000),
 -- from each such role down to its members, at any depth
 chain(role, base, path) AS (
     SELECT DISTINCT b.role, b.role, ARRAY[b.role] FROM base b WHERE b.role <> 0

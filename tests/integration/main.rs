@@ -11,6 +11,7 @@ mod monitor;
 mod pooler;
 mod rds_double;
 mod rds_master;
+mod reach;
 mod rehearse;
 mod scale;
 mod shadow;

@@ -1,0 +1,264 @@
+//! Who reaches every row of a tenant table (the reach set): each way a role
+//! gets there shown failing the right check — in verify and monitor when the
+//! app role can use it, in monitor (DRF004, drift against what apply
+//! recorded) for any other role — on the RDS-shaped master, with the same
+//! database unbroken passing; and the correct databases users have (a
+//! SECURITY DEFINER function owned by the app role, a trigger function) passing.
+
+use serde_json::Value;
+
+use crate::support::*;
+use crate::verify::{details, statuses, verify};
+
+async fn monitor(t: &TestDb) -> (Run, Value) {
+    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
+    let doc = run.json();
+    (run, doc)
+}
+
+/// The sample database applied by the RDS master, with verify and monitor passing.
+async fn applied_and_clean(apply: &[&str]) -> TestDb {
+    let t = TestDb::demo_rds().await;
+    t.run(apply).await.expect(0);
+    verify(&t, &[]).await.0.expect(0);
+    let (run, doc) = monitor(&t).await;
+    run.expect(0);
+    assert_eq!(statuses(&doc, "DRF004"), ["pass"], "{}", run.stdout);
+    t
+}
+
+const APPLY: [&str; 5] = [
+    "apply",
+    "--app-password-from",
+    "env:APP_PW",
+    "--admin-password-from",
+    "env:ADMIN_PW",
+];
+
+/// monitor exits 1 with DRF004 failing, and its details name `expected`.
+async fn drift_names(t: &TestDb, expected: &str) {
+    let (run, doc) = monitor(t).await;
+    run.expect(1);
+    let found = statuses(&doc, "DRF004");
+    assert!(
+        !found.is_empty() && found.iter().all(|s| s == "fail"),
+        "{}",
+        run.stdout
+    );
+    let detail = details(&doc, "DRF004");
+    assert!(detail.contains(expected), "{detail}");
+}
+
+async fn server_version(t: &TestDb) -> i32 {
+    let row = t
+        .superuser()
+        .await
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_the_break_glass_role_at_any_depth_is_drift_with_its_path() {
+    let t = applied_and_clean(&APPLY).await;
+    t.sql("CREATE ROLE reporter LOGIN PASSWORD 'rep-pw'; GRANT tenant_admin TO reporter")
+        .await;
+    // The hole is real: reporter reads every tenant's rows.
+    let reporter = t.connect("reporter", "rep-pw").await.unwrap();
+    reporter.simple("SET ROLE tenant_admin").await.unwrap();
+    assert_eq!(
+        count(&reporter, "SELECT count(DISTINCT tenant_id) FROM customers").await,
+        3
+    );
+    drift_names(
+        &t,
+        "reporter → tenant_admin (policy rlsctl_break_glass is USING (true))",
+    )
+    .await;
+    // verify is about the app role, which is not in the set.
+    verify(&t, &[]).await.0.expect(0);
+    // Deeper, and through a role that may only SET (no INHERIT).
+    t.sql("REVOKE tenant_admin FROM reporter; CREATE ROLE middle NOLOGIN NOINHERIT; GRANT tenant_admin TO middle; GRANT middle TO reporter")
+        .await;
+    drift_names(&t, "reporter → middle → tenant_admin").await;
+    // Undone: clean again; a set that shrank is information.
+    t.sql("REVOKE middle FROM reporter; DROP ROLE middle").await;
+    monitor(&t).await.0.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accepted_member_is_recorded_by_apply_and_no_longer_drift() {
+    let t = applied_and_clean(&APPLY).await;
+    t.sql("CREATE ROLE auditor NOLOGIN; GRANT tenant_admin TO auditor")
+        .await;
+    drift_names(&t, "auditor → tenant_admin").await;
+    // Nothing else to change, yet apply records the set the operator accepts, and says so.
+    let mut args = APPLY.to_vec();
+    args.extend(["--format", "json"]);
+    let run = t.run(&args).await;
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(doc["summary"]["changes"], 0, "{}", run.stdout);
+    let reach: Vec<&str> = doc["reach"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        reach.contains(&"auditor") && reach.contains(&"tenant_admin"),
+        "{reach:?}"
+    );
+    monitor(&t).await.0.expect(0);
+    // The text plan lists the set with paths.
+    let run = t.run(&APPLY[..3]).await;
+    run.expect(0);
+    assert!(
+        run.stdout
+            .contains("auditor → tenant_admin (policy rlsctl_break_glass is USING (true))"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn createrole_reaches_every_row_on_15_and_older_only() {
+    let t = applied_and_clean(&APPLY).await;
+    t.sql("CREATE ROLE grantor LOGIN CREATEROLE").await;
+    if server_version(&t).await < 160000 {
+        // It can grant itself the break-glass role: shown, not just said.
+        t.sql("ALTER ROLE grantor PASSWORD 'gr-pw'").await;
+        let grantor = t.connect("grantor", "gr-pw").await.unwrap();
+        grantor
+            .simple("GRANT tenant_admin TO grantor")
+            .await
+            .unwrap();
+        grantor
+            .simple("REVOKE tenant_admin FROM grantor")
+            .await
+            .unwrap();
+        drift_names(
+            &t,
+            "grantor (CREATEROLE: on PostgreSQL 15 and older it can grant itself",
+        )
+        .await;
+    } else {
+        // On 16 and later CREATEROLE grants only roles it holds ADMIN OPTION on.
+        let (run, doc) = monitor(&t).await;
+        run.expect(0);
+        assert_eq!(statuses(&doc, "DRF004"), ["pass"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_break_glass_role_gaining_login_is_drift() {
+    // Applied without a break-glass password: the role cannot log in.
+    let t = applied_and_clean(&APPLY[..3]).await;
+    t.sql("ALTER ROLE tenant_admin LOGIN PASSWORD 'now-it-can'")
+        .await;
+    drift_names(&t, "tenant_admin can now log in").await;
+    t.sql("ALTER ROLE tenant_admin NOLOGIN").await;
+    monitor(&t).await.0.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_table_owner_is_drift() {
+    let t = applied_and_clean(&APPLY).await;
+    t.sql("CREATE ROLE shop_owner NOLOGIN; ALTER TABLE customers OWNER TO shop_owner")
+        .await;
+    drift_names(
+        &t,
+        "shop_owner (owns the table (it can turn RLS off), on 1 tenant table(s))",
+    )
+    .await;
+}
+
+/// A view that is not security_invoker runs as its owner: owned by the
+/// break-glass role, it hands the app role every tenant's rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_owned_by_the_break_glass_role_fails_verify_and_monitor() {
+    let t = applied_and_clean(&APPLY).await;
+    // The same view owned by the app role reads under its policies: no finding.
+    t.sql("CREATE VIEW every_customer AS SELECT * FROM customers; ALTER VIEW every_customer OWNER TO app_user")
+        .await;
+    verify(&t, &[]).await.0.expect(0);
+    monitor(&t).await.0.expect(0);
+    t.sql("ALTER VIEW every_customer OWNER TO tenant_admin; GRANT SELECT ON every_customer TO app_user")
+        .await;
+    let app = t.app().await;
+    app.begin().await.unwrap();
+    rlsctl::db::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&app, "SELECT count(DISTINCT tenant_id) FROM every_customer").await,
+        3,
+        "the leak is real"
+    );
+    app.rollback().await.unwrap();
+    for (what, (run, doc)) in [
+        ("verify", verify(&t, &[]).await),
+        ("monitor", monitor(&t).await),
+    ] {
+        assert_eq!(run.code, 1, "{what}: {}", run.stdout);
+        assert_eq!(statuses(&doc, "BYP001"), ["fail"], "{what}: {}", run.stdout);
+        assert!(
+            details(&doc, "BYP001").contains("its owner tenant_admin, who reaches every row: tenant_admin (policy rlsctl_break_glass"),
+            "{what}: {}",
+            details(&doc, "BYP001")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn definer_functions_are_bypasses_only_when_their_owner_reaches_every_row() {
+    let t = applied_and_clean(&APPLY).await;
+    // Owned by the app role itself: it runs under the app role's policies.
+    // A trigger function nobody can call, attached to nothing the app writes:
+    // not a way in either.
+    t.sql(
+        "CREATE FUNCTION public.customer_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+           SET search_path = public, pg_temp AS 'SELECT count(*) FROM customers';
+         ALTER FUNCTION public.customer_count() OWNER TO app_user;
+         CREATE FUNCTION public.stamp() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+           SET search_path = public, pg_temp AS 'BEGIN PERFORM count(*) FROM customers; RETURN NEW; END';",
+    )
+    .await;
+    verify(&t, &[]).await.0.expect(0);
+    monitor(&t).await.0.expect(0);
+    // Owned by the break-glass role, the same function reads every tenant.
+    t.sql("ALTER FUNCTION public.customer_count() OWNER TO tenant_admin")
+        .await;
+    let app = t.app().await;
+    app.begin().await.unwrap();
+    rlsctl::db::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
+        .await
+        .unwrap();
+    let all = count(&app, "SELECT public.customer_count()").await;
+    let own = count(&app, "SELECT count(*) FROM customers").await;
+    assert!(all > own, "the leak is real: {all} > {own}");
+    app.rollback().await.unwrap();
+    for (what, (run, doc)) in [
+        ("verify", verify(&t, &[]).await),
+        ("monitor", monitor(&t).await),
+    ] {
+        assert_eq!(run.code, 1, "{what}: {}", run.stdout);
+        assert_eq!(statuses(&doc, "BYP003"), ["fail"], "{what}: {}", run.stdout);
+        assert!(
+            details(&doc, "BYP003").contains("customer_count()"),
+            "{what}"
+        );
+    }
+    // A trigger function owned by the break-glass role on a table the app writes: it fires as its owner.
+    t.sql("ALTER FUNCTION public.customer_count() OWNER TO app_user; ALTER FUNCTION public.stamp() OWNER TO tenant_admin;
+           CREATE TRIGGER stamp BEFORE INSERT ON vehicles FOR EACH ROW EXECUTE FUNCTION public.stamp()")
+        .await;
+    let (run, doc) = verify(&t, &[]).await;
+    run.expect(1);
+    assert!(
+        details(&doc, "BYP003").contains("can fire SECURITY DEFINER public.stamp()"),
+        "{}",
+        run.stdout
+    );
+}
