@@ -25,10 +25,13 @@ CREATE TABLE IF NOT EXISTS rlsctl.bundle_history (
     applied_at     timestamptz NOT NULL DEFAULT now(),
     -- who reached every row right after this apply (sql/inspect/reach.sql):
     -- monitor's baseline for DRF004
-    reach          jsonb
+    reach          jsonb,
+    -- md5 of the installed-table registry as this apply left it (DRF008)
+    registry_checksum text
 );
--- installed by an rlsctl that did not record the reach set yet
+-- installed by an rlsctl that recorded neither yet
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS reach jsonb;
+ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS registry_checksum text;
 
 CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     schema_name                text    NOT NULL,
@@ -166,3 +169,8 @@ END
 $body$;
 REVOKE ALL ON FUNCTION rlsctl.shadow_seen(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION rlsctl.shadow_seen(text, text) TO {{app_role}};
+
+-- step: revoke_shadow_function
+-- Enforcing: no policy calls the shadow function any more, and nobody else
+-- should (it writes what the shadow report counts).
+REVOKE EXECUTE ON FUNCTION rlsctl.shadow_seen(text, text) FROM {{app_role}};

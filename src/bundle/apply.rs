@@ -444,7 +444,10 @@ async fn record(
     let reach = crate::inspect::read_reach(db, target).await?;
     let reach_json = serde_json::to_string(&reach)?;
     db.execute(
-        &render("record_history", &[]),
+        &render(
+            "record_history",
+            &[("registry_checksum", crate::inspect::REGISTRY_CHECKSUM)],
+        ),
         &[
             &BUNDLE_VERSION,
             &checksum,

@@ -436,7 +436,7 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) 
     ));
     if mode == Mode::Shadow {
         plan.warnings.push(format!(
-            "shadow mode: {} will see and write every tenant's rows; what enforcement would hide is recorded              in the server log (rlsctl shadow report), and monitor reports RLS008 until `rlsctl apply` enforces",
+            "shadow mode: {} will see and write every tenant's rows; what enforcement would hide is recorded in the server log (rlsctl shadow report), and monitor reports RLS008 until `rlsctl apply` enforces",
             target.app_role
         ));
     }
@@ -446,7 +446,34 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) 
         item.table = Some(i);
         plan.items.push(item);
     }
+    revoke_shadow_function(&mut plan, snap, &app, mode);
     plan
+}
+
+/// Outside shadow mode nobody should call the shadow function (it writes what
+/// the shadow report counts): EXECUTE goes with the last table that leaves
+/// shadow mode, so a batch before it still has it, or with the rlsctl schema
+/// when no table changes.
+fn revoke_shadow_function(plan: &mut Plan, snap: &Snapshot, app: &str, mode: Mode) {
+    if mode != Mode::Enforce || !snap.bundle.shadow_executable {
+        return;
+    }
+    let revoke = Statement::plain(render("revoke_shadow_function", &[("app_role", app)]));
+    let last_table = plan
+        .items
+        .iter()
+        .rposition(|i| i.table.is_some() && !i.statements.is_empty());
+    let schema = plan
+        .items
+        .iter()
+        .position(|i| i.object.starts_with("schema rlsctl"));
+    if let Some(at) = last_table.or(schema) {
+        let item = &mut plan.items[at];
+        item.statements.push(revoke);
+        if item.action == Action::Unchanged {
+            item.action = Action::Change;
+        }
+    }
 }
 
 const APP_PRIVILEGES: [&str; 4] = ["DELETE", "INSERT", "SELECT", "UPDATE"];

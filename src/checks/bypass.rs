@@ -141,6 +141,47 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         })
         .collect();
     findings.check(&BYP006, problems, "children of tenant tables enforce RLS");
+    own_records(snap, target, findings);
+}
+
+/// BYP007: monitor compares the catalog with the bundle's records, so whoever
+/// can rewrite them can hide drift; the shadow function writes what the shadow
+/// report counts, so outside shadow mode nobody should call it.
+fn own_records(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let bundle = &snap.bundle;
+    let mut problems: Vec<Finding> = bundle
+        .writers
+        .iter()
+        .filter(|(role, _)| !bundle.appliers.contains(role))
+        .map(|(role, what)| {
+            Finding::problem(
+                &BYP007,
+                role.clone(),
+                format!("{what}, and never applied the bundle: it can rewrite what monitor compares with and hide drift"),
+                format!(
+                    "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA rlsctl FROM {role}; REVOKE CREATE ON SCHEMA rlsctl FROM {role} \
+                     (and any membership in the tables' owner)",
+                    role = quote_ident(role)
+                ),
+            )
+        })
+        .collect();
+    if bundle.shadow_executable && snap.shadow_tables().is_empty() {
+        problems.push(Finding::problem(
+            &BYP007,
+            "rlsctl.shadow_seen(text, text)",
+            format!(
+                "{} can execute rlsctl.shadow_seen while no table is in shadow mode: it can write records the shadow report would count",
+                target.app_role
+            ),
+            "rlsctl apply (it revokes EXECUTE when no table is in shadow mode)",
+        ));
+    }
+    findings.check(
+        &BYP007,
+        problems,
+        "only the roles that apply can write the bundle's records",
+    );
 }
 
 /// Whether the app role can make `f` run: call it, or, for a trigger

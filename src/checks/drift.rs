@@ -1,6 +1,6 @@
 //! Drift: the live catalog against what the bundle recorded when applied.
 
-use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007};
+use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008};
 use crate::bundle::policy::normalize;
 use crate::bundle::sql::helper_body;
 use crate::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
@@ -9,7 +9,9 @@ use crate::inspect::{Reacher, Snapshot};
 use std::collections::{HashMap, HashSet};
 
 /// Every drift check, for skipping them together.
-pub const DRIFT: [super::Check; 7] = [DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007];
+pub const DRIFT: [super::Check; 8] = [
+    DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008,
+];
 
 /// Runs the drift checks on the snapshot.
 pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
@@ -22,6 +24,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             "rlsctl apply",
         ));
         findings.skip_all(&DRIFT[1..6], "the bundle is not installed");
+        findings.skip_all(&[DRF008], "the bundle is not installed");
         schema_objects(snap, findings);
         return;
     }
@@ -133,6 +136,29 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
 
     // DRF004: the reach set grew since apply recorded it.
     reach_drift(snap, target, findings);
+
+    // DRF008: the registry is what monitor compares with: edited behind apply's
+    // back, it could hide a changed policy.
+    match &bundle.registry_checksum {
+        Some((Some(recorded), live)) if recorded != live => findings.push(Finding::problem(
+            &DRF008,
+            "rlsctl.tenant_tables",
+            format!(
+                "the installed-table registry was changed outside apply since the last apply ({}): what monitor compares the policies with can no longer be trusted",
+                bundle.last_apply.clone().unwrap_or_else(|| "?".into())
+            ),
+            "find who changed it (see BYP007), then rlsctl apply to rewrite it from the live policies after reviewing them",
+        )),
+        Some((Some(_), _)) => findings.push(Finding::pass(
+            &DRF008,
+            None,
+            "the installed-table registry is as the last apply wrote it",
+        )),
+        _ => findings.push(Finding::skip(
+            &DRF008,
+            "the last apply recorded no checksum of the registry (an older rlsctl): rlsctl apply records it",
+        )),
+    }
 
     // DRF005: the helper function.
     let helper = snap

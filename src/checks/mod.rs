@@ -111,6 +111,7 @@ catalogue! {
     BYP004 = "BYP004", Error, Catalog, "Every SECURITY DEFINER function pins its search_path";
     BYP005 = "BYP005", Error, Catalog, "No user-defined LEAKPROOF function";
     BYP006 = "BYP006", Error, Catalog, "Partitions and inheritance children of tenant tables enforce RLS themselves";
+    BYP007 = "BYP007", Error, Catalog, "Only the roles that apply can write the bundle's records (registry, history, break-glass log), and the shadow function is callable only in shadow mode";
     PRF001 = "PRF001", Warning, Catalog, "Every tenant table has an index led by the tenant column";
     PRF002 = "PRF002", Warning, Probe, "The policy evaluates the tenant setting once per statement";
     PRB001 = "PRB001", Error, Probe, "Fail-closed: with no tenant set, every tenant table returns no row";
@@ -129,6 +130,7 @@ catalogue! {
     DRF005 = "DRF005", Error, Drift, "The bundle's helper function is unchanged";
     DRF006 = "DRF006", Warning, Drift, "The configured tenant tables are the installed ones";
     DRF007 = "DRF007", Error, Drift, "The rlsctl schema holds only what the bundle made, owned by who applied it";
+    DRF008 = "DRF008", Error, Drift, "The installed-table registry is as the last apply wrote it";
     PRE001 = "PRE001", Error, Preflight, "The applying role may make every change the plan needs";
     PRE002 = "PRE002", Error, Preflight, "Every configured tenant table exists and has the tenant column";
     PRE003 = "PRE003", Error, Preflight, "The applying role owns every tenant table or is a member of its owner";

@@ -6,7 +6,7 @@
 mod installed;
 mod read;
 
-pub use read::read_reach;
+pub use read::{read_reach, REGISTRY_CHECKSUM};
 
 pub use installed::{
     existing_tables, installation, lock_budget, lock_holders, Installation, InstalledTable,
@@ -353,8 +353,17 @@ pub struct Bundle {
     /// Who reached every row right after the last apply; `None` when that
     /// apply did not record it (an older rlsctl).
     pub recorded_reach: Option<Vec<Reacher>>,
-    /// The history table has the column that records the reach set.
+    /// The history table has the columns that record the reach set and the
+    /// registry's checksum.
     pub records_current: bool,
+    /// The app role may execute `rlsctl.shadow_seen`.
+    pub shadow_executable: bool,
+    /// Roles that can log in and write the bundle's records (or become their
+    /// owner, or create in its schema), other than superusers: (role, what).
+    pub writers: Vec<(String, String)>,
+    /// The registry's checksum as the last apply recorded it (`None` when that
+    /// apply predates it) and as it is now; `None` without a history row.
+    pub registry_checksum: Option<(Option<String>, String)>,
     /// When and by whom the last apply ran.
     pub last_apply: Option<String>,
     /// Every role that ever applied the bundle (its history's `applied_by`).

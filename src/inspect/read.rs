@@ -21,6 +21,8 @@ const LOSING_READERS: &str = include_str!("../../sql/inspect/losing_readers.sql"
 const BUNDLE_PRESENT: &str = include_str!("../../sql/inspect/bundle_present.sql");
 const BUNDLE_OBJECTS: &str = include_str!("../../sql/inspect/bundle_objects.sql");
 const BUNDLE_RECORDS: &str = include_str!("../../sql/inspect/bundle_records.sql");
+/// The md5 of the installed-table registry, as apply records it.
+pub const REGISTRY_CHECKSUM: &str = include_str!("../../sql/bundle/registry_checksum.sql");
 const NULL_COUNTS: &str = include_str!("../../sql/inspect/null_counts.sql");
 const SCOPE: &str = include_str!("../../sql/inspect/scope.sql");
 const UNCOVERED: &str = include_str!("../../sql/inspect/uncovered.sql");
@@ -187,6 +189,7 @@ impl Snapshot {
                 installed: present.get("installed"),
                 usage: present.get("usage"),
                 records_current: present.get("records_current"),
+                shadow_executable: present.get("shadow_executable"),
                 helper_executable: present.get("helper_executable"),
                 helper_current: present.get("helper_current"),
                 shadow_current: present.get("shadow_current"),
@@ -197,6 +200,7 @@ impl Snapshot {
                 let detail: String = row.get("detail");
                 match row.get::<_, String>("kind").as_str() {
                     "owner" => bundle.schema_owner = Some((detail, row.get("owner_is_superuser"))),
+                    "writer" => bundle.writers.push((row.get("role"), detail)),
                     _ => bundle.foreign_objects.push(detail),
                 }
             }
@@ -205,7 +209,12 @@ impl Snapshot {
             }
             let records = async {
                 if bundle.installed {
-                    db.query(BUNDLE_RECORDS, &records_params).await.map(Some)
+                    db.query(
+                        &BUNDLE_RECORDS.replace("{{registry_checksum}}", REGISTRY_CHECKSUM),
+                        &records_params,
+                    )
+                    .await
+                    .map(Some)
                 } else {
                     Ok(None)
                 }
@@ -556,6 +565,7 @@ fn read_records(rows: &[Row], bundle: &mut Bundle) {
                     .cloned()
                     .flatten()
                     .and_then(|json| serde_json::from_str(&json).ok());
+                bundle.registry_checksum = Some((values.get(4).cloned().flatten(), v(5)));
             }
             _ => bundle.open_break_glass.push(BreakGlass {
                 tables: v(0).split(',').map(String::from).collect(),

@@ -262,3 +262,102 @@ async fn definer_functions_are_bypasses_only_when_their_owner_reaches_every_row(
         run.stdout
     );
 }
+
+/// verify and monitor both exit 1 with `check` failing, its details naming `expected`.
+async fn both_fail(t: &TestDb, check: &str, expected: &str) {
+    for (what, (run, doc)) in [
+        ("verify", verify(t, &[]).await),
+        ("monitor", monitor(t).await),
+    ] {
+        assert_eq!(run.code, 1, "{what}: {}", run.stdout);
+        assert!(
+            statuses(&doc, check).iter().any(|s| s == "fail"),
+            "{what}: {}",
+            run.stdout
+        );
+        let detail = details(&doc, check);
+        assert!(detail.contains(expected), "{what}: {detail}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_can_write_the_tools_records_fails_verify_and_monitor() {
+    let t = applied_and_clean(&APPLY).await;
+    t.sql("GRANT INSERT, UPDATE ON rlsctl.tenant_tables TO app_user")
+        .await;
+    both_fail(
+        &t,
+        "BYP007",
+        "app_user can INSERT, UPDATE rlsctl.tenant_tables",
+    )
+    .await;
+    t.sql("REVOKE INSERT, UPDATE ON rlsctl.tenant_tables FROM app_user")
+        .await;
+    // Through a role it is a member of, and CREATE on the schema.
+    t.sql("CREATE ROLE records_editor NOLOGIN; GRANT DELETE ON rlsctl.break_glass_log TO records_editor; GRANT records_editor TO app_user")
+        .await;
+    both_fail(&t, "BYP007", "app_user can DELETE rlsctl.break_glass_log").await;
+    t.sql("REVOKE records_editor FROM app_user; CREATE ROLE planter LOGIN; GRANT CREATE ON SCHEMA rlsctl TO planter")
+        .await;
+    both_fail(&t, "BYP007", "planter can create objects in schema rlsctl").await;
+    t.sql("REVOKE CREATE ON SCHEMA rlsctl FROM planter").await;
+    verify(&t, &[]).await.0.expect(0);
+    monitor(&t).await.0.expect(0);
+}
+
+/// The registry is what drift is measured against: a weakened policy with the
+/// registry rewritten to match passes DRF002, and DRF008 catches the edit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_edited_behind_monitors_back_is_drift() {
+    let t = applied_and_clean(&APPLY).await;
+    t.sql(
+        "ALTER POLICY tenant_isolation ON customers USING (tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')) OR tenant_id = 'quickfix');
+         UPDATE rlsctl.tenant_tables tt SET installed_using = pg_get_expr(p.polqual, p.polrelid), installed_using_tree = p.polqual::text
+         FROM pg_policy p WHERE p.polrelid = 'public.customers'::regclass AND p.polname = 'tenant_isolation'
+           AND tt.table_name = 'customers'",
+    )
+    .await;
+    let (run, doc) = monitor(&t).await;
+    run.expect(1);
+    assert_eq!(
+        statuses(&doc, "DRF002"),
+        ["pass"],
+        "the edit hides the changed policy from DRF002"
+    );
+    assert_eq!(statuses(&doc, "DRF008"), ["fail"], "{}", run.stdout);
+    assert!(details(&doc, "DRF008").contains("changed outside apply"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shadow_function_is_executable_only_in_shadow_mode() {
+    let t = TestDb::demo_rds().await;
+    let mut shadow = APPLY.to_vec();
+    shadow.push("--shadow");
+    t.run(&shadow).await.expect(0);
+    let executable = "SELECT has_function_privilege('app_user', 'rlsctl.shadow_seen(text, text)', 'EXECUTE')::int::bigint";
+    assert_eq!(count(&t.superuser().await, executable).await, 1);
+    t.run(&APPLY).await.expect(0);
+    assert_eq!(
+        count(&t.superuser().await, executable).await,
+        0,
+        "enforcing revokes it"
+    );
+    verify(&t, &[]).await.0.expect(0);
+    monitor(&t).await.0.expect(0);
+    t.sql("GRANT EXECUTE ON FUNCTION rlsctl.shadow_seen(text, text) TO app_user")
+        .await;
+    both_fail(
+        &t,
+        "BYP007",
+        "app_user can execute rlsctl.shadow_seen while no table is in shadow mode",
+    )
+    .await;
+    // apply revokes it again, with no table to change.
+    let run = t.run(&APPLY).await;
+    run.expect(0);
+    assert!(
+        run.stdout.contains("REVOKE EXECUTE") || count(&t.superuser().await, executable).await == 0
+    );
+    assert_eq!(count(&t.superuser().await, executable).await, 0);
+    monitor(&t).await.0.expect(0);
+}
