@@ -27,11 +27,14 @@ CREATE TABLE IF NOT EXISTS rlsctl.bundle_history (
     -- monitor's baseline for DRF004
     reach          jsonb,
     -- md5 of the installed-table registry as this apply left it (DRF008)
-    registry_checksum text
+    registry_checksum text,
+    -- the setting that logs the break-glass role's statements (DRF009)
+    break_glass_logging text
 );
 -- installed by an rlsctl that recorded neither yet
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS reach jsonb;
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS registry_checksum text;
+ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS break_glass_logging text;
 
 CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     schema_name                text    NOT NULL,

@@ -7,6 +7,12 @@ CREATE ROLE {{app_role}} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE N
 -- step: create_admin_role
 CREATE ROLE {{admin_role}} {{admin_login}} {{admin_bypass}} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION;
 
+-- step: log_admin_role
+-- Every statement of a session that logs in as the break-glass role goes to
+-- the server log (pgaudit.log per role, or log_statement). The setting is one
+-- of two names fixed in the code; the value is a quoted literal.
+ALTER ROLE {{admin_role}} SET {{setting}} = {{value}};
+
 -- step: alter_role
 -- Only the attributes that must change: on PostgreSQL 15 and older a
 -- non-superuser may not even mention SUPERUSER, REPLICATION or BYPASSRLS.

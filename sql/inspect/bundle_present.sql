@@ -11,8 +11,8 @@ SELECT to_regclass('rlsctl.tenant_tables') IS NOT NULL AND to_regclass('rlsctl.b
            AND to_regclass('rlsctl.break_glass_log') IS NOT NULL AS installed,
        coalesce((SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'rlsctl'), false) AS usage,
        -- the history records the reach set (an older rlsctl's did not)
-       (SELECT count(*) = 2 FROM pg_attribute WHERE attrelid = to_regclass('rlsctl.bundle_history')
-                 AND attname IN ('reach', 'registry_checksum') AND NOT attisdropped) AS records_current,
+       (SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = to_regclass('rlsctl.bundle_history')
+                 AND attname IN ('reach', 'registry_checksum', 'break_glass_logging') AND NOT attisdropped) AS records_current,
        coalesce((SELECT has_function_privilege(app.oid, s.oid, 'EXECUTE') FROM shadow s, app), false) AS shadow_executable,
        coalesce((SELECT has_function_privilege(h.oid, 'EXECUTE') FROM helper h), false) AS helper_executable,
        coalesce((SELECT h.prosrc = $3 AND h.prosecdef AND h.proconfig = ARRAY['search_path=pg_catalog, pg_temp']

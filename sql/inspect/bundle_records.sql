@@ -8,7 +8,7 @@ UNION ALL
 (SELECT 'history', ARRAY[array_to_string(bypass_roles, ','), applied_by || ' at ' || applied_at::text,
                     array_to_string(ARRAY(SELECT DISTINCT h.applied_by FROM rlsctl.bundle_history h), ','),
                     (to_jsonb(last) -> 'reach')::text, to_jsonb(last) ->> 'registry_checksum',
-                    {{registry_checksum}}]
+                    {{registry_checksum}}, to_jsonb(last) ->> 'break_glass_logging']
  FROM rlsctl.bundle_history last ORDER BY id DESC LIMIT 1)
 UNION ALL
 SELECT 'break-glass', ARRAY[array_to_string(ARRAY(SELECT schema_name || '.' || t FROM unnest(tables) t), ','),

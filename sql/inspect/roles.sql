@@ -11,5 +11,8 @@ SELECT r.rolname::text AS name,
        has_database_privilege(r.oid, (SELECT oid FROM pg_database WHERE datname = current_database()), 'CONNECT') AS connect,
        -- on PostgreSQL 16+ what CREATEROLE needs to alter, grant or drop a role
        pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION') AS session_is_admin,
-       pg_has_role(r.oid, 'USAGE') AS session_inherits
+       pg_has_role(r.oid, 'USAGE') AS session_inherits,
+       -- settings for every database (ALTER ROLE ... SET), e.g. the break-glass role's statement logging
+       coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}')::text[]
+           AS settings
 FROM pg_roles r WHERE r.rolname = ANY($1::text[])

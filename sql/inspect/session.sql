@@ -1,5 +1,9 @@
--- The connected session: who it is, what it may do, and the server.
--- $1: the tenant schema.
+-- The connected session: who it is, what it may do, and the server; how it
+-- could log the break-glass role's statements (pgaudit per role, the way RDS
+-- documents it, or log_statement), and the break-glass role's sessions open now.
+-- $1: the tenant schema; $2: the break-glass role.
+-- The can_set placeholders become whether the session may set that parameter
+-- per role (has_parameter_privilege exists on PostgreSQL 15 and later only).
 SELECT current_user::text AS user_name,
        current_database()::text AS database,
        session_user::text AS session_user_name,
@@ -15,5 +19,15 @@ SELECT current_user::text AS user_name,
            AS public_schema_usage,
        has_database_privilege('public', current_database(), 'CONNECT') AS public_connect,
        current_setting('server_version_num')::int AS server_version_num,
-       ARRAY(SELECT b.rolname::text FROM pg_roles b WHERE b.rolsuper OR b.rolbypassrls ORDER BY 1) AS bypass_roles
+       ARRAY(SELECT b.rolname::text FROM pg_roles b WHERE b.rolsuper OR b.rolbypassrls ORDER BY 1) AS bypass_roles,
+       EXISTS (SELECT 1 FROM pg_settings WHERE name = 'pgaudit.log') AS pgaudit_loaded,
+       CASE WHEN EXISTS (SELECT 1 FROM pg_settings WHERE name = 'pgaudit.log')
+            THEN r.rolsuper OR {{can_set:pgaudit.log}}
+                 -- RDS lets rds_superuser set pgaudit.log per role on every major
+                 OR coalesce((SELECT pg_has_role(g.oid, 'MEMBER') FROM pg_roles g WHERE g.rolname = 'rds_superuser'), false)
+            ELSE false END AS can_set_pgaudit,
+       r.rolsuper OR {{can_set:log_statement}} AS can_set_log_statement,
+       ARRAY(SELECT format('pid %s', a.pid) FROM pg_stat_activity a
+             WHERE a.usename = $2 AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+             ORDER BY a.pid) AS break_glass_sessions
 FROM pg_roles r WHERE r.rolname = current_user

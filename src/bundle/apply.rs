@@ -443,6 +443,8 @@ async fn record(
     let changes = changes as i32;
     let reach = crate::inspect::read_reach(db, target).await?;
     let reach_json = serde_json::to_string(&reach)?;
+    let logging: Option<String> =
+        super::plan::break_glass_logging(snap).map(|(n, v)| format!("{n}={v}"));
     db.execute(
         &render(
             "record_history",
@@ -459,6 +461,7 @@ async fn record(
             &target.admin_role,
             &changes,
             &reach_json,
+            &logging,
         ],
     )
     .await

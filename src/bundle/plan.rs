@@ -86,6 +86,10 @@ pub struct Plan {
     /// Changes the session may not make: the pre-flight refuses with these.
     #[serde(skip)]
     pub blocked: Vec<String>,
+    /// The setting that logs the break-glass role's statements, as apply
+    /// makes sure of it (`pgaudit.log=all` or `log_statement=all`); `None`
+    /// when the session may set neither (PRE010 says what to do).
+    pub break_glass_logging: Option<String>,
 }
 
 impl Plan {
@@ -359,6 +363,7 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) 
         password: inputs.admin_password.as_ref(),
     };
     role_plan(&mut plan, snap, spec, inputs.rotate_passwords);
+    log_break_glass(&mut plan, snap, &admin);
 
     // Database CONNECT and schema USAGE for both roles.
     let mut stmts = Vec::new();
@@ -448,6 +453,57 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) 
     }
     revoke_shadow_function(&mut plan, snap, &app, mode);
     plan
+}
+
+/// The role setting that logs every statement of the break-glass role ("use
+/// only for emergency operations, log all usage"): pgaudit per role where it
+/// is loaded and the session may set it (the way RDS documents per-role
+/// auditing, allowed to the RDS master), else `log_statement` where the
+/// session may set it (a superuser); `None` when neither.
+pub fn break_glass_logging(snap: &Snapshot) -> Option<(&'static str, &'static str)> {
+    let s = &snap.session;
+    if s.pgaudit_loaded && s.can_set_pgaudit {
+        Some(("pgaudit.log", "all"))
+    } else if s.can_set_log_statement {
+        Some(("log_statement", "all"))
+    } else {
+        None
+    }
+}
+
+/// Whether a role's settings (`name=value`) hold `name` = `value`.
+pub fn has_setting(settings: &[String], name: &str, value: &str) -> bool {
+    settings.iter().any(|s| {
+        s.split_once('=').is_some_and(|(n, v)| {
+            n.trim().eq_ignore_ascii_case(name)
+                && v.trim().trim_matches('\'').eq_ignore_ascii_case(value)
+        })
+    })
+}
+
+/// Adds the break-glass role's statement logging to its item when missing.
+fn log_break_glass(plan: &mut Plan, snap: &Snapshot, admin: &str) {
+    let Some((name, value)) = break_glass_logging(snap) else {
+        return;
+    };
+    plan.break_glass_logging = Some(format!("{name}={value}"));
+    if has_setting(&snap.admin.settings, name, value) {
+        return;
+    }
+    let statement = Statement::plain(render(
+        "log_admin_role",
+        &[
+            ("admin_role", admin),
+            ("setting", name),
+            ("value", &crate::db::quote_literal(value)),
+        ],
+    ));
+    if let Some(item) = plan.items.last_mut() {
+        item.statements.push(statement);
+        if item.action == Action::Unchanged {
+            item.action = Action::Change;
+        }
+    }
 }
 
 /// Outside shadow mode nobody should call the shadow function (it writes what

@@ -1,6 +1,9 @@
 //! Drift: the live catalog against what the bundle recorded when applied.
 
-use super::{Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008};
+use super::{
+    Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008, DRF009,
+    DRF010,
+};
 use crate::bundle::policy::normalize;
 use crate::bundle::sql::helper_body;
 use crate::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
@@ -9,8 +12,8 @@ use crate::inspect::{Reacher, Snapshot};
 use std::collections::{HashMap, HashSet};
 
 /// Every drift check, for skipping them together.
-pub const DRIFT: [super::Check; 8] = [
-    DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008,
+pub const DRIFT: [super::Check; 10] = [
+    DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008, DRF009, DRF010,
 ];
 
 /// Runs the drift checks on the snapshot.
@@ -24,7 +27,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             "rlsctl apply",
         ));
         findings.skip_all(&DRIFT[1..6], "the bundle is not installed");
-        findings.skip_all(&[DRF008], "the bundle is not installed");
+        findings.skip_all(&DRIFT[7..], "the bundle is not installed");
         schema_objects(snap, findings);
         return;
     }
@@ -159,6 +162,8 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             "the last apply recorded no checksum of the registry (an older rlsctl): rlsctl apply records it",
         )),
     }
+
+    break_glass_use(snap, target, findings);
 
     // DRF005: the helper function.
     let helper = snap
@@ -323,6 +328,55 @@ fn reach_drift(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         )
     };
     findings.check(&DRF004, problems, pass);
+}
+
+/// DRF009: the logging apply set up for the break-glass role is still there;
+/// DRF010: sessions logged in as the break-glass role now (an emergency, or
+/// someone using it who should not).
+fn break_glass_use(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let admin = &target.admin_role;
+    match &snap.bundle.recorded_logging {
+        Some(recorded) => {
+            let (name, value) = recorded.split_once('=').unwrap_or((recorded, ""));
+            if crate::bundle::plan::has_setting(&snap.admin.settings, name, value) {
+                findings.push(Finding::pass(
+                    &DRF009,
+                    None,
+                    format!("every statement of {admin} is logged ({recorded})"),
+                ));
+            } else {
+                findings.push(Finding::problem(
+                    &DRF009,
+                    admin.clone(),
+                    format!("{recorded} was removed from {admin}: its statements are no longer logged"),
+                    format!("rlsctl apply (it sets {recorded} for {admin} again)"),
+                ));
+            }
+        }
+        None => findings.push(Finding::skip(
+            &DRF009,
+            format!("the last apply could not turn on statement logging for {admin} (see PRE010 and docs/runbook.md)"),
+        )),
+    }
+    let sessions = &snap.session.break_glass_sessions;
+    if sessions.is_empty() {
+        findings.push(Finding::pass(
+            &DRF010,
+            None,
+            format!("no session is logged in as {admin}"),
+        ));
+    } else {
+        findings.push(Finding::warn(
+            &DRF010,
+            Some(admin.clone()),
+            format!(
+                "{} session(s) logged in as {admin} now ({}): break-glass is for emergencies only",
+                sessions.len(),
+                sessions.join(", ")
+            ),
+            "if there is no incident: SELECT pg_terminate_backend(pid) and find out who logged in (the server log has every statement)",
+        ));
+    }
 }
 
 /// DRF007: the bundle's own schema, as apply made it (also when a schema of

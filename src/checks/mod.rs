@@ -131,6 +131,8 @@ catalogue! {
     DRF006 = "DRF006", Warning, Drift, "The configured tenant tables are the installed ones";
     DRF007 = "DRF007", Error, Drift, "The rlsctl schema holds only what the bundle made, owned by who applied it";
     DRF008 = "DRF008", Error, Drift, "The installed-table registry is as the last apply wrote it";
+    DRF009 = "DRF009", Error, Drift, "The break-glass role's statements are still logged as apply set it up";
+    DRF010 = "DRF010", Warning, Drift, "No session is logged in as the break-glass role right now";
     PRE001 = "PRE001", Error, Preflight, "The applying role may make every change the plan needs";
     PRE002 = "PRE002", Error, Preflight, "Every configured tenant table exists and has the tenant column";
     PRE003 = "PRE003", Error, Preflight, "The applying role owns every tenant table or is a member of its owner";
@@ -140,6 +142,7 @@ catalogue! {
     PRE007 = "PRE007", Warning, Preflight, "Roles that read tenant tables today keep their rows after FORCE";
     PRE008 = "PRE008", Error, Preflight, "The rlsctl schema, if it exists, holds only what the bundle made, owned by the applying role";
     PRE009 = "PRE009", Warning, Preflight, "The change fits the server's lock table in one transaction";
+    PRE010 = "PRE010", Warning, Preflight, "apply can log every statement of the break-glass role";
 }
 
 /// The catalog checks (read-only, safe for cron): roles, coverage, bypass

@@ -265,6 +265,29 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
         "the rlsctl schema is absent or holds only what the bundle made",
     );
 
+    // PRE010: break-glass use must be logged ("log all usage").
+    let admin = quote_ident(&target.admin_role);
+    match crate::bundle::plan::break_glass_logging(snap) {
+        Some((name, value)) => findings.push(Finding::pass(
+            &PRE010,
+            None,
+            format!("every statement of {} will be logged ({name} = '{value}' for the role)", target.admin_role),
+        )),
+        None => findings.push(Finding::problem(
+            &PRE010,
+            target.admin_role.clone(),
+            format!(
+                "{user} may set neither pgaudit.log nor log_statement for {}: break-glass use will not be logged",
+                target.admin_role
+            ),
+            format!(
+                "on RDS: add pgaudit to shared_preload_libraries in the parameter group, reboot, CREATE EXTENSION pgaudit, \
+                 and apply again (it sets pgaudit.log = 'all' for the role); elsewhere, as a superuser: \
+                 ALTER ROLE {admin} SET log_statement = 'all'"
+            ),
+        )),
+    }
+
     // PRE009: what apply's locks take from the lock table every session shares.
     if let Some(batching) = inputs.batching {
         if batching.split() {

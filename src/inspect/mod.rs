@@ -41,6 +41,15 @@ pub struct Session {
     pub server_version_num: i32,
     /// Every role that is superuser or BYPASSRLS now.
     pub bypass_roles: Vec<String>,
+    /// pgaudit is loaded (its settings exist).
+    pub pgaudit_loaded: bool,
+    /// The session may set `pgaudit.log` per role (superuser, the SET
+    /// privilege on it, or RDS's rds_superuser).
+    pub can_set_pgaudit: bool,
+    /// The session may set `log_statement` per role.
+    pub can_set_log_statement: bool,
+    /// The break-glass role's client sessions open now (`pid N`).
+    pub break_glass_sessions: Vec<String>,
 }
 
 /// A role that reaches every row of at least one tenant table, and how (see
@@ -110,6 +119,8 @@ pub struct Role {
     pub session_is_admin: bool,
     /// The session has its privileges (an inheriting member, or the role itself).
     pub session_inherits: bool,
+    /// Its settings for every database (`ALTER ROLE ... SET`), as `name=value`.
+    pub settings: Vec<String>,
 }
 
 /// What the app role reaches beyond its own grants.
@@ -364,6 +375,9 @@ pub struct Bundle {
     /// The registry's checksum as the last apply recorded it (`None` when that
     /// apply predates it) and as it is now; `None` without a history row.
     pub registry_checksum: Option<(Option<String>, String)>,
+    /// The setting the last apply made sure logs the break-glass role's
+    /// statements (`pgaudit.log=all`, `log_statement=all`), if any.
+    pub recorded_logging: Option<String>,
     /// When and by whom the last apply ran.
     pub last_apply: Option<String>,
     /// Every role that ever applied the bundle (its history's `applied_by`).

@@ -105,7 +105,8 @@ impl Snapshot {
     pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
         let roles = vec![target.app_role.clone(), target.admin_role.clone()];
         let helper = helper_body();
-        let session_params: [&dyn Param; 1] = [&target.schema];
+        let session_params: [&dyn Param; 2] = [&target.schema, &target.admin_role];
+        let session_sql = session_sql(db.info.server_version_num);
         let role_params: [&dyn Param; 2] = [&roles, &target.schema];
         let reach_params: [&dyn Param; 2] = [&target.app_role, &target.tenant_setting];
         let table_params: [&dyn Param; 5] = [
@@ -175,7 +176,7 @@ impl Snapshot {
                 objects,
                 reach_set,
             ) = tokio::try_join!(
-                db.query_one(SESSION, &session_params),
+                db.query_one(&session_sql, &session_params),
                 db.query(ROLES, &role_params),
                 db.query_one(APP_REACH, &reach_params),
                 db.query(FUNCTIONS, &function_params),
@@ -350,6 +351,25 @@ pub async fn read_reach(db: &Db, target: &Target) -> Result<Vec<Reacher>> {
     Ok(rows.iter().map(reacher_from).collect())
 }
 
+/// The session read for this server: whether the session may set a parameter
+/// per role is `has_parameter_privilege` on PostgreSQL 15 and later, and only
+/// a superuser's (or RDS's rds_superuser's, for pgaudit) before.
+fn session_sql(server_version_num: i32) -> String {
+    let can_set = |parameter: &str| {
+        if server_version_num >= 150000 {
+            format!(
+                "has_parameter_privilege({}, 'SET')",
+                crate::db::quote_literal(parameter)
+            )
+        } else {
+            "false".to_string()
+        }
+    };
+    SESSION
+        .replace("{{can_set:pgaudit.log}}", &can_set("pgaudit.log"))
+        .replace("{{can_set:log_statement}}", &can_set("log_statement"))
+}
+
 /// The session, and what a role created now gets through PUBLIC.
 struct SessionRow(Session, bool, bool);
 
@@ -368,6 +388,10 @@ fn session_from(row: &Row) -> SessionRow {
             can_grant_schema_usage: row.get("can_grant_schema_usage"),
             server_version_num: row.get("server_version_num"),
             bypass_roles: row.get("bypass_roles"),
+            pgaudit_loaded: row.get("pgaudit_loaded"),
+            can_set_pgaudit: row.get("can_set_pgaudit"),
+            can_set_log_statement: row.get("can_set_log_statement"),
+            break_glass_sessions: row.get("break_glass_sessions"),
         },
         row.get("public_schema_usage"),
         row.get("public_connect"),
@@ -400,6 +424,7 @@ fn roles_from(rows: &[Row], absent: &Role, target: &Target) -> (Role, Role) {
             connect: row.get("connect"),
             session_is_admin: row.get("session_is_admin"),
             session_inherits: row.get("session_inherits"),
+            settings: row.get("settings"),
         };
         if name == target.app_role {
             app = role;
@@ -566,6 +591,7 @@ fn read_records(rows: &[Row], bundle: &mut Bundle) {
                     .flatten()
                     .and_then(|json| serde_json::from_str(&json).ok());
                 bundle.registry_checksum = Some((values.get(4).cloned().flatten(), v(5)));
+                bundle.recorded_logging = values.get(6).cloned().flatten();
             }
             _ => bundle.open_break_glass.push(BreakGlass {
                 tables: v(0).split(',').map(String::from).collect(),
