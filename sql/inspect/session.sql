@@ -28,6 +28,7 @@ SELECT current_user::text AS user_name,
             ELSE false END AS can_set_pgaudit,
        r.rolsuper OR {{can_set:log_statement}} AS can_set_log_statement,
        ARRAY(SELECT format('pid %s', a.pid) FROM pg_stat_activity a
-             WHERE a.usename = $2 AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+             -- (of another role's session only the pid and the user are visible)
+             WHERE a.usename = $2 AND a.pid <> pg_backend_pid()
              ORDER BY a.pid) AS break_glass_sessions
 FROM pg_roles r WHERE r.rolname = current_user

@@ -5,6 +5,7 @@ mod support;
 
 mod app;
 mod apply;
+mod audit;
 mod hardening;
 mod isolation;
 mod monitor;

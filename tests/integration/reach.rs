@@ -357,3 +357,64 @@ async fn the_shadow_function_is_executable_only_in_shadow_mode() {
     assert_eq!(count(&t.superuser().await, executable).await, 0);
     monitor(&t).await.0.expect(0);
 }
+
+/// The preflight status of `id` in apply's JSON.
+fn preflight(doc: &Value, id: &str) -> Vec<String> {
+    statuses(&doc["preflight"], id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superuser_apply_logs_the_break_glass_role_and_monitor_guards_it() {
+    let t = TestDb::demo().await;
+    let mut args = APPLY.to_vec();
+    args.extend(["--format", "json"]);
+    let run = t.run(&args).await;
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(preflight(&doc, "PRE010"), ["pass"], "{}", run.stdout);
+    assert_eq!(doc["plan"]["break_glass_logging"], "log_statement=all");
+    let settings = "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
+                    WHERE r.rolname = 'tenant_admin' AND 'log_statement=all' = ANY(s.setconfig)";
+    assert_eq!(count(&t.superuser().await, settings).await, 1);
+    let (run, doc) = monitor(&t).await;
+    run.expect(0);
+    assert_eq!(statuses(&doc, "DRF009"), ["pass"]);
+    t.sql("ALTER ROLE tenant_admin RESET log_statement").await;
+    let (run, doc) = monitor(&t).await;
+    run.expect(1);
+    assert_eq!(statuses(&doc, "DRF009"), ["fail"]);
+    assert!(details(&doc, "DRF009").contains("log_statement=all was removed from tenant_admin"));
+    t.run(&APPLY).await.expect(0);
+    monitor(&t).await.0.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rds_master_without_pgaudit_is_told_how_to_log_break_glass_use() {
+    let t = TestDb::demo_rds().await;
+    let mut args = APPLY.to_vec();
+    args.extend(["--format", "json"]);
+    let run = t.run(&args).await;
+    run.expect(0);
+    let doc = run.json();
+    assert_eq!(preflight(&doc, "PRE010"), ["warn"], "{}", run.stdout);
+    assert!(details(&doc["preflight"], "PRE010").contains("break-glass use will not be logged"));
+    assert!(doc["plan"]["break_glass_logging"].is_null());
+    let (run, doc) = monitor(&t).await;
+    run.expect(0);
+    assert_eq!(statuses(&doc, "DRF009"), ["skip"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_logged_in_as_the_break_glass_role_is_reported() {
+    let t = applied_and_clean(&APPLY).await;
+    let (_, doc) = monitor(&t).await;
+    assert_eq!(statuses(&doc, "DRF010"), ["pass"]);
+    let admin = t.connect("tenant_admin", ADMIN_PASSWORD).await.unwrap();
+    let pid = count(&admin, "SELECT pg_backend_pid()::bigint").await;
+    let (run, doc) = monitor(&t).await;
+    run.expect(0);
+    assert_eq!(statuses(&doc, "DRF010"), ["warn"], "{}", run.stdout);
+    assert!(details(&doc, "DRF010").contains(&format!("pid {pid}")));
+    t.run_env(&["monitor", "--strict"], &AS_APP).await.expect(1);
+    drop(admin);
+}
