@@ -149,7 +149,10 @@ impl Snapshot {
                 }
             };
             sibling.begin_read().await?;
-            let registry: bool = sibling.query_one(REGISTRY_READABLE, &[]).await?.get(0);
+            let registry: bool = sibling
+                .query_one(REGISTRY_READABLE, &[])
+                .await?
+                .try_get(0)?;
             let rows = sibling
                 .query(&policies_sql(registry), &scope_params)
                 .await?;
@@ -186,22 +189,24 @@ impl Snapshot {
                 db.query(REACH, &reach_set_params),
             )
             .doing("reading the catalog")?;
+            let present = Cells::new(&present, "bundle_present");
             let mut bundle = Bundle {
-                installed: present.get("installed"),
-                usage: present.get("usage"),
-                records_current: present.get("records_current"),
-                shadow_executable: present.get("shadow_executable"),
-                helper_executable: present.get("helper_executable"),
-                helper_current: present.get("helper_current"),
-                shadow_current: present.get("shadow_current"),
-                app_grants: present.get("app_grants"),
+                installed: present.get("installed")?,
+                usage: present.get("usage")?,
+                records_current: present.get("records_current")?,
+                shadow_executable: present.get("shadow_executable")?,
+                helper_executable: present.get("helper_executable")?,
+                helper_current: present.get("helper_current")?,
+                shadow_current: present.get("shadow_current")?,
+                app_grants: present.get("app_grants")?,
                 ..Bundle::default()
             };
             for row in &objects {
-                let detail: String = row.get("detail");
-                match row.get::<_, String>("kind").as_str() {
-                    "owner" => bundle.schema_owner = Some((detail, row.get("owner_is_superuser"))),
-                    "writer" => bundle.writers.push((row.get("role"), detail)),
+                let row = Cells::new(row, "bundle_objects");
+                let detail: String = row.get("detail")?;
+                match row.get::<String>("kind")?.as_str() {
+                    "owner" => bundle.schema_owner = Some((detail, row.get("owner_is_superuser")?)),
+                    "writer" => bundle.writers.push((row.get("role")?, detail)),
                     _ => bundle.foreign_objects.push(detail),
                 }
             }
@@ -263,7 +268,7 @@ impl Snapshot {
             mut bundle,
             (table_rows, uncovered, child_rows, relation_rows, records, null_counts),
         ) = main_side?;
-        let session = session_from(&session);
+        let session = session_from(&session)?;
         let policy_rows = match policy_rows.doing("reading the policies")? {
             Some(rows) => rows,
             None => db
@@ -271,71 +276,69 @@ impl Snapshot {
                 .await
                 .doing("reading the policies")?,
         };
-        let tables: Vec<Table> = table_rows.iter().map(|r| table_from(r, target)).collect();
+        let tables = table_rows
+            .iter()
+            .map(|r| table_from(r, target))
+            .collect::<Result<Vec<Table>>>()?;
         if let Some(rows) = records {
-            read_records(&rows, &mut bundle);
+            read_records(&rows, &mut bundle)?;
         }
-        bundle.null_counts = null_counts.map(|rows| {
-            rows.iter()
-                .map(|r| {
-                    (
-                        format!(
-                            "{}.{}",
-                            r.get::<_, String>("schema_name"),
-                            r.get::<_, String>("table_name")
-                        ),
-                        r.get("null_rows"),
-                    )
-                })
-                .collect::<Vec<_>>()
-        });
-        if let Some(counts) = bundle.null_counts.as_mut() {
+        if let Some(rows) = null_counts {
+            let mut counts = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let row = Cells::new(row, "null_counts");
+                let table = format!(
+                    "{}.{}",
+                    row.get::<String>("schema_name")?,
+                    row.get::<String>("table_name")?
+                );
+                counts.push((table, row.get("null_rows")?));
+            }
             counts.sort();
+            bundle.null_counts = Some(counts);
         }
 
-        let (app, admin) = roles_from(&role_rows, &absent_role(&session), target);
+        let (app, admin) = roles_from(&role_rows, &absent_role(&session), target)?;
         let recorded: HashMap<String, &Installed> = bundle
             .registry
             .iter()
             .map(|r| (target.display_table(&r.table), r))
             .collect();
-        let policies: Vec<Policy> = policy_rows
+        let policies = policy_rows
             .iter()
             .map(|row| policy_from(row, &recorded))
-            .collect();
+            .collect::<Result<Vec<Policy>>>()?;
+        let reach = Cells::new(&reach, "app_reach");
         Ok(Self {
             app,
             admin,
             app_reach: AppReach {
-                createrole_roles: reach.get("createrole_roles"),
-                setting_defaults: setting_defaults(&reach, &target.tenant_setting),
-                default_privileges: reach.get("default_privileges"),
+                createrole_roles: reach.get("createrole_roles")?,
+                setting_defaults: setting_defaults(&reach, &target.tenant_setting)?,
+                default_privileges: reach.get("default_privileges")?,
             },
             tables,
             policies_by_table: index_by_table(&policies),
             policies,
-            uncovered: uncovered
-                .iter()
-                .map(|r| (r.get("name"), r.get("forced")))
-                .collect(),
-            relations: relation_rows.iter().map(relation_from).collect(),
-            functions: function_rows.iter().map(function_from).collect(),
-            children: child_rows
-                .iter()
-                .map(|r| Child {
-                    name: r.get("name"),
-                    parent: r.get("parent"),
-                    rls: r.get("rls"),
-                    force: r.get("force"),
+            uncovered: all(&uncovered, "uncovered", |r| {
+                Ok((r.get("name")?, r.get("forced")?))
+            })?,
+            relations: all(&relation_rows, "relations", relation_from)?,
+            functions: all(&function_rows, "functions", function_from)?,
+            children: all(&child_rows, "children", |r| {
+                Ok(Child {
+                    name: r.get("name")?,
+                    parent: r.get("parent")?,
+                    rls: r.get("rls")?,
+                    force: r.get("force")?,
                 })
-                .collect(),
-            losing_readers: reader_rows
-                .iter()
-                .map(|r| (r.get("role"), r.get("tables")))
-                .collect(),
+            })?,
+            losing_readers: all(&reader_rows, "losing_readers", |r| {
+                Ok((r.get("role")?, r.get("tables")?))
+            })?,
             bundle,
             session: session.0,
-            reach: reach_set.iter().map(reacher_from).collect(),
+            reach: all(&reach_set, "reach", reacher_from)?,
         })
     }
 }
@@ -348,7 +351,38 @@ pub async fn read_reach(db: &Db, target: &Target) -> Result<Vec<Reacher>> {
         .query(REACH, &params)
         .await
         .doing("reading who reaches every row")?;
-    Ok(rows.iter().map(reacher_from).collect())
+    all(&rows, "reach", reacher_from)
+}
+
+/// A row of a named snapshot query: a column that is missing, NULL where a
+/// value is expected, or of another type than the code reads is an error
+/// naming the query and the column, never a panic.
+struct Cells<'a> {
+    row: &'a Row,
+    query: &'static str,
+}
+
+impl<'a> Cells<'a> {
+    fn new(row: &'a Row, query: &'static str) -> Self {
+        Self { row, query }
+    }
+
+    fn get<T: tokio_postgres::types::FromSql<'a>>(&self, column: &str) -> Result<T> {
+        self.row
+            .try_get(column)
+            .map_err(|e| anyhow::anyhow!("reading {}: column {column}: {e}", self.query))
+    }
+}
+
+/// Every row of the query named `query`, read by `read`.
+fn all<'a, T>(
+    rows: &'a [Row],
+    query: &'static str,
+    read: impl Fn(&Cells<'a>) -> Result<T>,
+) -> Result<Vec<T>> {
+    rows.iter()
+        .map(|row| read(&Cells::new(row, query)))
+        .collect()
 }
 
 /// The session read for this server: whether the session may set a parameter
@@ -373,29 +407,30 @@ fn session_sql(server_version_num: i32) -> String {
 /// The session, and what a role created now gets through PUBLIC.
 struct SessionRow(Session, bool, bool);
 
-fn session_from(row: &Row) -> SessionRow {
-    SessionRow(
+fn session_from(row: &Row) -> Result<SessionRow> {
+    let row = Cells::new(row, "session");
+    Ok(SessionRow(
         Session {
-            database: row.get("database"),
-            user: row.get("user_name"),
-            session_user: row.get("session_user_name"),
-            superuser: row.get("superuser"),
-            createrole: row.get("createrole"),
-            createdb: row.get("createdb"),
-            replication: row.get("replication"),
-            bypassrls: row.get("bypassrls"),
-            can_create_schema: row.get("can_create_schema"),
-            can_grant_schema_usage: row.get("can_grant_schema_usage"),
-            server_version_num: row.get("server_version_num"),
-            bypass_roles: row.get("bypass_roles"),
-            pgaudit_loaded: row.get("pgaudit_loaded"),
-            can_set_pgaudit: row.get("can_set_pgaudit"),
-            can_set_log_statement: row.get("can_set_log_statement"),
-            break_glass_sessions: row.get("break_glass_sessions"),
+            database: row.get("database")?,
+            user: row.get("user_name")?,
+            session_user: row.get("session_user_name")?,
+            superuser: row.get("superuser")?,
+            createrole: row.get("createrole")?,
+            createdb: row.get("createdb")?,
+            replication: row.get("replication")?,
+            bypassrls: row.get("bypassrls")?,
+            can_create_schema: row.get("can_create_schema")?,
+            can_grant_schema_usage: row.get("can_grant_schema_usage")?,
+            server_version_num: row.get("server_version_num")?,
+            bypass_roles: row.get("bypass_roles")?,
+            pgaudit_loaded: row.get("pgaudit_loaded")?,
+            can_set_pgaudit: row.get("can_set_pgaudit")?,
+            can_set_log_statement: row.get("can_set_log_statement")?,
+            break_glass_sessions: row.get("break_glass_sessions")?,
         },
-        row.get("public_schema_usage"),
-        row.get("public_connect"),
-    )
+        row.get("public_schema_usage")?,
+        row.get("public_connect")?,
+    ))
 }
 
 /// A role that does not exist yet: it will get what PUBLIC has, so no grant is needed for that.
@@ -407,24 +442,25 @@ fn absent_role(session: &SessionRow) -> Role {
     }
 }
 
-fn roles_from(rows: &[Row], absent: &Role, target: &Target) -> (Role, Role) {
+fn roles_from(rows: &[Row], absent: &Role, target: &Target) -> Result<(Role, Role)> {
     let mut app = absent.clone();
     let mut admin = absent.clone();
     for row in rows {
-        let name: String = row.get("name");
+        let row = Cells::new(row, "roles");
+        let name: String = row.get("name")?;
         let role = Role {
             exists: true,
-            login: row.get("login"),
-            superuser: row.get("superuser"),
-            bypassrls: row.get("bypassrls"),
-            createdb: row.get("createdb"),
-            createrole: row.get("createrole"),
-            replication: row.get("replication"),
-            schema_usage: row.get("schema_usage"),
-            connect: row.get("connect"),
-            session_is_admin: row.get("session_is_admin"),
-            session_inherits: row.get("session_inherits"),
-            settings: row.get("settings"),
+            login: row.get("login")?,
+            superuser: row.get("superuser")?,
+            bypassrls: row.get("bypassrls")?,
+            createdb: row.get("createdb")?,
+            createrole: row.get("createrole")?,
+            replication: row.get("replication")?,
+            schema_usage: row.get("schema_usage")?,
+            connect: row.get("connect")?,
+            session_is_admin: row.get("session_is_admin")?,
+            session_inherits: row.get("session_inherits")?,
+            settings: row.get("settings")?,
         };
         if name == target.app_role {
             app = role;
@@ -432,34 +468,35 @@ fn roles_from(rows: &[Row], absent: &Role, target: &Target) -> (Role, Role) {
             admin = role;
         }
     }
-    (app, admin)
+    Ok((app, admin))
 }
 
-fn table_from(row: &Row, target: &Target) -> Table {
-    let name: String = row.get("name");
-    let schemas: Vec<String> = row.get("sequence_schemas");
-    let names: Vec<String> = row.get("sequence_names");
-    let usage: Vec<bool> = row.get("sequence_app_usage");
-    let partition_of: Option<String> = row.get("partition_of");
-    Table {
+fn table_from(row: &Row, target: &Target) -> Result<Table> {
+    let row = Cells::new(row, "tables");
+    let name: String = row.get("name")?;
+    let schemas: Vec<String> = row.get("sequence_schemas")?;
+    let names: Vec<String> = row.get("sequence_names")?;
+    let usage: Vec<bool> = row.get("sequence_app_usage")?;
+    let partition_of: Option<String> = row.get("partition_of")?;
+    Ok(Table {
         display: target.display_table(&name),
         name,
         partition_of: partition_of.map(|root| target.display_table(&root)),
-        partitioned: row.get("partitioned"),
-        oid: row.get("oid"),
-        exists: row.get("exists"),
-        has_column: row.get("has_column"),
-        column_type: row.get("column_type"),
-        owner: row.get("owner"),
-        session_owns: row.get("session_owns"),
-        app_owns: row.get("app_owns"),
-        rls: row.get("rls"),
-        force: row.get("force"),
-        has_tenant_index: row.get("has_tenant_index"),
-        public_privileges: row.get("public_privileges"),
-        app_privileges: row.get("app_privileges"),
-        admin_privileges: row.get("admin_privileges"),
-        app_forbidden_privileges: row.get("app_forbidden_privileges"),
+        partitioned: row.get("partitioned")?,
+        oid: row.get("oid")?,
+        exists: row.get("exists")?,
+        has_column: row.get("has_column")?,
+        column_type: row.get("column_type")?,
+        owner: row.get("owner")?,
+        session_owns: row.get("session_owns")?,
+        app_owns: row.get("app_owns")?,
+        rls: row.get("rls")?,
+        force: row.get("force")?,
+        has_tenant_index: row.get("has_tenant_index")?,
+        public_privileges: row.get("public_privileges")?,
+        app_privileges: row.get("app_privileges")?,
+        admin_privileges: row.get("admin_privileges")?,
+        app_forbidden_privileges: row.get("app_forbidden_privileges")?,
         sequences: schemas
             .into_iter()
             .zip(names)
@@ -470,100 +507,103 @@ fn table_from(row: &Row, target: &Target) -> Table {
                 app_usage,
             })
             .collect(),
-        session_can_select: row.get("session_can_select"),
-    }
+        session_can_select: row.get("session_can_select")?,
+    })
 }
 
 /// A policy row; an isolation policy whose tree is the one apply recorded comes
 /// without its text, which is the registry's.
-fn policy_from(row: &Row, recorded: &HashMap<String, &Installed>) -> Policy {
-    let table: String = row.get("table_name");
+fn policy_from(row: &Row, recorded: &HashMap<String, &Installed>) -> Result<Policy> {
+    let row = Cells::new(row, "policies");
+    let table: String = row.get("table_name")?;
     let registry = recorded.get(&table);
-    let text = |column: &str, flag: &str, from: fn(&Installed) -> &String| -> Option<String> {
-        match (row.get::<_, bool>(flag), registry) {
-            (true, Some(installed)) => Some(from(installed).clone()),
-            _ => row.get(column),
-        }
-    };
-    Policy {
-        using: text("using_expr", "using_recorded", |i| &i.using),
-        check: text("check_expr", "check_recorded", |i| &i.check),
+    let text =
+        |column: &str, flag: &str, from: fn(&Installed) -> &String| -> Result<Option<String>> {
+            Ok(match (row.get::<bool>(flag)?, registry) {
+                (true, Some(installed)) => Some(from(installed).clone()),
+                _ => row.get(column)?,
+            })
+        };
+    Ok(Policy {
+        using: text("using_expr", "using_recorded", |i| &i.using)?,
+        check: text("check_expr", "check_recorded", |i| &i.check)?,
         table,
-        name: row.get("name"),
-        cmd: row.get("cmd"),
-        permissive: row.get("permissive"),
-        roles: row.get("roles"),
-        applies_to_app: row.get("applies_to_app"),
-        applies_to_session: row.get("applies_to_session"),
-        using_builtin: row.get::<_, Option<bool>>("using_builtin").unwrap_or(true),
-        check_builtin: row.get::<_, Option<bool>>("check_builtin").unwrap_or(true),
-    }
+        name: row.get("name")?,
+        cmd: row.get("cmd")?,
+        permissive: row.get("permissive")?,
+        roles: row.get("roles")?,
+        applies_to_app: row.get("applies_to_app")?,
+        applies_to_session: row.get("applies_to_session")?,
+        using_builtin: row.get::<Option<bool>>("using_builtin")?.unwrap_or(true),
+        check_builtin: row.get::<Option<bool>>("check_builtin")?.unwrap_or(true),
+    })
 }
 
-fn reacher_from(row: &Row) -> Reacher {
-    Reacher {
-        role: row.get("role"),
-        login: row.get("login"),
-        reason: row.get("reason"),
-        tables: row.get::<_, Option<i64>>("tables").unwrap_or(0),
-        all_tables: row.get::<_, Option<bool>>("all_tables").unwrap_or(false),
-        path: row.get("path"),
-        reads_as_itself: row.get("reads_as_itself"),
-    }
+fn reacher_from(row: &Cells) -> Result<Reacher> {
+    Ok(Reacher {
+        role: row.get("role")?,
+        login: row.get("login")?,
+        reason: row.get("reason")?,
+        tables: row.get::<Option<i64>>("tables")?.unwrap_or(0),
+        all_tables: row.get::<Option<bool>>("all_tables")?.unwrap_or(false),
+        path: row.get("path")?,
+        reads_as_itself: row.get("reads_as_itself")?,
+    })
 }
 
-fn relation_from(row: &Row) -> Relation {
-    Relation {
-        name: row.get("name"),
-        relkind: row.get("relkind"),
-        owner: row.get("owner"),
-        owner_bypasses: row.get("owner_bypasses"),
-        security_invoker: row.get("security_invoker"),
-        reads: row.get("reads"),
-        bare_name: row.get("bare_name"),
-        app_can_select: row.get("app_can_select"),
-    }
+fn relation_from(row: &Cells) -> Result<Relation> {
+    Ok(Relation {
+        name: row.get("name")?,
+        relkind: row.get("relkind")?,
+        owner: row.get("owner")?,
+        owner_bypasses: row.get("owner_bypasses")?,
+        security_invoker: row.get("security_invoker")?,
+        reads: row.get("reads")?,
+        bare_name: row.get("bare_name")?,
+        app_can_select: row.get("app_can_select")?,
+    })
 }
 
-fn function_from(row: &Row) -> Function {
-    Function {
-        signature: row.get("signature"),
-        schema: row.get("schema"),
-        name: row.get("name"),
-        security_definer: row.get("security_definer"),
-        leakproof: row.get("leakproof"),
-        pins_search_path: row.get("pins_search_path"),
-        app_can_execute: row.get("app_can_execute"),
-        source: row.get("source"),
-        language: row.get("language"),
-        owner: row.get("owner"),
-        returns: row.get("returns"),
-        in_extension: row.get("in_extension"),
-        app_fires: row.get("app_fires"),
-        comment: row.get("comment"),
-        user_functions: row.get("user_functions"),
-    }
+fn function_from(row: &Cells) -> Result<Function> {
+    Ok(Function {
+        signature: row.get("signature")?,
+        schema: row.get("schema")?,
+        name: row.get("name")?,
+        security_definer: row.get("security_definer")?,
+        leakproof: row.get("leakproof")?,
+        pins_search_path: row.get("pins_search_path")?,
+        app_can_execute: row.get("app_can_execute")?,
+        source: row.get("source")?,
+        language: row.get("language")?,
+        owner: row.get("owner")?,
+        returns: row.get("returns")?,
+        in_extension: row.get("in_extension")?,
+        app_fires: row.get("app_fires")?,
+        comment: row.get("comment")?,
+        user_functions: row.get("user_functions")?,
+    })
 }
 
 /// Role and database defaults of the tenant setting, and, when none explains
 /// it, the value the session started with (server configuration or connection
 /// options). Placeholder settings such as `app.tenant_id` are not in
 /// pg_settings, so the session's own value is the evidence.
-fn setting_defaults(row: &Row, setting: &str) -> Vec<String> {
-    let mut defaults: Vec<String> = row.get("setting_defaults");
-    let start: String = row.get("session_start_value");
+fn setting_defaults(row: &Cells, setting: &str) -> Result<Vec<String>> {
+    let mut defaults: Vec<String> = row.get("setting_defaults")?;
+    let start: String = row.get("session_start_value")?;
     if defaults.is_empty() && !start.is_empty() {
         defaults.push(format!(
             "server or connection: {setting}={start} (postgresql.conf or the parameter group, ALTER SYSTEM, or PGOPTIONS)"
         ));
     }
-    defaults
+    Ok(defaults)
 }
 
-fn read_records(rows: &[Row], bundle: &mut Bundle) {
+fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
     for row in rows {
-        let kind: String = row.get("kind");
-        let values: Vec<Option<String>> = row.get("fields");
+        let row = Cells::new(row, "bundle_records");
+        let kind: String = row.get("kind")?;
+        let values: Vec<Option<String>> = row.get("fields")?;
         let v = |i: usize| values.get(i).cloned().flatten().unwrap_or_default();
         match kind.as_str() {
             "registry" => bundle.registry.push(Installed {
@@ -585,11 +625,16 @@ fn read_records(rows: &[Row], bundle: &mut Bundle) {
                     .filter(|s| !s.is_empty())
                     .map(String::from)
                     .collect();
-                bundle.recorded_reach = values
-                    .get(3)
-                    .cloned()
-                    .flatten()
-                    .and_then(|json| serde_json::from_str(&json).ok());
+                // What apply wrote, or an error: a history row someone
+                // garbled must not read as "nothing recorded".
+                bundle.recorded_reach = match values.get(3).cloned().flatten() {
+                    // an apply before the reach set was recorded
+                    None => None,
+                    Some(json) if json == "null" => None,
+                    Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                        anyhow::anyhow!("reading bundle_records: the reach set in the last history row is not what apply writes ({e})")
+                    })?),
+                };
                 bundle.registry_checksum = Some((values.get(4).cloned().flatten(), v(5)));
                 bundle.recorded_logging = values.get(6).cloned().flatten();
             }
@@ -601,4 +646,5 @@ fn read_records(rows: &[Row], bundle: &mut Bundle) {
             }),
         }
     }
+    Ok(())
 }

@@ -418,3 +418,19 @@ async fn a_session_logged_in_as_the_break_glass_role_is_reported() {
     t.run_env(&["monitor", "--strict"], &AS_APP).await.expect(1);
     drop(admin);
 }
+
+/// A history row whose recorded reach set is not what apply writes stops
+/// monitor with exit 2 naming what it read: never "nothing was recorded".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbled_history_row_is_an_error_not_a_clean_run() {
+    let t = applied_and_clean(&APPLY).await;
+    t.sql("UPDATE rlsctl.bundle_history SET reach = '{\"role\": \"nobody\"}'")
+        .await;
+    let run = t.run_env(&["monitor"], &AS_APP).await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("reading bundle_records: the reach set in the last history row is not what apply writes"),
+        "{}",
+        run.stderr
+    );
+}
