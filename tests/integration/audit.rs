@@ -4,16 +4,9 @@
 //! postgresql-15-pgaudit package (scripts/ensure-pgaudit); the other majors'
 //! server builds do not ship it, so this module runs on Debian's server only.
 
-use serde_json::Value;
 
 use crate::support::*;
 use crate::verify::{details, statuses, verify};
-
-async fn monitor(t: &TestDb) -> (Run, Value) {
-    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
-    let doc = run.json();
-    (run, doc)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_alarms() {
@@ -66,7 +59,7 @@ async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_ala
     for id in ["BYP003", "BYP004"] {
         assert_eq!(statuses(&doc, id), ["pass"], "{id}: {}", run.stdout);
     }
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(0);
     assert_eq!(statuses(&doc, "DRF009"), ["pass"]);
     // A break-glass session is audited, statement by statement.
@@ -93,7 +86,7 @@ async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_ala
     }
     // Removing the setting is drift.
     t.sql("ALTER ROLE tenant_admin RESET pgaudit.log").await;
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(1);
     assert_eq!(statuses(&doc, "DRF009"), ["fail"]);
     assert!(details(&doc, "DRF009").contains("pgaudit.log=all was removed"));

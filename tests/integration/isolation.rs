@@ -3,16 +3,9 @@
 //! probes at night, so the catalog must show it), and the same database without
 //! the breakage passing both. Then the correct variants that must not fail.
 
-use serde_json::Value;
 
 use crate::support::*;
 use crate::verify::{statuses, verify};
-
-async fn monitor(t: &TestDb) -> (Run, Value) {
-    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
-    let doc = run.json();
-    (run, doc)
-}
 
 /// After `setup` (which must leave a correct database), verify and monitor
 /// pass; after each statement of `breakage`, both fail with `check`.
@@ -29,13 +22,13 @@ async fn hole(setup: &[&str], breakage: &[&str], check: &str) {
     }
     let (run, _) = verify(&t, &[]).await;
     run.expect(0);
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
     for sql in breakage {
         t.sql(sql).await;
     }
     for (what, (run, doc)) in [
         ("verify", verify(&t, &[]).await),
-        ("monitor", monitor(&t).await),
+        ("monitor", monitor_json(&t).await),
     ] {
         assert_eq!(
             run.code, 1,
@@ -134,7 +127,7 @@ async fn server_level_setting_fails_role006() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     for (what, (run, doc)) in [
         ("verify", verify(&t, &[]).await),
-        ("monitor", monitor(&t).await),
+        ("monitor", monitor_json(&t).await),
     ] {
         assert_eq!(run.code, 1, "{what}: {}\n{}", run.stdout, run.stderr);
         assert!(
@@ -161,7 +154,7 @@ async fn a_reviewed_definer_passes_until_its_body_changes() {
     t.sql("CREATE FUNCTION public.customer_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public \
            AS 'SELECT count(*) FROM customers'")
         .await;
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(1);
     assert_eq!(statuses(&doc, "BYP003"), ["fail"], "{}", run.stdout);
     let remedy = doc["checks"]
@@ -189,7 +182,7 @@ async fn a_reviewed_definer_passes_until_its_body_changes() {
         "COMMENT ON FUNCTION public.customer_count() IS 'reviewed by alice: counts only. {marker}'"
     ))
     .await;
-    let (run, _) = monitor(&t).await;
+    let (run, _) = monitor_json(&t).await;
     run.expect(0);
     let (run, _) = verify(&t, &[]).await;
     run.expect(0);
@@ -197,7 +190,7 @@ async fn a_reviewed_definer_passes_until_its_body_changes() {
     t.sql("CREATE OR REPLACE FUNCTION public.customer_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
            SET search_path = public AS 'SELECT count(*) FROM customers WHERE true'")
         .await;
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(1);
     assert!(
         doc["checks"]
@@ -281,6 +274,6 @@ async fn correct_variants_pass_verify_and_monitor() {
     let (run, doc) = verify(&t, &[]).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(doc["summary"]["failed"], 0);
-    let (run, _) = monitor(&t).await;
+    let (run, _) = monitor_json(&t).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
 }

@@ -26,12 +26,6 @@ fn findings(doc: &Value, id: &str) -> Vec<String> {
         .collect()
 }
 
-async fn monitor_json(t: &TestDb) -> (Run, Value) {
-    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
-    let doc = run.json();
-    (run, doc)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_cycle_as_the_rds_master() {
     let t = TestDb::demo_rds().await;

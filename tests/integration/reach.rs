@@ -10,18 +10,12 @@ use serde_json::Value;
 use crate::support::*;
 use crate::verify::{details, statuses, verify};
 
-async fn monitor(t: &TestDb) -> (Run, Value) {
-    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
-    let doc = run.json();
-    (run, doc)
-}
-
 /// The sample database applied by the RDS master, with verify and monitor passing.
 async fn applied_and_clean(apply: &[&str]) -> TestDb {
     let t = TestDb::demo_rds().await;
     t.run(apply).await.expect(0);
     verify(&t, &[]).await.0.expect(0);
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(0);
     assert_eq!(statuses(&doc, "DRF004"), ["pass"], "{}", run.stdout);
     t
@@ -37,7 +31,7 @@ const APPLY: [&str; 5] = [
 
 /// monitor exits 1 with DRF004 failing, and its details name `expected`.
 async fn drift_names(t: &TestDb, expected: &str) {
-    let (run, doc) = monitor(t).await;
+    let (run, doc) = monitor_json(t).await;
     run.expect(1);
     let found = statuses(&doc, "DRF004");
     assert!(
@@ -84,7 +78,7 @@ async fn a_member_of_the_break_glass_role_at_any_depth_is_drift_with_its_path() 
     drift_names(&t, "reporter → middle → tenant_admin").await;
     // Undone: clean again; a set that shrank is information.
     t.sql("REVOKE middle FROM reporter; DROP ROLE middle").await;
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +104,7 @@ async fn an_accepted_member_is_recorded_by_apply_and_no_longer_drift() {
         reach.contains(&"auditor") && reach.contains(&"tenant_admin"),
         "{reach:?}"
     );
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
     // The text plan lists the set with paths.
     let run = t.run(&APPLY[..3]).await;
     run.expect(0);
@@ -145,7 +139,7 @@ async fn createrole_reaches_every_row_on_15_and_older_only() {
         .await;
     } else {
         // On 16 and later CREATEROLE grants only roles it holds ADMIN OPTION on.
-        let (run, doc) = monitor(&t).await;
+        let (run, doc) = monitor_json(&t).await;
         run.expect(0);
         assert_eq!(statuses(&doc, "DRF004"), ["pass"]);
     }
@@ -159,7 +153,7 @@ async fn the_break_glass_role_gaining_login_is_drift() {
         .await;
     drift_names(&t, "tenant_admin can now log in").await;
     t.sql("ALTER ROLE tenant_admin NOLOGIN").await;
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,23 +177,22 @@ async fn a_view_owned_by_the_break_glass_role_fails_verify_and_monitor() {
     t.sql("CREATE VIEW every_customer AS SELECT * FROM customers; ALTER VIEW every_customer OWNER TO app_user")
         .await;
     verify(&t, &[]).await.0.expect(0);
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
     t.sql("ALTER VIEW every_customer OWNER TO tenant_admin; GRANT SELECT ON every_customer TO app_user")
         .await;
-    let app = t.app().await;
-    app.begin().await.unwrap();
-    rlsctl::db::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
-        .await
-        .unwrap();
     assert_eq!(
-        count(&app, "SELECT count(DISTINCT tenant_id) FROM every_customer").await,
+        tenants_seen(
+            &t,
+            TENANTS[0],
+            "SELECT count(DISTINCT tenant_id) FROM every_customer"
+        )
+        .await,
         3,
         "the leak is real"
     );
-    app.rollback().await.unwrap();
     for (what, (run, doc)) in [
         ("verify", verify(&t, &[]).await),
-        ("monitor", monitor(&t).await),
+        ("monitor", monitor_json(&t).await),
     ] {
         assert_eq!(run.code, 1, "{what}: {}", run.stdout);
         assert_eq!(statuses(&doc, "BYP001"), ["fail"], "{what}: {}", run.stdout);
@@ -226,7 +219,7 @@ async fn definer_functions_are_bypasses_only_when_their_owner_reaches_every_row(
     )
     .await;
     verify(&t, &[]).await.0.expect(0);
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
     // Owned by the break-glass role, the same function reads every tenant.
     t.sql("ALTER FUNCTION public.customer_count() OWNER TO tenant_admin")
         .await;
@@ -241,7 +234,7 @@ async fn definer_functions_are_bypasses_only_when_their_owner_reaches_every_row(
     app.rollback().await.unwrap();
     for (what, (run, doc)) in [
         ("verify", verify(&t, &[]).await),
-        ("monitor", monitor(&t).await),
+        ("monitor", monitor_json(&t).await),
     ] {
         assert_eq!(run.code, 1, "{what}: {}", run.stdout);
         assert_eq!(statuses(&doc, "BYP003"), ["fail"], "{what}: {}", run.stdout);
@@ -267,7 +260,7 @@ async fn definer_functions_are_bypasses_only_when_their_owner_reaches_every_row(
 async fn both_fail(t: &TestDb, check: &str, expected: &str) {
     for (what, (run, doc)) in [
         ("verify", verify(t, &[]).await),
-        ("monitor", monitor(t).await),
+        ("monitor", monitor_json(t).await),
     ] {
         assert_eq!(run.code, 1, "{what}: {}", run.stdout);
         assert!(
@@ -302,7 +295,7 @@ async fn a_role_that_can_write_the_tools_records_fails_verify_and_monitor() {
     both_fail(&t, "BYP007", "planter can create objects in schema rlsctl").await;
     t.sql("REVOKE CREATE ON SCHEMA rlsctl FROM planter").await;
     verify(&t, &[]).await.0.expect(0);
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
 }
 
 /// The registry is what drift is measured against: a weakened policy with the
@@ -317,7 +310,7 @@ async fn a_registry_edited_behind_monitors_back_is_drift() {
            AND tt.table_name = 'customers'",
     )
     .await;
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(1);
     assert_eq!(
         statuses(&doc, "DRF002"),
@@ -343,7 +336,7 @@ async fn the_shadow_function_is_executable_only_in_shadow_mode() {
         "enforcing revokes it"
     );
     verify(&t, &[]).await.0.expect(0);
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
     t.sql("GRANT EXECUTE ON FUNCTION rlsctl.shadow_seen(text, text) TO app_user")
         .await;
     both_fail(
@@ -355,7 +348,7 @@ async fn the_shadow_function_is_executable_only_in_shadow_mode() {
     // apply revokes it again, with no table to change.
     t.run(&APPLY).await.expect(0);
     assert_eq!(count(&t.superuser().await, executable).await, 0);
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
 }
 
 /// The preflight status of `id` in apply's JSON.
@@ -376,16 +369,16 @@ async fn a_superuser_apply_logs_the_break_glass_role_and_monitor_guards_it() {
     let settings = "SELECT count(*) FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole
                     WHERE r.rolname = 'tenant_admin' AND 'log_statement=all' = ANY(s.setconfig)";
     assert_eq!(count(&t.superuser().await, settings).await, 1);
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(0);
     assert_eq!(statuses(&doc, "DRF009"), ["pass"]);
     t.sql("ALTER ROLE tenant_admin RESET log_statement").await;
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(1);
     assert_eq!(statuses(&doc, "DRF009"), ["fail"]);
     assert!(details(&doc, "DRF009").contains("log_statement=all was removed from tenant_admin"));
     t.run(&APPLY).await.expect(0);
-    monitor(&t).await.0.expect(0);
+    monitor_json(&t).await.0.expect(0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -399,7 +392,7 @@ async fn the_rds_master_without_pgaudit_is_told_how_to_log_break_glass_use() {
     assert_eq!(preflight(&doc, "PRE010"), ["warn"], "{}", run.stdout);
     assert!(details(&doc["preflight"], "PRE010").contains("break-glass use will not be logged"));
     assert!(doc["plan"]["break_glass_logging"].is_null());
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(0);
     assert_eq!(statuses(&doc, "DRF009"), ["skip"]);
 }
@@ -407,11 +400,11 @@ async fn the_rds_master_without_pgaudit_is_told_how_to_log_break_glass_use() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_logged_in_as_the_break_glass_role_is_reported() {
     let t = applied_and_clean(&APPLY).await;
-    let (_, doc) = monitor(&t).await;
+    let (_, doc) = monitor_json(&t).await;
     assert_eq!(statuses(&doc, "DRF010"), ["pass"]);
     let admin = t.connect("tenant_admin", ADMIN_PASSWORD).await.unwrap();
     let pid = count(&admin, "SELECT pg_backend_pid()::bigint").await;
-    let (run, doc) = monitor(&t).await;
+    let (run, doc) = monitor_json(&t).await;
     run.expect(0);
     assert_eq!(statuses(&doc, "DRF010"), ["warn"], "{}", run.stdout);
     assert!(details(&doc, "DRF010").contains(&format!("pid {pid}")));

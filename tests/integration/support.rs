@@ -215,6 +215,26 @@ impl TestDb {
     }
 }
 
+/// `rlsctl monitor --format json` as the app role: the run and its document.
+pub async fn monitor_json(t: &TestDb) -> (Run, serde_json::Value) {
+    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
+    let doc = run.json();
+    (run, doc)
+}
+
+/// How many distinct tenants' rows `sql` (a `count(DISTINCT tenant_id)`) sees
+/// as the app role under `tenant`: 1 when isolated, more through a hole.
+pub async fn tenants_seen(t: &TestDb, tenant: &str, sql: &str) -> i64 {
+    let app = t.app().await;
+    app.begin().await.unwrap();
+    rlsctl::db::tenant::set_local(&app, "app.tenant_id", tenant)
+        .await
+        .unwrap();
+    let seen = count(&app, sql).await;
+    app.rollback().await.unwrap();
+    seen
+}
+
 /// The catalog state the bundle touches, for before/after comparisons.
 pub async fn catalog_snapshot(db: &Db) -> Vec<String> {
     let rows = db
