@@ -1,8 +1,11 @@
-//! libpq's `require_auth` for tokio-postgres: a stream wrapper that reads the
-//! server's messages as they pass and fails the connection when the server asks
-//! for a cleartext or MD5 password, before the driver answers. So a fake server
-//! on the tunnel's local port (without TLS, or with a certificate nobody
-//! checked) never receives the password, unless the operator allowed it.
+//! libpq's `require_auth=scram-sha-256` for tokio-postgres: a stream wrapper
+//! that reads the server's messages as they pass and fails the connection when
+//! the server asks for a cleartext or MD5 password, before the driver answers,
+//! or grants access without any exchange at all (`AuthenticationOk` before a
+//! completed SCRAM exchange: trust, or a fake that wants the queries and their
+//! answers to pass as the database's). So a fake server on the tunnel's local
+//! port (without TLS, or with a certificate nobody checked) never receives the
+//! password nor answers "isolated", unless the operator allowed it.
 //!
 //! It wraps the TCP stream (which carries the protocol when TLS is off or the
 //! server declined it) and, through [`GuardedTls`], the TLS stream.
@@ -36,6 +39,9 @@ pub struct AuthGuard<S> {
     state: State,
     header: Vec<u8>,
     allow_weak: bool,
+    /// The server proved something before granting access: a completed SCRAM
+    /// exchange (SASLFinal), or a weak password request the operator allowed.
+    exchanged: bool,
 }
 
 impl<S> AuthGuard<S> {
@@ -50,6 +56,7 @@ impl<S> AuthGuard<S> {
             },
             header: Vec::with_capacity(9),
             allow_weak,
+            exchanged: false,
         }
     }
 
@@ -109,13 +116,30 @@ impl<S> AuthGuard<S> {
         Ok(())
     }
 
-    fn check(&self, code: u32) -> io::Result<()> {
+    fn check(&mut self, code: u32) -> io::Result<()> {
         let what = match code {
+            // AuthenticationOk
+            0 if self.exchanged || self.allow_weak => return Ok(()),
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "the server granted access without authenticating (no SCRAM exchange): what answers on \
+                     this port is not shown to be the database, so its answers cannot be trusted; refused, as \
+                     libpq's require_auth=scram-sha-256 does (for a server that trusts connections on purpose, \
+                     pass --allow-weak-auth)",
+                ))
+            }
             3 => "a cleartext password",
             5 => "an MD5 password hash",
+            // AuthenticationSASLFinal: the server proved it knows the verifier
+            12 => {
+                self.exchanged = true;
+                return Ok(());
+            }
             _ => return Ok(()),
         };
         if self.allow_weak {
+            self.exchanged = true;
             return Ok(());
         }
         Err(io::Error::new(
@@ -220,7 +244,7 @@ mod tests {
 
     #[test]
     fn weak_requests_are_refused_in_any_split() {
-        for (code, refused) in [(3, true), (5, true), (10, false), (0, false)] {
+        for (code, refused) in [(3, true), (5, true), (10, false), (0, true)] {
             let mut bytes = b"N".to_vec();
             bytes.extend(auth(code));
             for split in 0..bytes.len() {
@@ -233,6 +257,28 @@ mod tests {
             let mut allowed = AuthGuard::new((), true, true);
             assert!(allowed.inspect(&bytes).is_ok());
         }
+    }
+
+    #[test]
+    fn access_is_granted_only_after_a_completed_scram_exchange() {
+        // SASL, SASLContinue, SASLFinal, Ok: in any split.
+        let mut bytes = b"N".to_vec();
+        for code in [10, 11, 12, 0] {
+            bytes.extend(auth(code));
+        }
+        for split in 0..bytes.len() {
+            let mut guard = AuthGuard::new((), true, false);
+            let result = guard
+                .inspect(&bytes[..split])
+                .and_then(|_| guard.inspect(&bytes[split..]));
+            assert!(result.is_ok(), "split {split}");
+        }
+        // SASL started but Ok before SASLFinal: refused.
+        let mut bytes = b"N".to_vec();
+        bytes.extend(auth(10));
+        bytes.extend(auth(0));
+        let err = AuthGuard::new((), true, false).inspect(&bytes).unwrap_err();
+        assert!(err.to_string().contains("without authenticating"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! postgresql-15-pgaudit package (scripts/ensure-pgaudit); the other majors'
 //! server builds do not ship it, so this module runs on Debian's server only.
 
-
 use crate::support::*;
 use crate::verify::{details, statuses, verify};
 

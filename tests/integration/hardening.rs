@@ -229,9 +229,13 @@ async fn restore_puts_back_what_exists_and_reports_what_was_dropped() {
     assert!(!run.stdout.contains("break-glass active"), "{}", run.stdout);
 }
 
-/// A fake PostgreSQL on a local port: declines TLS, then asks for a cleartext
-/// password and records whatever the client sends after the startup message.
-async fn fake_server() -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+/// AuthenticationCleartextPassword.
+const CLEARTEXT: [u8; 9] = [b'R', 0, 0, 0, 8, 0, 0, 0, 3];
+
+/// A fake PostgreSQL on a local port: declines TLS, then sends `auth` (an
+/// authentication request, or AuthenticationOk with no exchange at all) and
+/// records whatever the client sends after the startup message.
+async fn fake_server(auth: &'static [u8]) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -249,11 +253,7 @@ async fn fake_server() -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
             socket.write_all(b"N").await.unwrap();
             let _ = socket.read(&mut buf).await;
         }
-        // AuthenticationCleartextPassword.
-        socket
-            .write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 3])
-            .await
-            .unwrap();
+        socket.write_all(auth).await.unwrap();
         loop {
             match tokio::time::timeout(std::time::Duration::from_secs(3), socket.read(&mut buf))
                 .await
@@ -277,7 +277,7 @@ async fn a_fake_server_never_gets_the_password() {
         // prefer, and the server declines TLS and asks for a cleartext password.
         (vec![], "cleartext password"),
     ] {
-        let (port, server) = fake_server().await;
+        let (port, server) = fake_server(&CLEARTEXT).await;
         let port = port.to_string();
         let mut args = vec!["verify", "--host", "127.0.0.1", "--port", &port];
         args.extend(extra.iter().copied());
@@ -293,7 +293,7 @@ async fn a_fake_server_never_gets_the_password() {
         );
     }
     // Allowed explicitly, the password goes (which is what the guard prevents).
-    let (port, server) = fake_server().await;
+    let (port, server) = fake_server(&CLEARTEXT).await;
     let port = port.to_string();
     let run = t
         .run_env(
@@ -310,4 +310,36 @@ async fn a_fake_server_never_gets_the_password() {
         .await;
     run.expect(2);
     assert!(String::from_utf8_lossy(&server.await.unwrap()).contains(secret));
+}
+
+/// A server that says "AuthenticationOk" straight away (trust, or a fake that
+/// wants its answers taken for the database's) is refused before any query:
+/// under `prefer`, whatever listens on the tunnel's port could otherwise
+/// answer "isolated".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_skips_authentication_is_refused() {
+    // AuthenticationOk, then ReadyForQuery (idle).
+    const OK_AT_ONCE: [u8; 15] = [b'R', 0, 0, 0, 8, 0, 0, 0, 0, b'Z', 0, 0, 0, 5, b'I'];
+    let t = TestDb::empty().await;
+    for command in ["verify", "monitor"] {
+        let (port, server) = fake_server(&OK_AT_ONCE).await;
+        let port = port.to_string();
+        let run = t
+            .run_env(
+                &[command, "--host", "127.0.0.1", "--port", &port],
+                &[("PGUSER", "app_user"), ("PGPASSWORD", "pw-Qe4")],
+            )
+            .await;
+        run.expect(2);
+        assert!(
+            run.stderr.contains("granted access without authenticating"),
+            "{}",
+            run.stderr
+        );
+        let received = String::from_utf8_lossy(&server.await.unwrap()).into_owned();
+        assert!(
+            !received.contains("SELECT"),
+            "a query reached the fake server: {received}"
+        );
+    }
 }

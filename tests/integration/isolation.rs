@@ -3,7 +3,6 @@
 //! probes at night, so the catalog must show it), and the same database without
 //! the breakage passing both. Then the correct variants that must not fail.
 
-
 use crate::support::*;
 use crate::verify::{statuses, verify};
 
