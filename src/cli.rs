@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::db::password::PasswordSource;
+use crate::db::password::{PasswordSource, SourceParser};
 pub use crate::db::tls::SslMode;
 pub use crate::logging::LogFormat;
 
@@ -150,7 +150,7 @@ pub struct ConnectionArgs {
     pub user: Option<String>,
     /// Where the password comes from: prompt, env:VAR, file:PATH or ssm:/parameter/name.
     /// Without it: PGPASSWORD, then ~/.pgpass (PGPASSFILE), then a prompt on a TTY.
-    #[arg(long, env = "RLSCTL_PASSWORD_FROM", value_name = "SOURCE")]
+    #[arg(long, env = "RLSCTL_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
     pub password_from: Option<PasswordSource>,
     /// TLS mode: disable, prefer, require, verify-ca or verify-full. Default:
     /// verify-full when a TLS server name is set or the connection goes through
@@ -263,10 +263,10 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub shadow: bool,
     /// Password for the app role when apply creates it (or with --rotate-passwords).
-    #[arg(long, env = "RLSCTL_APP_PASSWORD_FROM", value_name = "SOURCE")]
+    #[arg(long, env = "RLSCTL_APP_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
     pub app_password_from: Option<PasswordSource>,
     /// Password for the break-glass role; without it the role is created NOLOGIN (members use SET ROLE).
-    #[arg(long, env = "RLSCTL_ADMIN_PASSWORD_FROM", value_name = "SOURCE")]
+    #[arg(long, env = "RLSCTL_ADMIN_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
     pub admin_password_from: Option<PasswordSource>,
     /// Create the app role without a password (for IAM database authentication).
     #[arg(long, conflicts_with = "app_password_from")]
@@ -478,7 +478,7 @@ pub struct RehearseArgs {
     #[arg(long, requires = "database_url")]
     pub with_rollback: bool,
     /// With --database-url: the app role's password (apply sets it when creating the role; verify logs in with it).
-    #[arg(long, value_name = "SOURCE", requires = "database_url")]
+    #[arg(long, value_name = "SOURCE", requires = "database_url", value_parser = SourceParser)]
     pub app_password_from: Option<PasswordSource>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]

@@ -59,8 +59,11 @@ fn now() -> f64 {
 }
 
 /// Writes to a temp file beside `path`, then renames it over `path`: a reader
-/// sees the old file or the new one, never half of one.
+/// sees the old file or the new one, never half of one. The file is 0644: the
+/// report holds no secret, and node_exporter, which reads the textfile
+/// directory, runs as its own user (a temp file's 0600 would hide the metrics).
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -68,6 +71,8 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let mut file = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     file.write_all(text.as_bytes())?;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     file.as_file().sync_all()?;
     file.persist(path)
         .with_context(|| format!("renaming onto {}", path.display()))?;

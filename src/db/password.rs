@@ -43,28 +43,63 @@ pub enum PasswordSource {
     Ssm(String),
 }
 
+/// What a password source looks like. Errors never repeat the value given:
+/// a password typed where its source was expected must not reach a terminal,
+/// cron mail or the journal.
+const SOURCE_FORMS: &str = "use prompt, env:VAR, file:PATH or ssm:/name";
+
 impl FromStr for PasswordSource {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         if s == "prompt" {
             return Ok(Self::Prompt);
         }
-        let (kind, rest) = s.split_once(':').ok_or_else(|| {
-            format!("unknown password source {s:?}: use prompt, env:VAR, file:PATH or ssm:/name")
-        })?;
+        let unknown = || {
+            format!("not a password source (the value is not repeated: it may be a password); {SOURCE_FORMS}")
+        };
+        let (kind, rest) = s.split_once(':').ok_or_else(unknown)?;
+        let source = match kind {
+            "env" => Self::Env(rest.to_string()),
+            "file" => Self::File(PathBuf::from(rest)),
+            "ssm" => Self::Ssm(rest.to_string()),
+            _ => return Err(unknown()),
+        };
         if rest.is_empty() {
             return Err(format!(
                 "the password source {kind}: needs a value after the colon"
             ));
         }
-        match kind {
-            "env" => Ok(Self::Env(rest.to_string())),
-            "file" => Ok(Self::File(PathBuf::from(rest))),
-            "ssm" => Ok(Self::Ssm(rest.to_string())),
-            _ => Err(format!(
-                "unknown password source {kind:?}: use prompt, env:VAR, file:PATH or ssm:/name"
-            )),
-        }
+        Ok(source)
+    }
+}
+
+/// clap's parser for password sources: clap's own error would print the value
+/// ("invalid value '...'"), so this one says only which option was wrong.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceParser;
+
+impl clap::builder::TypedValueParser for SourceParser {
+    type Value = PasswordSource;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Self::Value, clap::Error> {
+        let option = arg
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "a password source".into());
+        let parsed = value
+            .to_str()
+            .ok_or_else(|| format!("not a password source (not UTF-8); {SOURCE_FORMS}"))
+            .and_then(str::parse);
+        parsed.map_err(|why| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{option}: {why}\n"),
+            )
+        })
     }
 }
 
@@ -132,6 +167,11 @@ mod tests {
         );
         assert!("env:".parse::<PasswordSource>().is_err());
         assert!("hunter2".parse::<PasswordSource>().is_err());
+        // A mistaken password is never repeated in the error.
+        for secret in ["S3cretPassw0rd!", "Hunter2:withcolon", "env"] {
+            let err = secret.parse::<PasswordSource>().unwrap_err();
+            assert!(!err.contains(secret), "{err}");
+        }
     }
 
     #[test]

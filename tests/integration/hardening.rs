@@ -343,3 +343,29 @@ async fn a_server_that_skips_authentication_is_refused() {
         );
     }
 }
+
+/// A password given by mistake where its source is expected (a flag, or the
+/// variable cron sets) is never repeated: not in the error, not anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_given_as_its_source_is_not_echoed() {
+    let t = TestDb::empty().await;
+    let secret = "S3cretPassw0rd!";
+    for (args, env) in [
+        (vec!["monitor", "--password-from", secret], vec![]),
+        (vec!["monitor"], vec![("RLSCTL_PASSWORD_FROM", secret)]),
+        (vec!["apply", "--app-password-from", "Hunter2:x"], vec![]),
+    ] {
+        let run = t.run_env(&args, &env).await;
+        run.expect(2);
+        assert!(
+            run.stderr.contains("not a password source"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            !run.all_output().contains(secret) && !run.all_output().contains("Hunter2"),
+            "{}",
+            run.all_output()
+        );
+    }
+}

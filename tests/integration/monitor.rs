@@ -145,6 +145,10 @@ async fn output_file_is_replaced_atomically() {
         first.contains("rlsctl_drift 0") && first.contains("rlsctl_last_run_timestamp_seconds"),
         "{first}"
     );
+    // node_exporter runs as its own user: the textfile must be readable by it.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "textfile mode {mode:o}");
 
     // A reader polling the file while monitor rewrites it sees whole files only.
     t.sql("ALTER TABLE customers NO FORCE ROW LEVEL SECURITY")
