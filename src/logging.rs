@@ -54,8 +54,36 @@ pub fn init(quiet: bool, verbose: u8, format: LogFormat) {
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
+        let line = format!($($arg)*);
+        let _ = writeln!(std::io::stderr(), "{}", $crate::logging::printable(&line));
     }};
+}
+
+/// `text` with every character that could drive a terminal written as a
+/// `\uXXXX` escape: control characters other than newline and tab (ESC, BEL,
+/// CR, DEL, the C1 set) and the invisible bidirectional and zero-width marks.
+/// Table names, tenant ids, query text and error details come from the
+/// database, its log or the user: printed raw, they could clear the screen
+/// and write "all clean". The escape is also JSON's, so a JSON document stays
+/// exact (serde already escapes C0 inside strings; DEL, C1 and bidi marks it
+/// leaves raw), and what is printable passes through untouched.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// True when stderr is a terminal and NO_COLOR is not set.
@@ -92,4 +120,23 @@ pub fn progress_bar(total: u64, message: &str) -> Option<indicatif::ProgressBar>
     }
     bar.set_message(message.to_string());
     Some(bar)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn terminal_controls_are_escaped_and_the_rest_untouched() {
+        assert_eq!(printable("plain täble\n\tok"), "plain täble\n\tok");
+        assert_eq!(printable("a\u{1b}[2Jb\u{7}"), "a\\u001b[2Jb\\u0007");
+        assert_eq!(printable("x\ry\u{9b}z\u{202e}"), "x\\u000dy\\u009bz\\u202e");
+        // JSON stays exact: the escape decodes to the same string.
+        let doc =
+            serde_json::to_string(&serde_json::json!({ "name": "t\u{9b}\u{202e}\u{7f}" })).unwrap();
+        let safe = printable(&doc);
+        let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
+        assert_eq!(back["name"], "t\u{9b}\u{202e}\u{7f}");
+        assert!(!safe.contains('\u{9b}'));
+    }
 }

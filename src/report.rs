@@ -79,8 +79,8 @@ impl Report {
             table.add_row([
                 f.id.to_string(),
                 status_word(f.status).into(),
-                f.object.clone().unwrap_or_default(),
-                f.detail.clone(),
+                crate::logging::printable(f.object.as_deref().unwrap_or_default()).into_owned(),
+                crate::logging::printable(&f.detail).into_owned(),
             ]);
         }
         let mut out = format!(
@@ -160,11 +160,21 @@ fn status_word(status: Status) -> &'static str {
     }
 }
 
+/// A Prometheus label value: backslash, quote and newline escaped as the
+/// format wants; other control characters as a literal `\uXXXX` (the format
+/// has no such escape, so its backslash is escaped too).
 fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -139,9 +139,11 @@ pub fn tunnel_settings(args: &SsmArgs) -> TunnelSettings {
     }
 }
 
-/// Prints a result document on stdout.
+/// Prints a result document on stdout, with anything that could drive a
+/// terminal escaped (see [`crate::logging::printable`]).
 pub fn print(text: &str) {
     use std::io::Write;
+    let text = crate::logging::printable(text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     if !text.ends_with('\n') {

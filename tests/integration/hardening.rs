@@ -369,3 +369,45 @@ async fn a_password_given_as_its_source_is_not_echoed() {
         );
     }
 }
+
+/// A table name that carries terminal escapes (clear the screen, home the
+/// cursor, write "all clean") is shown escaped in text output; JSON keeps it
+/// exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_sequences_from_the_database_are_not_sent_to_the_terminal() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    let evil = "evil\u{1b}[2J\u{1b}[Hall clean\u{7}\u{9b}";
+    t.sql(&format!(
+        "CREATE TABLE {} (id int, tenant_id text)",
+        rlsctl::db::quote_ident(evil)
+    ))
+    .await;
+    let run = t.run_env(&["monitor"], &AS_APP).await;
+    run.expect(1);
+    for raw in ['\u{1b}', '\u{7}', '\u{9b}'] {
+        assert!(
+            !run.stdout.contains(raw),
+            "a raw {raw:?} reached the terminal:\n{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("evil\\u001b[2J\\u001b[Hall clean\\u0007\\u009b"),
+        "{}",
+        run.stdout
+    );
+    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
+    assert!(!run.stdout.contains('\u{9b}'));
+    let objects: Vec<String> = run.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["object"].as_str().map(String::from))
+        .collect();
+    assert!(
+        objects.iter().any(|o| o == &format!("public.{evil}")),
+        "{objects:?}"
+    );
+}
