@@ -7,6 +7,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod db;
+pub mod env_file;
 pub mod inspect;
 pub mod logging;
 pub mod report;

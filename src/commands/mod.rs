@@ -98,8 +98,38 @@ pub fn target_from(args: &TargetArgs) -> Result<Target> {
     .validate()
 }
 
+/// Warns, once per run, when a TLS mode weaker than verify-full was asked for
+/// while the server's name is known (a TLS server name, the RDS endpoint of
+/// --via-ssm or RDS_ENDPOINT): the name could be checked and will not be.
+fn warn_weak_tls(args: &ConnectionArgs) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let name = args
+        .tls_server_name
+        .as_ref()
+        .or(args.ssm.rds_endpoint.as_ref());
+    let (Some(mode), Some(name)) = (args.sslmode, name) else {
+        return;
+    };
+    if mode == SslMode::VerifyFull || WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let from = if std::env::var_os("PGSSLMODE").is_some() {
+        crate::env_file::origin("PGSSLMODE")
+    } else {
+        "--sslmode".to_string()
+    };
+    let mode = clap::ValueEnum::to_possible_value(&mode)
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    crate::say!(
+        "rlsctl: warning: sslmode {mode} (from {from}) while the server's name is known ({name}): \
+         its certificate will not be checked against it; leave sslmode unset for verify-full"
+    );
+}
+
 /// Connection options from the shared connection flags, as `user`.
 pub fn connect_options(args: &ConnectionArgs, user: &str, allow_prompt: bool) -> ConnectOptions {
+    warn_weak_tls(args);
     ConnectOptions {
         password_from: args.password_from.clone(),
         allow_prompt,

@@ -520,3 +520,111 @@ async fn settings_layer_flag_over_env_over_dotenv() {
         .await;
     assert!(plan(&from_flag).contains(&"role flag_role".to_string()));
 }
+
+/// The example `.env`, copied as the README says, keeps the verify-full
+/// default: a server whose certificate the operator has no CA for is refused
+/// once its name is known. A `.env` that weakens TLS is named in a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_env_keeps_tls_verified_and_a_weakening_is_named() {
+    let (tls, _ca_pem) = test_certificates();
+    let t = TestDb::with(
+        Options {
+            tls: Some(tls),
+            ..Default::default()
+        },
+        true,
+    )
+    .await;
+    let env_file = t.sandbox.dir().join(".env");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"),
+        &env_file,
+    )
+    .unwrap();
+    let dry = [
+        "apply",
+        "--dry-run",
+        "--app-password-from",
+        "env:APP_PW",
+        "--tls-server-name",
+        "db.internal.example",
+    ];
+    let run = t.run(&dry).await;
+    run.expect(2);
+    assert!(run.stderr.contains("certificate"), "{}", run.stderr);
+    // The same with PGSSLMODE=prefer in .env: it connects, and says where the weakening came from.
+    let mut text = std::fs::read_to_string(&env_file).unwrap();
+    text.push_str("PGSSLMODE=prefer\n");
+    std::fs::write(&env_file, text).unwrap();
+    let run = t.run(&dry).await;
+    run.expect(0);
+    assert!(
+        run.stderr.contains("PGSSLMODE=prefer in .env"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("sslmode prefer (from PGSSLMODE in .env) while the server's name is known (db.internal.example)"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A `.env` someone else could have written is refused before anything is read from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_env_file_others_can_write_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestDb::demo().await;
+    let env_file = t.sandbox.dir().join(".env");
+    // It would point rlsctl at another server and run a plugin of its choice.
+    std::fs::write(
+        &env_file,
+        "PGHOST=203.0.113.9\nSESSION_MANAGER_PLUGIN=/tmp/evil\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let run = t.run(&["monitor"]).await;
+    run.expect(2);
+    assert!(
+        run.stderr
+            .contains("refusing .env: it is writable by group or others (mode 0664)"),
+        "{}",
+        run.stderr
+    );
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Owned by another user (the cluster's), mode 0600: refused too.
+    let (uid, gid) = {
+        use std::os::unix::fs::MetadataExt;
+        let data = std::fs::metadata(t.sandbox.dir().join("data")).unwrap();
+        (data.uid(), data.gid())
+    };
+    if uid != nix_uid() {
+        std::os::unix::fs::chown(&env_file, Some(uid), Some(gid)).unwrap();
+        let run = t.run(&["monitor"]).await;
+        run.expect(2);
+        assert!(
+            run.stderr.contains("refusing .env: it is owned by uid"),
+            "{}",
+            run.stderr
+        );
+        std::os::unix::fs::chown(&env_file, Some(nix_uid()), None).unwrap();
+    }
+    // Ours and private: read, and the plugin setting is named.
+    std::fs::write(
+        &env_file,
+        "SESSION_MANAGER_PLUGIN=/usr/local/bin/session-manager-plugin\n",
+    )
+    .unwrap();
+    let run = t.run_env(&["monitor"], &AS_APP).await;
+    assert!(
+        run.stderr
+            .contains("SESSION_MANAGER_PLUGIN=/usr/local/bin/session-manager-plugin in .env"),
+        "{}",
+        run.stderr
+    );
+}
+
+fn nix_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() }
+}

@@ -1,0 +1,102 @@
+//! `.env` in the working directory: settings for the commands, read only when
+//! nobody else could have written them. It can choose the database, the TLS
+//! mode, the weak-authentication opt-in and the program run as the Session
+//! Manager plugin, so, as ssh and libpq do for their files, a `.env` owned by
+//! another user or writable by group or others is refused, and a setting from
+//! it that weakens a protection is named in a warning.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{bail, Context, Result};
+
+/// The variables the `.env` file set (those the environment did not already have).
+static FROM_FILE: OnceLock<HashSet<String>> = OnceLock::new();
+
+/// Reads `path` into the environment without overriding what is set: flag >
+/// environment > `.env` > default. Nothing when the file does not exist.
+/// Call it before any thread starts (it sets environment variables).
+pub fn load(path: &Path) -> Result<()> {
+    let mut set = HashSet::new();
+    if let Ok(meta) = std::fs::metadata(path) {
+        check_owner_and_mode(path, &meta)?;
+        let entries =
+            dotenvy::from_path_iter(path).with_context(|| format!("reading {}", path.display()))?;
+        for entry in entries {
+            let (key, value) = entry.with_context(|| format!("reading {}", path.display()))?;
+            if std::env::var_os(&key).is_none() {
+                // main calls this before the runtime starts: no other thread
+                // reads the environment yet.
+                std::env::set_var(&key, &value);
+                set.insert(key);
+            }
+        }
+    }
+    for warning in weakenings(&set) {
+        crate::say!("rlsctl: warning: {warning}");
+    }
+    let _ = FROM_FILE.set(set);
+    Ok(())
+}
+
+/// Whether `.env` set `key`.
+pub fn set_by_file(key: &str) -> bool {
+    FROM_FILE.get().is_some_and(|keys| keys.contains(key))
+}
+
+/// Where the value of environment variable `key` came from, for a message.
+pub fn origin(key: &str) -> String {
+    if set_by_file(key) {
+        format!("{key} in .env")
+    } else {
+        format!("{key} in the environment")
+    }
+}
+
+fn check_owner_and_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        bail!(
+            "refusing {}: it is owned by uid {}, not by you (uid {me}) or root; whoever can write it chooses the \
+             database, the TLS mode and the program run as the Session Manager plugin (chown it, or move it away)",
+            path.display(),
+            meta.uid()
+        );
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        bail!(
+            "refusing {}: it is writable by group or others (mode {mode:04o}); whoever can write it chooses the \
+             database, the TLS mode and the program run as the Session Manager plugin: chmod go-w {}",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The settings `.env` made that weaken a protection.
+fn weakenings(set: &HashSet<String>) -> Vec<String> {
+    let value = |key: &str| std::env::var(key).unwrap_or_default();
+    let mut out = Vec::new();
+    if set.contains("PGSSLMODE") && !value("PGSSLMODE").eq_ignore_ascii_case("verify-full") {
+        out.push(format!(
+            "PGSSLMODE={} in .env: the server's certificate is not fully verified",
+            value("PGSSLMODE")
+        ));
+    }
+    if set.contains("RLSCTL_ALLOW_WEAK_AUTH")
+        && !matches!(value("RLSCTL_ALLOW_WEAK_AUTH").as_str(), "" | "false" | "0")
+    {
+        out.push("RLSCTL_ALLOW_WEAK_AUTH in .env: a server may ask for a cleartext or MD5 password, or skip authentication".into());
+    }
+    if set.contains("SESSION_MANAGER_PLUGIN") {
+        out.push(format!(
+            "SESSION_MANAGER_PLUGIN={} in .env: that program runs as the Session Manager plugin",
+            value("SESSION_MANAGER_PLUGIN")
+        ));
+    }
+    out
+}
