@@ -397,9 +397,15 @@ pub enum ShadowCommand {
 /// `rlsctl shadow report`.
 #[derive(Debug, Args)]
 pub struct ShadowReportArgs {
-    /// A server log file to read (repeatable; plain, CSV or JSON log format).
+    /// A server log file to read (repeatable; plain, CSV (.csv) or JSON
+    /// (.json) log format).
     #[arg(long = "log-file", value_name = "PATH", conflicts_with = "rds")]
     pub log_files: Vec<PathBuf>,
+    /// The server's log_line_prefix, for plain log files and --rds (a record
+    /// counts only where the message starts after it). Default: RDS's fixed
+    /// prefix, %t:%r:%u@%d:[%p]: . The server's own log is read with its own.
+    #[arg(long, env = "RLSCTL_LOG_LINE_PREFIX", value_name = "PREFIX")]
+    pub log_line_prefix: Option<String>,
     /// Read the instance's log files through the RDS API (DescribeDBLogFiles,
     /// DownloadDBLogFilePortion) with the AWS credentials of --profile/--region.
     #[arg(long)]

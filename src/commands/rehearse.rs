@@ -253,8 +253,12 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                 }
                 Step::ShadowReport => {
                     let paths = log.iter().cloned().collect::<Vec<_>>();
-                    let (records, _) = crate::shadow::sources::from_files(&paths)?;
-                    let summary = crate::shadow::Summary::of(records);
+                    // The sandbox logs with PostgreSQL's default prefix.
+                    let (found, _) = crate::shadow::sources::from_files(
+                        &paths,
+                        crate::shadow::log::POSTGRES_DEFAULT_PREFIX,
+                    )?;
+                    let summary = crate::shadow::Summary::of_found(found);
                     let named = summary.tables.iter().find_map(|t| {
                         t.queries
                             .iter()

@@ -40,15 +40,21 @@ async fn report(args: ShadowReportArgs) -> Result<Status> {
     } else {
         Source::Server
     };
-    let (records, label) = match source {
+    // Files and RDS: the prefix given, else RDS's (the server's own log is
+    // read with the server's own prefix).
+    let prefix = args
+        .log_line_prefix
+        .clone()
+        .unwrap_or_else(|| crate::shadow::log::RDS_PREFIX.to_string());
+    let (found, label) = match source {
         Source::Files(paths) => {
-            tokio::task::spawn_blocking(move || sources::from_files(&paths)).await??
+            tokio::task::spawn_blocking(move || sources::from_files(&paths, &prefix)).await??
         }
         Source::Rds {
             instance,
             since,
             aws,
-        } => crate::until_interrupted(sources::from_rds(&instance, since, &aws)).await?,
+        } => crate::until_interrupted(sources::from_rds(&instance, since, &aws, &prefix)).await?,
         Source::Server => {
             let conn = args.conn.clone();
             super::with_tunnel(&conn, |conn| async move {
@@ -59,7 +65,7 @@ async fn report(args: ShadowReportArgs) -> Result<Status> {
             .await?
         }
     };
-    let summary = Summary::of(records);
+    let summary = Summary::of_found(found);
     super::print(&match args.format {
         Format::Text => summary.text(&label),
         Format::Json => summary.json(&label),

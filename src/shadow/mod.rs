@@ -3,16 +3,17 @@
 //! narrowed), read back from wherever the log is, and summed up per table and
 //! query for `rlsctl shadow report`.
 //!
-//! A record is the marker `rlsctl-shadow ` and a JSON object on one line, so
-//! it is found whatever `log_line_prefix` says, in a plain (stderr) log, a CSV
-//! log (quotes doubled) or a JSON log (the message a JSON string).
+//! A record is the message `rlsctl-shadow ` and a JSON object, on one line;
+//! [`log`] reads plain, CSV and JSON logs for them, counting only what the
+//! server logged as that message (never a marker in a field a client chose,
+//! nor in an error or a statement).
 
+pub mod log;
 pub mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 /// What marks a record in the server log.
 pub const MARKER: &str = "rlsctl-shadow ";
@@ -32,31 +33,6 @@ pub struct Record {
     pub role: String,
     /// When, as the server wrote it.
     pub at: String,
-}
-
-/// The record on one log line, if it holds one.
-pub fn parse_line(line: &str) -> Option<Record> {
-    let at = line.find(MARKER)?;
-    // A JSON log: the whole line is an object whose message holds the record.
-    if line.trim_start().starts_with('{') {
-        if let Ok(entry) = serde_json::from_str::<Value>(line) {
-            if let Some(message) = entry.get("message").and_then(Value::as_str) {
-                return message
-                    .find(MARKER)
-                    .and_then(|i| first_object(&message[i + MARKER.len()..]));
-            }
-        }
-    }
-    let rest = &line[at + MARKER.len()..];
-    // A plain log: the object runs to the end of the line. A CSV log doubles
-    // the quotes inside its quoted message field.
-    first_object(rest).or_else(|| first_object(&rest.replace("\"\"", "\"")))
-}
-
-/// The first JSON object at the start of `text`, ignoring what follows it.
-fn first_object(text: &str) -> Option<Record> {
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Record>();
-    stream.next()?.ok()
 }
 
 /// The tenant context as the report shows it.
@@ -100,6 +76,8 @@ pub struct TableSummary {
 pub struct Summary {
     /// Records read.
     pub records: u64,
+    /// Log lines longer than [`log::MAX_LINE`], skipped unread.
+    pub skipped_lines: u64,
     /// Per table, in name order.
     pub tables: Vec<TableSummary>,
 }
@@ -150,7 +128,16 @@ impl Summary {
             .collect();
         Self {
             records: count,
+            skipped_lines: 0,
             tables,
+        }
+    }
+
+    /// Sums up what reading a log found.
+    pub fn of_found(found: log::Found) -> Self {
+        Self {
+            skipped_lines: found.skipped_long,
+            ..Self::of(found.records)
         }
     }
 
@@ -161,6 +148,13 @@ impl Summary {
             "rlsctl shadow report: {} record(s) from {source}\n",
             self.records
         );
+        if self.skipped_lines > 0 {
+            out.push_str(&format!(
+                "warning: {} line(s) longer than {} bytes were skipped unread\n",
+                self.skipped_lines,
+                log::MAX_LINE
+            ));
+        }
         if self.tables.is_empty() {
             out.push_str("no statement would have been emptied or narrowed by enforcement\n");
             return out;
@@ -193,6 +187,7 @@ impl Summary {
             "command": "shadow report",
             "source": source,
             "records": self.records,
+            "skipped_lines": self.skipped_lines,
             "tables": self.tables,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default()
@@ -206,27 +201,6 @@ fn join(items: &BTreeSet<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const RECORD: &str = r#"{"table" : "public.customers", "access" : "read", "tenant" : null, "query" : "SELECT count(*)\nFROM customers", "role" : "app_user", "at" : "2026-11-27T05:00:00.1+00:00"}"#;
-
-    #[test]
-    fn records_are_found_in_plain_csv_and_json_logs() {
-        let plain = format!("2026-11-27 05:00:00.100 UTC [42] LOG:  {MARKER}{RECORD}");
-        let csv = format!(
-            "2026-11-27 05:00:00.100 UTC,\"app_user\",\"db\",42,,1,,LOG,00000,\"{MARKER}{}\",,,,,\"PL/pgSQL function\",,,,\"\"",
-            RECORD.replace('"', "\"\"")
-        );
-        let json = serde_json::json!({"timestamp": "x", "error_severity": "LOG", "message": format!("{MARKER}{RECORD}")})
-            .to_string();
-        for line in [plain, csv, json] {
-            let record = parse_line(&line).unwrap_or_else(|| panic!("no record in {line}"));
-            assert_eq!(record.table, "public.customers");
-            assert_eq!(record.tenant, None);
-            assert_eq!(record.query, "SELECT count(*)\nFROM customers");
-        }
-        assert_eq!(parse_line("LOG:  checkpoint starting: time"), None);
-        assert_eq!(parse_line(&format!("LOG:  {MARKER}not json")), None);
-    }
 
     #[test]
     fn records_sum_up_per_table_and_query() {

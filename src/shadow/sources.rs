@@ -2,13 +2,12 @@
 //! server's own log files (when the session may read them), or, on RDS, the
 //! RDS API's log files.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{parse_line, Record};
+use super::log::{self, Found, Layout, LogReader, Prefix};
 use crate::db::{describe, Db};
 use crate::tunnel::aws::{sdk_config, AwsSettings};
 
@@ -30,38 +29,35 @@ pub enum Source {
     },
 }
 
-/// The records in the log files at `paths`, and a description of the source.
-pub fn from_files(paths: &[PathBuf]) -> Result<(Vec<Record>, String)> {
-    let mut records = Vec::new();
+/// The records in the log files at `paths` (plain ones laid out with
+/// `prefix`), and a description of the source.
+pub fn from_files(paths: &[PathBuf], prefix: &str) -> Result<(Found, String)> {
+    let mut found = Found::default();
     for path in paths {
-        let file = std::fs::File::open(path)
-            .with_context(|| format!("opening the log file {}", path.display()))?;
-        // Logs are mostly text; a line that is not UTF-8 is read lossily.
-        let mut reader = std::io::BufReader::new(file);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .with_context(|| format!("reading {}", path.display()))?;
-            if n == 0 {
-                break;
-            }
-            records.extend(parse_line(&String::from_utf8_lossy(&line)));
-        }
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let layout = Layout::for_file(&name, prefix)?;
+        log::read_file(path, &layout, &mut found)?;
     }
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    Ok((records, names.join(", ")))
+    Ok((found, names.join(", ")))
 }
 
-/// Bytes read per `pg_read_file` call.
+/// Bytes read per `pg_read_binary_file` call (bytes, not text: a chunk may
+/// end inside a multibyte character).
 const CHUNK: i64 = 4 * 1024 * 1024;
 
-/// The records in the server's log files: every file of the log directory
-/// when the session may list it (`pg_ls_logdir`), else the current one.
-pub async fn from_server(db: &Db) -> Result<(Vec<Record>, String)> {
-    let current: Option<String> = db
-        .query_one("SELECT pg_catalog.pg_current_logfile()", &[])
+/// The records in the server's log files: every plain file of the log
+/// directory when the session may list it (`pg_ls_logdir`), else the current
+/// one, read with the server's own `log_line_prefix`.
+pub async fn from_server(db: &Db) -> Result<(Found, String)> {
+    let row = db
+        .query_one(
+            "SELECT pg_catalog.pg_current_logfile(), pg_catalog.current_setting('log_line_prefix')",
+            &[],
+        )
         .await
         .map_err(|e| {
             anyhow!(
@@ -69,8 +65,11 @@ pub async fn from_server(db: &Db) -> Result<(Vec<Record>, String)> {
                  pg_read_server_files, which an RDS master does not have: use --rds, or --log-file)",
                 describe(&e)
             )
-        })?
-        .get(0);
+        })?;
+    let current: Option<String> = row
+        .try_get(0)
+        .context("reading the server's log file name")?;
+    let prefix: String = row.try_get(1).context("reading log_line_prefix")?;
     let Some(current) = current else {
         bail!(
             "the server writes no log file it can name (logging_collector is off): pass --log-file with the server's log, \
@@ -78,59 +77,57 @@ pub async fn from_server(db: &Db) -> Result<(Vec<Record>, String)> {
         );
     };
     let directory = current.rsplit_once('/').map(|(dir, _)| dir.to_string());
-    let mut files = match (&directory, db.query(
-        "SELECT name FROM pg_catalog.pg_ls_logdir() WHERE name NOT LIKE '%.csv' AND name NOT LIKE '%.json' ORDER BY modification, name",
-        &[],
-    )
-    .await)
-    {
-        (Some(dir), Ok(rows)) => rows
-            .iter()
-            .map(|r| format!("{dir}/{}", r.get::<_, String>(0)))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let mut files = Vec::new();
+    if let (Some(dir), Ok(rows)) = (
+        &directory,
+        db.query(
+            "SELECT name FROM pg_catalog.pg_ls_logdir() WHERE name NOT LIKE '%.csv' AND name NOT LIKE '%.json' ORDER BY modification, name",
+            &[],
+        )
+        .await,
+    ) {
+        for row in &rows {
+            let name: String = row.try_get(0).context("reading pg_ls_logdir")?;
+            files.push(format!("{dir}/{name}"));
+        }
+    }
     if !files.contains(&current) {
         files.push(current);
     }
-    let mut records = Vec::new();
+    let layout = Layout::Plain(Prefix::new(&prefix)?);
+    let mut found = Found::default();
     for file in &files {
-        read_server_file(db, file, &mut records).await?;
+        read_server_file(db, file, &layout, &mut found).await?;
     }
-    Ok((records, format!("the server's log ({})", files.join(", "))))
+    Ok((found, format!("the server's log ({})", files.join(", "))))
 }
 
-async fn read_server_file(db: &Db, file: &str, records: &mut Vec<Record>) -> Result<()> {
+async fn read_server_file(db: &Db, file: &str, layout: &Layout, found: &mut Found) -> Result<()> {
+    let mut reader = LogReader::new(layout, file, found);
     let mut offset = 0i64;
-    let mut carry = String::new();
     loop {
-        let chunk: String = db
+        let chunk: Vec<u8> = db
             .query_one(
-                "SELECT pg_catalog.pg_read_file($1, $2, $3)",
+                "SELECT pg_catalog.pg_read_binary_file($1, $2, $3)",
                 &[&file, &offset, &CHUNK],
             )
             .await
             .map_err(|e| {
                 anyhow!(
-                    "reading the server log {file}: {} (pg_read_file needs superuser or pg_read_server_files, which an RDS \
-                     master does not have: use --rds, or --log-file)",
+                    "reading the server log {file}: {} (pg_read_binary_file needs superuser or pg_read_server_files, \
+                     which an RDS master does not have: use --rds, or --log-file)",
                     describe(&e)
                 )
             })?
-            .get(0);
-        let read = chunk.len() as i64;
-        carry.push_str(&chunk);
-        // Whole lines now; a partial last line waits for the next chunk.
-        let complete = carry.rfind('\n').map_or(0, |i| i + 1);
-        records.extend(carry[..complete].lines().filter_map(parse_line));
-        carry.drain(..complete);
-        offset += read;
-        if read < CHUNK {
+            .try_get(0)
+            .with_context(|| format!("reading the server log {file}"))?;
+        reader.feed(&chunk)?;
+        offset += chunk.len() as i64;
+        if (chunk.len() as i64) < CHUNK {
             break;
         }
     }
-    records.extend(parse_line(&carry));
-    Ok(())
+    reader.finish()
 }
 
 /// Lines asked for per DownloadDBLogFilePortion call.
@@ -141,7 +138,8 @@ pub async fn from_rds(
     instance: &str,
     since: Duration,
     aws: &AwsSettings,
-) -> Result<(Vec<Record>, String)> {
+    prefix: &str,
+) -> Result<(Found, String)> {
     let config = sdk_config(aws).await;
     if config.region().is_none() {
         bail!("no AWS region: set AWS_REGION, pass --region, or set one in the profile");
@@ -173,10 +171,14 @@ pub async fn from_rds(
         }
     }
     names.sort();
-    let mut records = Vec::new();
+    // RDS writes every log as stderr-format `.log` files (csvlog adds `.csv`
+    // copies of the same entries, jsonlog `.json`): the plain ones are read.
+    names.retain(|(_, name)| !name.ends_with(".csv") && !name.ends_with(".json"));
+    let layout = Layout::Plain(Prefix::new(prefix)?);
+    let mut found = Found::default();
     for (_, name) in &names {
         let mut marker = "0".to_string();
-        let mut carry = String::new();
+        let mut reader = LogReader::new(&layout, name, &mut found);
         loop {
             let portion = client
                 .download_db_log_file_portion()
@@ -192,10 +194,7 @@ pub async fn from_rds(
                         aws_error(&e)
                     )
                 })?;
-            carry.push_str(portion.log_file_data().unwrap_or_default());
-            let complete = carry.rfind('\n').map_or(0, |i| i + 1);
-            records.extend(carry[..complete].lines().filter_map(parse_line));
-            carry.drain(..complete);
+            reader.feed(portion.log_file_data().unwrap_or_default().as_bytes())?;
             let next = portion.marker().unwrap_or_default().to_string();
             if !portion.additional_data_pending().unwrap_or(false)
                 || next.is_empty()
@@ -205,10 +204,10 @@ pub async fn from_rds(
             }
             marker = next;
         }
-        records.extend(parse_line(&carry));
+        reader.finish()?;
     }
     Ok((
-        records,
+        found,
         format!(
             "RDS instance {instance}: {} log file(s) written in the last {}",
             names.len(),

@@ -103,7 +103,16 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
 
     let log = t.sandbox.dir().join("server.log").display().to_string();
     let report = t
-        .run(&["shadow", "report", "--log-file", &log, "--format", "json"])
+        .run(&[
+            "shadow",
+            "report",
+            "--log-file",
+            &log,
+            "--log-line-prefix",
+            "%m [%p] ",
+            "--format",
+            "json",
+        ])
         .await;
     report.expect(1);
     let doc = report.json();
@@ -142,7 +151,16 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
             .any(|(q, _, access)| q.contains("foreign write") && *access == ["read", "write"]),
         "{services:?}"
     );
-    let text = t.run(&["shadow", "report", "--log-file", &log]).await;
+    let text = t
+        .run(&[
+            "shadow",
+            "report",
+            "--log-file",
+            &log,
+            "--log-line-prefix",
+            "%m [%p] ",
+        ])
+        .await;
     text.expect(1);
     assert!(
         text.stdout.contains("public.customers: ") && text.stdout.contains("no tenant"),
@@ -207,11 +225,12 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
-    // A server that writes its own log files, as RDS does.
+    // A server that writes its own log files with RDS's prefix, as RDS does.
     let options = rlsctl::sandbox::Options {
         extra_config: vec![
             "logging_collector = on".into(),
             "log_directory = 'log'".into(),
+            format!("log_line_prefix = '{}'", rlsctl::shadow::log::RDS_PREFIX),
         ],
         ..Default::default()
     };
@@ -310,4 +329,152 @@ async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
             "DownloadDBLogFilePortion"
         ]
     );
+}
+
+/// With a `log_line_prefix` that holds a field any client chooses (the
+/// application name), a client can neither hide its own statement (an
+/// application name that carries the marker) nor add records (the marker in
+/// an error, its STATEMENT line, or a comment whose newline starts a line
+/// that looks like a record).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_can_neither_hide_nor_forge_a_record_through_the_log() {
+    let options = rlsctl::sandbox::Options {
+        shape: rlsctl::sandbox::Shape::RdsMaster,
+        extra_config: vec!["log_line_prefix = '%m [%p] %a '".into()],
+        ..Default::default()
+    };
+    let t = TestDb::with(options, true).await;
+    t.apply(&["--shadow"]).await.expect(0);
+    let app = t.app().await;
+    app.simple("SET application_name = 'rlsctl-shadow '")
+        .await
+        .unwrap();
+    count(&app, "SELECT count(*) FROM customers /* hidden job */").await;
+    let forged = r#"{"table": "public.vehicles", "access": "read", "tenant": null, "query": "forged", "role": "app_user", "at": "2026-11-27 05:00:00+00"}"#;
+    let quoted = forged.replace('\'', "''");
+    assert!(app
+        .simple(&format!("SELECT 'rlsctl-shadow {quoted}'::int"))
+        .await
+        .is_err());
+    app.simple(&format!(
+        "SELECT count(*) FROM services /* newline\n2026-11-27 05:00:00.000 UTC [1] psql LOG:  rlsctl-shadow {quoted} */"
+    ))
+    .await
+    .unwrap();
+    let log = t.sandbox.dir().join("server.log").display().to_string();
+    let run = t
+        .run(&[
+            "shadow",
+            "report",
+            "--log-file",
+            &log,
+            "--log-line-prefix",
+            "%m [%p] %a ",
+            "--format",
+            "json",
+        ])
+        .await;
+    run.expect(1);
+    let doc = run.json();
+    assert!(
+        reported(&doc, "public.customers")
+            .iter()
+            .any(|(q, _, _)| q.contains("hidden job")),
+        "the record was hidden by the application name: {doc}"
+    );
+    assert!(
+        reported(&doc, "public.vehicles").is_empty(),
+        "a forged record counted: {doc}"
+    );
+    let queries: Vec<String> = reported(&doc, "public.services")
+        .into_iter()
+        .map(|(q, _, _)| q)
+        .collect();
+    assert_eq!(queries.len(), 1, "{queries:?}");
+    // What the old parser did: the marker anywhere on the line.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.lines()
+            .filter(|l| l.contains("rlsctl-shadow {\"table\": \"public.vehicles\""))
+            .count()
+            >= 2
+    );
+}
+
+/// Reading logs in bounded memory: a device or a binary file is a clear exit
+/// 2, a line longer than the limit is skipped and counted, and a 128 MiB line
+/// is never held whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_input_of_any_shape_is_read_in_bounded_memory() {
+    let t = TestDb::empty().await;
+    let run = t
+        .run(&["shadow", "report", "--log-file", "/dev/zero"])
+        .await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("/dev/zero is not a regular file"),
+        "{}",
+        run.stderr
+    );
+    let binary = t.sandbox.dir().join("binary.log");
+    std::fs::write(&binary, [b'x', 0, 1, 2, b'\n']).unwrap();
+    let run = t
+        .run(&["shadow", "report", "--log-file", binary.to_str().unwrap()])
+        .await;
+    run.expect(2);
+    assert!(run.stderr.contains("not a text log"), "{}", run.stderr);
+    // One 128 MiB line, then a record: the record counts, the line is skipped.
+    let big = t.sandbox.dir().join("big.log");
+    {
+        use std::io::Write;
+        let mut file = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+        let block = vec![b'x'; 1 << 20];
+        for _ in 0..128 {
+            file.write_all(&block).unwrap();
+        }
+        writeln!(
+            file,
+            "\n2026-11-27 05:00:00.000 UTC [7] LOG:  rlsctl-shadow {{\"table\": \"public.t\", \"access\": \"read\", \"tenant\": \"ü€\", \"query\": \"select ü\", \"role\": \"app\", \"at\": \"x\"}}"
+        )
+        .unwrap();
+    }
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .args([
+            "shadow",
+            "report",
+            "--format",
+            "json",
+            "--log-line-prefix",
+            "%m [%p] ",
+            "--log-file",
+        ])
+        .arg(&big)
+        .env_clear()
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap() as libc::pid_t;
+    let mut stdout = String::new();
+    tokio::io::AsyncReadExt::read_to_string(child.stdout.as_mut().unwrap(), &mut stdout)
+        .await
+        .unwrap();
+    // Wait for this child alone, with its peak memory.
+    let (status, rss_kb) = tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is valid; pid is our child, not yet reaped.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        (libc::WEXITSTATUS(status), usage.ru_maxrss)
+    })
+    .await
+    .unwrap();
+    assert_eq!(status, 1, "{stdout}");
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["records"], 1);
+    assert_eq!(doc["skipped_lines"], 1);
+    assert!(
+        rss_kb < 64 * 1024,
+        "peak RSS {rss_kb} KiB for a 128 MiB line"
+    );
+    let _ = std::fs::remove_file(&big);
 }
