@@ -26,9 +26,10 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             "the bundle was never applied to this database",
             "rlsctl apply",
         ));
+        // DRF007 runs all the same (a schema of that name may have been planted).
         findings.skip_all(&DRIFT[1..6], "the bundle is not installed");
-        findings.skip_all(&DRIFT[7..], "the bundle is not installed");
         schema_objects(snap, findings);
+        findings.skip_all(&DRIFT[7..], "the bundle is not installed");
         return;
     }
     findings.push(Finding::pass(
@@ -140,31 +141,6 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     // DRF004: the reach set grew since apply recorded it.
     reach_drift(snap, target, findings);
 
-    // DRF008: the registry is what monitor compares with: edited behind apply's
-    // back, it could hide a changed policy.
-    match &bundle.registry_checksum {
-        Some((Some(recorded), live)) if recorded != live => findings.push(Finding::problem(
-            &DRF008,
-            "rlsctl.tenant_tables",
-            format!(
-                "the installed-table registry was changed outside apply since the last apply ({}): what monitor compares the policies with can no longer be trusted",
-                bundle.last_apply.clone().unwrap_or_else(|| "?".into())
-            ),
-            "find who changed it (see BYP007), then rlsctl apply to rewrite it from the live policies after reviewing them",
-        )),
-        Some((Some(_), _)) => findings.push(Finding::pass(
-            &DRF008,
-            None,
-            "the installed-table registry is as the last apply wrote it",
-        )),
-        _ => findings.push(Finding::skip(
-            &DRF008,
-            "the last apply recorded no checksum of the registry (an older rlsctl): rlsctl apply records it",
-        )),
-    }
-
-    break_glass_use(snap, target, findings);
-
     // DRF005: the helper function.
     let helper = snap
         .functions
@@ -233,6 +209,8 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     );
 
     schema_objects(snap, findings);
+    registry_drift(snap, findings);
+    break_glass_use(snap, target, findings);
 }
 
 /// DRF004: a role that reaches every row now and did not when apply recorded
@@ -328,6 +306,32 @@ fn reach_drift(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         )
     };
     findings.check(&DRF004, problems, pass);
+}
+
+/// DRF008: the registry is what monitor compares with: edited behind apply's
+/// back, it could hide a changed policy.
+fn registry_drift(snap: &Snapshot, findings: &mut Findings) {
+    let bundle = &snap.bundle;
+    match &bundle.registry_checksum {
+        Some((Some(recorded), live)) if recorded != live => findings.push(Finding::problem(
+            &DRF008,
+            "rlsctl.tenant_tables",
+            format!(
+                "the installed-table registry was changed outside apply since the last apply ({}): what monitor compares the policies with can no longer be trusted",
+                bundle.last_apply.clone().unwrap_or_else(|| "?".into())
+            ),
+            "find who changed it (see BYP007), then rlsctl apply to rewrite it from the live policies after reviewing them",
+        )),
+        Some((Some(_), _)) => findings.push(Finding::pass(
+            &DRF008,
+            None,
+            "the installed-table registry is as the last apply wrote it",
+        )),
+        _ => findings.push(Finding::skip(
+            &DRF008,
+            "the last apply recorded no checksum of the registry (an older rlsctl): rlsctl apply records it",
+        )),
+    }
 }
 
 /// DRF009: the logging apply set up for the break-glass role is still there;

@@ -265,6 +265,28 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
         "the rlsctl schema is absent or holds only what the bundle made",
     );
 
+    // PRE009: what apply's locks take from the lock table every session shares.
+    if let Some(batching) = inputs.batching {
+        if batching.split() {
+            findings.push(Finding::problem(
+                &PRE009,
+                format!("{} tenant tables", batching.tables),
+                format!(
+                    "apply will run in {} transactions of up to {} tables: {}",
+                    batching.batches, batching.batch_size, batching.reason
+                ),
+                if batching.forced {
+                    "as asked; without --batch-size apply takes one transaction where the lock table allows"
+                } else {
+                    "accept the batches (see \"Many tables\" in docs/runbook.md), or raise max_locks_per_transaction as \
+                     printed (on RDS a parameter-group change and a reboot) to keep it to one transaction"
+                },
+            ));
+        } else {
+            findings.push(Finding::pass(&PRE009, None, batching.reason.clone()));
+        }
+    }
+
     // PRE010: break-glass use must be logged ("log all usage").
     let admin = quote_ident(&target.admin_role);
     match crate::bundle::plan::break_glass_logging(snap) {
@@ -286,27 +308,5 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
                  ALTER ROLE {admin} SET log_statement = 'all'"
             ),
         )),
-    }
-
-    // PRE009: what apply's locks take from the lock table every session shares.
-    if let Some(batching) = inputs.batching {
-        if batching.split() {
-            findings.push(Finding::problem(
-                &PRE009,
-                format!("{} tenant tables", batching.tables),
-                format!(
-                    "apply will run in {} transactions of up to {} tables: {}",
-                    batching.batches, batching.batch_size, batching.reason
-                ),
-                if batching.forced {
-                    "as asked; without --batch-size apply takes one transaction where the lock table allows"
-                } else {
-                    "accept the batches (see \"Many tables\" in docs/runbook.md), or raise max_locks_per_transaction as \
-                     printed (on RDS a parameter-group change and a reboot) to keep it to one transaction"
-                },
-            ));
-        } else {
-            findings.push(Finding::pass(&PRE009, None, batching.reason.clone()));
-        }
     }
 }
