@@ -242,16 +242,21 @@ mod tests {
         m
     }
 
+    /// What a fresh guard makes of `bytes` arriving in two parts, cut at `split`.
+    fn inspect_split(bytes: &[u8], split: usize) -> io::Result<()> {
+        let mut guard = AuthGuard::new((), true, false);
+        guard
+            .inspect(&bytes[..split])
+            .and_then(|_| guard.inspect(&bytes[split..]))
+    }
+
     #[test]
     fn weak_requests_are_refused_in_any_split() {
         for (code, refused) in [(3, true), (5, true), (10, false), (0, true)] {
             let mut bytes = b"N".to_vec();
             bytes.extend(auth(code));
             for split in 0..bytes.len() {
-                let mut guard = AuthGuard::new((), true, false);
-                let result = guard
-                    .inspect(&bytes[..split])
-                    .and_then(|_| guard.inspect(&bytes[split..]));
+                let result = inspect_split(&bytes, split);
                 assert_eq!(result.is_err(), refused, "code {code} split {split}");
             }
             let mut allowed = AuthGuard::new((), true, true);
@@ -267,11 +272,7 @@ mod tests {
             bytes.extend(auth(code));
         }
         for split in 0..bytes.len() {
-            let mut guard = AuthGuard::new((), true, false);
-            let result = guard
-                .inspect(&bytes[..split])
-                .and_then(|_| guard.inspect(&bytes[split..]));
-            assert!(result.is_ok(), "split {split}");
+            assert!(inspect_split(&bytes, split).is_ok(), "split {split}");
         }
         // SASL started but Ok before SASLFinal: refused.
         let mut bytes = b"N".to_vec();
