@@ -443,8 +443,7 @@ async fn record(
     let changes = changes as i32;
     let reach = crate::inspect::read_reach(db, target).await?;
     let reach_json = serde_json::to_string(&reach)?;
-    let logging: Option<String> =
-        super::plan::break_glass_logging(snap).map(|(n, v)| format!("{n}={v}"));
+    let logging: Option<String> = snap.break_glass_logging().map(|l| l.to_string());
     db.execute(
         &render(
             "record_history",

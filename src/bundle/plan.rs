@@ -455,39 +455,14 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) 
     plan
 }
 
-/// The role setting that logs every statement of the break-glass role ("use
-/// only for emergency operations, log all usage"): pgaudit per role where it
-/// is loaded and the session may set it (the way RDS documents per-role
-/// auditing, allowed to the RDS master), else `log_statement` where the
-/// session may set it (a superuser); `None` when neither.
-pub fn break_glass_logging(snap: &Snapshot) -> Option<(&'static str, &'static str)> {
-    let s = &snap.session;
-    if s.pgaudit_loaded && s.can_set_pgaudit {
-        Some(("pgaudit.log", "all"))
-    } else if s.can_set_log_statement {
-        Some(("log_statement", "all"))
-    } else {
-        None
-    }
-}
-
-/// Whether a role's settings (`name=value`) hold `name` = `value`.
-pub fn has_setting(settings: &[String], name: &str, value: &str) -> bool {
-    settings.iter().any(|s| {
-        s.split_once('=').is_some_and(|(n, v)| {
-            n.trim().eq_ignore_ascii_case(name)
-                && v.trim().trim_matches('\'').eq_ignore_ascii_case(value)
-        })
-    })
-}
-
 /// Adds the break-glass role's statement logging to its item when missing.
 fn log_break_glass(plan: &mut Plan, snap: &Snapshot, admin: &str) {
-    let Some((name, value)) = break_glass_logging(snap) else {
+    let Some(logging) = snap.break_glass_logging() else {
         return;
     };
-    plan.break_glass_logging = Some(format!("{name}={value}"));
-    if has_setting(&snap.admin.settings, name, value) {
+    plan.break_glass_logging = Some(logging.to_string());
+    let (name, value) = (logging.name, logging.value);
+    if snap.admin.has_setting(name, value) {
         return;
     }
     let statement = Statement::plain(render(

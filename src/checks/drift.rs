@@ -342,7 +342,7 @@ fn break_glass_use(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     match &snap.bundle.recorded_logging {
         Some(recorded) => {
             let (name, value) = recorded.split_once('=').unwrap_or((recorded, ""));
-            if crate::bundle::plan::has_setting(&snap.admin.settings, name, value) {
+            if snap.admin.has_setting(name, value) {
                 findings.push(Finding::pass(
                     &DRF009,
                     None,

@@ -289,8 +289,8 @@ pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Fin
 
     // PRE010: break-glass use must be logged ("log all usage").
     let admin = quote_ident(&target.admin_role);
-    match crate::bundle::plan::break_glass_logging(snap) {
-        Some((name, value)) => findings.push(Finding::pass(
+    match snap.break_glass_logging() {
+        Some(crate::inspect::RoleSetting { name, value }) => findings.push(Finding::pass(
             &PRE010,
             None,
             format!("every statement of {} will be logged ({name} = '{value}' for the role)", target.admin_role),

@@ -123,6 +123,34 @@ pub struct Role {
     pub settings: Vec<String>,
 }
 
+impl Role {
+    /// Whether its settings for every database hold `name` = `value`
+    /// (compared case-insensitively, quotes aside).
+    pub fn has_setting(&self, name: &str, value: &str) -> bool {
+        self.settings.iter().any(|s| {
+            s.split_once('=').is_some_and(|(n, v)| {
+                n.trim().eq_ignore_ascii_case(name)
+                    && v.trim().trim_matches('\'').eq_ignore_ascii_case(value)
+            })
+        })
+    }
+}
+
+/// A per-role setting (`ALTER ROLE ... SET name = value`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleSetting {
+    /// The parameter.
+    pub name: &'static str,
+    /// Its value.
+    pub value: &'static str,
+}
+
+impl std::fmt::Display for RoleSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.name, self.value)
+    }
+}
+
 /// What the app role reaches beyond its own grants.
 #[derive(Debug, Clone, Default)]
 pub struct AppReach {
@@ -443,6 +471,23 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The role setting that logs every statement of the break-glass role
+    /// ("use only for emergency operations, log all usage"): pgaudit per role
+    /// where it is loaded and the session may set it (the way RDS documents
+    /// per-role auditing, allowed to the RDS master), else `log_statement`
+    /// where the session may set it (a superuser); `None` when neither.
+    pub fn break_glass_logging(&self) -> Option<RoleSetting> {
+        let s = &self.session;
+        let name = if s.pgaudit_loaded && s.can_set_pgaudit {
+            "pgaudit.log"
+        } else if s.can_set_log_statement {
+            "log_statement"
+        } else {
+            return None;
+        };
+        Some(RoleSetting { name, value: "all" })
+    }
+
     /// How `role` reaches every row of a tenant table, if it does (an
     /// always-true policy for PUBLIC reaches every role).
     pub fn reaches(&self, role: &str) -> Option<&Reacher> {

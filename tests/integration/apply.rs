@@ -364,17 +364,20 @@ fn test_certificates() -> (ServerTls, String) {
     )
 }
 
+/// The sample database on a server that serves TLS with a certificate from
+/// the test CA, and that CA's certificate.
+async fn tls_sample() -> (TestDb, String) {
+    let (tls, ca_pem) = test_certificates();
+    let options = Options {
+        tls: Some(tls),
+        ..Default::default()
+    };
+    (TestDb::with(options, true).await, ca_pem)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_verify_full_and_server_name_override() {
-    let (tls, ca_pem) = test_certificates();
-    let t = TestDb::with(
-        Options {
-            tls: Some(tls),
-            ..Default::default()
-        },
-        true,
-    )
-    .await;
+    let (t, ca_pem) = tls_sample().await;
     let ca_path = t.sandbox.dir().join("ca.crt");
     std::fs::write(&ca_path, ca_pem).unwrap();
     let ca = ca_path.to_str().unwrap();
@@ -526,15 +529,7 @@ async fn settings_layer_flag_over_env_over_dotenv() {
 /// once its name is known. A `.env` that weakens TLS is named in a warning.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_env_keeps_tls_verified_and_a_weakening_is_named() {
-    let (tls, _ca_pem) = test_certificates();
-    let t = TestDb::with(
-        Options {
-            tls: Some(tls),
-            ..Default::default()
-        },
-        true,
-    )
-    .await;
+    let (t, _ca_pem) = tls_sample().await;
     let env_file = t.sandbox.dir().join(".env");
     std::fs::copy(
         concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example"),
