@@ -13,14 +13,14 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use rlsctl::bundle::apply::{apply, Options};
-use rlsctl::bundle::plan::{Mode, RoleInputs};
-use rlsctl::checks::{self, Findings};
-use rlsctl::config::Target;
-use rlsctl::db::password::Secret;
-use rlsctl::db::{self, tenant, Db};
-use rlsctl::inspect::{Reads, Snapshot};
-use rlsctl::sandbox::{self, Sandbox};
+use rlsctl::model::checks::{self, Findings};
+use rlsctl::model::config::Target;
+use rlsctl::model::plan::{Mode, RoleInputs};
+use rlsctl::model::secret::Secret;
+use rlsctl::model::snapshot::{Reads, Snapshot};
+use rlsctl::pg::apply::{apply, Options};
+use rlsctl::pg::sandbox::{self, Sandbox};
+use rlsctl::pg::{self, tenant, Begin, Db, Transaction};
 
 const APP_PASSWORD: &str = "bench-app-password";
 /// The curve: tenant tables and rows per table. A few hundred tables is the
@@ -64,7 +64,7 @@ async fn main() -> Result<()> {
     let options = sandbox::Options::default();
     let sandbox = tokio::task::spawn_blocking(move || Sandbox::start(&options)).await??;
     let postgres =
-        db::connect(&sandbox.connect_options("postgres", "postgres", &sandbox.superuser_password))
+        pg::connect(&sandbox.connect_options("postgres", "postgres", &sandbox.superuser_password))
             .await?;
     let version = postgres.info.server_version.clone();
 
@@ -140,7 +140,7 @@ async fn measure_size(
         .simple(&format!("CREATE DATABASE {dbname}"))
         .await?;
     let admin =
-        db::connect(&sandbox.connect_options(&dbname, "postgres", &sandbox.superuser_password))
+        pg::connect(&sandbox.connect_options(&dbname, "postgres", &sandbox.superuser_password))
             .await?;
     // In chunks of 500 tables, one transaction each: the default lock table
     // holds no more (each table takes its sequence and index with it).
@@ -187,7 +187,7 @@ async fn measure_size(
     admin.simple("ANALYZE").await?;
 
     let app =
-        db::connect(&sandbox.connect_options(&dbname, "app_user", &Secret::new(APP_PASSWORD)))
+        pg::connect(&sandbox.connect_options(&dbname, "app_user", &Secret::new(APP_PASSWORD)))
             .await?;
     let before = app.statements();
     let started = Instant::now();
@@ -206,7 +206,7 @@ async fn measure_size(
     let catalog_statements = app.statements() - before;
     let before = app.statements();
     let started = Instant::now();
-    checks::probes::run(
+    rlsctl::pg::probes::run(
         &app,
         &snapshot,
         &target,
@@ -347,12 +347,14 @@ struct PolicyResult {
 }
 
 /// Opens a transaction on each session with `tenant` set for it.
-async fn in_tenant(sessions: &[&Db], tenant: &str) -> Result<()> {
+async fn in_tenant<'a>(sessions: &[&'a Db], tenant: &str) -> Result<Vec<Transaction<'a>>> {
+    let mut transactions = Vec::new();
     for session in sessions {
-        session.begin().await?;
-        tenant::set_local(session, "app.tenant_id", tenant).await?;
+        let transaction = session.begin(Begin::Plain).await?;
+        tenant::set_local(&transaction, "app.tenant_id", tenant).await?;
+        transactions.push(transaction);
     }
-    Ok(())
+    Ok(transactions)
 }
 
 /// The plan `sql` ran with, as EXPLAIN ANALYZE prints it (no timings).
@@ -425,7 +427,7 @@ async fn medians(
 
 async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
     postgres.simple("CREATE DATABASE bench_policy").await?;
-    let admin = db::connect(&sandbox.connect_options(
+    let admin = pg::connect(&sandbox.connect_options(
         "bench_policy",
         "postgres",
         &sandbox.superuser_password,
@@ -452,14 +454,14 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
     // The break-glass role gets a password here: the comparison logs in as it.
     let options = apply_options(true);
     apply(&admin, &target, &options).await?;
-    let app = db::connect(&sandbox.connect_options(
+    let app = pg::connect(&sandbox.connect_options(
         "bench_policy",
         "app_user",
         &Secret::new(APP_PASSWORD),
     ))
     .await?;
     // The comparison role bypasses RLS and filters explicitly, as the app did before the cutover.
-    let explicit = db::connect(&sandbox.connect_options(
+    let explicit = pg::connect(&sandbox.connect_options(
         "bench_policy",
         "tenant_admin",
         &Secret::new(APP_PASSWORD),
@@ -472,7 +474,7 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
     const RANGE_EXPLICIT: &str = "SELECT id, amount FROM orders WHERE created_at >= $1 AND created_at < $1 + interval '30 days' AND tenant_id = $2";
 
     let tenant = "tenant-42";
-    in_tenant(&[&app, &explicit], tenant).await?;
+    let transactions = in_tenant(&[&app, &explicit], tenant).await?;
     let mut plans = Vec::new();
     let start = "2026-03-01 00:00:00+00";
     for (name, db, sql) in [
@@ -520,8 +522,8 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
         tenant,
     )
     .await?;
-    for session in [&app, &explicit] {
-        session.rollback().await?;
+    for transaction in transactions {
+        transaction.rollback().await?;
     }
 
     // Shadow mode: the same table with the shadow policy. The queries an app
@@ -535,7 +537,7 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
     };
     apply(&admin, &target, &shadow_options).await?;
     // The policy change invalidates the app session's cached plans: same session.
-    in_tenant(&[&app, &explicit], tenant).await?;
+    let transactions = in_tenant(&[&app, &explicit], tenant).await?;
     for (name, sql) in [
         (
             "point lookup, shadow mode (app_user)",
@@ -563,8 +565,8 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
         tenant,
     )
     .await?;
-    for session in [&app, &explicit] {
-        session.rollback().await?;
+    for transaction in transactions {
+        transaction.rollback().await?;
     }
     Ok(PolicyResult {
         enforcing,

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::db::password::{PasswordSource, SourceParser};
-pub use crate::db::tls::SslMode;
+use crate::credentials::{PasswordSource, SourceParser};
 pub use crate::logging::LogFormat;
+pub use crate::pg::tls::SslMode;
 
 /// Exit codes, shown at the end of every `--help`.
 pub const EXIT_CODES: &str = "\

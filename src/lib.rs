@@ -1,18 +1,27 @@
 //! rlsctl: cut a multi-tenant PostgreSQL database over to Row-Level Security,
 //! prove tenant isolation, watch for drift, and roll back under break-glass.
 
-pub mod bundle;
-pub mod checks;
+//!
+//! The layers, each importing only those below it (checked by
+//! `tests/integration/layers.rs`):
+//!
+//! 1. [`logging`], [`signals`]: output and the stop signals;
+//! 2. [`model`]: the database's state, its rules and reports, without I/O;
+//! 3. [`pg`], [`aws`], [`http`], [`env_file`]: PostgreSQL, AWS, the app's
+//!    HTTP endpoint, the `.env` file;
+//! 4. [`tunnel`], [`credentials`]: the Session Manager plugin, password sources;
+//! 5. [`cli`]: every flag and its help;
+//! 6. [`commands`]: one module per subcommand; this file dispatches to them.
+
+pub mod aws;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod db;
+pub mod credentials;
 pub mod env_file;
-pub mod inspect;
+pub mod http;
 pub mod logging;
-pub mod report;
-pub mod sandbox;
-pub mod shadow;
+pub mod model;
+pub mod pg;
 pub mod signals;
 pub mod tunnel;
 
@@ -20,16 +29,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-pub use signals::{stop_signal, Interrupted, Stop};
-
-/// How a command ended, when it ran to the end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Success; nothing wrong found (exit 0).
-    Clean,
-    /// The tool ran and found a problem (exit 1).
-    Problems,
-}
+use commands::Verdict;
+use signals::{Interrupted, Stop};
 
 /// Exit code for "could not do its job".
 pub const EXIT_ERROR: u8 = 2;
@@ -58,8 +59,8 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
     // Do not wait for stray connection tasks: the process is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
-        Ok(Status::Clean) => ExitCode::SUCCESS,
-        Ok(Status::Problems) => ExitCode::from(1),
+        Ok(Verdict::Clean) => ExitCode::SUCCESS,
+        Ok(Verdict::Problems) => ExitCode::from(1),
         Err(err) if err.downcast_ref::<Interrupted>().is_some() => {
             crate::say!("rlsctl: {err}");
             let stop = err.downcast_ref::<Interrupted>().map(|i| i.0);
@@ -73,7 +74,7 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
 }
 
 /// Runs one parsed command line.
-pub async fn run(cli: cli::Cli) -> Result<Status> {
+pub async fn run(cli: cli::Cli) -> Result<Verdict> {
     use cli::Command;
     match cli.command {
         Command::Apply(args) => commands::apply::run(args).await,
@@ -85,33 +86,5 @@ pub async fn run(cli: cli::Cli) -> Result<Status> {
         Command::Tunnel(args) => commands::tunnel::run(args).await,
         Command::Completions { shell } => commands::completions::completions(shell),
         Command::Man => commands::completions::man(),
-    }
-}
-
-/// An error's message followed by its causes, `: `-separated.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
-/// Runs `work` until it ends or a stop signal arrives (see [`stop_signal`]);
-/// then the statements in flight are cancelled, the future is dropped (its
-/// connections close, so the server rolls back any open transaction; a tunnel
-/// around it is closed by its owner) and `Interrupted` is returned.
-pub async fn until_interrupted<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
-    // Biased, signal first: the handlers are installed before any work starts,
-    // so a signal during a blocking step is still seen (and cleaned up after).
-    tokio::select! {
-        biased;
-        stop = stop_signal() => {
-            db::cancel_all().await;
-            Err(Interrupted(stop).into())
-        }
-        result = work => result,
     }
 }

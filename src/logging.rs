@@ -122,6 +122,17 @@ pub fn progress_bar(total: u64, message: &str) -> Option<indicatif::ProgressBar>
     Some(bar)
 }
 
+/// An error's message followed by its causes, `: `-separated.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::printable;

@@ -138,3 +138,20 @@ impl std::fmt::Display for Interrupted {
 }
 
 impl std::error::Error for Interrupted {}
+
+/// Runs `work` until it ends or a stop signal arrives (see [`stop_signal`]);
+/// then the future is dropped (its connections close, so the server rolls
+/// back any open transaction; a tunnel around it is closed by its owner) and
+/// [`Interrupted`] is returned. `pg::until_interrupted` also cancels the
+/// statements in flight.
+pub async fn until_stopped<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    // Biased, signal first: the handlers are installed before any work starts,
+    // so a signal during a blocking step is still seen (and cleaned up after).
+    tokio::select! {
+        biased;
+        stop = stop_signal() => Err(Interrupted(stop).into()),
+        result = work => result,
+    }
+}

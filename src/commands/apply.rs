@@ -3,15 +3,15 @@
 use anyhow::Result;
 use serde_json::json;
 
-use crate::bundle::apply::{self, Options, Outcome};
-use crate::bundle::plan::{Action, Mode, RoleInputs};
-use crate::checks;
 use crate::cli::{ApplyArgs, Format};
-use crate::db::password::Secret;
-use crate::db::ServerInfo;
+use crate::model::checks;
+use crate::model::plan::{Action, Mode, RoleInputs};
+use crate::model::secret::Secret;
+use crate::model::snapshot::ServerInfo;
+use crate::pg::apply::{self, Options, Outcome};
 
 /// Runs `apply` as a privileged user (default `postgres`).
-pub async fn run(args: ApplyArgs) -> Result<crate::Status> {
+pub async fn run(args: ApplyArgs) -> Result<super::Verdict> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, Some("postgres"), true).await?;
@@ -22,9 +22,9 @@ pub async fn run(args: ApplyArgs) -> Result<crate::Status> {
             Format::Json => json(&db.info, &outcome, args.dry_run),
         });
         Ok(if outcome.refused() {
-            crate::Status::Problems
+            super::Verdict::Problems
         } else {
-            crate::Status::Clean
+            super::Verdict::Clean
         })
     })
     .await
@@ -32,7 +32,7 @@ pub async fn run(args: ApplyArgs) -> Result<crate::Status> {
 
 async fn options(args: &ApplyArgs) -> Result<Options> {
     // A dry run shows the password statement redacted without reading the secret.
-    let read = |source: &Option<crate::db::password::PasswordSource>, what: &'static str| {
+    let read = |source: &Option<crate::credentials::PasswordSource>, what: &'static str| {
         let source = source.clone();
         let dry_run = args.dry_run;
         let aws = super::aws_settings(&args.conn.ssm);

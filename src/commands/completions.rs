@@ -3,20 +3,20 @@
 use anyhow::{Context, Result};
 use clap::CommandFactory;
 
+use super::Verdict;
 use crate::cli::Cli;
-use crate::Status;
 
 /// Prints completions for `shell`.
-pub fn completions(shell: clap_complete::Shell) -> Result<Status> {
+pub fn completions(shell: clap_complete::Shell) -> Result<Verdict> {
     let mut command = Cli::command();
     clap_complete::generate(shell, &mut command, "rlsctl", &mut std::io::stdout());
-    Ok(Status::Clean)
+    Ok(Verdict::Clean)
 }
 
 /// Prints the man page.
-pub fn man() -> Result<Status> {
+pub fn man() -> Result<Verdict> {
     clap_mangen::Man::new(Cli::command())
         .render(&mut std::io::stdout())
         .context("writing the man page")?;
-    Ok(Status::Clean)
+    Ok(Verdict::Clean)
 }

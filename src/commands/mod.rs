@@ -9,16 +9,25 @@ pub mod shadow;
 pub mod tunnel;
 pub mod verify;
 
+/// How a command ended, when it ran to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Success; nothing wrong found (exit 0).
+    Clean,
+    /// The tool ran and found a problem (exit 1).
+    Problems,
+}
+
 use std::future::Future;
 
 use anyhow::{anyhow, Result};
 
+use crate::aws::AwsSettings;
 use crate::cli::{ConnectionArgs, SslMode, SsmArgs, TargetArgs};
-use crate::config::Target;
-use crate::db::{self, ConnectOptions, Db};
-use crate::tunnel::aws::AwsSettings;
+use crate::model::config::Target;
+use crate::pg::until_interrupted;
+use crate::pg::{self, ConnectOptions, Db};
 use crate::tunnel::{free_local_port, PortTaken, Tunnel, TunnelSettings};
-use crate::until_interrupted;
 
 /// Runs `work` with the connection settings. With `--via-ssm`, an ephemeral
 /// tunnel is opened on a free local port first, `work` connects through it
@@ -80,7 +89,7 @@ pub async fn connect(
         .unwrap_or(&target.app_role)
         .to_string();
     let options = connect_options(conn, &user, allow_prompt);
-    let db = db::connect(&options).await?;
+    let db = pg::connect(&options).await?;
     tracing::info!(database = %db.info.name, user = %db.info.user, version = %db.info.server_version, "connected");
     Ok((target, db))
 }
@@ -131,7 +140,12 @@ fn warn_weak_tls(args: &ConnectionArgs) {
 pub fn connect_options(args: &ConnectionArgs, user: &str, allow_prompt: bool) -> ConnectOptions {
     warn_weak_tls(args);
     ConnectOptions {
-        password_from: args.password_from.clone(),
+        password_from: args.password_from.clone().map(|source| {
+            std::sync::Arc::new(crate::credentials::Supplier {
+                source,
+                aws: aws_settings(&args.ssm),
+            }) as std::sync::Arc<dyn crate::pg::PasswordSupplier>
+        }),
         allow_prompt,
         // A name to verify means verification was wanted: weaker must be asked for.
         sslmode: args.sslmode.unwrap_or(if args.tls_server_name.is_some() {
@@ -143,7 +157,6 @@ pub fn connect_options(args: &ConnectionArgs, user: &str, allow_prompt: bool) ->
         sslrootcert: args.sslrootcert.clone(),
         tls_server_name: args.tls_server_name.clone(),
         connect_timeout: args.connect_timeout,
-        aws: aws_settings(&args.ssm),
         ..ConnectOptions::new(&args.host, args.port, &args.dbname, user)
     }
 }

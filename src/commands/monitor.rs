@@ -5,16 +5,16 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::checks::{self, Findings};
+use super::Verdict;
 use crate::cli::{MonitorArgs, MonitorFormat};
-use crate::config::Target;
-use crate::db::Db;
-use crate::inspect::Snapshot;
-use crate::report::Report;
-use crate::Status;
+use crate::model::checks::{self, Findings};
+use crate::model::config::Target;
+use crate::model::report::Report;
+use crate::model::snapshot::Snapshot;
+use crate::pg::Db;
 
 /// Runs `monitor` (default user: the app role; never prompts).
-pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
+pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, None, false).await?;
@@ -31,9 +31,9 @@ pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Status> {
             None => super::print(&text),
         }
         Ok(if clean {
-            Status::Clean
+            Verdict::Clean
         } else {
-            Status::Problems
+            Verdict::Problems
         })
     })
     .await
@@ -46,7 +46,7 @@ pub async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);
-    checks::session_state::run(db, &snapshot, target, &mut findings).await?;
+    crate::pg::session_state::run(db, &snapshot, target, &mut findings).await?;
     tracing::info!(statements = db.statements(), "monitor done");
     Ok(Report::new("monitor", db.info.clone(), findings.0))
 }

@@ -9,22 +9,24 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::bundle::apply::{self, Options};
-use crate::bundle::plan::{Mode, RoleInputs};
-use crate::bundle::rollback::{self, Action};
-use crate::bundle::sql::{DEMO_SCHEMA, DEMO_SEED};
-use crate::checks::Status as CheckStatus;
+use crate::aws::AwsSettings;
 use crate::cli::{Format, RehearseArgs, RehearseStep as Step};
-use crate::config::Target;
-use crate::db::password::Secret;
-use crate::db::{self, quote_ident, ConnectOptions, Db, DbResultExt};
-use crate::report::Report;
-use crate::sandbox::{self, Sandbox, Shape};
-use crate::tunnel::aws::AwsSettings;
+use crate::model::checks::Status as CheckStatus;
+use crate::model::config::Target;
+use crate::model::plan::{Mode, RoleInputs};
+use crate::model::report::Report;
+use crate::model::secret::Secret;
+use crate::model::sql::quote_ident;
+use crate::model::sql::{DEMO_SCHEMA, DEMO_SEED};
+use crate::pg::apply::{self, Options};
+use crate::pg::rollback::{self, Action};
+use crate::pg::sandbox::{Sandbox, Shape};
+use crate::pg::{self, ConnectOptions, Db, DbResultExt};
 
 /// The sample database's name (the runbook's).
 const DEMO_DATABASE: &str = "edgarautoshop";
-use crate::{until_interrupted, Status};
+use super::Verdict;
+use crate::pg::until_interrupted;
 
 use super::{monitor::monitor, verify::verify};
 
@@ -112,13 +114,13 @@ struct Stage {
 }
 
 /// Runs `rehearse`.
-pub async fn run(args: RehearseArgs) -> Result<Status> {
+pub async fn run(args: RehearseArgs) -> Result<Verdict> {
     until_interrupted(rehearse(args)).await
 }
 
-async fn rehearse(args: RehearseArgs) -> Result<Status> {
+async fn rehearse(args: RehearseArgs) -> Result<Verdict> {
     let target = super::target_from(&args.target)?;
-    let app_password = Secret::new(sandbox::random_hex(16));
+    let app_password = Secret::new(crate::model::secret::random_hex(16));
     let mut stage = match &args.database_url {
         Some(url) => existing_database(url, &args, &target).await?,
         None => throwaway(&target, &app_password, args.superuser)?,
@@ -128,7 +130,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
     if let Some(sandbox) = &stage.sandbox {
         sandbox.create_database(DEMO_DATABASE).await?;
     }
-    let admin_db = db::connect(&stage.admin).await?;
+    let admin_db = pg::connect(&stage.admin).await?;
     if stage.sandbox.is_some() {
         admin_db
             .simple(DEMO_SCHEMA)
@@ -139,7 +141,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
             .await
             .doing("loading sql/demo/seed.sql")?;
     }
-    let admin_password = Secret::new(sandbox::random_hex(16));
+    let admin_password = Secret::new(crate::model::secret::random_hex(16));
     let app_secret = stage.app.password.clone();
     let roles = || RoleInputs {
         app_password: app_secret.clone(),
@@ -215,7 +217,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                             outcome
                                 .preflight
                                 .problems()
-                                .filter(|f| f.status == crate::checks::Status::Fail)
+                                .filter(|f| f.status == crate::model::checks::Status::Fail)
                                 .map(|f| f.detail.as_str())
                                 .collect::<Vec<_>>()
                                 .join("; ")
@@ -236,9 +238,9 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                     let table = target.tables.first().cloned().unwrap_or_default();
                     let sql = format!(
                         "SELECT count(*) FROM {} /* rehearsal: nightly report, no tenant */",
-                        crate::db::qualified(&target.schema, &table)
+                        crate::model::sql::qualified(&target.schema, &table)
                     );
-                    let app_db = db::connect(&stage.app).await?;
+                    let app_db = pg::connect(&stage.app).await?;
                     let seen: i64 = app_db
                         .query_one(&sql, &[])
                         .await
@@ -254,11 +256,11 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                 Step::ShadowReport => {
                     let paths = log.iter().cloned().collect::<Vec<_>>();
                     // The sandbox logs with PostgreSQL's default prefix.
-                    let (found, _) = crate::shadow::sources::from_files(
+                    let (found, _) = super::shadow::from_files(
                         &paths,
-                        crate::shadow::log::POSTGRES_DEFAULT_PREFIX,
+                        crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX,
                     )?;
-                    let summary = crate::shadow::Summary::of_found(found);
+                    let summary = crate::model::shadow::Summary::of_found(found);
                     let named = summary.tables.iter().find_map(|t| {
                         t.queries
                             .iter()
@@ -279,12 +281,12 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                     }
                 }
                 Step::Verify | Step::VerifyAgain => {
-                    let app_db = db::connect(&stage.app).await?;
+                    let app_db = pg::connect(&stage.app).await?;
                     let report = verify(&app_db, &target, &stage.tenants, None).await?;
                     expect_clean(&report)
                 }
                 Step::Monitor => {
-                    let app_db = db::connect(&stage.app).await?;
+                    let app_db = pg::connect(&stage.app).await?;
                     expect_clean(&monitor(&app_db, &target).await?)
                 }
                 Step::Rollback => {
@@ -302,7 +304,7 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
                     ))
                 }
                 Step::MonitorBreakGlass => {
-                    let app_db = db::connect(&stage.app).await?;
+                    let app_db = pg::connect(&stage.app).await?;
                     let report = monitor(&app_db, &target).await?;
                     let break_glass = report
                         .checks
@@ -394,9 +396,9 @@ async fn rehearse(args: RehearseArgs) -> Result<Status> {
     }
     drop(stage);
     Ok(if failed_step.is_some() {
-        Status::Problems
+        Verdict::Problems
     } else {
-        Status::Clean
+        Verdict::Clean
     })
 }
 
@@ -434,7 +436,7 @@ fn throwaway(target: &Target, app_password: &Secret, superuser: bool) -> Result<
     } else {
         Shape::RdsMaster
     };
-    let sandbox = Sandbox::start(&sandbox::Options {
+    let sandbox = Sandbox::start(&pg::sandbox::Options {
         shape,
         ..Default::default()
     })?;
@@ -443,9 +445,9 @@ fn throwaway(target: &Target, app_password: &Secret, superuser: bool) -> Result<
     let who = match shape {
         Shape::RdsMaster => format!(
             "applied as the RDS-shaped master {} (NOSUPERUSER CREATEDB CREATEROLE, member of rds_superuser; --superuser for a real superuser)",
-            sandbox::OPERATOR
+            pg::sandbox::OPERATOR
         ),
-        Shape::Superuser => format!("applied as the superuser {}", sandbox::OPERATOR),
+        Shape::Superuser => format!("applied as the superuser {}", pg::sandbox::OPERATOR),
     };
     let description = format!(
         "throwaway PostgreSQL on 127.0.0.1:{} in {}, {who}",
@@ -504,7 +506,7 @@ async fn existing_database(url: &str, args: &RehearseArgs, target: &Target) -> R
 
 /// Breaks the database in a way the step should catch.
 async fn inject_fault(admin: &Db, target: &Target, step: Step) -> Result<()> {
-    let table = crate::db::qualified(
+    let table = crate::model::sql::qualified(
         &target.schema,
         target
             .tables
@@ -517,7 +519,7 @@ async fn inject_fault(admin: &Db, target: &Target, step: Step) -> Result<()> {
         // The isolation policy narrows again behind shadow mode's back.
         Step::ShadowTraffic => format!(
             "ALTER POLICY {} ON {table} USING (false)",
-            quote_ident(crate::config::POLICY_NAME)
+            quote_ident(crate::model::config::POLICY_NAME)
         ),
         // The records are in the log already: nothing in the database can break the report.
         Step::ShadowReport => bail!("--inject-fault has no fault for the shadow report step"),
@@ -540,7 +542,7 @@ fn keep(sandbox: Sandbox, target: &Target, app: &Secret, admin: &Secret) -> Resu
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
     for (user, password) in [
-        (sandbox::OPERATOR, &sandbox.operator_password),
+        (pg::sandbox::OPERATOR, &sandbox.operator_password),
         (target.app_role.as_str(), app),
         (target.admin_role.as_str(), admin),
     ] {

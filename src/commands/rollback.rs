@@ -5,12 +5,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
-use crate::bundle::rollback::{self, Action, Outcome, Performed};
+use super::Verdict;
 use crate::cli::{Format, RollbackArgs};
-use crate::Status;
+use crate::pg::rollback::{self, Action, Outcome, Performed};
 
 /// Runs `rollback` as a privileged user (default `postgres`).
-pub async fn run(args: RollbackArgs) -> Result<Status> {
+pub async fn run(args: RollbackArgs) -> Result<Verdict> {
     let action = if args.restore {
         Action::Restore
     } else if args.uninstall {
@@ -57,9 +57,9 @@ pub async fn run(args: RollbackArgs) -> Result<Status> {
             }))?,
         });
         Ok(if outcome.missing.is_empty() {
-            Status::Clean
+            Verdict::Clean
         } else {
-            Status::Problems
+            Verdict::Problems
         })
     })
     .await

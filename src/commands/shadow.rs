@@ -1,15 +1,20 @@
-//! `rlsctl shadow report`: what shadow mode recorded, per table and query.
+//! `rlsctl shadow report`: what shadow mode recorded, per table and query,
+//! read from log files the operator has, the server's own log files (when the
+//! session may read them), or, on RDS, the RDS API's log files.
 
-use anyhow::{anyhow, Result};
+use std::path::PathBuf;
 
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::Verdict;
+use crate::aws::rds_logs;
 use crate::cli::{Format, ShadowCommand, ShadowReportArgs};
-use crate::db;
-use crate::shadow::sources::{self, Source};
-use crate::shadow::Summary;
-use crate::Status;
+use crate::model::shadow::log::{Found, Layout, LogReader, RDS_PREFIX};
+use crate::model::shadow::Summary;
+use crate::pg::{self, server_log};
 
 /// Runs a `shadow` subcommand.
-pub async fn run(command: ShadowCommand) -> Result<Status> {
+pub async fn run(command: ShadowCommand) -> Result<Verdict> {
     match command {
         ShadowCommand::Report(args) => report(args).await,
     }
@@ -17,9 +22,16 @@ pub async fn run(command: ShadowCommand) -> Result<Status> {
 
 /// Reads the records from the chosen source and prints the summary: exit 1
 /// when some statement would have been emptied or narrowed, 0 when none.
-async fn report(args: ShadowReportArgs) -> Result<Status> {
-    let source = if !args.log_files.is_empty() {
-        Source::Files(args.log_files.clone())
+async fn report(args: ShadowReportArgs) -> Result<Verdict> {
+    // Files and RDS: the prefix given, else RDS's (the server's own log is
+    // read with the server's own prefix).
+    let prefix = args
+        .log_line_prefix
+        .clone()
+        .unwrap_or_else(|| RDS_PREFIX.to_string());
+    let (found, label) = if !args.log_files.is_empty() {
+        let paths = args.log_files.clone();
+        tokio::task::spawn_blocking(move || from_files(&paths, &prefix)).await??
     } else if args.rds {
         let instance = args
             .db_instance
@@ -29,41 +41,19 @@ async fn report(args: ShadowReportArgs) -> Result<Status> {
                     .ssm
                     .rds_endpoint
                     .as_deref()
-                    .and_then(sources::instance_from_endpoint)
+                    .and_then(rds_logs::instance_from_endpoint)
             })
             .ok_or_else(|| anyhow!("--rds needs the instance: --db-instance ID, or --rds-endpoint HOST (its first label)"))?;
-        Source::Rds {
-            instance,
-            since: args.since,
-            aws: super::aws_settings(&args.conn.ssm),
-        }
+        let aws = super::aws_settings(&args.conn.ssm);
+        pg::until_interrupted(rds_logs::records(&instance, args.since, &aws, &prefix)).await?
     } else {
-        Source::Server
-    };
-    // Files and RDS: the prefix given, else RDS's (the server's own log is
-    // read with the server's own prefix).
-    let prefix = args
-        .log_line_prefix
-        .clone()
-        .unwrap_or_else(|| crate::shadow::log::RDS_PREFIX.to_string());
-    let (found, label) = match source {
-        Source::Files(paths) => {
-            tokio::task::spawn_blocking(move || sources::from_files(&paths, &prefix)).await??
-        }
-        Source::Rds {
-            instance,
-            since,
-            aws,
-        } => crate::until_interrupted(sources::from_rds(&instance, since, &aws, &prefix)).await?,
-        Source::Server => {
-            let conn = args.conn.clone();
-            super::with_tunnel(&conn, |conn| async move {
-                let user = conn.user.clone().unwrap_or_else(|| "postgres".into());
-                let db = db::connect(&super::connect_options(&conn, &user, true)).await?;
-                sources::from_server(&db).await
-            })
-            .await?
-        }
+        let conn = args.conn.clone();
+        super::with_tunnel(&conn, |conn| async move {
+            let user = conn.user.clone().unwrap_or_else(|| "postgres".into());
+            let db = pg::connect(&super::connect_options(&conn, &user, true)).await?;
+            server_log::records(&db).await
+        })
+        .await?
     };
     let summary = Summary::of_found(found);
     super::print(&match args.format {
@@ -71,8 +61,53 @@ async fn report(args: ShadowReportArgs) -> Result<Status> {
         Format::Json => summary.json(&label),
     });
     Ok(if summary.records == 0 {
-        Status::Clean
+        Verdict::Clean
     } else {
-        Status::Problems
+        Verdict::Problems
     })
+}
+
+/// The records in the log files at `paths` (plain ones laid out with
+/// `prefix`), and a description of the source.
+pub fn from_files(paths: &[PathBuf], prefix: &str) -> Result<(Found, String)> {
+    let mut found = Found::default();
+    for path in paths {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let layout = Layout::for_file(&name, prefix)?;
+        read_file(path, &layout, &mut found)?;
+    }
+    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    Ok((found, names.join(", ")))
+}
+
+/// Reads a log file in bounded memory. A device, a directory or a file that
+/// holds a NUL byte is an error.
+fn read_file(path: &std::path::Path, layout: &Layout, found: &mut Found) -> Result<()> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("opening the log file {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{} is not a regular file: pass the server's log file",
+            path.display()
+        );
+    }
+    let mut file = std::fs::File::open(path)
+        .with_context(|| format!("opening the log file {}", path.display()))?;
+    let name = path.display().to_string();
+    let mut reader = LogReader::new(layout, &name, found);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        reader.feed(&buf[..n])?;
+    }
+    reader.finish()
 }

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 
+use super::Verdict;
 use crate::cli::TunnelArgs;
+use crate::signals::stop_signal;
 use crate::tunnel::Tunnel;
-use crate::{stop_signal, Status};
 
 /// Runs the tunnel until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), then
 /// ends the session; with --reconnect, restarts dropped sessions.
-pub async fn run(args: TunnelArgs) -> Result<Status> {
+pub async fn run(args: TunnelArgs) -> Result<Verdict> {
     let mut drops = 0u32;
     loop {
         // open() handles stop signals itself, ending the session it started.
@@ -29,7 +30,7 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
         tunnel.close().await;
         let Some(why) = dropped else {
             crate::say!("tunnel closed; session {} terminated", tunnel.session_id);
-            return Ok(Status::Clean);
+            return Ok(Verdict::Clean);
         };
         if !args.reconnect {
             bail!("{why}");
@@ -40,7 +41,7 @@ pub async fn run(args: TunnelArgs) -> Result<Status> {
         crate::say!("session dropped; reconnecting in {}s", wait.as_secs());
         tokio::select! {
             biased;
-            _ = stop_signal() => return Ok(Status::Clean),
+            _ = stop_signal() => return Ok(Verdict::Clean),
             _ = tokio::time::sleep(wait) => {}
         }
     }

@@ -2,17 +2,17 @@
 
 use anyhow::Result;
 
-use crate::checks::app_burst::{Burst, Id};
-use crate::checks::{self, Findings};
+use super::Verdict;
 use crate::cli::{AppArgs, Format, VerifyArgs};
-use crate::config::Target;
-use crate::db::Db;
-use crate::inspect::Snapshot;
-use crate::report::Report;
-use crate::Status;
+use crate::http::burst::{Burst, Id};
+use crate::model::checks::{self, Findings};
+use crate::model::config::Target;
+use crate::model::report::Report;
+use crate::model::snapshot::Snapshot;
+use crate::pg::Db;
 
 /// Runs `verify` (default user: the app role).
-pub async fn run(args: VerifyArgs) -> Result<Status> {
+pub async fn run(args: VerifyArgs) -> Result<Verdict> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, None, true).await?;
@@ -23,9 +23,9 @@ pub async fn run(args: VerifyArgs) -> Result<Status> {
             Format::Json => report.json(),
         });
         Ok(if report.clean(args.strict) {
-            Status::Clean
+            Verdict::Clean
         } else {
-            Status::Problems
+            Verdict::Problems
         })
     })
     .await
@@ -52,12 +52,12 @@ pub async fn verify(
     let snapshot = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
-    checks::probes::run(db, &snapshot, target, tenants, &mut findings).await?;
-    checks::session_state::run(db, &snapshot, target, &mut findings).await?;
+    crate::pg::probes::run(db, &snapshot, target, tenants, &mut findings).await?;
+    crate::pg::session_state::run(db, &snapshot, target, &mut findings).await?;
     if let Some((url, burst)) = app {
         // Every tenant given, and two ids that exist nowhere (castable to the
         // tenant column, so the app treats them as ordinary ids).
-        let types = checks::probes::column_types(&snapshot);
+        let types = crate::pg::probes::column_types(&snapshot);
         let types: Vec<&str> = types.iter().map(String::as_str).collect();
         let mut ids: Vec<Id> = tenants
             .iter()
@@ -68,11 +68,11 @@ pub async fn verify(
             .collect();
         for _ in 0..2 {
             ids.push(Id {
-                value: checks::probes::random_tenant(db, &types).await?,
+                value: crate::pg::probes::random_tenant(db, &types).await?,
                 known: false,
             });
         }
-        checks::app::run(url, ids, &burst, target, &mut findings).await?;
+        crate::http::app::run(url, ids, &burst, target, &mut findings).await?;
     }
     tracing::info!(statements = db.statements(), "verify done");
     Ok(Report::new("verify", db.info.clone(), findings.0))

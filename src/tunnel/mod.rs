@@ -1,14 +1,13 @@
 //! SSM Session Manager port forwarding: pre-flight, StartSession, the plugin
 //! process, readiness, and teardown with TerminateSession.
 
-pub mod aws;
 pub mod plugin;
 
 use std::net::TcpListener;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use aws::{AwsSettings, Ssm, PORT_FORWARD_DOCUMENT};
+use crate::aws::{AwsSettings, Ssm, PORT_FORWARD_DOCUMENT};
 use plugin::{Launch, Plugin};
 
 /// Where a tunnel goes and how the plugin is run.
@@ -90,10 +89,10 @@ impl Tunnel {
             mut plugin,
             spinner,
             rds,
-        } = crate::until_interrupted(Self::start(args, local_port)).await?;
+        } = crate::signals::until_stopped(Self::start(args, local_port)).await?;
         let ready = tokio::select! {
             biased;
-            stop = crate::stop_signal() => Err(anyhow::Error::new(crate::Interrupted(stop))),
+            stop = crate::signals::stop_signal() => Err(anyhow::Error::new(crate::signals::Interrupted(stop))),
             ready = plugin.ready(args.start_timeout) => ready,
         };
         if let Some(spinner) = spinner {

@@ -1,11 +1,11 @@
 //! `rlsctl apply` against a real PostgreSQL.
 
-use rlsctl::db::tenant;
-use rlsctl::sandbox::{Options, ServerTls};
+use rlsctl::pg::sandbox::{Options, ServerTls};
+use rlsctl::pg::tenant;
 
 use crate::support::*;
 
-async fn visible_tenants(db: &rlsctl::db::Db, table: &str) -> Vec<String> {
+async fn visible_tenants(db: &rlsctl::pg::Db, table: &str) -> Vec<String> {
     let rows = db
         .query(
             &format!("SELECT DISTINCT tenant_id FROM {table} ORDER BY 1"),
@@ -26,7 +26,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
     let app = t.app().await;
     let tables = ["customers", "vehicles", "appointments", "services"];
     for tenant_id in TENANTS {
-        app.begin().await.unwrap();
+        let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
         tenant::set_local(&app, "app.tenant_id", tenant_id)
             .await
             .unwrap();
@@ -37,7 +37,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
                 "{table} under {tenant_id}"
             );
         }
-        app.rollback().await.unwrap();
+        app_transaction.rollback().await.unwrap();
     }
 
     // No tenant set: nothing, before and after a transaction that set one.
@@ -49,7 +49,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
     }
 
     // Writes to another tenant are denied.
-    app.begin().await.unwrap();
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
     tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
@@ -60,8 +60,8 @@ async fn apply_isolates_tenants_for_the_app_role() {
         )
         .await;
     assert_eq!(outcome(update), "42501");
-    app.rollback().await.unwrap();
-    app.begin().await.unwrap();
+    app_transaction.rollback().await.unwrap();
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
     tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
@@ -72,7 +72,7 @@ async fn apply_isolates_tenants_for_the_app_role() {
         )
         .await;
     assert_eq!(outcome(insert), "42501");
-    app.rollback().await.unwrap();
+    app_transaction.rollback().await.unwrap();
 
     // The break-glass role sees everyone.
     let admin = t.connect("tenant_admin", ADMIN_PASSWORD).await.unwrap();
@@ -257,7 +257,7 @@ async fn non_default_schema_table_names_and_uuid_tenants_work() {
     assert!(again.stdout.contains("up to date"), "{}", again.stdout);
 
     let app = t.app().await;
-    app.begin().await.unwrap();
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
     tenant::set_local(&app, "app.org_id", "22222222-2222-2222-2222-222222222222")
         .await
         .unwrap();
@@ -272,7 +272,7 @@ async fn non_default_schema_table_names_and_uuid_tenants_work() {
         .execute("INSERT INTO billing.\"Work Orders\" (org_id, title) VALUES ('22222222-2222-2222-2222-222222222222', 'c')", &[])
         .await;
     assert_eq!(outcome(own), "ok");
-    app.rollback().await.unwrap();
+    app_transaction.rollback().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

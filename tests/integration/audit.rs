@@ -9,8 +9,8 @@ use crate::verify::{details, statuses, verify};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_alarms() {
-    let options = rlsctl::sandbox::Options {
-        shape: rlsctl::sandbox::Shape::RdsMaster,
+    let options = rlsctl::pg::sandbox::Options {
+        shape: rlsctl::pg::sandbox::Shape::RdsMaster,
         extra_config: vec!["shared_preload_libraries = 'pgaudit'".into()],
         ..Default::default()
     };
@@ -18,11 +18,11 @@ async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_ala
     {
         let operator = t.operator().await;
         operator
-            .simple(rlsctl::bundle::sql::DEMO_SCHEMA)
+            .simple(rlsctl::model::sql::DEMO_SCHEMA)
             .await
             .unwrap();
         operator
-            .simple(rlsctl::bundle::sql::DEMO_SEED)
+            .simple(rlsctl::model::sql::DEMO_SEED)
             .await
             .unwrap();
     }

@@ -380,7 +380,7 @@ async fn escape_sequences_from_the_database_are_not_sent_to_the_terminal() {
     let evil = "evil\u{1b}[2J\u{1b}[Hall clean\u{7}\u{9b}";
     t.sql(&format!(
         "CREATE TABLE {} (id int, tenant_id text)",
-        rlsctl::db::quote_ident(evil)
+        rlsctl::model::sql::quote_ident(evil)
     ))
     .await;
     let run = t.run_env(&["monitor"], &AS_APP).await;

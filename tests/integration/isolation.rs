@@ -175,7 +175,7 @@ async fn a_reviewed_definer_passes_until_its_body_changes() {
         .await
         .unwrap()
         .get(0);
-    let marker = rlsctl::checks::bypass::reviewed_marker(&source);
+    let marker = rlsctl::model::checks::bypass::reviewed_marker(&source);
     assert!(remedy.contains(&marker), "{remedy}");
     t.sql(&format!(
         "COMMENT ON FUNCTION public.customer_count() IS 'reviewed by alice: counts only. {marker}'"

@@ -8,6 +8,7 @@ mod apply;
 mod audit;
 mod hardening;
 mod isolation;
+mod layers;
 mod monitor;
 mod pooler;
 mod rds_double;

@@ -205,8 +205,8 @@ async fn break_glass_cycle() {
 
     // The effect is real: under tenant 1 the app sees every tenant's customers.
     let app = t.app().await;
-    app.begin().await.unwrap();
-    rlsctl::db::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
+    rlsctl::pg::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
     assert_eq!(
@@ -217,7 +217,7 @@ async fn break_glass_cycle() {
         count(&app, "SELECT count(DISTINCT tenant_id) FROM vehicles").await,
         1
     );
-    app.rollback().await.unwrap();
+    app_transaction.rollback().await.unwrap();
 
     let drift = monitor(&t, &["--format", "json"]).await;
     drift.expect(1);

@@ -342,19 +342,20 @@ async fn assert_no_canary(t: &TestDb, bouncer: &PgBouncer) {
     let mut options = t.sandbox.connect_options(
         DB,
         "app_user",
-        &rlsctl::db::password::Secret::new(APP_PASSWORD),
+        &rlsctl::model::secret::Secret::new(APP_PASSWORD),
     );
     options.port = bouncer.port;
     // Several clients at once take several server connections.
     let mut clients = Vec::new();
     for _ in 0..5 {
-        clients.push(rlsctl::db::connect(&options).await.unwrap());
+        clients.push(rlsctl::pg::connect(&options).await.unwrap());
+    }
+    let mut transactions = Vec::new();
+    for client in &clients {
+        transactions.push(client.begin(rlsctl::pg::Begin::Plain).await.unwrap());
     }
     for client in &clients {
-        client.begin().await.unwrap();
-    }
-    for client in &clients {
-        let value = rlsctl::db::tenant::current(client, "app.tenant_id")
+        let value = rlsctl::pg::tenant::current(client, "app.tenant_id")
             .await
             .unwrap();
         assert!(
@@ -362,7 +363,7 @@ async fn assert_no_canary(t: &TestDb, bouncer: &PgBouncer) {
             "a server connection still has app.tenant_id = {value:?}"
         );
     }
-    for client in &clients {
-        client.rollback().await.unwrap();
+    for transaction in transactions {
+        transaction.rollback().await.unwrap();
     }
 }

@@ -224,14 +224,14 @@ async fn definer_functions_are_bypasses_only_when_their_owner_reaches_every_row(
     t.sql("ALTER FUNCTION public.customer_count() OWNER TO tenant_admin")
         .await;
     let app = t.app().await;
-    app.begin().await.unwrap();
-    rlsctl::db::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
+    rlsctl::pg::tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
     let all = count(&app, "SELECT public.customer_count()").await;
     let own = count(&app, "SELECT count(*) FROM customers").await;
     assert!(all > own, "the leak is real: {all} > {own}");
-    app.rollback().await.unwrap();
+    app_transaction.rollback().await.unwrap();
     for (what, (run, doc)) in [
         ("verify", verify(&t, &[]).await),
         ("monitor", monitor_json(&t).await),

@@ -159,7 +159,7 @@ async fn an_interrupted_batch_leaves_whole_tables_and_a_rerun_finishes() {
     let tables = tables_env(&names);
     // A session reads t_0120 (batch 3 of 4) and keeps its lock.
     let blocker = t.superuser().await;
-    blocker.begin().await.unwrap();
+    let blocker_transaction = blocker.begin(rlsctl::pg::Begin::Plain).await.unwrap();
     blocker
         .simple("LOCK TABLE t_0120 IN ACCESS SHARE MODE")
         .await
@@ -197,7 +197,7 @@ async fn an_interrupted_batch_leaves_whole_tables_and_a_rerun_finishes() {
         count(&su, "SELECT count(*) FROM rlsctl.bundle_history").await,
         2
     );
-    blocker.rollback().await.unwrap();
+    blocker_transaction.rollback().await.unwrap();
     // The next run goes on with the other 100 tables.
     let env = [("RLSCTL_TENANT_TABLES", tables.as_str())];
     let args = [
@@ -277,14 +277,14 @@ async fn a_partitioned_table_is_installed_on_every_partition() {
     assert_eq!(events_installed_and_untouched(&t).await, (201, 0));
     // A partition queried directly isolates like its parent.
     let app = t.app().await;
-    app.begin().await.unwrap();
-    rlsctl::db::tenant::set_local(&app, "app.tenant_id", "a")
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
+    rlsctl::pg::tenant::set_local(&app, "app.tenant_id", "a")
         .await
         .unwrap();
     let foreign = count(&app, "SELECT count(*) FROM events_2 WHERE tenant_id <> 'a'").await;
     assert_eq!(foreign, 0);
     assert!(count(&app, "SELECT count(*) FROM events_2").await > 0);
-    app.rollback().await.unwrap();
+    app_transaction.rollback().await.unwrap();
     t.run_env(&["verify", "--tenant", "a", "--tenant", "b"], &as_app)
         .await
         .expect(0);
@@ -412,8 +412,8 @@ fn logged_plans(log: &str) -> Vec<serde_json::Value> {
 /// over the tables (250,000 index scans of pg_depend at 500); above about
 /// 1,000 it picks another plan, so only these sizes show it.
 async fn assert_no_per_table_loops(n: usize) {
-    let options = rlsctl::sandbox::Options {
-        shape: rlsctl::sandbox::Shape::RdsMaster,
+    let options = rlsctl::pg::sandbox::Options {
+        shape: rlsctl::pg::sandbox::Shape::RdsMaster,
         extra_config: vec![
             "session_preload_libraries = 'auto_explain'".into(),
             "auto_explain.log_analyze = on".into(),

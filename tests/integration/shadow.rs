@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use rlsctl::db::tenant;
+use rlsctl::pg::tenant;
 
 use crate::rds_double::RdsDouble;
 use crate::support::*;
@@ -56,7 +56,7 @@ async fn the_app_runs(t: &TestDb) {
             "shadow mode hid rows of {table} from a statement without a tenant"
         );
     }
-    app.begin().await.unwrap();
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
     tenant::set_local(&app, "app.tenant_id", TENANTS[0])
         .await
         .unwrap();
@@ -86,10 +86,11 @@ async fn the_app_runs(t: &TestDb) {
         .await
         .unwrap();
     assert!(moved > 0, "shadow mode refused a write");
-    app.rollback().await.unwrap();
-    app.simple("BEGIN READ ONLY").await.unwrap();
+    app_transaction.rollback().await.unwrap();
+    let read_only = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
+    app.simple("SET TRANSACTION READ ONLY").await.unwrap();
     count(&app, "SELECT count(*) FROM appointments /* read only */").await;
-    app.commit().await.unwrap();
+    read_only.commit().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,11 +227,14 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
     // A server that writes its own log files with RDS's prefix, as RDS does.
-    let options = rlsctl::sandbox::Options {
+    let options = rlsctl::pg::sandbox::Options {
         extra_config: vec![
             "logging_collector = on".into(),
             "log_directory = 'log'".into(),
-            format!("log_line_prefix = '{}'", rlsctl::shadow::log::RDS_PREFIX),
+            format!(
+                "log_line_prefix = '{}'",
+                rlsctl::model::shadow::log::RDS_PREFIX
+            ),
         ],
         ..Default::default()
     };
@@ -338,8 +342,8 @@ async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
 /// that looks like a record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_can_neither_hide_nor_forge_a_record_through_the_log() {
-    let options = rlsctl::sandbox::Options {
-        shape: rlsctl::sandbox::Shape::RdsMaster,
+    let options = rlsctl::pg::sandbox::Options {
+        shape: rlsctl::pg::sandbox::Shape::RdsMaster,
         extra_config: vec!["log_line_prefix = '%m [%p] %a '".into()],
         ..Default::default()
     };

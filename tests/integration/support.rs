@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::process::Stdio;
 
-use rlsctl::bundle::sql::{DEMO_SCHEMA, DEMO_SEED};
-use rlsctl::db::password::Secret;
-use rlsctl::db::{self, Db};
-use rlsctl::sandbox::{Options, Sandbox, Shape};
+use rlsctl::model::secret::Secret;
+use rlsctl::model::sql::{DEMO_SCHEMA, DEMO_SEED};
+use rlsctl::pg::sandbox::{Options, Sandbox, Shape};
+use rlsctl::pg::{self, Db};
 
 /// Password given to the app role by `apply` in the tests.
 pub const APP_PASSWORD: &str = "app-pw-Zq7'\"\\ü";
@@ -118,7 +118,7 @@ impl TestDb {
 
     /// A connection to `edgarautoshop` as the real superuser.
     pub async fn superuser(&self) -> Db {
-        db::connect(&self.sandbox.superuser_options(DB))
+        pg::connect(&self.sandbox.superuser_options(DB))
             .await
             .unwrap()
     }
@@ -126,14 +126,14 @@ impl TestDb {
     /// A connection to `edgarautoshop` as the operator `postgres` (the
     /// superuser, or the RDS master in an RDS-shaped cluster).
     pub async fn operator(&self) -> Db {
-        db::connect(&self.sandbox.operator_options(DB))
+        pg::connect(&self.sandbox.operator_options(DB))
             .await
             .unwrap()
     }
 
     /// A connection as `user` with `password`.
     pub async fn connect(&self, user: &str, password: &str) -> anyhow::Result<Db> {
-        db::connect(
+        pg::connect(
             &self
                 .sandbox
                 .connect_options(DB, user, &Secret::new(password)),
@@ -211,7 +211,7 @@ impl TestDb {
             .await
             .simple(sql)
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e)));
+            .unwrap_or_else(|e| panic!("{sql}: {}", pg::describe(&e)));
     }
 }
 
@@ -226,12 +226,12 @@ pub async fn monitor_json(t: &TestDb) -> (Run, serde_json::Value) {
 /// as the app role under `tenant`: 1 when isolated, more through a hole.
 pub async fn tenants_seen(t: &TestDb, tenant: &str, sql: &str) -> i64 {
     let app = t.app().await;
-    app.begin().await.unwrap();
-    rlsctl::db::tenant::set_local(&app, "app.tenant_id", tenant)
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
+    rlsctl::pg::tenant::set_local(&app, "app.tenant_id", tenant)
         .await
         .unwrap();
     let seen = count(&app, sql).await;
-    app.rollback().await.unwrap();
+    app_transaction.rollback().await.unwrap();
     seen
 }
 
@@ -305,7 +305,7 @@ pub async fn exit_code(child: &mut tokio::process::Child) -> Option<i32> {
 pub async fn count(db: &Db, sql: &str) -> i64 {
     db.query_one(sql, &[])
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {}", db::describe(&e)))
+        .unwrap_or_else(|e| panic!("{sql}: {}", pg::describe(&e)))
         .get(0)
 }
 

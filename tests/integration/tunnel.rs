@@ -224,7 +224,7 @@ async fn tunnel_reaches_the_database_and_ctrl_c_terminates_the_session() {
                 t.sandbox
                     .connect_options(DB, "postgres", &t.sandbox.superuser_password);
             options.port = port;
-            let db = rlsctl::db::connect(&options).await.unwrap();
+            let db = rlsctl::pg::connect(&options).await.unwrap();
             assert_eq!(count(&db, "SELECT count(*) FROM tenants").await, 3);
         }
     }

@@ -263,7 +263,7 @@ breakage! {
 /// an error naming the step, never an empty list that reads as "no leak".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_short_or_malformed_per_table_result_fails_closed() {
-    use rlsctl::db::per_table::run_block;
+    use rlsctl::pg::per_table::run_block;
     let t = TestDb::demo_rds().await;
     t.applied().await;
     let app = t.app().await;
@@ -274,7 +274,7 @@ async fn a_short_or_malformed_per_table_result_fails_closed() {
     let answering = |output: &str| {
         format!(
             "DO $$ BEGIN PERFORM set_config('rlsctl_probe.output', {}, true); END $$",
-            rlsctl::db::quote_literal(output)
+            rlsctl::model::sql::quote_literal(output)
         )
     };
     for (output, expected) in [
@@ -295,15 +295,16 @@ async fn a_short_or_malformed_per_table_result_fails_closed() {
             "probe_reads returned null for table 2 of 2",
         ),
     ] {
-        app.begin().await.unwrap();
+        let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
         let result = run_block(&app, "probe_reads", &answering(output), &input).await;
-        app.rollback().await.unwrap();
+        app_transaction.rollback().await.unwrap();
         let err = result.expect_err(output).to_string();
         assert!(err.contains(expected), "{output}: {err}");
     }
     // The real block answers once per table.
-    app.begin().await.unwrap();
-    let results = rlsctl::db::per_table::run(&app, "probe_reads", &input).await;
-    app.rollback().await.unwrap();
+    let app_transaction = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
+    let results =
+        rlsctl::pg::per_table::run(&app, rlsctl::model::sql::Step::ProbeReads, &input).await;
+    app_transaction.rollback().await.unwrap();
     assert_eq!(results.unwrap().len(), 2);
 }

@@ -1,0 +1,312 @@
+//! Pre-flight checks: what apply checks before it changes anything. A failure
+//! refuses the apply (exit 1) with nothing changed; a warning is reported and
+//! the apply goes on.
+
+use super::performance::{tenant_index_remedy, unindexed};
+use super::*;
+use crate::model::config::Target;
+use crate::model::snapshot::Snapshot;
+use crate::model::sql::quote_ident;
+
+/// A table with rows whose tenant column is NULL.
+#[derive(Debug, Clone, Serialize)]
+pub struct NullRows {
+    /// `schema.table`.
+    pub table: String,
+    /// How many rows.
+    pub rows: i64,
+}
+
+/// What the pre-flight looks at besides the snapshot.
+#[derive(Debug, Default)]
+pub struct Inputs<'a> {
+    /// A password for the app role was given.
+    pub app_password: bool,
+    /// `--no-app-password`: the app role authenticates by IAM.
+    pub no_app_password: bool,
+    /// Changes the plan needs that the session may not make (see `plan::build`).
+    pub blocked: &'a [String],
+    /// NULL-tenant rows counted on the tables the session can see whole.
+    pub null_rows: &'a [NullRows],
+    /// The transactions the tenant tables go in (the first transaction of a
+    /// run decides; a later batch has none).
+    pub batching: Option<&'a crate::model::batches::Batching>,
+}
+
+/// PRE001 to PRE009.
+pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
+    let s = &snap.session;
+    let user = &s.user;
+
+    let mut problems = Vec::new();
+    if !s.superuser && !s.createrole && (!snap.app.exists || !snap.admin.exists) {
+        problems.push(Finding::problem(
+            &PRE001,
+            user.clone(),
+            format!("{user} is neither superuser nor CREATEROLE, and the bundle's roles do not exist yet"),
+            "apply as the RDS master (CREATEROLE) or a superuser",
+        ));
+    }
+    if !s.superuser && !snap.bundle.installed && !s.can_create_schema {
+        problems.push(Finding::problem(
+            &PRE001,
+            user.clone(),
+            format!(
+                "{user} lacks CREATE on database {} (needed for the rlsctl schema)",
+                s.database
+            ),
+            format!(
+                "GRANT CREATE ON DATABASE {} TO {}",
+                quote_ident(&s.database),
+                quote_ident(user)
+            ),
+        ));
+    }
+    for blocked in inputs.blocked {
+        problems.push(Finding::problem(
+            &PRE001,
+            user.clone(),
+            blocked.clone(),
+            "run the statement quoted as a role that may, then apply again",
+        ));
+    }
+    findings.check(
+        &PRE001,
+        problems,
+        format!("{user} may make every change the plan needs"),
+    );
+
+    let problems = snap
+        .tables
+        .iter()
+        .filter(|t| !t.exists || !t.has_column)
+        .map(|t| {
+            let detail = if !t.exists {
+                format!("table {} does not exist", t.display)
+            } else {
+                format!(
+                    "table {} has no column {:?}",
+                    t.display, target.tenant_column
+                )
+            };
+            Finding::problem(
+                &PRE002,
+                t.display.clone(),
+                detail,
+                "fix RLSCTL_TENANT_TABLES / RLSCTL_TENANT_COLUMN, or the table",
+            )
+        })
+        .collect();
+    findings.check(
+        &PRE002,
+        problems,
+        "every tenant table exists with the tenant column",
+    );
+
+    // ALTER TABLE and CREATE POLICY need the owner's privileges: the session
+    // must be the owner or an inheriting member of it.
+    let mut not_owned: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    if !s.superuser {
+        for t in snap.tables.iter().filter(|t| t.exists && !t.session_owns) {
+            not_owned
+                .entry(t.owner.as_deref().unwrap_or("?"))
+                .or_default()
+                .push(&t.display);
+        }
+    }
+    let problems = not_owned
+        .into_iter()
+        .map(|(owner, tables)| {
+            Finding::problem(
+                &PRE003,
+                tables.join(", "),
+                format!(
+                    "{} {} owned by {owner}, and {user} is not a member of {owner}",
+                    tables.join(", "),
+                    if tables.len() == 1 { "is" } else { "are" },
+                ),
+                format!(
+                    "as an admin of {owner} (or a superuser): GRANT {} TO {}; or run apply as {owner}",
+                    quote_ident(owner),
+                    quote_ident(user)
+                ),
+            )
+        })
+        .collect();
+    findings.check(
+        &PRE003,
+        problems,
+        format!("{user} has the owner's privileges on every tenant table"),
+    );
+
+    let problems = if !snap.app.exists && !inputs.app_password && !inputs.no_app_password {
+        vec![Finding::problem(
+            &PRE004,
+            target.app_role.clone(),
+            format!(
+                "role {} does not exist and no password was given",
+                target.app_role
+            ),
+            "pass --app-password-from, or --no-app-password for IAM authentication",
+        )]
+    } else {
+        vec![]
+    };
+    findings.check(
+        &PRE004,
+        problems,
+        format!("{} exists or gets a password", target.app_role),
+    );
+
+    let mut problems: Vec<Finding> = inputs
+        .null_rows
+        .iter()
+        .map(|n| {
+            Finding::problem(
+                &PRE005,
+                n.table.clone(),
+                format!(
+                    "{} has {} row(s) whose {} is NULL: no tenant would see them after the cutover",
+                    n.table, n.rows, target.tenant_column
+                ),
+                "assign them a tenant or delete them",
+            )
+        })
+        .collect();
+    let hidden: Vec<&str> = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.has_column && !snap.session_sees_all(t))
+        .map(|t| t.display.as_str())
+        .collect();
+    if !hidden.is_empty() {
+        problems.push(Finding::warn(
+            &PRE005,
+            Some(hidden.join(", ")),
+            format!(
+                "RLS hides rows of {} from {user}, so their NULL-tenant rows cannot be counted before the change",
+                hidden.join(", ")
+            ),
+            "after apply, verify and monitor count them through the break-glass role (RLS007)",
+        ));
+    }
+    findings.check(
+        &PRE005,
+        problems,
+        format!("no row has a NULL {}", target.tenant_column),
+    );
+
+    let problems = unindexed(snap)
+        .map(|t| {
+            Finding::problem(
+                &PRE006,
+                t.display.clone(),
+                format!(
+                    "{} has no btree index led by {}: every tenant query scans the table",
+                    t.display, target.tenant_column
+                ),
+                format!(
+                    "before the cutover: {}",
+                    tenant_index_remedy(target, &t.name)
+                ),
+            )
+        })
+        .collect();
+    findings.check(
+        &PRE006,
+        problems,
+        "every tenant table has an index led by the tenant column",
+    );
+
+    let problems = snap
+        .losing_readers
+        .iter()
+        .map(|(role, tables)| {
+            let tables: Vec<String> = tables.iter().map(|t| target.display_table(t)).collect();
+            Finding::problem(
+                &PRE007,
+                role.clone(),
+                format!(
+                    "{role} reads {} today and will read no rows once RLS is forced (no policy applies to it)",
+                    tables.join(", ")
+                ),
+                "if it runs backups, replication or ETL, see \"Backups and other readers\" in docs/runbook.md",
+            )
+        })
+        .collect();
+    findings.check(&PRE007, problems, "no other role reads tenant tables today");
+
+    // PRE008: apply writes into the rlsctl schema as the applying role; a
+    // trigger, rule, default or function someone else planted there would run
+    // with its rights (CREATE SCHEMA / TABLE IF NOT EXISTS accept what exists).
+    let bundle = &snap.bundle;
+    let mut problems: Vec<Finding> = Vec::new();
+    if let Some((owner, owner_is_superuser)) = &bundle.schema_owner {
+        if owner != user && !(*owner_is_superuser && s.superuser) {
+            problems.push(Finding::problem(
+                &PRE008,
+                "schema rlsctl",
+                format!("schema rlsctl exists and is owned by {owner}, not by {user}: apply will not run in a schema another role controls"),
+                format!("as a superuser, inspect it; if the bundle was never applied: DROP SCHEMA rlsctl CASCADE; otherwise ALTER SCHEMA rlsctl OWNER TO {}", quote_ident(user)),
+            ));
+        }
+    }
+    problems.extend(bundle.foreign_objects.iter().map(|o| {
+        Finding::problem(
+            &PRE008,
+            o.clone(),
+            format!("{o}: the bundle did not make it, and it would run or be trusted as {user}"),
+            "as a superuser, inspect and drop it, then apply again",
+        )
+    }));
+    findings.check(
+        &PRE008,
+        problems,
+        "the rlsctl schema is absent or holds only what the bundle made",
+    );
+
+    // PRE009: what apply's locks take from the lock table every session shares.
+    if let Some(batching) = inputs.batching {
+        if batching.split() {
+            findings.push(Finding::problem(
+                &PRE009,
+                format!("{} tenant tables", batching.tables),
+                format!(
+                    "apply will run in {} transactions of up to {} tables: {}",
+                    batching.batches, batching.batch_size, batching.reason
+                ),
+                if batching.forced {
+                    "as asked; without --batch-size apply takes one transaction where the lock table allows"
+                } else {
+                    "accept the batches (see \"Many tables\" in docs/runbook.md), or raise max_locks_per_transaction as \
+                     printed (on RDS a parameter-group change and a reboot) to keep it to one transaction"
+                },
+            ));
+        } else {
+            findings.push(Finding::pass(&PRE009, None, batching.reason.clone()));
+        }
+    }
+
+    // PRE010: break-glass use must be logged ("log all usage").
+    let admin = quote_ident(&target.admin_role);
+    match snap.break_glass_logging() {
+        Some(crate::model::snapshot::RoleSetting { name, value }) => findings.push(Finding::pass(
+            &PRE010,
+            None,
+            format!("every statement of {} will be logged ({name} = '{value}' for the role)", target.admin_role),
+        )),
+        None => findings.push(Finding::problem(
+            &PRE010,
+            target.admin_role.clone(),
+            format!(
+                "{user} may set neither pgaudit.log nor log_statement for {}: break-glass use will not be logged",
+                target.admin_role
+            ),
+            format!(
+                "on RDS: add pgaudit to shared_preload_libraries in the parameter group, reboot, CREATE EXTENSION pgaudit, \
+                 and apply again (it sets pgaudit.log = 'all' for the role); elsewhere, as a superuser: \
+                 ALTER ROLE {admin} SET log_statement = 'all'"
+            ),
+        )),
+    }
+}

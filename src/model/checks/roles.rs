@@ -1,0 +1,251 @@
+//! Role checks: the app role itself, what it reaches through membership and
+//! setting defaults, what it owns and what privileges it holds.
+
+use super::*;
+use crate::model::config::Target;
+use crate::model::snapshot::Snapshot;
+use crate::model::sql::{qualified, quote_ident};
+
+/// ROLE001 (with `session_check`, for verify) to ROLE009.
+pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut Findings) {
+    let app = &target.app_role;
+    if session_check {
+        let mut problems = Vec::new();
+        if snap.session.session_user != *app {
+            let why = snap
+                .session_bypass_reason()
+                .map(|r| format!("; {r}"))
+                .unwrap_or_default();
+            problems.push(Finding::problem(
+                &ROLE001,
+                snap.session.session_user.clone(),
+                format!("connected as {}, not the app role {app}{why}: isolation must be proven as the app connects", snap.session.session_user),
+                format!("connect as {app}: rlsctl verify -U {app}"),
+            ));
+        }
+        findings.check(&ROLE001, problems, format!("connected as {app}"));
+    }
+    if !snap.app.exists {
+        let reason = format!("role {app} does not exist (run rlsctl apply)");
+        for check in [ROLE002, ROLE003, ROLE004, ROLE006, ROLE009] {
+            findings.push(Finding::problem(
+                &check,
+                app.clone(),
+                reason.clone(),
+                "rlsctl apply",
+            ));
+        }
+    } else {
+        let one = |check: &Check, bad: bool, detail: String, remedy: String| {
+            if bad {
+                vec![Finding::problem(check, app.clone(), detail, remedy)]
+            } else {
+                vec![]
+            }
+        };
+        findings.check(
+            &ROLE002,
+            one(
+                &ROLE002,
+                snap.app.superuser,
+                format!("{app} is a superuser: RLS never applies"),
+                format!("ALTER ROLE {} NOSUPERUSER", quote_ident(app)),
+            ),
+            format!("{app} is not a superuser"),
+        );
+        findings.check(
+            &ROLE003,
+            one(
+                &ROLE003,
+                snap.app.bypassrls,
+                format!("{app} has BYPASSRLS"),
+                format!("ALTER ROLE {} NOBYPASSRLS", quote_ident(app)),
+            ),
+            format!("{app} does not have BYPASSRLS"),
+        );
+        // ROLE004: the app role must not be one of the roles that reach every
+        // row (the whole set is listed when it passes).
+        let problems = snap
+            .reaches(app)
+            .map(|reacher| {
+                let remedy = match reacher.path.as_slice() {
+                    [only] if only == "PUBLIC" => {
+                        format!("drop or narrow the always-true policy ({})", reacher.reason)
+                    }
+                    [_, next, ..] => format!(
+                        "REVOKE {} FROM {}",
+                        quote_ident(next),
+                        quote_ident(&reacher.path[0])
+                    ),
+                    _ => format!(
+                        "remove what makes {app} reach every row: {}",
+                        reacher.reason
+                    ),
+                };
+                Finding::problem(
+                    &ROLE004,
+                    app.clone(),
+                    format!(
+                        "{app} reaches every row of {} tenant table(s): {}",
+                        reacher.tables,
+                        reacher.describe()
+                    ),
+                    remedy,
+                )
+            })
+            .into_iter()
+            .collect();
+        let set: Vec<String> = snap.reach.iter().map(|r| r.describe()).collect();
+        findings.check(
+            &ROLE004,
+            problems,
+            format!(
+                "{app} is none of the {} role(s) that reach every row: {}",
+                set.len(),
+                if set.is_empty() {
+                    "none".to_string()
+                } else {
+                    set.join("; ")
+                }
+            ),
+        );
+        let problems = snap
+            .app_reach
+            .setting_defaults
+            .iter()
+            .map(|d| {
+                Finding::problem(
+                    &ROLE006,
+                    d.clone(),
+                    format!("{d}: every session starts with a tenant nobody asked for"),
+                    format!(
+                        "ALTER ROLE ... RESET {} (or ALTER DATABASE ... RESET {})",
+                        target.tenant_setting, target.tenant_setting
+                    ),
+                )
+            })
+            .collect();
+        findings.check(
+            &ROLE006,
+            problems,
+            format!("no default for {}", target.tenant_setting),
+        );
+    }
+    let problems = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.app_owns && !t.force)
+        .map(|t| {
+            Finding::problem(
+                &ROLE005,
+                t.display.clone(),
+                format!("{app} owns (or is a member of the owner {} of) {} and FORCE is off: the owner bypasses RLS", t.owner.clone().unwrap_or_default(), t.display),
+                format!("ALTER TABLE {} FORCE ROW LEVEL SECURITY; better, make another role the owner", qualified(&target.schema, &t.name)),
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE005,
+        problems,
+        format!("{app} owns no unforced tenant table"),
+    );
+    let mut problems: Vec<Finding> = snap
+        .tables
+        .iter()
+        .filter(|t| !t.app_forbidden_privileges.is_empty())
+        .map(|t| {
+            let privileges = t.app_forbidden_privileges.join(", ");
+            Finding::problem(
+                &ROLE007,
+                t.display.clone(),
+                format!("{app} holds {privileges} on {}: TRUNCATE and REFERENCES are not subject to row security", t.display),
+                format!("REVOKE {privileges} ON {} FROM {} (and from PUBLIC or any role it is a member of)", qualified(&target.schema, &t.name), quote_ident(app)),
+            )
+        })
+        .collect();
+    problems.extend(snap.app_reach.default_privileges.iter().map(|d| {
+        Finding::problem(
+            &ROLE007,
+            d.clone(),
+            format!("default privileges grant {d} on every table created later: a new tenant table would come with them"),
+            "ALTER DEFAULT PRIVILEGES FOR ROLE <owner> [IN SCHEMA <schema>] REVOKE TRUNCATE, REFERENCES, TRIGGER ON TABLES FROM <grantee>",
+        )
+    }));
+    findings.check(
+        &ROLE007,
+        problems,
+        "no TRUNCATE, REFERENCES or TRIGGER for the app role",
+    );
+
+    // ROLE008: whoever owns a table can ALTER TABLE ... DISABLE ROW LEVEL
+    // SECURITY, FORCE or not; membership is followed however it was granted
+    // (INHERIT or not: a member can SET ROLE).
+    let problems = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.app_owns)
+        .map(|t| {
+            let owner = t.owner.clone().unwrap_or_default();
+            let how = if owner == *app {
+                format!("{app} owns {}", t.display)
+            } else {
+                format!(
+                    "{app} is a member (directly or transitively) of {owner}, the owner of {}",
+                    t.display
+                )
+            };
+            Finding::problem(
+                &ROLE008,
+                t.display.clone(),
+                format!(
+                    "{how}: it can turn RLS off with ALTER TABLE ... DISABLE ROW LEVEL SECURITY"
+                ),
+                if owner == *app {
+                    format!(
+                        "ALTER TABLE {} OWNER TO <a role the app cannot reach>",
+                        qualified(&target.schema, &t.name)
+                    )
+                } else {
+                    format!(
+                        "REVOKE {} FROM {} (on the membership path)",
+                        quote_ident(&owner),
+                        quote_ident(app)
+                    )
+                },
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE008,
+        problems,
+        format!("{app} cannot reach the owner of any tenant table"),
+    );
+
+    // ROLE009: CREATEROLE can grant itself roles (on PostgreSQL 15 and older any
+    // non-superuser role: the break-glass role, a table's owner).
+    if snap.app.exists {
+        let problems = snap
+            .app_reach
+            .createrole_roles
+            .iter()
+            .map(|role| {
+                let detail = if role == app {
+                    format!("{app} has CREATEROLE: it can grant itself other roles (any non-superuser one on PostgreSQL 15 and older)")
+                } else {
+                    format!("{app} reaches {role}, which has CREATEROLE: through it, it can grant itself other roles")
+                };
+                Finding::problem(
+                    &ROLE009,
+                    role.clone(),
+                    detail,
+                    format!("ALTER ROLE {} NOCREATEROLE", quote_ident(role)),
+                )
+            })
+            .collect();
+        findings.check(
+            &ROLE009,
+            problems,
+            format!("neither {app} nor any role it reaches has CREATEROLE"),
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! The isolation predicate, and how a policy expression read back from
+//! `pg_get_expr` is compared with it.
+//!
+//! The server deparses what it stores (`'app.tenant_id'::text`, extra
+//! parentheses, `AS "nullif"`), so expressions are compared after
+//! normalization: whitespace, identifier quotes, parentheses and `::text`
+//! casts dropped, lower-cased outside string literals.
+
+use super::sql::{self, quote_ident, quote_literal, Step};
+
+/// The bundle's predicate for one table: `col = (SELECT NULLIF(current_setting(setting, true), '')::type)`.
+pub fn predicate(column: &str, column_type: &str, setting: &str) -> String {
+    sql::render(
+        Step::Predicate,
+        &[
+            ("column", &quote_ident(column)),
+            ("column_type", column_type),
+            ("setting", &quote_literal(setting)),
+        ],
+    )
+}
+
+/// The function a shadow-mode policy calls for rows the predicate rejects.
+pub const SHADOW_FUNCTION: &str = "rlsctl.shadow_seen";
+
+/// What a shadow-mode policy records a row for.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// USING: a row read (or updated, or deleted) that enforcement would hide.
+    Read,
+    /// WITH CHECK: a row written that enforcement would refuse.
+    Write,
+}
+
+/// The shadow-mode form of the predicate for `table` (`schema.table`): the
+/// isolation predicate first, so a row it accepts never calls the function,
+/// OR the function that records the access and lets the row through.
+pub fn shadow_predicate(
+    column: &str,
+    column_type: &str,
+    setting: &str,
+    table: &str,
+    access: Access,
+) -> String {
+    let access = match access {
+        Access::Read => "read",
+        Access::Write => "write",
+    };
+    format!(
+        "({}) OR {SHADOW_FUNCTION}({}, {})",
+        predicate(column, column_type, setting),
+        quote_literal(table),
+        quote_literal(access)
+    )
+}
+
+/// True when a deparsed policy expression calls the shadow function.
+pub fn is_shadow(expr: &str) -> bool {
+    normalize(expr).contains(&format!("{SHADOW_FUNCTION}'"))
+}
+
+/// True when two expressions are the same after normalization.
+pub fn same(a: &str, b: &str) -> bool {
+    normalize(a) == normalize(b)
+}
+
+/// Normalizes an expression for comparison (see the module comment). A space
+/// survives only between two word characters, so `::integer OR true` cannot
+/// pass for a type name.
+pub fn normalize(expr: &str) -> String {
+    // The same few expressions come back for every table (the installed
+    // policy's text, `true`), thousands of times at 2,000 tables: remembered.
+    thread_local! {
+        static SEEN: std::cell::RefCell<std::collections::HashMap<String, String>> =
+            Default::default();
+    }
+    if let Some(hit) = SEEN.with(|seen| seen.borrow().get(expr).cloned()) {
+        return hit;
+    }
+    let normalized = normalize_uncached(expr);
+    SEEN.with(|seen| {
+        let mut seen = seen.borrow_mut();
+        if seen.len() >= 4096 {
+            seen.clear();
+        }
+        seen.insert(expr.to_string(), normalized.clone());
+    });
+    normalized
+}
+
+fn normalize_uncached(expr: &str) -> String {
+    let expr = expr.replace(" AS \"nullif\"", "").replace(" AS nullif", "");
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '.' || c == '$';
+    let mut out = String::with_capacity(expr.len());
+    let mut pending_space = false;
+    let emit = |out: &mut String, c: char, pending_space: &mut bool| {
+        if *pending_space && out.chars().last().is_some_and(is_word) && is_word(c) {
+            out.push(' ');
+        }
+        *pending_space = false;
+        out.push(c);
+    };
+    let mut chars = expr.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                emit(&mut out, c, &mut pending_space);
+                while let Some(inner) = chars.next() {
+                    out.push(inner);
+                    if inner == '\'' {
+                        if chars.peek() == Some(&'\'') {
+                            out.push(chars.next().unwrap());
+                        } else {
+                            break;
+                        }
+                    }
+                }
+            }
+            '"' => {}
+            '(' | ')' => pending_space = true,
+            c if c.is_whitespace() => pending_space = true,
+            c => {
+                for lower in c.to_lowercase() {
+                    emit(&mut out, lower, &mut pending_space);
+                }
+            }
+        }
+    }
+    strip_text_casts(&out).replace("pg_catalog.", "")
+}
+
+fn strip_text_casts(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("::text") {
+        let after = &rest[at + 6..];
+        let ends_word = !after.starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        out.push_str(&rest[..at]);
+        if !ends_word {
+            out.push_str("::text");
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// True when `expr` restricts `column` to the tenant in `setting`, in one of the
+/// accepted forms: with or without the `(SELECT ...)` wrapper, with or without
+/// `NULLIF(..., '')`, with or without `missing_ok`, the setting cast to any type.
+/// Anything more (`OR true`, another column, another setting) is not accepted.
+pub fn scopes_to_tenant(expr: &str, column: &str, setting: &str) -> bool {
+    let normalized = normalize(expr);
+    let column = normalize(&quote_ident(column));
+    let Some(rest) = normalized.strip_prefix(&format!("{column}=")) else {
+        return false;
+    };
+    let rest = rest.strip_prefix("select ").unwrap_or(rest);
+    let setting = quote_literal(setting);
+    let bodies = [
+        format!("nullif current_setting{setting},true,''"),
+        format!("current_setting{setting},true"),
+        format!("current_setting{setting}"),
+    ];
+    bodies
+        .iter()
+        .any(|body| match rest.strip_prefix(body.as_str()) {
+            Some("") => true,
+            Some(cast) => cast.strip_prefix("::").is_some_and(is_type_name),
+            None => false,
+        })
+}
+
+/// A single-word type name, or one of the multi-word built-in names.
+fn is_type_name(text: &str) -> bool {
+    const MULTI_WORD: [&str; 3] = ["character varying", "bit varying", "double precision"];
+    MULTI_WORD.contains(&text)
+        || (!text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// Deparsed-expression matching never panics on any text.
+        #[test]
+        fn policy_text_matching_never_panics(expr in "\\PC{0,200}") {
+            let _ = scopes_to_tenant(&expr, "tenant_id", "app.tenant_id");
+            let _ = normalize(&expr);
+        }
+    }
+
+    // As PostgreSQL 15 deparses the bundle's policy on an integer column.
+    const DEPARSED: &str =
+        "(tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::integer AS \"nullif\"))";
+
+    #[test]
+    fn deparsed_policy_equals_the_bundle_predicate() {
+        assert!(same(
+            DEPARSED,
+            &predicate("tenant_id", "integer", "app.tenant_id")
+        ));
+        assert!(!same(
+            DEPARSED,
+            &predicate("tenant_id", "uuid", "app.tenant_id")
+        ));
+        assert!(scopes_to_tenant(DEPARSED, "tenant_id", "app.tenant_id"));
+    }
+
+    #[test]
+    fn widening_or_foreign_expressions_do_not_scope() {
+        for bad in [
+            "true",
+            "((tenant_id = (current_setting('app.tenant_id'::text))::integer) OR true)",
+            "(other_id = (current_setting('app.tenant_id'::text))::integer)",
+            "(tenant_id = (current_setting('app.other'::text))::integer)",
+            "(tenant_id IS NOT NULL)",
+        ] {
+            assert!(
+                !scopes_to_tenant(bad, "tenant_id", "app.tenant_id"),
+                "{bad}"
+            );
+        }
+        assert!(scopes_to_tenant(
+            "(tenant_id = current_setting('app.tenant_id'::text))",
+            "tenant_id",
+            "app.tenant_id"
+        ));
+    }
+
+    #[test]
+    fn the_shadow_form_is_recognized_as_deparsed() {
+        let deparsed = "((tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::integer AS \"nullif\")) OR rlsctl.shadow_seen('public.orders'::text, 'read'::text))";
+        let ours = shadow_predicate(
+            "tenant_id",
+            "integer",
+            "app.tenant_id",
+            "public.orders",
+            Access::Read,
+        );
+        assert!(
+            same(deparsed, &ours),
+            "{} vs {}",
+            normalize(deparsed),
+            normalize(&ours)
+        );
+        assert!(is_shadow(deparsed));
+        assert!(!is_shadow(DEPARSED));
+        assert!(!scopes_to_tenant(deparsed, "tenant_id", "app.tenant_id"));
+    }
+
+    #[test]
+    fn literals_keep_their_case() {
+        assert_eq!(normalize("A = 'Mixed Case'"), "a='Mixed Case'");
+        assert_eq!(normalize("x::integer OR true"), "x::integer or true");
+        assert_eq!(normalize("x::textual"), "x::textual");
+    }
+}

@@ -1,0 +1,188 @@
+//! Rendering check results: a text table, the JSON contract, Prometheus.
+
+use std::io::IsTerminal;
+
+use serde::Serialize;
+
+use crate::model::checks::{Finding, Status};
+use crate::model::snapshot::ServerInfo;
+
+/// Counts by status.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// `pass` findings.
+    pub passed: usize,
+    /// `fail` findings.
+    pub failed: usize,
+    /// `warn` findings.
+    pub warnings: usize,
+    /// `skip` findings.
+    pub skipped: usize,
+}
+
+/// The result document of `verify`, `monitor` (and the check steps of `rehearse`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `verify` or `monitor`.
+    pub command: &'static str,
+    /// The database and session.
+    pub database: ServerInfo,
+    /// Every finding, in catalogue order.
+    pub checks: Vec<Finding>,
+    /// Counts.
+    pub summary: Summary,
+}
+
+impl Report {
+    /// Builds the report and its summary.
+    pub fn new(command: &'static str, database: ServerInfo, checks: Vec<Finding>) -> Self {
+        let mut summary = Summary::default();
+        for finding in &checks {
+            match finding.status {
+                Status::Pass => summary.passed += 1,
+                Status::Fail => summary.failed += 1,
+                Status::Warn => summary.warnings += 1,
+                Status::Skip => summary.skipped += 1,
+            }
+        }
+        Self {
+            command,
+            database,
+            checks,
+            summary,
+        }
+    }
+
+    /// Whether the result is clean: no failure (and no warning under `strict`).
+    pub fn clean(&self, strict: bool) -> bool {
+        self.summary.failed == 0 && (!strict || self.summary.warnings == 0)
+    }
+
+    /// The JSON document (the public contract in docs/checks.md).
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// A readable table, then the remedies of what failed, then the summary line.
+    pub fn text(&self) -> String {
+        let mut table = comfy_table::Table::new();
+        table
+            .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+            .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+            .set_header(["id", "status", "object", "detail"]);
+        // On a terminal comfy-table fits the table to its width; a file or a
+        // pipe gets lines of at most 160 characters.
+        if !std::io::stdout().is_terminal() {
+            table.set_width(160);
+        }
+        for f in &self.checks {
+            table.add_row([
+                f.id.to_string(),
+                status_word(f.status).into(),
+                crate::logging::printable(f.object.as_deref().unwrap_or_default()).into_owned(),
+                crate::logging::printable(&f.detail).into_owned(),
+            ]);
+        }
+        let mut out = format!(
+            "rlsctl {}: database {} as {} (PostgreSQL {})\n{table}\n",
+            self.command, self.database.name, self.database.user, self.database.server_version
+        );
+        let fixes: Vec<&Finding> = self
+            .checks
+            .iter()
+            .filter(|f| f.remedy.is_some() && matches!(f.status, Status::Fail | Status::Warn))
+            .collect();
+        if !fixes.is_empty() {
+            out.push_str("\nHow to fix:\n");
+            for f in fixes {
+                out.push_str(&format!(
+                    "  {} {}: {}\n",
+                    f.id,
+                    f.object.as_deref().unwrap_or(""),
+                    f.remedy.as_deref().unwrap_or("")
+                ));
+            }
+        }
+        let s = &self.summary;
+        out.push_str(&format!(
+            "\n{} passed, {} failed, {} warnings, {} skipped\n",
+            s.passed, s.failed, s.warnings, s.skipped
+        ));
+        out
+    }
+
+    /// node_exporter textfile format: a gauge per finding, counts per status, the run time.
+    pub fn prometheus(&self, unix_time: f64) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP rlsctl_check_status One series per finding: 1 for the status it has.\n# TYPE rlsctl_check_status gauge\n");
+        for f in &self.checks {
+            out.push_str(&format!(
+                "rlsctl_check_status{{id=\"{}\",severity=\"{}\",status=\"{}\",object=\"{}\"}} 1\n",
+                f.id,
+                match f.severity {
+                    crate::model::checks::Severity::Error => "error",
+                    crate::model::checks::Severity::Warning => "warning",
+                },
+                status_word(f.status),
+                escape_label(f.object.as_deref().unwrap_or(""))
+            ));
+        }
+        out.push_str(
+            "# HELP rlsctl_checks Number of findings by status.\n# TYPE rlsctl_checks gauge\n",
+        );
+        let s = &self.summary;
+        for (status, n) in [
+            ("pass", s.passed),
+            ("fail", s.failed),
+            ("warn", s.warnings),
+            ("skip", s.skipped),
+        ] {
+            out.push_str(&format!("rlsctl_checks{{status=\"{status}\"}} {n}\n"));
+        }
+        out.push_str(
+            "# HELP rlsctl_drift 1 when a check failed, else 0.\n# TYPE rlsctl_drift gauge\n",
+        );
+        out.push_str(&format!("rlsctl_drift {}\n", u8::from(s.failed > 0)));
+        out.push_str("# HELP rlsctl_last_run_timestamp_seconds When this result was produced.\n# TYPE rlsctl_last_run_timestamp_seconds gauge\n");
+        out.push_str(&format!(
+            "rlsctl_last_run_timestamp_seconds {unix_time:.3}\n"
+        ));
+        out
+    }
+}
+
+fn status_word(status: Status) -> &'static str {
+    match status {
+        Status::Pass => "pass",
+        Status::Fail => "fail",
+        Status::Warn => "warn",
+        Status::Skip => "skip",
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped as the
+/// format wants; other control characters as a literal `\uXXXX` (the format
+/// has no such escape, so its backslash is escaped too).
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_label;
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,236 @@
+//! Shadow mode's records: what `rlsctl.shadow_seen` wrote to the server log
+//! (one `LOG` line per statement and table that enforcement would have
+//! narrowed), read back from wherever the log is, and summed up per table and
+//! query for `rlsctl shadow report`.
+//!
+//! A record is the message `rlsctl-shadow ` and a JSON object, on one line;
+//! [`log`] reads plain, CSV and JSON logs for them, counting only what the
+//! server logged as that message (never a marker in a field a client chose,
+//! nor in an error or a statement).
+
+pub mod log;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// What marks a record in the server log.
+pub const MARKER: &str = "rlsctl-shadow ";
+
+/// One statement's access to one table that enforcement would have narrowed.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct Record {
+    /// `schema.table`.
+    pub table: String,
+    /// `read` (USING) or `write` (WITH CHECK).
+    pub access: String,
+    /// The tenant context the statement ran under; None: no tenant.
+    pub tenant: Option<String>,
+    /// The statement's text (cut at 2,000 characters by the server).
+    pub query: String,
+    /// The role it ran as.
+    pub role: String,
+    /// When, as the server wrote it.
+    pub at: String,
+}
+
+/// The tenant context as the report shows it.
+fn tenant_label(tenant: &Option<String>) -> String {
+    match tenant {
+        None => "no tenant".into(),
+        Some(t) => t.clone(),
+    }
+}
+
+/// One distinct query on one table, summed up.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct QuerySummary {
+    /// The statement, whitespace collapsed.
+    pub query: String,
+    /// Statements recorded.
+    pub count: u64,
+    /// Tenant contexts seen ("no tenant" when none was set).
+    pub tenants: BTreeSet<String>,
+    /// `read`, `write`.
+    pub access: BTreeSet<String>,
+    /// Roles it ran as.
+    pub roles: BTreeSet<String>,
+    /// First record's time.
+    pub first_seen: String,
+    /// Last record's time.
+    pub last_seen: String,
+}
+
+/// One table's queries, most frequent first.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableSummary {
+    /// `schema.table`.
+    pub table: String,
+    /// Its distinct queries.
+    pub queries: Vec<QuerySummary>,
+}
+
+/// Every record read, summed up per table and query.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Records read.
+    pub records: u64,
+    /// Log lines longer than [`log::MAX_LINE`], skipped unread.
+    pub skipped_lines: u64,
+    /// Per table, in name order.
+    pub tables: Vec<TableSummary>,
+}
+
+impl Summary {
+    /// Sums up `records`.
+    pub fn of(records: impl IntoIterator<Item = Record>) -> Self {
+        let mut by_table: BTreeMap<String, BTreeMap<String, QuerySummary>> = BTreeMap::new();
+        let mut count = 0;
+        for record in records {
+            count += 1;
+            let query = record
+                .query
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let entry = by_table
+                .entry(record.table.clone())
+                .or_default()
+                .entry(query.clone())
+                .or_insert_with(|| QuerySummary {
+                    query,
+                    count: 0,
+                    tenants: BTreeSet::new(),
+                    access: BTreeSet::new(),
+                    roles: BTreeSet::new(),
+                    first_seen: record.at.clone(),
+                    last_seen: record.at.clone(),
+                });
+            entry.count += 1;
+            entry.tenants.insert(tenant_label(&record.tenant));
+            entry.access.insert(record.access);
+            entry.roles.insert(record.role);
+            if record.at < entry.first_seen {
+                entry.first_seen = record.at.clone();
+            }
+            if record.at > entry.last_seen {
+                entry.last_seen = record.at;
+            }
+        }
+        let tables = by_table
+            .into_iter()
+            .map(|(table, queries)| {
+                let mut queries: Vec<QuerySummary> = queries.into_values().collect();
+                queries.sort_by(|a, b| b.count.cmp(&a.count).then(a.query.cmp(&b.query)));
+                TableSummary { table, queries }
+            })
+            .collect();
+        Self {
+            records: count,
+            skipped_lines: 0,
+            tables,
+        }
+    }
+
+    /// Sums up what reading a log found.
+    pub fn of_found(found: log::Found) -> Self {
+        Self {
+            skipped_lines: found.skipped_long,
+            ..Self::of(found.records)
+        }
+    }
+
+    /// The report as text: per table, each query with its count, tenants,
+    /// access, roles and when.
+    pub fn text(&self, source: &str) -> String {
+        let mut out = format!(
+            "rlsctl shadow report: {} record(s) from {source}\n",
+            self.records
+        );
+        if self.skipped_lines > 0 {
+            out.push_str(&format!(
+                "warning: {} line(s) longer than {} bytes were skipped unread\n",
+                self.skipped_lines,
+                log::MAX_LINE
+            ));
+        }
+        if self.tables.is_empty() {
+            out.push_str("no statement would have been emptied or narrowed by enforcement\n");
+            return out;
+        }
+        for table in &self.tables {
+            out.push_str(&format!(
+                "\n{}: {} quer{} would be emptied or narrowed\n",
+                table.table,
+                table.queries.len(),
+                if table.queries.len() == 1 { "y" } else { "ies" }
+            ));
+            for q in &table.queries {
+                out.push_str(&format!("  {:>5}x  {}\n", q.count, q.query));
+                out.push_str(&format!(
+                    "          tenants: {} · access: {} · roles: {} · first {} · last {}\n",
+                    join(&q.tenants),
+                    join(&q.access),
+                    join(&q.roles),
+                    q.first_seen,
+                    q.last_seen
+                ));
+            }
+        }
+        out
+    }
+
+    /// The report as JSON.
+    pub fn json(&self, source: &str) -> String {
+        let doc = serde_json::json!({
+            "command": "shadow report",
+            "source": source,
+            "records": self.records,
+            "skipped_lines": self.skipped_lines,
+            "tables": self.tables,
+        });
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    }
+}
+
+fn join(items: &BTreeSet<String>) -> String {
+    items.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_sum_up_per_table_and_query() {
+        let record = |tenant: Option<&str>, query: &str, at: &str| Record {
+            table: "public.customers".into(),
+            access: "read".into(),
+            tenant: tenant.map(String::from),
+            query: query.into(),
+            role: "app_user".into(),
+            at: at.into(),
+        };
+        let summary = Summary::of([
+            record(None, "SELECT  1", "2"),
+            record(Some("a"), "SELECT 1", "1"),
+            record(None, "SELECT 2", "3"),
+        ]);
+        assert_eq!(summary.records, 3);
+        let queries = &summary.tables[0].queries;
+        assert_eq!(queries[0].query, "SELECT 1");
+        assert_eq!(queries[0].count, 2);
+        assert_eq!(
+            queries[0].tenants.iter().collect::<Vec<_>>(),
+            ["a", "no tenant"]
+        );
+        assert_eq!(
+            (
+                queries[0].first_seen.as_str(),
+                queries[0].last_seen.as_str()
+            ),
+            ("1", "2")
+        );
+        assert!(summary.text("x").contains("no tenant"));
+    }
+}

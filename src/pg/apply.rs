@@ -1,0 +1,525 @@
+//! Applying the bundle: pre-flight, then one transaction under an advisory
+//! lock and a lock timeout, retried with backoff when a lock cannot be had.
+//! When one transaction would hold more locks than the server's lock table can
+//! spare (see [`super::batches`]), or `--batch-size` says so, the tenant
+//! tables go in batches: one transaction each, in the configured order, each
+//! committed with its registry rows and a history row. A table is therefore
+//! either untouched or fully installed, and a rerun after an interruption
+//! finds the committed tables unchanged and goes on with the rest.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use tokio_postgres::error::SqlState;
+
+use crate::model::batches::{self, Batching};
+use crate::model::checks::preflight::{self, Inputs, NullRows};
+use crate::model::checks::{Findings, Status};
+use crate::model::config::{Target, POLICY_NAME};
+use crate::model::plan::{self, Mode, Plan, RoleInputs};
+use crate::model::report::Report;
+use crate::model::snapshot::{Reads, Snapshot};
+use crate::model::sql::{render, Step};
+use crate::model::BUNDLE_VERSION;
+use crate::pg::per_table::{self, TableRef};
+use crate::pg::{describe, Begin, Db, DbResultExt};
+
+/// Key of the advisory lock that serializes concurrent applies ("rlsctl" in ASCII).
+const APPLY_LOCK_KEY: i64 = 0x726c_7363_746c;
+
+/// How `apply` should run.
+#[derive(Debug)]
+pub struct Options {
+    /// Plan only.
+    pub dry_run: bool,
+    /// Lock timeout per attempt.
+    pub lock_timeout: Duration,
+    /// Retries after a lock timeout.
+    pub lock_retries: u32,
+    /// Role passwords and rotation.
+    pub roles: RoleInputs,
+    /// Allow creating the LOGIN app role without a password.
+    pub no_app_password: bool,
+    /// Tenant tables per transaction (`--batch-size`); otherwise the lock budget decides.
+    pub batch_size: Option<usize>,
+    /// Enforce isolation, or install it in shadow mode (`--shadow`).
+    pub mode: Mode,
+}
+
+/// What the pre-flight found: catalogued checks (PRE001…), reported like the
+/// others, and the NULL-tenant counts behind PRE005.
+#[derive(Debug, Serialize)]
+pub struct Preflight {
+    /// The pre-flight checks as a report (its `checks` and `summary`).
+    #[serde(flatten)]
+    pub report: Report,
+    /// Per-table NULL tenant rows (behind PRE005's failures).
+    pub null_rows: Vec<NullRows>,
+}
+
+/// The result of `apply`.
+#[derive(Debug, Serialize)]
+pub struct Outcome {
+    /// The pre-flight.
+    pub preflight: Preflight,
+    /// The plan (empty when the pre-flight refused).
+    pub plan: Plan,
+    /// Whether the plan was committed.
+    pub applied: bool,
+    /// Checksum of the rendered bundle for this database.
+    pub checksum: String,
+    /// Attempts made (more than one after lock timeouts).
+    pub attempts: u32,
+    /// How long the longest applying transaction was open, in milliseconds.
+    pub transaction_ms: u128,
+    /// Statements sent.
+    pub statements: u64,
+    /// The transactions the tenant tables go in, and why.
+    pub batching: Batching,
+    /// Transactions this run committed.
+    pub committed: usize,
+    /// Who reaches every row of a tenant table: as recorded right after the
+    /// changes, or, for a dry run or a refusal, as it is now (the break-glass
+    /// policy apply creates is not in it yet).
+    pub reach: Vec<crate::model::snapshot::Reacher>,
+}
+
+impl Outcome {
+    /// True when the pre-flight refused.
+    pub fn refused(&self) -> bool {
+        self.preflight.report.summary.failed > 0
+    }
+}
+
+/// Runs `apply`. Errors are "could not do its job" (exit 2); a refusal is in the outcome.
+pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcome> {
+    let first = with_lock_retries(db, target, options, Stage::First).await?;
+    let mut outcome = first.outcome;
+    let mut remaining = first.remaining;
+    let batching = outcome.batching.clone();
+    let size = batching.batch_size;
+    while remaining > 0 && outcome.applied {
+        let batch = outcome.committed + 1;
+        crate::say!(
+            "rlsctl apply: batch {batch} of {}: {} table(s) committed, {remaining} to go",
+            outcome.batching.batches,
+            (batch - 1) * size,
+        );
+        let next = with_lock_retries(db, target, options, Stage::Next(&batching)).await?;
+        if next.outcome.refused() {
+            let problems: Vec<String> = next
+                .outcome
+                .preflight
+                .problems()
+                .map(|f| format!("{} [{}]", f.detail, f.id))
+                .collect();
+            bail!(
+                "batch {batch} was refused by the pre-flight, after {} batch(es) committed (each of their tables fully \
+                 installed, the others untouched): {}; fix it and run apply again to finish",
+                outcome.committed,
+                problems.join("; ")
+            );
+        }
+        if next.remaining >= remaining {
+            bail!("batch {batch} made no progress ({remaining} table(s) still to change); run apply again");
+        }
+        remaining = next.remaining;
+        outcome.committed += 1;
+        outcome.attempts += next.outcome.attempts;
+        outcome.transaction_ms = outcome.transaction_ms.max(next.outcome.transaction_ms);
+    }
+    outcome.statements = db.statements();
+    Ok(outcome)
+}
+
+/// Which transaction of the run this is.
+#[derive(Debug, Clone, Copy)]
+enum Stage<'a> {
+    /// The first: the pre-flight over every table, the batches decided, the
+    /// roles and the rlsctl schema, and the first batch of tables.
+    First,
+    /// A later batch: the next tables that still need changing, as many as
+    /// the first transaction's batches hold.
+    Next(&'a Batching),
+}
+
+/// One committed (or refused, or dry-run) transaction.
+struct Attempt {
+    outcome: Outcome,
+    /// Tenant tables that still need changing after it.
+    remaining: usize,
+}
+
+/// One transaction, retried with backoff while a lock cannot be had.
+async fn with_lock_retries(
+    db: &Db,
+    target: &Target,
+    options: &Options,
+    stage: Stage<'_>,
+) -> Result<Attempt> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_once(db, target, options, stage).await {
+            Ok(mut done) => {
+                done.outcome.attempts = attempt;
+                return Ok(done);
+            }
+            Err(AttemptError::Lock(err)) => {
+                let blockers = blockers(db, target).await;
+                if attempt > options.lock_retries {
+                    bail!(
+                        "gave up after {attempt} attempts: could not get a lock within {:?} ({}); blocked by: {}",
+                        options.lock_timeout,
+                        describe(&err),
+                        if blockers.is_empty() { "a session that has since finished".into() } else { blockers.join("; ") }
+                    );
+                }
+                let wait = Duration::from_millis(500 * 2u64.pow(attempt - 1));
+                tracing::warn!(attempt, ?wait, blockers = %blockers.join("; "), "lock timeout; retrying");
+                tokio::time::sleep(wait).await;
+            }
+            Err(AttemptError::Other(err)) => return Err(err),
+        }
+    }
+}
+
+enum AttemptError {
+    Lock(tokio_postgres::Error),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AttemptError {
+    fn from(err: anyhow::Error) -> Self {
+        Self::Other(err)
+    }
+}
+
+fn classify(err: tokio_postgres::Error, what: &str) -> AttemptError {
+    match err.code() {
+        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
+            AttemptError::Lock(err)
+        }
+        _ => AttemptError::Other(anyhow::anyhow!("{what}: {}", describe(&err))),
+    }
+}
+
+async fn attempt_once(
+    db: &Db,
+    target: &Target,
+    options: &Options,
+    stage: Stage<'_>,
+) -> Result<Attempt, AttemptError> {
+    let transaction = db
+        .begin(Begin::Change {
+            lock_timeout: options.lock_timeout,
+        })
+        .await
+        .map_err(|e| classify(e, "starting the transaction"))?;
+    let db: &Db = &transaction;
+    let started = Instant::now();
+    if !options.dry_run {
+        db.query("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY])
+            .await
+            .map_err(|e| classify(e, "waiting for another apply"))?;
+    }
+    let snap = Snapshot::read(db, target, Reads::default()).await?;
+    let mut plan = plan::build(target, &snap, &options.roles, options.mode);
+    // The tenant tables that need changing, in the configured order.
+    let changing: Vec<usize> = plan
+        .items
+        .iter()
+        .filter(|i| !i.statements.is_empty())
+        .filter_map(|i| i.table)
+        .collect();
+    let (batching, size) = match stage {
+        Stage::First => {
+            let budget = crate::pg::installed::lock_budget(db).await?;
+            let batching = batches::plan(changing.len(), &budget, options.batch_size);
+            let size = batching.batch_size;
+            (batching, size)
+        }
+        Stage::Next(first) => (first.clone(), first.batch_size),
+    };
+    let now: Vec<usize> = changing.iter().copied().take(size).collect();
+    // What the plan needs and the session may not do is refused here, before
+    // anything changes, never half-way through the transaction. The first
+    // transaction counts NULL tenants in every table; a later batch in its own.
+    let (counted, batching_checked) = match stage {
+        Stage::First => (None, Some(&batching)),
+        Stage::Next(_) => (Some(now.as_slice()), None),
+    };
+    let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
+    plan.blocked.clear();
+    let checksum = checksum(target, &snap, options.mode);
+    let mut outcome = Outcome {
+        preflight,
+        plan: Plan::default(),
+        applied: false,
+        checksum,
+        attempts: 0,
+        transaction_ms: 0,
+        statements: 0,
+        batching,
+        committed: 0,
+        reach: snap.reach.clone(),
+    };
+    if outcome.refused() {
+        plan = Plan::default();
+    }
+    // Nothing to change, but who reaches every row differs from what the last
+    // apply recorded: record it (the operator accepts it by applying).
+    let reach_to_record = plan.changes() == 0
+        && snap.bundle.installed
+        && !same_reach(&snap.bundle.recorded_reach, &snap.reach);
+    if outcome.refused() || options.dry_run || (plan.changes() == 0 && !reach_to_record) {
+        transaction
+            .rollback()
+            .await
+            .map_err(|e| classify(e, "ending the read-only transaction"))?;
+        outcome.plan = plan;
+        return Ok(Attempt {
+            outcome,
+            remaining: 0,
+        });
+    }
+    // One round trip per object: its statements go together. Tables beyond
+    // this batch wait for the next transaction.
+    let later: HashSet<usize> = changing.iter().copied().skip(size).collect();
+    for item in plan.items.iter().filter(|i| !i.statements.is_empty()) {
+        if item.table.is_some_and(|t| later.contains(&t)) {
+            continue;
+        }
+        let batch: Vec<&str> = item.statements.iter().map(|s| s.sql.as_str()).collect();
+        db.simple(&batch.join(";\n"))
+            .await
+            .map_err(|e| classify(e, &format!("applying {}", item.object)))?;
+    }
+    let changes = plan
+        .items
+        .iter()
+        .filter(|i| !i.statements.is_empty() && !i.table.is_some_and(|t| later.contains(&t)))
+        .count();
+    outcome.reach = record(db, target, &snap, &later, &outcome.checksum, changes).await?;
+    transaction
+        .commit()
+        .await
+        .map_err(|e| classify(e, "committing"))?;
+    outcome.transaction_ms = started.elapsed().as_millis();
+    outcome.applied = true;
+    outcome.committed = 1;
+    plan.warnings.dedup();
+    outcome.plan = plan;
+    Ok(Attempt {
+        outcome,
+        remaining: later.len(),
+    })
+}
+
+/// The pre-flight checks, with the NULL-tenant rows counted first.
+async fn preflight(
+    db: &Db,
+    target: &Target,
+    snap: &Snapshot,
+    plan: &Plan,
+    options: &Options,
+    counted: Option<&[usize]>,
+    batching: Option<&Batching>,
+) -> Result<Preflight> {
+    let null_rows = null_rows(db, target, snap, counted).await?;
+    let mut findings = Findings::default();
+    let inputs = Inputs {
+        app_password: options.roles.app_password.is_some(),
+        no_app_password: options.no_app_password,
+        blocked: &plan.blocked,
+        null_rows: &null_rows,
+        batching,
+    };
+    preflight::run(snap, target, &inputs, &mut findings);
+    Ok(Preflight {
+        report: Report::new("apply", db.info.clone(), findings.0),
+        null_rows,
+    })
+}
+
+impl Preflight {
+    /// The findings that did not pass.
+    pub fn problems(&self) -> impl Iterator<Item = &crate::model::checks::Finding> {
+        self.report
+            .checks
+            .iter()
+            .filter(|f| matches!(f.status, Status::Fail | Status::Warn))
+    }
+}
+
+/// The rows with a NULL tenant column in each table the session sees in full
+/// (of `only`, when given), in a constant number of statements; each table's
+/// locks are released once it is counted, so the count fits any lock table.
+async fn null_rows(
+    db: &Db,
+    target: &Target,
+    snap: &Snapshot,
+    only: Option<&[usize]>,
+) -> Result<Vec<NullRows>> {
+    let only: Option<HashSet<usize>> = only.map(|only| only.iter().copied().collect());
+    let counted: Vec<usize> = (0..snap.tables.len())
+        .filter(|i| only.as_ref().is_none_or(|only| only.contains(i)))
+        .filter(|&i| {
+            let t = &snap.tables[i];
+            t.exists && t.has_column && snap.session_sees_all(t)
+        })
+        .collect();
+    if counted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tables: Vec<TableRef> = counted
+        .iter()
+        .map(|&i| TableRef {
+            schema: target.schema.clone(),
+            name: snap.tables[i].name.clone(),
+            column_type: snap.tables[i].column_type.clone().unwrap_or_default(),
+            partitioned: snap.tables[i].partitioned,
+        })
+        .collect();
+    let input = serde_json::json!({ "tables": tables, "column": target.tenant_column });
+    let counts = per_table::run(db, Step::CountNullTenants, &input)
+        .await
+        .context("counting rows with a NULL tenant")?;
+    let mut out = Vec::new();
+    for (&i, count) in counted.iter().zip(counts.iter()) {
+        let table = &snap.tables[i].display;
+        let rows = count.as_i64().with_context(|| {
+            format!("counting rows with a NULL tenant: {count} is not a count, for {table}")
+        })?;
+        if rows > 0 {
+            out.push(NullRows {
+                table: table.clone(),
+                rows,
+            });
+        }
+    }
+    out.sort_by(|a, b| a.table.cmp(&b.table));
+    Ok(out)
+}
+
+/// Registry and history, in the same transaction as the changes.
+/// Tables of `later` (left for a later batch) are not registered yet: their
+/// state before apply is recorded when their own batch installs them.
+async fn record(
+    db: &Db,
+    target: &Target,
+    snap: &Snapshot,
+    later: &HashSet<usize>,
+    checksum: &str,
+    changes: usize,
+) -> Result<Vec<crate::model::snapshot::Reacher>> {
+    let names: Vec<String> = snap.tables.iter().map(|t| t.name.clone()).collect();
+    let now: Vec<&crate::model::snapshot::Table> = snap
+        .tables
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !later.contains(i))
+        .map(|(_, t)| t)
+        .collect();
+    let registered: Vec<String> = now.iter().map(|t| t.name.clone()).collect();
+    let original_rls: Vec<bool> = now.iter().map(|t| t.rls).collect();
+    let original_force: Vec<bool> = now.iter().map(|t| t.force).collect();
+    let original_public: Vec<String> = now.iter().map(|t| t.public_privileges.join(",")).collect();
+    db.execute(&render(Step::ForgetTables, &[]), &[&target.schema, &names])
+        .await
+        .doing("updating the installed-table registry")?;
+    db.execute(
+        &render(Step::RegisterTables, &[]),
+        &[
+            &target.schema,
+            &registered,
+            &target.tenant_column,
+            &POLICY_NAME,
+            &original_rls,
+            &original_force,
+            &original_public,
+        ],
+    )
+    .await
+    .doing("updating the installed-table registry")?;
+    let changes = changes as i32;
+    let reach = crate::pg::snapshot::read_reach(db, target).await?;
+    let reach_json = serde_json::to_string(&reach)?;
+    let logging: Option<String> = snap.break_glass_logging().map(|l| l.to_string());
+    db.execute(
+        &render(
+            Step::RecordHistory,
+            &[("registry_checksum", crate::pg::snapshot::REGISTRY_CHECKSUM)],
+        ),
+        &[
+            &BUNDLE_VERSION,
+            &checksum,
+            &target.schema,
+            &names,
+            &target.tenant_column,
+            &target.tenant_setting,
+            &target.app_role,
+            &target.admin_role,
+            &changes,
+            &reach_json,
+            &logging,
+        ],
+    )
+    .await
+    .doing("recording the bundle history")?;
+    Ok(reach)
+}
+
+/// Whether the recorded reach set names the same roles, with the same LOGIN,
+/// as the live one (paths and reasons may differ without anyone gaining reach).
+pub fn same_reach(
+    recorded: &Option<Vec<crate::model::snapshot::Reacher>>,
+    live: &[crate::model::snapshot::Reacher],
+) -> bool {
+    let key = |r: &crate::model::snapshot::Reacher| (r.role.clone(), r.login);
+    let Some(recorded) = recorded else {
+        return false;
+    };
+    let a: HashSet<_> = recorded.iter().map(key).collect();
+    let b: HashSet<_> = live.iter().map(key).collect();
+    a == b
+}
+
+/// SHA-256 of the bundle as rendered for this database (every step, passwords
+/// left out), so history shows when what was installed changed.
+fn checksum(target: &Target, snap: &Snapshot, mode: Mode) -> String {
+    use sha2::{Digest, Sha256};
+    let mut fresh = snap.clone();
+    fresh.app = Default::default();
+    fresh.admin = Default::default();
+    fresh.bundle = Default::default();
+    fresh.policies = Vec::new();
+    fresh.losing_readers = Vec::new();
+    for t in &mut fresh.tables {
+        t.rls = false;
+        t.force = false;
+        t.public_privileges = vec!["SELECT".into()];
+        t.app_privileges = vec![];
+        t.admin_privileges = vec![];
+        for s in &mut t.sequences {
+            s.app_usage = false;
+        }
+    }
+    let fresh = fresh.reindexed();
+    let plan = plan::build(target, &fresh, &RoleInputs::default(), mode);
+    let mut hasher = Sha256::new();
+    hasher.update(BUNDLE_VERSION.as_bytes());
+    for statement in plan.statements() {
+        hasher.update(statement.shown.as_bytes());
+        hasher.update(b";\n");
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Who holds locks on the tenant tables or the apply lock (the failed
+/// attempt's transaction is rolled back before this reads: see [`crate::pg::Transaction`]).
+async fn blockers(db: &Db, target: &Target) -> Vec<String> {
+    crate::pg::installed::lock_holders(db, target, APPLY_LOCK_KEY).await
+}

@@ -1,0 +1,362 @@
+//! Probes: act as the application would, as the app role, inside
+//! transactions that are always rolled back. Tenant ids are bound parameters.
+
+use anyhow::{anyhow, bail, Result};
+use serde_json::Value;
+
+use crate::model::checks::{shorten, Finding, Findings, PRB001, PRB002, PRB003, PRB004, PRF002};
+use crate::model::config::Target;
+use crate::model::policy::normalize;
+use crate::model::secret::random_hex;
+use crate::model::snapshot::{Snapshot, Table};
+use crate::model::sql::Step;
+use crate::pg::per_table::{self, TableRef};
+use crate::pg::{describe, tenant, Begin, Db};
+
+/// Every probe, for skipping them together.
+pub const PROBES: [crate::model::checks::Check; 5] = [PRB001, PRB002, PRB003, PRB004, PRF002];
+
+/// A tenant table the probes can use, with its column type.
+struct ProbeTable<'a> {
+    table: &'a Table,
+    column_type: String,
+}
+
+/// Runs the probes. `tenants`: the ids given with `--tenant` (may be empty).
+pub async fn run(
+    db: &Db,
+    snap: &Snapshot,
+    target: &Target,
+    tenants: &[String],
+    findings: &mut Findings,
+) -> Result<()> {
+    if let Some(reason) = snap.session_bypass_reason() {
+        findings.skip_all(&PROBES, &format!("{reason}; probes would prove nothing"));
+        return Ok(());
+    }
+    let tables: Vec<ProbeTable> = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.has_column)
+        .map(|t| ProbeTable {
+            table: t,
+            column_type: t.column_type.clone().unwrap_or_else(|| "text".into()),
+        })
+        .collect();
+    let refs: Vec<TableRef> = tables
+        .iter()
+        .map(|t| TableRef {
+            schema: target.schema.clone(),
+            name: t.table.name.clone(),
+            column_type: t.column_type.clone(),
+            partitioned: t.table.partitioned,
+        })
+        .collect();
+    if tables.is_empty() {
+        findings.skip_all(
+            &PROBES,
+            "no configured tenant table exists with the tenant column",
+        );
+        return Ok(());
+    }
+    let types = column_types(snap);
+    let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    for id in tenants {
+        check_castable(db, id, &types).await?;
+    }
+    let random_a = random_tenant(db, &types).await?;
+    let random_b = random_tenant(db, &types).await?;
+    let tenant_a = tenants.first().cloned().unwrap_or(random_a.clone());
+    let tenant_b = tenants.get(1).cloned().unwrap_or(if tenants.is_empty() {
+        random_b
+    } else {
+        random_a
+    });
+
+    let setting = target.tenant_setting.as_str();
+    let reads = |tenant: Option<&String>| {
+        serde_json::json!({
+            "tables": refs, "column": target.tenant_column, "setting": setting, "tenant": tenant,
+        })
+    };
+    // A second session of the app role takes half of every table: the first
+    // touch of a table in a session loads its metadata, and the server does
+    // that for both halves at once. One session when a second cannot be had.
+    let sibling = match db.sibling().await {
+        Ok(sibling) => Some(sibling),
+        Err(err) => {
+            tracing::debug!("probing on one connection: {err:#}");
+            None
+        }
+    };
+    let sessions: Vec<&Db> = std::iter::once(db).chain(sibling.as_ref()).collect();
+    let result = async {
+        // PRB001 on sessions that never set a tenant, PRB004, then PRB001 again.
+        let mut closed = fail_closed(&sessions, &tables, &reads(None), "with no tenant ever set in the session").await?;
+        let mut afters = Vec::new();
+        for session in &sessions {
+            let transaction = session.begin(Begin::Pinned).await?;
+            tenant::set_local(&transaction, setting, &tenant_a).await?;
+            transaction.commit().await?;
+            afters.push(tenant::current(session, setting).await?);
+        }
+        // Any session that kept a value is the finding.
+        let kept = |a: &&Option<String>| a.as_deref().is_some_and(|v| !v.is_empty());
+        let after = afters.iter().find(kept).or(afters.first()).cloned().flatten();
+        match after.as_deref() {
+            None | Some("") => findings.push(Finding::pass(
+                &PRB004,
+                None,
+                format!(
+                    "{setting} is {} after the transaction that set it committed",
+                    if after.is_none() { "unset" } else { "empty" }
+                ),
+            )),
+            Some(value) => findings.push(Finding::problem(
+                &PRB004,
+                setting,
+                format!("after COMMIT the session still has {setting} = {}: the next request on this connection would run as that tenant", shorten(value)),
+                "set the tenant with set_config(setting, id, true) or SET LOCAL, never a plain SET",
+            )),
+        }
+        closed.extend(fail_closed(&sessions, &tables, &reads(None), "after a transaction set and ended a tenant").await?);
+        findings.check(&PRB001, closed, "no row is visible without a tenant, before and after a tenant was set and ended");
+
+        // PRB002 under each tenant.
+        let probe_tenants: Vec<String> = if tenants.is_empty() { vec![tenant_a.clone()] } else { tenants.to_vec() };
+        let mut problems = Vec::new();
+        let mut seen = 0i64;
+        for id in &probe_tenants {
+            let mut seen_by_tenant = 0i64;
+            let rows = per_table::run_split(&sessions, Step::ProbeReads, &reads(Some(id))).await;
+            for (i, result) in rows?.iter().enumerate() {
+                let (visible, foreign) = counted(&tables, i, result)?;
+                seen += visible;
+                seen_by_tenant += visible;
+                if foreign > 0 {
+                    problems.push(Finding::problem(
+                        &PRB002,
+                        tables[i].table.display.clone(),
+                        format!("under tenant {}, {foreign} of {visible} visible rows belong to other tenants", shorten(id)),
+                        "fix the policies (see the RLS checks), then rlsctl apply",
+                    ));
+                }
+            }
+            // A tenant that sees nothing proves nothing: a mistyped id, or a
+            // policy that hides everything, would pass.
+            if !tenants.is_empty() && seen_by_tenant == 0 {
+                problems.push(Finding::problem(
+                    &PRB002,
+                    shorten(id),
+                    format!("under tenant {}, no row of any tenant table is visible: isolation is not shown (a mistyped id, or a policy that hides everything)", shorten(id)),
+                    "pass tenant ids that own rows: --tenant A --tenant B",
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            findings.check(&PRB002, problems, "");
+        } else if tenants.is_empty() {
+            findings.push(Finding::warn(
+                &PRB002,
+                None,
+                "proven only vacuously: no --tenant given, so the probe used a tenant id that exists nowhere",
+                "rerun with two real tenants: --tenant A --tenant B",
+            ));
+        } else {
+            findings.push(Finding::pass(&PRB002, None, format!("under {} tenant(s), all {seen} visible rows belonged to the tenant", probe_tenants.len())));
+        }
+
+        // PRB003 and PRF002 under tenant A.
+        let input = serde_json::json!({
+            "tables": refs, "column": target.tenant_column, "setting": setting,
+            "tenant": tenant_a, "other": tenant_b,
+        });
+        let results = per_table::run_split(&sessions, Step::ProbeWrites, &input).await;
+        let mut writes = Vec::new();
+        let mut plans = Vec::new();
+        for (t, result) in tables.iter().zip(results?.iter()) {
+            if let Some(problem) = write_isolation(t, result) {
+                writes.push(problem);
+            }
+            let per_row = result["per_row"].as_str();
+            // The plan shows what happens today; an unwrapped setting becomes a per-row
+            // filter as soon as the planner picks a sequential scan.
+            let unwrapped = snap.policies_on(&t.table.display).any(|p| {
+                p.applies_to_app
+                    && p.using.as_deref().is_some_and(|u| u.contains("current_setting") && !normalize(u).contains("=select "))
+            });
+            let detail = match (per_row, unwrapped) {
+                (Some(line), _) => Some(format!("the tenant setting is evaluated per row: {line}")),
+                (None, true) => Some("a policy calls current_setting() outside a scalar subquery: per row whenever the plan is a sequential scan".into()),
+                (None, false) => None,
+            };
+            if let Some(detail) = detail {
+                plans.push(Finding::problem(
+                    &PRF002,
+                    t.table.display.clone(),
+                    detail,
+                    "wrap the setting in a scalar subquery: (SELECT NULLIF(current_setting(...), '')::type); rlsctl apply installs that form",
+                ));
+            }
+        }
+        findings.check(&PRB003, writes, format!("writing rows for tenant {} under tenant {} was denied on every table", shorten(&tenant_b), shorten(&tenant_a)));
+        findings.check(&PRF002, plans, "the setting is evaluated once per statement (InitPlan or index condition)");
+        Ok::<(), anyhow::Error>(())
+    }
+    .await;
+    if let Err(err) = result {
+        match err.downcast_ref::<tokio_postgres::Error>() {
+            Some(err) => bail!("a probe failed unexpectedly: {}", describe(err)),
+            None => return Err(err),
+        }
+    }
+    // In shadow mode the probes fail as they should: say why, plainly.
+    let shadow = snap.shadow_tables();
+    if !shadow.is_empty() {
+        let isolation = [PRB001.id, PRB002.id, PRB003.id];
+        for finding in findings
+            .0
+            .iter_mut()
+            .filter(|f| isolation.contains(&f.id) && f.status == crate::model::checks::Status::Fail)
+        {
+            finding.detail.push_str(&format!(
+                " (shadow mode is on for {} table(s): isolation is not enforced until `rlsctl apply`; see RLS008)",
+                shadow.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A read probe's counts for table `i`, or why it could not read the table.
+fn counted(tables: &[ProbeTable<'_>], i: usize, result: &Value) -> Result<(i64, i64)> {
+    match (result["visible"].as_i64(), result["foreign"].as_i64()) {
+        (Some(visible), Some(foreign)) => Ok((visible, foreign)),
+        _ => bail!(
+            "a probe failed unexpectedly on {}: {}",
+            tables
+                .get(i)
+                .map_or("a tenant table", |t| t.table.display.as_str()),
+            result["error"].as_str().unwrap_or("no result")
+        ),
+    }
+}
+
+/// One statement for all tables: does any row show with no tenant context?
+async fn fail_closed(
+    sessions: &[&Db],
+    tables: &[ProbeTable<'_>],
+    input: &Value,
+    when: &str,
+) -> Result<Vec<Finding>> {
+    let rows = per_table::run_split(sessions, Step::ProbeReads, input).await;
+    let mut problems = Vec::new();
+    for (i, result) in rows?.iter().enumerate() {
+        let (visible, _) = counted(tables, i, result)?;
+        if visible > 0 {
+            problems.push(Finding::problem(
+                &PRB001,
+                tables[i].table.display.clone(),
+                format!("{visible} row(s) visible {when}"),
+                "the policy must compare with NULLIF(current_setting(setting, true), '') so an absent tenant matches nothing",
+            ));
+        }
+    }
+    Ok(problems)
+}
+
+/// What the write probe found on one table: under the current tenant, moving
+/// a visible row to the other tenant and inserting a row for it must both meet
+/// the RLS denial (or, for the move, find no row to move).
+fn write_isolation(t: &ProbeTable<'_>, result: &Value) -> Option<Finding> {
+    let mut leaks = Vec::new();
+    for (kind, what) in [
+        ("update", "updating a visible row to the other tenant"),
+        ("insert", "inserting a row for the other tenant"),
+    ] {
+        let outcome = &result[kind];
+        let (state, message) = (outcome["state"].as_str(), outcome["message"].as_str());
+        match (outcome["rows"].as_i64(), state, message) {
+            (_, Some(state), Some(message)) if tenant::is_rls_denial(state, message) => {}
+            // Nothing visible to move (or, on a partitioned table, to copy).
+            (Some(0), _, _) if kind == "update" || t.table.partitioned => {}
+            (Some(n), _, _) => leaks.push(format!("{what} succeeded ({n} row(s))")),
+            (_, state, message) => leaks.push(format!(
+                "{what} failed with something other than the RLS denial: {} [{}]",
+                message.unwrap_or("no result"),
+                state.unwrap_or("?")
+            )),
+        }
+    }
+    (!leaks.is_empty()).then(|| {
+        Finding::problem(
+            &PRB003,
+            t.table.display.clone(),
+            leaks.join("; "),
+            "every write policy needs WITH CHECK scoped to the tenant (see RLS004); rlsctl apply installs it",
+        )
+    })
+}
+
+/// Refuses a tenant id that the tenant column's type cannot hold, with a clear
+/// message. Each cast in its own pinned transaction (the type names are as
+/// `format_type` wrote them under the pinned search_path).
+async fn check_castable(db: &Db, id: &str, types: &[&str]) -> Result<()> {
+    for ty in types {
+        let transaction = db.begin(Begin::Pinned).await?;
+        let cast = transaction
+            .query(&format!("SELECT $1::text::{ty}"), &[&id])
+            .await;
+        transaction.rollback().await?;
+        if let Err(e) = cast {
+            return Err(anyhow!(
+                "--tenant {} is not a valid {ty} (the tenant column's type): {}",
+                shorten(id),
+                describe(&e)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The tenant column's types across the tenant tables (`text` when none is known).
+pub(crate) fn column_types(snap: &Snapshot) -> Vec<String> {
+    let mut types: Vec<String> = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.has_column)
+        .map(|t| t.column_type.clone().unwrap_or_else(|| "text".into()))
+        .collect();
+    types.sort();
+    types.dedup();
+    if types.is_empty() {
+        types.push("text".into());
+    }
+    types
+}
+
+/// A tenant id that exists nowhere and casts to every tenant column type.
+pub(crate) async fn random_tenant(db: &Db, types: &[&str]) -> Result<String> {
+    let hex = random_hex(16);
+    let candidates = [
+        format!(
+            "{}-{}-4{}-8{}-{}",
+            &hex[0..8],
+            &hex[8..12],
+            &hex[13..16],
+            &hex[17..20],
+            &hex[20..32]
+        ),
+        format!(
+            "-{}",
+            u32::from_str_radix(&hex[0..7], 16).unwrap_or(1) + 1_000_000
+        ),
+        format!("rlsctl-probe-{hex}"),
+    ];
+    for candidate in candidates {
+        if check_castable(db, &candidate, types).await.is_ok() {
+            return Ok(candidate);
+        }
+    }
+    bail!("cannot make up a tenant id for the tenant column types {}: pass two real ones with --tenant", types.join(", "))
+}

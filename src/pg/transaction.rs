@@ -1,0 +1,112 @@
+//! The transaction guard: every transaction rlsctl opens is a [`Transaction`],
+//! rolled back unless committed, on every path out (an error's `?`, an early
+//! return, a panic). The only place `BEGIN`, `COMMIT` and `ROLLBACK` are written.
+
+use std::ops::Deref;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::Db;
+
+/// Pins name resolution to the system catalog for one transaction: functions,
+/// operators or types planted in a schema the inspected role controls (or
+/// `ALTER ROLE ... SET search_path` on it) cannot stand in for the catalog's.
+/// `SET LOCAL`, never a session-level `SET`: through a transaction pooler a
+/// session setting would stay on a server connection other clients get.
+const PIN_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
+
+/// How a transaction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// The session's own settings (tests acting as the application).
+    Plain,
+    /// The search_path pinned to the system catalog.
+    Pinned,
+    /// Pinned, for a read of many statements that must agree: one snapshot
+    /// (REPEATABLE READ) and nothing written (READ ONLY).
+    Read,
+    /// Pinned, for apply and rollback's changes: a lock timeout (so the
+    /// application never queues behind them for long) and standard quoting.
+    Change {
+        /// `lock_timeout` for the transaction.
+        lock_timeout: Duration,
+    },
+}
+
+impl Begin {
+    fn sql(self) -> String {
+        match self {
+            Begin::Plain => "BEGIN".to_string(),
+            Begin::Pinned => format!("BEGIN; {PIN_SEARCH_PATH}"),
+            Begin::Read => {
+                format!("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_SEARCH_PATH}")
+            }
+            Begin::Change { lock_timeout } => format!(
+                "BEGIN; SET LOCAL lock_timeout = '{}ms'; {PIN_SEARCH_PATH}; \
+                 SET LOCAL standard_conforming_strings = on",
+                lock_timeout.as_millis().max(1)
+            ),
+        }
+    }
+}
+
+/// An open transaction. Dereferences to its [`Db`], so the statements inside
+/// run on it as on any connection. Ended by [`Transaction::commit`] or
+/// [`Transaction::rollback`]; dropped open (an error returned through it), it
+/// is rolled back before the connection's next statement, and a connection
+/// that has none closes, which rolls it back on the server.
+#[must_use = "a transaction is rolled back unless committed"]
+pub struct Transaction<'a> {
+    db: &'a Db,
+    open: bool,
+}
+
+impl Db {
+    /// Starts a transaction.
+    pub async fn begin(&self, kind: Begin) -> Result<Transaction<'_>, tokio_postgres::Error> {
+        self.simple(&kind.sql()).await?;
+        Ok(Transaction {
+            db: self,
+            open: true,
+        })
+    }
+
+    /// Rolls back a transaction that was dropped open, before anything else
+    /// runs on this connection.
+    pub(super) async fn settle(&self) {
+        if self.abandoned.swap(false, Ordering::SeqCst) {
+            if let Err(err) = self.client.simple_query("ROLLBACK").await {
+                tracing::debug!("rolling back an abandoned transaction: {err}");
+            }
+        }
+    }
+}
+
+impl Transaction<'_> {
+    /// Commits.
+    pub async fn commit(mut self) -> Result<(), tokio_postgres::Error> {
+        self.open = false;
+        self.db.simple("COMMIT").await.map(|_| ())
+    }
+
+    /// Rolls back.
+    pub async fn rollback(mut self) -> Result<(), tokio_postgres::Error> {
+        self.open = false;
+        self.db.simple("ROLLBACK").await.map(|_| ())
+    }
+}
+
+impl Deref for Transaction<'_> {
+    type Target = Db;
+    fn deref(&self) -> &Db {
+        self.db
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if self.open {
+            self.db.abandoned.store(true, Ordering::SeqCst);
+        }
+    }
+}
