@@ -8,6 +8,10 @@
 //! then the cost of the installed policy on a 1,000,000-row table with
 //! 100 tenants against an explicit `WHERE tenant_id = $1`, interleaved.
 
+// A test tool: a panic is its failure, and says where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(unsafe_code)] // wait4: a child's peak memory, which std does not expose
+
 use std::fmt::Write as _;
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -26,6 +26,9 @@
 //! process-wide variable; `--broken tenant-on-another-connection` sets it for
 //! the session on one pooled connection and runs the queries on another.
 
+// A test tool: a panic is its failure, and says where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;

@@ -10,6 +10,10 @@
 //! STANDIN_NEVER_READY, STANDIN_EXIT_AFTER_MS, STANDIN_ARGV_LOG (file),
 //! STANDIN_PID_FILE (file), STANDIN_DESTINATION (host:port).
 
+// A test tool: a panic is its failure, and says where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(unsafe_code)] // signal(2): the real plugin ignores SIGINT, SIGTSTP and SIGQUIT; so must its stand-in
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};

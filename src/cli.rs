@@ -11,11 +11,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::credentials::{PasswordSource, SourceParser};
-pub use crate::logging::LogFormat;
-pub use crate::pg::tls::SslMode;
+pub(crate) use crate::logging::LogFormat;
+pub(crate) use crate::pg::tls::SslMode;
 
 /// Exit codes, shown at the end of every `--help`.
-pub const EXIT_CODES: &str = "\
+pub(crate) const EXIT_CODES: &str = "\
 Exit codes:
   0    success; nothing wrong found
   1    the tool ran and found a problem (a failed check, drift, an apply refused by its pre-flight)
@@ -31,30 +31,30 @@ Exit codes:
 pub struct Cli {
     /// Logging and verbosity, shared by every command.
     #[command(flatten)]
-    pub global: GlobalArgs,
+    pub(crate) global: GlobalArgs,
     /// The command to run.
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 /// Flags that every command accepts.
 #[derive(Debug, Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
     /// Only errors on stderr; `monitor` also prints nothing on stdout when all is well.
     #[arg(short, long, global = true)]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Log line format on stderr: `text` for people, `json` (JSON lines) for cron and journald.
     /// The filter can be set with RLSCTL_LOG (tracing env-filter syntax).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 }
 
 /// Result format for `apply`, `verify`, `rollback` and `rehearse`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     /// A readable table.
     Text,
     /// The JSON document described in docs/checks.md (a public contract).
@@ -63,7 +63,7 @@ pub enum Format {
 
 /// Result format for `monitor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MonitorFormat {
+pub(crate) enum MonitorFormat {
     /// A readable table.
     Text,
     /// The JSON document described in docs/checks.md.
@@ -74,7 +74,7 @@ pub enum MonitorFormat {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Apply the embedded RLS bundle (roles, RLS, policies, grants, helpers) in one transaction.
     ///
     /// Connects as a privileged user (postgres, or the RDS master user). Idempotent:
@@ -130,13 +130,13 @@ pub enum Command {
 
 /// Where and how to connect to PostgreSQL (libpq conventions).
 #[derive(Debug, Clone, Args)]
-pub struct ConnectionArgs {
+pub(crate) struct ConnectionArgs {
     /// Server host name or address.
     #[arg(long, env = "PGHOST", default_value = "127.0.0.1")]
-    pub host: String,
+    pub(crate) host: String,
     /// Server port (15432 is the SSM tunnel's local port).
     #[arg(long, env = "PGPORT", default_value_t = 15432)]
-    pub port: u16,
+    pub(crate) port: u16,
     /// Database name.
     #[arg(
         short = 'd',
@@ -144,79 +144,79 @@ pub struct ConnectionArgs {
         env = "PGDATABASE",
         default_value = "edgarautoshop"
     )]
-    pub dbname: String,
+    pub(crate) dbname: String,
     /// User name (the default depends on the command: the app role for verify and monitor, postgres otherwise).
     #[arg(short = 'U', long, env = "PGUSER")]
-    pub user: Option<String>,
+    pub(crate) user: Option<String>,
     /// Where the password comes from: prompt, env:VAR, file:PATH or ssm:/parameter/name.
     /// Without it: PGPASSWORD, then ~/.pgpass (PGPASSFILE), then a prompt on a TTY.
     #[arg(long, env = "RLSCTL_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
-    pub password_from: Option<PasswordSource>,
+    pub(crate) password_from: Option<PasswordSource>,
     /// TLS mode: disable, prefer, require, verify-ca or verify-full. Default:
     /// verify-full when a TLS server name is set or the connection goes through
     /// an SSM tunnel (anything weaker must be asked for), else prefer.
     #[arg(long, env = "PGSSLMODE", value_enum)]
-    pub sslmode: Option<SslMode>,
+    pub(crate) sslmode: Option<SslMode>,
     /// Answer a server that asks for a cleartext or MD5 password. Refused by
     /// default, as libpq's require_auth can: a fake server on the local port
     /// would capture it.
     #[arg(long, env = "RLSCTL_ALLOW_WEAK_AUTH")]
-    pub allow_weak_auth: bool,
+    pub(crate) allow_weak_auth: bool,
     /// CA certificates (PEM) to verify the server with; the system roots when not given.
     #[arg(long, env = "PGSSLROOTCERT", value_name = "FILE")]
-    pub sslrootcert: Option<PathBuf>,
+    pub(crate) sslrootcert: Option<PathBuf>,
     /// Verify the server certificate against NAME while dialling --host (for a tunnel:
     /// dial 127.0.0.1, verify the RDS endpoint name). Defaults to RDS_ENDPOINT with --via-ssm.
     #[arg(long, env = "RLSCTL_TLS_SERVER_NAME", value_name = "NAME")]
-    pub tls_server_name: Option<String>,
+    pub(crate) tls_server_name: Option<String>,
     /// Give up connecting after this long (e.g. 10s, 500ms).
     #[arg(long, env = "PGCONNECT_TIMEOUT", value_parser = parse_duration, default_value = "10s")]
-    pub connect_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
     /// Open an SSM tunnel on a free local port for the length of the command and connect
     /// through it (instead of --host/--port); it is always torn down afterwards.
     #[arg(long, help_heading = "SSM tunnel")]
-    pub via_ssm: bool,
+    pub(crate) via_ssm: bool,
     #[command(flatten, next_help_heading = "SSM tunnel")]
-    pub ssm: SsmArgs,
+    pub(crate) ssm: SsmArgs,
 }
 
 /// Where the SSM tunnel goes and how the plugin is run.
 #[derive(Debug, Clone, Args)]
-pub struct SsmArgs {
+pub(crate) struct SsmArgs {
     /// The EC2 instance (SSM-managed) that forwards to the database.
     #[arg(long, env = "INSTANCE_ID", value_name = "ID")]
-    pub instance_id: Option<String>,
+    pub(crate) instance_id: Option<String>,
     /// The RDS endpoint the instance dials (also the TLS server name through the tunnel).
     #[arg(long, env = "RDS_ENDPOINT", value_name = "HOST")]
-    pub rds_endpoint: Option<String>,
+    pub(crate) rds_endpoint: Option<String>,
     /// The database port on the RDS side.
     #[arg(long, env = "RDS_PORT", default_value_t = 5432)]
-    pub remote_port: u16,
+    pub(crate) remote_port: u16,
     /// The session-manager-plugin executable (else SESSION_MANAGER_PLUGIN, else PATH).
     #[arg(long, env = "SESSION_MANAGER_PLUGIN", value_name = "PATH")]
-    pub plugin: Option<PathBuf>,
+    pub(crate) plugin: Option<PathBuf>,
     /// AWS profile (standard chain otherwise: env, SSO, instance role).
     #[arg(long, env = "AWS_PROFILE")]
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// AWS region (else the profile's or AWS_REGION).
     #[arg(long, env = "AWS_REGION")]
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
     /// How long to wait for the plugin to report the port open.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    pub start_timeout: Duration,
+    pub(crate) start_timeout: Duration,
     /// Accept a session-manager-plugin (1.2.497.0 or older, or a build from
     /// source) that takes the session token on its command line, where any
     /// local user can read it. Refused otherwise.
     #[arg(long)]
-    pub allow_token_in_argv: bool,
+    pub(crate) allow_token_in_argv: bool,
 }
 
 /// What the bundle protects: schema, tables, tenant column and setting, roles.
 #[derive(Debug, Clone, Args)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// Schema that holds the tenant tables.
     #[arg(long, env = "RLSCTL_SCHEMA", default_value = "public")]
-    pub schema: String,
+    pub(crate) schema: String,
     /// Tenant tables, comma-separated (names as they are in the catalog, unquoted).
     #[arg(
         long = "tables",
@@ -224,167 +224,167 @@ pub struct TargetArgs {
         value_delimiter = ',',
         default_value = "customers,vehicles,appointments,services"
     )]
-    pub tables: Vec<String>,
+    pub(crate) tables: Vec<String>,
     /// Column that holds the tenant id in every tenant table.
     #[arg(long, env = "RLSCTL_TENANT_COLUMN", default_value = "tenant_id")]
-    pub tenant_column: String,
+    pub(crate) tenant_column: String,
     /// Session setting that carries the current tenant (set with set_config(..., true)).
     #[arg(long, env = "RLSCTL_TENANT_SETTING", default_value = "app.tenant_id")]
-    pub tenant_setting: String,
+    pub(crate) tenant_setting: String,
     /// The application's role (LOGIN, subject to RLS).
     #[arg(long, env = "RLSCTL_APP_ROLE", default_value = "app_user")]
-    pub app_role: String,
+    pub(crate) app_role: String,
     /// The break-glass role (BYPASSRLS).
     #[arg(long, env = "RLSCTL_ADMIN_ROLE", default_value = "tenant_admin")]
-    pub admin_role: String,
+    pub(crate) admin_role: String,
 }
 
 /// `rlsctl apply`.
 #[derive(Debug, Args)]
-pub struct ApplyArgs {
+pub(crate) struct ApplyArgs {
     /// Show the plan, object by object, and the SQL (passwords redacted); change nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
     /// How long one attempt waits for a table lock before giving up (keeps the app from queueing behind apply).
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
-    pub lock_timeout: Duration,
+    pub(crate) lock_timeout: Duration,
     /// How many times to retry after a lock timeout, with backoff, before failing.
     #[arg(long, default_value_t = 3)]
-    pub lock_retries: u32,
+    pub(crate) lock_retries: u32,
     /// Tenant tables per transaction. By default one transaction, or batches
     /// when the server's lock table cannot hold every table's lock at once
     /// (each batch commits whole tables; a rerun finishes an interrupted run).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch_size: Option<u32>,
+    pub(crate) batch_size: Option<u32>,
     /// Shadow mode: install everything, but let the app role see and write every
     /// row; each statement that enforcement would narrow is recorded in the
     /// server log (read it with `rlsctl shadow report`). A later plain `apply`
     /// enforces, in one transaction.
     #[arg(long)]
-    pub shadow: bool,
+    pub(crate) shadow: bool,
     /// Password for the app role when apply creates it (or with --rotate-passwords).
     #[arg(long, env = "RLSCTL_APP_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
-    pub app_password_from: Option<PasswordSource>,
+    pub(crate) app_password_from: Option<PasswordSource>,
     /// Password for the break-glass role; without it the role is created NOLOGIN (members use SET ROLE).
     #[arg(long, env = "RLSCTL_ADMIN_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
-    pub admin_password_from: Option<PasswordSource>,
+    pub(crate) admin_password_from: Option<PasswordSource>,
     /// Create the app role without a password (for IAM database authentication).
     #[arg(long, conflicts_with = "app_password_from")]
-    pub no_app_password: bool,
+    pub(crate) no_app_password: bool,
     /// Set the passwords of roles that already exist (otherwise they are left alone).
     #[arg(long)]
-    pub rotate_passwords: bool,
+    pub(crate) rotate_passwords: bool,
     /// Also give the break-glass role BYPASSRLS, where the applying role may
     /// (a superuser; on PostgreSQL 16+ a role with BYPASSRLS). Not needed: the
     /// break-glass role reaches every row through its own policy.
     #[arg(long)]
-    pub admin_bypassrls: bool,
+    pub(crate) admin_bypassrls: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     #[command(flatten, next_help_heading = "Connection")]
-    pub conn: ConnectionArgs,
+    pub(crate) conn: ConnectionArgs,
     #[command(flatten, next_help_heading = "Target")]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 /// `rlsctl verify`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// A tenant id to probe with (repeatable; two recommended). Without any, probes use a
     /// random id that exists nowhere and read isolation is only proven vacuously (warning).
     #[arg(long = "tenant", value_name = "ID")]
-    pub tenants: Vec<String>,
+    pub(crate) tenants: Vec<String>,
     /// Base URL of the application; checks GET <URL>/health/tenant-security
     /// (only that path, ever): once with a tenant, once without, then a burst.
     #[arg(long, value_name = "URL")]
-    pub app_url: Option<String>,
+    pub(crate) app_url: Option<String>,
     /// Treat warnings as failures.
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     #[command(flatten, next_help_heading = "Application (--app-url)")]
-    pub app: AppArgs,
+    pub(crate) app: AppArgs,
     #[command(flatten, next_help_heading = "Connection")]
-    pub conn: ConnectionArgs,
+    pub(crate) conn: ConnectionArgs,
     #[command(flatten, next_help_heading = "Target")]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 /// How verify exercises the application's health endpoint.
 #[derive(Debug, Clone, Args)]
-pub struct AppArgs {
+pub(crate) struct AppArgs {
     /// Requests in the concurrent burst (APP004), interleaving every --tenant
     /// with ids that exist nowhere; 0 skips the burst.
     #[arg(long, value_name = "N", default_value_t = 240)]
-    pub burst_requests: u32,
+    pub(crate) burst_requests: u32,
     /// Requests in flight at once during the burst.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
-    pub burst_concurrency: u32,
+    pub(crate) burst_concurrency: u32,
     /// The burst stops sending when this has passed (what is unanswered by then counts as unanswered).
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
-    pub burst_time_limit: Duration,
+    pub(crate) burst_time_limit: Duration,
     /// How long one request to the application may take.
     #[arg(long, value_parser = parse_duration, default_value = "10s")]
-    pub app_timeout: Duration,
+    pub(crate) app_timeout: Duration,
 }
 
 /// `rlsctl monitor`.
 #[derive(Debug, Args)]
-pub struct MonitorArgs {
+pub(crate) struct MonitorArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = MonitorFormat::Text)]
-    pub format: MonitorFormat,
+    pub(crate) format: MonitorFormat,
     /// Write the result to FILE atomically (temp file + rename) instead of stdout.
     #[arg(long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Treat warnings as drift.
     #[arg(long)]
-    pub strict: bool,
+    pub(crate) strict: bool,
     #[command(flatten, next_help_heading = "Connection")]
-    pub conn: ConnectionArgs,
+    pub(crate) conn: ConnectionArgs,
     #[command(flatten, next_help_heading = "Target")]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 /// `rlsctl rollback`.
 #[derive(Debug, Args)]
-pub struct RollbackArgs {
+pub(crate) struct RollbackArgs {
     /// A table to disable RLS on (repeatable).
     #[arg(long = "table", value_name = "TABLE", conflicts_with_all = ["all", "restore", "uninstall"])]
-    pub table: Vec<String>,
+    pub(crate) table: Vec<String>,
     /// Disable RLS on every tenant table.
     #[arg(long, conflicts_with_all = ["restore", "uninstall"])]
-    pub all: bool,
+    pub(crate) all: bool,
     /// Re-enable and FORCE RLS on every table that break-glass disabled, and close the log entries.
     #[arg(long, conflicts_with = "uninstall")]
-    pub restore: bool,
+    pub(crate) restore: bool,
     /// Remove everything the bundle installed (policies, RLS, grants, helpers); keeps the log.
     #[arg(long)]
-    pub uninstall: bool,
+    pub(crate) uninstall: bool,
     /// With --uninstall: drop the app and break-glass roles too.
     #[arg(long, requires = "uninstall")]
-    pub drop_roles: bool,
+    pub(crate) drop_roles: bool,
     /// Why (an incident id); recorded in the break-glass log. Required to disable or uninstall.
     #[arg(long)]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Do not ask to type the database name to confirm.
     #[arg(long, short = 'y')]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     #[command(flatten, next_help_heading = "Connection")]
-    pub conn: ConnectionArgs,
+    pub(crate) conn: ConnectionArgs,
     #[command(flatten, next_help_heading = "Target")]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 /// `rlsctl shadow ...`.
 #[derive(Debug, Subcommand)]
-pub enum ShadowCommand {
+pub(crate) enum ShadowCommand {
     /// Per table, the queries that enforcement would empty or narrow, from the server log.
     ///
     /// Sources: --log-file (a server log you have), --rds (the RDS API's log
@@ -396,50 +396,50 @@ pub enum ShadowCommand {
 
 /// `rlsctl shadow report`.
 #[derive(Debug, Args)]
-pub struct ShadowReportArgs {
+pub(crate) struct ShadowReportArgs {
     /// A server log file to read (repeatable; plain, CSV (.csv) or JSON
     /// (.json) log format).
     #[arg(long = "log-file", value_name = "PATH", conflicts_with = "rds")]
-    pub log_files: Vec<PathBuf>,
+    pub(crate) log_files: Vec<PathBuf>,
     /// The server's log_line_prefix, for plain log files and --rds (a record
     /// counts only where the message starts after it). Default: RDS's fixed
     /// prefix, %t:%r:%u@%d:[%p]: . The server's own log is read with its own.
     #[arg(long, env = "RLSCTL_LOG_LINE_PREFIX", value_name = "PREFIX")]
-    pub log_line_prefix: Option<String>,
+    pub(crate) log_line_prefix: Option<String>,
     /// Read the instance's log files through the RDS API (DescribeDBLogFiles,
     /// DownloadDBLogFilePortion) with the AWS credentials of --profile/--region.
     #[arg(long)]
-    pub rds: bool,
+    pub(crate) rds: bool,
     /// The RDS DB instance identifier (else the first label of --rds-endpoint).
     #[arg(long, env = "RDS_INSTANCE_ID", value_name = "ID")]
-    pub db_instance: Option<String>,
+    pub(crate) db_instance: Option<String>,
     /// With --rds: the log files written within this long.
     #[arg(long, value_parser = parse_duration, default_value = "24h")]
-    pub since: Duration,
+    pub(crate) since: Duration,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     #[command(flatten, next_help_heading = "Connection")]
-    pub conn: ConnectionArgs,
+    pub(crate) conn: ConnectionArgs,
 }
 
 /// `rlsctl tunnel`.
 #[derive(Debug, Args)]
-pub struct TunnelArgs {
+pub(crate) struct TunnelArgs {
     /// The local port to listen on (127.0.0.1 only).
     #[arg(long, env = "LOCAL_PORT", default_value_t = 15432)]
-    pub local_port: u16,
+    pub(crate) local_port: u16,
     /// When the session drops, start a new one (with backoff) instead of exiting.
     #[arg(long)]
-    pub reconnect: bool,
+    pub(crate) reconnect: bool,
     #[command(flatten, next_help_heading = "SSM tunnel")]
-    pub ssm: SsmArgs,
+    pub(crate) ssm: SsmArgs,
 }
 
 /// The steps of `rlsctl rehearse`, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum RehearseStep {
+pub(crate) enum RehearseStep {
     /// apply --dry-run (the plan).
     DryRun,
     /// apply --shadow: nothing narrowed yet, what enforcement would hide recorded.
@@ -466,42 +466,42 @@ pub enum RehearseStep {
 
 /// `rlsctl rehearse`.
 #[derive(Debug, Args)]
-pub struct RehearseArgs {
+pub(crate) struct RehearseArgs {
     /// Leave the throwaway cluster running and print the environment that points the other commands at it.
     #[arg(long, conflicts_with = "database_url")]
-    pub keep: bool,
+    pub(crate) keep: bool,
     /// Rehearse against an existing database (a staging restore) instead of a throwaway one,
     /// e.g. postgres://postgres@staging:5432/edgarautoshop. No password in the URL: use
     /// PGPASSWORD or ~/.pgpass for the privileged user.
     #[arg(long, env = "RLSCTL_DATABASE_URL", value_name = "URL")]
-    pub database_url: Option<String>,
+    pub(crate) database_url: Option<String>,
     /// Rehearse as a real superuser instead of an RDS-shaped master (by default the
     /// throwaway cluster applies as `postgres` with the RDS master's attributes:
     /// NOSUPERUSER CREATEDB CREATEROLE, a member of rds_superuser).
     #[arg(long, conflicts_with = "database_url")]
-    pub superuser: bool,
+    pub(crate) superuser: bool,
     /// With --database-url: also run the break-glass and restore steps.
     #[arg(long, requires = "database_url")]
-    pub with_rollback: bool,
+    pub(crate) with_rollback: bool,
     /// With --database-url: the app role's password (apply sets it when creating the role; verify logs in with it).
     #[arg(long, value_name = "SOURCE", requires = "database_url", value_parser = SourceParser)]
-    pub app_password_from: Option<PasswordSource>,
+    pub(crate) app_password_from: Option<PasswordSource>,
     /// Output format of the summary.
     #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub(crate) format: Format,
     /// Stop before STEP and wait for Enter, to inspect the database mid-rehearsal.
     #[arg(long, value_enum, value_name = "STEP")]
-    pub pause_before: Option<RehearseStep>,
+    pub(crate) pause_before: Option<RehearseStep>,
     /// Break the database just before the named step, to see the rehearsal catch it (for tests and demos).
     #[arg(long, value_enum, value_name = "STEP", hide = true)]
-    pub inject_fault: Option<RehearseStep>,
+    pub(crate) inject_fault: Option<RehearseStep>,
     #[command(flatten, next_help_heading = "Target")]
-    pub target: TargetArgs,
+    pub(crate) target: TargetArgs,
 }
 
 /// Parses a duration as humantime writes it (`500ms`, `5s`, `2m`, `1h 30m`),
 /// or a bare number of seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
         return text

@@ -13,7 +13,7 @@ use crate::pg::{prompt, PasswordSupplier};
 
 /// Where a password comes from (`--password-from` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PasswordSource {
+pub(crate) enum PasswordSource {
     /// Ask on the terminal (only on a TTY).
     Prompt,
     /// An environment variable.
@@ -57,7 +57,7 @@ impl FromStr for PasswordSource {
 /// clap's parser for password sources: clap's own error would print the value
 /// ("invalid value '...'"), so this one says only which option was wrong.
 #[derive(Debug, Clone, Copy)]
-pub struct SourceParser;
+pub(crate) struct SourceParser;
 
 impl clap::builder::TypedValueParser for SourceParser {
     type Value = PasswordSource;
@@ -98,7 +98,7 @@ impl fmt::Display for PasswordSource {
 impl PasswordSource {
     /// Reads the password. `what` names it in prompts and errors ("password for
     /// app_user"); `aws` says how to reach Parameter Store for `ssm:`.
-    pub async fn read(&self, what: &str, aws: &AwsSettings) -> Result<Secret> {
+    pub(crate) async fn read(&self, what: &str, aws: &AwsSettings) -> Result<Secret> {
         let value = match self {
             Self::Prompt => prompt(what)?,
             Self::Env(var) => std::env::var(var)
@@ -122,11 +122,11 @@ impl PasswordSource {
 /// A password source with the AWS settings its `ssm:` form needs: what a
 /// connection asks when the server wants a password.
 #[derive(Debug, Clone)]
-pub struct Supplier {
+pub(crate) struct Supplier {
     /// Where the password comes from.
-    pub source: PasswordSource,
+    pub(crate) source: PasswordSource,
     /// How to reach Parameter Store.
-    pub aws: AwsSettings,
+    pub(crate) aws: AwsSettings,
 }
 
 impl PasswordSupplier for Supplier {

@@ -41,12 +41,12 @@ pub fn load(path: &Path) -> Result<()> {
 }
 
 /// Whether `.env` set `key`.
-pub fn set_by_file(key: &str) -> bool {
+pub(crate) fn set_by_file(key: &str) -> bool {
     FROM_FILE.get().is_some_and(|keys| keys.contains(key))
 }
 
 /// Where the value of environment variable `key` came from, for a message.
-pub fn origin(key: &str) -> String {
+pub(crate) fn origin(key: &str) -> String {
     if set_by_file(key) {
         format!("{key} in .env")
     } else {

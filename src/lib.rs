@@ -13,6 +13,8 @@
 //! 5. [`cli`]: every flag and its help;
 //! 6. [`commands`]: one module per subcommand; this file dispatches to them.
 
+#![forbid(unsafe_code)]
+
 pub mod aws;
 pub mod cli;
 pub mod commands;
@@ -33,7 +35,7 @@ use commands::Verdict;
 use signals::{Interrupted, Stop};
 
 /// Exit code for "could not do its job".
-pub const EXIT_ERROR: u8 = 2;
+pub(crate) const EXIT_ERROR: u8 = 2;
 
 /// Sets up logging, runs the command on a Tokio runtime and maps the result to an exit code.
 pub fn main_with(cli: cli::Cli) -> ExitCode {
@@ -74,7 +76,7 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
 }
 
 /// Runs one parsed command line.
-pub async fn run(cli: cli::Cli) -> Result<Verdict> {
+pub(crate) async fn run(cli: cli::Cli) -> Result<Verdict> {
     use cli::Command;
     match cli.command {
         Command::Apply(args) => commands::apply::run(args).await,

@@ -7,7 +7,7 @@ use tracing_subscriber::prelude::*;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -22,7 +22,7 @@ pub enum LogFormat {
 /// and TRACE tokio-postgres prints statements with their parameters (a role's
 /// SCRAM verifier) and the AWS SDK prints responses (the session token).
 /// rlsctl's own statement log leaves out anything that carries a password.
-pub fn init(quiet: bool, verbose: u8, format: LogFormat) {
+pub(crate) fn init(quiet: bool, verbose: u8, format: LogFormat) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -87,17 +87,17 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// True when stderr is a terminal and NO_COLOR is not set.
-pub fn color_allowed() -> bool {
+pub(crate) fn color_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal()
 }
 
 /// True when progress spinners may be shown (stderr is a terminal).
-pub fn progress_allowed() -> bool {
+pub(crate) fn progress_allowed() -> bool {
     std::io::stderr().is_terminal()
 }
 
 /// A spinner on stderr with `message`, only when stderr is a terminal.
-pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
+pub(crate) fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
     if !progress_allowed() {
         return None;
     }
@@ -108,7 +108,7 @@ pub fn spinner(message: &str) -> Option<indicatif::ProgressBar> {
 }
 
 /// A progress bar on stderr counting to `total`, only when stderr is a terminal.
-pub fn progress_bar(total: u64, message: &str) -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress_bar(total: u64, message: &str) -> Option<indicatif::ProgressBar> {
     if !progress_allowed() {
         return None;
     }
@@ -123,7 +123,7 @@ pub fn progress_bar(total: u64, message: &str) -> Option<indicatif::ProgressBar>
 }
 
 /// An error's message followed by its causes, `: `-separated.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

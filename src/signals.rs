@@ -18,7 +18,7 @@ static HANGUP_IGNORED: AtomicBool = AtomicBool::new(false);
 /// behind: so the three are unblocked. An *ignored* SIGHUP is the `nohup`
 /// convention and is kept (the shell convention: ignored on entry stays
 /// ignored); SIGINT and SIGTERM always stop.
-pub fn prepare() {
+pub(crate) fn prepare() {
     use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
     HANGUP_IGNORED.store(ignored_on_entry(Signal::SIGHUP as i32), Ordering::Relaxed);
     let mut stops = SigSet::empty();
@@ -45,7 +45,7 @@ fn ignored_on_entry(signal: i32) -> bool {
 
 /// The signal that asked rlsctl to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// SIGINT (Ctrl-C): exit 130.
     Interrupt,
     /// SIGTERM (systemd, kill): exit 143.
@@ -56,7 +56,7 @@ pub enum Stop {
 
 impl Stop {
     /// The exit code, 128 + the signal number, as shells report it.
-    pub fn exit_code(self) -> u8 {
+    pub(crate) fn exit_code(self) -> u8 {
         match self {
             Stop::Interrupt => 130,
             Stop::Terminate => 143,
@@ -73,7 +73,7 @@ static FIRST_STOP: OnceLock<watch::Receiver<Option<Stop>>> = OnceLock::new();
 /// runtime. The handlers are registered before this returns, and the first
 /// stop is kept: a signal that comes while no one is waiting (between two
 /// steps, say) is still seen by the next [`stop_signal`], not lost.
-pub fn listen() -> watch::Receiver<Option<Stop>> {
+pub(crate) fn listen() -> watch::Receiver<Option<Stop>> {
     use tokio::signal::unix::{signal, SignalKind};
     FIRST_STOP
         .get_or_init(|| {
@@ -112,7 +112,7 @@ async fn recv(signal: Option<tokio::signal::unix::Signal>) {
 
 /// Resolves once SIGINT, SIGTERM or SIGHUP has come (at once if one already
 /// has): every command stops the same clean way on each of them.
-pub async fn stop_signal() -> Stop {
+pub(crate) async fn stop_signal() -> Stop {
     let mut first = listen();
     let stop = match first.wait_for(Option::is_some).await {
         Ok(stop) => stop.unwrap_or(Stop::Interrupt),
@@ -124,7 +124,7 @@ pub async fn stop_signal() -> Stop {
 
 /// A signal stopped the command; whatever was half-done has been rolled back.
 #[derive(Debug)]
-pub struct Interrupted(pub Stop);
+pub(crate) struct Interrupted(pub Stop);
 
 impl std::fmt::Display for Interrupted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -144,7 +144,7 @@ impl std::error::Error for Interrupted {}
 /// back any open transaction; a tunnel around it is closed by its owner) and
 /// [`Interrupted`] is returned. `pg::until_interrupted` also cancels the
 /// statements in flight.
-pub async fn until_stopped<T>(
+pub(crate) async fn until_stopped<T>(
     work: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
     // Biased, signal first: the handlers are installed before any work starts,

@@ -1,7 +1,7 @@
 //! AWS: configuration from the standard chain, the SSM calls rlsctl makes,
 //! Parameter Store, and (in [`rds_logs`]) the RDS log files.
 
-pub mod rds_logs;
+pub(crate) mod rds_logs;
 
 use std::time::Duration;
 
@@ -10,22 +10,22 @@ use aws_sdk_ssm::types::{InstanceInformationStringFilter, PingStatus};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 /// The document that forwards a local port to a remote host through the instance.
-pub const PORT_FORWARD_DOCUMENT: &str = "AWS-StartPortForwardingSessionToRemoteHost";
+pub(crate) const PORT_FORWARD_DOCUMENT: &str = "AWS-StartPortForwardingSessionToRemoteHost";
 
 /// Which AWS credentials and region to use (`--profile`, `--region`; else the
 /// standard chain: env, SSO, instance role). One value for every AWS call
 /// rlsctl makes: SSM sessions and Parameter Store alike.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AwsSettings {
+pub(crate) struct AwsSettings {
     /// Profile name.
-    pub profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Region.
-    pub region: Option<String>,
+    pub(crate) region: Option<String>,
 }
 
 /// The SDK configuration from the standard chain (profile, SSO, env,
 /// `AWS_ENDPOINT_URL_SSM`), over the same rustls + ring stack as the rest of rlsctl.
-pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+pub(crate) async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -40,7 +40,7 @@ pub async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
 }
 
 /// The configured region; a missing one is an error, never a silent default.
-pub fn region_of(config: &aws_config::SdkConfig) -> Result<String> {
+pub(crate) fn region_of(config: &aws_config::SdkConfig) -> Result<String> {
     config.region().map(|r| r.to_string()).ok_or_else(|| {
         anyhow!("no AWS region: set AWS_REGION, pass --region, or set one in the profile")
     })
@@ -48,7 +48,7 @@ pub fn region_of(config: &aws_config::SdkConfig) -> Result<String> {
 
 /// An SDK error for a message: the service's code and message when the
 /// service answered, else the whole chain (no credentials, connection refused).
-pub fn error_text<E, R>(err: &aws_sdk_ssm::error::SdkError<E, R>) -> String
+pub(crate) fn error_text<E, R>(err: &aws_sdk_ssm::error::SdkError<E, R>) -> String
 where
     E: std::error::Error + aws_sdk_ssm::error::ProvideErrorMetadata + 'static,
     R: std::fmt::Debug + 'static,
@@ -64,20 +64,20 @@ where
 }
 
 /// An SSM client and what the plugin needs to know about it.
-pub struct Ssm {
+pub(crate) struct Ssm {
     /// The client.
-    pub client: aws_sdk_ssm::Client,
+    pub(crate) client: aws_sdk_ssm::Client,
     /// The region.
-    pub region: String,
+    pub(crate) region: String,
     /// The endpoint URL the client talks to (the plugin gets the same).
-    pub endpoint: String,
+    pub(crate) endpoint: String,
     /// The profile name ("" when none).
-    pub profile: String,
+    pub(crate) profile: String,
 }
 
 impl Ssm {
     /// Builds the client; fails when no region is configured.
-    pub async fn new(settings: &AwsSettings) -> Result<Self> {
+    pub(crate) async fn new(settings: &AwsSettings) -> Result<Self> {
         let config = sdk_config(settings).await;
         let region = region_of(&config)?;
         let endpoint = std::env::var("AWS_ENDPOINT_URL_SSM")
@@ -94,7 +94,7 @@ impl Ssm {
     }
 
     /// The instance must be SSM-managed and Online.
-    pub async fn check_instance(&self, instance_id: &str) -> Result<()> {
+    pub(crate) async fn check_instance(&self, instance_id: &str) -> Result<()> {
         let filter = InstanceInformationStringFilter::builder()
             .key("InstanceIds")
             .values(instance_id)
@@ -122,7 +122,7 @@ impl Ssm {
 
     /// StartSession for port forwarding; `TargetNotConnected` is retried briefly.
     /// Returns the response JSON the plugin expects and the session id.
-    pub async fn start_session(
+    pub(crate) async fn start_session(
         &self,
         instance_id: &str,
         host: &str,
@@ -167,7 +167,7 @@ impl Ssm {
     }
 
     /// TerminateSession; errors are logged, not returned (this runs on every way out).
-    pub async fn terminate_session(&self, session_id: &str) {
+    pub(crate) async fn terminate_session(&self, session_id: &str) {
         match self
             .client
             .terminate_session()
@@ -182,7 +182,7 @@ impl Ssm {
 }
 
 /// Reads a SecureString (or String) parameter, decrypted.
-pub async fn secure_parameter(name: &str, settings: &AwsSettings) -> Result<String> {
+pub(crate) async fn secure_parameter(name: &str, settings: &AwsSettings) -> Result<String> {
     let config = sdk_config(settings).await;
     let client = aws_sdk_ssm::Client::new(&config);
     let output = client

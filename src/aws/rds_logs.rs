@@ -12,7 +12,7 @@ use crate::model::shadow::log::{Found, Layout, LogReader, Prefix};
 const LINES_PER_PORTION: i32 = 10_000;
 
 /// The records in an RDS instance's log files written within `since`.
-pub async fn records(
+pub(crate) async fn records(
     instance: &str,
     since: Duration,
     aws: &AwsSettings,
@@ -94,7 +94,7 @@ pub async fn records(
 
 /// The DB instance identifier from an RDS endpoint: its first label
 /// (`mydb.abc123.us-west-2.rds.amazonaws.com` is `mydb`).
-pub fn instance_from_endpoint(endpoint: &str) -> Option<String> {
+pub(crate) fn instance_from_endpoint(endpoint: &str) -> Option<String> {
     endpoint
         .split('.')
         .next()

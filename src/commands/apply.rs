@@ -11,7 +11,7 @@ use crate::model::snapshot::ServerInfo;
 use crate::pg::apply::{self, Options, Outcome};
 
 /// Runs `apply` as a privileged user (default `postgres`).
-pub async fn run(args: ApplyArgs) -> Result<super::Verdict> {
+pub(crate) async fn run(args: ApplyArgs) -> Result<super::Verdict> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, Some("postgres"), true).await?;

@@ -7,14 +7,14 @@ use super::Verdict;
 use crate::cli::Cli;
 
 /// Prints completions for `shell`.
-pub fn completions(shell: clap_complete::Shell) -> Result<Verdict> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> Result<Verdict> {
     let mut command = Cli::command();
     clap_complete::generate(shell, &mut command, "rlsctl", &mut std::io::stdout());
     Ok(Verdict::Clean)
 }
 
 /// Prints the man page.
-pub fn man() -> Result<Verdict> {
+pub(crate) fn man() -> Result<Verdict> {
     clap_mangen::Man::new(Cli::command())
         .render(&mut std::io::stdout())
         .context("writing the man page")?;

@@ -1,17 +1,17 @@
 //! One module per subcommand.
 
-pub mod apply;
-pub mod completions;
-pub mod monitor;
-pub mod rehearse;
-pub mod rollback;
-pub mod shadow;
-pub mod tunnel;
-pub mod verify;
+pub(crate) mod apply;
+pub(crate) mod completions;
+pub(crate) mod monitor;
+pub(crate) mod rehearse;
+pub(crate) mod rollback;
+pub(crate) mod shadow;
+pub(crate) mod tunnel;
+pub(crate) mod verify;
 
 /// How a command ended, when it ran to the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Success; nothing wrong found (exit 0).
     Clean,
     /// The tool ran and found a problem (exit 1).
@@ -34,7 +34,7 @@ use crate::tunnel::{free_local_port, PortTaken, Tunnel, TunnelSettings};
 /// (verifying TLS against RDS_ENDPOINT unless told otherwise), and the tunnel is
 /// torn down afterwards whatever happened: success, failure, Ctrl-C, or the
 /// plugin dying under it.
-pub async fn with_tunnel<T, F, Fut>(conn: &ConnectionArgs, work: F) -> Result<T>
+pub(crate) async fn with_tunnel<T, F, Fut>(conn: &ConnectionArgs, work: F) -> Result<T>
 where
     F: FnOnce(ConnectionArgs) -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -75,7 +75,7 @@ where
 /// Validates the target and opens the connection a command works on, as
 /// `user` when given, else the app role (verify and monitor prove isolation as
 /// the app connects).
-pub async fn connect(
+pub(crate) async fn connect(
     conn: &ConnectionArgs,
     target: &TargetArgs,
     user: Option<&str>,
@@ -95,7 +95,7 @@ pub async fn connect(
 }
 
 /// The validated target from its flags.
-pub fn target_from(args: &TargetArgs) -> Result<Target> {
+pub(crate) fn target_from(args: &TargetArgs) -> Result<Target> {
     Target {
         schema: args.schema.clone(),
         tables: args.tables.clone(),
@@ -137,7 +137,11 @@ fn warn_weak_tls(args: &ConnectionArgs) {
 }
 
 /// Connection options from the shared connection flags, as `user`.
-pub fn connect_options(args: &ConnectionArgs, user: &str, allow_prompt: bool) -> ConnectOptions {
+pub(crate) fn connect_options(
+    args: &ConnectionArgs,
+    user: &str,
+    allow_prompt: bool,
+) -> ConnectOptions {
     warn_weak_tls(args);
     ConnectOptions {
         password_from: args.password_from.clone().map(|source| {
@@ -162,7 +166,7 @@ pub fn connect_options(args: &ConnectionArgs, user: &str, allow_prompt: bool) ->
 }
 
 /// The AWS profile and region from the flags (else the standard chain).
-pub fn aws_settings(args: &SsmArgs) -> AwsSettings {
+pub(crate) fn aws_settings(args: &SsmArgs) -> AwsSettings {
     AwsSettings {
         profile: args.profile.clone(),
         region: args.region.clone(),
@@ -170,7 +174,7 @@ pub fn aws_settings(args: &SsmArgs) -> AwsSettings {
 }
 
 /// The tunnel's settings from the flags.
-pub fn tunnel_settings(args: &SsmArgs) -> TunnelSettings {
+pub(crate) fn tunnel_settings(args: &SsmArgs) -> TunnelSettings {
     TunnelSettings {
         instance_id: args.instance_id.clone(),
         rds_endpoint: args.rds_endpoint.clone(),
@@ -184,7 +188,7 @@ pub fn tunnel_settings(args: &SsmArgs) -> TunnelSettings {
 
 /// Prints a result document on stdout, with anything that could drive a
 /// terminal escaped (see [`crate::logging::printable`]).
-pub fn print(text: &str) {
+pub(crate) fn print(text: &str) {
     use std::io::Write;
     let text = crate::logging::printable(text);
     let mut out = std::io::stdout().lock();

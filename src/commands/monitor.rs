@@ -14,7 +14,7 @@ use crate::model::snapshot::Snapshot;
 use crate::pg::Db;
 
 /// Runs `monitor` (default user: the app role; never prompts).
-pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
+pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, None, false).await?;
@@ -41,7 +41,7 @@ pub async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 
 /// Catalog checks, drift and the session-state probe; read-only apart from
 /// the probe's canary (which it removes), a constant number of statements.
-pub async fn monitor(db: &Db, target: &Target) -> Result<Report> {
+pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     let snapshot = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
@@ -62,7 +62,7 @@ fn now() -> f64 {
 /// sees the old file or the new one, never half of one. The file is 0644: the
 /// report holds no secret, and node_exporter, which reads the textfile
 /// directory, runs as its own user (a temp file's 0600 would hide the metrics).
-pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path
         .parent()

@@ -114,7 +114,7 @@ struct Stage {
 }
 
 /// Runs `rehearse`.
-pub async fn run(args: RehearseArgs) -> Result<Verdict> {
+pub(crate) async fn run(args: RehearseArgs) -> Result<Verdict> {
     until_interrupted(rehearse(args)).await
 }
 

@@ -10,7 +10,7 @@ use crate::cli::{Format, RollbackArgs};
 use crate::pg::rollback::{self, Action, Outcome, Performed};
 
 /// Runs `rollback` as a privileged user (default `postgres`).
-pub async fn run(args: RollbackArgs) -> Result<Verdict> {
+pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
     let action = if args.restore {
         Action::Restore
     } else if args.uninstall {

@@ -14,7 +14,7 @@ use crate::model::shadow::Summary;
 use crate::pg::{self, server_log};
 
 /// Runs a `shadow` subcommand.
-pub async fn run(command: ShadowCommand) -> Result<Verdict> {
+pub(crate) async fn run(command: ShadowCommand) -> Result<Verdict> {
     match command {
         ShadowCommand::Report(args) => report(args).await,
     }
@@ -69,7 +69,7 @@ async fn report(args: ShadowReportArgs) -> Result<Verdict> {
 
 /// The records in the log files at `paths` (plain ones laid out with
 /// `prefix`), and a description of the source.
-pub fn from_files(paths: &[PathBuf], prefix: &str) -> Result<(Found, String)> {
+pub(crate) fn from_files(paths: &[PathBuf], prefix: &str) -> Result<(Found, String)> {
     let mut found = Found::default();
     for path in paths {
         let name = path

@@ -11,7 +11,7 @@ use crate::tunnel::Tunnel;
 
 /// Runs the tunnel until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), then
 /// ends the session; with --reconnect, restarts dropped sessions.
-pub async fn run(args: TunnelArgs) -> Result<Verdict> {
+pub(crate) async fn run(args: TunnelArgs) -> Result<Verdict> {
     let mut drops = 0u32;
     loop {
         // open() handles stop signals itself, ending the session it started.

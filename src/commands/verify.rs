@@ -12,7 +12,7 @@ use crate::model::snapshot::Snapshot;
 use crate::pg::Db;
 
 /// Runs `verify` (default user: the app role).
-pub async fn run(args: VerifyArgs) -> Result<Verdict> {
+pub(crate) async fn run(args: VerifyArgs) -> Result<Verdict> {
     let conn = args.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.target, None, true).await?;
@@ -43,7 +43,7 @@ fn burst(args: &AppArgs) -> Burst {
 
 /// Catalog checks, probes, the session-state probe and (with an URL and the
 /// burst's settings) app checks, as one report.
-pub async fn verify(
+pub(crate) async fn verify(
     db: &Db,
     target: &Target,
     tenants: &[String],

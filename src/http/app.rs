@@ -11,13 +11,13 @@ use crate::model::checks::{Finding, Findings, APP001, APP002, APP003};
 use crate::model::config::Target;
 
 /// Headers the application must send, with the values accepted.
-pub const REQUIRED_HEADERS: [(&str, &[&str]); 2] = [
+pub(crate) const REQUIRED_HEADERS: [(&str, &[&str]); 2] = [
     ("x-content-type-options", &["nosniff"]),
     ("x-frame-options", &["deny", "sameorigin"]),
 ];
 
 /// The path of the health endpoint.
-pub const HEALTH_PATH: &str = "/health/tenant-security";
+pub(crate) const HEALTH_PATH: &str = "/health/tenant-security";
 
 /// One HTTP exchange's outcome.
 struct Reply {
@@ -58,7 +58,7 @@ fn get(url: &str, tenant: Option<&str>, timeout: Duration) -> Result<Reply> {
 
 /// Runs the app checks against `base_url`: APP001 to APP003 with the first
 /// of `ids` as the header value, then the burst (APP004) over all of them.
-pub async fn run(
+pub(crate) async fn run(
     base_url: &str,
     ids: Vec<Id>,
     burst: &Burst,

@@ -16,24 +16,24 @@ use crate::model::checks::{Finding, Findings, APP004};
 
 /// How hard and how long to press.
 #[derive(Debug, Clone)]
-pub struct Burst {
+pub(crate) struct Burst {
     /// Requests in all (0: no burst).
-    pub requests: usize,
+    pub(crate) requests: usize,
     /// Requests in flight at once.
-    pub concurrency: usize,
+    pub(crate) concurrency: usize,
     /// No request is sent after this has passed, and none outlives it.
-    pub time_limit: Duration,
+    pub(crate) time_limit: Duration,
     /// How long one request may take.
-    pub request_timeout: Duration,
+    pub(crate) request_timeout: Duration,
 }
 
 /// A tenant id the burst sends, and whether it is a real tenant.
 #[derive(Debug, Clone)]
-pub struct Id {
+pub(crate) struct Id {
     /// The `X-Tenant-Id` value.
-    pub value: String,
+    pub(crate) value: String,
     /// False for an id that exists nowhere (it must see no row).
-    pub known: bool,
+    pub(crate) known: bool,
 }
 
 /// What one request brought back.
@@ -176,7 +176,7 @@ fn ask(agent: &ureq::Agent, url: &str, id: &Id, timeout: Duration) -> Answer {
 }
 
 /// Runs the burst against `url` and adds APP004.
-pub async fn run(url: &str, ids: Vec<Id>, burst: &Burst, findings: &mut Findings) {
+pub(crate) async fn run(url: &str, ids: Vec<Id>, burst: &Burst, findings: &mut Findings) {
     if burst.requests == 0 || ids.is_empty() {
         findings.push(Finding::skip(
             &APP004,

@@ -1,5 +1,5 @@
 //! The application checks' HTTP client: the health endpoint's tenant-switching
 //! checks (APP001–APP003) and the concurrent burst (APP004).
 
-pub mod app;
-pub mod burst;
+pub(crate) mod app;
+pub(crate) mod burst;

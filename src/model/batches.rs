@@ -11,31 +11,31 @@
 use serde::Serialize;
 
 /// Lock-table slots one tenant table's change holds until commit.
-pub const LOCKS_PER_TABLE: i64 = 1;
+pub(crate) const LOCKS_PER_TABLE: i64 = 1;
 /// Slots the rest of the transaction takes (roles, the rlsctl schema, the
 /// catalog reads), with room to spare.
-pub const LOCKS_FIXED: i64 = 64;
+pub(crate) const LOCKS_FIXED: i64 = 64;
 
 /// The server's shared lock table, as read before apply.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct LockBudget {
+pub(crate) struct LockBudget {
     /// `max_locks_per_transaction`.
-    pub max_locks_per_transaction: i64,
+    pub(crate) max_locks_per_transaction: i64,
     /// `max_connections + max_prepared_transactions`.
-    pub slots: i64,
+    pub(crate) slots: i64,
     /// Locks other sessions hold in the shared table now.
-    pub held_by_others: i64,
+    pub(crate) held_by_others: i64,
 }
 
 impl LockBudget {
     /// The lock table's size: `max_locks_per_transaction × slots`.
-    pub fn size(&self) -> i64 {
+    pub(crate) fn size(&self) -> i64 {
         self.max_locks_per_transaction * self.slots
     }
 
     /// What apply may take: half of what is free, so the application's own
     /// sessions keep the other half while apply holds its locks.
-    pub fn available(&self) -> i64 {
+    pub(crate) fn available(&self) -> i64 {
         ((self.size() - self.held_by_others) / 2).max(0)
     }
 }
@@ -44,31 +44,31 @@ impl LockBudget {
 #[derive(Debug, Clone, Serialize)]
 pub struct Batching {
     /// Transactions the tenant tables are applied in (0: no table to change).
-    pub batches: usize,
+    pub(crate) batches: usize,
     /// Tenant tables per transaction (the last may hold fewer).
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Tenant tables to change.
-    pub tables: usize,
+    pub(crate) tables: usize,
     /// Lock-table slots one transaction for every table would hold.
-    pub locks_needed: i64,
+    pub(crate) locks_needed: i64,
     /// Slots apply allows itself (half of the free lock table).
-    pub locks_available: i64,
+    pub(crate) locks_available: i64,
     /// In words, for the plan.
-    pub reason: String,
+    pub(crate) reason: String,
     /// The size came from `--batch-size`, not from the lock budget.
-    pub forced: bool,
+    pub(crate) forced: bool,
 }
 
 impl Batching {
     /// Whether the change is split over several transactions.
-    pub fn split(&self) -> bool {
+    pub(crate) fn split(&self) -> bool {
         self.batches > 1
     }
 }
 
 /// Splits `tables` table changes into batches that fit `budget`, or into
 /// `forced` tables each (`--batch-size`).
-pub fn plan(tables: usize, budget: &LockBudget, forced: Option<usize>) -> Batching {
+pub(crate) fn plan(tables: usize, budget: &LockBudget, forced: Option<usize>) -> Batching {
     let locks_needed = LOCKS_FIXED + LOCKS_PER_TABLE * tables as i64;
     let locks_available = budget.available();
     let of = |size: usize| tables.div_ceil(size.max(1));

@@ -7,21 +7,21 @@ use anyhow::{bail, Result};
 const MAX_IDENTIFIER_BYTES: usize = 63;
 
 /// The name of the isolation policy the bundle installs on every tenant table.
-pub const POLICY_NAME: &str = "tenant_isolation";
+pub(crate) const POLICY_NAME: &str = "tenant_isolation";
 
 /// The name of the break-glass role's policy on every tenant table: it reaches
 /// every row without BYPASSRLS.
-pub const ADMIN_POLICY_NAME: &str = "rlsctl_break_glass";
+pub(crate) const ADMIN_POLICY_NAME: &str = "rlsctl_break_glass";
 
 /// The schema that holds the bundle's own objects.
-pub const BUNDLE_SCHEMA: &str = "rlsctl";
+pub(crate) const BUNDLE_SCHEMA: &str = "rlsctl";
 
 /// The bundle's NULL-tenant counting helper, in [`BUNDLE_SCHEMA`].
-pub const HELPER_FUNCTION: &str = "null_tenant_counts";
+pub(crate) const HELPER_FUNCTION: &str = "null_tenant_counts";
 
 /// `name` cut to PostgreSQL's identifier limit of 63 bytes, on a character
 /// boundary (the server would cut it the same way, but mid-character).
-pub fn truncate_identifier(name: &str) -> &str {
+pub(crate) fn truncate_identifier(name: &str) -> &str {
     let mut end = name.len().min(MAX_IDENTIFIER_BYTES);
     while !name.is_char_boundary(end) {
         end -= 1;
@@ -82,7 +82,7 @@ impl Target {
     }
 
     /// `schema.table` for display (not for SQL).
-    pub fn display_table(&self, table: &str) -> String {
+    pub(crate) fn display_table(&self, table: &str) -> String {
         format!("{}.{}", self.schema, table)
     }
 }

@@ -3,16 +3,16 @@
 //! reports. No I/O here: everything that talks to PostgreSQL, AWS, a process
 //! or the network lives in the layers above and passes values down.
 
-pub mod batches;
+pub(crate) mod batches;
 pub mod checks;
 pub mod config;
 pub mod plan;
-pub mod policy;
-pub mod report;
+pub(crate) mod policy;
+pub(crate) mod report;
 pub mod secret;
 pub mod shadow;
 pub mod snapshot;
 pub mod sql;
 
 /// Version of the bundle's SQL, recorded in `rlsctl.bundle_history`.
-pub const BUNDLE_VERSION: &str = "2";
+pub(crate) const BUNDLE_VERSION: &str = "2";

@@ -14,7 +14,7 @@ use crate::model::sql::{qualified, quote_ident};
 /// What happens to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// It does not exist yet.
     Create,
     /// It exists but differs from the bundle.
@@ -27,12 +27,12 @@ pub enum Action {
 /// Serializes as the shown text only.
 #[derive(Debug, Clone, Serialize)]
 #[serde(transparent)]
-pub struct Statement {
+pub(crate) struct Statement {
     /// What is shown in plans, logs and errors.
-    pub shown: String,
+    pub(crate) shown: String,
     /// What is sent (may hold a SCRAM verifier).
     #[serde(skip)]
-    pub sql: String,
+    pub(crate) sql: String,
 }
 
 impl Statement {
@@ -51,16 +51,16 @@ impl Statement {
 
 /// One object of the plan.
 #[derive(Debug, Clone, Serialize)]
-pub struct Item {
+pub(crate) struct Item {
     /// e.g. `role app_user`, `table public.customers`.
-    pub object: String,
+    pub(crate) object: String,
     /// What happens to it.
-    pub action: Action,
+    pub(crate) action: Action,
     /// The statements that do it (empty when unchanged).
-    pub statements: Vec<Statement>,
+    pub(crate) statements: Vec<Statement>,
     /// For a tenant table, its index in the snapshot's tables (apply batches these).
     #[serde(skip)]
-    pub table: Option<usize>,
+    pub(crate) table: Option<usize>,
 }
 
 /// The passwords and choices that shape the role statements.
@@ -80,28 +80,28 @@ pub struct RoleInputs {
 #[derive(Debug, Default, Serialize)]
 pub struct Plan {
     /// Objects in the order their statements run.
-    pub items: Vec<Item>,
+    pub(crate) items: Vec<Item>,
     /// Things the operator should know (e.g. roles that will read no rows after FORCE).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
     /// Changes the session may not make: the pre-flight refuses with these.
     #[serde(skip)]
-    pub blocked: Vec<String>,
+    pub(crate) blocked: Vec<String>,
     /// The setting that logs the break-glass role's statements, as apply
     /// makes sure of it (`pgaudit.log=all` or `log_statement=all`); `None`
     /// when the session may set neither (PRE010 says what to do).
-    pub break_glass_logging: Option<String>,
+    pub(crate) break_glass_logging: Option<String>,
 }
 
 impl Plan {
     /// Number of objects created or changed.
-    pub fn changes(&self) -> usize {
+    pub(crate) fn changes(&self) -> usize {
         self.items
             .iter()
             .filter(|i| i.action != Action::Unchanged)
             .count()
     }
     /// All statements, in order.
-    pub fn statements(&self) -> impl Iterator<Item = &Statement> {
+    pub(crate) fn statements(&self) -> impl Iterator<Item = &Statement> {
         self.items.iter().flat_map(|i| i.statements.iter())
     }
 }
@@ -136,11 +136,9 @@ fn password_statement(role: &str, password: &Secret) -> Statement {
 }
 
 /// Whether the connected user may hand out BYPASSRLS (superuser; PG16+: a BYPASSRLS role).
-pub fn can_grant_bypassrls(snap: &Snapshot) -> bool {
+pub(crate) fn can_grant_bypassrls(snap: &Snapshot) -> bool {
     snap.session.superuser
-        || (snap.session.server_version_num >= 160000
-            && snap.session.bypassrls
-            && snap.session.createrole)
+        || (snap.pg16_or_newer() && snap.session.bypassrls && snap.session.createrole)
 }
 
 /// One role attribute: its keyword when on, and whether it is on now and wanted on.
@@ -195,7 +193,7 @@ fn alter_role_blocker(
         return Some(format!("{} has no CREATEROLE", s.user));
     }
     let changes = |keyword: &str| changed.iter().any(|a| a.keyword == keyword);
-    if s.server_version_num < 160000 {
+    if !snap.pg16_or_newer() {
         if role.replication || changes("REPLICATION") {
             return Some(format!(
                 "{name} has REPLICATION, and on PostgreSQL 15 and older only a superuser may alter such a role"
@@ -300,7 +298,7 @@ pub enum Mode {
 }
 
 /// Builds the plan for `mode`.
-pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) -> Plan {
+pub(crate) fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) -> Plan {
     let database = snap.session.database.as_str();
     let mut plan = Plan::default();
     let app = quote_ident(&target.app_role);
@@ -405,10 +403,7 @@ pub fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) 
         // PostgreSQL 16+: granting a role needs ADMIN OPTION on it, which the
         // session has on a role it creates, not on one made by someone else.
         let join = render(Step::JoinAdminRole, &[("admin_role", &admin)]);
-        if snap.admin.exists
-            && snap.session.server_version_num >= 160000
-            && !snap.admin.session_is_admin
-        {
+        if snap.admin.exists && snap.pg16_or_newer() && !snap.admin.session_is_admin {
             plan.blocked.push(format!(
                 "{user} must be a member of {role} (to hand it the helper and reach every row through its policy) \
                  but holds no ADMIN OPTION on it: have its admin run `GRANT {admin} TO {quser};`, then apply again",

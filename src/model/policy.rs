@@ -9,7 +9,7 @@
 use super::sql::{self, quote_ident, quote_literal, Step};
 
 /// The bundle's predicate for one table: `col = (SELECT NULLIF(current_setting(setting, true), '')::type)`.
-pub fn predicate(column: &str, column_type: &str, setting: &str) -> String {
+pub(crate) fn predicate(column: &str, column_type: &str, setting: &str) -> String {
     sql::render(
         Step::Predicate,
         &[
@@ -21,11 +21,11 @@ pub fn predicate(column: &str, column_type: &str, setting: &str) -> String {
 }
 
 /// The function a shadow-mode policy calls for rows the predicate rejects.
-pub const SHADOW_FUNCTION: &str = "rlsctl.shadow_seen";
+pub(crate) const SHADOW_FUNCTION: &str = "rlsctl.shadow_seen";
 
 /// What a shadow-mode policy records a row for.
 #[derive(Debug, Clone, Copy)]
-pub enum Access {
+pub(crate) enum Access {
     /// USING: a row read (or updated, or deleted) that enforcement would hide.
     Read,
     /// WITH CHECK: a row written that enforcement would refuse.
@@ -35,7 +35,7 @@ pub enum Access {
 /// The shadow-mode form of the predicate for `table` (`schema.table`): the
 /// isolation predicate first, so a row it accepts never calls the function,
 /// OR the function that records the access and lets the row through.
-pub fn shadow_predicate(
+pub(crate) fn shadow_predicate(
     column: &str,
     column_type: &str,
     setting: &str,
@@ -55,19 +55,19 @@ pub fn shadow_predicate(
 }
 
 /// True when a deparsed policy expression calls the shadow function.
-pub fn is_shadow(expr: &str) -> bool {
+pub(crate) fn is_shadow(expr: &str) -> bool {
     normalize(expr).contains(&format!("{SHADOW_FUNCTION}'"))
 }
 
 /// True when two expressions are the same after normalization.
-pub fn same(a: &str, b: &str) -> bool {
+pub(crate) fn same(a: &str, b: &str) -> bool {
     normalize(a) == normalize(b)
 }
 
 /// Normalizes an expression for comparison (see the module comment). A space
 /// survives only between two word characters, so `::integer OR true` cannot
 /// pass for a type name.
-pub fn normalize(expr: &str) -> String {
+pub(crate) fn normalize(expr: &str) -> String {
     // The same few expressions come back for every table (the installed
     // policy's text, `true`), thousands of times at 2,000 tables: remembered.
     thread_local! {
@@ -108,10 +108,9 @@ fn normalize_uncached(expr: &str) -> String {
                 while let Some(inner) = chars.next() {
                     out.push(inner);
                     if inner == '\'' {
-                        if chars.peek() == Some(&'\'') {
-                            out.push(chars.next().unwrap());
-                        } else {
-                            break;
+                        match chars.next_if_eq(&'\'') {
+                            Some(quote) => out.push(quote),
+                            None => break,
                         }
                     }
                 }
@@ -149,7 +148,7 @@ fn strip_text_casts(text: &str) -> String {
 /// accepted forms: with or without the `(SELECT ...)` wrapper, with or without
 /// `NULLIF(..., '')`, with or without `missing_ok`, the setting cast to any type.
 /// Anything more (`OR true`, another column, another setting) is not accepted.
-pub fn scopes_to_tenant(expr: &str, column: &str, setting: &str) -> bool {
+pub(crate) fn scopes_to_tenant(expr: &str, column: &str, setting: &str) -> bool {
     let normalized = normalize(expr);
     let column = normalize(&quote_ident(column));
     let Some(rest) = normalized.strip_prefix(&format!("{column}=")) else {

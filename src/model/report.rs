@@ -9,33 +9,33 @@ use crate::model::snapshot::ServerInfo;
 
 /// Counts by status.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// `pass` findings.
-    pub passed: usize,
+    pub(crate) passed: usize,
     /// `fail` findings.
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// `warn` findings.
-    pub warnings: usize,
+    pub(crate) warnings: usize,
     /// `skip` findings.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
 }
 
 /// The result document of `verify`, `monitor` (and the check steps of `rehearse`).
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// `verify` or `monitor`.
-    pub command: &'static str,
+    pub(crate) command: &'static str,
     /// The database and session.
-    pub database: ServerInfo,
+    pub(crate) database: ServerInfo,
     /// Every finding, in catalogue order.
-    pub checks: Vec<Finding>,
+    pub(crate) checks: Vec<Finding>,
     /// Counts.
-    pub summary: Summary,
+    pub(crate) summary: Summary,
 }
 
 impl Report {
     /// Builds the report and its summary.
-    pub fn new(command: &'static str, database: ServerInfo, checks: Vec<Finding>) -> Self {
+    pub(crate) fn new(command: &'static str, database: ServerInfo, checks: Vec<Finding>) -> Self {
         let mut summary = Summary::default();
         for finding in &checks {
             match finding.status {
@@ -54,17 +54,17 @@ impl Report {
     }
 
     /// Whether the result is clean: no failure (and no warning under `strict`).
-    pub fn clean(&self, strict: bool) -> bool {
+    pub(crate) fn clean(&self, strict: bool) -> bool {
         self.summary.failed == 0 && (!strict || self.summary.warnings == 0)
     }
 
     /// The JSON document (the public contract in docs/checks.md).
-    pub fn json(&self) -> String {
+    pub(crate) fn json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
     /// A readable table, then the remedies of what failed, then the summary line.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut table = comfy_table::Table::new();
         table
             .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
@@ -112,7 +112,7 @@ impl Report {
     }
 
     /// node_exporter textfile format: a gauge per finding, counts per status, the run time.
-    pub fn prometheus(&self, unix_time: f64) -> String {
+    pub(crate) fn prometheus(&self, unix_time: f64) -> String {
         let mut out = String::new();
         out.push_str("# HELP rlsctl_check_status One series per finding: 1 for the status it has.\n# TYPE rlsctl_check_status gauge\n");
         for f in &self.checks {

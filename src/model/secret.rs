@@ -25,7 +25,7 @@ impl fmt::Debug for Secret {
 }
 
 /// `n` random bytes as hex.
-pub fn random_hex(n: usize) -> String {
+pub(crate) fn random_hex(n: usize) -> String {
     use rand::RngCore;
     let mut bytes = vec![0u8; n];
     rand::thread_rng().fill_bytes(&mut bytes);

@@ -23,40 +23,40 @@ pub struct ServerInfo {
 
 /// The connected session and the server.
 #[derive(Debug, Clone)]
-pub struct Session {
+pub(crate) struct Session {
     /// `current_database()`.
-    pub database: String,
+    pub(crate) database: String,
     /// `current_user`: whose privileges the statements run with.
-    pub user: String,
+    pub(crate) user: String,
     /// `session_user`: who logged in (verify proves isolation as this role).
-    pub session_user: String,
+    pub(crate) session_user: String,
     /// SUPERUSER.
-    pub superuser: bool,
+    pub(crate) superuser: bool,
     /// CREATEROLE.
-    pub createrole: bool,
+    pub(crate) createrole: bool,
     /// CREATEDB.
-    pub createdb: bool,
+    pub(crate) createdb: bool,
     /// REPLICATION.
-    pub replication: bool,
+    pub(crate) replication: bool,
     /// BYPASSRLS.
-    pub bypassrls: bool,
+    pub(crate) bypassrls: bool,
     /// CREATE on the database (needed for the rlsctl schema).
-    pub can_create_schema: bool,
+    pub(crate) can_create_schema: bool,
     /// May grant USAGE on the tenant schema (owns it, or holds it WITH GRANT OPTION).
-    pub can_grant_schema_usage: bool,
+    pub(crate) can_grant_schema_usage: bool,
     /// `server_version_num`, e.g. 150004.
-    pub server_version_num: i32,
+    pub(crate) server_version_num: i32,
     /// Every role that is superuser or BYPASSRLS now.
-    pub bypass_roles: Vec<String>,
+    pub(crate) bypass_roles: Vec<String>,
     /// pgaudit is loaded (its settings exist).
-    pub pgaudit_loaded: bool,
+    pub(crate) pgaudit_loaded: bool,
     /// The session may set `pgaudit.log` per role (superuser, the SET
     /// privilege on it, or RDS's rds_superuser).
-    pub can_set_pgaudit: bool,
+    pub(crate) can_set_pgaudit: bool,
     /// The session may set `log_statement` per role.
-    pub can_set_log_statement: bool,
+    pub(crate) can_set_log_statement: bool,
     /// The break-glass role's client sessions open now (`pid N`).
-    pub break_glass_sessions: Vec<String>,
+    pub(crate) break_glass_sessions: Vec<String>,
 }
 
 /// A role that reaches every row of at least one tenant table, and how (see
@@ -65,31 +65,31 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reacher {
     /// The role, or `PUBLIC` when an always-true policy names PUBLIC.
-    pub role: String,
+    pub(crate) role: String,
     /// It can log in.
-    pub login: bool,
+    pub(crate) login: bool,
     /// Why the role at the end of the path reaches rows: superuser,
     /// BYPASSRLS, owner, an always-true policy, or CREATEROLE (15 and older).
-    pub reason: String,
+    pub(crate) reason: String,
     /// How many of the tenant tables it reaches.
-    pub tables: i64,
+    pub(crate) tables: i64,
     /// It reaches every tenant table.
-    pub all_tables: bool,
+    pub(crate) all_tables: bool,
     /// The membership path from this role to the one that reaches rows
     /// itself (one element when it does so itself).
-    pub path: Vec<String>,
+    pub(crate) path: Vec<String>,
     /// What runs with this role's rights (a view, a SECURITY DEFINER
     /// function) reads every row as it is, without first changing anything:
     /// superuser, BYPASSRLS, or an always-true policy through inherited
     /// membership. (An owner under FORCE, or a role that must SET ROLE or
     /// grant itself something first, reaches rows only by acting.)
     #[serde(default)]
-    pub reads_as_itself: bool,
+    pub(crate) reads_as_itself: bool,
 }
 
 impl Reacher {
     /// `reporter → tenant_admin (policy rlsctl_break_glass is USING (true))`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let scope = if self.all_tables {
             String::new()
         } else {
@@ -101,39 +101,39 @@ impl Reacher {
 
 /// One of the bundle's roles (the app role or the break-glass role).
 #[derive(Debug, Clone, Default)]
-pub struct Role {
+pub(crate) struct Role {
     /// It exists.
-    pub exists: bool,
+    pub(crate) exists: bool,
     /// LOGIN.
-    pub login: bool,
+    pub(crate) login: bool,
     /// SUPERUSER.
-    pub superuser: bool,
+    pub(crate) superuser: bool,
     /// BYPASSRLS.
-    pub bypassrls: bool,
+    pub(crate) bypassrls: bool,
     /// CREATEDB.
-    pub createdb: bool,
+    pub(crate) createdb: bool,
     /// CREATEROLE.
-    pub createrole: bool,
+    pub(crate) createrole: bool,
     /// REPLICATION.
-    pub replication: bool,
+    pub(crate) replication: bool,
     /// USAGE on the tenant schema (directly or through PUBLIC; for a role that
     /// does not exist yet, what PUBLIC has).
-    pub schema_usage: bool,
+    pub(crate) schema_usage: bool,
     /// CONNECT on the database (likewise).
-    pub connect: bool,
+    pub(crate) connect: bool,
     /// The session holds ADMIN OPTION on it (on PostgreSQL 16+ what CREATEROLE
     /// needs to alter, grant or drop a role).
-    pub session_is_admin: bool,
+    pub(crate) session_is_admin: bool,
     /// The session has its privileges (an inheriting member, or the role itself).
-    pub session_inherits: bool,
+    pub(crate) session_inherits: bool,
     /// Its settings for every database (`ALTER ROLE ... SET`), as `name=value`.
-    pub settings: Vec<String>,
+    pub(crate) settings: Vec<String>,
 }
 
 impl Role {
     /// Whether its settings for every database hold `name` = `value`
     /// (compared case-insensitively, quotes aside).
-    pub fn has_setting(&self, name: &str, value: &str) -> bool {
+    pub(crate) fn has_setting(&self, name: &str, value: &str) -> bool {
         self.settings.iter().any(|s| {
             s.split_once('=').is_some_and(|(n, v)| {
                 n.trim().eq_ignore_ascii_case(name)
@@ -145,11 +145,11 @@ impl Role {
 
 /// A per-role setting (`ALTER ROLE ... SET name = value`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RoleSetting {
+pub(crate) struct RoleSetting {
     /// The parameter.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Its value.
-    pub value: &'static str,
+    pub(crate) value: &'static str,
 }
 
 impl std::fmt::Display for RoleSetting {
@@ -160,116 +160,114 @@ impl std::fmt::Display for RoleSetting {
 
 /// What the app role reaches beyond its own grants.
 #[derive(Debug, Clone, Default)]
-pub struct AppReach {
+pub(crate) struct AppReach {
     /// The app role itself, or roles it reaches, that have CREATEROLE.
-    pub createrole_roles: Vec<String>,
+    pub(crate) createrole_roles: Vec<String>,
     /// Role-, database- or server-level defaults of the tenant setting: "scope: setting=value".
-    pub setting_defaults: Vec<String>,
+    pub(crate) setting_defaults: Vec<String>,
     /// Default privileges that will grant the app role (or PUBLIC) TRUNCATE,
     /// REFERENCES or TRIGGER on tables created later.
-    pub default_privileges: Vec<String>,
+    pub(crate) default_privileges: Vec<String>,
 }
 
 /// A sequence owned by a column of a tenant table.
 #[derive(Debug, Clone)]
-pub struct Sequence {
+pub(crate) struct Sequence {
     /// Schema.
-    pub schema: String,
+    pub(crate) schema: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// Whether the app role can use it.
-    pub app_usage: bool,
+    pub(crate) app_usage: bool,
 }
 
 /// One configured tenant table (present or not), or a partition of one.
 #[derive(Debug, Clone)]
-pub struct Table {
+pub(crate) struct Table {
     /// Name as configured (or the partition's name).
-    pub name: String,
+    pub(crate) name: String,
     /// `schema.table` for display.
-    pub display: String,
+    pub(crate) display: String,
     /// For a partition: `schema.table` of the configured table it belongs to.
-    pub partition_of: Option<String>,
+    pub(crate) partition_of: Option<String>,
     /// A partitioned table (its rows live in its partitions).
-    pub partitioned: bool,
-    /// Its oid, when it exists.
-    pub oid: Option<u32>,
+    pub(crate) partitioned: bool,
     /// Exists (as a table or partitioned table).
-    pub exists: bool,
+    pub(crate) exists: bool,
     /// Has the tenant column.
-    pub has_column: bool,
+    pub(crate) has_column: bool,
     /// The column's type without modifiers, as `format_type` writes it.
-    pub column_type: Option<String>,
+    pub(crate) column_type: Option<String>,
     /// Owner.
-    pub owner: Option<String>,
+    pub(crate) owner: Option<String>,
     /// The session has the owner's privileges (owner, or an inheriting member).
-    pub session_owns: bool,
+    pub(crate) session_owns: bool,
     /// The app role is the owner or a member of it (it can `SET ROLE` to it).
-    pub app_owns: bool,
+    pub(crate) app_owns: bool,
     /// relrowsecurity.
-    pub rls: bool,
+    pub(crate) rls: bool,
     /// relforcerowsecurity.
-    pub force: bool,
+    pub(crate) force: bool,
     /// A btree index led by the tenant column.
-    pub has_tenant_index: bool,
+    pub(crate) has_tenant_index: bool,
     /// Privileges granted to PUBLIC.
-    pub public_privileges: Vec<String>,
+    pub(crate) public_privileges: Vec<String>,
     /// Privileges granted directly to the app role.
-    pub app_privileges: Vec<String>,
+    pub(crate) app_privileges: Vec<String>,
     /// Privileges granted directly to the break-glass role.
-    pub admin_privileges: Vec<String>,
+    pub(crate) admin_privileges: Vec<String>,
     /// TRUNCATE / REFERENCES / TRIGGER the app role holds (directly, by membership or PUBLIC).
-    pub app_forbidden_privileges: Vec<String>,
+    pub(crate) app_forbidden_privileges: Vec<String>,
     /// Sequences owned by its columns.
-    pub sequences: Vec<Sequence>,
+    pub(crate) sequences: Vec<Sequence>,
     /// The session holds SELECT on it.
-    pub session_can_select: bool,
+    pub(crate) session_can_select: bool,
 }
 
 /// A policy on a table of the schema or on a child of a tenant table.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `schema.table` of the table.
-    pub table: String,
+    pub(crate) table: String,
     /// Policy name.
-    pub name: String,
+    pub(crate) name: String,
     /// `r`, `a`, `w`, `d` or `*`.
-    pub cmd: String,
+    pub(crate) cmd: String,
     /// PERMISSIVE (else RESTRICTIVE).
-    pub permissive: bool,
+    pub(crate) permissive: bool,
     /// Role names (`public` for PUBLIC), sorted.
-    pub roles: Vec<String>,
+    pub(crate) roles: Vec<String>,
     /// It applies to the app role (directly, through membership, or PUBLIC).
-    pub applies_to_app: bool,
+    pub(crate) applies_to_app: bool,
     /// It applies to the session (whose privileges it has, or PUBLIC).
-    pub applies_to_session: bool,
+    pub(crate) applies_to_session: bool,
     /// USING, deparsed.
-    pub using: Option<String>,
+    pub(crate) using: Option<String>,
     /// WITH CHECK, deparsed.
-    pub check: Option<String>,
+    pub(crate) check: Option<String>,
     /// USING uses only built-in operators, functions and types and reads only
     /// the tenant column (or is the tree apply recorded).
-    pub using_builtin: bool,
+    pub(crate) using_builtin: bool,
     /// The same for WITH CHECK.
-    pub check_builtin: bool,
+    pub(crate) check_builtin: bool,
 }
 
 impl Policy {
     /// USING restricts rows to the tenant in `setting` by `column`: in one of
     /// the accepted textual forms, and built only of built-in parts over the
     /// tenant column (see [`Policy::using_builtin`]).
-    pub fn scopes_reads(&self, column: &str, setting: &str) -> bool {
+    pub(crate) fn scopes_reads(&self, column: &str, setting: &str) -> bool {
         self.using_builtin && scoped(&self.using, column, setting)
     }
 
     /// The same for WITH CHECK.
-    pub fn scopes_writes(&self, column: &str, setting: &str) -> bool {
+    pub(crate) fn scopes_writes(&self, column: &str, setting: &str) -> bool {
         self.check_builtin && scoped(&self.check, column, setting)
     }
 
     /// The policy is in shadow mode (`apply --shadow`): it lets every row
     /// through and records those the isolation predicate would hide.
-    pub fn is_shadow(&self) -> bool {
+    pub(crate) fn is_shadow(&self) -> bool {
         [&self.using, &self.check]
             .iter()
             .any(|e| e.as_deref().is_some_and(crate::model::policy::is_shadow))
@@ -283,151 +281,149 @@ fn scoped(expr: &Option<String>, column: &str, setting: &str) -> bool {
 
 /// A view, materialized view or foreign table over tenant data.
 #[derive(Debug, Clone)]
-pub struct Relation {
+pub(crate) struct Relation {
     /// `schema.name`.
-    pub name: String,
+    pub(crate) name: String,
     /// Its name without the schema (as a function body may mention it).
-    pub bare_name: String,
+    pub(crate) bare_name: String,
     /// The app role may SELECT from it.
-    pub app_can_select: bool,
+    pub(crate) app_can_select: bool,
     /// `v`, `m` or `f`.
-    pub relkind: String,
+    pub(crate) relkind: String,
     /// Owner.
-    pub owner: String,
+    pub(crate) owner: String,
     /// The owner bypasses RLS on what it reads (superuser, BYPASSRLS, or owner of an unforced base table).
-    pub owner_bypasses: bool,
+    pub(crate) owner_bypasses: bool,
     /// `security_invoker` is set (PostgreSQL 15+).
-    pub security_invoker: bool,
+    pub(crate) security_invoker: bool,
     /// The tenant tables it reads (empty for foreign tables).
-    pub reads: Vec<String>,
+    pub(crate) reads: Vec<String>,
 }
 
 /// A SECURITY DEFINER or LEAKPROOF function.
 #[derive(Debug, Clone)]
-pub struct Function {
+pub(crate) struct Function {
     /// `schema.name(args)`.
-    pub signature: String,
+    pub(crate) signature: String,
     /// Schema.
-    pub schema: String,
+    pub(crate) schema: String,
     /// Name.
-    pub name: String,
+    pub(crate) name: String,
     /// SECURITY DEFINER.
-    pub security_definer: bool,
+    pub(crate) security_definer: bool,
     /// LEAKPROOF.
-    pub leakproof: bool,
+    pub(crate) leakproof: bool,
     /// Has a `search_path` setting.
-    pub pins_search_path: bool,
+    pub(crate) pins_search_path: bool,
     /// The app role may execute it.
-    pub app_can_execute: bool,
+    pub(crate) app_can_execute: bool,
     /// Its source.
-    pub source: String,
+    pub(crate) source: String,
     /// Its language (`sql`, `plpgsql`, `c`, ...).
-    pub language: String,
+    pub(crate) language: String,
     /// Its owner (whose rights a SECURITY DEFINER function runs with).
-    pub owner: String,
+    pub(crate) owner: String,
     /// What it returns (`trigger` and `event_trigger` functions cannot be called).
-    pub returns: String,
+    pub(crate) returns: String,
     /// An extension owns it (`CREATE EXTENSION` made it).
-    pub in_extension: bool,
+    pub(crate) in_extension: bool,
     /// A trigger function attached to a table the app role can write to.
-    pub app_fires: bool,
+    pub(crate) app_fires: bool,
     /// `COMMENT ON FUNCTION` (where a review is recorded).
-    pub comment: String,
+    pub(crate) comment: String,
     /// The names of every user-defined function (a call to one runs with the
     /// definer's rights too).
-    pub user_functions: Vec<String>,
+    pub(crate) user_functions: Vec<String>,
 }
 
 /// A partition or inheritance child of a tenant table.
 #[derive(Debug, Clone)]
-pub struct Child {
+pub(crate) struct Child {
     /// `schema.name`.
-    pub name: String,
+    pub(crate) name: String,
     /// `schema.name` of the tenant table it descends from.
-    pub parent: String,
+    pub(crate) parent: String,
     /// relrowsecurity.
-    pub rls: bool,
+    pub(crate) rls: bool,
     /// relforcerowsecurity.
-    pub force: bool,
+    pub(crate) force: bool,
 }
 
 /// One row of the bundle's installed-table registry.
 #[derive(Debug, Clone)]
-pub struct Installed {
+pub(crate) struct Installed {
     /// Table name (in the tenant schema).
-    pub table: String,
-    /// The tenant column when installed.
-    pub column: String,
+    pub(crate) table: String,
     /// The isolation policy's USING as the server deparsed it when installed.
-    pub using: String,
+    pub(crate) using: String,
     /// Its WITH CHECK, likewise.
-    pub check: String,
+    pub(crate) check: String,
 }
 
 /// An open break-glass entry.
 #[derive(Debug, Clone)]
-pub struct BreakGlass {
+pub(crate) struct BreakGlass {
     /// `schema.table` of the tables it disabled.
-    pub tables: Vec<String>,
+    pub(crate) tables: Vec<String>,
     /// Who started it.
-    pub started_by: String,
+    pub(crate) started_by: String,
     /// When.
-    pub started_at: String,
+    pub(crate) started_at: String,
     /// Why.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// The bundle's own schema and what it recorded.
 #[derive(Debug, Clone, Default)]
-pub struct Bundle {
+pub(crate) struct Bundle {
     /// The rlsctl schema and its three tables exist.
-    pub installed: bool,
+    pub(crate) installed: bool,
     /// The session may use the schema (read its records).
-    pub usage: bool,
+    pub(crate) usage: bool,
     /// The helper exists and the session may execute it.
-    pub helper_executable: bool,
+    pub(crate) helper_executable: bool,
     /// The helper's source, security, settings and owner are as the bundle makes them.
-    pub helper_current: bool,
+    pub(crate) helper_current: bool,
     /// The shadow function is there as the bundle writes it, executable by the app role.
-    pub shadow_current: bool,
+    pub(crate) shadow_current: bool,
     /// The app role can read the bundle tables and run the helper.
-    pub app_grants: bool,
+    pub(crate) app_grants: bool,
     /// The installed-table registry.
-    pub registry: Vec<Installed>,
+    pub(crate) registry: Vec<Installed>,
     /// Roles that bypassed RLS when the bundle was last applied.
-    pub recorded_bypass_roles: Option<Vec<String>>,
+    pub(crate) recorded_bypass_roles: Option<Vec<String>>,
     /// Who reached every row right after the last apply; `None` when that
     /// apply did not record it (an older rlsctl).
-    pub recorded_reach: Option<Vec<Reacher>>,
+    pub(crate) recorded_reach: Option<Vec<Reacher>>,
     /// The history table has the columns that record the reach set and the
     /// registry's checksum.
-    pub records_current: bool,
+    pub(crate) records_current: bool,
     /// The app role may execute `rlsctl.shadow_seen`.
-    pub shadow_executable: bool,
+    pub(crate) shadow_executable: bool,
     /// Roles that can log in and write the bundle's records (or become their
     /// owner, or create in its schema), other than superusers: (role, what).
-    pub writers: Vec<(String, String)>,
+    pub(crate) writers: Vec<(String, String)>,
     /// The registry's checksum as the last apply recorded it (`None` when that
     /// apply predates it) and as it is now; `None` without a history row.
-    pub registry_checksum: Option<(Option<String>, String)>,
+    pub(crate) registry_checksum: Option<(Option<String>, String)>,
     /// The setting the last apply made sure logs the break-glass role's
     /// statements (`pgaudit.log=all`, `log_statement=all`), if any.
-    pub recorded_logging: Option<String>,
+    pub(crate) recorded_logging: Option<String>,
     /// When and by whom the last apply ran.
-    pub last_apply: Option<String>,
+    pub(crate) last_apply: Option<String>,
     /// Every role that ever applied the bundle (its history's `applied_by`).
-    pub appliers: Vec<String>,
+    pub(crate) appliers: Vec<String>,
     /// The owner of the rlsctl schema, and whether it is a superuser; `None`
     /// when there is no such schema.
-    pub schema_owner: Option<(String, bool)>,
+    pub(crate) schema_owner: Option<(String, bool)>,
     /// What is in or on the rlsctl schema that the bundle did not make, or that
     /// a role other than the schema's owner made (see sql/inspect/bundle_objects.sql).
-    pub foreign_objects: Vec<String>,
+    pub(crate) foreign_objects: Vec<String>,
     /// Open break-glass entries.
-    pub open_break_glass: Vec<BreakGlass>,
+    pub(crate) open_break_glass: Vec<BreakGlass>,
     /// NULL tenant counts from the helper: (table, count or None when unknown);
     /// `None` when not asked for or the helper cannot be run.
-    pub null_counts: Option<Vec<(String, Option<i64>)>>,
+    pub(crate) null_counts: Option<Vec<(String, Option<i64>)>>,
 }
 
 /// What to read beyond the catalog.
@@ -446,35 +442,35 @@ pub struct Reads {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// The session.
-    pub session: Session,
+    pub(crate) session: Session,
     /// The app role.
-    pub app: Role,
+    pub(crate) app: Role,
     /// The break-glass role.
-    pub admin: Role,
+    pub(crate) admin: Role,
     /// What the app role reaches through memberships and setting defaults.
-    pub app_reach: AppReach,
+    pub(crate) app_reach: AppReach,
     /// Configured tables, in order.
-    pub tables: Vec<Table>,
+    pub(crate) tables: Vec<Table>,
     /// Policies in the schema and on children of tenant tables.
-    pub policies: Vec<Policy>,
+    pub(crate) policies: Vec<Policy>,
     /// Index of `policies` by table (`schema.table`), so per-table lookups stay linear overall.
     pub(crate) policies_by_table: HashMap<String, Vec<usize>>,
     /// Tables in the schema with the tenant column that are not configured, and
     /// whether RLS is enabled and forced on them all the same.
-    pub uncovered: Vec<(String, bool)>,
+    pub(crate) uncovered: Vec<(String, bool)>,
     /// Views, materialized views and foreign tables over tenant data.
-    pub relations: Vec<Relation>,
+    pub(crate) relations: Vec<Relation>,
     /// SECURITY DEFINER and LEAKPROOF functions outside the system schemas.
-    pub functions: Vec<Function>,
+    pub(crate) functions: Vec<Function>,
     /// Children of tenant tables.
-    pub children: Vec<Child>,
+    pub(crate) children: Vec<Child>,
     /// LOGIN roles that read tenant tables today and will see no rows once RLS
     /// is forced (no policy applies to them): (role, table names).
-    pub losing_readers: Vec<(String, Vec<String>)>,
+    pub(crate) losing_readers: Vec<(String, Vec<String>)>,
     /// The bundle's schema and records.
-    pub bundle: Bundle,
+    pub(crate) bundle: Bundle,
     /// Every role that reaches every row of a tenant table, by name.
-    pub reach: Vec<Reacher>,
+    pub(crate) reach: Vec<Reacher>,
 }
 
 impl Snapshot {
@@ -483,7 +479,7 @@ impl Snapshot {
     /// where it is loaded and the session may set it (the way RDS documents
     /// per-role auditing, allowed to the RDS master), else `log_statement`
     /// where the session may set it (a superuser); `None` when neither.
-    pub fn break_glass_logging(&self) -> Option<RoleSetting> {
+    pub(crate) fn break_glass_logging(&self) -> Option<RoleSetting> {
         let s = &self.session;
         let name = if s.pgaudit_loaded && s.can_set_pgaudit {
             "pgaudit.log"
@@ -497,7 +493,7 @@ impl Snapshot {
 
     /// How `role` reaches every row of a tenant table, if it does (an
     /// always-true policy for PUBLIC reaches every role).
-    pub fn reaches(&self, role: &str) -> Option<&Reacher> {
+    pub(crate) fn reaches(&self, role: &str) -> Option<&Reacher> {
         self.reach
             .iter()
             .find(|r| r.role == role)
@@ -505,7 +501,7 @@ impl Snapshot {
     }
 
     /// The tenant tables whose isolation policy is in shadow mode, in order.
-    pub fn shadow_tables(&self) -> Vec<&str> {
+    pub(crate) fn shadow_tables(&self) -> Vec<&str> {
         self.tables
             .iter()
             .filter(|t| {
@@ -517,7 +513,7 @@ impl Snapshot {
     }
 
     /// The policies on one table (`schema.table`).
-    pub fn policies_on<'a>(&'a self, table: &str) -> impl Iterator<Item = &'a Policy> + 'a {
+    pub(crate) fn policies_on<'a>(&'a self, table: &str) -> impl Iterator<Item = &'a Policy> + 'a {
         self.policies_by_table
             .get(table)
             .into_iter()
@@ -526,12 +522,12 @@ impl Snapshot {
     }
 
     /// The policy `name` on `table` (`schema.table`), if there is one.
-    pub fn policy(&self, table: &str, name: &str) -> Option<&Policy> {
+    pub(crate) fn policy(&self, table: &str, name: &str) -> Option<&Policy> {
         self.policies_on(table).find(|p| p.name == name)
     }
 
     /// The same snapshot with its policy index rebuilt (after `policies` changed).
-    pub fn reindexed(mut self) -> Self {
+    pub(crate) fn reindexed(mut self) -> Self {
         self.policies_by_table = index_by_table(&self.policies);
         self
     }
@@ -540,7 +536,7 @@ impl Snapshot {
     /// off, or it bypasses RLS (superuser, BYPASSRLS, the owner without FORCE),
     /// or a permissive policy `USING (true)` applies to it and no restrictive
     /// one narrows it. Then its counts of the table are real.
-    pub fn session_sees_all(&self, table: &Table) -> bool {
+    pub(crate) fn session_sees_all(&self, table: &Table) -> bool {
         let s = &self.session;
         if !table.session_can_select {
             return false;
@@ -562,12 +558,12 @@ impl Snapshot {
     }
 
     /// Whether the server is PostgreSQL 16 or newer (role rules changed there).
-    pub fn pg16_or_newer(&self) -> bool {
+    pub(crate) fn pg16_or_newer(&self) -> bool {
         self.session.server_version_num >= 160000
     }
 
     /// Why this session would bypass RLS, if it would: then probes prove nothing.
-    pub fn session_bypass_reason(&self) -> Option<String> {
+    pub(crate) fn session_bypass_reason(&self) -> Option<String> {
         let s = &self.session;
         if s.superuser {
             return Some(format!(

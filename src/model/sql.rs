@@ -3,7 +3,7 @@
 include!(concat!(env!("OUT_DIR"), "/steps.rs"));
 
 /// An RDS-shaped instance's roles, for the sandbox (`sql/demo/rds_master.sql`).
-pub const DEMO_RDS_MASTER: &str = include_str!("../../sql/demo/rds_master.sql");
+pub(crate) const DEMO_RDS_MASTER: &str = include_str!("../../sql/demo/rds_master.sql");
 
 /// The sample schema and its seed data (`sql/demo`), for `rehearse` and the tests.
 pub const DEMO_SCHEMA: &str = include_str!("../../sql/demo/schema.sql");
@@ -11,7 +11,7 @@ pub const DEMO_SCHEMA: &str = include_str!("../../sql/demo/schema.sql");
 pub const DEMO_SEED: &str = include_str!("../../sql/demo/seed.sql");
 
 /// Renders `step` with its placeholders filled (see [`fill`]).
-pub fn render(step: Step, values: &[(&str, &str)]) -> String {
+pub(crate) fn render(step: Step, values: &[(&str, &str)]) -> String {
     fill(step.template(), step.name(), values)
 }
 
@@ -23,7 +23,7 @@ pub fn render(step: Step, values: &[(&str, &str)]) -> String {
 /// unclosed or unfilled placeholder causes: both are programming errors in
 /// the static templates, caught by the unit tests that render every step,
 /// never caused by input.
-pub fn fill(template: &str, what: &str, values: &[(&str, &str)]) -> String {
+pub(crate) fn fill(template: &str, what: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -46,7 +46,8 @@ pub fn fill(template: &str, what: &str, values: &[(&str, &str)]) -> String {
 }
 
 /// The `{{placeholders}}` of a template, in order, each once.
-pub fn placeholders(template: &str) -> Vec<&str> {
+#[cfg(test)]
+fn placeholders(template: &str) -> Vec<&str> {
     let mut keys: Vec<&str> = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -61,7 +62,11 @@ pub fn placeholders(template: &str) -> Vec<&str> {
 }
 
 /// The placeholders of the helper step.
-pub fn helper_values<'a>(app: &'a str, admin: &'a str, policy: &'a str) -> [(&'a str, &'a str); 3] {
+pub(crate) fn helper_values<'a>(
+    app: &'a str,
+    admin: &'a str,
+    policy: &'a str,
+) -> [(&'a str, &'a str); 3] {
     [
         ("app_role", app),
         ("admin_role", admin),
@@ -70,7 +75,7 @@ pub fn helper_values<'a>(app: &'a str, admin: &'a str, policy: &'a str) -> [(&'a
 }
 
 /// The helper function's body exactly as the bundle writes it (what `prosrc` holds).
-pub fn helper_body() -> String {
+pub(crate) fn helper_body() -> String {
     let policy = quote_literal(crate::model::config::ADMIN_POLICY_NAME);
     let helper = render(Step::Helper, &helper_values("x", "x", &policy));
     helper
@@ -81,13 +86,13 @@ pub fn helper_body() -> String {
 }
 
 /// The values of the shadow function's step: the app role and the tenant setting.
-pub fn shadow_values<'a>(app: &'a str, setting: &'a str) -> [(&'a str, &'a str); 2] {
+pub(crate) fn shadow_values<'a>(app: &'a str, setting: &'a str) -> [(&'a str, &'a str); 2] {
     [("app_role", app), ("setting", setting)]
 }
 
 /// The shadow function's body exactly as the bundle writes it for `setting`
 /// (what `prosrc` holds).
-pub fn shadow_body(setting: &str) -> String {
+pub(crate) fn shadow_body(setting: &str) -> String {
     let setting = quote_literal(setting);
     render(Step::ShadowFunction, &shadow_values("x", &setting))
         .split("$body$")
@@ -98,7 +103,7 @@ pub fn shadow_body(setting: &str) -> String {
 
 /// Splits a rendered section into its statements (on `;` at line ends, outside
 /// dollar-quoted bodies), for steps that hold several statements.
-pub fn statements(text: &str) -> Vec<String> {
+pub(crate) fn statements(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut in_body = false;
@@ -126,7 +131,7 @@ pub fn quote_ident(name: &str) -> String {
 }
 
 /// `"schema"."name"`.
-pub fn qualified(schema: &str, name: &str) -> String {
+pub(crate) fn qualified(schema: &str, name: &str) -> String {
     format!("{}.{}", quote_ident(schema), quote_ident(name))
 }
 

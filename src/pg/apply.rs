@@ -54,9 +54,9 @@ pub struct Options {
 pub struct Preflight {
     /// The pre-flight checks as a report (its `checks` and `summary`).
     #[serde(flatten)]
-    pub report: Report,
+    pub(crate) report: Report,
     /// Per-table NULL tenant rows (behind PRE005's failures).
-    pub null_rows: Vec<NullRows>,
+    pub(crate) null_rows: Vec<NullRows>,
 }
 
 /// The result of `apply`.
@@ -88,7 +88,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// True when the pre-flight refused.
-    pub fn refused(&self) -> bool {
+    pub(crate) fn refused(&self) -> bool {
         self.preflight.report.summary.failed > 0
     }
 }
@@ -474,7 +474,7 @@ async fn record(
 
 /// Whether the recorded reach set names the same roles, with the same LOGIN,
 /// as the live one (paths and reasons may differ without anyone gaining reach).
-pub fn same_reach(
+pub(crate) fn same_reach(
     recorded: &Option<Vec<crate::model::snapshot::Reacher>>,
     live: &[crate::model::snapshot::Reacher],
 ) -> bool {

@@ -34,7 +34,7 @@ enum State {
 
 /// A stream that refuses cleartext and MD5 password requests.
 #[derive(Debug)]
-pub struct AuthGuard<S> {
+pub(crate) struct AuthGuard<S> {
     inner: S,
     state: State,
     header: Vec<u8>,
@@ -46,7 +46,7 @@ pub struct AuthGuard<S> {
 
 impl<S> AuthGuard<S> {
     /// Guards `inner`. `ssl_requested`: the client will send SSLRequest first.
-    pub fn new(inner: S, ssl_requested: bool, allow_weak: bool) -> Self {
+    pub(crate) fn new(inner: S, ssl_requested: bool, allow_weak: bool) -> Self {
         Self {
             inner,
             state: if ssl_requested {
@@ -94,12 +94,20 @@ impl<S> AuthGuard<S> {
                     if self.header.len() < 5 || (self.header[0] == b'R' && self.header.len() < 9) {
                         continue;
                     }
-                    let length =
-                        u32::from_be_bytes(self.header[1..5].try_into().expect("4 bytes")) as usize;
+                    let length = u32::from_be_bytes([
+                        self.header[1],
+                        self.header[2],
+                        self.header[3],
+                        self.header[4],
+                    ]) as usize;
                     let read = self.header.len() - 1;
                     if self.header[0] == b'R' {
-                        let code =
-                            u32::from_be_bytes(self.header[5..9].try_into().expect("4 bytes"));
+                        let code = u32::from_be_bytes([
+                            self.header[5],
+                            self.header[6],
+                            self.header[7],
+                            self.header[8],
+                        ]);
                         self.check(code)?;
                         if code == 0 {
                             // AuthenticationOk: nothing more to guard.
@@ -198,14 +206,14 @@ impl<S: TlsStream + Unpin> TlsStream for AuthGuard<S> {
 }
 
 /// A TLS connector whose streams are guarded the same way.
-pub struct GuardedTls<T> {
+pub(crate) struct GuardedTls<T> {
     inner: T,
     allow_weak: bool,
 }
 
 impl<T> GuardedTls<T> {
     /// Wraps `inner`.
-    pub fn new(inner: T, allow_weak: bool) -> Self {
+    pub(crate) fn new(inner: T, allow_weak: bool) -> Self {
         Self { inner, allow_weak }
     }
 }

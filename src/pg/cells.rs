@@ -7,26 +7,26 @@ use tokio_postgres::types::FromSql;
 use tokio_postgres::Row;
 
 /// A row of the query named `query`.
-pub struct Cells<'a> {
+pub(crate) struct Cells<'a> {
     row: &'a Row,
     query: &'static str,
 }
 
 impl<'a> Cells<'a> {
     /// The row `row` of the query named `query` (for errors).
-    pub fn new(row: &'a Row, query: &'static str) -> Self {
+    pub(crate) fn new(row: &'a Row, query: &'static str) -> Self {
         Self { row, query }
     }
 
     /// The value of `column`, or an error naming the query and the column.
-    pub fn column<T: FromSql<'a>>(&self, column: &str) -> Result<T> {
+    pub(crate) fn column<T: FromSql<'a>>(&self, column: &str) -> Result<T> {
         self.row
             .try_get(column)
             .map_err(|e| anyhow!("reading {}: column {column}: {e}", self.query))
     }
 
     /// The value of the `index`th column (for queries whose columns have no names).
-    pub fn at<T: FromSql<'a>>(&self, index: usize) -> Result<T> {
+    pub(crate) fn at<T: FromSql<'a>>(&self, index: usize) -> Result<T> {
         self.row
             .try_get(index)
             .map_err(|e| anyhow!("reading {}: column {index}: {e}", self.query))
@@ -34,7 +34,7 @@ impl<'a> Cells<'a> {
 }
 
 /// Every row of the query named `query`, read by `read`.
-pub fn all<'a, T>(
+pub(crate) fn all<'a, T>(
     rows: &'a [Row],
     query: &'static str,
     read: impl Fn(&Cells<'a>) -> Result<T>,

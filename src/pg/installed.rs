@@ -17,30 +17,30 @@ const LOCK_BUDGET: &str = include_str!("../../sql/inspect/lock_budget.sql");
 
 /// One table the bundle installed.
 #[derive(Debug, Clone)]
-pub struct InstalledTable {
+pub(crate) struct InstalledTable {
     /// Table name in the tenant schema.
-    pub name: String,
+    pub(crate) name: String,
     /// relrowsecurity before the first apply.
-    pub original_rls: bool,
+    pub(crate) original_rls: bool,
     /// relforcerowsecurity before the first apply.
-    pub original_force: bool,
+    pub(crate) original_force: bool,
     /// PUBLIC's privileges before the first apply.
-    pub original_public: Vec<String>,
+    pub(crate) original_public: Vec<String>,
     /// Sequences its columns own, as quoted `schema.name`.
-    pub sequences: Vec<String>,
+    pub(crate) sequences: Vec<String>,
 }
 
 /// What the bundle installed in the tenant schema.
 #[derive(Debug, Clone)]
-pub struct Installation {
+pub(crate) struct Installation {
     /// Both bundle roles exist (so there are grants to revoke).
-    pub roles_exist: bool,
+    pub(crate) roles_exist: bool,
     /// The installed tables, by name.
-    pub tables: Vec<InstalledTable>,
+    pub(crate) tables: Vec<InstalledTable>,
 }
 
 /// Reads the installation; `None` when the bundle is not installed.
-pub async fn installation(db: &Db, target: &Target) -> Result<Option<Installation>> {
+pub(crate) async fn installation(db: &Db, target: &Target) -> Result<Option<Installation>> {
     let roles = vec![target.app_role.clone(), target.admin_role.clone()];
     let row = db
         .query_one(BUNDLE_ROLES, &[&roles])
@@ -69,7 +69,10 @@ pub async fn installation(db: &Db, target: &Target) -> Result<Option<Installatio
 }
 
 /// The (schema, table) pairs of `pairs` that still exist.
-pub async fn existing_tables(db: &Db, pairs: &[(String, String)]) -> Result<Vec<(String, String)>> {
+pub(crate) async fn existing_tables(
+    db: &Db,
+    pairs: &[(String, String)],
+) -> Result<Vec<(String, String)>> {
     let schemas: Vec<&str> = pairs.iter().map(|p| p.0.as_str()).collect();
     let tables: Vec<&str> = pairs.iter().map(|p| p.1.as_str()).collect();
     let rows = db
@@ -84,7 +87,7 @@ pub async fn existing_tables(db: &Db, pairs: &[(String, String)]) -> Result<Vec<
 /// Who holds locks on the tenant tables or the advisory lock `key`:
 /// "pid 123 (alice, idle in transaction): LOCK TABLE ...". Empty on any error:
 /// this only decorates a message.
-pub async fn lock_holders(db: &Db, target: &Target, key: i64) -> Vec<String> {
+pub(crate) async fn lock_holders(db: &Db, target: &Target, key: i64) -> Vec<String> {
     let rows = db
         .query(LOCK_HOLDERS, &[&target.schema, &target.tables, &key])
         .await
@@ -102,7 +105,7 @@ pub async fn lock_holders(db: &Db, target: &Target, key: i64) -> Vec<String> {
 }
 
 /// The server's shared lock table and what other sessions hold in it now.
-pub async fn lock_budget(db: &Db) -> Result<LockBudget> {
+pub(crate) async fn lock_budget(db: &Db) -> Result<LockBudget> {
     let row = db
         .query_one(LOCK_BUDGET, &[])
         .await

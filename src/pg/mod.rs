@@ -2,20 +2,20 @@
 //! counter, identifier quoting and the tenant-context helpers.
 
 pub mod apply;
-pub mod auth_guard;
-pub mod cells;
-pub mod installed;
+pub(crate) mod auth_guard;
+pub(crate) mod cells;
+pub(crate) mod installed;
 pub mod per_table;
-pub mod pgpass;
+pub(crate) mod pgpass;
 pub mod probes;
-pub mod rollback;
+pub(crate) mod rollback;
 pub mod sandbox;
-pub mod server_log;
-pub mod session_state;
-pub mod snapshot;
+pub(crate) mod server_log;
+pub(crate) mod session_state;
+pub(crate) mod snapshot;
 pub mod tenant;
-pub mod tls;
-pub mod transaction;
+pub(crate) mod tls;
+pub(crate) mod transaction;
 
 use std::io::IsTerminal;
 use std::net::IpAddr;
@@ -78,7 +78,7 @@ pub struct ConnectOptions {
 impl ConnectOptions {
     /// Options for `user` on `host:port/dbname` with the defaults: no password
     /// yet (PGPASSWORD, ~/.pgpass), no prompt, `prefer` TLS, a 10 s timeout.
-    pub fn new(host: &str, port: u16, dbname: &str, user: &str) -> Self {
+    pub(crate) fn new(host: &str, port: u16, dbname: &str, user: &str) -> Self {
         Self {
             host: host.to_string(),
             port,
@@ -96,7 +96,7 @@ impl ConnectOptions {
     }
 
     /// `user@host:port/dbname`, for messages (never contains the password).
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
     }
 }
@@ -167,7 +167,7 @@ static OPEN: std::sync::Mutex<Vec<OpenConnection>> = std::sync::Mutex::new(Vec::
 /// Asks the server to cancel whatever each open connection is running, over a
 /// new connection to the same address with the same TLS. Errors are ignored:
 /// this runs on the way out.
-pub async fn cancel_all() {
+pub(crate) async fn cancel_all() {
     let open: Vec<OpenConnection> = OPEN
         .lock()
         .map(|mut v| std::mem::take(&mut *v))
@@ -382,7 +382,7 @@ impl Db {
 
     /// A second connection to the same database as the same user, for reads
     /// that may run beside this one's (its statements count with this one's).
-    pub async fn sibling(&self) -> Result<Db> {
+    pub(crate) async fn sibling(&self) -> Result<Db> {
         // A helper, not a necessity: callers fall back to this connection, so a
         // slow second connection is given up on well before connect_timeout.
         let limit = self.options.connect_timeout.min(Duration::from_secs(5));
@@ -395,7 +395,7 @@ impl Db {
 
     /// How this connection was opened (host, port, user; the password inside
     /// is never to be printed).
-    pub fn options(&self) -> &ConnectOptions {
+    pub(crate) fn options(&self) -> &ConnectOptions {
         &self.options
     }
 
@@ -507,7 +507,7 @@ pub fn describe(err: &tokio_postgres::Error) -> String {
 }
 
 /// Extension for turning driver errors into anyhow errors with context.
-pub trait DbResultExt<T> {
+pub(crate) trait DbResultExt<T> {
     /// Adds what we were doing to the server's message.
     fn doing(self, what: &str) -> Result<T>;
 }
@@ -519,7 +519,7 @@ impl<T> DbResultExt<T> for Result<T, tokio_postgres::Error> {
 }
 
 /// Asks for a password on the terminal; refuses without a TTY rather than hang a cron job.
-pub fn prompt(what: &str) -> Result<String> {
+pub(crate) fn prompt(what: &str) -> Result<String> {
     if !std::io::stdin().is_terminal() {
         bail!("{what} is needed but there is no TTY to ask on: set PGPASSWORD, use ~/.pgpass or pass --password-from");
     }
@@ -530,7 +530,9 @@ pub fn prompt(what: &str) -> Result<String> {
 /// [`crate::signals::until_stopped`] for work that talks to PostgreSQL: on a
 /// stop signal the statements in flight are cancelled too, so the server stops
 /// working on them at once rather than when it notices the closed socket.
-pub async fn until_interrupted<T>(work: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn until_interrupted<T>(
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     let result = crate::signals::until_stopped(work).await;
     if matches!(&result, Err(err) if err.is::<crate::signals::Interrupted>()) {
         cancel_all().await;

@@ -12,16 +12,16 @@ use crate::model::sql::{render, Step};
 /// One table as the blocks take it: schema and name (quoted server-side with
 /// `format('%I')`) and the tenant column's type as `format_type` wrote it.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct TableRef {
+pub(crate) struct TableRef {
     /// Schema.
-    pub schema: String,
+    pub(crate) schema: String,
     /// Table name.
-    pub name: String,
+    pub(crate) name: String,
     /// The tenant column's type, e.g. `text` or `uuid`.
     #[serde(rename = "type")]
-    pub column_type: String,
+    pub(crate) column_type: String,
     /// A partitioned table (rows are routed to partitions before policies apply).
-    pub partitioned: bool,
+    pub(crate) partitioned: bool,
 }
 
 /// Runs the DO block `step` with `input` and returns its per-table results, in
@@ -58,7 +58,11 @@ pub async fn run_block(
 
 /// The per-table results of `step`: a JSON array of exactly `sent` objects or
 /// numbers, or an error that says what came back instead.
-pub fn parse_results(step: &str, output: Option<&str>, sent: usize) -> anyhow::Result<Vec<Value>> {
+pub(crate) fn parse_results(
+    step: &str,
+    output: Option<&str>,
+    sent: usize,
+) -> anyhow::Result<Vec<Value>> {
     let Some(output) = output else {
         anyhow::bail!("{step} returned no result for {sent} table(s)");
     };
@@ -108,7 +112,11 @@ fn kind(value: &Value) -> &'static str {
 /// a table in a new session loads its metadata (the relation, its indexes and
 /// policies), work a server does in parallel on two sessions. The results come
 /// back in the order of `input.tables`.
-pub async fn run_split(dbs: &[&Db], step: Step, input: &Value) -> anyhow::Result<Vec<Value>> {
+pub(crate) async fn run_split(
+    dbs: &[&Db],
+    step: Step,
+    input: &Value,
+) -> anyhow::Result<Vec<Value>> {
     let tables = input["tables"].as_array().cloned().unwrap_or_default();
     let part = |i: usize| {
         let size = tables.len().div_ceil(dbs.len().max(1)).max(1);

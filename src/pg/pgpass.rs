@@ -12,7 +12,7 @@ fn pgpass_path() -> Option<PathBuf> {
 
 /// Looks up `host:port:database:user:password`, `*` matching anything. Like libpq,
 /// a file readable by group or others is ignored (with a warning).
-pub fn lookup(host: &str, port: u16, database: &str, user: &str) -> Option<String> {
+pub(crate) fn lookup(host: &str, port: u16, database: &str, user: &str) -> Option<String> {
     let path = pgpass_path()?;
     let metadata = std::fs::metadata(&path).ok()?;
     #[cfg(unix)]
@@ -49,19 +49,17 @@ fn find(text: &str, host: &str, port: &str, database: &str, user: &str) -> Optio
 
 /// Splits on unescaped `:`; `\:` and `\\` are literal.
 fn split_fields(line: &str) -> Vec<String> {
-    let mut fields = vec![String::new()];
+    let mut fields = Vec::new();
+    let mut field = String::new();
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if let Some(next) = chars.next() {
-                    fields.last_mut().unwrap().push(next);
-                }
-            }
-            ':' if fields.len() < 5 => fields.push(String::new()),
-            _ => fields.last_mut().unwrap().push(c),
+            '\\' => field.extend(chars.next()),
+            ':' if fields.len() < 4 => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
         }
     }
+    fields.push(field);
     fields
 }
 

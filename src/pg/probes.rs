@@ -14,7 +14,8 @@ use crate::pg::per_table::{self, TableRef};
 use crate::pg::{describe, tenant, Begin, Db};
 
 /// Every probe, for skipping them together.
-pub const PROBES: [crate::model::checks::Check; 5] = [PRB001, PRB002, PRB003, PRB004, PRF002];
+pub(crate) const PROBES: [crate::model::checks::Check; 5] =
+    [PRB001, PRB002, PRB003, PRB004, PRF002];
 
 /// A tenant table the probes can use, with its column type.
 struct ProbeTable<'a> {

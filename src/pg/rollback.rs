@@ -13,7 +13,7 @@ use crate::pg::{Begin, Db, DbResultExt};
 
 /// What to do.
 #[derive(Debug, Clone)]
-pub enum Action {
+pub(crate) enum Action {
     /// Disable RLS on these tables (bare names in the target schema).
     Disable(Vec<String>),
     /// Re-enable and FORCE RLS where break-glass disabled it.
@@ -28,7 +28,7 @@ pub enum Action {
 /// What a rollback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Performed {
+pub(crate) enum Performed {
     /// Break-glass: RLS disabled.
     Disable,
     /// RLS enabled and forced again.
@@ -39,24 +39,24 @@ pub enum Performed {
 
 /// What was done.
 #[derive(Debug, Serialize)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Which action ran.
-    pub action: Performed,
+    pub(crate) action: Performed,
     /// `schema.table` of every table touched.
-    pub tables: Vec<String>,
+    pub(crate) tables: Vec<String>,
     /// The reason recorded.
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     /// Break-glass log entries closed.
-    pub closed_entries: i64,
+    pub(crate) closed_entries: i64,
     /// Tables the break-glass log named that no longer exist (restore only).
-    pub missing: Vec<String>,
+    pub(crate) missing: Vec<String>,
 }
 
 /// How long break-glass waits for a table lock before it reports the blocker.
 const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Runs `action` in one transaction.
-pub async fn run(
+pub(crate) async fn run(
     db: &Db,
     target: &Target,
     action: &Action,

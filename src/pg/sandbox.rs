@@ -21,10 +21,10 @@ use crate::pg::ConnectOptions;
 
 /// The operator's role: the superuser of a plain sandbox, the RDS master of an
 /// RDS-shaped one. Either way it is the role `apply` connects as by default.
-pub const OPERATOR: &str = "postgres";
+pub(crate) const OPERATOR: &str = "postgres";
 
 /// The real superuser of an RDS-shaped sandbox (RDS keeps its own, `rdsadmin`).
-pub const RDS_SUPERUSER: &str = "rdsadmin";
+pub(crate) const RDS_SUPERUSER: &str = "rdsadmin";
 
 /// Who runs the cutover in a sandbox.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -40,7 +40,7 @@ pub enum Shape {
 const BINARIES: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
 
 /// How to install PostgreSQL server binaries, per platform.
-pub const INSTALL_HINT: &str = "install the PostgreSQL server binaries: \
+pub(crate) const INSTALL_HINT: &str = "install the PostgreSQL server binaries: \
 Debian/Ubuntu: sudo apt-get install -y postgresql; \
 Fedora: sudo dnf install -y postgresql-server; \
 macOS: brew install postgresql@16; \
@@ -81,14 +81,14 @@ pub struct Sandbox {
     /// sandbox, the RDS master's in an RDS-shaped one.
     pub operator_password: Secret,
     /// The shape it was started with.
-    pub shape: Shape,
+    pub(crate) shape: Shape,
     owner: Option<(u32, u32)>,
     running: bool,
 }
 
 /// Finds the directory with initdb, pg_ctl and postgres: `PG_BIN_DIR`, then
 /// `pg_config --bindir`, then PATH, then Debian's versioned directories.
-pub fn find_bin_dir() -> Result<PathBuf> {
+pub(crate) fn find_bin_dir() -> Result<PathBuf> {
     let has_all = |dir: &Path| BINARIES.iter().all(|b| dir.join(b).is_file());
     if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
         let dir = PathBuf::from(dir);
@@ -361,7 +361,7 @@ impl Sandbox {
     }
 
     /// Stops the server (fast shutdown) and removes the directory.
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if self.running {
             let _ = self
                 .command("pg_ctl")
@@ -377,7 +377,7 @@ impl Sandbox {
     }
 
     /// Leaves the cluster running and its directory in place (for `rehearse --keep`).
-    pub fn keep(mut self) -> PathBuf {
+    pub(crate) fn keep(mut self) -> PathBuf {
         self.running = false;
         let dir = std::mem::take(&mut self.dir);
         std::mem::forget(self);
@@ -385,7 +385,7 @@ impl Sandbox {
     }
 
     /// The command that stops a kept cluster.
-    pub fn stop_command(&self) -> String {
+    pub(crate) fn stop_command(&self) -> String {
         let prefix = if self.owner.is_some() {
             "su postgres -s /bin/sh -c '"
         } else {

@@ -13,7 +13,7 @@ const CHUNK: i64 = 4 * 1024 * 1024;
 /// The records in the server's log files: every plain file of the log
 /// directory when the session may list it (`pg_ls_logdir`), else the current
 /// one, read with the server's own `log_line_prefix`.
-pub async fn records(db: &Db) -> Result<(Found, String)> {
+pub(crate) async fn records(db: &Db) -> Result<(Found, String)> {
     let row = db
         .query_one(
             "SELECT pg_catalog.pg_current_logfile(), pg_catalog.current_setting('log_line_prefix')",

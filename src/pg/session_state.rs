@@ -51,7 +51,12 @@ enum Seen {
 
 /// Runs the probe through `db`'s host and port (the path the app uses when it
 /// is pointed at the same place), as `db`'s user. Adds one SES001 finding.
-pub async fn run(db: &Db, snap: &Snapshot, target: &Target, findings: &mut Findings) -> Result<()> {
+pub(crate) async fn run(
+    db: &Db,
+    snap: &Snapshot,
+    target: &Target,
+    findings: &mut Findings,
+) -> Result<()> {
     let types = column_types(snap);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     let started = std::time::Instant::now();

@@ -25,7 +25,7 @@ const BUNDLE_PRESENT: &str = include_str!("../../sql/inspect/bundle_present.sql"
 const BUNDLE_OBJECTS: &str = include_str!("../../sql/inspect/bundle_objects.sql");
 const BUNDLE_RECORDS: &str = include_str!("../../sql/inspect/bundle_records.sql");
 /// The md5 of the installed-table registry, as apply records it.
-pub const REGISTRY_CHECKSUM: &str = include_str!("../../sql/bundle/registry_checksum.sql");
+pub(crate) const REGISTRY_CHECKSUM: &str = include_str!("../../sql/bundle/registry_checksum.sql");
 const NULL_COUNTS: &str = include_str!("../../sql/inspect/null_counts.sql");
 const SCOPE: &str = include_str!("../../sql/inspect/scope.sql");
 const UNCOVERED: &str = include_str!("../../sql/inspect/uncovered.sql");
@@ -86,7 +86,7 @@ impl Snapshot {
     /// policy read on a second connection in a transaction of its own. Every
     /// read is inside a transaction, so a transaction pooler keeps each on
     /// one server connection and the pin holds for all of it.
-    pub async fn read_for_checks(db: &Db, target: &Target) -> Result<Self> {
+    pub(crate) async fn read_for_checks(db: &Db, target: &Target) -> Result<Self> {
         let read = db
             .begin(Begin::Read)
             .await
@@ -349,7 +349,7 @@ impl Snapshot {
 
 /// The reach set as it is now (see [`Reacher`]): apply reads it after its
 /// changes, in the same transaction, to record it.
-pub async fn read_reach(db: &Db, target: &Target) -> Result<Vec<Reacher>> {
+pub(crate) async fn read_reach(db: &Db, target: &Target) -> Result<Vec<Reacher>> {
     let params: [&dyn Param; 3] = [&target.schema, &target.tables, &TRUE_TREE];
     let rows = db
         .query(REACH, &params)
@@ -461,7 +461,6 @@ fn table_from(row: &Row, target: &Target) -> Result<Table> {
         name,
         partition_of: partition_of.map(|root| target.display_table(&root)),
         partitioned: row.column("partitioned")?,
-        oid: row.column("oid")?,
         exists: row.column("exists")?,
         has_column: row.column("has_column")?,
         column_type: row.column("column_type")?,
@@ -586,7 +585,6 @@ fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
         match kind.as_str() {
             "registry" => bundle.registry.push(Installed {
                 table: v(0),
-                column: v(1),
                 using: v(2),
                 check: v(3),
             }),

@@ -28,6 +28,6 @@ pub async fn current(db: &Db, setting: &str) -> Result<Option<String>, tokio_pos
 /// insufficient_privilege with "new row violates row-level security policy".
 /// Other 42501s (a missing sequence grant, a column privilege) prove nothing
 /// about isolation.
-pub fn is_rls_denial(state: &str, message: &str) -> bool {
+pub(crate) fn is_rls_denial(state: &str, message: &str) -> bool {
     state == SqlState::INSUFFICIENT_PRIVILEGE.code() && message.contains("row-level security")
 }

@@ -36,7 +36,10 @@ fn provider() -> Arc<CryptoProvider> {
 /// `prefer` and `require` encrypt without verifying (as libpq does without a
 /// root certificate); `require` with a root certificate checks the chain, as
 /// libpq does; `verify-ca` checks the chain; `verify-full` also the name.
-pub fn connector(mode: SslMode, root_cert: Option<&Path>) -> Result<Option<MakeRustlsConnect>> {
+pub(crate) fn connector(
+    mode: SslMode,
+    root_cert: Option<&Path>,
+) -> Result<Option<MakeRustlsConnect>> {
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         SslMode::Disable => return Ok(None),
         SslMode::Require if root_cert.is_some() => Arc::new(ChainOnly(webpki_verifier(root_cert)?)),

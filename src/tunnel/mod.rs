@@ -1,7 +1,7 @@
 //! SSM Session Manager port forwarding: pre-flight, StartSession, the plugin
 //! process, readiness, and teardown with TerminateSession.
 
-pub mod plugin;
+pub(crate) mod plugin;
 
 use std::net::TcpListener;
 
@@ -12,27 +12,27 @@ use plugin::{Launch, Plugin};
 
 /// Where a tunnel goes and how the plugin is run.
 #[derive(Debug, Clone)]
-pub struct TunnelSettings {
+pub(crate) struct TunnelSettings {
     /// The SSM-managed EC2 instance that forwards to the database.
-    pub instance_id: Option<String>,
+    pub(crate) instance_id: Option<String>,
     /// The RDS endpoint the instance dials.
-    pub rds_endpoint: Option<String>,
+    pub(crate) rds_endpoint: Option<String>,
     /// The database port on the RDS side.
-    pub remote_port: u16,
+    pub(crate) remote_port: u16,
     /// The plugin executable (else SESSION_MANAGER_PLUGIN, else PATH).
-    pub plugin: Option<std::path::PathBuf>,
+    pub(crate) plugin: Option<std::path::PathBuf>,
     /// AWS credentials and region.
-    pub aws: AwsSettings,
+    pub(crate) aws: AwsSettings,
     /// How long to wait for the plugin to report the port open.
-    pub start_timeout: std::time::Duration,
+    pub(crate) start_timeout: std::time::Duration,
     /// Let an old plugin take the session token on its command line.
-    pub allow_token_in_argv: bool,
+    pub(crate) allow_token_in_argv: bool,
 }
 
 /// Another process listens on the port the plugin reported: refused, so no
 /// password goes to it. `--via-ssm` retries on another free port.
 #[derive(Debug)]
-pub struct PortTaken(pub u16);
+pub(crate) struct PortTaken(pub u16);
 
 impl std::fmt::Display for PortTaken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,15 +56,15 @@ struct Started {
 }
 
 /// An open tunnel: `127.0.0.1:local_port` -> `rds:remote_port` through the instance.
-pub struct Tunnel {
+pub(crate) struct Tunnel {
     ssm: Ssm,
     plugin: Plugin,
     /// The SSM session.
-    pub session_id: String,
+    pub(crate) session_id: String,
     /// The local port.
-    pub local_port: u16,
+    pub(crate) local_port: u16,
     /// Where it leads, for messages: `host:port`.
-    pub destination: String,
+    pub(crate) destination: String,
     closed: bool,
 }
 
@@ -82,7 +82,7 @@ impl Tunnel {
     /// so does a stop signal (SIGINT, SIGTERM, SIGHUP) while the plugin comes
     /// up: it handles those itself, so callers do not wrap it in
     /// `until_interrupted` (which would drop it before it could clean up).
-    pub async fn open(args: &TunnelSettings, local_port: u16) -> Result<Self> {
+    pub(crate) async fn open(args: &TunnelSettings, local_port: u16) -> Result<Self> {
         let Started {
             ssm,
             session_id,
@@ -185,7 +185,7 @@ impl Tunnel {
     }
 
     /// Waits until the plugin exits on its own (the session dropped).
-    pub async fn exited(&mut self) -> String {
+    pub(crate) async fn exited(&mut self) -> String {
         let status = self
             .plugin
             .exited()
@@ -199,7 +199,7 @@ impl Tunnel {
     }
 
     /// Stops the plugin with SIGINT and calls TerminateSession. Safe to call twice.
-    pub async fn close(&mut self) {
+    pub(crate) async fn close(&mut self) {
         if self.closed {
             return;
         }

@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 /// The environment variable the response is handed over in (newer plugins).
-pub const RESPONSE_ENV: &str = "AWS_SSM_START_SESSION_RESPONSE";
+pub(crate) const RESPONSE_ENV: &str = "AWS_SSM_START_SESSION_RESPONSE";
 /// Plugins above this version read the response from `RESPONSE_ENV`.
 const ENV_HANDOFF_AFTER: [u64; 4] = [1, 2, 497, 0];
 /// The version a plugin built from source reports.
@@ -27,7 +27,7 @@ const READY_MARKER: &str = " opened for sessionId ";
 const FAILURE_MARKER: &str = "Cannot perform start session";
 
 /// The plugin executable: --plugin / SESSION_MANAGER_PLUGIN, else PATH.
-pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn find(explicit: Option<&Path>) -> Result<PathBuf> {
     const INSTALL: &str = "install the Session Manager plugin \
         (https://docs.aws.amazon.com/systems-manager/latest/userguide/session-manager-working-with-install-plugin.html) \
         or point SESSION_MANAGER_PLUGIN at it";
@@ -55,7 +55,7 @@ pub fn find(explicit: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// Runs `plugin --version`.
-pub async fn version(path: &Path) -> Result<String> {
+pub(crate) async fn version(path: &Path) -> Result<String> {
     let output = tokio::time::timeout(
         Duration::from_secs(10),
         Command::new(path)
@@ -80,7 +80,7 @@ pub async fn version(path: &Path) -> Result<String> {
 /// (readable by any local user in /proc/PID/cmdline) unless the operator
 /// allowed it: versions up to 1.2.497.0, a build from source (1.2.0.0), or a
 /// version that does not parse.
-pub fn check_token_handoff(version: &str, allow_token_in_argv: bool) -> Result<()> {
+pub(crate) fn check_token_handoff(version: &str, allow_token_in_argv: bool) -> Result<()> {
     if uses_env_handoff(version) {
         return Ok(());
     }
@@ -100,7 +100,7 @@ pub fn check_token_handoff(version: &str, allow_token_in_argv: bool) -> Result<(
 }
 
 /// Whether this version reads the response from the environment (> 1.2.497.0).
-pub fn uses_env_handoff(version: &str) -> bool {
+pub(crate) fn uses_env_handoff(version: &str) -> bool {
     let parts: Vec<u64> = version
         .split('.')
         .map(|p| p.trim().parse().unwrap_or(0))
@@ -127,25 +127,25 @@ fn with_parent_death_signal(program: &Path) -> Command {
 }
 
 /// What to start the plugin with.
-pub struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     /// The executable.
-    pub path: &'a Path,
+    pub(crate) path: &'a Path,
     /// Its version.
-    pub version: &'a str,
+    pub(crate) version: &'a str,
     /// StartSession's response: SessionId, TokenValue, StreamUrl.
-    pub response_json: &'a str,
+    pub(crate) response_json: &'a str,
     /// The region.
-    pub region: &'a str,
+    pub(crate) region: &'a str,
     /// The profile ("" for none).
-    pub profile: &'a str,
+    pub(crate) profile: &'a str,
     /// StartSession's request, with Target.
-    pub request_json: &'a str,
+    pub(crate) request_json: &'a str,
     /// The SSM endpoint URL.
-    pub endpoint: &'a str,
+    pub(crate) endpoint: &'a str,
 }
 
 /// A running plugin and everything it has printed.
-pub struct Plugin {
+pub(crate) struct Plugin {
     child: Child,
     output: Arc<Mutex<String>>,
     changed: watch::Receiver<()>,
@@ -155,7 +155,7 @@ pub struct Plugin {
 impl Plugin {
     /// Starts the plugin in its own process group (so a terminal's Ctrl-C
     /// reaches rlsctl, which then stops the plugin and ends the session).
-    pub fn spawn(launch: &Launch<'_>) -> Result<Self> {
+    pub(crate) fn spawn(launch: &Launch<'_>) -> Result<Self> {
         let mut command = with_parent_death_signal(launch.path);
         if uses_env_handoff(launch.version) {
             // The token never shows in the process list.
@@ -203,9 +203,10 @@ impl Plugin {
                     if n == 0 {
                         break;
                     }
+                    // A poisoned lock still holds the text: a reader's panic loses nothing.
                     output
                         .lock()
-                        .unwrap()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .push_str(&String::from_utf8_lossy(&buffer[..n]));
                     let _ = notify.send(());
                 }
@@ -221,19 +222,22 @@ impl Plugin {
     }
 
     /// Everything printed so far.
-    pub fn output(&self) -> String {
-        self.output.lock().unwrap().clone()
+    pub(crate) fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The last `n` non-empty lines printed.
-    pub fn tail(&self, n: usize) -> String {
+    pub(crate) fn tail(&self, n: usize) -> String {
         let output = self.output();
         let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// Waits for `Port N opened for sessionId`, then for a TCP connect to the port.
-    pub async fn ready(&mut self, timeout: Duration) -> Result<u16> {
+    pub(crate) async fn ready(&mut self, timeout: Duration) -> Result<u16> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut exited = None;
         loop {
@@ -276,13 +280,13 @@ impl Plugin {
     }
 
     /// Waits until the plugin exits on its own.
-    pub async fn exited(&mut self) -> std::io::Result<std::process::ExitStatus> {
+    pub(crate) async fn exited(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.child.wait().await
     }
 
     /// SIGINT (the plugin ends its session on SIGINT, not SIGTERM), a grace
     /// period, then SIGKILL.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
@@ -305,7 +309,7 @@ impl Plugin {
 /// Whether the socket listening on 127.0.0.1/::1 `port` belongs to process
 /// `pid`, from /proc (Linux): `Some(false)` when another process listens
 /// there, `None` when it cannot be told (no /proc, nothing listening).
-pub fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
+pub(crate) fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
     let wanted = format!(":{port:04X}");
     let mut inodes = Vec::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
@@ -333,7 +337,7 @@ pub fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
 
 impl Plugin {
     /// Its pid (the same through `setpriv`, which execs in place).
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.child.id()
     }
 }

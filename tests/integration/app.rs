@@ -19,15 +19,7 @@ async fn start(t: &TestDb, user: &str, password: &str, extra: &[&str]) -> Refere
 
 /// The reference app connecting to `port` (the server, or a pooler in front).
 pub async fn start_on(port: u16, user: &str, password: &str, extra: &[&str]) -> ReferenceApp {
-    // Examples are built by `cargo test` next to the test binary's directory.
-    let exe = std::env::current_exe().unwrap();
-    let path = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("reference_app");
+    let path = example("reference_app");
     let mut child = tokio::process::Command::new(&path)
         .args(["--listen", "127.0.0.1:0"])
         .args(extra)

@@ -466,7 +466,10 @@ async fn ctrl_c_during_apply_rolls_back_and_exits_130() {
     // Interrupt it while it waits on the lock, in the middle of its transaction.
     wait_for_a_lock_wait(&su).await;
     let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     assert_eq!(exit_code(&mut child).await, Some(130));
     // rlsctl cancelled the waiting statement: soon nothing waits, though the blocker still holds its lock.
     let mut still_waiting = count(&su, waiting).await;
@@ -620,6 +623,5 @@ async fn an_env_file_others_can_write_is_refused() {
 }
 
 fn nix_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }

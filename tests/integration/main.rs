@@ -1,6 +1,12 @@
 //! The one integration-test binary (the AWS crates make every extra test
 //! binary slow to link). Every test starts its own throwaway PostgreSQL.
 
+// A test's panic is its failure: unwrap and expect say where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// pre_exec: a spawned rlsctl gets the signal state an operator's shell or
+// supervisor would give it (support::inherit); nothing else is unsafe.
+#![allow(unsafe_code)]
+
 mod support;
 
 mod app;

@@ -163,7 +163,10 @@ async fn ctrl_c_stops_and_removes_the_cluster() {
         Path::new(&dir).exists() && postgres_running_in(&dir),
         "the cluster runs while paused"
     );
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     assert_eq!(exit_code(&mut child).await, Some(130));
     assert!(!Path::new(&dir).exists(), "{dir} left behind");
     assert!(!postgres_running_in(&dir));

@@ -185,7 +185,10 @@ async fn an_interrupted_batch_leaves_whole_tables_and_a_rerun_finishes() {
     let mut child = command.spawn().unwrap();
     let su = t.superuser().await;
     wait_for_a_lock_wait(&su).await;
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     assert_eq!(exit_code(&mut child).await, Some(130));
     // Two batches committed, the third rolled back: every table whole.
     assert_eq!(installed_and_untouched(&t).await, (100, 100));

@@ -360,3 +360,34 @@ pub fn inherit(command: &mut tokio::process::Command, inherited: Inherited) {
         });
     }
 }
+
+/// The built example `name` (the stand-in plugin, the reference app): built
+/// here, once per test run, so a filtered `cargo test --test integration`,
+/// which builds no examples, finds it too.
+pub fn example(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    // The test binary is target/<profile>/deps/integration-*: examples are in
+    // target/<profile>/examples.
+    let profile_dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf();
+    let path = profile_dir.join("examples").join(name);
+    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == name) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = std::process::Command::new(cargo);
+        command
+            .args(["build", "--quiet", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"));
+        if profile_dir.ends_with("release") {
+            command.arg("--release");
+        }
+        let status = command.status().unwrap();
+        assert!(status.success(), "building the example {name}: {status}");
+        built.push(name.to_string());
+    }
+    path
+}

@@ -21,13 +21,7 @@ const DRY_RUN_VIA_SSM: [&str; 5] = [
 ];
 
 fn standin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("session_manager_plugin_standin")
+    example("session_manager_plugin_standin")
 }
 
 fn empty_file(dir: &tempfile::TempDir, name: &str) -> String {
@@ -229,7 +223,10 @@ async fn tunnel_reaches_the_database_and_ctrl_c_terminates_the_session() {
         }
     }
 
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     assert_eq!(exit_code(&mut child).await, Some(0));
     assert_eq!(
         aws.double.operations(),
@@ -492,7 +489,10 @@ async fn the_plugin_dying_mid_apply_changes_nothing_and_ends_the_session() {
         // Wait until apply waits on the lock, then kill the plugin outright.
         wait_for_a_lock_wait(&su).await;
         let pid = std::fs::read_to_string(aws.dir.path().join("plugin.pid")).unwrap();
-        unsafe { libc::kill(pid.trim().parse().unwrap(), libc::SIGKILL) };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid.trim().parse().unwrap()),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     };
     let (run, ()) = tokio::join!(apply, killer);
     run.expect(2);
@@ -597,7 +597,10 @@ async fn sigterm_ends_the_tunnel_and_reconnect_restarts_dropped_sessions() {
             }
         }
     }
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     assert_eq!(exit_code(&mut child).await, Some(0));
     let (started, terminated) = aws.sessions();
     assert!(started.len() >= 2, "{started:?}");
@@ -629,9 +632,9 @@ async fn trace_logs_through_a_tunnel_carry_no_token() {
 async fn a_signal_during_set_up_ends_the_session_and_the_plugin() {
     let t = TestDb::demo().await;
     for (signal, code) in [
-        (libc::SIGINT, 130),
-        (libc::SIGTERM, 143),
-        (libc::SIGHUP, 129),
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+        (nix::sys::signal::Signal::SIGHUP, 129),
     ] {
         let aws = Aws::new(&t);
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"));
@@ -655,8 +658,11 @@ async fn a_signal_during_set_up_ends_the_session_and_the_plugin() {
             );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        unsafe { libc::kill(child.id().unwrap() as i32, signal) };
-        assert_eq!(exit_code(&mut child).await, Some(code), "signal {signal}");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+            signal,
+        );
+        assert_eq!(exit_code(&mut child).await, Some(code), "signal {signal:?}");
         let (started, terminated) = aws.sessions();
         assert_eq!(started.len(), 1);
         assert_eq!(
@@ -692,7 +698,10 @@ async fn sigterm_to_apply_via_ssm_waiting_on_a_lock_changes_nothing_and_ends_the
         .spawn()
         .unwrap();
     wait_for_a_lock_wait(&su).await;
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
     assert_eq!(exit_code(&mut child).await, Some(143));
     blocker.simple("ROLLBACK").await.unwrap();
     assert_eq!(catalog_snapshot(&su).await, before);
@@ -724,7 +733,10 @@ async fn sighup_ends_the_tunnel_like_ctrl_c() {
     let t = TestDb::demo().await;
     let aws = Aws::new(&t);
     let mut child = ready_tunnel(&t, &aws, &["--local-port", "0"]).await;
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGHUP) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    );
     assert_eq!(exit_code(&mut child).await, Some(0));
     let (started, terminated) = aws.sessions();
     assert_eq!(started.len(), 1);
@@ -738,14 +750,20 @@ async fn under_nohup_a_hang_up_does_not_stop_the_tunnel() {
     let aws = Aws::new(&t);
     let mut child =
         ready_tunnel_inheriting(&t, &aws, &["--local-port", "0"], Inherited::Nohup).await;
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGHUP) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    );
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "nohup asked to survive a hang-up"
     );
     assert!(aws.plugin_alive());
-    unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGINT) };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
     assert_eq!(exit_code(&mut child).await, Some(0));
     let (started, terminated) = aws.sessions();
     assert_eq!(started, terminated);
@@ -755,11 +773,17 @@ async fn under_nohup_a_hang_up_does_not_stop_the_tunnel() {
 async fn stop_signals_blocked_by_the_parent_still_stop_the_tunnel() {
     let t = TestDb::demo().await;
     let aws = Aws::new(&t);
-    for signal in [libc::SIGTERM, libc::SIGHUP] {
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
         let mut child =
             ready_tunnel_inheriting(&t, &aws, &["--local-port", "0"], Inherited::Blocked).await;
-        unsafe { libc::kill(child.id().unwrap() as i32, signal) };
-        assert_eq!(exit_code(&mut child).await, Some(0), "signal {signal}");
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
+            signal,
+        );
+        assert_eq!(exit_code(&mut child).await, Some(0), "signal {signal:?}");
     }
     let (started, terminated) = aws.sessions();
     assert_eq!(started.len(), 2);

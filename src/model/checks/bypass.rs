@@ -9,7 +9,7 @@ use crate::model::sql::helper_body;
 use crate::model::sql::quote_ident;
 
 /// BYP001 to BYP006.
-pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let app = &target.app_role;
     let views = snap
         .relations
@@ -199,7 +199,7 @@ fn app_runs(f: &Function) -> bool {
 /// The marker that records a review of a SECURITY DEFINER function in its
 /// comment: `rlsctl:reviewed sha256=<hex of its source>`. A changed body no
 /// longer matches, so monitor reports it again.
-pub const REVIEWED_MARKER: &str = "rlsctl:reviewed sha256=";
+pub(crate) const REVIEWED_MARKER: &str = "rlsctl:reviewed sha256=";
 
 /// The marker for `source`, as a reviewer puts it in the function's comment.
 pub fn reviewed_marker(source: &str) -> String {

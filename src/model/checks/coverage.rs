@@ -8,7 +8,7 @@ use crate::model::snapshot::{Policy, Snapshot};
 use crate::model::sql::{qualified, quote_ident, quote_literal};
 
 /// RLS001 to RLS008.
-pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let column = &target.tenant_column;
     let setting = &target.tenant_setting;
     let mut rls = Vec::new();

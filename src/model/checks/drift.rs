@@ -12,12 +12,12 @@ use crate::model::sql::quote_ident;
 use std::collections::{HashMap, HashSet};
 
 /// Every drift check, for skipping them together.
-pub const DRIFT: [super::Check; 10] = [
+pub(crate) const DRIFT: [super::Check; 10] = [
     DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008, DRF009, DRF010,
 ];
 
 /// Runs the drift checks on the snapshot.
-pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let bundle = &snap.bundle;
     if !bundle.installed {
         findings.push(Finding::problem(

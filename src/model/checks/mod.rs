@@ -7,11 +7,11 @@
 //! the application.
 
 pub mod bypass;
-pub mod coverage;
-pub mod drift;
-pub mod performance;
-pub mod preflight;
-pub mod roles;
+pub(crate) mod coverage;
+pub(crate) mod drift;
+pub(crate) mod performance;
+pub(crate) mod preflight;
+pub(crate) mod roles;
 
 use serde::Serialize;
 
@@ -61,25 +61,26 @@ pub enum Status {
 
 /// A check of the catalogue.
 #[derive(Debug, Clone, Copy)]
-pub struct Check {
+pub(crate) struct Check {
     /// Stable id, e.g. `RLS002`.
-    pub id: &'static str,
+    pub(crate) id: &'static str,
     /// One line: what it proves.
-    pub title: &'static str,
+    pub(crate) title: &'static str,
     /// How bad a failure is.
-    pub severity: Severity,
+    pub(crate) severity: Severity,
     /// Where the evidence comes from.
-    pub kind: Kind,
+    pub(crate) kind: Kind,
 }
 
 macro_rules! catalogue {
     ($($name:ident = $id:literal, $severity:ident, $kind:ident, $title:literal;)*) => {
         $(
             #[doc = concat!("`", $id, "`: ", $title)]
-            pub const $name: Check = Check { id: $id, title: $title, severity: Severity::$severity, kind: Kind::$kind };
+            pub(crate) const $name: Check = Check { id: $id, title: $title, severity: Severity::$severity, kind: Kind::$kind };
         )*
         /// Every check, in report order.
-        pub const CATALOGUE: &[Check] = &[$($name),*];
+        #[cfg(test)]
+        pub(crate) const CATALOGUE: &[Check] = &[$($name),*];
     };
 }
 
@@ -197,12 +198,12 @@ impl Finding {
     }
 
     /// The check held.
-    pub fn pass(check: &Check, object: Option<String>, detail: impl Into<String>) -> Self {
+    pub(crate) fn pass(check: &Check, object: Option<String>, detail: impl Into<String>) -> Self {
         Self::new(check, Status::Pass, object, detail, None)
     }
 
     /// The check did not hold: `fail` or `warn` by its severity.
-    pub fn problem(
+    pub(crate) fn problem(
         check: &Check,
         object: impl Into<String>,
         detail: impl Into<String>,
@@ -222,7 +223,7 @@ impl Finding {
     }
 
     /// A warning whatever the severity (e.g. proven only vacuously).
-    pub fn warn(
+    pub(crate) fn warn(
         check: &Check,
         object: Option<String>,
         detail: impl Into<String>,
@@ -232,7 +233,7 @@ impl Finding {
     }
 
     /// Not run.
-    pub fn skip(check: &Check, reason: impl Into<String>) -> Self {
+    pub(crate) fn skip(check: &Check, reason: impl Into<String>) -> Self {
         Self::new(check, Status::Skip, None, reason, None)
     }
 }
@@ -243,7 +244,12 @@ pub struct Findings(pub Vec<Finding>);
 
 impl Findings {
     /// Adds the problems of `check`, or one pass line with `pass_detail` when there are none.
-    pub fn check(&mut self, check: &Check, problems: Vec<Finding>, pass_detail: impl Into<String>) {
+    pub(crate) fn check(
+        &mut self,
+        check: &Check,
+        problems: Vec<Finding>,
+        pass_detail: impl Into<String>,
+    ) {
         if problems.is_empty() {
             self.0.push(Finding::pass(check, None, pass_detail));
         } else {
@@ -252,19 +258,19 @@ impl Findings {
     }
 
     /// Adds one finding.
-    pub fn push(&mut self, finding: Finding) {
+    pub(crate) fn push(&mut self, finding: Finding) {
         self.0.push(finding);
     }
 
     /// Marks every listed check as skipped.
-    pub fn skip_all(&mut self, checks: &[Check], reason: &str) {
+    pub(crate) fn skip_all(&mut self, checks: &[Check], reason: &str) {
         self.0
             .extend(checks.iter().map(|c| Finding::skip(c, reason)));
     }
 }
 
 /// A tenant id cut to fit in a message (ids can be megabytes).
-pub fn shorten(id: &str) -> String {
+pub(crate) fn shorten(id: &str) -> String {
     if id.chars().count() <= 40 {
         format!("{id:?}")
     } else {

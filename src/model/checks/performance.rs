@@ -6,7 +6,7 @@ use crate::model::snapshot::Snapshot;
 use crate::model::sql::{qualified, quote_ident};
 
 /// PRF001 (PRF002 is a probe: see probes.rs).
-pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = unindexed(snap)
         .map(|t| {
             Finding::problem(
@@ -29,7 +29,7 @@ pub fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
 
 /// Tenant tables with the tenant column but no btree index led by it
 /// (PRF001, and the pre-flight's PRE006 before the cutover).
-pub fn unindexed(snap: &Snapshot) -> impl Iterator<Item = &crate::model::snapshot::Table> {
+pub(crate) fn unindexed(snap: &Snapshot) -> impl Iterator<Item = &crate::model::snapshot::Table> {
     snap.tables
         .iter()
         .filter(|t| t.exists && t.has_column && !t.has_tenant_index)
@@ -37,7 +37,7 @@ pub fn unindexed(snap: &Snapshot) -> impl Iterator<Item = &crate::model::snapsho
 
 /// The statement that adds the missing tenant index, without blocking writes
 /// (PRF001 and the pre-flight's PRE006 print the same).
-pub fn tenant_index_remedy(target: &Target, table: &str) -> String {
+pub(crate) fn tenant_index_remedy(target: &Target, table: &str) -> String {
     format!(
         "CREATE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({})",
         quote_ident(truncate_identifier(&format!(

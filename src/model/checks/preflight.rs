@@ -10,31 +10,31 @@ use crate::model::sql::quote_ident;
 
 /// A table with rows whose tenant column is NULL.
 #[derive(Debug, Clone, Serialize)]
-pub struct NullRows {
+pub(crate) struct NullRows {
     /// `schema.table`.
-    pub table: String,
+    pub(crate) table: String,
     /// How many rows.
-    pub rows: i64,
+    pub(crate) rows: i64,
 }
 
 /// What the pre-flight looks at besides the snapshot.
 #[derive(Debug, Default)]
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     /// A password for the app role was given.
-    pub app_password: bool,
+    pub(crate) app_password: bool,
     /// `--no-app-password`: the app role authenticates by IAM.
-    pub no_app_password: bool,
+    pub(crate) no_app_password: bool,
     /// Changes the plan needs that the session may not make (see `plan::build`).
-    pub blocked: &'a [String],
+    pub(crate) blocked: &'a [String],
     /// NULL-tenant rows counted on the tables the session can see whole.
-    pub null_rows: &'a [NullRows],
+    pub(crate) null_rows: &'a [NullRows],
     /// The transactions the tenant tables go in (the first transaction of a
     /// run decides; a later batch has none).
-    pub batching: Option<&'a crate::model::batches::Batching>,
+    pub(crate) batching: Option<&'a crate::model::batches::Batching>,
 }
 
 /// PRE001 to PRE009.
-pub fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
+pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
     let s = &snap.session;
     let user = &s.user;
 

@@ -7,7 +7,7 @@ use crate::model::snapshot::Snapshot;
 use crate::model::sql::{qualified, quote_ident};
 
 /// ROLE001 (with `session_check`, for verify) to ROLE009.
-pub fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut Findings) {
+pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut Findings) {
     let app = &target.app_role;
     if session_check {
         let mut problems = Vec::new();

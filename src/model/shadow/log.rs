@@ -24,17 +24,17 @@ use super::{Record, MARKER};
 
 /// The longest line read: a record is at most a few kilobytes (the query is
 /// cut at 2,000 characters); longer lines are skipped and counted.
-pub const MAX_LINE: usize = 1024 * 1024;
+pub(crate) const MAX_LINE: usize = 1024 * 1024;
 
 /// RDS's `log_line_prefix`, which RDS does not let anyone change.
 pub const RDS_PREFIX: &str = "%t:%r:%u@%d:[%p]:";
 
 /// PostgreSQL's default `log_line_prefix` (10 and later).
-pub const POSTGRES_DEFAULT_PREFIX: &str = "%m [%p] ";
+pub(crate) const POSTGRES_DEFAULT_PREFIX: &str = "%m [%p] ";
 
 /// How a log is laid out.
 #[derive(Debug)]
-pub enum Layout {
+pub(crate) enum Layout {
     /// stderr format: each entry starts with `log_line_prefix`.
     Plain(Prefix),
     /// jsonlog: one JSON object per line.
@@ -46,7 +46,7 @@ pub enum Layout {
 impl Layout {
     /// The layout of a log file by its name: `.json` and `.csv` as the server
     /// names them, anything else plain with `prefix`.
-    pub fn for_file(name: &str, prefix: &str) -> Result<Self> {
+    pub(crate) fn for_file(name: &str, prefix: &str) -> Result<Self> {
         Ok(if name.ends_with(".json") {
             Self::Json
         } else if name.ends_with(".csv") {
@@ -59,12 +59,12 @@ impl Layout {
 
 /// A `log_line_prefix`, as a pattern that matches what the server writes for it.
 #[derive(Debug)]
-pub struct Prefix(regex::Regex);
+pub(crate) struct Prefix(regex::Regex);
 
 impl Prefix {
     /// Compiles `log_line_prefix` (escapes as PostgreSQL documents them; an
     /// unknown one matches anything, as a client-chosen field does).
-    pub fn new(log_line_prefix: &str) -> Result<Self> {
+    pub(crate) fn new(log_line_prefix: &str) -> Result<Self> {
         let mut pattern = String::from("^");
         let mut chars = log_line_prefix.chars().peekable();
         while let Some(c) = chars.next() {
@@ -119,15 +119,15 @@ impl Prefix {
 
 /// What reading found: the records, and the lines skipped as too long.
 #[derive(Debug, Default)]
-pub struct Found {
+pub(crate) struct Found {
     /// The records, in the order read.
-    pub records: Vec<Record>,
+    pub(crate) records: Vec<Record>,
     /// Lines (or CSV rows) longer than [`MAX_LINE`], skipped.
-    pub skipped_long: u64,
+    pub(crate) skipped_long: u64,
 }
 
 /// Reads one log, fed in chunks of bytes as they arrive.
-pub struct LogReader<'a> {
+pub(crate) struct LogReader<'a> {
     layout: &'a Layout,
     name: String,
     line: Vec<u8>,
@@ -140,7 +140,7 @@ pub struct LogReader<'a> {
 
 impl<'a> LogReader<'a> {
     /// A reader of the log `name` laid out as `layout`, adding to `found`.
-    pub fn new(layout: &'a Layout, name: &str, found: &'a mut Found) -> Self {
+    pub(crate) fn new(layout: &'a Layout, name: &str, found: &'a mut Found) -> Self {
         Self {
             layout,
             name: name.to_string(),
@@ -154,7 +154,7 @@ impl<'a> LogReader<'a> {
     }
 
     /// Reads the next bytes of the log.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<()> {
         if bytes.contains(&0) {
             bail!(
                 "{} is not a text log (it holds a NUL byte): pass the server's log file",
@@ -171,7 +171,7 @@ impl<'a> LogReader<'a> {
     }
 
     /// The end of the log: a last line without a newline counts too.
-    pub fn finish(mut self) -> Result<()> {
+    pub(crate) fn finish(mut self) -> Result<()> {
         match self.layout {
             Layout::Csv => self.feed_csv(&[], true),
             _ => {
@@ -271,7 +271,7 @@ impl<'a> LogReader<'a> {
 }
 
 /// The record a plain log line holds, if the server wrote one there.
-pub fn plain_record(prefix: &Prefix, line: &str) -> Option<Record> {
+pub(crate) fn plain_record(prefix: &Prefix, line: &str) -> Option<Record> {
     for (at, severity) in line.match_indices("LOG:  ") {
         if !prefix.matches(&line[..at]) {
             continue;
@@ -291,7 +291,7 @@ pub fn plain_record(prefix: &Prefix, line: &str) -> Option<Record> {
 }
 
 /// The record a jsonlog line holds: the message of a `LOG` entry.
-pub fn json_record(line: &str) -> Option<Record> {
+pub(crate) fn json_record(line: &str) -> Option<Record> {
     let entry: Value = serde_json::from_str(line).ok()?;
     if entry.get("error_severity")?.as_str()? != "LOG" {
         return None;

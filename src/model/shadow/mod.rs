@@ -15,23 +15,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 /// What marks a record in the server log.
-pub const MARKER: &str = "rlsctl-shadow ";
+pub(crate) const MARKER: &str = "rlsctl-shadow ";
 
 /// One statement's access to one table that enforcement would have narrowed.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     /// `schema.table`.
-    pub table: String,
+    pub(crate) table: String,
     /// `read` (USING) or `write` (WITH CHECK).
-    pub access: String,
+    pub(crate) access: String,
     /// The tenant context the statement ran under; None: no tenant.
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// The statement's text (cut at 2,000 characters by the server).
-    pub query: String,
+    pub(crate) query: String,
     /// The role it ran as.
-    pub role: String,
+    pub(crate) role: String,
     /// When, as the server wrote it.
-    pub at: String,
+    pub(crate) at: String,
 }
 
 /// The tenant context as the report shows it.
@@ -44,46 +44,46 @@ fn tenant_label(tenant: &Option<String>) -> String {
 
 /// One distinct query on one table, summed up.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct QuerySummary {
+pub(crate) struct QuerySummary {
     /// The statement, whitespace collapsed.
-    pub query: String,
+    pub(crate) query: String,
     /// Statements recorded.
-    pub count: u64,
+    pub(crate) count: u64,
     /// Tenant contexts seen ("no tenant" when none was set).
-    pub tenants: BTreeSet<String>,
+    pub(crate) tenants: BTreeSet<String>,
     /// `read`, `write`.
-    pub access: BTreeSet<String>,
+    pub(crate) access: BTreeSet<String>,
     /// Roles it ran as.
-    pub roles: BTreeSet<String>,
+    pub(crate) roles: BTreeSet<String>,
     /// First record's time.
-    pub first_seen: String,
+    pub(crate) first_seen: String,
     /// Last record's time.
-    pub last_seen: String,
+    pub(crate) last_seen: String,
 }
 
 /// One table's queries, most frequent first.
 #[derive(Debug, Clone, Serialize)]
-pub struct TableSummary {
+pub(crate) struct TableSummary {
     /// `schema.table`.
-    pub table: String,
+    pub(crate) table: String,
     /// Its distinct queries.
-    pub queries: Vec<QuerySummary>,
+    pub(crate) queries: Vec<QuerySummary>,
 }
 
 /// Every record read, summed up per table and query.
 #[derive(Debug, Default, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Records read.
-    pub records: u64,
+    pub(crate) records: u64,
     /// Log lines longer than [`log::MAX_LINE`], skipped unread.
-    pub skipped_lines: u64,
+    pub(crate) skipped_lines: u64,
     /// Per table, in name order.
-    pub tables: Vec<TableSummary>,
+    pub(crate) tables: Vec<TableSummary>,
 }
 
 impl Summary {
     /// Sums up `records`.
-    pub fn of(records: impl IntoIterator<Item = Record>) -> Self {
+    pub(crate) fn of(records: impl IntoIterator<Item = Record>) -> Self {
         let mut by_table: BTreeMap<String, BTreeMap<String, QuerySummary>> = BTreeMap::new();
         let mut count = 0;
         for record in records {
@@ -133,7 +133,7 @@ impl Summary {
     }
 
     /// Sums up what reading a log found.
-    pub fn of_found(found: log::Found) -> Self {
+    pub(crate) fn of_found(found: log::Found) -> Self {
         Self {
             skipped_lines: found.skipped_long,
             ..Self::of(found.records)
@@ -142,7 +142,7 @@ impl Summary {
 
     /// The report as text: per table, each query with its count, tenants,
     /// access, roles and when.
-    pub fn text(&self, source: &str) -> String {
+    pub(crate) fn text(&self, source: &str) -> String {
         let mut out = format!(
             "rlsctl shadow report: {} record(s) from {source}\n",
             self.records
@@ -181,7 +181,7 @@ impl Summary {
     }
 
     /// The report as JSON.
-    pub fn json(&self, source: &str) -> String {
+    pub(crate) fn json(&self, source: &str) -> String {
         let doc = serde_json::json!({
             "command": "shadow report",
             "source": source,
