@@ -8,7 +8,7 @@ use super::sql::{helper_values, shadow_values};
 use super::sql::{render, statements, Step};
 use crate::model::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::model::secret::Secret;
-use crate::model::snapshot::{Role, Snapshot, Table};
+use crate::model::snapshot::{Command, Role, Snapshot, Table};
 use crate::model::sql::{qualified, quote_ident};
 
 /// What happens to one object.
@@ -584,7 +584,7 @@ fn table_item(target: &Target, snap: &Snapshot, table: &Table, mode: Mode) -> It
     match policy {
         None => push(Step::CreatePolicy, &create),
         Some(p) => {
-            let current = p.cmd == "*"
+            let current = p.cmd == Command::All
                 && p.permissive
                 && p.roles == [target.app_role.clone()]
                 && matches(&p.using, &using)
@@ -596,7 +596,7 @@ fn table_item(target: &Target, snap: &Snapshot, table: &Table, mode: Mode) -> It
         }
     }
     let admin_policy_current = admin_policy.is_some_and(|p| {
-        p.cmd == "*"
+        p.cmd == Command::All
             && p.permissive
             && p.roles == [target.admin_role.clone()]
             && p.using.as_deref() == Some("true")

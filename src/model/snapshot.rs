@@ -224,6 +224,56 @@ pub(crate) struct Table {
     pub(crate) session_can_select: bool,
 }
 
+/// The command a policy governs (`pg_policy.polcmd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// `ALL` (`*`).
+    All,
+    /// `SELECT` (`r`).
+    Select,
+    /// `INSERT` (`a`).
+    Insert,
+    /// `UPDATE` (`w`).
+    Update,
+    /// `DELETE` (`d`).
+    Delete,
+}
+
+impl Command {
+    /// From `polcmd`; `None` for a code this version does not know.
+    pub(crate) fn from_polcmd(code: &str) -> Option<Self> {
+        Some(match code {
+            "*" => Self::All,
+            "r" => Self::Select,
+            "a" => Self::Insert,
+            "w" => Self::Update,
+            "d" => Self::Delete,
+            _ => return None,
+        })
+    }
+
+    /// As SQL writes it.
+    pub(crate) fn sql(self) -> &'static str {
+        match self {
+            Self::All => "ALL",
+            Self::Select => "SELECT",
+            Self::Insert => "INSERT",
+            Self::Update => "UPDATE",
+            Self::Delete => "DELETE",
+        }
+    }
+
+    /// It governs reads (USING applies to SELECT).
+    pub(crate) fn reads(self) -> bool {
+        matches!(self, Self::All | Self::Select)
+    }
+
+    /// It governs writes that WITH CHECK applies to (INSERT, UPDATE).
+    pub(crate) fn writes(self) -> bool {
+        matches!(self, Self::All | Self::Insert | Self::Update)
+    }
+}
+
 /// A policy on a table of the schema or on a child of a tenant table.
 #[derive(Debug, Clone)]
 pub(crate) struct Policy {
@@ -231,8 +281,8 @@ pub(crate) struct Policy {
     pub(crate) table: String,
     /// Policy name.
     pub(crate) name: String,
-    /// `r`, `a`, `w`, `d` or `*`.
-    pub(crate) cmd: String,
+    /// The command it governs.
+    pub(crate) cmd: Command,
     /// PERMISSIVE (else RESTRICTIVE).
     pub(crate) permissive: bool,
     /// Role names (`public` for PUBLIC), sorted.
@@ -279,6 +329,29 @@ fn scoped(expr: &Option<String>, column: &str, setting: &str) -> bool {
         .is_some_and(|e| crate::model::policy::scopes_to_tenant(e, column, setting))
 }
 
+/// What a [`Relation`] is (`pg_class.relkind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RelationKind {
+    /// A view (`v`).
+    View,
+    /// A materialized view (`m`).
+    MaterializedView,
+    /// A foreign table (`f`).
+    ForeignTable,
+}
+
+impl RelationKind {
+    /// From `relkind`; `None` for any other kind.
+    pub(crate) fn from_relkind(code: &str) -> Option<Self> {
+        Some(match code {
+            "v" => Self::View,
+            "m" => Self::MaterializedView,
+            "f" => Self::ForeignTable,
+            _ => return None,
+        })
+    }
+}
+
 /// A view, materialized view or foreign table over tenant data.
 #[derive(Debug, Clone)]
 pub(crate) struct Relation {
@@ -288,8 +361,8 @@ pub(crate) struct Relation {
     pub(crate) bare_name: String,
     /// The app role may SELECT from it.
     pub(crate) app_can_select: bool,
-    /// `v`, `m` or `f`.
-    pub(crate) relkind: String,
+    /// What kind of relation it is.
+    pub(crate) kind: RelationKind,
     /// Owner.
     pub(crate) owner: String,
     /// The owner bypasses RLS on what it reads (superuser, BYPASSRLS, or owner of an unforced base table).
@@ -544,7 +617,7 @@ impl Snapshot {
         if !table.rls || s.superuser || s.bypassrls || (table.session_owns && !table.force) {
             return true;
         }
-        let reads = |p: &&Policy| p.applies_to_session && matches!(p.cmd.as_str(), "*" | "r");
+        let reads = |p: &&Policy| p.applies_to_session && p.cmd.reads();
         let mut policies = self.policies_on(&table.display).filter(reads);
         let (mut open, mut narrowed) = (false, false);
         for p in policies.by_ref() {

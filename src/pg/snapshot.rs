@@ -506,7 +506,12 @@ fn policy_from(row: &Row, recorded: &HashMap<String, &Installed>) -> Result<Poli
         check: text("check_expr", "check_recorded", |i| &i.check)?,
         table,
         name: row.column("name")?,
-        cmd: row.column("cmd")?,
+        cmd: {
+            let code: String = row.column("cmd")?;
+            Command::from_polcmd(&code).ok_or_else(|| {
+                anyhow::anyhow!("reading policies: unknown policy command {code:?}")
+            })?
+        },
         permissive: row.column("permissive")?,
         roles: row.column("roles")?,
         applies_to_app: row.column("applies_to_app")?,
@@ -531,7 +536,11 @@ fn reacher_from(row: &Cells) -> Result<Reacher> {
 fn relation_from(row: &Cells) -> Result<Relation> {
     Ok(Relation {
         name: row.column("name")?,
-        relkind: row.column("relkind")?,
+        kind: {
+            let code: String = row.column("relkind")?;
+            RelationKind::from_relkind(&code)
+                .ok_or_else(|| anyhow::anyhow!("reading relations: unknown relkind {code:?}"))?
+        },
         owner: row.column("owner")?,
         owner_bypasses: row.column("owner_bypasses")?,
         security_invoker: row.column("security_invoker")?,

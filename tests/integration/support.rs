@@ -375,13 +375,35 @@ pub fn example(name: &str) -> std::path::PathBuf {
         .unwrap()
         .to_path_buf();
     let path = profile_dir.join("examples").join(name);
-    let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if !built.iter().any(|b| b == name) {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut command = std::process::Command::new(cargo);
         command
             .args(["build", "--quiet", "--example", name])
             .current_dir(env!("CARGO_MANIFEST_DIR"));
+        // What cargo set for this test process (CARGO_MANIFEST_DIR,
+        // CARGO_PKG_NAME, ...) would look like a changed environment to the
+        // build scripts that watch it (ring's): everything would rebuild.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            let own = key.starts_with("CARGO_")
+                && !["CARGO_HOME", "CARGO_TARGET_DIR"].contains(&key.as_str())
+                && ![
+                    "CARGO_BUILD_",
+                    "CARGO_NET_",
+                    "CARGO_HTTP_",
+                    "CARGO_REGISTRIES_",
+                    "CARGO_TERM_",
+                ]
+                .iter()
+                .any(|p| key.starts_with(p));
+            if own || key == "OUT_DIR" {
+                command.env_remove(&key);
+            }
+        }
         if profile_dir.ends_with("release") {
             command.arg("--release");
         }

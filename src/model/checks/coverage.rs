@@ -4,48 +4,75 @@
 
 use super::*;
 use crate::model::config::{Target, POLICY_NAME};
-use crate::model::snapshot::{Policy, Snapshot};
+use crate::model::snapshot::{Command, Policy, Snapshot};
 use crate::model::sql::{qualified, quote_ident, quote_literal};
 
-/// RLS001 to RLS008.
+/// RLS001 to RLS008, in catalogue order.
 pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    let column = &target.tenant_column;
-    let setting = &target.tenant_setting;
-    let mut rls = Vec::new();
-    let mut force = Vec::new();
-    let mut using = Vec::new();
-    let mut check = Vec::new();
-    let mut widen = Vec::new();
+    rls001(snap, target, findings);
+    rls002(snap, target, findings);
+    rls003(snap, target, findings);
+    rls004(snap, target, findings);
+    rls005(snap, target, findings);
+    rls008(snap, target, findings);
+    rls006(snap, target, findings);
+    rls007(snap, target, findings);
+}
+
+/// RLS001: ROW LEVEL SECURITY is on for every tenant table (a missing table fails here).
+pub(crate) fn rls001(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let mut problems = Vec::new();
     for t in &snap.tables {
-        let sql_name = qualified(&target.schema, &t.name);
         if !t.exists {
-            let detail = format!("{} does not exist", t.display);
-            rls.push(Finding::problem(
+            problems.push(Finding::problem(
                 &RLS001,
                 t.display.clone(),
-                detail,
+                format!("{} does not exist", t.display),
                 "fix RLSCTL_TENANT_TABLES or create the table, then rlsctl apply",
             ));
-            continue;
-        }
-        if !t.rls {
-            rls.push(Finding::problem(
+        } else if !t.rls {
+            problems.push(Finding::problem(
                 &RLS001,
                 t.display.clone(),
                 "relrowsecurity is false: no policy applies",
-                format!("ALTER TABLE {sql_name} ENABLE ROW LEVEL SECURITY"),
+                format!(
+                    "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
+                    qualified(&target.schema, &t.name)
+                ),
             ));
         }
-        if !t.force {
-            force.push(Finding::problem(
+    }
+    findings.check(&RLS001, problems, "RLS is enabled on every tenant table");
+}
+
+/// RLS002: FORCE ROW LEVEL SECURITY on every existing tenant table.
+pub(crate) fn rls002(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let problems = snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && !t.force)
+        .map(|t| {
+            Finding::problem(
                 &RLS002,
                 t.display.clone(),
                 "relforcerowsecurity is false: the owner bypasses every policy",
-                format!("ALTER TABLE {sql_name} FORCE ROW LEVEL SECURITY"),
-            ));
-        }
+                format!(
+                    "ALTER TABLE {} FORCE ROW LEVEL SECURITY",
+                    qualified(&target.schema, &t.name)
+                ),
+            )
+        })
+        .collect();
+    findings.check(&RLS002, problems, "FORCE is on for every tenant table");
+}
+
+/// RLS003: a permissive policy for the app role scopes reads to the tenant.
+pub(crate) fn rls003(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let (column, setting) = (&target.tenant_column, &target.tenant_setting);
+    let mut problems = Vec::new();
+    for t in snap.tables.iter().filter(|t| t.exists) {
         if !t.has_column {
-            using.push(Finding::problem(
+            problems.push(Finding::problem(
                 &RLS003,
                 t.display.clone(),
                 format!("{} has no column {column:?}", t.display),
@@ -53,99 +80,131 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             ));
             continue;
         }
-        let own: Vec<&Policy> = snap.policies_on(&t.display).collect();
-        // A shadow-mode isolation policy lets every row through: reported once
+        // A shadow-mode isolation policy lets every row through: reported
         // here and by RLS008, not again as a write policy or a widening one.
-        if own.iter().any(|p| p.name == POLICY_NAME && p.is_shadow()) {
-            using.push(Finding::problem(
+        if snap
+            .policies_on(&t.display)
+            .any(|p| p.name == POLICY_NAME && p.is_shadow())
+        {
+            problems.push(Finding::problem(
                 &RLS003,
                 t.display.clone(),
                 "shadow mode (apply --shadow): the isolation policy records reads instead of narrowing them (RLS008)",
                 "rlsctl apply (enforces)",
             ));
+            continue;
         }
-        let own: Vec<&Policy> = own.into_iter().filter(|p| !p.is_shadow()).collect();
-
+        let own = enforcing_policies(snap, &t.display);
         let isolates = own.iter().any(|p| {
-            p.permissive
-                && p.applies_to_app
-                && matches!(p.cmd.as_str(), "*" | "r")
-                && p.scopes_reads(column, setting)
+            p.permissive && p.applies_to_app && p.cmd.reads() && p.scopes_reads(column, setting)
         });
-        if !isolates
-            && !using
-                .iter()
-                .any(|f| f.object.as_deref() == Some(t.display.as_str()))
-        {
-            let lookalike = own.iter().find(|p| {
-                !p.using_builtin
-                    && p.using
-                        .as_deref()
-                        .is_some_and(|u| crate::model::policy::scopes_to_tenant(u, column, setting))
-            });
-            let detail = match lookalike {
-                Some(p) => format!(
-                    "policy {} reads like the isolation predicate but is not: it compares another column, or uses a user-defined operator, function or type",
-                    p.name
-                ),
-                None => format!(
-                    "no permissive policy for {} restricts reads to {column} = current_setting('{setting}')",
-                    target.app_role
-                ),
-            };
-            using.push(Finding::problem(
-                &RLS003,
-                t.display.clone(),
-                detail,
-                "rlsctl apply (installs the tenant_isolation policy)",
-            ));
+        if isolates {
+            continue;
         }
-        for p in own.iter().filter(|p| p.permissive && p.applies_to_app) {
-            if writes(&p.cmd) && !p.scopes_writes(column, setting) {
-                let found = p.check.clone().unwrap_or_else(|| "no WITH CHECK".into());
-                check.push(Finding::problem(
-                    &RLS004,
-                    format!("{} policy {}", t.display, p.name),
-                    format!("write policy {} has {found}: a tenant could write rows for another tenant", p.name),
-                    format!("ALTER POLICY {} ON {sql_name} WITH CHECK ({column} = (SELECT NULLIF(current_setting({}, true), '')::...))", quote_ident(&p.name), quote_literal(setting)),
-                ));
-            }
-            let reads_widely = p.cmd != "a" && !p.scopes_reads(column, setting);
-            let writes_widely =
-                writes(&p.cmd) && p.check.is_some() && !p.scopes_writes(column, setting);
-            if reads_widely || writes_widely {
-                let expr = if reads_widely {
-                    p.using.clone()
-                } else {
-                    p.check.clone()
-                };
-                widen.push(Finding::problem(
-                    &RLS005,
-                    format!("{} policy {}", t.display, p.name),
-                    format!(
-                        "permissive policy {} ({}) ORs with the isolation policy: {}",
-                        p.name,
-                        cmd_name(&p.cmd),
-                        expr.unwrap_or_else(|| "true".into())
-                    ),
-                    format!(
-                        "DROP POLICY {} ON {sql_name}, or make it RESTRICTIVE",
-                        quote_ident(&p.name)
-                    ),
-                ));
-            }
-        }
+        let lookalike = own.iter().find(|p| {
+            !p.using_builtin
+                && p.using
+                    .as_deref()
+                    .is_some_and(|u| crate::model::policy::scopes_to_tenant(u, column, setting))
+        });
+        let detail = match lookalike {
+            Some(p) => format!(
+                "policy {} reads like the isolation predicate but is not: it compares another column, or uses a user-defined operator, function or type",
+                p.name
+            ),
+            None => format!(
+                "no permissive policy for {} restricts reads to {column} = current_setting('{setting}')",
+                target.app_role
+            ),
+        };
+        problems.push(Finding::problem(
+            &RLS003,
+            t.display.clone(),
+            detail,
+            "rlsctl apply (installs the tenant_isolation policy)",
+        ));
     }
-    findings.check(&RLS001, rls, "RLS is enabled on every tenant table");
-    findings.check(&RLS002, force, "FORCE is on for every tenant table");
     findings.check(
         &RLS003,
-        using,
+        problems,
         "every tenant table has a policy scoping reads to the tenant",
     );
-    findings.check(&RLS004, check, "every write policy checks the tenant");
-    findings.check(&RLS005, widen, "no permissive policy widens access");
+}
 
+/// The permissive policies for the app role on the existing tenant tables
+/// that have the tenant column, shadow-mode ones left out (RLS003 and RLS008
+/// report those), with each table's SQL name.
+fn app_policies<'a>(snap: &'a Snapshot, target: &Target) -> Vec<(String, &'a Policy)> {
+    snap.tables
+        .iter()
+        .filter(|t| t.exists && t.has_column)
+        .flat_map(|t| {
+            let sql_name = qualified(&target.schema, &t.name);
+            enforcing_policies(snap, &t.display)
+                .into_iter()
+                .filter(|p| p.permissive && p.applies_to_app)
+                .map(move |p| (sql_name.clone(), p))
+        })
+        .collect()
+}
+
+/// A table's policies that are not in shadow mode.
+fn enforcing_policies<'a>(snap: &'a Snapshot, table: &str) -> Vec<&'a Policy> {
+    snap.policies_on(table).filter(|p| !p.is_shadow()).collect()
+}
+
+/// RLS004: every write policy for the app role has a WITH CHECK scoped to the tenant.
+pub(crate) fn rls004(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let (column, setting) = (&target.tenant_column, &target.tenant_setting);
+    let problems = app_policies(snap, target)
+        .into_iter()
+        .filter(|(_, p)| p.cmd.writes() && !p.scopes_writes(column, setting))
+        .map(|(sql_name, p)| {
+            let found = p.check.clone().unwrap_or_else(|| "no WITH CHECK".into());
+            Finding::problem(
+                &RLS004,
+                format!("{} policy {}", p.table, p.name),
+                format!("write policy {} has {found}: a tenant could write rows for another tenant", p.name),
+                format!("ALTER POLICY {} ON {sql_name} WITH CHECK ({column} = (SELECT NULLIF(current_setting({}, true), '')::...))", quote_ident(&p.name), quote_literal(setting)),
+            )
+        })
+        .collect();
+    findings.check(&RLS004, problems, "every write policy checks the tenant");
+}
+
+/// RLS005: no other permissive policy for the app role ORs a wider predicate
+/// in with the isolation policy.
+pub(crate) fn rls005(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let (column, setting) = (&target.tenant_column, &target.tenant_setting);
+    let mut problems = Vec::new();
+    for (sql_name, p) in app_policies(snap, target) {
+        let reads_widely = p.cmd != Command::Insert && !p.scopes_reads(column, setting);
+        let writes_widely =
+            p.cmd.writes() && p.check.is_some() && !p.scopes_writes(column, setting);
+        if !(reads_widely || writes_widely) {
+            continue;
+        }
+        let expr = if reads_widely { &p.using } else { &p.check };
+        problems.push(Finding::problem(
+            &RLS005,
+            format!("{} policy {}", p.table, p.name),
+            format!(
+                "permissive policy {} ({}) ORs with the isolation policy: {}",
+                p.name,
+                p.cmd.sql(),
+                expr.clone().unwrap_or_else(|| "true".into())
+            ),
+            format!(
+                "DROP POLICY {} ON {sql_name}, or make it RESTRICTIVE",
+                quote_ident(&p.name)
+            ),
+        ));
+    }
+    findings.check(&RLS005, problems, "no permissive policy widens access");
+}
+
+/// RLS008: no tenant table is in shadow mode.
+pub(crate) fn rls008(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let shadow = snap.shadow_tables();
     let problems = if shadow.is_empty() {
         Vec::new()
@@ -169,9 +228,13 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         problems,
         "isolation is enforced on every tenant table (no shadow mode)",
     );
+}
 
-    // A table outside the configuration still counts as covered when RLS is on,
-    // forced, and a policy scopes it to the tenant (DRF006 says it is unmonitored).
+/// RLS006: every table with the tenant column is covered. A table outside the
+/// configuration still counts when RLS is on, forced, and a policy scopes it
+/// to the tenant (DRF006 says it is unmonitored).
+pub(crate) fn rls006(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let (column, setting) = (&target.tenant_column, &target.tenant_setting);
     let problems = snap
         .uncovered
         .iter()
@@ -200,7 +263,11 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             target.schema, target.app_role
         ),
     );
+}
 
+/// RLS007: no row has a NULL tenant column (invisible to every tenant).
+pub(crate) fn rls007(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let column = &target.tenant_column;
     match &snap.bundle.null_counts {
         None => findings.push(Finding::skip(
             &RLS007,
@@ -231,19 +298,4 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             findings.check(&RLS007, problems, "no NULL tenant rows");
         }
     }
-}
-
-fn cmd_name(cmd: &str) -> &'static str {
-    match cmd {
-        "r" => "SELECT",
-        "a" => "INSERT",
-        "w" => "UPDATE",
-        "d" => "DELETE",
-        _ => "ALL",
-    }
-}
-
-/// Which write commands a policy governs.
-fn writes(cmd: &str) -> bool {
-    matches!(cmd, "*" | "a" | "w")
 }

@@ -6,30 +6,25 @@ use super::{
 };
 use crate::model::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
 use crate::model::policy::normalize;
-use crate::model::snapshot::{Reacher, Snapshot};
+use crate::model::snapshot::{Command, Reacher, Snapshot};
 use crate::model::sql::helper_body;
 use crate::model::sql::quote_ident;
 use std::collections::{HashMap, HashSet};
 
-/// Every drift check, for skipping them together.
-pub(crate) const DRIFT: [super::Check; 10] = [
-    DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008, DRF009, DRF010,
-];
-
-/// Runs the drift checks on the snapshot.
+/// Runs the drift checks on the snapshot, in catalogue order.
 pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    let bundle = &snap.bundle;
-    if !bundle.installed {
+    if !snap.bundle.installed {
         findings.push(Finding::problem(
             &DRF001,
             "schema rlsctl",
             "the bundle was never applied to this database",
             "rlsctl apply",
         ));
+        let reason = "the bundle is not installed";
+        findings.skip_all(&[DRF002, DRF003, DRF004, DRF005, DRF006], reason);
         // DRF007 runs all the same (a schema of that name may have been planted).
-        findings.skip_all(&DRIFT[1..6], "the bundle is not installed");
-        schema_objects(snap, findings);
-        findings.skip_all(&DRIFT[7..], "the bundle is not installed");
+        drf007(snap, findings);
+        findings.skip_all(&[DRF008, DRF009, DRF010], reason);
         return;
     }
     findings.push(Finding::pass(
@@ -37,11 +32,24 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         None,
         format!(
             "last applied by {}",
-            bundle.last_apply.clone().unwrap_or_else(|| "?".into())
+            snap.bundle.last_apply.clone().unwrap_or_else(|| "?".into())
         ),
     ));
+    drf002(snap, target, findings);
+    drf003(snap, findings);
+    drf004(snap, target, findings);
+    drf005(snap, findings);
+    drf006(snap, target, findings);
+    drf007(snap, findings);
+    drf008(snap, findings);
+    drf009(snap, target, findings);
+    drf010(snap, target, findings);
+}
 
-    // DRF002: each installed table's isolation policy is still what apply deparsed.
+/// DRF002: each installed table's isolation policy is still what apply
+/// deparsed, and no permissive policy for the app role appeared beside it.
+pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let bundle = &snap.bundle;
     let mut problems = Vec::new();
     for installed in &bundle.registry {
         let (installed_using, installed_check) = (&installed.using, &installed.check);
@@ -72,7 +80,7 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
                         p.roles.join(", "),
                         target.app_role
                     ))
-                } else if !p.permissive || p.cmd != "*" {
+                } else if !p.permissive || p.cmd != Command::All {
                     Some("the policy is no longer PERMISSIVE FOR ALL".to_string())
                 } else {
                     None
@@ -116,8 +124,11 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         .collect();
     problems.extend(others);
     findings.check(&DRF002, problems, "every isolation policy is as installed");
+}
 
-    // DRF003: break-glass.
+/// DRF003: no break-glass is active.
+pub(crate) fn drf003(snap: &Snapshot, findings: &mut Findings) {
+    let bundle = &snap.bundle;
     let problems = bundle
         .open_break_glass
         .iter()
@@ -137,11 +148,10 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         })
         .collect();
     findings.check(&DRF003, problems, "no break-glass is active");
+}
 
-    // DRF004: the reach set grew since apply recorded it.
-    reach_drift(snap, target, findings);
-
-    // DRF005: the helper function.
+/// DRF005: the bundle's helper function is unchanged.
+pub(crate) fn drf005(snap: &Snapshot, findings: &mut Findings) {
     let helper = snap
         .functions
         .iter()
@@ -167,9 +177,12 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         })
         .unwrap_or_default();
     findings.check(&DRF005, problems, "the helper function is as installed");
+}
 
-    // DRF006: configuration and registry agree (a partition counts as configured
-    // with its parent: one created after apply has no RLS and no policy).
+/// DRF006: configuration and registry agree (a partition counts as configured
+/// with its parent: one created after apply has no RLS and no policy).
+pub(crate) fn drf006(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let bundle = &snap.bundle;
     let installed: std::collections::HashSet<&str> =
         bundle.registry.iter().map(|r| r.table.as_str()).collect();
     let configured: std::collections::HashSet<&str> =
@@ -207,49 +220,16 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         problems,
         "the configured tables are the installed ones",
     );
-
-    schema_objects(snap, findings);
-    registry_drift(snap, findings);
-    break_glass_use(snap, target, findings);
 }
 
 /// DRF004: a role that reaches every row now and did not when apply recorded
 /// the set, or one that could not log in then and can now, named with its
 /// path. A set that shrank is information. An apply by an older rlsctl
 /// recorded only superusers and BYPASSRLS roles: those are compared then.
-fn reach_drift(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn drf004(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let bundle = &snap.bundle;
     let Some(recorded) = &bundle.recorded_reach else {
-        let Some(recorded) = &bundle.recorded_bypass_roles else {
-            findings.push(Finding::skip(
-                &DRF004,
-                "no bundle history row records who reached every row",
-            ));
-            return;
-        };
-        let problems = snap
-            .session
-            .bypass_roles
-            .iter()
-            .filter(|r| !recorded.contains(r) && **r != target.admin_role)
-            .map(|r| {
-                Finding::problem(
-                    &DRF004,
-                    r.clone(),
-                    format!(
-                        "{r} is superuser or BYPASSRLS and was not when the bundle was applied"
-                    ),
-                    format!(
-                        "ALTER ROLE {r} NOBYPASSRLS (or NOSUPERUSER), or re-apply to accept it"
-                    ),
-                )
-            })
-            .collect();
-        findings.check(
-            &DRF004,
-            problems,
-            "no new superuser or BYPASSRLS role (the last apply predates the reach set: apply again to record it)",
-        );
+        drf004_before_the_reach_set(snap, target, findings);
         return;
     };
     let then: HashMap<&str, &Reacher> = recorded.iter().map(|r| (r.role.as_str(), r)).collect();
@@ -310,7 +290,7 @@ fn reach_drift(snap: &Snapshot, target: &Target, findings: &mut Findings) {
 
 /// DRF008: the registry is what monitor compares with: edited behind apply's
 /// back, it could hide a changed policy.
-fn registry_drift(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn drf008(snap: &Snapshot, findings: &mut Findings) {
     let bundle = &snap.bundle;
     match &bundle.registry_checksum {
         Some((Some(recorded), live)) if recorded != live => findings.push(Finding::problem(
@@ -334,10 +314,8 @@ fn registry_drift(snap: &Snapshot, findings: &mut Findings) {
     }
 }
 
-/// DRF009: the logging apply set up for the break-glass role is still there;
-/// DRF010: sessions logged in as the break-glass role now (an emergency, or
-/// someone using it who should not).
-fn break_glass_use(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+/// DRF009: the logging apply set up for the break-glass role is still there.
+pub(crate) fn drf009(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let admin = &target.admin_role;
     match &snap.bundle.recorded_logging {
         Some(recorded) => {
@@ -362,6 +340,12 @@ fn break_glass_use(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             format!("the last apply could not turn on statement logging for {admin} (see PRE010 and docs/runbook.md)"),
         )),
     }
+}
+
+/// DRF010: sessions logged in as the break-glass role now (an emergency, or
+/// someone using it who should not).
+pub(crate) fn drf010(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let admin = &target.admin_role;
     let sessions = &snap.session.break_glass_sessions;
     if sessions.is_empty() {
         findings.push(Finding::pass(
@@ -383,9 +367,40 @@ fn break_glass_use(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     }
 }
 
+/// DRF004 for an apply by an older rlsctl, which recorded only superusers
+/// and BYPASSRLS roles: those are compared.
+fn drf004_before_the_reach_set(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let Some(recorded) = &snap.bundle.recorded_bypass_roles else {
+        findings.push(Finding::skip(
+            &DRF004,
+            "no bundle history row records who reached every row",
+        ));
+        return;
+    };
+    let problems = snap
+        .session
+        .bypass_roles
+        .iter()
+        .filter(|r| !recorded.contains(r) && **r != target.admin_role)
+        .map(|r| {
+            Finding::problem(
+                &DRF004,
+                r.clone(),
+                format!("{r} is superuser or BYPASSRLS and was not when the bundle was applied"),
+                format!("ALTER ROLE {r} NOBYPASSRLS (or NOSUPERUSER), or re-apply to accept it"),
+            )
+        })
+        .collect();
+    findings.check(
+        &DRF004,
+        problems,
+        "no new superuser or BYPASSRLS role (the last apply predates the reach set: apply again to record it)",
+    );
+}
+
 /// DRF007: the bundle's own schema, as apply made it (also when a schema of
 /// that name exists but the bundle was never installed: something planted it).
-fn schema_objects(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn drf007(snap: &Snapshot, findings: &mut Findings) {
     let bundle = &snap.bundle;
     let mut problems: Vec<Finding> = Vec::new();
     if let Some((owner, owner_is_superuser)) = &bundle.schema_owner {

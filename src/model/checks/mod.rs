@@ -12,6 +12,8 @@ pub(crate) mod drift;
 pub(crate) mod performance;
 pub(crate) mod preflight;
 pub(crate) mod roles;
+#[cfg(test)]
+mod rule_tests;
 
 use serde::Serialize;
 

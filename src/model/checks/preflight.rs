@@ -33,11 +33,24 @@ pub(crate) struct Inputs<'a> {
     pub(crate) batching: Option<&'a crate::model::batches::Batching>,
 }
 
-/// PRE001 to PRE009.
+/// PRE001 to PRE010, in catalogue order.
 pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
+    pre001(snap, inputs, findings);
+    pre002(snap, target, findings);
+    pre003(snap, findings);
+    pre004(snap, target, inputs, findings);
+    pre005(snap, target, inputs, findings);
+    pre006(snap, target, findings);
+    pre007(snap, target, findings);
+    pre008(snap, findings);
+    pre009(inputs, findings);
+    pre010(snap, target, findings);
+}
+
+/// PRE001: the applying role may make every change the plan needs.
+pub(crate) fn pre001(snap: &Snapshot, inputs: &Inputs, findings: &mut Findings) {
     let s = &snap.session;
     let user = &s.user;
-
     let mut problems = Vec::new();
     if !s.superuser && !s.createrole && (!snap.app.exists || !snap.admin.exists) {
         problems.push(Finding::problem(
@@ -75,7 +88,10 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         problems,
         format!("{user} may make every change the plan needs"),
     );
+}
 
+/// PRE002: every configured tenant table exists and has the tenant column.
+pub(crate) fn pre002(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = snap
         .tables
         .iter()
@@ -102,9 +118,13 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         problems,
         "every tenant table exists with the tenant column",
     );
+}
 
-    // ALTER TABLE and CREATE POLICY need the owner's privileges: the session
-    // must be the owner or an inheriting member of it.
+/// PRE003: ALTER TABLE and CREATE POLICY need the owner's privileges: the
+/// session must be the owner or an inheriting member of it.
+pub(crate) fn pre003(snap: &Snapshot, findings: &mut Findings) {
+    let s = &snap.session;
+    let user = &s.user;
     let mut not_owned: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     if !s.superuser {
         for t in snap.tables.iter().filter(|t| t.exists && !t.session_owns) {
@@ -138,7 +158,10 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         problems,
         format!("{user} has the owner's privileges on every tenant table"),
     );
+}
 
+/// PRE004: a new app role gets a password (or IAM authentication is asked for).
+pub(crate) fn pre004(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
     let problems = if !snap.app.exists && !inputs.app_password && !inputs.no_app_password {
         vec![Finding::problem(
             &PRE004,
@@ -157,7 +180,12 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         problems,
         format!("{} exists or gets a password", target.app_role),
     );
+}
 
+/// PRE005: no row has a NULL tenant column before the cutover (a table whose
+/// rows RLS hides from the session cannot be counted: a warning).
+pub(crate) fn pre005(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
+    let user = &snap.session.user;
     let mut problems: Vec<Finding> = inputs
         .null_rows
         .iter()
@@ -195,7 +223,10 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         problems,
         format!("no row has a NULL {}", target.tenant_column),
     );
+}
 
+/// PRE006: every tenant table has an index led by the tenant column.
+pub(crate) fn pre006(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = unindexed(snap)
         .map(|t| {
             Finding::problem(
@@ -217,7 +248,10 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         problems,
         "every tenant table has an index led by the tenant column",
     );
+}
 
+/// PRE007: roles that read tenant tables today keep their rows after FORCE.
+pub(crate) fn pre007(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = snap
         .losing_readers
         .iter()
@@ -235,8 +269,14 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         })
         .collect();
     findings.check(&PRE007, problems, "no other role reads tenant tables today");
+}
 
-    // PRE008: apply writes into the rlsctl schema as the applying role; a
+/// PRE008: apply writes into the rlsctl schema as the applying role; a
+/// trigger, rule, default or function someone else planted there would run
+/// with its rights (CREATE SCHEMA / TABLE IF NOT EXISTS accept what exists).
+pub(crate) fn pre008(snap: &Snapshot, findings: &mut Findings) {
+    let s = &snap.session;
+    let user = &s.user;
     // trigger, rule, default or function someone else planted there would run
     // with its rights (CREATE SCHEMA / TABLE IF NOT EXISTS accept what exists).
     let bundle = &snap.bundle;
@@ -264,8 +304,10 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
         problems,
         "the rlsctl schema is absent or holds only what the bundle made",
     );
+}
 
-    // PRE009: what apply's locks take from the lock table every session shares.
+/// PRE009: what apply's locks take from the lock table every session shares.
+pub(crate) fn pre009(inputs: &Inputs, findings: &mut Findings) {
     if let Some(batching) = inputs.batching {
         if batching.split() {
             findings.push(Finding::problem(
@@ -286,8 +328,11 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
             findings.push(Finding::pass(&PRE009, None, batching.reason.clone()));
         }
     }
+}
 
-    // PRE010: break-glass use must be logged ("log all usage").
+/// PRE010: break-glass use must be logged ("log all usage").
+pub(crate) fn pre010(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let user = &snap.session.user;
     let admin = quote_ident(&target.admin_role);
     match snap.break_glass_logging() {
         Some(crate::model::snapshot::RoleSetting { name, value }) => findings.push(Finding::pass(

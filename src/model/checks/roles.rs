@@ -6,26 +6,18 @@ use crate::model::config::Target;
 use crate::model::snapshot::Snapshot;
 use crate::model::sql::{qualified, quote_ident};
 
-/// ROLE001 (with `session_check`, for verify) to ROLE009.
+/// ROLE001 (with `session_check`, for verify) to ROLE009, in catalogue order.
 pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut Findings) {
-    let app = &target.app_role;
     if session_check {
-        let mut problems = Vec::new();
-        if snap.session.session_user != *app {
-            let why = snap
-                .session_bypass_reason()
-                .map(|r| format!("; {r}"))
-                .unwrap_or_default();
-            problems.push(Finding::problem(
-                &ROLE001,
-                snap.session.session_user.clone(),
-                format!("connected as {}, not the app role {app}{why}: isolation must be proven as the app connects", snap.session.session_user),
-                format!("connect as {app}: rlsctl verify -U {app}"),
-            ));
-        }
-        findings.check(&ROLE001, problems, format!("connected as {app}"));
+        role001(snap, target, findings);
     }
-    if !snap.app.exists {
+    if snap.app.exists {
+        role002(snap, target, findings);
+        role003(snap, target, findings);
+        role004(snap, target, findings);
+        role006(snap, target, findings);
+    } else {
+        let app = &target.app_role;
         let reason = format!("role {app} does not exist (run rlsctl apply)");
         for check in [ROLE002, ROLE003, ROLE004, ROLE006, ROLE009] {
             findings.push(Finding::problem(
@@ -35,102 +27,159 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, finding
                 "rlsctl apply",
             ));
         }
-    } else {
-        let one = |check: &Check, bad: bool, detail: String, remedy: String| {
-            if bad {
-                vec![Finding::problem(check, app.clone(), detail, remedy)]
-            } else {
-                vec![]
-            }
-        };
-        findings.check(
-            &ROLE002,
-            one(
-                &ROLE002,
-                snap.app.superuser,
-                format!("{app} is a superuser: RLS never applies"),
-                format!("ALTER ROLE {} NOSUPERUSER", quote_ident(app)),
-            ),
-            format!("{app} is not a superuser"),
-        );
-        findings.check(
-            &ROLE003,
-            one(
-                &ROLE003,
-                snap.app.bypassrls,
-                format!("{app} has BYPASSRLS"),
-                format!("ALTER ROLE {} NOBYPASSRLS", quote_ident(app)),
-            ),
-            format!("{app} does not have BYPASSRLS"),
-        );
-        // ROLE004: the app role must not be one of the roles that reach every
-        // row (the whole set is listed when it passes).
-        let problems = snap
-            .reaches(app)
-            .map(|reacher| {
-                let remedy = match reacher.path.as_slice() {
-                    [only] if only == "PUBLIC" => {
-                        format!("drop or narrow the always-true policy ({})", reacher.reason)
-                    }
-                    [_, next, ..] => format!(
-                        "REVOKE {} FROM {}",
-                        quote_ident(next),
-                        quote_ident(&reacher.path[0])
-                    ),
-                    _ => format!(
-                        "remove what makes {app} reach every row: {}",
-                        reacher.reason
-                    ),
-                };
-                Finding::problem(
-                    &ROLE004,
-                    app.clone(),
-                    format!(
-                        "{app} reaches every row of {} tenant table(s): {}",
-                        reacher.tables,
-                        reacher.describe()
-                    ),
-                    remedy,
-                )
-            })
-            .into_iter()
-            .collect();
-        let set: Vec<String> = snap.reach.iter().map(|r| r.describe()).collect();
-        findings.check(
-            &ROLE004,
-            problems,
-            format!(
-                "{app} is none of the {} role(s) that reach every row: {}",
-                set.len(),
-                if set.is_empty() {
-                    "none".to_string()
-                } else {
-                    set.join("; ")
-                }
-            ),
-        );
-        let problems = snap
-            .app_reach
-            .setting_defaults
-            .iter()
-            .map(|d| {
-                Finding::problem(
-                    &ROLE006,
-                    d.clone(),
-                    format!("{d}: every session starts with a tenant nobody asked for"),
-                    format!(
-                        "ALTER ROLE ... RESET {} (or ALTER DATABASE ... RESET {})",
-                        target.tenant_setting, target.tenant_setting
-                    ),
-                )
-            })
-            .collect();
-        findings.check(
-            &ROLE006,
-            problems,
-            format!("no default for {}", target.tenant_setting),
-        );
     }
+    role005(snap, target, findings);
+    role007(snap, target, findings);
+    role008(snap, target, findings);
+    if snap.app.exists {
+        role009(snap, target, findings);
+    }
+}
+
+/// One problem on the app role when `bad`.
+fn on_app_role(
+    check: &Check,
+    app: &str,
+    bad: bool,
+    detail: String,
+    remedy: String,
+) -> Vec<Finding> {
+    if bad {
+        vec![Finding::problem(check, app, detail, remedy)]
+    } else {
+        vec![]
+    }
+}
+
+/// ROLE001: verify runs as the app role (isolation is proven as the app connects).
+pub(crate) fn role001(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
+    let mut problems = Vec::new();
+    if snap.session.session_user != *app {
+        let why = snap
+            .session_bypass_reason()
+            .map(|r| format!("; {r}"))
+            .unwrap_or_default();
+        problems.push(Finding::problem(
+            &ROLE001,
+            snap.session.session_user.clone(),
+            format!("connected as {}, not the app role {app}{why}: isolation must be proven as the app connects", snap.session.session_user),
+            format!("connect as {app}: rlsctl verify -U {app}"),
+        ));
+    }
+    findings.check(&ROLE001, problems, format!("connected as {app}"));
+}
+
+/// ROLE002: the app role is not a superuser.
+pub(crate) fn role002(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
+    findings.check(
+        &ROLE002,
+        on_app_role(
+            &ROLE002,
+            app,
+            snap.app.superuser,
+            format!("{app} is a superuser: RLS never applies"),
+            format!("ALTER ROLE {} NOSUPERUSER", quote_ident(app)),
+        ),
+        format!("{app} is not a superuser"),
+    );
+}
+
+/// ROLE003: the app role does not have BYPASSRLS.
+pub(crate) fn role003(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
+    findings.check(
+        &ROLE003,
+        on_app_role(
+            &ROLE003,
+            app,
+            snap.app.bypassrls,
+            format!("{app} has BYPASSRLS"),
+            format!("ALTER ROLE {} NOBYPASSRLS", quote_ident(app)),
+        ),
+        format!("{app} does not have BYPASSRLS"),
+    );
+}
+
+/// ROLE004: the app role is not one of the roles that reach every row (the
+/// whole set is listed when it passes).
+pub(crate) fn role004(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
+    let problems = snap
+        .reaches(app)
+        .map(|reacher| {
+            let remedy = match reacher.path.as_slice() {
+                [only] if only == "PUBLIC" => {
+                    format!("drop or narrow the always-true policy ({})", reacher.reason)
+                }
+                [_, next, ..] => format!(
+                    "REVOKE {} FROM {}",
+                    quote_ident(next),
+                    quote_ident(&reacher.path[0])
+                ),
+                _ => format!(
+                    "remove what makes {app} reach every row: {}",
+                    reacher.reason
+                ),
+            };
+            Finding::problem(
+                &ROLE004,
+                app.clone(),
+                format!(
+                    "{app} reaches every row of {} tenant table(s): {}",
+                    reacher.tables,
+                    reacher.describe()
+                ),
+                remedy,
+            )
+        })
+        .into_iter()
+        .collect();
+    let set: Vec<String> = snap.reach.iter().map(|r| r.describe()).collect();
+    findings.check(
+        &ROLE004,
+        problems,
+        format!(
+            "{app} is none of the {} role(s) that reach every row: {}",
+            set.len(),
+            if set.is_empty() {
+                "none".to_string()
+            } else {
+                set.join("; ")
+            }
+        ),
+    );
+}
+
+/// ROLE006: no role, database or server default for the tenant setting.
+pub(crate) fn role006(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let problems = snap
+        .app_reach
+        .setting_defaults
+        .iter()
+        .map(|d| {
+            Finding::problem(
+                &ROLE006,
+                d.clone(),
+                format!("{d}: every session starts with a tenant nobody asked for"),
+                format!(
+                    "ALTER ROLE ... RESET {} (or ALTER DATABASE ... RESET {})",
+                    target.tenant_setting, target.tenant_setting
+                ),
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE006,
+        problems,
+        format!("no default for {}", target.tenant_setting),
+    );
+}
+
+/// ROLE005: the app role owns no tenant table without FORCE.
+pub(crate) fn role005(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
     let problems = snap
         .tables
         .iter()
@@ -149,6 +198,11 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, finding
         problems,
         format!("{app} owns no unforced tenant table"),
     );
+}
+
+/// ROLE007: no TRUNCATE, REFERENCES or TRIGGER for the app role, now or by default.
+pub(crate) fn role007(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
     let mut problems: Vec<Finding> = snap
         .tables
         .iter()
@@ -176,10 +230,13 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, finding
         problems,
         "no TRUNCATE, REFERENCES or TRIGGER for the app role",
     );
+}
 
-    // ROLE008: whoever owns a table can ALTER TABLE ... DISABLE ROW LEVEL
-    // SECURITY, FORCE or not; membership is followed however it was granted
-    // (INHERIT or not: a member can SET ROLE).
+/// ROLE008: whoever owns a table can ALTER TABLE ... DISABLE ROW LEVEL
+/// SECURITY, FORCE or not; membership is followed however it was granted
+/// (INHERIT or not: a member can SET ROLE).
+pub(crate) fn role008(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
     let problems = snap
         .tables
         .iter()
@@ -220,32 +277,33 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, finding
         problems,
         format!("{app} cannot reach the owner of any tenant table"),
     );
+}
 
-    // ROLE009: CREATEROLE can grant itself roles (on PostgreSQL 15 and older any
-    // non-superuser role: the break-glass role, a table's owner).
-    if snap.app.exists {
-        let problems = snap
-            .app_reach
-            .createrole_roles
-            .iter()
-            .map(|role| {
-                let detail = if role == app {
-                    format!("{app} has CREATEROLE: it can grant itself other roles (any non-superuser one on PostgreSQL 15 and older)")
-                } else {
-                    format!("{app} reaches {role}, which has CREATEROLE: through it, it can grant itself other roles")
-                };
-                Finding::problem(
-                    &ROLE009,
-                    role.clone(),
-                    detail,
-                    format!("ALTER ROLE {} NOCREATEROLE", quote_ident(role)),
-                )
-            })
-            .collect();
-        findings.check(
-            &ROLE009,
-            problems,
-            format!("neither {app} nor any role it reaches has CREATEROLE"),
-        );
-    }
+/// ROLE009: CREATEROLE can grant itself roles (on PostgreSQL 15 and older any
+/// non-superuser role: the break-glass role, a table's owner).
+pub(crate) fn role009(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
+    let problems = snap
+        .app_reach
+        .createrole_roles
+        .iter()
+        .map(|role| {
+            let detail = if role == app {
+                format!("{app} has CREATEROLE: it can grant itself other roles (any non-superuser one on PostgreSQL 15 and older)")
+            } else {
+                format!("{app} reaches {role}, which has CREATEROLE: through it, it can grant itself other roles")
+            };
+            Finding::problem(
+                &ROLE009,
+                role.clone(),
+                detail,
+                format!("ALTER ROLE {} NOCREATEROLE", quote_ident(role)),
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE009,
+        problems,
+        format!("neither {app} nor any role it reaches has CREATEROLE"),
+    );
 }

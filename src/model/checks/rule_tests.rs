@@ -1,0 +1,754 @@
+//! Every rule on snapshots built in code: a database that is right (as apply
+//! leaves it, with what real databases also have: an extension's SECURITY
+//! DEFINER function, a reporting role, an app-owned trigger function) passes
+//! every rule; each test breaks exactly one thing and sees exactly its rule fail.
+
+use super::*;
+use crate::model::batches::Batching;
+use crate::model::config::{
+    Target, ADMIN_POLICY_NAME, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME,
+};
+use crate::model::snapshot::*;
+use crate::model::sql::helper_body;
+
+/// The isolation predicate as PostgreSQL deparses the bundle's.
+const PREDICATE: &str = "(tenant_id = ( SELECT (NULLIF(current_setting('app.tenant_id'::text, true), ''::text))::integer AS \"nullif\"))";
+
+fn target() -> Target {
+    Target {
+        schema: "public".into(),
+        tables: vec!["orders".into()],
+        tenant_column: "tenant_id".into(),
+        tenant_setting: "app.tenant_id".into(),
+        app_role: "app_user".into(),
+        admin_role: "tenant_admin".into(),
+    }
+}
+
+fn role(exists: bool) -> Role {
+    Role {
+        exists,
+        login: true,
+        connect: true,
+        schema_usage: true,
+        ..Role::default()
+    }
+}
+
+fn policy(name: &str, roles: &[&str], using: &str, applies_to_app: bool) -> Policy {
+    Policy {
+        table: "public.orders".into(),
+        name: name.into(),
+        cmd: Command::All,
+        permissive: true,
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        applies_to_app,
+        applies_to_session: false,
+        using: Some(using.into()),
+        check: Some(using.into()),
+        using_builtin: true,
+        check_builtin: true,
+    }
+}
+
+fn function(name: &str) -> Function {
+    Function {
+        signature: format!("public.{name}()"),
+        schema: "public".into(),
+        name: name.into(),
+        security_definer: false,
+        leakproof: false,
+        pins_search_path: true,
+        app_can_execute: true,
+        source: "SELECT 1".into(),
+        language: "sql".into(),
+        owner: "app_owner".into(),
+        returns: "integer".into(),
+        in_extension: false,
+        app_fires: false,
+        comment: String::new(),
+        user_functions: Vec::new(),
+    }
+}
+
+fn break_glass_reacher() -> Reacher {
+    Reacher {
+        role: "tenant_admin".into(),
+        login: false,
+        reason: format!("policy {ADMIN_POLICY_NAME} is USING (true)"),
+        tables: 1,
+        all_tables: true,
+        path: vec!["tenant_admin".into()],
+        reads_as_itself: true,
+    }
+}
+
+/// A database as apply leaves it, as the RDS master applied it, with what
+/// real databases also have.
+fn sound() -> Snapshot {
+    let helper = Function {
+        signature: "rlsctl.null_tenant_counts()".into(),
+        schema: BUNDLE_SCHEMA.into(),
+        name: HELPER_FUNCTION.into(),
+        security_definer: true,
+        source: helper_body(),
+        owner: "tenant_admin".into(),
+        returns: "SETOF record".into(),
+        language: "plpgsql".into(),
+        ..function("helper")
+    };
+    // pgaudit-like: SECURITY DEFINER, no search_path, made by CREATE EXTENSION.
+    let extension = Function {
+        signature: "public.pgaudit_ddl_command_end()".into(),
+        security_definer: true,
+        pins_search_path: false,
+        returns: "event_trigger".into(),
+        owner: "rdsadmin".into(),
+        in_extension: true,
+        ..function("pgaudit_ddl_command_end")
+    };
+    // The app's own trigger function: SECURITY DEFINER, owned by a role that
+    // reads under the policies.
+    let app_trigger = Function {
+        security_definer: true,
+        returns: "trigger".into(),
+        app_fires: true,
+        owner: "app_user".into(),
+        source: "BEGIN NEW.updated_at = now(); RETURN NEW; END".into(),
+        ..function("touch_updated_at")
+    };
+    let mut admin = role(true);
+    admin.login = false;
+    admin.settings = vec!["log_statement=all".into()];
+    Snapshot {
+        session: Session {
+            database: "shop".into(),
+            user: "postgres".into(),
+            session_user: "app_user".into(),
+            superuser: false,
+            createrole: true,
+            createdb: true,
+            replication: false,
+            bypassrls: false,
+            can_create_schema: true,
+            can_grant_schema_usage: true,
+            server_version_num: 160004,
+            bypass_roles: vec!["rdsadmin".into()],
+            pgaudit_loaded: false,
+            can_set_pgaudit: false,
+            can_set_log_statement: true,
+            break_glass_sessions: Vec::new(),
+        },
+        app: role(true),
+        admin,
+        app_reach: AppReach::default(),
+        tables: vec![Table {
+            name: "orders".into(),
+            display: "public.orders".into(),
+            partition_of: None,
+            partitioned: false,
+            exists: true,
+            has_column: true,
+            column_type: Some("integer".into()),
+            owner: Some("postgres".into()),
+            session_owns: true,
+            app_owns: false,
+            rls: true,
+            force: true,
+            has_tenant_index: true,
+            public_privileges: Vec::new(),
+            app_privileges: vec![
+                "DELETE".into(),
+                "INSERT".into(),
+                "SELECT".into(),
+                "UPDATE".into(),
+            ],
+            admin_privileges: vec![
+                "DELETE".into(),
+                "INSERT".into(),
+                "SELECT".into(),
+                "UPDATE".into(),
+            ],
+            app_forbidden_privileges: Vec::new(),
+            sequences: Vec::new(),
+            session_can_select: true,
+        }],
+        policies: vec![
+            policy(POLICY_NAME, &["app_user"], PREDICATE, true),
+            // The applying role is a member of the break-glass role (apply
+            // grants it on 16+), so it sees every row, as it counts NULLs.
+            Policy {
+                applies_to_session: true,
+                ..policy(ADMIN_POLICY_NAME, &["tenant_admin"], "true", false)
+            },
+        ],
+        policies_by_table: Default::default(),
+        uncovered: Vec::new(),
+        relations: Vec::new(),
+        functions: vec![helper, extension, app_trigger],
+        children: Vec::new(),
+        losing_readers: Vec::new(),
+        bundle: Bundle {
+            installed: true,
+            usage: true,
+            helper_executable: true,
+            helper_current: true,
+            shadow_current: true,
+            app_grants: true,
+            registry: vec![Installed {
+                table: "orders".into(),
+                using: PREDICATE.into(),
+                check: PREDICATE.into(),
+            }],
+            recorded_bypass_roles: Some(vec!["rdsadmin".into()]),
+            recorded_reach: Some(vec![break_glass_reacher()]),
+            records_current: true,
+            shadow_executable: false,
+            writers: vec![("postgres".into(), "owns the records".into())],
+            registry_checksum: Some((Some("c0ffee".into()), "c0ffee".into())),
+            recorded_logging: Some("log_statement=all".into()),
+            last_apply: Some("2026-11-01 by postgres".into()),
+            appliers: vec!["postgres".into()],
+            schema_owner: Some(("postgres".into(), false)),
+            foreign_objects: Vec::new(),
+            open_break_glass: Vec::new(),
+            null_counts: Some(vec![("public.orders".into(), Some(0))]),
+        },
+        reach: vec![break_glass_reacher()],
+    }
+    .reindexed()
+}
+
+fn batching(batches: usize) -> Batching {
+    Batching {
+        batches,
+        batch_size: 1,
+        tables: batches,
+        locks_needed: 10,
+        locks_available: 100,
+        reason: "fits".into(),
+        forced: false,
+    }
+}
+
+/// Every rule on `snap`: catalog (with ROLE001), drift and pre-flight.
+fn everything(snap: &Snapshot) -> Vec<Finding> {
+    let target = target();
+    let mut findings = Findings::default();
+    run_catalog(snap, &target, true, &mut findings);
+    drift::run(snap, &target, &mut findings);
+    let batching = batching(1);
+    let inputs = preflight::Inputs {
+        batching: Some(&batching),
+        ..Default::default()
+    };
+    preflight::run(snap, &target, &inputs, &mut findings);
+    findings.0
+}
+
+/// The ids that did not pass (fail or warn; a skip counts too: it proves nothing).
+fn failing(findings: &[Finding]) -> Vec<&'static str> {
+    let mut ids: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.status != Status::Pass)
+        .map(|f| f.id)
+        .collect();
+    ids.dedup();
+    ids
+}
+
+/// Breaks `sound()` with `change` and asserts exactly `id` fails.
+fn only(id: &str, change: impl FnOnce(&mut Snapshot)) {
+    exactly(&[id], change);
+}
+
+/// Breaks `sound()` with `change` and asserts exactly `ids` fail, in order
+/// (one fact some rules see from two sides).
+fn exactly(ids: &[&str], change: impl FnOnce(&mut Snapshot)) {
+    let mut snap = sound();
+    change(&mut snap);
+    let snap = snap.reindexed();
+    assert_eq!(failing(&everything(&snap)), ids, "breaking it for {ids:?}");
+}
+
+#[test]
+fn the_sound_database_passes_every_rule() {
+    let findings = everything(&sound());
+    assert_eq!(failing(&findings), Vec::<&str>::new(), "{findings:#?}");
+    // Every catalog, drift and pre-flight rule ran and said so.
+    for check in CATALOGUE
+        .iter()
+        .filter(|c| matches!(c.kind, Kind::Catalog | Kind::Drift | Kind::Preflight))
+    {
+        assert!(
+            findings.iter().any(|f| f.id == check.id),
+            "{} did not run",
+            check.id
+        );
+    }
+}
+
+#[test]
+fn role001_connected_as_another_role() {
+    only("ROLE001", |s| s.session.session_user = "postgres".into());
+}
+
+#[test]
+fn role002_the_app_role_is_a_superuser() {
+    only("ROLE002", |s| s.app.superuser = true);
+}
+
+#[test]
+fn role003_the_app_role_has_bypassrls() {
+    only("ROLE003", |s| s.app.bypassrls = true);
+}
+
+#[test]
+fn role004_the_app_role_reaches_every_row() {
+    only("ROLE004", |s| {
+        let through = Reacher {
+            role: "app_user".into(),
+            login: true,
+            path: vec!["app_user".into(), "tenant_admin".into()],
+            reads_as_itself: false,
+            ..break_glass_reacher()
+        };
+        s.reach.push(through.clone());
+        s.bundle.recorded_reach.as_mut().unwrap().push(through);
+    });
+}
+
+#[test]
+fn role005_the_app_role_owns_an_unforced_table() {
+    let mut snap = sound();
+    snap.tables[0].app_owns = true;
+    snap.tables[0].force = false;
+    let failing = failing(&everything(&snap));
+    for id in ["ROLE005", "RLS002", "ROLE008"] {
+        assert!(failing.contains(&id), "{failing:?}");
+    }
+}
+
+#[test]
+fn role006_a_default_for_the_tenant_setting() {
+    only("ROLE006", |s| {
+        s.app_reach.setting_defaults = vec!["role app_user: app.tenant_id=1".into()]
+    });
+}
+
+#[test]
+fn role007_truncate_for_the_app_role() {
+    only("ROLE007", |s| {
+        s.tables[0].app_forbidden_privileges = vec!["TRUNCATE".into()]
+    });
+}
+
+#[test]
+fn role007_by_default_privileges() {
+    only("ROLE007", |s| {
+        s.app_reach.default_privileges = vec!["TRUNCATE for app_user in public".into()]
+    });
+}
+
+#[test]
+fn role008_the_app_role_is_a_member_of_the_owner() {
+    only("ROLE008", |s| s.tables[0].app_owns = true);
+}
+
+#[test]
+fn role009_createrole_within_reach() {
+    only("ROLE009", |s| {
+        s.app_reach.createrole_roles = vec!["app_user".into()]
+    });
+}
+
+#[test]
+fn rls001_rls_disabled() {
+    only("RLS001", |s| s.tables[0].rls = false);
+}
+
+#[test]
+fn rls002_not_forced() {
+    only("RLS002", |s| s.tables[0].force = false);
+}
+
+#[test]
+fn rls003_a_lookalike_predicate() {
+    let mut snap = sound();
+    snap.policies[0].using_builtin = false;
+    let findings = everything(&snap.reindexed());
+    let failing = failing(&findings);
+    assert!(failing.contains(&"RLS003"), "{failing:?}");
+    let rls003 = findings.iter().find(|f| f.id == "RLS003").unwrap();
+    assert!(
+        rls003.detail.contains("reads like the isolation predicate"),
+        "{}",
+        rls003.detail
+    );
+}
+
+#[test]
+fn rls004_a_write_policy_without_a_tenant_check() {
+    // A policy that appeared after apply is drift as well.
+    exactly(&["RLS004", "DRF002"], |s| {
+        let mut insert = policy("insert_any", &["app_user"], PREDICATE, true);
+        insert.cmd = Command::Insert;
+        insert.using = None;
+        insert.check = None;
+        s.policies.push(insert);
+    });
+}
+
+#[test]
+fn rls005_a_permissive_policy_that_widens() {
+    let mut snap = sound();
+    snap.policies
+        .push(policy("reporting", &["public"], "true", true));
+    let failing = failing(&everything(&snap.reindexed()));
+    assert!(failing.contains(&"RLS005"), "{failing:?}");
+}
+
+#[test]
+fn rls006_an_uncovered_table() {
+    only("RLS006", |s| {
+        s.uncovered = vec![("public.invoices".into(), false)]
+    });
+}
+
+#[test]
+fn rls007_null_tenant_rows() {
+    only("RLS007", |s| {
+        s.bundle.null_counts = Some(vec![("public.orders".into(), Some(3))])
+    });
+}
+
+#[test]
+fn rls008_shadow_mode() {
+    let mut snap = sound();
+    let shadow =
+        format!("({PREDICATE} OR rlsctl.shadow_seen('public.orders'::text, 'read'::text))");
+    snap.policies[0].using = Some(shadow.clone());
+    snap.policies[0].check = Some(shadow);
+    snap.bundle.shadow_executable = true;
+    let failing = failing(&everything(&snap.reindexed()));
+    assert!(failing.contains(&"RLS008"), "{failing:?}");
+}
+
+#[test]
+fn byp001_a_view_over_the_owners_rights() {
+    only("BYP001", |s| {
+        s.relations.push(Relation {
+            name: "public.all_orders".into(),
+            bare_name: "all_orders".into(),
+            app_can_select: true,
+            kind: RelationKind::View,
+            owner: "tenant_admin".into(),
+            owner_bypasses: false,
+            security_invoker: false,
+            reads: vec!["public.orders".into()],
+        })
+    });
+}
+
+#[test]
+fn byp001_a_security_invoker_view_passes() {
+    let mut snap = sound();
+    snap.relations.push(Relation {
+        name: "public.my_orders".into(),
+        bare_name: "my_orders".into(),
+        app_can_select: true,
+        kind: RelationKind::View,
+        owner: "tenant_admin".into(),
+        owner_bypasses: false,
+        security_invoker: true,
+        reads: vec!["public.orders".into()],
+    });
+    assert_eq!(failing(&everything(&snap)), Vec::<&str>::new());
+}
+
+#[test]
+fn byp002_a_materialized_view() {
+    only("BYP002", |s| {
+        s.relations.push(Relation {
+            name: "public.order_totals".into(),
+            bare_name: "order_totals".into(),
+            app_can_select: true,
+            kind: RelationKind::MaterializedView,
+            owner: "postgres".into(),
+            owner_bypasses: false,
+            security_invoker: false,
+            reads: vec!["public.orders".into()],
+        })
+    });
+}
+
+#[test]
+fn byp003_a_definer_function_of_a_reacher_reads_tenant_rows() {
+    only("BYP003", |s| {
+        s.functions.push(Function {
+            security_definer: true,
+            owner: "tenant_admin".into(),
+            source: "SELECT count(*) FROM orders".into(),
+            ..function("count_all_orders")
+        })
+    });
+}
+
+#[test]
+fn byp004_a_definer_function_without_search_path() {
+    only("BYP004", |s| {
+        s.functions.push(Function {
+            security_definer: true,
+            pins_search_path: false,
+            app_can_execute: false,
+            ..function("housekeeping")
+        })
+    });
+}
+
+#[test]
+fn byp005_a_leakproof_function() {
+    only("BYP005", |s| {
+        s.functions.push(Function {
+            leakproof: true,
+            ..function("cheap_eq")
+        })
+    });
+}
+
+#[test]
+fn byp006_a_partition_without_rls() {
+    only("BYP006", |s| {
+        s.children.push(Child {
+            name: "public.orders_2026".into(),
+            parent: "public.orders".into(),
+            rls: false,
+            force: false,
+        })
+    });
+}
+
+#[test]
+fn byp007_a_role_that_can_rewrite_the_records() {
+    only("BYP007", |s| {
+        s.bundle
+            .writers
+            .push(("etl".into(), "etl can UPDATE rlsctl.tenant_tables".into()))
+    });
+}
+
+#[test]
+fn byp007_the_shadow_function_callable_outside_shadow_mode() {
+    only("BYP007", |s| s.bundle.shadow_executable = true);
+}
+
+#[test]
+fn prf001_no_tenant_index() {
+    let mut snap = sound();
+    snap.tables[0].has_tenant_index = false;
+    // The same fact before the cutover (PRE006) and after it (PRF001).
+    assert_eq!(failing(&everything(&snap)), vec!["PRF001", "PRE006"]);
+}
+
+#[test]
+fn drf001_never_applied() {
+    let mut snap = sound();
+    snap.bundle = Bundle::default();
+    let findings = everything(&snap);
+    let drf001 = findings.iter().find(|f| f.id == "DRF001").unwrap();
+    assert_eq!(drf001.status, Status::Fail);
+    // The others are skipped by name, DRF007 still runs.
+    let drf007 = findings.iter().find(|f| f.id == "DRF007").unwrap();
+    assert_eq!(drf007.status, Status::Pass);
+    for id in ["DRF002", "DRF006", "DRF008", "DRF010"] {
+        let finding = findings.iter().find(|f| f.id == id).unwrap();
+        assert_eq!(finding.status, Status::Skip, "{id}");
+    }
+}
+
+#[test]
+fn drf002_the_policy_changed() {
+    only("DRF002", |s| {
+        s.policies[0].roles = vec!["app_user".into(), "reporting".into()]
+    });
+}
+
+#[test]
+fn drf003_break_glass_is_open() {
+    only("DRF003", |s| {
+        s.bundle.open_break_glass.push(BreakGlass {
+            tables: vec!["public.orders".into()],
+            started_by: "oncall".into(),
+            started_at: "2026-11-27 03:00".into(),
+            reason: "incident 42".into(),
+        })
+    });
+}
+
+#[test]
+fn drf004_a_role_joined_the_reach_set() {
+    only("DRF004", |s| {
+        s.reach.push(Reacher {
+            role: "reporting".into(),
+            login: true,
+            path: vec!["reporting".into(), "tenant_admin".into()],
+            reads_as_itself: false,
+            ..break_glass_reacher()
+        })
+    });
+}
+
+#[test]
+fn drf004_a_reacher_gained_login() {
+    only("DRF004", |s| s.reach[0].login = true);
+}
+
+#[test]
+fn drf004_a_role_name_with_a_comma_is_one_role() {
+    let mut snap = sound();
+    let odd = Reacher {
+        role: "ops, oncall".into(),
+        path: vec!["ops, oncall".into(), "tenant_admin".into()],
+        ..break_glass_reacher()
+    };
+    snap.reach.push(odd.clone());
+    snap.bundle.recorded_reach.as_mut().unwrap().push(odd);
+    assert_eq!(failing(&everything(&snap)), Vec::<&str>::new());
+}
+
+#[test]
+fn drf005_the_helper_was_replaced() {
+    only("DRF005", |s| s.functions[0].source = "SELECT 0".into());
+}
+
+#[test]
+fn drf006_a_configured_table_not_installed() {
+    only("DRF006", |s| s.bundle.registry.clear());
+}
+
+#[test]
+fn drf007_an_object_planted_in_the_schema() {
+    // Drift now, and a refusal of the next apply.
+    exactly(&["DRF007", "PRE008"], |s| {
+        s.bundle.foreign_objects = vec!["trigger planted on rlsctl.tenant_tables".into()]
+    });
+}
+
+#[test]
+fn drf008_the_registry_was_edited() {
+    only("DRF008", |s| {
+        s.bundle.registry_checksum = Some((Some("c0ffee".into()), "deadbeef".into()))
+    });
+}
+
+#[test]
+fn drf009_the_break_glass_logging_was_removed() {
+    only("DRF009", |s| s.admin.settings.clear());
+}
+
+#[test]
+fn drf010_a_session_as_the_break_glass_role() {
+    only("DRF010", |s| {
+        s.session.break_glass_sessions = vec!["pid 4242".into()]
+    });
+}
+
+#[test]
+fn pre001_neither_superuser_nor_createrole_with_roles_missing() {
+    let mut snap = sound();
+    snap.session.createrole = false;
+    snap.admin.exists = false;
+    let failing = failing(&everything(&snap));
+    assert!(failing.contains(&"PRE001"), "{failing:?}");
+}
+
+#[test]
+fn pre002_a_configured_table_is_missing() {
+    let mut snap = sound();
+    snap.tables[0].exists = false;
+    let failing = failing(&everything(&snap));
+    assert!(failing.contains(&"PRE002"), "{failing:?}");
+}
+
+#[test]
+fn pre003_the_session_is_not_the_owner() {
+    only("PRE003", |s| s.tables[0].session_owns = false);
+}
+
+#[test]
+fn pre004_a_new_app_role_without_a_password() {
+    let mut snap = sound();
+    snap.app.exists = false;
+    let target = target();
+    let mut findings = Findings::default();
+    preflight::pre004(&snap, &target, &preflight::Inputs::default(), &mut findings);
+    assert_eq!(failing(&findings.0), vec!["PRE004"]);
+    // With a password, or IAM authentication asked for, it passes.
+    for inputs in [
+        preflight::Inputs {
+            app_password: true,
+            ..Default::default()
+        },
+        preflight::Inputs {
+            no_app_password: true,
+            ..Default::default()
+        },
+    ] {
+        let mut findings = Findings::default();
+        preflight::pre004(&snap, &target, &inputs, &mut findings);
+        assert_eq!(failing(&findings.0), Vec::<&str>::new());
+    }
+    snap.app.exists = true;
+    let mut findings = Findings::default();
+    preflight::pre004(&snap, &target, &preflight::Inputs::default(), &mut findings);
+    assert_eq!(failing(&findings.0), Vec::<&str>::new());
+}
+
+#[test]
+fn pre005_null_tenant_rows_before_the_cutover() {
+    let snap = sound();
+    let target = target();
+    let null_rows = [preflight::NullRows {
+        table: "public.orders".into(),
+        rows: 7,
+    }];
+    let inputs = preflight::Inputs {
+        null_rows: &null_rows,
+        ..Default::default()
+    };
+    let mut findings = Findings::default();
+    preflight::pre005(&snap, &target, &inputs, &mut findings);
+    assert_eq!(failing(&findings.0), vec!["PRE005"]);
+}
+
+#[test]
+fn pre007_a_reader_that_loses_its_rows() {
+    only("PRE007", |s| {
+        s.losing_readers = vec![("backup".into(), vec!["orders".into()])]
+    });
+}
+
+#[test]
+fn pre008_the_schema_belongs_to_someone_else() {
+    let mut snap = sound();
+    snap.bundle.schema_owner = Some(("mallory".into(), false));
+    let failing = failing(&everything(&snap));
+    assert!(failing.contains(&"PRE008"), "{failing:?}");
+}
+
+#[test]
+fn pre009_the_change_is_split_over_transactions() {
+    let mut findings = Findings::default();
+    let split = batching(3);
+    let inputs = preflight::Inputs {
+        batching: Some(&split),
+        ..Default::default()
+    };
+    preflight::pre009(&inputs, &mut findings);
+    assert_eq!(failing(&findings.0), vec!["PRE009"]);
+}
+
+#[test]
+fn pre010_break_glass_use_cannot_be_logged() {
+    only("PRE010", |s| s.session.can_set_log_statement = false);
+}
