@@ -1,0 +1,403 @@
+//! Reading the snapshot: two pipelined phases of independent statements (the
+//! second needs the tenant tables' oids from the first), so the count of
+//! statements is constant in the number of tables and, through a tunnel, the
+//! round trips overlap.
+
+use crate::pg::Param;
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use tokio_postgres::Row;
+
+use crate::model::config::{Target, POLICY_NAME};
+use crate::model::snapshot::*;
+use crate::model::sql::{fill, helper_body, quote_literal};
+use crate::pg::cells::{all, Cells};
+
+mod rows;
+use crate::pg::{Begin, Db, DbResultExt};
+use rows::*;
+
+const SESSION: &str = include_str!("../../../sql/inspect/session.sql");
+const ROLES: &str = include_str!("../../../sql/inspect/roles.sql");
+const APP_REACH: &str = include_str!("../../../sql/inspect/app_reach.sql");
+const TABLES: &str = include_str!("../../../sql/inspect/tables.sql");
+const FUNCTIONS: &str = include_str!("../../../sql/inspect/functions.sql");
+const LOSING_READERS: &str = include_str!("../../../sql/inspect/losing_readers.sql");
+const BUNDLE_PRESENT: &str = include_str!("../../../sql/inspect/bundle_present.sql");
+const BUNDLE_OBJECTS: &str = include_str!("../../../sql/inspect/bundle_objects.sql");
+const BUNDLE_RECORDS: &str = include_str!("../../../sql/inspect/bundle_records.sql");
+/// The md5 of the installed-table registry, as apply records it.
+pub(crate) const REGISTRY_CHECKSUM: &str =
+    include_str!("../../../sql/bundle/registry_checksum.sql");
+const NULL_COUNTS: &str = include_str!("../../../sql/inspect/null_counts.sql");
+const SCOPE: &str = include_str!("../../../sql/inspect/scope.sql");
+const UNCOVERED: &str = include_str!("../../../sql/inspect/uncovered.sql");
+const POLICIES: &str = include_str!("../../../sql/inspect/policies.sql");
+const REACH: &str = include_str!("../../../sql/inspect/reach.sql");
+/// Whether the session can read the bundle's registry (the policy read uses
+/// the text apply recorded there).
+const REGISTRY_READABLE: &str =
+    "SELECT coalesce(has_table_privilege(to_regclass('rlsctl.tenant_tables'), 'SELECT'), false)";
+const CHILDREN: &str = include_str!("../../../sql/inspect/children.sql");
+const RELATIONS: &str = include_str!("../../../sql/inspect/relations.sql");
+
+/// The stored tree of the constant `true` at any source position, as every
+/// supported major writes it, as a LIKE pattern (a top-level CONST holds no
+/// other node, so `%` can only match the position). Anything else is deparsed.
+const TRUE_TREE: &str =
+    "{CONST :consttype 16 :consttypmod -1 :constcollid 0 :constlen 1 :constbyval true \
+:constisnull false :location % :constvalue 1 [ 1 0 0 0 0 0 0 0 ]}";
+
+/// The policy read, deparsing every expression or reusing the registry's text
+/// for an isolation policy whose stored tree is unchanged since apply.
+fn policies_sql(with_registry: bool) -> String {
+    let values: [(&str, String); 6] = if with_registry {
+        [
+            ("using", "CASE WHEN x.using_tree = x.q THEN NULL ELSE pg_get_expr(p.polqual, p.polrelid) END".into()),
+            ("check", "CASE WHEN x.check_tree = x.w THEN NULL ELSE pg_get_expr(p.polwithcheck, p.polrelid) END".into()),
+            ("using_recorded", "x.using_tree = x.q".into()),
+            ("check_recorded", "x.check_tree = x.w".into()),
+            (
+                "registry_join",
+                format!(
+                    "LEFT JOIN rlsctl.tenant_tables tt ON tt.schema_name = n.nspname AND tt.table_name = c.relname AND p.polname = {}",
+                    quote_literal(POLICY_NAME)
+                ),
+            ),
+            // `|| ''` makes a plain copy: compared twice, decompressed once.
+            ("registry_trees", ", tt.installed_using_tree || '' AS using_tree, tt.installed_check_tree || '' AS check_tree".into()),
+        ]
+    } else {
+        [
+            ("using", "pg_get_expr(p.polqual, p.polrelid)".into()),
+            ("check", "pg_get_expr(p.polwithcheck, p.polrelid)".into()),
+            ("using_recorded", "false".into()),
+            ("check_recorded", "false".into()),
+            ("registry_join", String::new()),
+            ("registry_trees", String::new()),
+        ]
+    };
+    let true_tree = quote_literal(TRUE_TREE);
+    let mut values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    values.push(("true_tree", &true_tree));
+    format!("{SCOPE}\n{}", fill(POLICIES, "policies", &values))
+}
+
+impl Snapshot {
+    /// The read verify and monitor make: one read-only transaction with the
+    /// search_path pinned (see [`Db::begin_read`]), NULL tenants counted, the
+    /// policy read on a second connection in a transaction of its own. Every
+    /// read is inside a transaction, so a transaction pooler keeps each on
+    /// one server connection and the pin holds for all of it.
+    pub(crate) async fn read_for_checks(db: &Db, target: &Target) -> Result<Self> {
+        let read = db
+            .begin(Begin::Read)
+            .await
+            .doing("starting the read-only transaction")?;
+        let reads = Reads {
+            null_counts: true,
+            parallel: true,
+        };
+        let snapshot = Self::read(&read, target, reads).await?;
+        read.rollback()
+            .await
+            .doing("ending the read-only transaction")?;
+        Ok(snapshot)
+    }
+
+    /// Reads the snapshot: a fixed number of statements whatever the number of
+    /// tables, in two pipelined phases; with `reads.parallel`, the policy read
+    /// on a second connection beside both.
+    pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
+        let params = Params::of(target);
+        // The policy read, the largest, on a sibling connection from the
+        // start, beside everything else (the server works on both at once);
+        // `None` when there is no sibling, and it runs with the rest.
+        let (main, aside) = tokio::join!(
+            read_main(db, target, &params, reads),
+            read_policies_aside(db, &params, reads.parallel),
+        );
+        let (first, second) = main?;
+        let policy_rows = match aside.doing("reading the policies")? {
+            Some(rows) => rows,
+            None => db
+                .query(&policies_sql(first.bundle.installed), &params.scope())
+                .await
+                .doing("reading the policies")?,
+        };
+        assemble(target, first, second, &policy_rows)
+    }
+}
+
+/// The values the reads bind, owned here so each statement can borrow them.
+struct Params<'a> {
+    target: &'a Target,
+    roles: Vec<String>,
+    helper: String,
+    shadow: String,
+}
+
+impl<'a> Params<'a> {
+    fn of(target: &'a Target) -> Self {
+        Self {
+            target,
+            roles: vec![target.app_role.clone(), target.admin_role.clone()],
+            helper: helper_body(),
+            shadow: crate::model::sql::shadow_body(&target.tenant_setting),
+        }
+    }
+
+    /// The parameters of the reads that start from `scope.sql`.
+    fn scope(&self) -> [&dyn Param; 4] {
+        let t = self.target;
+        [&t.schema, &t.tenant_column, &t.app_role, &t.tables]
+    }
+}
+
+/// Phase one: who the session is and whether the bundle is there (the rest
+/// depends on it), and the reads that need nothing else.
+struct PhaseOne {
+    session: Row,
+    role_rows: Vec<Row>,
+    app_reach: Row,
+    function_rows: Vec<Row>,
+    reader_rows: Vec<Row>,
+    reach_set: Vec<Row>,
+    bundle: Bundle,
+}
+
+/// Phase two: the reads that grow with the tables.
+struct PhaseTwo {
+    table_rows: Vec<Row>,
+    uncovered: Vec<Row>,
+    child_rows: Vec<Row>,
+    relation_rows: Vec<Row>,
+    records: Option<Vec<Row>>,
+    null_counts: Option<Vec<Row>>,
+}
+
+/// Everything but the policies, on this connection: phase one, then phase two.
+async fn read_main(
+    db: &Db,
+    target: &Target,
+    params: &Params<'_>,
+    reads: Reads,
+) -> Result<(PhaseOne, PhaseTwo)> {
+    let first = phase_one(db, target, params).await?;
+    let second = phase_two(db, target, params, &first.bundle, reads).await?;
+    Ok((first, second))
+}
+
+async fn phase_one(db: &Db, target: &Target, params: &Params<'_>) -> Result<PhaseOne> {
+    let t = target;
+    let session_sql = session_sql(db.info.server_version_num);
+    let session: [&dyn Param; 2] = [&t.schema, &t.admin_role];
+    let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
+    let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
+    let functions: [&dyn Param; 1] = [&t.app_role];
+    let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
+    let present: [&dyn Param; 4] = [&t.app_role, &t.admin_role, &params.helper, &params.shadow];
+    let objects: [&dyn Param; 1] = [&t.admin_role];
+    let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
+    let (session, role_rows, app_reach, function_rows, reader_rows, present, objects, reach_set) =
+        tokio::try_join!(
+            db.query_one(&session_sql, &session),
+            db.query(ROLES, &roles),
+            db.query_one(APP_REACH, &app_reach),
+            db.query(FUNCTIONS, &functions),
+            db.query(LOSING_READERS, &readers),
+            db.query_one(BUNDLE_PRESENT, &present),
+            db.query(BUNDLE_OBJECTS, &objects),
+            db.query(REACH, &reach),
+        )
+        .doing("reading the catalog")?;
+    let bundle = bundle_from(&present, &objects)?;
+    if bundle.installed && !bundle.usage {
+        bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
+    }
+    Ok(PhaseOne {
+        session,
+        role_rows,
+        app_reach,
+        function_rows,
+        reader_rows,
+        reach_set,
+        bundle,
+    })
+}
+
+async fn phase_two(
+    db: &Db,
+    target: &Target,
+    params: &Params<'_>,
+    bundle: &Bundle,
+    reads: Reads,
+) -> Result<PhaseTwo> {
+    let t = target;
+    let scope = params.scope();
+    let (uncovered_sql, children_sql, relations_sql) = (
+        format!("{SCOPE}\n{UNCOVERED}"),
+        format!("{SCOPE}\n{CHILDREN}"),
+        format!("{SCOPE}\n{RELATIONS}"),
+    );
+    let records = async {
+        if !bundle.installed {
+            return Ok(None);
+        }
+        let sql = fill(
+            BUNDLE_RECORDS,
+            "bundle_records",
+            &[("registry_checksum", REGISTRY_CHECKSUM)],
+        );
+        let schema: [&dyn Param; 1] = [&t.schema];
+        db.query(&sql, &schema).await.map(Some)
+    };
+    let null_counts = async {
+        if reads.null_counts && bundle.installed && bundle.helper_executable {
+            db.query(NULL_COUNTS, &[]).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let table_params: [&dyn Param; 5] = [
+        &t.schema,
+        &t.tables,
+        &t.tenant_column,
+        &t.app_role,
+        &t.admin_role,
+    ];
+    let (table_rows, uncovered, child_rows, relation_rows, records, null_counts) =
+        tokio::try_join!(
+            db.query(TABLES, &table_params),
+            db.query(&uncovered_sql, &scope),
+            db.query(&children_sql, &scope),
+            db.query(&relations_sql, &scope),
+            records,
+            null_counts,
+        )
+        .doing("reading tables, views, children and the bundle's records")?;
+    Ok(PhaseTwo {
+        table_rows,
+        uncovered,
+        child_rows,
+        relation_rows,
+        records,
+        null_counts,
+    })
+}
+
+/// The policy read on a second connection in a read-only transaction of its
+/// own; `None` when reading on one connection (asked to, or no second one).
+async fn read_policies_aside(
+    db: &Db,
+    params: &Params<'_>,
+    parallel: bool,
+) -> Result<Option<Vec<Row>>, tokio_postgres::Error> {
+    if !parallel {
+        return Ok(None);
+    }
+    let sibling = match db.sibling().await {
+        Ok(sibling) => sibling,
+        Err(err) => {
+            tracing::debug!("reading on one connection: {err:#}");
+            return Ok(None);
+        }
+    };
+    let read = sibling.begin(Begin::Read).await?;
+    let registry: bool = read.query_one(REGISTRY_READABLE, &[]).await?.try_get(0)?;
+    let rows = read.query(&policies_sql(registry), &params.scope()).await?;
+    read.rollback().await?;
+    Ok(Some(rows))
+}
+
+/// The snapshot from the rows of both phases and the policy read.
+fn assemble(
+    target: &Target,
+    first: PhaseOne,
+    second: PhaseTwo,
+    policy_rows: &[Row],
+) -> Result<Snapshot> {
+    let session = session_from(&first.session)?;
+    let mut bundle = first.bundle;
+    if let Some(rows) = &second.records {
+        read_records(rows, &mut bundle)?;
+    }
+    if let Some(rows) = &second.null_counts {
+        bundle.null_counts = Some(null_counts_from(rows)?);
+    }
+    let (app, admin) = roles_from(&first.role_rows, &absent_role(&session), target)?;
+    let recorded: HashMap<String, &Installed> = bundle
+        .registry
+        .iter()
+        .map(|r| (target.display_table(&r.table), r))
+        .collect();
+    let policies = policy_rows
+        .iter()
+        .map(|row| policy_from(row, &recorded))
+        .collect::<Result<Vec<Policy>>>()?;
+    let reach = Cells::new(&first.app_reach, "app_reach");
+    Ok(Snapshot {
+        app,
+        admin,
+        app_reach: AppReach {
+            createrole_roles: reach.column("createrole_roles")?,
+            setting_defaults: setting_defaults(&reach, &target.tenant_setting)?,
+            default_privileges: reach.column("default_privileges")?,
+        },
+        tables: second
+            .table_rows
+            .iter()
+            .map(|r| table_from(r, target))
+            .collect::<Result<_>>()?,
+        policies_by_table: index_by_table(&policies),
+        policies,
+        uncovered: all(&second.uncovered, "uncovered", |r| {
+            Ok((r.column("name")?, r.column("forced")?))
+        })?,
+        relations: all(&second.relation_rows, "relations", relation_from)?,
+        functions: all(&first.function_rows, "functions", function_from)?,
+        children: all(&second.child_rows, "children", child_from)?,
+        losing_readers: all(&first.reader_rows, "losing_readers", |r| {
+            Ok((r.column("role")?, r.column("tables")?))
+        })?,
+        bundle,
+        session: session.0,
+        reach: all(&first.reach_set, "reach", reacher_from)?,
+    })
+}
+
+/// The reach set as it is now (see [`Reacher`]): apply reads it after its
+/// changes, in the same transaction, to record it.
+pub(crate) async fn read_reach(db: &Db, target: &Target) -> Result<Vec<Reacher>> {
+    let params: [&dyn Param; 3] = [&target.schema, &target.tables, &TRUE_TREE];
+    let rows = db
+        .query(REACH, &params)
+        .await
+        .doing("reading who reaches every row")?;
+    all(&rows, "reach", reacher_from)
+}
+
+/// The session read for this server: whether the session may set a parameter
+/// per role is `has_parameter_privilege` on PostgreSQL 15 and later, and only
+/// a superuser's (or RDS's rds_superuser's, for pgaudit) before.
+fn session_sql(server_version_num: i32) -> String {
+    let can_set = |parameter: &str| {
+        if server_version_num >= 150000 {
+            format!(
+                "has_parameter_privilege({}, 'SET')",
+                quote_literal(parameter)
+            )
+        } else {
+            "false".to_string()
+        }
+    };
+    fill(
+        SESSION,
+        "session",
+        &[
+            ("can_set:pgaudit.log", &can_set("pgaudit.log")),
+            ("can_set:log_statement", &can_set("log_statement")),
+        ],
+    )
+}
