@@ -23,6 +23,20 @@ struct ProbeTable<'a> {
     column_type: String,
 }
 
+/// What every probe works with.
+struct Probes<'a> {
+    snap: &'a Snapshot,
+    target: &'a Target,
+    /// The app role's sessions: this one and, when it could be had, a second.
+    sessions: Vec<&'a Db>,
+    tables: Vec<ProbeTable<'a>>,
+    refs: Vec<TableRef>,
+    /// The ids given with `--tenant` (may be empty).
+    tenants: &'a [String],
+    tenant_a: String,
+    tenant_b: String,
+}
+
 /// Runs the probes. `tenants`: the ids given with `--tenant` (may be empty).
 pub async fn run(
     db: &Db,
@@ -44,6 +58,13 @@ pub async fn run(
             column_type: t.column_type.clone().unwrap_or_else(|| "text".into()),
         })
         .collect();
+    if tables.is_empty() {
+        findings.skip_all(
+            &PROBES,
+            "no configured tenant table exists with the tenant column",
+        );
+        return Ok(());
+    }
     let refs: Vec<TableRef> = tables
         .iter()
         .map(|t| TableRef {
@@ -53,13 +74,46 @@ pub async fn run(
             partitioned: t.table.partitioned,
         })
         .collect();
-    if tables.is_empty() {
-        findings.skip_all(
-            &PROBES,
-            "no configured tenant table exists with the tenant column",
-        );
-        return Ok(());
+    let (tenant_a, tenant_b) = probe_tenants(db, snap, tenants).await?;
+    // A second session of the app role takes half of every table: the first
+    // touch of a table in a session loads its metadata, and the server does
+    // that for both halves at once. One session when a second cannot be had.
+    let sibling = match db.sibling().await {
+        Ok(sibling) => Some(sibling),
+        Err(err) => {
+            tracing::debug!("probing on one connection: {err:#}");
+            None
+        }
+    };
+    let probes = Probes {
+        snap,
+        target,
+        sessions: std::iter::once(db).chain(sibling.as_ref()).collect(),
+        tables,
+        refs,
+        tenants,
+        tenant_a,
+        tenant_b,
+    };
+    let result = async {
+        probes.prb001_and_prb004(findings).await?;
+        probes.prb002(findings).await?;
+        probes.prb003_and_prf002(findings).await
     }
+    .await;
+    if let Err(err) = result {
+        match err.downcast_ref::<tokio_postgres::Error>() {
+            Some(err) => bail!("a probe failed unexpectedly: {}", describe(err)),
+            None => return Err(err),
+        }
+    }
+    explain_shadow_mode(snap, findings);
+    Ok(())
+}
+
+/// The two tenants the probes act as: those given, else ids that exist
+/// nowhere (each checked to fit the tenant column's type first).
+async fn probe_tenants(db: &Db, snap: &Snapshot, tenants: &[String]) -> Result<(String, String)> {
     let types = column_types(snap);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     for id in tenants {
@@ -73,37 +127,63 @@ pub async fn run(
     } else {
         random_a
     });
+    Ok((tenant_a, tenant_b))
+}
 
-    let setting = target.tenant_setting.as_str();
-    let reads = |tenant: Option<&String>| {
+/// In shadow mode the probes fail as they should: say why, plainly.
+fn explain_shadow_mode(snap: &Snapshot, findings: &mut Findings) {
+    let shadow = snap.shadow_tables();
+    if shadow.is_empty() {
+        return;
+    }
+    let isolation = [PRB001.id, PRB002.id, PRB003.id];
+    for finding in findings
+        .0
+        .iter_mut()
+        .filter(|f| isolation.contains(&f.id) && f.status == crate::model::checks::Status::Fail)
+    {
+        finding.detail.push_str(&format!(
+            " (shadow mode is on for {} table(s): isolation is not enforced until `rlsctl apply`; see RLS008)",
+            shadow.len()
+        ));
+    }
+}
+
+impl Probes<'_> {
+    /// The read probe's input, as `tenant` (none: no tenant set).
+    fn reads(&self, tenant: Option<&String>) -> Value {
         serde_json::json!({
-            "tables": refs, "column": target.tenant_column, "setting": setting, "tenant": tenant,
+            "tables": self.refs, "column": self.target.tenant_column,
+            "setting": self.target.tenant_setting, "tenant": tenant,
         })
-    };
-    // A second session of the app role takes half of every table: the first
-    // touch of a table in a session loads its metadata, and the server does
-    // that for both halves at once. One session when a second cannot be had.
-    let sibling = match db.sibling().await {
-        Ok(sibling) => Some(sibling),
-        Err(err) => {
-            tracing::debug!("probing on one connection: {err:#}");
-            None
-        }
-    };
-    let sessions: Vec<&Db> = std::iter::once(db).chain(sibling.as_ref()).collect();
-    let result = async {
-        // PRB001 on sessions that never set a tenant, PRB004, then PRB001 again.
-        let mut closed = fail_closed(&sessions, &tables, &reads(None), "with no tenant ever set in the session").await?;
+    }
+
+    /// PRB001 on sessions that never set a tenant, PRB004, then PRB001 again.
+    async fn prb001_and_prb004(&self, findings: &mut Findings) -> Result<()> {
+        let (sessions, tables, tenant_a) = (&self.sessions, &self.tables, &self.tenant_a);
+        let setting = self.target.tenant_setting.as_str();
+        let mut closed = fail_closed(
+            sessions,
+            tables,
+            &self.reads(None),
+            "with no tenant ever set in the session",
+        )
+        .await?;
         let mut afters = Vec::new();
-        for session in &sessions {
+        for session in sessions.iter() {
             let transaction = session.begin(Begin::Pinned).await?;
-            tenant::set_local(&transaction, setting, &tenant_a).await?;
+            tenant::set_local(&transaction, setting, tenant_a).await?;
             transaction.commit().await?;
             afters.push(tenant::current(session, setting).await?);
         }
         // Any session that kept a value is the finding.
         let kept = |a: &&Option<String>| a.as_deref().is_some_and(|v| !v.is_empty());
-        let after = afters.iter().find(kept).or(afters.first()).cloned().flatten();
+        let after = afters
+            .iter()
+            .find(kept)
+            .or(afters.first())
+            .cloned()
+            .flatten();
         match after.as_deref() {
             None | Some("") => findings.push(Finding::pass(
                 &PRB004,
@@ -120,18 +200,40 @@ pub async fn run(
                 "set the tenant with set_config(setting, id, true) or SET LOCAL, never a plain SET",
             )),
         }
-        closed.extend(fail_closed(&sessions, &tables, &reads(None), "after a transaction set and ended a tenant").await?);
-        findings.check(&PRB001, closed, "no row is visible without a tenant, before and after a tenant was set and ended");
+        closed.extend(
+            fail_closed(
+                sessions,
+                tables,
+                &self.reads(None),
+                "after a transaction set and ended a tenant",
+            )
+            .await?,
+        );
+        findings.check(
+            &PRB001,
+            closed,
+            "no row is visible without a tenant, before and after a tenant was set and ended",
+        );
+        Ok(())
+    }
 
-        // PRB002 under each tenant.
-        let probe_tenants: Vec<String> = if tenants.is_empty() { vec![tenant_a.clone()] } else { tenants.to_vec() };
+    /// PRB002 under each tenant.
+    async fn prb002(&self, findings: &mut Findings) -> Result<()> {
+        let (sessions, tables, tenants, tenant_a) =
+            (&self.sessions, &self.tables, self.tenants, &self.tenant_a);
+        let probe_tenants: Vec<String> = if tenants.is_empty() {
+            vec![tenant_a.clone()]
+        } else {
+            tenants.to_vec()
+        };
         let mut problems = Vec::new();
         let mut seen = 0i64;
         for id in &probe_tenants {
             let mut seen_by_tenant = 0i64;
-            let rows = per_table::run_split(&sessions, Step::ProbeReads, &reads(Some(id))).await;
+            let rows =
+                per_table::run_split(sessions, Step::ProbeReads, &self.reads(Some(id))).await;
             for (i, result) in rows?.iter().enumerate() {
-                let (visible, foreign) = counted(&tables, i, result)?;
+                let (visible, foreign) = counted(tables, i, result)?;
                 seen += visible;
                 seen_by_tenant += visible;
                 if foreign > 0 {
@@ -164,15 +266,28 @@ pub async fn run(
                 "rerun with two real tenants: --tenant A --tenant B",
             ));
         } else {
-            findings.push(Finding::pass(&PRB002, None, format!("under {} tenant(s), all {seen} visible rows belonged to the tenant", probe_tenants.len())));
+            findings.push(Finding::pass(
+                &PRB002,
+                None,
+                format!(
+                    "under {} tenant(s), all {seen} visible rows belonged to the tenant",
+                    probe_tenants.len()
+                ),
+            ));
         }
+        Ok(())
+    }
 
-        // PRB003 and PRF002 under tenant A.
+    /// PRB003 and PRF002 under tenant A.
+    async fn prb003_and_prf002(&self, findings: &mut Findings) -> Result<()> {
+        let (sessions, tables, snap) = (&self.sessions, &self.tables, self.snap);
+        let (tenant_a, tenant_b) = (&self.tenant_a, &self.tenant_b);
+        let (target, setting, refs) = (self.target, &self.target.tenant_setting, &self.refs);
         let input = serde_json::json!({
             "tables": refs, "column": target.tenant_column, "setting": setting,
             "tenant": tenant_a, "other": tenant_b,
         });
-        let results = per_table::run_split(&sessions, Step::ProbeWrites, &input).await;
+        let results = per_table::run_split(sessions, Step::ProbeWrites, &input).await;
         let mut writes = Vec::new();
         let mut plans = Vec::new();
         for (t, result) in tables.iter().zip(results?.iter()) {
@@ -184,7 +299,9 @@ pub async fn run(
             // filter as soon as the planner picks a sequential scan.
             let unwrapped = snap.policies_on(&t.table.display).any(|p| {
                 p.applies_to_app
-                    && p.using.as_deref().is_some_and(|u| u.contains("current_setting") && !normalize(u).contains("=select "))
+                    && p.using.as_deref().is_some_and(|u| {
+                        u.contains("current_setting") && !normalize(u).contains("=select ")
+                    })
             });
             let detail = match (per_row, unwrapped) {
                 (Some(line), _) => Some(format!("the tenant setting is evaluated per row: {line}")),
@@ -200,33 +317,22 @@ pub async fn run(
                 ));
             }
         }
-        findings.check(&PRB003, writes, format!("writing rows for tenant {} under tenant {} was denied on every table", shorten(&tenant_b), shorten(&tenant_a)));
-        findings.check(&PRF002, plans, "the setting is evaluated once per statement (InitPlan or index condition)");
-        Ok::<(), anyhow::Error>(())
+        findings.check(
+            &PRB003,
+            writes,
+            format!(
+                "writing rows for tenant {} under tenant {} was denied on every table",
+                shorten(tenant_b),
+                shorten(tenant_a)
+            ),
+        );
+        findings.check(
+            &PRF002,
+            plans,
+            "the setting is evaluated once per statement (InitPlan or index condition)",
+        );
+        Ok(())
     }
-    .await;
-    if let Err(err) = result {
-        match err.downcast_ref::<tokio_postgres::Error>() {
-            Some(err) => bail!("a probe failed unexpectedly: {}", describe(err)),
-            None => return Err(err),
-        }
-    }
-    // In shadow mode the probes fail as they should: say why, plainly.
-    let shadow = snap.shadow_tables();
-    if !shadow.is_empty() {
-        let isolation = [PRB001.id, PRB002.id, PRB003.id];
-        for finding in findings
-            .0
-            .iter_mut()
-            .filter(|f| isolation.contains(&f.id) && f.status == crate::model::checks::Status::Fail)
-        {
-            finding.detail.push_str(&format!(
-                " (shadow mode is on for {} table(s): isolation is not enforced until `rlsctl apply`; see RLS008)",
-                shadow.len()
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// A read probe's counts for table `i`, or why it could not read the table.
