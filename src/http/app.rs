@@ -1,12 +1,10 @@
 //! App checks: the application's `/health/tenant-security` endpoint, which
 //! reports what the database session looks like inside a request.
 
-use std::time::Duration;
-
-use anyhow::{Context, Result};
-use serde_json::Value;
+use anyhow::Result;
 
 use super::burst::{Burst, Id};
+use super::health::{self, Reply, Report, HEALTH_PATH};
 use crate::model::checks::{Finding, Findings, APP001, APP002, APP003};
 use crate::model::config::Target;
 
@@ -15,46 +13,6 @@ pub(crate) const REQUIRED_HEADERS: [(&str, &[&str]); 2] = [
     ("x-content-type-options", &["nosniff"]),
     ("x-frame-options", &["deny", "sameorigin"]),
 ];
-
-/// The path of the health endpoint.
-pub(crate) const HEALTH_PATH: &str = "/health/tenant-security";
-
-/// One HTTP exchange's outcome.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-fn get(url: &str, tenant: Option<&str>, timeout: Duration) -> Result<Reply> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(timeout))
-        .build()
-        .into();
-    let mut request = agent.get(url);
-    if let Some(tenant) = tenant {
-        request = request.header("X-Tenant-Id", tenant);
-    }
-    let mut response = request.call().with_context(|| format!("GET {url}"))?;
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                v.to_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    Ok(Reply {
-        status,
-        headers,
-        body,
-    })
-}
 
 /// Runs the app checks against `base_url`: APP001 to APP003 with the first
 /// of `ids` as the header value, then the burst (APP004) over all of them.
@@ -67,82 +25,57 @@ pub(crate) async fn run(
 ) -> Result<()> {
     let url = format!("{}{HEALTH_PATH}", base_url.trim_end_matches('/'));
     let tenant = ids.first().map(|id| id.value.clone()).unwrap_or_default();
-    let tenant = tenant.as_str();
     let (with, without) = {
-        let (url, tenant, timeout) = (url.clone(), tenant.to_string(), burst.request_timeout);
+        let (url, tenant, timeout) = (url.clone(), tenant.clone(), burst.request_timeout);
         tokio::task::spawn_blocking(move || {
-            (get(&url, Some(&tenant), timeout), get(&url, None, timeout))
+            let agent = health::agent(1);
+            (
+                health::get(&agent, &url, Some(&tenant), timeout),
+                health::get(&agent, &url, None, timeout),
+            )
         })
         .await?
     };
     // No answer (a timeout, a refused connection) is a finding, not an abort.
     let with = with.map_err(|e| format!("{e:#}"));
+    app001(&url, &with, &tenant, target, findings);
+    app002(&url, without, findings);
+    app003(&url, &with, findings);
+    super::burst::run(&url, ids, burst, findings).await;
+    Ok(())
+}
 
-    let mut problems = Vec::new();
-    let mut fail = |detail: String| {
-        problems.push(Finding::problem(
-            &APP001,
-            url.clone(),
-            detail,
-            "see docs/checks.md#app001 for the middleware contract",
-        ))
-    };
-    match &with {
-        Err(e) => fail(format!("GET with X-Tenant-Id got no answer: {e}")),
-        Ok(reply) if reply.status != 200 => fail(format!(
+/// APP001: with the header, the endpoint reports the app role under RLS and
+/// the tenant from the header.
+fn app001(
+    url: &str,
+    with: &Result<Reply, String>,
+    tenant: &str,
+    target: &Target,
+    findings: &mut Findings,
+) {
+    let issues = match with {
+        Err(e) => vec![format!("GET with X-Tenant-Id got no answer: {e}")],
+        Ok(reply) if reply.status != 200 => vec![format!(
             "GET with X-Tenant-Id answered {} (expected 200)",
             reply.status
-        )),
-        Ok(reply) => match serde_json::from_str::<Value>(&reply.body) {
-            Err(e) => fail(format!("the body is not JSON: {e}")),
-            Ok(doc) => {
-                let text = |path: &[&str]| {
-                    path.iter()
-                        .try_fold(&doc, |v, k| v.get(k))
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                };
-                let expect = |got: Option<String>, want: &str, what: &str| {
-                    (got.as_deref() != Some(want)).then(|| {
-                        format!(
-                            "{what} is {} (expected {want:?})",
-                            got.map(|g| format!("{g:?}"))
-                                .unwrap_or_else(|| "missing".into())
-                        )
-                    })
-                };
-                let tables = doc.pointer("/rls/enabled_tables").and_then(Value::as_u64);
-                let issues = [
-                    expect(text(&["status"]), "healthy", "status"),
-                    expect(
-                        text(&["database", "user"]),
-                        &target.app_role,
-                        "database.user",
-                    ),
-                    expect(
-                        text(&["database", "session_user"]),
-                        &target.app_role,
-                        "database.session_user",
-                    ),
-                    expect(
-                        text(&["database", "tenant_context"]),
-                        tenant,
-                        "database.tenant_context",
-                    ),
-                    (tables != Some(target.tables.len() as u64)).then(|| {
-                        format!(
-                            "rls.enabled_tables is {} (expected {})",
-                            tables.map_or_else(|| "missing".to_string(), |n| n.to_string()),
-                            target.tables.len()
-                        )
-                    }),
-                ];
-                for issue in issues.into_iter().flatten() {
-                    fail(issue);
-                }
-            }
+        )],
+        Ok(reply) => match Report::parse(&reply.body) {
+            Err(e) => vec![format!("the body is not JSON: {e}")],
+            Ok(report) => report_issues(&report, tenant, target),
         },
-    }
+    };
+    let problems = issues
+        .into_iter()
+        .map(|detail| {
+            Finding::problem(
+                &APP001,
+                url,
+                detail,
+                "see docs/checks.md#app001 for the middleware contract",
+            )
+        })
+        .collect();
     findings.check(
         &APP001,
         problems,
@@ -151,7 +84,42 @@ pub(crate) async fn run(
             target.app_role
         ),
     );
+}
 
+/// What in the endpoint's report is not the contract.
+fn report_issues(report: &Report, tenant: &str, target: &Target) -> Vec<String> {
+    let expect = |path: &str, want: &str| {
+        let got = report.text(path);
+        (got.as_deref() != Some(want)).then(|| {
+            format!(
+                "{} is {} (expected {want:?})",
+                path.trim_start_matches('/').replace('/', "."),
+                got.map(|g| format!("{g:?}"))
+                    .unwrap_or_else(|| "missing".into())
+            )
+        })
+    };
+    let tables = report.count("/rls/enabled_tables");
+    [
+        expect("/status", "healthy"),
+        expect("/database/user", &target.app_role),
+        expect("/database/session_user", &target.app_role),
+        expect("/database/tenant_context", tenant),
+        (tables != Some(target.tables.len() as u64)).then(|| {
+            format!(
+                "rls.enabled_tables is {} (expected {})",
+                tables.map_or_else(|| "missing".to_string(), |n| n.to_string()),
+                target.tables.len()
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// APP002: a request without the header is rejected with 400.
+fn app002(url: &str, without: Result<Reply>, findings: &mut Findings) {
     let detail = match without {
         Ok(reply) if reply.status == 400 => None,
         Ok(reply) => Some(format!(
@@ -166,7 +134,7 @@ pub(crate) async fn run(
         .map(|detail| {
             Finding::problem(
                 &APP002,
-                url.clone(),
+                url,
                 detail,
                 "reject requests without a tenant before touching the database",
             )
@@ -178,7 +146,10 @@ pub(crate) async fn run(
         problems,
         "requests without X-Tenant-Id are rejected with 400",
     );
+}
 
+/// APP003: the security headers on the answer with the header.
+fn app003(url: &str, with: &Result<Reply, String>, findings: &mut Findings) {
     let headers = with
         .as_ref()
         .map(|r| r.headers.as_slice())
@@ -194,7 +165,7 @@ pub(crate) async fn run(
             (!ok).then(|| {
                 Finding::problem(
                     &APP003,
-                    url.clone(),
+                    url,
                     format!(
                         "{name} is {} (expected {})",
                         value.unwrap_or_else(|| "missing".into()),
@@ -210,6 +181,4 @@ pub(crate) async fn run(
         problems,
         "X-Content-Type-Options and X-Frame-Options are sent",
     );
-    super::burst::run(&url, ids, burst, findings).await;
-    Ok(())
 }

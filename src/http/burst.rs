@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use super::health::{self, Report};
 use crate::model::checks::shorten;
 use crate::model::checks::{Finding, Findings, APP004};
 
@@ -107,11 +106,7 @@ impl Tally {
 /// requests take the ids in turn; `concurrency` threads keep that many in
 /// flight; nothing is sent after the time limit and no request outlives it.
 fn send(url: &str, ids: &[Id], burst: &Burst) -> Tally {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_idle_connections_per_host(burst.concurrency)
-        .build()
-        .into();
+    let agent = health::agent(burst.concurrency);
     let deadline = Instant::now() + burst.time_limit;
     let next = AtomicUsize::new(0);
     let in_flight = AtomicUsize::new(0);
@@ -148,28 +143,17 @@ fn send(url: &str, ids: &[Id], burst: &Burst) -> Tally {
 
 /// One GET with `X-Tenant-Id: id`.
 fn ask(agent: &ureq::Agent, url: &str, id: &Id, timeout: Duration) -> Answer {
-    let request = agent
-        .get(url)
-        .header("X-Tenant-Id", &id.value)
-        .config()
-        .timeout_global(Some(timeout))
-        .build();
-    let mut response = match request.call() {
-        Ok(response) => response,
-        Err(e) => return Answer::Unusable(format!("{}: {e}", shorten(&id.value))),
+    let reply = match health::get(agent, url, Some(&id.value), timeout) {
+        Ok(reply) => reply,
+        Err(e) => return Answer::Unusable(format!("{}: {e:#}", shorten(&id.value))),
     };
-    let status = response.status().as_u16();
-    let body = response.body_mut().read_to_string().unwrap_or_default();
-    if status != 200 {
-        return Answer::Unusable(format!("{}: status {status}", shorten(&id.value)));
+    if reply.status != 200 {
+        return Answer::Unusable(format!("{}: status {}", shorten(&id.value), reply.status));
     }
-    match serde_json::from_str::<Value>(&body) {
-        Ok(doc) => Answer::Context {
-            tenant: doc
-                .pointer("/database/tenant_context")
-                .and_then(Value::as_str)
-                .map(String::from),
-            visible_rows: doc.pointer("/rls/visible_rows").and_then(Value::as_u64),
+    match Report::parse(&reply.body) {
+        Ok(report) => Answer::Context {
+            tenant: report.text("/database/tenant_context"),
+            visible_rows: report.count("/rls/visible_rows"),
         },
         Err(e) => Answer::Unusable(format!("{}: body is not JSON: {e}", shorten(&id.value))),
     }
