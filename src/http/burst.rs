@@ -191,6 +191,40 @@ pub(crate) async fn run(url: &str, ids: Vec<Id>, burst: &Burst, findings: &mut F
         tally.most_in_flight,
         ids.len() - known
     );
+    let problems = problems(url, &tally, &what);
+    if !problems.is_empty() {
+        findings.check(&APP004, problems, "");
+        return;
+    }
+    let unproven = unproven(&tally, burst);
+    if tally.answered == 0 || !unproven.is_empty() {
+        findings.push(Finding::warn(
+            &APP004,
+            Some(url.to_string()),
+            format!(
+                "isolation under concurrent requests is not fully shown ({what}): {}",
+                if unproven.is_empty() {
+                    "no request was answered".to_string()
+                } else {
+                    unproven.join("; ")
+                }
+            ),
+            "make the health endpoint answer within --app-timeout and report rls.visible_rows; raise --burst-time-limit if the app is slow",
+        ));
+        return;
+    }
+    findings.push(Finding::pass(
+        &APP004,
+        None,
+        format!(
+            "{what}: every response ran under its own request's tenant, and unknown ids saw no row"
+        ),
+    ));
+}
+
+/// What the burst shows is wrong: answers under another request's tenant,
+/// and unknown ids that saw rows.
+fn problems(url: &str, tally: &Tally, what: &str) -> Vec<Finding> {
     let mut problems = Vec::new();
     if tally.mismatches > 0 {
         problems.push(Finding::problem(
@@ -217,10 +251,12 @@ pub(crate) async fn run(url: &str, ids: Vec<Id>, burst: &Burst, findings: &mut F
             "a request must see only its own tenant's rows: an unknown id sees none",
         ));
     }
-    if !problems.is_empty() {
-        findings.check(&APP004, problems, "");
-        return;
-    }
+    problems
+}
+
+/// Why the burst shows less than it should (time ran out, unusable answers,
+/// no row counts reported).
+fn unproven(tally: &Tally, burst: &Burst) -> Vec<String> {
     let unproven = [
         (tally.sent < burst.requests).then(|| {
             format!(
@@ -240,28 +276,5 @@ pub(crate) async fn run(url: &str, ids: Vec<Id>, burst: &Burst, findings: &mut F
                 .to_string()
         }),
     ];
-    let unproven: Vec<String> = unproven.into_iter().flatten().collect();
-    if tally.answered == 0 || !unproven.is_empty() {
-        findings.push(Finding::warn(
-            &APP004,
-            Some(url.to_string()),
-            format!(
-                "isolation under concurrent requests is not fully shown ({what}): {}",
-                if unproven.is_empty() {
-                    "no request was answered".to_string()
-                } else {
-                    unproven.join("; ")
-                }
-            ),
-            "make the health endpoint answer within --app-timeout and report rls.visible_rows; raise --burst-time-limit if the app is slow",
-        ));
-        return;
-    }
-    findings.push(Finding::pass(
-        &APP004,
-        None,
-        format!(
-            "{what}: every response ran under its own request's tenant, and unknown ids saw no row"
-        ),
-    ));
+    unproven.into_iter().flatten().collect()
 }

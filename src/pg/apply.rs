@@ -20,7 +20,7 @@ use crate::model::checks::{Findings, Status};
 use crate::model::config::{Target, POLICY_NAME};
 use crate::model::plan::{self, Mode, Plan, RoleInputs};
 use crate::model::report::Report;
-use crate::model::snapshot::{Reads, Snapshot};
+use crate::model::snapshot::{Reacher, Reads, Snapshot};
 use crate::model::sql::{render, Step};
 use crate::model::BUNDLE_VERSION;
 use crate::pg::per_table::{self, TableRef};
@@ -83,10 +83,31 @@ pub struct Outcome {
     /// Who reaches every row of a tenant table: as recorded right after the
     /// changes, or, for a dry run or a refusal, as it is now (the break-glass
     /// policy apply creates is not in it yet).
-    pub reach: Vec<crate::model::snapshot::Reacher>,
+    pub reach: Vec<Reacher>,
 }
 
 impl Outcome {
+    /// What an attempt found before it changed anything.
+    fn unapplied(
+        preflight: Preflight,
+        checksum: String,
+        batching: Batching,
+        reach: Vec<Reacher>,
+    ) -> Self {
+        Self {
+            preflight,
+            plan: Plan::default(),
+            applied: false,
+            checksum,
+            attempts: 0,
+            transaction_ms: 0,
+            statements: 0,
+            batching,
+            committed: 0,
+            reach,
+        }
+    }
+
     /// True when the pre-flight refused.
     pub(crate) fn refused(&self) -> bool {
         self.preflight.report.summary.failed > 0
@@ -227,22 +248,15 @@ async fn attempt_once(
     }
     let snap = Snapshot::read(db, target, Reads::default()).await?;
     let mut plan = plan::build(target, &snap, &options.roles, options.mode);
-    // The tenant tables that need changing, in the configured order.
-    let changing: Vec<usize> = plan
-        .items
-        .iter()
-        .filter(|i| !i.statements.is_empty())
-        .filter_map(|i| i.table)
-        .collect();
-    let (batching, size) = match stage {
+    let changing = plan.changing_tables();
+    let batching = match stage {
         Stage::First => {
             let budget = crate::pg::installed::lock_budget(db).await?;
-            let batching = batches::plan(changing.len(), &budget, options.batch_size);
-            let size = batching.batch_size;
-            (batching, size)
+            batches::plan(changing.len(), &budget, options.batch_size)
         }
-        Stage::Next(first) => (first.clone(), first.batch_size),
+        Stage::Next(first) => first.clone(),
     };
+    let size = batching.batch_size;
     let now: Vec<usize> = changing.iter().copied().take(size).collect();
     // What the plan needs and the session may not do is refused here, before
     // anything changes, never half-way through the transaction. The first
@@ -254,18 +268,7 @@ async fn attempt_once(
     let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
     plan.blocked.clear();
     let checksum = checksum(target, &snap, options.mode);
-    let mut outcome = Outcome {
-        preflight,
-        plan: Plan::default(),
-        applied: false,
-        checksum,
-        attempts: 0,
-        transaction_ms: 0,
-        statements: 0,
-        batching,
-        committed: 0,
-        reach: snap.reach.clone(),
-    };
+    let mut outcome = Outcome::unapplied(preflight, checksum, batching, snap.reach.clone());
     if outcome.refused() {
         plan = Plan::default();
     }
@@ -285,23 +288,9 @@ async fn attempt_once(
             remaining: 0,
         });
     }
-    // One round trip per object: its statements go together. Tables beyond
-    // this batch wait for the next transaction.
+    // Tables beyond this batch wait for the next transaction.
     let later: HashSet<usize> = changing.iter().copied().skip(size).collect();
-    for item in plan.items.iter().filter(|i| !i.statements.is_empty()) {
-        if item.table.is_some_and(|t| later.contains(&t)) {
-            continue;
-        }
-        let batch: Vec<&str> = item.statements.iter().map(|s| s.sql.as_str()).collect();
-        db.simple(&batch.join(";\n"))
-            .await
-            .map_err(|e| classify(e, &format!("applying {}", item.object)))?;
-    }
-    let changes = plan
-        .items
-        .iter()
-        .filter(|i| !i.statements.is_empty() && !i.table.is_some_and(|t| later.contains(&t)))
-        .count();
+    let changes = execute(db, &plan, &later).await?;
     outcome.reach = record(db, target, &snap, &later, &outcome.checksum, changes).await?;
     transaction
         .commit()
@@ -316,6 +305,23 @@ async fn attempt_once(
         outcome,
         remaining: later.len(),
     })
+}
+
+/// Runs the plan's statements but those of the tables in `later`, one round
+/// trip per object (its statements go together); how many objects changed.
+async fn execute(db: &Db, plan: &Plan, later: &HashSet<usize>) -> Result<usize, AttemptError> {
+    let mut changes = 0;
+    for item in plan.items.iter().filter(|i| !i.statements.is_empty()) {
+        if item.table.is_some_and(|t| later.contains(&t)) {
+            continue;
+        }
+        let batch: Vec<&str> = item.statements.iter().map(|s| s.sql.as_str()).collect();
+        db.simple(&batch.join(";\n"))
+            .await
+            .map_err(|e| classify(e, &format!("applying {}", item.object)))?;
+        changes += 1;
+    }
+    Ok(changes)
 }
 
 /// The pre-flight checks, with the NULL-tenant rows counted first.
@@ -414,7 +420,7 @@ async fn record(
     later: &HashSet<usize>,
     checksum: &str,
     changes: usize,
-) -> Result<Vec<crate::model::snapshot::Reacher>> {
+) -> Result<Vec<Reacher>> {
     let names: Vec<String> = snap.tables.iter().map(|t| t.name.clone()).collect();
     let now: Vec<&crate::model::snapshot::Table> = snap
         .tables
@@ -474,11 +480,8 @@ async fn record(
 
 /// Whether the recorded reach set names the same roles, with the same LOGIN,
 /// as the live one (paths and reasons may differ without anyone gaining reach).
-pub(crate) fn same_reach(
-    recorded: &Option<Vec<crate::model::snapshot::Reacher>>,
-    live: &[crate::model::snapshot::Reacher],
-) -> bool {
-    let key = |r: &crate::model::snapshot::Reacher| (r.role.clone(), r.login);
+pub(crate) fn same_reach(recorded: &Option<Vec<Reacher>>, live: &[Reacher]) -> bool {
+    let key = |r: &Reacher| (r.role.clone(), r.login);
     let Some(recorded) = recorded else {
         return false;
     };

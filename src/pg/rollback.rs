@@ -8,7 +8,7 @@ use crate::model::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::model::sql::{qualified, quote_ident};
 use crate::model::sql::{render, Step};
 use crate::pg::cells::Cells;
-use crate::pg::installed::Installation;
+use crate::pg::installed::{Installation, InstalledTable};
 use crate::pg::{Begin, Db, DbResultExt};
 
 /// What to do.
@@ -202,53 +202,16 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
     let (_, closed) = close_entries(db).await?;
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
-    let mut sql = Vec::new();
-    let mut tables = Vec::new();
-    for t in &installation.tables {
-        let table = qualified(&target.schema, &t.name);
-        let values = [
-            ("table", table.as_str()),
-            ("policy", &quote_ident(POLICY_NAME)),
-            ("admin_policy", &quote_ident(ADMIN_POLICY_NAME)),
-            ("rls", if t.original_rls { "ENABLE" } else { "DISABLE" }),
-            (
-                "force",
-                if t.original_force {
-                    "FORCE"
-                } else {
-                    "NO FORCE"
-                },
-            ),
-            ("app_role", &app),
-            ("admin_role", &admin),
-        ];
-        sql.push(render(Step::UninstallTable, &values));
-        if installation.roles_exist {
-            sql.push(render(Step::RevokeTable, &values));
-        }
-        if !t.original_public.is_empty() {
-            sql.push(render(
-                Step::RegrantPublic,
-                &[
-                    ("table", &table),
-                    ("privileges", &t.original_public.join(", ")),
-                ],
-            ));
-        }
-        if installation.roles_exist {
-            for sequence in &t.sequences {
-                sql.push(render(
-                    Step::RevokeSequence,
-                    &[
-                        ("sequence", sequence),
-                        ("app_role", &app),
-                        ("admin_role", &admin),
-                    ],
-                ));
-            }
-        }
-        tables.push(target.display_table(&t.name));
-    }
+    let sql: Vec<String> = installation
+        .tables
+        .iter()
+        .flat_map(|t| table_uninstall(target, t, installation.roles_exist))
+        .collect();
+    let tables: Vec<String> = installation
+        .tables
+        .iter()
+        .map(|t| target.display_table(&t.name))
+        .collect();
     db.simple(&sql.join("\n"))
         .await
         .doing("removing policies and grants")?;
@@ -285,4 +248,55 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
         closed_entries: closed,
         missing: Vec::new(),
     })
+}
+
+/// What puts one table back as it was before apply: RLS and FORCE as they
+/// were, the bundle's policies and grants gone, PUBLIC's privileges back.
+fn table_uninstall(target: &Target, t: &InstalledTable, roles_exist: bool) -> Vec<String> {
+    let app = quote_ident(&target.app_role);
+    let admin = quote_ident(&target.admin_role);
+    let mut sql = Vec::new();
+    let table = qualified(&target.schema, &t.name);
+    let values = [
+        ("table", table.as_str()),
+        ("policy", &quote_ident(POLICY_NAME)),
+        ("admin_policy", &quote_ident(ADMIN_POLICY_NAME)),
+        ("rls", if t.original_rls { "ENABLE" } else { "DISABLE" }),
+        (
+            "force",
+            if t.original_force {
+                "FORCE"
+            } else {
+                "NO FORCE"
+            },
+        ),
+        ("app_role", &app),
+        ("admin_role", &admin),
+    ];
+    sql.push(render(Step::UninstallTable, &values));
+    if roles_exist {
+        sql.push(render(Step::RevokeTable, &values));
+    }
+    if !t.original_public.is_empty() {
+        sql.push(render(
+            Step::RegrantPublic,
+            &[
+                ("table", &table),
+                ("privileges", &t.original_public.join(", ")),
+            ],
+        ));
+    }
+    if roles_exist {
+        for sequence in &t.sequences {
+            sql.push(render(
+                Step::RevokeSequence,
+                &[
+                    ("sequence", sequence),
+                    ("app_role", &app),
+                    ("admin_role", &admin),
+                ],
+            ));
+        }
+    }
+    sql
 }

@@ -98,6 +98,16 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The tenant tables that need changing (indexes into the snapshot's
+    /// tables), in the configured order.
+    pub(crate) fn changing_tables(&self) -> Vec<usize> {
+        self.items
+            .iter()
+            .filter(|i| !i.statements.is_empty())
+            .filter_map(|i| i.table)
+            .collect()
+    }
+
     /// Number of objects created or changed.
     pub(crate) fn changes(&self) -> usize {
         self.items
