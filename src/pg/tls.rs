@@ -40,11 +40,17 @@ pub(crate) fn connector(
     mode: SslMode,
     root_cert: Option<&Path>,
 ) -> Result<Option<MakeRustlsConnect>> {
+    let without_name = |chain| -> Arc<dyn ServerCertVerifier> {
+        Arc::new(WithoutName {
+            chain,
+            provider: provider(),
+        })
+    };
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
         SslMode::Disable => return Ok(None),
-        SslMode::Require if root_cert.is_some() => Arc::new(ChainOnly(webpki_verifier(root_cert)?)),
-        SslMode::Prefer | SslMode::Require => Arc::new(AcceptAnyCertificate(provider())),
-        SslMode::VerifyCa => Arc::new(ChainOnly(webpki_verifier(root_cert)?)),
+        SslMode::Prefer => without_name(None),
+        SslMode::Require if root_cert.is_none() => without_name(None),
+        SslMode::Require | SslMode::VerifyCa => without_name(Some(webpki_verifier(root_cert)?)),
         SslMode::VerifyFull => webpki_verifier(root_cert)?,
     };
     let config = rustls::ClientConfig::builder_with_provider(provider())
@@ -85,11 +91,17 @@ fn webpki_verifier(root_cert: Option<&Path>) -> Result<Arc<WebPkiServerVerifier>
         .context("building the certificate verifier")
 }
 
-/// Verifies the chain but accepts any name (`verify-ca`).
+/// The verifier for the modes that do not check the name: `verify-ca` (and
+/// `require` with a root certificate) check the chain; `prefer` and
+/// `require` check nothing and only encrypt. Signatures are always checked.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct WithoutName {
+    /// The chain's verifier; `None`: any certificate.
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for WithoutName {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -98,10 +110,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -114,47 +126,11 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// Encrypts without authenticating the server (`prefer`, `require`).
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
     fn verify_tls13_signature(
@@ -167,10 +143,12 @@ impl ServerCertVerifier for AcceptAnyCertificate {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -9,15 +9,7 @@ use crate::model::sql::helper_body;
 use crate::model::sql::quote_ident;
 
 /// BYP001 to BYP007, in catalogue order.
-pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    byp001(snap, target, findings);
-    byp002(snap, target, findings);
-    byp003(snap, target, findings);
-    byp004(snap, findings);
-    byp005(snap, findings);
-    byp006(snap, target, findings);
-    byp007(snap, target, findings);
-}
+pub(crate) const RULES: [Rule; 7] = [byp001, byp002, byp003, byp004, byp005, byp006, byp007];
 
 /// BYP001: a view the app role can read runs with its owner's rights; when
 /// the owner reads past the policies, so does the view.
@@ -112,7 +104,7 @@ pub(crate) fn byp003(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 }
 
 /// BYP004: every SECURITY DEFINER function pins its search_path.
-pub(crate) fn byp004(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn byp004(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     let problems = snap
         .functions
         .iter()
@@ -134,7 +126,7 @@ pub(crate) fn byp004(snap: &Snapshot, findings: &mut Findings) {
 }
 
 /// BYP005: no user-defined LEAKPROOF function.
-pub(crate) fn byp005(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn byp005(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     let problems = snap
         .functions
         .iter()

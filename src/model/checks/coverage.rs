@@ -7,17 +7,10 @@ use crate::model::config::{Target, POLICY_NAME};
 use crate::model::snapshot::{Command, Policy, Snapshot};
 use crate::model::sql::{qualified, quote_ident, quote_literal};
 
-/// RLS001 to RLS008, in catalogue order.
-pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    rls001(snap, target, findings);
-    rls002(snap, target, findings);
-    rls003(snap, target, findings);
-    rls004(snap, target, findings);
-    rls005(snap, target, findings);
-    rls008(snap, target, findings);
-    rls006(snap, target, findings);
-    rls007(snap, target, findings);
-}
+/// RLS001 to RLS008, in report order (RLS008 beside RLS003, which it explains).
+pub(crate) const RULES: [Rule; 8] = [
+    rls001, rls002, rls003, rls004, rls005, rls008, rls006, rls007,
+];
 
 /// RLS001: ROW LEVEL SECURITY is on for every tenant table (a missing table fails here).
 pub(crate) fn rls001(snap: &Snapshot, target: &Target, findings: &mut Findings) {

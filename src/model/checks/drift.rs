@@ -1,8 +1,8 @@
 //! Drift: the live catalog against what the bundle recorded when applied.
 
 use super::{
-    Finding, Findings, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008, DRF009,
-    DRF010,
+    Finding, Findings, Rule, DRF001, DRF002, DRF003, DRF004, DRF005, DRF006, DRF007, DRF008,
+    DRF009, DRF010,
 };
 use crate::model::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
 use crate::model::policy::normalize;
@@ -23,7 +23,7 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
         let reason = "the bundle is not installed";
         findings.skip_all(&[DRF002, DRF003, DRF004, DRF005, DRF006], reason);
         // DRF007 runs all the same (a schema of that name may have been planted).
-        drf007(snap, findings);
+        drf007(snap, target, findings);
         findings.skip_all(&[DRF008, DRF009, DRF010], reason);
         return;
     }
@@ -35,16 +35,15 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
             snap.bundle.last_apply.clone().unwrap_or_else(|| "?".into())
         ),
     ));
-    drf002(snap, target, findings);
-    drf003(snap, findings);
-    drf004(snap, target, findings);
-    drf005(snap, findings);
-    drf006(snap, target, findings);
-    drf007(snap, findings);
-    drf008(snap, findings);
-    drf009(snap, target, findings);
-    drf010(snap, target, findings);
+    for rule in RULES {
+        rule(snap, target, findings);
+    }
 }
+
+/// DRF002 to DRF010, in catalogue order, once the bundle is installed.
+const RULES: [Rule; 9] = [
+    drf002, drf003, drf004, drf005, drf006, drf007, drf008, drf009, drf010,
+];
 
 /// DRF002: each installed table's isolation policy is still what apply
 /// deparsed, and no permissive policy for the app role appeared beside it.
@@ -127,7 +126,7 @@ pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 }
 
 /// DRF003: no break-glass is active.
-pub(crate) fn drf003(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn drf003(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     let bundle = &snap.bundle;
     let problems = bundle
         .open_break_glass
@@ -151,7 +150,7 @@ pub(crate) fn drf003(snap: &Snapshot, findings: &mut Findings) {
 }
 
 /// DRF005: the bundle's helper function is unchanged.
-pub(crate) fn drf005(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn drf005(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     let helper = snap
         .functions
         .iter()
@@ -290,7 +289,7 @@ pub(crate) fn drf004(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 
 /// DRF008: the registry is what monitor compares with: edited behind apply's
 /// back, it could hide a changed policy.
-pub(crate) fn drf008(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn drf008(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     let bundle = &snap.bundle;
     match &bundle.registry_checksum {
         Some((Some(recorded), live)) if recorded != live => findings.push(Finding::problem(
@@ -400,7 +399,7 @@ fn drf004_before_the_reach_set(snap: &Snapshot, target: &Target, findings: &mut 
 
 /// DRF007: the bundle's own schema, as apply made it (also when a schema of
 /// that name exists but the bundle was never installed: something planted it).
-pub(crate) fn drf007(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn drf007(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     let bundle = &snap.bundle;
     let mut problems: Vec<Finding> = Vec::new();
     if let Some((owner, owner_is_superuser)) = &bundle.schema_owner {

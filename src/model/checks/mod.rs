@@ -155,10 +155,15 @@ pub fn run_catalog(
     findings: &mut Findings,
 ) {
     roles::run(snap, target, session_check, findings);
-    coverage::run(snap, target, findings);
-    bypass::run(snap, target, findings);
-    performance::run(snap, target, findings);
+    for rule in coverage::RULES.iter().chain(&bypass::RULES) {
+        rule(snap, target, findings);
+    }
+    performance::prf001(snap, target, findings);
 }
+
+/// A catalog or drift rule: what it finds in the snapshot goes in `findings`.
+pub(crate) type Rule =
+    fn(&crate::model::snapshot::Snapshot, &crate::model::config::Target, &mut Findings);
 
 /// One result line: a check on one object (or on the whole scope when it passes).
 #[derive(Debug, Clone, Serialize)]

@@ -6,7 +6,7 @@ use crate::model::snapshot::Snapshot;
 use crate::model::sql::{qualified, quote_ident};
 
 /// PRF001 (PRF002 is a probe: see probes.rs).
-pub(crate) fn run(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn prf001(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let problems = unindexed(snap)
         .map(|t| {
             Finding::problem(

@@ -35,20 +35,20 @@ pub(crate) struct Inputs<'a> {
 
 /// PRE001 to PRE010, in catalogue order.
 pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
-    pre001(snap, inputs, findings);
-    pre002(snap, target, findings);
-    pre003(snap, findings);
-    pre004(snap, target, inputs, findings);
-    pre005(snap, target, inputs, findings);
-    pre006(snap, target, findings);
-    pre007(snap, target, findings);
-    pre008(snap, findings);
-    pre009(inputs, findings);
-    pre010(snap, target, findings);
+    for rule in RULES {
+        rule(snap, target, inputs, findings);
+    }
 }
 
+/// A pre-flight rule: the snapshot and what apply was given.
+type PreflightRule = fn(&Snapshot, &Target, &Inputs, &mut Findings);
+
+const RULES: [PreflightRule; 10] = [
+    pre001, pre002, pre003, pre004, pre005, pre006, pre007, pre008, pre009, pre010,
+];
+
 /// PRE001: the applying role may make every change the plan needs.
-pub(crate) fn pre001(snap: &Snapshot, inputs: &Inputs, findings: &mut Findings) {
+pub(crate) fn pre001(snap: &Snapshot, _: &Target, inputs: &Inputs, findings: &mut Findings) {
     let s = &snap.session;
     let user = &s.user;
     let mut problems = Vec::new();
@@ -91,7 +91,7 @@ pub(crate) fn pre001(snap: &Snapshot, inputs: &Inputs, findings: &mut Findings) 
 }
 
 /// PRE002: every configured tenant table exists and has the tenant column.
-pub(crate) fn pre002(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn pre002(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
     let problems = snap
         .tables
         .iter()
@@ -122,7 +122,7 @@ pub(crate) fn pre002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 
 /// PRE003: ALTER TABLE and CREATE POLICY need the owner's privileges: the
 /// session must be the owner or an inheriting member of it.
-pub(crate) fn pre003(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn pre003(snap: &Snapshot, _: &Target, _: &Inputs, findings: &mut Findings) {
     let s = &snap.session;
     let user = &s.user;
     let mut not_owned: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
@@ -226,7 +226,7 @@ pub(crate) fn pre005(snap: &Snapshot, target: &Target, inputs: &Inputs, findings
 }
 
 /// PRE006: every tenant table has an index led by the tenant column.
-pub(crate) fn pre006(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn pre006(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
     let problems = unindexed(snap)
         .map(|t| {
             Finding::problem(
@@ -251,7 +251,7 @@ pub(crate) fn pre006(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 }
 
 /// PRE007: roles that read tenant tables today keep their rows after FORCE.
-pub(crate) fn pre007(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn pre007(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
     let problems = snap
         .losing_readers
         .iter()
@@ -274,7 +274,7 @@ pub(crate) fn pre007(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 /// PRE008: apply writes into the rlsctl schema as the applying role; a
 /// trigger, rule, default or function someone else planted there would run
 /// with its rights (CREATE SCHEMA / TABLE IF NOT EXISTS accept what exists).
-pub(crate) fn pre008(snap: &Snapshot, findings: &mut Findings) {
+pub(crate) fn pre008(snap: &Snapshot, _: &Target, _: &Inputs, findings: &mut Findings) {
     let s = &snap.session;
     let user = &s.user;
     // trigger, rule, default or function someone else planted there would run
@@ -307,7 +307,7 @@ pub(crate) fn pre008(snap: &Snapshot, findings: &mut Findings) {
 }
 
 /// PRE009: what apply's locks take from the lock table every session shares.
-pub(crate) fn pre009(inputs: &Inputs, findings: &mut Findings) {
+pub(crate) fn pre009(_: &Snapshot, _: &Target, inputs: &Inputs, findings: &mut Findings) {
     if let Some(batching) = inputs.batching {
         if batching.split() {
             findings.push(Finding::problem(
@@ -331,7 +331,7 @@ pub(crate) fn pre009(inputs: &Inputs, findings: &mut Findings) {
 }
 
 /// PRE010: break-glass use must be logged ("log all usage").
-pub(crate) fn pre010(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+pub(crate) fn pre010(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
     let user = &snap.session.user;
     let admin = quote_ident(&target.admin_role);
     match snap.break_glass_logging() {

@@ -533,7 +533,7 @@ fn pre009_the_change_is_split_over_transactions() {
         batching: Some(&split),
         ..Default::default()
     };
-    preflight::pre009(&inputs, &mut findings);
+    preflight::pre009(&sound(), &target(), &inputs, &mut findings);
     assert_eq!(failing(&findings.0), vec!["PRE009"]);
 }
 
