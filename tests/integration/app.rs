@@ -34,10 +34,8 @@ pub async fn start_on(port: u16, user: &str, password: &str, extra: &[&str]) -> 
         .spawn()
         .unwrap_or_else(|e| panic!("starting {}: {e}", path.display()));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = lines
-        .next_line()
+    let line = next_line(&mut lines)
         .await
-        .unwrap()
         .expect("the app prints its address");
     let url = line
         .strip_prefix("listening on ")

@@ -370,6 +370,8 @@ async fn tls_sample() -> (TestDb, String) {
     let (tls, ca_pem) = test_certificates();
     let options = Options {
         tls: Some(tls),
+        // Which sessions were encrypted, from the server's side.
+        extra_config: vec!["log_connections = on".into()],
         ..Default::default()
     };
     (TestDb::with(options, true).await, ca_pem)
@@ -429,17 +431,22 @@ async fn tls_verify_full_and_server_name_override() {
     )
     .await
     .expect(2);
-    // The session really is encrypted.
-    let su = t.superuser().await;
-    let ssl: bool = su
-        .query_one(
-            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert!(ssl);
+    // rlsctl's own sessions really are encrypted: the server logs each
+    // connection it authorized (log_connections), with its TLS.
+    let authorized: Vec<String> = t
+        .sandbox
+        .server_log()
+        .lines()
+        .filter(|l| l.contains("connection authorized: user=postgres"))
+        .map(String::from)
+        .collect();
+    assert!(!authorized.is_empty(), "{}", t.sandbox.server_log());
+    for line in &authorized {
+        assert!(
+            line.contains("SSL enabled"),
+            "a session without TLS: {line}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -151,7 +151,10 @@ async fn names_that_look_like_placeholders_are_just_names() {
 async fn trace_logs_carry_no_secret() {
     let t = TestDb::demo().await;
     t.applied().await;
-    for env in [[("RLSCTL_LOG", "trace")], [("RLSCTL_LOG", "debug")]] {
+    for (env, level) in [
+        ([("RLSCTL_LOG", "trace")], "TRACE"),
+        ([("RLSCTL_LOG", "debug")], "DEBUG"),
+    ] {
         let run = t
             .run_env(
                 &[
@@ -170,10 +173,20 @@ async fn trace_logs_carry_no_secret() {
         for secret in ["SCRAM-SHA-256$", APP_PASSWORD, ADMIN_PASSWORD] {
             assert!(!out.contains(secret), "{secret} in {env:?} output");
         }
+        // The log at that level is there (at trace, every statement with
+        // its SQL), so the absence of secrets above is not the absence of a log.
         assert!(
-            out.contains("statement"),
-            "rlsctl's own trace is there: {out}"
+            out.lines()
+                .any(|l| l.contains(level) || l.contains(" INFO ")),
+            "no log line at {level}: {out}"
         );
+        if level == "TRACE" {
+            assert!(
+                out.lines()
+                    .any(|l| l.contains("TRACE") && l.contains("statement") && l.contains("sql=")),
+                "no statement in the trace: {out}"
+            );
+        }
     }
     let run = t
         .run_env(
@@ -225,8 +238,21 @@ async fn restore_puts_back_what_exists_and_reports_what_was_dropped() {
         1,
         "customers is restored"
     );
-    let run = t.run_env(&["monitor"], &AS_APP).await;
-    assert!(!run.stdout.contains("break-glass active"), "{}", run.stdout);
+    // services is gone (RLS001 fails for it), but no break-glass is open.
+    let (run, doc) = monitor_json(&t).await;
+    run.expect(1);
+    assert_eq!(
+        crate::verify::statuses(&doc, "DRF003"),
+        ["pass"],
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        crate::verify::statuses(&doc, "RLS001"),
+        ["fail"],
+        "{}",
+        run.stdout
+    );
 }
 
 /// AuthenticationCleartextPassword.
@@ -399,6 +425,7 @@ async fn escape_sequences_from_the_database_are_not_sent_to_the_terminal() {
         run.stdout
     );
     let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
+    run.expect(1);
     assert!(!run.stdout.contains('\u{9b}'));
     let objects: Vec<String> = run.json()["checks"]
         .as_array()

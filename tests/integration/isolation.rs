@@ -123,7 +123,20 @@ async fn server_level_setting_fails_role006() {
     text.push_str("\napp.tenant_id = 'edgar-downtown'\n");
     std::fs::write(&conf, text).unwrap();
     t.sql("SELECT pg_reload_conf()").await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    // The reload is asynchronous: wait until a new session starts with it.
+    wait_until(
+        "a new session sees the server-level tenant",
+        std::time::Duration::from_secs(10),
+        || async {
+            let app = t.app().await;
+            rlsctl::pg::tenant::current(&app, "app.tenant_id")
+                .await
+                .unwrap()
+                .as_deref()
+                == Some("edgar-downtown")
+        },
+    )
+    .await;
     for (what, (run, doc)) in [
         ("verify", verify(&t, &[]).await),
         ("monitor", monitor_json(&t).await),

@@ -390,7 +390,10 @@ async fn on_a_tty(t: &TestDb, args: &str, input: &str) -> Run {
     use tokio::io::AsyncWriteExt;
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(input.as_bytes()).await.unwrap();
-    let output = child.wait_with_output().await.unwrap();
+    let output = tokio::time::timeout(HUNG_AFTER, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("still running after {HUNG_AFTER:?}"))
+        .unwrap();
     drop(stdin);
     Run {
         code: output.status.code().unwrap_or(-1),

@@ -120,10 +120,17 @@ impl PgBouncer {
             .to_string_lossy()
             .into_owned();
         write_users(t, &name, users).await;
+        let reloads = || self.log().matches("SIGHUP").count();
+        let before = reloads();
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-        // The reload is asynchronous: give it a moment to read the file.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The reload is asynchronous. PgBouncer is one event loop: it logs
+        // the SIGHUP and re-reads its files in one step, so a connection made
+        // after the line is there meets the new users.
+        wait_until("PgBouncer reloads", Duration::from_secs(10), || async {
+            reloads() > before
+        })
+        .await;
     }
 
     /// PgBouncer's log so far.
@@ -258,10 +265,18 @@ async fn the_cycle_through(mode: PoolMode) -> (TestDb, PgBouncer) {
     .await
     .expect(0);
     let during = t
-        .run_env(&["monitor"], &[AS_APP[0], AS_APP[1], ("PGPORT", &port)])
+        .run_env(
+            &["monitor", "--format", "json"],
+            &[AS_APP[0], AS_APP[1], ("PGPORT", &port)],
+        )
         .await;
     during.expect(1);
-    assert!(during.stdout.contains("DRF003"), "{}", during.stdout);
+    assert_eq!(
+        crate::verify::statuses(&during.json(), "DRF003"),
+        ["fail"],
+        "{}",
+        during.stdout
+    );
     t.run_env(&["rollback", "--restore"], &through)
         .await
         .expect(0);

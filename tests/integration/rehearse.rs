@@ -150,7 +150,7 @@ async fn ctrl_c_stops_and_removes_the_cluster() {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut dir = String::new();
-    while let Some(line) = lines.next_line().await.unwrap() {
+    while let Some(line) = next_line(&mut lines).await {
         if let Some(rest) = line.strip_prefix("rlsctl rehearse: throwaway PostgreSQL on ") {
             let after = rest.split(" in ").nth(1).unwrap();
             dir = after.split(',').next().unwrap().to_string();

@@ -413,3 +413,31 @@ pub fn example(name: &str) -> std::path::PathBuf {
     }
     path
 }
+
+/// Polls `condition` until it holds; the test fails naming `what` after `limit`.
+pub async fn wait_until<F, Fut>(what: &str, limit: std::time::Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The next line a child printed, or `None` at its end; the test fails when
+/// none comes within `HUNG_AFTER` (a hung child must not hang the suite).
+pub async fn next_line<R>(lines: &mut tokio::io::Lines<R>) -> Option<String>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    tokio::time::timeout(HUNG_AFTER, lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("no line within {HUNG_AFTER:?}"))
+        .unwrap()
+}
