@@ -1,17 +1,22 @@
 -- Whether the bundle's schema is there, readable, and as apply makes it.
 -- $1: app role; $2: break-glass role; $3: the helper's body as the bundle writes it;
 -- $4: the shadow function's body as the bundle writes it for the tenant setting.
+-- The bundle's tables are looked up in pg_class, never by name through
+-- to_regclass: that needs USAGE on the schema, and a schema planted by a role
+-- the session cannot reach must be reported (PRE008), not an error.
 WITH app AS (SELECT oid FROM pg_roles WHERE rolname = $1),
+     bundle_table(name, oid) AS (
+         SELECT c.relname::text, c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'rlsctl' AND c.relname IN ('tenant_tables', 'bundle_history', 'break_glass_log')),
      admin AS (SELECT oid FROM pg_roles WHERE rolname = $2),
      helper AS (SELECT p.* FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                 WHERE n.nspname = 'rlsctl' AND p.proname = 'null_tenant_counts' AND p.pronargs = 0),
      shadow AS (SELECT p.* FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
                 WHERE n.nspname = 'rlsctl' AND p.proname = 'shadow_seen' AND p.pronargs = 2)
-SELECT to_regclass('rlsctl.tenant_tables') IS NOT NULL AND to_regclass('rlsctl.bundle_history') IS NOT NULL
-           AND to_regclass('rlsctl.break_glass_log') IS NOT NULL AS installed,
+SELECT (SELECT count(*) = 3 FROM bundle_table) AS installed,
        coalesce((SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'rlsctl'), false) AS usage,
        -- the history records the reach set (an older rlsctl's did not)
-       (SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = to_regclass('rlsctl.bundle_history')
+       (SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'bundle_history')
                  AND attname IN ('reach', 'registry_checksum', 'break_glass_logging') AND NOT attisdropped) AS records_current,
        coalesce((SELECT has_function_privilege(app.oid, s.oid, 'EXECUTE') FROM shadow s, app), false) AS shadow_executable,
        coalesce((SELECT has_function_privilege(h.oid, 'EXECUTE') FROM helper h), false) AS helper_executable,
@@ -20,7 +25,5 @@ SELECT to_regclass('rlsctl.tenant_tables') IS NOT NULL AND to_regclass('rlsctl.b
        coalesce((SELECT s.prosrc = $4 AND NOT s.prosecdef AND has_function_privilege(app.oid, s.oid, 'EXECUTE')
                  FROM shadow s, app), false) AS shadow_current,
        coalesce((SELECT has_function_privilege(app.oid, h.oid, 'EXECUTE') FROM helper h, app), false)
-           AND coalesce((SELECT has_table_privilege(app.oid, to_regclass('rlsctl.break_glass_log'), 'SELECT')
-                         AND has_table_privilege(app.oid, to_regclass('rlsctl.tenant_tables'), 'SELECT')
-                         AND has_table_privilege(app.oid, to_regclass('rlsctl.bundle_history'), 'SELECT')
-                         AND has_schema_privilege(app.oid, 'rlsctl', 'USAGE') FROM app), false) AS app_grants
+           AND coalesce((SELECT bool_and(has_table_privilege(app.oid, t.oid, 'SELECT')) AND count(*) = 3
+                              AND has_schema_privilege(app.oid, 'rlsctl', 'USAGE') FROM bundle_table t, app GROUP BY app.oid), false) AS app_grants

@@ -5,12 +5,13 @@ SELECT 'registry' AS kind, ARRAY[table_name, tenant_column, installed_using, ins
 FROM rlsctl.tenant_tables WHERE schema_name = $1
 UNION ALL
 -- the reach set through to_jsonb: a history table from before it was recorded has no such column
-(SELECT 'history', ARRAY[array_to_string(bypass_roles, ','), applied_by || ' at ' || applied_at::text,
-                    array_to_string(ARRAY(SELECT DISTINCT h.applied_by FROM rlsctl.bundle_history h), ','),
+-- (lists of names as JSON arrays: a name may hold any character, a comma too)
+(SELECT 'history', ARRAY[to_jsonb(bypass_roles)::text, applied_by || ' at ' || applied_at::text,
+                    to_jsonb(ARRAY(SELECT DISTINCT h.applied_by FROM rlsctl.bundle_history h))::text,
                     (to_jsonb(last) -> 'reach')::text, to_jsonb(last) ->> 'registry_checksum',
                     {{registry_checksum}}, to_jsonb(last) ->> 'break_glass_logging']
  FROM rlsctl.bundle_history last ORDER BY id DESC LIMIT 1)
 UNION ALL
-SELECT 'break-glass', ARRAY[array_to_string(ARRAY(SELECT schema_name || '.' || t FROM unnest(tables) t), ','),
+SELECT 'break-glass', ARRAY[to_jsonb(ARRAY(SELECT schema_name || '.' || t FROM unnest(tables) t))::text,
                            started_by, started_at::text, reason]
 FROM rlsctl.break_glass_log WHERE ended_at IS NULL AND action = 'disable'

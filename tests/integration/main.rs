@@ -12,6 +12,7 @@ mod support;
 mod app;
 mod apply;
 mod audit;
+mod breaks;
 mod hardening;
 mod isolation;
 mod layers;

@@ -69,12 +69,19 @@ async fn monitor_without_the_bundle_reports_drift() {
     assert!(problems(&run.json(), "DRF001")[0].contains("never applied"));
 }
 
-/// Applies, breaks, and asserts monitor exits 1 naming `object` under `check`,
-/// in JSON and in Prometheus output.
+/// Through the one harness (crate::breaks): passes, breaks, fails with
+/// `check`; then monitor names `object` under it, in JSON and in Prometheus.
 async fn drift(breakage: &str, check: &str, object: &str) {
-    let t = TestDb::demo().await;
-    t.applied().await;
-    t.sql(breakage).await;
+    let (t, _) = crate::breaks::breaks(crate::breaks::Break {
+        setup: &[],
+        breakage: &[breakage],
+        check,
+        status: "fail",
+        verify_args: &[],
+        command: &[],
+        session_as: None,
+    })
+    .await;
     let run = monitor(&t, &["--format", "json"]).await;
     run.expect(1);
     let found = problems(&run.json(), check);
@@ -436,5 +443,37 @@ async fn on_a_tty_break_glass_asks_for_the_database_name() {
         )
         .await,
         1
+    );
+}
+
+/// Lists of role names are read as arrays: an applier whose name holds a
+/// comma owns the rlsctl schema it made, and DRF007 says so without alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_name_with_a_comma_is_one_role() {
+    let t = TestDb::demo().await;
+    t.sql(
+        "CREATE ROLE \"ops, oncall\" LOGIN CREATEROLE PASSWORD 'ops-pw'; \
+         GRANT postgres TO \"ops, oncall\"",
+    )
+    .await;
+    t.run_env(
+        &[
+            "apply",
+            "--app-password-from",
+            "env:APP_PW",
+            "--admin-password-from",
+            "env:ADMIN_PW",
+        ],
+        &[("PGUSER", "ops, oncall"), ("PGPASSWORD", "ops-pw")],
+    )
+    .await
+    .expect(0);
+    let (run, doc) = monitor_json(&t).await;
+    run.expect(0);
+    assert_eq!(
+        crate::verify::statuses(&doc, "DRF007"),
+        ["pass"],
+        "{}",
+        run.stdout
     );
 }

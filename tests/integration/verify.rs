@@ -192,21 +192,19 @@ async fn awkward_tenant_ids_are_bound_as_data() {
     assert_eq!(contents_checksum(&su).await, before);
 }
 
-/// Applies the bundle, breaks the database with `breakage`, and asserts that
-/// verify exits 1 with `check` failing (`warn` for warning checks with --strict).
-async fn broken(breakage: &str, check: &str, status: &str, extra: &[&str]) -> Value {
-    let t = TestDb::demo().await;
-    t.applied().await;
-    t.sql(breakage).await;
-    let (run, doc) = verify(&t, extra).await;
-    run.expect(1);
-    let found = statuses(&doc, check);
-    assert!(
-        found.iter().any(|s| s == status),
-        "{check} reported {found:?} after: {breakage}\n{}",
-        run.stdout
-    );
-    doc
+/// Through the one harness (crate::breaks): verify (and monitor, for a
+/// catalog check) pass, then report `check` with `status` after `breakage`.
+async fn broken(breakage: &str, check: &str, status: &str, verify_args: &[&str]) {
+    crate::breaks::breaks(crate::breaks::Break {
+        setup: &[],
+        breakage: &[breakage],
+        check,
+        status,
+        verify_args,
+        command: &[],
+        session_as: None,
+    })
+    .await;
 }
 
 macro_rules! breakage {
@@ -256,8 +254,8 @@ breakage! {
     role_level_tenant_default_breaks_fail_closed: "PRB001" "fail" &[] => "ALTER ROLE app_user SET app.tenant_id = 'edgar-downtown'";
     role_level_tenant_default_breaks_context_scoping: "PRB004" "fail" &[] => "ALTER ROLE app_user SET app.tenant_id = 'edgar-downtown'";
     null_tenant_rows_fail_rls007: "RLS007" "fail" &[] => "INSERT INTO customers (tenant_id, full_name) VALUES (NULL, 'orphan')";
-    missing_tenant_index_warns_prf001: "PRF001" "warn" &["--strict"] => "DROP INDEX appointments_tenant_idx";
-    per_row_setting_evaluation_warns_prf002: "PRF002" "warn" &["--strict"] =>
+    missing_tenant_index_warns_prf001: "PRF001" "warn" &[] => "DROP INDEX appointments_tenant_idx";
+    per_row_setting_evaluation_warns_prf002: "PRF002" "warn" &[] =>
         "DROP POLICY tenant_isolation ON customers; CREATE POLICY tenant_isolation ON customers FOR ALL TO app_user
            USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')) WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))";
 }

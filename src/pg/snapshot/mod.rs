@@ -38,7 +38,9 @@ const REACH: &str = include_str!("../../../sql/inspect/reach.sql");
 /// Whether the session can read the bundle's registry (the policy read uses
 /// the text apply recorded there).
 const REGISTRY_READABLE: &str =
-    "SELECT coalesce(has_table_privilege(to_regclass('rlsctl.tenant_tables'), 'SELECT'), false)";
+    "SELECT coalesce((SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = 'rlsctl' AND c.relname = 'tenant_tables'), false)";
 const CHILDREN: &str = include_str!("../../../sql/inspect/children.sql");
 const RELATIONS: &str = include_str!("../../../sql/inspect/relations.sql");
 

@@ -275,18 +275,9 @@ pub(super) fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
                 check: v(3),
             }),
             "history" => {
-                bundle.recorded_bypass_roles = Some(
-                    v(0).split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                );
+                bundle.recorded_bypass_roles = Some(names(&v(0))?);
                 bundle.last_apply = Some(v(1));
-                bundle.appliers = v(2)
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect();
+                bundle.appliers = names(&v(2))?;
                 // What apply wrote, or an error: a history row someone
                 // garbled must not read as "nothing recorded".
                 bundle.recorded_reach = match values.get(3).cloned().flatten() {
@@ -301,7 +292,7 @@ pub(super) fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
                 bundle.recorded_logging = values.get(6).cloned().flatten();
             }
             _ => bundle.open_break_glass.push(BreakGlass {
-                tables: v(0).split(',').map(String::from).collect(),
+                tables: names(&v(0))?,
                 started_by: v(1),
                 started_at: v(2),
                 reason: v(3),
@@ -309,4 +300,11 @@ pub(super) fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A list of names the records hold as a JSON array (a name may hold a comma).
+fn names(json: &str) -> Result<Vec<String>> {
+    serde_json::from_str(json).map_err(|e| {
+        anyhow::anyhow!("reading bundle_records: a list of names is not a JSON array ({e})")
+    })
 }
