@@ -8,7 +8,7 @@ use crate::model::checks;
 use crate::model::plan::{Action, Mode, RoleInputs};
 use crate::model::secret::Secret;
 use crate::model::snapshot::ServerInfo;
-use crate::pg::apply::{self, Options, Outcome};
+use crate::pg::apply::{self, ApplyOutcome, Options};
 
 /// Runs `apply` as a privileged user (default `postgres`).
 pub(crate) async fn run(args: ApplyArgs) -> Result<super::Verdict> {
@@ -68,7 +68,7 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
     })
 }
 
-fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
+fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
     let mut out = format!(
         "rlsctl apply: database {} as {} (PostgreSQL {})\n",
         info.name, info.user, info.server_version
@@ -141,7 +141,7 @@ fn text(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
 
 /// Who reaches every row: after a real apply, as recorded (monitor's baseline
 /// for DRF004); for a dry run, as it is now.
-fn reach_text(outcome: &Outcome, dry_run: bool) -> String {
+fn reach_text(outcome: &ApplyOutcome, dry_run: bool) -> String {
     let when = if dry_run || !outcome.applied {
         "now (apply adds the break-glass role and its members through its policy)"
     } else {
@@ -161,7 +161,7 @@ fn reach_text(outcome: &Outcome, dry_run: bool) -> String {
     out
 }
 
-fn json(info: &ServerInfo, outcome: &Outcome, dry_run: bool) -> String {
+fn json(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
     let unchanged = outcome
         .plan
         .items

@@ -7,18 +7,18 @@ use serde_json::json;
 
 use super::Verdict;
 use crate::cli::{Format, RollbackArgs};
-use crate::pg::rollback::{self, Action, Outcome, Performed};
+use crate::pg::rollback::{self, Performed, RollbackAction, RollbackOutcome};
 
 /// Runs `rollback` as a privileged user (default `postgres`).
 pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
     let action = if args.restore {
-        Action::Restore
+        RollbackAction::Restore
     } else if args.uninstall {
-        Action::Uninstall {
+        RollbackAction::Uninstall {
             drop_roles: args.drop_roles,
         }
     } else if args.all || !args.table.is_empty() {
-        Action::Disable(args.table.clone())
+        RollbackAction::Disable(args.table.clone())
     } else {
         bail!("say what to do: --table T (repeatable), --all, --restore or --uninstall");
     };
@@ -28,11 +28,11 @@ pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
         .map(str::trim)
         .filter(|r| !r.is_empty())
         .map(String::from);
-    if reason.is_none() && !matches!(action, Action::Restore) {
+    if reason.is_none() && !matches!(action, RollbackAction::Restore) {
         bail!("--reason is required (an incident id, e.g. --reason INC-1234): it goes in the break-glass log");
     }
     // Refuse before connecting when confirmation is impossible, so cron never hangs.
-    let confirm = !args.yes && !matches!(action, Action::Restore);
+    let confirm = !args.yes && !matches!(action, RollbackAction::Restore);
     if confirm && !std::io::stdin().is_terminal() {
         bail!(
             "refusing to {} without confirmation: there is no TTY to ask on; pass --yes",
@@ -65,15 +65,15 @@ pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
     .await
 }
 
-fn verb(action: &Action) -> &'static str {
+fn verb(action: &RollbackAction) -> &'static str {
     match action {
-        Action::Disable(_) => "disable row level security",
-        Action::Restore => "restore row level security",
-        Action::Uninstall { .. } => "uninstall the bundle",
+        RollbackAction::Disable(_) => "disable row level security",
+        RollbackAction::Restore => "restore row level security",
+        RollbackAction::Uninstall { .. } => "uninstall the bundle",
     }
 }
 
-fn ask_database_name(database: &str, action: &Action) -> Result<()> {
+fn ask_database_name(database: &str, action: &RollbackAction) -> Result<()> {
     eprint!(
         "This will {} in database {database}. Type the database name to confirm: ",
         verb(action)
@@ -102,7 +102,7 @@ fn restore_command(args: &RollbackArgs, database: &str, user: &str) -> String {
     command
 }
 
-fn text(outcome: &Outcome, restore: &str) -> String {
+fn text(outcome: &RollbackOutcome, restore: &str) -> String {
     match outcome.action {
         Performed::Disable => format!(
             "BREAK-GLASS: row level security is OFF on {}: every tenant's rows are visible to the app.\n\

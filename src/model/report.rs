@@ -9,7 +9,7 @@ use crate::model::snapshot::ServerInfo;
 
 /// Counts by status.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
-pub(crate) struct Summary {
+pub(crate) struct Counts {
     /// `pass` findings.
     pub(crate) passed: usize,
     /// `fail` findings.
@@ -30,13 +30,13 @@ pub(crate) struct Report {
     /// Every finding, in catalogue order.
     pub(crate) checks: Vec<Finding>,
     /// Counts.
-    pub(crate) summary: Summary,
+    pub(crate) summary: Counts,
 }
 
 impl Report {
     /// Builds the report and its summary.
     pub(crate) fn new(command: &'static str, database: ServerInfo, checks: Vec<Finding>) -> Self {
-        let mut summary = Summary::default();
+        let mut summary = Counts::default();
         for finding in &checks {
             match finding.status {
                 Status::Pass => summary.passed += 1,

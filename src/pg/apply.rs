@@ -61,7 +61,7 @@ pub struct Preflight {
 
 /// The result of `apply`.
 #[derive(Debug, Serialize)]
-pub struct Outcome {
+pub struct ApplyOutcome {
     /// The pre-flight.
     pub preflight: Preflight,
     /// The plan (empty when the pre-flight refused).
@@ -86,7 +86,7 @@ pub struct Outcome {
     pub reach: Vec<Reacher>,
 }
 
-impl Outcome {
+impl ApplyOutcome {
     /// What an attempt found before it changed anything.
     fn unapplied(
         preflight: Preflight,
@@ -115,8 +115,8 @@ impl Outcome {
 }
 
 /// Runs `apply`. Errors are "could not do its job" (exit 2); a refusal is in the outcome.
-pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcome> {
-    let first = with_lock_retries(db, target, options, Stage::First).await?;
+pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<ApplyOutcome> {
+    let first = with_lock_retries(db, target, options, Batch::First).await?;
     let mut outcome = first.outcome;
     let mut remaining = first.remaining;
     let batching = outcome.batching.clone();
@@ -128,7 +128,7 @@ pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcom
             outcome.batching.batches,
             (batch - 1) * size,
         );
-        let next = with_lock_retries(db, target, options, Stage::Next(&batching)).await?;
+        let next = with_lock_retries(db, target, options, Batch::Next(&batching)).await?;
         if next.outcome.refused() {
             let problems: Vec<String> = next
                 .outcome
@@ -157,7 +157,7 @@ pub async fn apply(db: &Db, target: &Target, options: &Options) -> Result<Outcom
 
 /// Which transaction of the run this is.
 #[derive(Debug, Clone, Copy)]
-enum Stage<'a> {
+enum Batch<'a> {
     /// The first: the pre-flight over every table, the batches decided, the
     /// roles and the rlsctl schema, and the first batch of tables.
     First,
@@ -168,7 +168,7 @@ enum Stage<'a> {
 
 /// One committed (or refused, or dry-run) transaction.
 struct Attempt {
-    outcome: Outcome,
+    outcome: ApplyOutcome,
     /// Tenant tables that still need changing after it.
     remaining: usize,
 }
@@ -178,7 +178,7 @@ async fn with_lock_retries(
     db: &Db,
     target: &Target,
     options: &Options,
-    stage: Stage<'_>,
+    stage: Batch<'_>,
 ) -> Result<Attempt> {
     let mut attempt = 0;
     loop {
@@ -231,7 +231,7 @@ async fn attempt_once(
     db: &Db,
     target: &Target,
     options: &Options,
-    stage: Stage<'_>,
+    stage: Batch<'_>,
 ) -> Result<Attempt, AttemptError> {
     let transaction = db
         .begin(Begin::Change {
@@ -250,11 +250,11 @@ async fn attempt_once(
     let mut plan = plan::build(target, &snap, &options.roles, options.mode);
     let changing = plan.changing_tables();
     let batching = match stage {
-        Stage::First => {
+        Batch::First => {
             let budget = crate::pg::installed::lock_budget(db).await?;
             batches::plan(changing.len(), &budget, options.batch_size)
         }
-        Stage::Next(first) => first.clone(),
+        Batch::Next(first) => first.clone(),
     };
     let size = batching.batch_size;
     let now: Vec<usize> = changing.iter().copied().take(size).collect();
@@ -262,13 +262,13 @@ async fn attempt_once(
     // anything changes, never half-way through the transaction. The first
     // transaction counts NULL tenants in every table; a later batch in its own.
     let (counted, batching_checked) = match stage {
-        Stage::First => (None, Some(&batching)),
-        Stage::Next(_) => (Some(now.as_slice()), None),
+        Batch::First => (None, Some(&batching)),
+        Batch::Next(_) => (Some(now.as_slice()), None),
     };
     let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
     plan.blocked.clear();
     let checksum = checksum(target, &snap, options.mode);
-    let mut outcome = Outcome::unapplied(preflight, checksum, batching, snap.reach.clone());
+    let mut outcome = ApplyOutcome::unapplied(preflight, checksum, batching, snap.reach.clone());
     if outcome.refused() {
         plan = Plan::default();
     }

@@ -13,7 +13,7 @@ use crate::pg::{Begin, Db, DbResultExt};
 
 /// What to do.
 #[derive(Debug, Clone)]
-pub(crate) enum Action {
+pub(crate) enum RollbackAction {
     /// Disable RLS on these tables (bare names in the target schema).
     Disable(Vec<String>),
     /// Re-enable and FORCE RLS where break-glass disabled it.
@@ -39,7 +39,7 @@ pub(crate) enum Performed {
 
 /// What was done.
 #[derive(Debug, Serialize)]
-pub(crate) struct Outcome {
+pub(crate) struct RollbackOutcome {
     /// Which action ran.
     pub(crate) action: Performed,
     /// `schema.table` of every table touched.
@@ -59,9 +59,9 @@ const LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub(crate) async fn run(
     db: &Db,
     target: &Target,
-    action: &Action,
+    action: &RollbackAction,
     reason: Option<&str>,
-) -> Result<Outcome> {
+) -> Result<RollbackOutcome> {
     let transaction = db
         .begin(Begin::Change {
             lock_timeout: LOCK_TIMEOUT,
@@ -69,11 +69,11 @@ pub(crate) async fn run(
         .await
         .doing("starting the transaction")?;
     let outcome = match action {
-        Action::Disable(tables) => {
+        RollbackAction::Disable(tables) => {
             disable(&transaction, target, tables, reason.unwrap_or_default()).await?
         }
-        Action::Restore => restore(&transaction, target).await?,
-        Action::Uninstall { drop_roles } => {
+        RollbackAction::Restore => restore(&transaction, target).await?,
+        RollbackAction::Uninstall { drop_roles } => {
             uninstall(
                 &transaction,
                 target,
@@ -98,7 +98,12 @@ async fn installed(db: &Db, target: &Target) -> Result<Installation> {
     }
 }
 
-async fn disable(db: &Db, target: &Target, tables: &[String], reason: &str) -> Result<Outcome> {
+async fn disable(
+    db: &Db,
+    target: &Target,
+    tables: &[String],
+    reason: &str,
+) -> Result<RollbackOutcome> {
     let installed: Vec<String> = installed(db, target)
         .await?
         .tables
@@ -141,7 +146,7 @@ async fn disable(db: &Db, target: &Target, tables: &[String], reason: &str) -> R
     )
     .await
     .doing("writing the break-glass log")?;
-    Ok(Outcome {
+    Ok(RollbackOutcome {
         action: Performed::Disable,
         tables: tables.iter().map(|t| target.display_table(t)).collect(),
         reason: Some(reason.to_string()),
@@ -169,7 +174,7 @@ async fn close_entries(db: &Db) -> Result<(Vec<(String, String)>, i64)> {
     Ok((pairs, rows.len() as i64))
 }
 
-async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
+async fn restore(db: &Db, target: &Target) -> Result<RollbackOutcome> {
     installed(db, target).await?;
     let (logged, closed) = close_entries(db).await?;
     // A table dropped since break-glass cannot be restored; the others still are.
@@ -188,7 +193,7 @@ async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
             .await
             .doing("re-enabling row level security")?;
     }
-    Ok(Outcome {
+    Ok(RollbackOutcome {
         action: Performed::Restore,
         tables: pairs.iter().map(|(s, t)| format!("{s}.{t}")).collect(),
         reason: None,
@@ -197,7 +202,12 @@ async fn restore(db: &Db, target: &Target) -> Result<Outcome> {
     })
 }
 
-async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> Result<Outcome> {
+async fn uninstall(
+    db: &Db,
+    target: &Target,
+    drop_roles: bool,
+    reason: &str,
+) -> Result<RollbackOutcome> {
     let installation = installed(db, target).await?;
     let (_, closed) = close_entries(db).await?;
     let app = quote_ident(&target.app_role);
@@ -241,7 +251,7 @@ async fn uninstall(db: &Db, target: &Target, drop_roles: bool, reason: &str) -> 
         .await
         .doing("dropping the roles (they may still hold privileges elsewhere)")?;
     }
-    Ok(Outcome {
+    Ok(RollbackOutcome {
         action: Performed::Uninstall,
         tables,
         reason: Some(reason.to_string()),

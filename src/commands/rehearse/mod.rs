@@ -15,16 +15,16 @@ use crate::model::report::Report;
 use crate::model::secret::Secret;
 use crate::model::sql::{DEMO_SCHEMA, DEMO_SEED};
 use crate::pg::apply::{self, Options};
-use crate::pg::rollback::{self, Action};
+use crate::pg::rollback::{self, RollbackAction};
 use crate::pg::{self, Db, DbResultExt};
 
 /// The sample database's name (the runbook's).
 const DEMO_DATABASE: &str = "edgarautoshop";
 use super::Verdict;
 
-mod stage;
+mod venue;
 use crate::pg::until_interrupted;
-use stage::{existing_database, inject_fault, keep, throwaway, Stage};
+use venue::{existing_database, inject_fault, keep, throwaway, Venue};
 
 use super::{monitor::monitor, verify::verify};
 
@@ -109,16 +109,16 @@ pub(crate) async fn run(args: RehearseArgs) -> Result<Verdict> {
 async fn rehearse(args: RehearseArgs) -> Result<Verdict> {
     let target = super::target_from(&args.target)?;
     let app_password = Secret::new(crate::model::secret::random_hex(16));
-    let stage = match &args.database_url {
+    let venue = match &args.database_url {
         Some(url) => existing_database(url, &args, &target).await?,
         None => throwaway(&target, &app_password, args.superuser)?,
     };
-    crate::say!("rlsctl rehearse: {}", stage.description);
-    let admin_db = open_and_seed(&stage).await?;
+    crate::say!("rlsctl rehearse: {}", venue.description);
+    let admin_db = open_and_seed(&venue).await?;
     let mut rehearsal = Rehearsal {
-        log: stage.sandbox.as_ref().map(|s| s.dir().join("server.log")),
+        log: venue.sandbox.as_ref().map(|s| s.dir().join("server.log")),
         target,
-        stage,
+        venue,
         admin_db,
         app_password,
         admin_password: Secret::new(crate::model::secret::random_hex(16)),
@@ -128,12 +128,12 @@ async fn rehearse(args: RehearseArgs) -> Result<Verdict> {
 }
 
 /// Opens the operator's connection; on a throwaway cluster, loads the sample.
-async fn open_and_seed(stage: &Stage) -> Result<Db> {
-    if let Some(sandbox) = &stage.sandbox {
+async fn open_and_seed(venue: &Venue) -> Result<Db> {
+    if let Some(sandbox) = &venue.sandbox {
         sandbox.create_database(DEMO_DATABASE).await?;
     }
-    let admin_db = pg::connect(&stage.admin).await?;
-    if stage.sandbox.is_some() {
+    let admin_db = pg::connect(&venue.admin).await?;
+    if venue.sandbox.is_some() {
         admin_db
             .simple(DEMO_SCHEMA)
             .await
@@ -149,7 +149,7 @@ async fn open_and_seed(stage: &Stage) -> Result<Db> {
 /// What every step works with.
 struct Rehearsal {
     target: Target,
-    stage: Stage,
+    venue: Venue,
     /// The operator's connection.
     admin_db: Db,
     /// The throwaway cluster's server log (an existing database's is not here).
@@ -213,7 +213,7 @@ impl Rehearsal {
     fn skip_reason(&self, id: Step, failed: bool) -> Option<&'static str> {
         if failed {
             Some("not run: an earlier step failed")
-        } else if id.rolls_back() && !self.stage.with_rollback {
+        } else if id.rolls_back() && !self.venue.with_rollback {
             Some("not run: pass --with-rollback")
         } else if id.shadow() && self.log.is_none() {
             Some("not run: an existing database's log is not a file here (run apply --shadow and shadow report against it yourself)")
@@ -226,7 +226,7 @@ impl Rehearsal {
     async fn pause(&self, name: &str) -> Result<()> {
         crate::say!(
             "paused before \"{name}\": the database is {}; press Enter to go on",
-            self.stage.description
+            self.venue.description
         );
         let mut line = String::new();
         tokio::io::AsyncBufReadExt::read_line(
@@ -239,22 +239,22 @@ impl Rehearsal {
 
     /// Runs one step; its one-line result.
     async fn step(&self, id: Step) -> Result<String> {
-        let (target, stage) = (&self.target, &self.stage);
+        let (target, venue) = (&self.target, &self.venue);
         match id {
             Step::DryRun | Step::Shadow | Step::Apply => self.apply(id).await,
             Step::ShadowTraffic => self.shadow_traffic().await,
             Step::ShadowReport => self.shadow_report(),
             Step::Verify | Step::VerifyAgain => {
-                let app_db = pg::connect(&stage.app).await?;
-                expect_clean(&verify(&app_db, target, &stage.tenants, None).await?)
+                let app_db = pg::connect(&venue.app).await?;
+                expect_clean(&verify(&app_db, target, &venue.tenants, None).await?)
             }
             Step::Monitor => {
-                let app_db = pg::connect(&stage.app).await?;
+                let app_db = pg::connect(&venue.app).await?;
                 expect_clean(&monitor(&app_db, target).await?)
             }
             Step::Rollback => {
                 let first = target.tables.first().cloned().unwrap_or_default();
-                let action = Action::Disable(vec![first]);
+                let action = RollbackAction::Disable(vec![first]);
                 let done =
                     rollback::run(&self.admin_db, target, &action, Some("rehearsal")).await?;
                 Ok(format!(
@@ -264,7 +264,8 @@ impl Rehearsal {
             }
             Step::MonitorBreakGlass => self.monitor_break_glass().await,
             Step::Restore => {
-                let done = rollback::run(&self.admin_db, target, &Action::Restore, None).await?;
+                let done =
+                    rollback::run(&self.admin_db, target, &RollbackAction::Restore, None).await?;
                 if done.tables.is_empty() {
                     bail!("nothing was restored");
                 }
@@ -283,7 +284,7 @@ impl Rehearsal {
             lock_timeout: Duration::from_secs(5),
             lock_retries: 3,
             roles: RoleInputs {
-                app_password: self.stage.app.password.clone(),
+                app_password: self.venue.app.password.clone(),
                 admin_password: Some(self.admin_password.clone()),
                 rotate_passwords: false,
                 admin_bypassrls: false,
@@ -330,13 +331,13 @@ impl Rehearsal {
 
     /// A report job reads a tenant table without a tenant, as shadow mode allows.
     async fn shadow_traffic(&self) -> Result<String> {
-        let (target, stage) = (&self.target, &self.stage);
+        let (target, venue) = (&self.target, &self.venue);
         let table = target.tables.first().cloned().unwrap_or_default();
         let sql = format!(
             "SELECT count(*) FROM {} /* rehearsal: nightly report, no tenant */",
             crate::model::sql::qualified(&target.schema, &table)
         );
-        let app_db = pg::connect(&stage.app).await?;
+        let app_db = pg::connect(&venue.app).await?;
         let seen: i64 = app_db
             .query_one(&sql, &[])
             .await
@@ -375,8 +376,8 @@ impl Rehearsal {
 
     /// monitor reports the open break-glass entry.
     async fn monitor_break_glass(&self) -> Result<String> {
-        let (target, stage) = (&self.target, &self.stage);
-        let app_db = pg::connect(&stage.app).await?;
+        let (target, venue) = (&self.target, &self.venue);
+        let app_db = pg::connect(&venue.app).await?;
         let report = monitor(&app_db, target).await?;
         let break_glass = report
             .checks
@@ -391,7 +392,7 @@ impl Rehearsal {
     /// Prints the summary (and, with --keep, the environment of the kept
     /// cluster); the verdict.
     fn finish(&mut self, args: &RehearseArgs, results: &[StepResult]) -> Result<Verdict> {
-        let (target, stage) = (&self.target, &mut self.stage);
+        let (target, venue) = (&self.target, &mut self.venue);
         let (app_password, admin_password) = (&self.app_password, &self.admin_password);
         let passed = results
             .iter()
@@ -401,12 +402,12 @@ impl Rehearsal {
             .iter()
             .find(|r| r.status == StepStatus::Fail)
             .map(|r| r.name);
-        let sandbox_dir = stage
+        let sandbox_dir = venue
             .sandbox
             .as_ref()
             .map(|s| s.dir().display().to_string());
         let keep_env = if args.keep {
-            stage
+            venue
                 .sandbox
                 .take()
                 .map(|s| keep(s, target, app_password, admin_password))
@@ -417,7 +418,7 @@ impl Rehearsal {
         match args.format {
             Format::Json => super::print(&serde_json::to_string_pretty(&json!({
                 "command": "rehearse",
-                "where": stage.description,
+                "where": venue.description,
                 "sandbox_dir": sandbox_dir,
                 "kept": keep_env.is_some(),
                 "steps": results,

@@ -200,7 +200,7 @@ fn functions() -> Vec<Function> {
         returns: "trigger".into(),
         app_fires: true,
         owner: "app_user".into(),
-        source: "BEGIN NEW.updated_at = now(); RETURN NEW; END".into(),
+        source: "begin new.updated_at = now(); return new; end".into(),
         ..function("touch_updated_at")
     };
     vec![helper, extension, app_trigger]

@@ -40,7 +40,7 @@ fn failing(findings: &[Finding]) -> Vec<&'static str> {
     let mut ids: Vec<&str> = findings
         .iter()
         .filter(|f| f.status != Status::Pass)
-        .map(|f| f.id)
+        .map(|f| f.id.as_str())
         .collect();
     ids.dedup();
     ids

@@ -17,7 +17,7 @@ use crate::pg::{self, ConnectOptions, Db, DbResultExt};
 use super::{DEMO_DATABASE, DEMO_TENANTS};
 
 /// Where the rehearsal runs.
-pub(super) struct Stage {
+pub(super) struct Venue {
     pub(super) admin: ConnectOptions,
     pub(super) app: ConnectOptions,
     pub(super) description: String,
@@ -27,7 +27,7 @@ pub(super) struct Stage {
 }
 
 /// A throwaway cluster with the sample schema; the app role's password is generated.
-pub(super) fn throwaway(target: &Target, app_password: &Secret, superuser: bool) -> Result<Stage> {
+pub(super) fn throwaway(target: &Target, app_password: &Secret, superuser: bool) -> Result<Venue> {
     let shape = if superuser {
         Shape::Superuser
     } else {
@@ -51,7 +51,7 @@ pub(super) fn throwaway(target: &Target, app_password: &Secret, superuser: bool)
         sandbox.port,
         sandbox.dir().display()
     );
-    Ok(Stage {
+    Ok(Venue {
         admin,
         app,
         description,
@@ -65,7 +65,7 @@ pub(super) async fn existing_database(
     url: &str,
     args: &RehearseArgs,
     target: &Target,
-) -> Result<Stage> {
+) -> Result<Venue> {
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| anyhow!("--database-url is not a PostgreSQL URL: {e}"))?;
@@ -95,7 +95,7 @@ pub(super) async fn existing_database(
         password: Some(app_password),
         ..base.clone()
     };
-    Ok(Stage {
+    Ok(Venue {
         admin: base,
         app,
         description: format!("existing database {dbname} on {host}:{port} as {user}"),
