@@ -36,11 +36,13 @@ const UNCOVERED: &str = include_str!("../../../sql/inspect/uncovered.sql");
 const POLICIES: &str = include_str!("../../../sql/inspect/policies.sql");
 const REACH: &str = include_str!("../../../sql/inspect/reach.sql");
 /// Whether the session can read the bundle's registry (the policy read uses
-/// the text apply recorded there).
-const REGISTRY_READABLE: &str =
-    "SELECT coalesce((SELECT has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') \
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-     WHERE n.nspname = 'rlsctl' AND c.relname = 'tenant_tables'), false)";
+/// the text apply recorded there), and all three of its tables (the records).
+const BUNDLE_READABLE: &str = "\
+SELECT coalesce(bool_or(t.relname = 'tenant_tables' AND t.readable), false) AS registry, \
+       coalesce(bool_and(t.readable), false) AND count(*) = 3 AS records \
+FROM (SELECT c.relname, has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') AS readable \
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+      WHERE n.nspname = 'rlsctl' AND c.relname IN ('tenant_tables', 'bundle_history', 'break_glass_log')) t";
 const CHILDREN: &str = include_str!("../../../sql/inspect/children.sql");
 const RELATIONS: &str = include_str!("../../../sql/inspect/relations.sql");
 
@@ -113,23 +115,50 @@ impl Snapshot {
     /// on a second connection beside both.
     pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
         let params = Params::of(target);
-        // The policy read, the largest, on a sibling connection from the
-        // start, beside everything else (the server works on both at once);
-        // `None` when there is no sibling, and it runs with the rest.
+        // The policy read, the largest, and then the bundle's records on a
+        // sibling connection from the start, beside everything else (the
+        // server works on both at once); `None` when there is no sibling, and
+        // they run here after the rest.
         let (main, aside) = tokio::join!(
             read_main(db, target, &params, reads),
-            read_policies_aside(db, &params, reads.parallel),
+            read_aside(db, &params, reads.parallel),
         );
-        let (first, second) = main?;
-        let policy_rows = match aside.doing("reading the policies")? {
-            Some(rows) => rows,
-            None => db
-                .query(&policies_sql(first.bundle.installed), &params.scope())
-                .await
-                .doing("reading the policies")?,
+        let (first, mut second) = main?;
+        let (policy_rows, records) = match aside.doing("reading the policies and the records")? {
+            Some(aside) => aside,
+            None => {
+                let policies = db
+                    .query(&policies_sql(first.bundle.installed), &params.scope())
+                    .await
+                    .doing("reading the policies")?;
+                let records = if first.bundle.installed {
+                    Some(read_records_sql(db, target).await?)
+                } else {
+                    None
+                };
+                (policies, records)
+            }
         };
+        // Records read aside while phase one saw no bundle are not used.
+        second.records = records.filter(|_| first.bundle.installed);
         assemble(target, first, second, &policy_rows)
     }
+}
+
+/// The bundle's records (registry, last history row, open break-glass entries).
+async fn read_records_sql(db: &Db, target: &Target) -> Result<Vec<Row>> {
+    let schema: [&dyn Param; 1] = [&target.schema];
+    db.query(&records_sql(), &schema)
+        .await
+        .doing("reading the bundle's records")
+}
+
+fn records_sql() -> String {
+    fill(
+        BUNDLE_RECORDS,
+        "bundle_records",
+        &[("registry_checksum", REGISTRY_CHECKSUM)],
+    )
 }
 
 /// The values the reads bind, owned here so each statement can borrow them.
@@ -243,18 +272,6 @@ async fn phase_two(
         format!("{SCOPE}\n{CHILDREN}"),
         format!("{SCOPE}\n{RELATIONS}"),
     );
-    let records = async {
-        if !bundle.installed {
-            return Ok(None);
-        }
-        let sql = fill(
-            BUNDLE_RECORDS,
-            "bundle_records",
-            &[("registry_checksum", REGISTRY_CHECKSUM)],
-        );
-        let schema: [&dyn Param; 1] = [&t.schema];
-        db.query(&sql, &schema).await.map(Some)
-    };
     let null_counts = async {
         if reads.null_counts && bundle.installed && bundle.helper_executable {
             db.query(NULL_COUNTS, &[]).await.map(Some)
@@ -269,33 +286,32 @@ async fn phase_two(
         &t.app_role,
         &t.admin_role,
     ];
-    let (table_rows, uncovered, child_rows, relation_rows, records, null_counts) =
-        tokio::try_join!(
-            db.query(TABLES, &table_params),
-            db.query(&uncovered_sql, &scope),
-            db.query(&children_sql, &scope),
-            db.query(&relations_sql, &scope),
-            records,
-            null_counts,
-        )
-        .doing("reading tables, views, children and the bundle's records")?;
+    let (table_rows, uncovered, child_rows, relation_rows, null_counts) = tokio::try_join!(
+        db.query(TABLES, &table_params),
+        db.query(&uncovered_sql, &scope),
+        db.query(&children_sql, &scope),
+        db.query(&relations_sql, &scope),
+        null_counts,
+    )
+    .doing("reading tables, views, children and NULL tenants")?;
     Ok(PhaseTwo {
         table_rows,
         uncovered,
         child_rows,
         relation_rows,
-        records,
+        records: None,
         null_counts,
     })
 }
 
-/// The policy read on a second connection in a read-only transaction of its
-/// own; `None` when reading on one connection (asked to, or no second one).
-async fn read_policies_aside(
+/// The policy read and the bundle's records on a second connection, in a
+/// read-only transaction of their own; `None` when reading on one connection
+/// (asked to, or no second one).
+async fn read_aside(
     db: &Db,
     params: &Params<'_>,
     parallel: bool,
-) -> Result<Option<Vec<Row>>, tokio_postgres::Error> {
+) -> Result<Option<(Vec<Row>, Option<Vec<Row>>)>, tokio_postgres::Error> {
     if !parallel {
         return Ok(None);
     }
@@ -307,10 +323,21 @@ async fn read_policies_aside(
         }
     };
     let read = sibling.begin(Begin::Read).await?;
-    let registry: bool = read.query_one(REGISTRY_READABLE, &[]).await?.try_get(0)?;
-    let rows = read.query(&policies_sql(registry), &params.scope()).await?;
+    let readable = read.query_one(BUNDLE_READABLE, &[]).await?;
+    let (registry, records): (bool, bool) = (readable.try_get(0)?, readable.try_get(1)?);
+    let schema: [&dyn Param; 1] = [&params.target.schema];
+    let records_sql = records_sql();
+    let records = async {
+        if records {
+            read.query(&records_sql, &schema).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let (policies_sql, scope) = (policies_sql(registry), params.scope());
+    let (policies, records) = tokio::try_join!(read.query(&policies_sql, &scope), records)?;
     read.rollback().await?;
-    Ok(Some(rows))
+    Ok(Some((policies, records)))
 }
 
 /// The snapshot from the rows of both phases and the policy read.
