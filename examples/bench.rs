@@ -201,6 +201,7 @@ async fn measure_size(
         Reads {
             null_counts: true,
             parallel: true,
+            sequences: false,
         },
     )
     .await?;

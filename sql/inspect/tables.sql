@@ -3,7 +3,8 @@
 -- querying a partition directly skips its parent's policies, and a partition
 -- inherits neither the RLS flags nor the policies, so each is a tenant table
 -- of its own. Partitions outside the tenant schema are left to BYP006.
--- $1: schema; $2: table names; $3: tenant column; $4: app role; $5: break-glass role.
+-- $1: schema; $2: table names; $3: tenant column; $4: app role; $5: break-glass role;
+-- $6: whether to look up the sequences (only apply's plan uses them).
 WITH RECURSIVE configured AS (SELECT w.name, w.ord FROM unnest($2::text[]) WITH ORDINALITY AS w(name, ord)),
      schema AS (SELECT oid FROM pg_namespace WHERE nspname = $1),
      parts(oid, root) AS (
@@ -73,7 +74,7 @@ LEFT JOIN LATERAL (
            array_agg(coalesce(has_sequence_privilege((SELECT app FROM roles), s.oid, 'USAGE'), false) ORDER BY s.oid) AS app_usage
     FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
     JOIN pg_namespace sn ON sn.oid = s.relnamespace
-    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+    WHERE $6::boolean AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
       AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) sq ON true
 -- the ACL exploded once per table, for PUBLIC, the app role and the break-glass role
 LEFT JOIN LATERAL (

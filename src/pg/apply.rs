@@ -246,7 +246,11 @@ async fn attempt_once(
             .await
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
-    let snap = Snapshot::read(db, target, Reads::default()).await?;
+    let reads = Reads {
+        sequences: true,
+        ..Reads::default()
+    };
+    let snap = Snapshot::read(db, target, reads).await?;
     let mut plan = plan::build(target, &snap, &options.roles, options.mode);
     let changing = plan.changing_tables();
     let batching = match stage {

@@ -632,3 +632,24 @@ async fn an_env_file_others_can_write_is_refused() {
 fn nix_uid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
+
+/// apply reads the sequences the tenant tables' columns own (verify and
+/// monitor do not) and gives the app role USAGE on one that lost it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_grants_usage_on_the_tables_sequences() {
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    t.sql("REVOKE USAGE ON SEQUENCE customers_id_seq FROM app_user")
+        .await;
+    t.applied().await;
+    let su = t.superuser().await;
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM pg_class WHERE relname = 'customers_id_seq' \
+             AND has_sequence_privilege('app_user', oid, 'USAGE')"
+        )
+        .await,
+        1
+    );
+}

@@ -80,6 +80,9 @@ pub struct Reads {
     /// both halves at once (verify and monitor, which read outside any
     /// transaction; apply reads inside its own and never sets it).
     pub parallel: bool,
+    /// Read the sequences the tenant tables' columns own: the plan grants the
+    /// app role USAGE on them. Only apply needs them (a lookup per table).
+    pub sequences: bool,
 }
 
 /// Everything the tool knows about the database, read in one go.

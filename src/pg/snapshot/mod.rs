@@ -102,6 +102,7 @@ impl Snapshot {
         let reads = Reads {
             null_counts: true,
             parallel: true,
+            sequences: false,
         };
         let snapshot = Self::read(&read, target, reads).await?;
         read.rollback()
@@ -279,12 +280,13 @@ async fn phase_two(
             Ok(None)
         }
     };
-    let table_params: [&dyn Param; 5] = [
+    let table_params: [&dyn Param; 6] = [
         &t.schema,
         &t.tables,
         &t.tenant_column,
         &t.app_role,
         &t.admin_role,
+        &reads.sequences,
     ];
     let (table_rows, uncovered, child_rows, relation_rows, null_counts) = tokio::try_join!(
         db.query(TABLES, &table_params),
