@@ -7,7 +7,12 @@
 -- owner; CREATE in the schema) with its name, for BYP007 to set the roles that
 -- apply apart. Nothing when the schema does not exist.
 -- $1: the break-glass role (owns the helper).
+-- The schema's relations are collected once (pg_class has no index on the
+-- namespace: one scan, not one per part below); the triggers, rules and
+-- policies on them are then found through their tables' indexes.
 WITH s AS (SELECT oid, nspowner, nspacl FROM pg_namespace WHERE nspname = 'rlsctl'),
+     rel AS MATERIALIZED (SELECT c.oid, c.relname, c.relkind, c.relowner, c.relrowsecurity
+                          FROM pg_class c WHERE c.relnamespace = (SELECT oid FROM s)),
      admin AS (SELECT oid FROM pg_roles WHERE rolname = $1),
      made(name) AS (VALUES ('bundle_history'), ('bundle_history_id_seq'), ('bundle_history_pkey'),
                            ('tenant_tables'), ('tenant_tables_pkey'),
@@ -21,8 +26,8 @@ SELECT 'foreign', format('%s rlsctl.%s owned by %s',
                          CASE c.relkind WHEN 'r' THEN 'table' WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index'
                                         WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view' ELSE 'relation' END,
                          quote_ident(c.relname), pg_get_userbyid(c.relowner)), false, NULL
-FROM pg_class c, s
-WHERE c.relnamespace = s.oid AND (c.relowner <> s.nspowner OR c.relname NOT IN (SELECT name FROM made))
+FROM rel c, s
+WHERE c.relowner <> s.nspowner OR c.relname NOT IN (SELECT name FROM made)
 UNION ALL
 SELECT 'foreign', format('function %s owned by %s', p.oid::regprocedure, pg_get_userbyid(p.proowner)), false, NULL
 FROM pg_proc p, s
@@ -38,20 +43,19 @@ WHERE t.typnamespace = s.oid AND t.typrelid = 0
   AND NOT EXISTS (SELECT 1 FROM pg_type e WHERE e.oid = t.typelem AND e.typrelid <> 0)
 UNION ALL
 SELECT 'foreign', format('trigger %s on rlsctl.%s', quote_ident(t.tgname), quote_ident(c.relname)), false, NULL
-FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid, s
-WHERE c.relnamespace = s.oid AND NOT t.tgisinternal
+FROM rel c JOIN pg_trigger t ON t.tgrelid = c.oid
+WHERE NOT t.tgisinternal
 UNION ALL
 SELECT 'foreign', format('rule %s on rlsctl.%s', quote_ident(r.rulename), quote_ident(c.relname)), false, NULL
-FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class, s
-WHERE c.relnamespace = s.oid AND c.relkind = 'r'
+FROM rel c JOIN pg_rewrite r ON r.ev_class = c.oid
+WHERE c.relkind = 'r'
 UNION ALL
 SELECT 'foreign', format('policy %s on rlsctl.%s', quote_ident(p.polname), quote_ident(c.relname)), false, NULL
-FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid, s
-WHERE c.relnamespace = s.oid
+FROM rel c JOIN pg_policy p ON p.polrelid = c.oid
 UNION ALL
 SELECT 'foreign', format('row level security on rlsctl.%s', quote_ident(c.relname)), false, NULL
-FROM pg_class c, s
-WHERE c.relnamespace = s.oid AND c.relrowsecurity
+FROM rel c
+WHERE c.relrowsecurity
 UNION ALL
 SELECT 'foreign', format('CREATE on schema rlsctl granted to %s',
                          CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee)::text END), false, NULL
@@ -60,7 +64,7 @@ WHERE x.privilege_type = 'CREATE' AND x.grantee <> s.nspowner
 UNION ALL
 SELECT 'writer', format('%s can %s rlsctl.%s', r.rolname,
                         coalesce(w.privileges, 'become the owner of'), quote_ident(c.relname)), false, r.rolname::text
-FROM pg_roles r CROSS JOIN s JOIN pg_class c ON c.relnamespace = s.oid
+FROM pg_roles r CROSS JOIN rel c
 CROSS JOIN LATERAL (SELECT string_agg(p, ', ' ORDER BY p) AS privileges
                     FROM unnest(ARRAY['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p
                     WHERE has_table_privilege(r.oid, c.oid, p)) w
