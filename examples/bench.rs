@@ -745,16 +745,15 @@ every executed plan (auto_explain) at 250 and 500 tables and fails on a per-tabl
                 let _ = writeln!(
                     out,
                     "  Where it goes at 2,000 tables (server time per statement, log_min_duration_statement): two connections,\n  \
-                     each busy the whole time on a 2-core machine. The main one runs, one after another, the reach set\n  \
-                     (about 15 ms), the rlsctl schema's objects (about 12 ms), the tenant tables' read (about 55 ms: per\n  \
-                     table its sequences about 11 µs, its column and privilege checks about 10 µs), the uncovered tables,\n  \
-                     views and children (about 20 ms: each recomputes which tables have the tenant column) and the\n  \
-                     NULL-tenant counts (about 20 ms); the second runs the policy read (about 70 ms alone) and the\n  \
-                     bundle's records (about 23 ms: the registry's checksum hashes every recorded policy tree). Each is\n  \
-                     linear and planned once (the plan test in tests/integration/scale.rs). Moving the records beside the\n  \
-                     policies balanced the two connections but the server's work is the same: the ratio is that\n  \
-                     constant per-table cost, about 80 µs, against a 4-table run that is mostly process start and the\n  \
-                     SCRAM handshake. Not met: 3x needs the per-table catalog work roughly halved, not a plan fix."
+                     each busy the whole time on a 2-core machine. The main one runs, one after another, the tenant\n  \
+                     tables' read (about 38 ms: per table its column and privilege checks; the sequences are read only\n  \
+                     for apply's plan), the NULL-tenant counts (about 19 ms), the reach set (about 15 ms), the\n  \
+                     uncovered tables, views and children (about 17 ms) and the rlsctl schema's objects (about 6 ms);\n  \
+                     the second runs the policy read (about 65 ms alone) and the bundle's records (about 23 ms: the\n  \
+                     registry's checksum hashes every recorded policy tree). Each is linear and planned once (the plan\n  \
+                     test in tests/integration/scale.rs). The ratio is that per-table server work, about 45 µs a table\n  \
+                     on each connection, against a 4-table run that is mostly process start and the SCRAM handshake.\n  \
+                     Not met: 3x needs the per-table catalog work roughly halved again, not a plan fix."
                 );
             }
         }

@@ -12,9 +12,6 @@
 -- registry recorded when apply made the policy, or the constant `true`, is
 -- sound by construction. Each stored tree is decompressed once, in `x`: at
 -- 2,000 tables the comparisons would otherwise decompress it again and again.
--- The tenant column is looked up only for an expression the structure check
--- reads (not the recorded trees nor `true`): joined to every policy, it cost
--- a scan of pg_attribute.
 SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
        p.polname::text AS name,
        p.polcmd::text AS cmd,
@@ -26,14 +23,14 @@ SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
        coalesce({{check_recorded}}, false) AS check_recorded,
        CASE WHEN x.q IS NULL OR x.q LIKE {{true_tree}} OR {{using_recorded}} THEN true ELSE
            NOT EXISTS (SELECT 1 FROM regexp_matches(x.q, ':(opno|opfuncid|funcid|resulttype|consttype) ([0-9]+)', 'g') m
-                       WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = p.polrelid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped))
+                       WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM ta.atttypid)
            AND NOT EXISTS (SELECT 1 FROM regexp_matches(x.q, ':varattno (-?[0-9]+)', 'g') m
-                           WHERE m[1]::int IS DISTINCT FROM (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = p.polrelid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped)) END AS using_builtin,
+                           WHERE m[1]::int IS DISTINCT FROM ta.attnum) END AS using_builtin,
        CASE WHEN x.w IS NULL OR x.w LIKE {{true_tree}} OR {{check_recorded}} THEN true ELSE
            NOT EXISTS (SELECT 1 FROM regexp_matches(x.w, ':(opno|opfuncid|funcid|resulttype|consttype) ([0-9]+)', 'g') m
-                       WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = p.polrelid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped))
+                       WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM ta.atttypid)
            AND NOT EXISTS (SELECT 1 FROM regexp_matches(x.w, ':varattno (-?[0-9]+)', 'g') m
-                           WHERE m[1]::int IS DISTINCT FROM (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = p.polrelid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped)) END AS check_builtin
+                           WHERE m[1]::int IS DISTINCT FROM ta.attnum) END AS check_builtin
 FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 -- per distinct role list (a handful), not per policy (OFFSET 0 keeps the planner
 -- from folding it back into one evaluation per policy)
@@ -42,6 +39,7 @@ JOIN (SELECT s.polroles,
              EXISTS (SELECT 1 FROM unnest(s.polroles) r, app WHERE r = 0 OR pg_has_role(app.oid, r, 'MEMBER')) AS applies_to_app,
              EXISTS (SELECT 1 FROM unnest(s.polroles) r WHERE r = 0 OR pg_has_role(r, 'USAGE')) AS applies_to_session
       FROM (SELECT DISTINCT polroles FROM pg_policy) s OFFSET 0) rs ON rs.polroles = p.polroles
+LEFT JOIN pg_attribute ta ON ta.attrelid = p.polrelid AND ta.attname = $2 AND ta.attnum > 0 AND NOT ta.attisdropped
 {{registry_join}}
 CROSS JOIN LATERAL (SELECT p.polqual::text AS q, p.polwithcheck::text AS w{{registry_trees}} OFFSET 0) x
 WHERE n.nspname = $1 OR p.polrelid IN (SELECT oid FROM kids) OR p.polrelid IN (SELECT oid FROM with_column)
