@@ -33,7 +33,20 @@ pub struct Break<'a> {
     pub session_as: Option<(&'a str, &'a str)>,
 }
 
-impl Break<'_> {
+impl<'a> Break<'a> {
+    /// SQL that breaks the database after `setup`, for a check that fails.
+    pub fn of(setup: &'a [&'a str], breakage: &'a [&'a str], check: &'a str) -> Self {
+        Self {
+            setup,
+            breakage,
+            check,
+            status: "fail",
+            verify_args: &[],
+            command: &[],
+            session_as: None,
+        }
+    }
+
     /// Which commands run the check: probes and app checks only verify, drift
     /// checks only monitor, catalog checks (and SES001) both.
     fn commands(&self) -> &'static [&'static str] {
@@ -163,13 +176,9 @@ macro_rules! breaks {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 breaks(Break {
-                    setup: &[],
-                    breakage: &$sql,
-                    check: $check,
                     status: $status,
-                    verify_args: &[],
                     command: &$command,
-                    session_as: None,
+                    ..Break::of(&[], &$sql, $check)
                 })
                 .await;
             }
@@ -225,13 +234,9 @@ refuses! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_as_the_break_glass_role_warns_drf010() {
     breaks(Break {
-        setup: &[],
-        breakage: &[],
-        check: "DRF010",
         status: "warn",
-        verify_args: &[],
-        command: &[],
         session_as: Some(("tenant_admin", ADMIN_PASSWORD)),
+        ..Break::of(&[], &[], "DRF010")
     })
     .await;
 }

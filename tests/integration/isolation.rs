@@ -9,16 +9,7 @@ use crate::verify::{statuses, verify};
 /// Through the one harness (crate::breaks): after `setup`, verify and
 /// monitor pass; after each statement of `breakage`, both fail with `check`.
 async fn hole(setup: &[&str], breakage: &[&str], check: &str) {
-    crate::breaks::breaks(crate::breaks::Break {
-        setup,
-        breakage,
-        check,
-        status: "fail",
-        verify_args: &[],
-        command: &[],
-        session_as: None,
-    })
-    .await;
+    crate::breaks::breaks(crate::breaks::Break::of(setup, breakage, check)).await;
 }
 
 macro_rules! holes {

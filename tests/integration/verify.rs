@@ -196,13 +196,9 @@ async fn awkward_tenant_ids_are_bound_as_data() {
 /// catalog check) pass, then report `check` with `status` after `breakage`.
 async fn broken(breakage: &str, check: &str, status: &str, verify_args: &[&str]) {
     crate::breaks::breaks(crate::breaks::Break {
-        setup: &[],
-        breakage: &[breakage],
-        check,
         status,
         verify_args,
-        command: &[],
-        session_as: None,
+        ..crate::breaks::Break::of(&[], &[breakage], check)
     })
     .await;
 }
