@@ -26,6 +26,14 @@ use crate::model::BUNDLE_VERSION;
 use crate::pg::per_table::{self, TableRef};
 use crate::pg::{describe, Begin, Db, DbResultExt};
 
+/// What apply reads: the sequences for its plan, inside its own transaction
+/// (so on this connection), and no NULL counts (the pre-flight counts them).
+const APPLY_READS: Reads = Reads {
+    null_counts: false,
+    parallel: false,
+    sequences: true,
+};
+
 /// Key of the advisory lock that serializes concurrent applies ("rlsctl" in ASCII).
 const APPLY_LOCK_KEY: i64 = 0x726c_7363_746c;
 
@@ -246,11 +254,7 @@ async fn attempt_once(
             .await
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
-    let reads = Reads {
-        sequences: true,
-        ..Reads::default()
-    };
-    let snap = Snapshot::read(db, target, reads).await?;
+    let snap = Snapshot::read(db, target, APPLY_READS).await?;
     let mut plan = plan::build(target, &snap, &options.roles, options.mode);
     let changing = plan.changing_tables();
     let batching = match stage {
