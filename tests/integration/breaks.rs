@@ -6,9 +6,10 @@
 //!
 //! The cases here are those no other module breaks: the catalog, probe and
 //! drift cases of verify.rs, isolation.rs and monitor.rs go through it too.
-//! Left to their modules, which need more than SQL to break: ROLE001 (who
-//! connects), APP001-APP004 (the reference app), SES001 (a pooler), DRF009
-//! (it needs pgaudit, which only Debian's 15 has here: audit.rs).
+//! Left to their modules: SES001 (it needs a pooler: pooler.rs), DRF009 (it
+//! needs pgaudit, which only Debian's 15 has here: audit.rs), PRE009 (the
+//! lock table: scale.rs) and PRE010 (reach.rs: the RDS master can never set
+//! the logging without pgaudit, so it cannot pass first here).
 
 use crate::support::*;
 use crate::verify::statuses;
@@ -31,6 +32,21 @@ pub struct Break<'a> {
     /// A session (user, password) held open while the commands run after the
     /// breakage, e.g. someone logged in as the break-glass role.
     pub session_as: Option<(&'a str, &'a str)>,
+    /// After the breakage, verify connects as the operator (the RDS master),
+    /// not as the app role.
+    pub verify_as_operator: bool,
+    /// The reference app for the app checks: a right one before the breakage,
+    /// and this one after it.
+    pub app: Option<App<'a>>,
+}
+
+/// How the reference app runs after the breakage.
+#[derive(Clone, Copy)]
+pub struct App<'a> {
+    /// Its flags (`--omit-security-headers`, `--broken tenant-in-global`, ...).
+    pub flags: &'a [&'a str],
+    /// It connects as the operator instead of the app role.
+    pub as_operator: bool,
 }
 
 impl<'a> Break<'a> {
@@ -44,6 +60,8 @@ impl<'a> Break<'a> {
             verify_args: &[],
             command: &[],
             session_as: None,
+            verify_as_operator: false,
+            app: None,
         }
     }
 
@@ -51,7 +69,7 @@ impl<'a> Break<'a> {
     /// checks only monitor, catalog checks (and SES001) both.
     fn commands(&self) -> &'static [&'static str] {
         let id = self.check;
-        if id.starts_with("PRB") || id == "PRF002" || id.starts_with("APP") {
+        if id.starts_with("PRB") || id == "PRF002" || id.starts_with("APP") || id == "ROLE001" {
             &["verify"]
         } else if id.starts_with("DRF") {
             &["monitor"]
@@ -60,18 +78,34 @@ impl<'a> Break<'a> {
         }
     }
 
-    /// Runs `command` as the app role, JSON out.
-    async fn run(&self, t: &TestDb, command: &str) -> (Run, serde_json::Value) {
+    /// Runs `command` as the app role (or, after the breakage, as the case
+    /// says), JSON out; `app_url`: the reference app's, for verify.
+    async fn run(
+        &self,
+        t: &TestDb,
+        command: &str,
+        after: bool,
+        app_url: Option<&str>,
+    ) -> (Run, serde_json::Value) {
         let strict = self.status == "warn";
         let mut args = vec![command, "--format", "json"];
         if command == "verify" {
             args.extend(["--tenant", TENANTS[0], "--tenant", TENANTS[1]]);
             args.extend_from_slice(self.verify_args);
+            if let Some(url) = app_url {
+                args.extend(["--app-url", url]);
+            }
         }
         if strict {
             args.push("--strict");
         }
-        let run = t.run_env(&args, &AS_APP).await;
+        let as_operator = [("PGUSER", "postgres")];
+        let env: &[(&str, &str)] = if after && self.verify_as_operator {
+            &as_operator
+        } else {
+            &AS_APP
+        };
+        let run = t.run_env(&args, env).await;
         let doc = run.json();
         (run, doc)
     }
@@ -90,8 +124,19 @@ pub async fn breaks(case: Break<'_>) -> (TestDb, serde_json::Value) {
         // again records that as the baseline, as an operator would.
         t.applied().await;
     }
+    let right_app = match case.app {
+        Some(_) => Some(crate::app::start_on(t.sandbox.port, "app_user", APP_PASSWORD, &[]).await),
+        None => None,
+    };
     for command in case.commands() {
-        let (run, _) = case.run(&t, command).await;
+        let (run, _) = case
+            .run(
+                &t,
+                command,
+                false,
+                right_app.as_ref().map(|a| a.url.as_str()),
+            )
+            .await;
         assert_eq!(
             run.code, 0,
             "{command} before the breakage\n{}\n{}",
@@ -108,9 +153,23 @@ pub async fn breaks(case: Break<'_>) -> (TestDb, serde_json::Value) {
         Some((user, password)) => Some(t.connect(user, password).await.unwrap()),
         None => None,
     };
+    drop(right_app);
+    let broken_app = match case.app {
+        Some(app) => {
+            let operator = t.sandbox.operator_password.expose().to_string();
+            let (user, password) = if app.as_operator {
+                ("postgres", operator.as_str())
+            } else {
+                ("app_user", APP_PASSWORD)
+            };
+            Some(crate::app::start_on(t.sandbox.port, user, password, app.flags).await)
+        }
+        None => None,
+    };
     let mut last = serde_json::Value::Null;
     for command in case.commands() {
-        let (run, doc) = case.run(&t, command).await;
+        let url = broken_app.as_ref().map(|a| a.url.as_str());
+        let (run, doc) = case.run(&t, command, true, url).await;
         assert_eq!(
             run.code, 1,
             "{command} after {:?}\n{}\n{}",
@@ -239,6 +298,46 @@ async fn a_session_as_the_break_glass_role_warns_drf010() {
         ..Break::of(&[], &[], "DRF010")
     })
     .await;
+}
+
+/// ROLE001: verify connects as the RDS master instead of the app role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_as_another_role_fails_role001() {
+    breaks(Break {
+        verify_as_operator: true,
+        ..Break::of(&[], &[], "ROLE001")
+    })
+    .await;
+}
+
+/// The app checks: a right reference app passes them, each broken one fails
+/// its check.
+macro_rules! app_breaks {
+    ($($name:ident: $check:literal, as_operator $as_operator:expr, flags $flags:expr;)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                breaks(Break {
+                    app: Some(App {
+                        flags: &$flags,
+                        as_operator: $as_operator,
+                    }),
+                    ..Break::of(&[], &[], $check)
+                })
+                .await;
+            }
+        )*
+    };
+}
+
+app_breaks! {
+    an_app_connected_as_the_master_fails_app001: "APP001", as_operator true, flags NONE;
+    an_app_that_runs_requests_without_a_tenant_fails_app002: "APP002", as_operator false,
+        flags ["--allow-requests-without-tenant"];
+    an_app_without_security_headers_fails_app003: "APP003", as_operator false,
+        flags ["--omit-security-headers"];
+    an_app_that_keeps_the_tenant_in_a_global_fails_app004: "APP004", as_operator false,
+        flags ["--broken", "tenant-in-global"];
 }
 
 /// PRE004: a new app role without a password (nor IAM authentication asked
