@@ -244,9 +244,7 @@ impl Plugin {
             if exited.is_none() {
                 if let Ok(Some(status)) = self.child.try_wait() {
                     // Read what it printed to the end before judging why it stopped.
-                    for reader in self.readers.drain(..) {
-                        let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
-                    }
+                    self.drain_output().await;
                     exited = Some(status);
                 }
             }
@@ -279,9 +277,19 @@ impl Plugin {
         }
     }
 
-    /// Waits until the plugin exits on its own.
+    /// Waits until the plugin exits on its own, and until what it printed last
+    /// is read (its last words say why it stopped).
     pub(crate) async fn exited(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        self.child.wait().await
+        let status = self.child.wait().await;
+        self.drain_output().await;
+        status
+    }
+
+    /// Reads what the plugin printed to the end (its pipes close as it exits).
+    async fn drain_output(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
     }
 
     /// SIGINT (the plugin ends its session on SIGINT, not SIGTERM), a grace
