@@ -360,7 +360,10 @@ async fn resolve(host: &str, port: u16) -> Result<IpAddr> {
 }
 
 impl Db {
-    fn count(&self) {
+    /// Before every statement: roll back a transaction dropped open (see
+    /// [`Transaction`]), then count it.
+    async fn before_statement(&self) {
+        self.settle().await;
         self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -418,8 +421,7 @@ impl Db {
         sql: &str,
         params: &[&dyn Param],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        self.settle().await;
-        self.count();
+        self.before_statement().await;
         let started = std::time::Instant::now();
         let typed = typed(params);
         Self::trace(sql, started, self.client.query_typed(sql, &typed).await)
@@ -431,8 +433,7 @@ impl Db {
         sql: &str,
         params: &[&dyn Param],
     ) -> Result<Row, tokio_postgres::Error> {
-        self.settle().await;
-        self.count();
+        self.before_statement().await;
         let started = std::time::Instant::now();
         let typed = typed(params);
         Self::trace(sql, started, self.client.query_typed_one(sql, &typed).await)
@@ -444,8 +445,7 @@ impl Db {
         sql: &str,
         params: &[&dyn Param],
     ) -> Result<u64, tokio_postgres::Error> {
-        self.settle().await;
-        self.count();
+        self.before_statement().await;
         let started = std::time::Instant::now();
         let typed = typed(params);
         Self::trace(sql, started, self.client.execute_typed(sql, &typed).await)
@@ -458,8 +458,7 @@ impl Db {
         &self,
         sql: &str,
     ) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
-        self.settle().await;
-        self.count();
+        self.before_statement().await;
         self.client.prepare(sql).await
     }
 
@@ -469,8 +468,7 @@ impl Db {
         statement: &tokio_postgres::Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        self.settle().await;
-        self.count();
+        self.before_statement().await;
         self.client.query(statement, params).await
     }
 
@@ -479,8 +477,7 @@ impl Db {
         &self,
         sql: &str,
     ) -> Result<Vec<SimpleQueryMessage>, tokio_postgres::Error> {
-        self.settle().await;
-        self.count();
+        self.before_statement().await;
         if sql.contains("PASSWORD") {
             // Role statements may carry a SCRAM verifier: never traced.
             return self.client.simple_query(sql).await;
