@@ -276,6 +276,19 @@ impl Sandbox {
     }
 
     fn launch(&mut self) -> Result<()> {
+        self.pg_ctl("start")?;
+        self.running = true;
+        Ok(())
+    }
+
+    /// Restarts the server (fast shutdown), as a parameter change that needs a
+    /// reboot on RDS does: settings made with `ALTER SYSTEM` take effect.
+    pub fn restart(&self) -> Result<()> {
+        self.pg_ctl("restart")
+    }
+
+    /// Runs `pg_ctl <action>` on the cluster and waits for it.
+    fn pg_ctl(&self, action: &str) -> Result<()> {
         let log = self.dir.join("server.log");
         let output = self
             .command("pg_ctl")
@@ -283,19 +296,18 @@ impl Sandbox {
             .arg(self.data_dir())
             .arg("-l")
             .arg(&log)
-            .args(["-w", "-t", "60", "start"])
+            .args(["-w", "-t", "60", "-m", "fast", action])
             .stdout(Stdio::null())
             .output()
-            .context("running pg_ctl start")?;
+            .with_context(|| format!("running pg_ctl {action}"))?;
         if !output.status.success() {
             let server_log = fs::read_to_string(&log).unwrap_or_default();
             bail!(
-                "pg_ctl start failed: {} {}",
+                "pg_ctl {action} failed: {} {}",
                 String::from_utf8_lossy(&output.stderr).trim(),
                 server_log.trim()
             );
         }
-        self.running = true;
         Ok(())
     }
 

@@ -4,11 +4,15 @@
 //! postgresql-15-pgaudit package (scripts/ensure-pgaudit); the other majors'
 //! server builds do not ship it, so this module runs on Debian's server only.
 
+use crate::breaks::{breaks, refuses, Break, Refusal, Venue};
 use crate::support::*;
 use crate::verify::{details, statuses, verify};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_alarms() {
+/// The demo sample on an RDS-shaped cluster with pgaudit as RDS sets it up:
+/// loaded, the extension created (its event-trigger functions are SECURITY
+/// DEFINER, owned by the superuser, executable by PUBLIC), and rds_superuser
+/// allowed to set pgaudit.log. Not applied yet.
+pub async fn demo_rds_with_pgaudit() -> TestDb {
     let options = rlsctl::pg::sandbox::Options {
         shape: rlsctl::pg::sandbox::Shape::RdsMaster,
         extra_config: vec!["shared_preload_libraries = 'pgaudit'".into()],
@@ -26,12 +30,15 @@ async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_ala
             .await
             .unwrap();
     }
-    // As RDS sets it up: the extension (its event-trigger functions are
-    // SECURITY DEFINER, owned by the superuser, executable by PUBLIC), and
-    // rds_superuser allowed to set pgaudit.log.
     t.sql("CREATE EXTENSION pgaudit").await;
     t.sql("GRANT SET ON PARAMETER pgaudit.log TO rds_superuser")
         .await;
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_alarms() {
+    let t = demo_rds_with_pgaudit().await;
     let run = t
         .run(&[
             "apply",
@@ -83,10 +90,41 @@ async fn with_pgaudit_installed_break_glass_use_is_audited_and_nothing_false_ala
         );
         tokio::task::yield_now().await;
     }
-    // Removing the setting is drift.
-    t.sql("ALTER ROLE tenant_admin RESET pgaudit.log").await;
-    let (run, doc) = monitor_json(&t).await;
-    run.expect(1);
-    assert_eq!(statuses(&doc, "DRF009"), ["fail"]);
-    assert!(details(&doc, "DRF009").contains("pgaudit.log=all was removed"));
+}
+
+/// DRF009 through the one harness: removing the audit setting apply made for
+/// the break-glass role is drift.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_the_break_glass_audit_setting_fails_drf009() {
+    let broken = breaks(Break {
+        venue: Venue::RdsWithPgaudit,
+        ..Break::of(
+            &[],
+            &["ALTER ROLE tenant_admin RESET pgaudit.log"],
+            "DRF009",
+        )
+    })
+    .await;
+    assert!(details(&broken.doc, "DRF009").contains("pgaudit.log=all was removed"));
+}
+
+/// PRE010 through the one harness: with pgaudit the master may log the
+/// break-glass role; once pgaudit is taken out of the server (the extension
+/// dropped, the parameter group back to RDS's default libraries, a reboot),
+/// apply warns that break-glass use will not be logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgaudit_taken_out_of_the_server_warns_pre010() {
+    refuses(Refusal {
+        venue: Venue::RdsWithPgaudit,
+        restart: true,
+        ..Refusal::of(
+            &[
+                "DROP EXTENSION pgaudit",
+                "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",
+            ],
+            "PRE010",
+            "warn",
+        )
+    })
+    .await;
 }

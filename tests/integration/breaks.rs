@@ -5,14 +5,34 @@
 //! form, [`refuses`], does the same for apply's checks.
 //!
 //! The cases here are those no other module breaks: the catalog, probe and
-//! drift cases of verify.rs, isolation.rs and monitor.rs go through it too.
-//! Left to their modules: SES001 (it needs a pooler: pooler.rs), DRF009 (it
-//! needs pgaudit, which only Debian's 15 has here: audit.rs), PRE009 (the
-//! lock table: scale.rs) and PRE010 (reach.rs: the RDS master can never set
-//! the logging without pgaudit, so it cannot pass first here).
+//! drift cases of verify.rs, isolation.rs and monitor.rs go through it too,
+//! and so do SES001 (pooler.rs: a pooler is the breakage), and DRF009 and
+//! PRE010 (audit.rs: they need pgaudit, which only Debian's 15 has here).
 
+use crate::pooler::{PgBouncer, PoolMode};
 use crate::support::*;
 use crate::verify::statuses;
+
+/// The server a case runs on: always the RDS-shaped master, at default
+/// settings.
+#[derive(Clone, Copy, Default)]
+pub enum Venue {
+    /// The demo sample on a plain RDS-shaped cluster.
+    #[default]
+    Rds,
+    /// The same with pgaudit loaded and installed as RDS documents it.
+    RdsWithPgaudit,
+}
+
+impl Venue {
+    /// A fresh demo database on this venue, not yet applied.
+    async fn demo(self) -> TestDb {
+        match self {
+            Venue::Rds => TestDb::demo_rds().await,
+            Venue::RdsWithPgaudit => crate::audit::demo_rds_with_pgaudit().await,
+        }
+    }
+}
 
 /// One way to break a right database, and the check that must see it.
 pub struct Break<'a> {
@@ -38,6 +58,22 @@ pub struct Break<'a> {
     /// The reference app for the app checks: a right one before the breakage,
     /// and this one after it.
     pub app: Option<App<'a>>,
+    /// Part of the breakage: PgBouncer in this mode is put in front of the
+    /// server, and the commands after it connect through it.
+    pub pooler: Option<PoolMode>,
+    /// The server the case runs on.
+    pub venue: Venue,
+}
+
+/// What a case leaves behind: the broken database, the last command's JSON,
+/// and the pooler when the case put one in front.
+pub struct Broken {
+    /// The broken database.
+    pub t: TestDb,
+    /// The last command's JSON.
+    pub doc: serde_json::Value,
+    /// The pooler the commands went through after the breakage.
+    pub pooler: Option<PgBouncer>,
 }
 
 /// How the reference app runs after the breakage.
@@ -62,6 +98,8 @@ impl<'a> Break<'a> {
             session_as: None,
             verify_as_operator: false,
             app: None,
+            pooler: None,
+            venue: Venue::Rds,
         }
     }
 
@@ -79,13 +117,15 @@ impl<'a> Break<'a> {
     }
 
     /// Runs `command` as the app role (or, after the breakage, as the case
-    /// says), JSON out; `app_url`: the reference app's, for verify.
+    /// says), JSON out; `app_url`: the reference app's, for verify; `pooler`:
+    /// the one to connect through.
     async fn run(
         &self,
         t: &TestDb,
         command: &str,
         after: bool,
         app_url: Option<&str>,
+        pooler: Option<&PgBouncer>,
     ) -> (Run, serde_json::Value) {
         let strict = self.status == "warn";
         let mut args = vec![command, "--format", "json"];
@@ -99,13 +139,16 @@ impl<'a> Break<'a> {
         if strict {
             args.push("--strict");
         }
-        let as_operator = [("PGUSER", "postgres")];
-        let env: &[(&str, &str)] = if after && self.verify_as_operator {
-            &as_operator
+        let mut env: Vec<(&str, &str)> = if after && self.verify_as_operator {
+            vec![("PGUSER", "postgres")]
         } else {
-            &AS_APP
+            AS_APP.to_vec()
         };
-        let run = t.run_env(&args, env).await;
+        let port = pooler.map(PgBouncer::port_env);
+        if let Some(port) = &port {
+            env.push(("PGPORT", port));
+        }
+        let run = t.run_env(&args, &env).await;
         let doc = run.json();
         (run, doc)
     }
@@ -113,8 +156,8 @@ impl<'a> Break<'a> {
 
 /// Passes before, breaks, and sees the check fail in every command that runs
 /// it; returns the broken database and the last command's JSON.
-pub async fn breaks(case: Break<'_>) -> (TestDb, serde_json::Value) {
-    let t = TestDb::demo_rds().await;
+pub async fn breaks(case: Break<'_>) -> Broken {
+    let t = case.venue.demo().await;
     t.applied().await;
     for sql in case.setup {
         t.sql(sql).await;
@@ -135,6 +178,7 @@ pub async fn breaks(case: Break<'_>) -> (TestDb, serde_json::Value) {
                 command,
                 false,
                 right_app.as_ref().map(|a| a.url.as_str()),
+                None,
             )
             .await;
         assert_eq!(
@@ -154,6 +198,10 @@ pub async fn breaks(case: Break<'_>) -> (TestDb, serde_json::Value) {
         None => None,
     };
     drop(right_app);
+    let pooler = match case.pooler {
+        Some(mode) => Some(PgBouncer::start(&t, mode, &["postgres", "app_user"]).await),
+        None => None,
+    };
     let broken_app = match case.app {
         Some(app) => {
             let operator = t.sandbox.operator_password.expose().to_string();
@@ -169,7 +217,7 @@ pub async fn breaks(case: Break<'_>) -> (TestDb, serde_json::Value) {
     let mut last = serde_json::Value::Null;
     for command in case.commands() {
         let url = broken_app.as_ref().map(|a| a.url.as_str());
-        let (run, doc) = case.run(&t, command, true, url).await;
+        let (run, doc) = case.run(&t, command, true, url, pooler.as_ref()).await;
         assert_eq!(
             run.code, 1,
             "{command} after {:?}\n{}\n{}",
@@ -185,14 +233,69 @@ pub async fn breaks(case: Break<'_>) -> (TestDb, serde_json::Value) {
         );
         last = doc;
     }
-    (t, last)
+    Broken {
+        t,
+        doc: last,
+        pooler,
+    }
+}
+
+/// A pre-flight case: on a fresh sample, `apply --dry-run` passes `check`;
+/// after the breakage it reports `status` for it.
+pub struct Refusal<'a> {
+    /// Statements (as the real superuser) that break the database.
+    pub breakage: &'a [&'a str],
+    /// Statements run on a superuser session that stays open while apply
+    /// runs (e.g. one holding locks); empty for none.
+    pub held: &'a [&'a str],
+    /// The server is restarted after the breakage (a parameter-group change
+    /// that takes a reboot on RDS).
+    pub restart: bool,
+    /// The check id that must report it.
+    pub check: &'a str,
+    /// `fail` (apply refuses, exit 1) or `warn` (apply goes on, exit 0).
+    pub status: &'a str,
+    /// More arguments for apply.
+    pub args: &'a [&'a str],
+    /// The command line of the apply after the breakage when the operator
+    /// leaves something out (empty: the usual one, with both passwords).
+    pub apply_after: &'a [&'a str],
+    /// The server the case runs on.
+    pub venue: Venue,
+}
+
+impl<'a> Refusal<'a> {
+    /// SQL that breaks the database, for a check reporting `status`.
+    pub fn of(breakage: &'a [&'a str], check: &'a str, status: &'a str) -> Self {
+        Self {
+            breakage,
+            held: &[],
+            restart: false,
+            check,
+            status,
+            args: &[],
+            apply_after: &[],
+            venue: Venue::Rds,
+        }
+    }
 }
 
 /// The pre-flight form: on a fresh RDS-shaped sample, `apply --dry-run`
-/// passes `check`; after `breakage` it reports `status` for it, and a
-/// failure refuses the apply (exit 1) with nothing changed.
-pub async fn refuses(breakage: &[&str], check: &str, status: &str, args: &[&str]) {
-    let t = TestDb::demo_rds().await;
+/// passes `check`; after the breakage it reports `status` for it, and a
+/// failure refuses the apply (exit 1) with nothing changed. Returns the
+/// database as the refusal left it.
+pub async fn refuses(case: Refusal<'_>) -> TestDb {
+    let Refusal {
+        breakage,
+        held,
+        restart,
+        check,
+        status,
+        args,
+        apply_after,
+        venue,
+    } = case;
+    let t = venue.demo().await;
     let mut dry = vec!["--dry-run", "--format", "json"];
     dry.extend_from_slice(args);
     let run = t.apply(&dry).await;
@@ -206,16 +309,27 @@ pub async fn refuses(breakage: &[&str], check: &str, status: &str, args: &[&str]
     for sql in breakage {
         t.sql(sql).await;
     }
+    if restart {
+        t.sandbox.restart().expect("the server restarts");
+    }
+    let holder = t.superuser().await;
+    for sql in held {
+        holder.simple(sql).await.unwrap();
+    }
     let su = t.superuser().await;
     let before = catalog_snapshot(&su).await;
     let mut real = vec!["--format", "json"];
     real.extend_from_slice(args);
-    let run = t.apply(&real).await;
+    let run = if apply_after.is_empty() {
+        t.apply(&real).await
+    } else {
+        t.run(&[apply_after, &real].concat()).await
+    };
     run.expect(if status == "fail" { 1 } else { 0 });
     let found = statuses(&run.json()["preflight"], check);
     assert!(
         found.iter().any(|s| s == status),
-        "{check} reported {found:?} after {breakage:?}\n{}",
+        "{check} reported {found:?} after {breakage:?} {held:?}\n{}",
         run.stdout
     );
     if status == "fail" {
@@ -225,6 +339,7 @@ pub async fn refuses(breakage: &[&str], check: &str, status: &str, args: &[&str]
             "a refused apply changed something"
         );
     }
+    t
 }
 
 /// A harness case for verify and monitor: `check` fails after the SQL and
@@ -251,7 +366,7 @@ macro_rules! refuses {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                refuses(&$sql, $check, $status, &[]).await;
+                refuses(Refusal::of(&$sql, $check, $status)).await;
             }
         )*
     };
@@ -287,6 +402,19 @@ refuses! {
         ["CREATE ROLE backup LOGIN; GRANT SELECT ON customers TO backup"];
     a_planted_schema_fails_pre008: "PRE008" "fail" =>
         ["CREATE ROLE planter NOLOGIN; CREATE SCHEMA rlsctl AUTHORIZATION planter"];
+}
+
+/// PRE009: another session holds most of the shared lock table, so apply
+/// splits into batches (a warning: it goes on, in several transactions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_lock_table_warns_pre009() {
+    // The default table holds 64 x 100 slots; with 6,270 taken apply allows
+    // itself 65, less than one transaction for the sample's four tables.
+    refuses(Refusal {
+        held: &["SELECT count(pg_advisory_lock(i)) FROM generate_series(1, 6270) i"],
+        ..Refusal::of(&[], "PRE009", "warn")
+    })
+    .await;
 }
 
 /// DRF010: someone is logged in as the break-glass role while monitor runs.
@@ -341,40 +469,132 @@ app_breaks! {
 }
 
 /// PRE004: a new app role without a password (nor IAM authentication asked
-/// for) is refused; with one, or with --no-app-password, it passes.
+/// for) is refused; with --no-app-password it passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_app_role_without_a_password_fails_pre004() {
-    let t = TestDb::demo_rds().await;
+    let t = refuses(Refusal {
+        apply_after: &["apply", "--admin-password-from", "env:ADMIN_PW"],
+        ..Refusal::of(&[], "PRE004", "fail")
+    })
+    .await;
     let run = t
         .run(&[
             "apply",
             "--dry-run",
             "--format",
             "json",
-            "--admin-password-from",
-            "env:ADMIN_PW",
+            "--no-app-password",
         ])
         .await;
-    run.expect(1);
+    run.expect(0);
     assert_eq!(
         statuses(&run.json()["preflight"], "PRE004"),
-        ["fail"],
+        ["pass"],
         "{}",
         run.stdout
     );
-    for with in [
-        &["--app-password-from", "env:APP_PW"][..],
-        &["--no-app-password"],
-    ] {
-        let mut args = vec!["apply", "--dry-run", "--format", "json"];
-        args.extend_from_slice(with);
-        let run = t.run(&args).await;
-        run.expect(0);
-        assert_eq!(
-            statuses(&run.json()["preflight"], "PRE004"),
-            ["pass"],
-            "{}",
-            run.stdout
-        );
+}
+
+/// The catalogue's check ids, read from its source, with their kind.
+fn catalogue() -> Vec<(String, String)> {
+    let source = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/model/checks/mod.rs"
+    ))
+    .unwrap();
+    let body = &source[source.find("\ncatalogue! {").expect("the catalogue")..];
+    body.lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('}'))
+        .filter_map(|l| {
+            // `    ROLE001 = "ROLE001", Error, Catalog, "title";`
+            let mut fields = l.split(',');
+            let id = fields.next()?.split('"').nth(1)?.to_string();
+            let kind = fields.nth(1)?.trim().to_string();
+            Some((id, kind))
+        })
+        .collect()
+}
+
+/// The check ids named by a harness case in `source`: a case line of one of
+/// the harness's macros (`name: "ID" ...`), or the id given to `Break::of`
+/// or `Refusal::of`.
+fn harness_cases(source: &str) -> Vec<String> {
+    const MACROS: [&str; 6] = [
+        "breaks! {",
+        "refuses! {",
+        "app_breaks! {",
+        "holes! {",
+        "breakage! {",
+        "drift! {",
+    ];
+    let quoted = |text: &str| -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| {
+                let letters = s.len().saturating_sub(3);
+                (6..=7).contains(&s.len())
+                    && s[..letters].chars().all(|c| c.is_ascii_uppercase())
+                    && s[letters..].chars().all(|c| c.is_ascii_digit())
+            })
+            .map(str::to_string)
+            .collect()
+    };
+    let mut ids = Vec::new();
+    for start in MACROS.iter().flat_map(|m| source.match_indices(m)) {
+        let block = &source[start.0..];
+        let block = &block[..block.find("\n}").unwrap_or(block.len())];
+        for line in block.lines().skip(1) {
+            // The first quoted id on a case line (`name: "ID" ...`).
+            if line.trim_start().split(':').next().is_some_and(|name| {
+                !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            }) {
+                ids.extend(quoted(line).into_iter().take(1));
+            }
+        }
     }
+    for call in ["Break::of(", "Refusal::of("] {
+        for (at, _) in source.match_indices(call) {
+            let rest = &source[at..];
+            let call = &rest[..rest.find(".await").unwrap_or(rest.len())];
+            ids.extend(quoted(call).into_iter().take(1));
+        }
+    }
+    ids
+}
+
+/// Every check id has a failing case through this harness, and every
+/// snapshot rule (catalog, drift, pre-flight) a unit test with its id in the
+/// name in `src/model/checks/rule_tests.rs`.
+#[test]
+fn every_check_id_has_a_harness_case_and_every_rule_a_unit_test() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/integration");
+    let mut cased = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let source = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        cased.extend(harness_cases(&source));
+    }
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/model/checks/rule_tests.rs"
+    ))
+    .unwrap();
+    let catalogue = catalogue();
+    assert!(catalogue.len() > 50, "{catalogue:?}");
+    let mut missing = Vec::new();
+    for (id, kind) in &catalogue {
+        if !cased.contains(id) {
+            missing.push(format!("{id}: no harness case"));
+        }
+        let rule = ["Catalog", "Drift", "Preflight"].contains(&kind.as_str());
+        let named = |l: &str| l.starts_with("fn ") && l.contains(&id.to_lowercase());
+        if rule && !unit.lines().any(named) {
+            missing.push(format!("{id}: no unit test of its rule"));
+        }
+    }
+    assert!(missing.is_empty(), "{missing:#?}");
 }

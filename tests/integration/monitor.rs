@@ -72,7 +72,9 @@ async fn monitor_without_the_bundle_reports_drift() {
 /// Through the one harness (crate::breaks): passes, breaks, fails with
 /// `check`; then monitor names `object` under it, in JSON and in Prometheus.
 async fn drift(breakage: &str, check: &str, object: &str) {
-    let (t, _) = crate::breaks::breaks(crate::breaks::Break::of(&[], &[breakage], check)).await;
+    let t = crate::breaks::breaks(crate::breaks::Break::of(&[], &[breakage], check))
+        .await
+        .t;
     let run = monitor(&t, &["--format", "json"]).await;
     run.expect(1);
     let found = problems(&run.json(), check);

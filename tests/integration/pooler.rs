@@ -320,35 +320,27 @@ async fn the_cycle_works_through_pgbouncer_in_session_mode_and_strict_verify_pas
     assert_eq!(statuses(&doc, "SES001"), ["pass"]);
 }
 
+/// SES001 through the one harness: strict verify and monitor pass directly,
+/// then warn once a pooler that hands server connections on without a reset
+/// is put in front; and the probe's canary is left on no server connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_pooler_without_a_reset_query_is_reported_by_verify_and_monitor() {
-    let t = TestDb::demo_rds().await;
-    t.applied().await;
-    let bouncer =
-        PgBouncer::start(&t, PoolMode::SessionWithoutReset, &["postgres", "app_user"]).await;
-    let (run, doc) = verify_through(&t, &bouncer, &["--strict"]).await;
-    run.expect(1);
-    assert_eq!(statuses(&doc, "SES001"), ["warn"], "{}", run.stdout);
+async fn a_session_pooler_without_a_reset_query_warns_ses001_in_verify_and_monitor() {
+    let broken = crate::breaks::breaks(crate::breaks::Break {
+        status: "warn",
+        pooler: Some(PoolMode::SessionWithoutReset),
+        ..crate::breaks::Break::of(&[], &[], "SES001")
+    })
+    .await;
     assert!(
-        detail(&doc, "SES001").contains("after the first disconnected"),
+        detail(&broken.doc, "SES001").contains("after the first disconnected"),
         "{}",
-        detail(&doc, "SES001")
+        detail(&broken.doc, "SES001")
     );
-    let port = bouncer.port_env();
-    let monitor = t
-        .run_env(
-            &["monitor", "--strict", "--format", "json"],
-            &[AS_APP[0], AS_APP[1], ("PGPORT", &port)],
-        )
-        .await;
-    monitor.expect(1);
-    assert_eq!(
-        statuses(&monitor.json(), "SES001"),
-        ["warn"],
-        "{}",
-        monitor.stdout
-    );
-    assert_no_canary(&t, &bouncer).await;
+    let bouncer = broken
+        .pooler
+        .as_ref()
+        .expect("the harness keeps the pooler");
+    assert_no_canary(&broken.t, bouncer).await;
 }
 
 /// Through the pooler as the app role, no server connection carries a value

@@ -332,7 +332,7 @@ fn byp007_the_shadow_function_callable_outside_shadow_mode() {
 }
 
 #[test]
-fn prf001_no_tenant_index() {
+fn prf001_pre006_no_tenant_index() {
     let mut snap = sound();
     snap.tables[0].has_tenant_index = false;
     // The same fact before the cutover (PRE006) and after it (PRF001).
