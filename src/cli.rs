@@ -234,9 +234,19 @@ pub(crate) struct TargetArgs {
     /// The application's role (LOGIN, subject to RLS).
     #[arg(long, env = "RLSCTL_APP_ROLE", default_value = "app_user")]
     pub(crate) app_role: String,
-    /// The break-glass role (BYPASSRLS).
+    /// The break-glass role (reaches every row through its own policy).
     #[arg(long, env = "RLSCTL_ADMIN_ROLE", default_value = "tenant_admin")]
     pub(crate) admin_role: String,
+}
+
+/// The database a command works on: where to connect, and what the bundle
+/// protects there.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DatabaseArgs {
+    #[command(flatten, next_help_heading = "Connection")]
+    pub(crate) conn: ConnectionArgs,
+    #[command(flatten, next_help_heading = "Target")]
+    pub(crate) target: TargetArgs,
 }
 
 /// `rlsctl apply`.
@@ -282,10 +292,8 @@ pub(crate) struct ApplyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
-    #[command(flatten, next_help_heading = "Connection")]
-    pub(crate) conn: ConnectionArgs,
-    #[command(flatten, next_help_heading = "Target")]
-    pub(crate) target: TargetArgs,
+    #[command(flatten)]
+    pub(crate) db: DatabaseArgs,
 }
 
 /// `rlsctl verify`.
@@ -307,10 +315,8 @@ pub(crate) struct VerifyArgs {
     pub(crate) format: Format,
     #[command(flatten, next_help_heading = "Application (--app-url)")]
     pub(crate) app: AppArgs,
-    #[command(flatten, next_help_heading = "Connection")]
-    pub(crate) conn: ConnectionArgs,
-    #[command(flatten, next_help_heading = "Target")]
-    pub(crate) target: TargetArgs,
+    #[command(flatten)]
+    pub(crate) db: DatabaseArgs,
 }
 
 /// How verify exercises the application's health endpoint.
@@ -343,10 +349,8 @@ pub(crate) struct MonitorArgs {
     /// Treat warnings as drift.
     #[arg(long)]
     pub(crate) strict: bool,
-    #[command(flatten, next_help_heading = "Connection")]
-    pub(crate) conn: ConnectionArgs,
-    #[command(flatten, next_help_heading = "Target")]
-    pub(crate) target: TargetArgs,
+    #[command(flatten)]
+    pub(crate) db: DatabaseArgs,
 }
 
 /// `rlsctl rollback`.
@@ -376,10 +380,8 @@ pub(crate) struct RollbackArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,
-    #[command(flatten, next_help_heading = "Connection")]
-    pub(crate) conn: ConnectionArgs,
-    #[command(flatten, next_help_heading = "Target")]
-    pub(crate) target: TargetArgs,
+    #[command(flatten)]
+    pub(crate) db: DatabaseArgs,
 }
 
 /// `rlsctl shadow ...`.

@@ -12,9 +12,9 @@ use crate::pg::apply::{self, ApplyOutcome, Options};
 
 /// Runs `apply` as a privileged user (default `postgres`).
 pub(crate) async fn run(args: ApplyArgs) -> Result<super::Verdict> {
-    let conn = args.conn.clone();
+    let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, Some("postgres"), true).await?;
+        let (target, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
         let options = options(&args).await?;
         let outcome = apply::apply(&db, &target, &options).await?;
         super::print(&match args.format {
@@ -35,7 +35,7 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
     let read = |source: &Option<crate::credentials::PasswordSource>, what: &'static str| {
         let source = source.clone();
         let dry_run = args.dry_run;
-        let aws = super::aws_settings(&args.conn.ssm);
+        let aws = super::aws_settings(&args.db.conn.ssm);
         async move {
             match source {
                 None => Ok::<_, anyhow::Error>(None),

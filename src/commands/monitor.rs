@@ -15,9 +15,9 @@ use crate::pg::Db;
 
 /// Runs `monitor` (default user: the app role; never prompts).
 pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
-    let conn = args.conn.clone();
+    let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, None, false).await?;
+        let (target, db) = super::connect(&conn, &args.db.target, None, false).await?;
         let report = monitor(&db, &target).await?;
         let clean = report.clean(args.strict);
         let text = match args.format {

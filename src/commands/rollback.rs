@@ -39,9 +39,9 @@ pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
             verb(&action)
         );
     }
-    let conn = args.conn.clone();
+    let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, Some("postgres"), true).await?;
+        let (target, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
         if confirm {
             ask_database_name(&db.info.name, &action)?;
         }
@@ -94,10 +94,10 @@ fn ask_database_name(database: &str, action: &RollbackAction) -> Result<()> {
 fn restore_command(args: &RollbackArgs, database: &str, user: &str) -> String {
     let mut command = format!(
         "rlsctl rollback --restore --host {} --port {} -d {database} -U {user}",
-        args.conn.host, args.conn.port
+        args.db.conn.host, args.db.conn.port
     );
-    if args.target.schema != "public" {
-        command.push_str(&format!(" --schema {}", args.target.schema));
+    if args.db.target.schema != "public" {
+        command.push_str(&format!(" --schema {}", args.db.target.schema));
     }
     command
 }

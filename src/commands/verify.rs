@@ -13,9 +13,9 @@ use crate::pg::Db;
 
 /// Runs `verify` (default user: the app role).
 pub(crate) async fn run(args: VerifyArgs) -> Result<Verdict> {
-    let conn = args.conn.clone();
+    let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.target, None, true).await?;
+        let (target, db) = super::connect(&conn, &args.db.target, None, true).await?;
         let app = args.app_url.as_deref().map(|url| (url, burst(&args.app)));
         let report = verify(&db, &target, &args.tenants, app).await?;
         super::print(&match args.format {

@@ -225,11 +225,8 @@ pub(crate) async fn run(url: &str, ids: Vec<Id>, burst: &Burst, findings: &mut F
 /// What the burst shows is wrong: answers under another request's tenant,
 /// and unknown ids that saw rows.
 fn problems(url: &str, tally: &Tally, what: &str) -> Vec<Finding> {
-    let mut problems = Vec::new();
-    if tally.mismatches > 0 {
-        problems.push(Finding::problem(
-            &APP004,
-            url,
+    let mismatched = (tally.mismatches > 0).then(|| {
+        (
             format!(
                 "{} of {} answered request(s) ran under another request's tenant ({what}): {}",
                 tally.mismatches,
@@ -237,21 +234,23 @@ fn problems(url: &str, tally: &Tally, what: &str) -> Vec<Finding> {
                 tally.mismatch_examples.join("; ")
             ),
             "keep the tenant per request, never in a shared variable; set it with set_config(setting, id, true) on the connection that runs the request's queries, in the request's transaction (docs/checks.md#app004)",
-        ));
-    }
-    if tally.unknown_seeing > 0 {
-        problems.push(Finding::problem(
-            &APP004,
-            url,
+        )
+    });
+    let unknown_seeing = (tally.unknown_seeing > 0).then(|| {
+        (
             format!(
                 "{} request(s) for tenant ids that exist nowhere saw rows ({what}): {}",
                 tally.unknown_seeing,
                 tally.unknown_examples.join("; ")
             ),
             "a request must see only its own tenant's rows: an unknown id sees none",
-        ));
-    }
-    problems
+        )
+    });
+    [mismatched, unknown_seeing]
+        .into_iter()
+        .flatten()
+        .map(|(detail, remedy)| Finding::problem(&APP004, url, detail, remedy))
+        .collect()
 }
 
 /// Why the burst shows less than it should (time ran out, unusable answers,

@@ -367,9 +367,14 @@ impl Db {
         self.statements.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Logs a statement's duration at trace level (`RLSCTL_LOG=rlsctl=trace`);
-    /// only its first 80 characters, which never hold a password.
-    fn trace<T>(sql: &str, started: std::time::Instant, result: T) -> T {
+    /// Runs one statement: `before_statement`, then `statement` (a future,
+    /// which does nothing until awaited), its duration logged at trace level
+    /// (`RLSCTL_LOG=rlsctl=trace`) with only the first 80 characters of `sql`,
+    /// which never hold a password.
+    async fn timed<T>(&self, sql: &str, statement: impl std::future::Future<Output = T>) -> T {
+        self.before_statement().await;
+        let started = std::time::Instant::now();
+        let result = statement.await;
         if tracing::enabled!(tracing::Level::TRACE) {
             let head: String = sql
                 .split_whitespace()
@@ -421,10 +426,8 @@ impl Db {
         sql: &str,
         params: &[&dyn Param],
     ) -> Result<Vec<Row>, tokio_postgres::Error> {
-        self.before_statement().await;
-        let started = std::time::Instant::now();
         let typed = typed(params);
-        Self::trace(sql, started, self.client.query_typed(sql, &typed).await)
+        self.timed(sql, self.client.query_typed(sql, &typed)).await
     }
 
     /// Runs a query that returns exactly one row.
@@ -433,10 +436,9 @@ impl Db {
         sql: &str,
         params: &[&dyn Param],
     ) -> Result<Row, tokio_postgres::Error> {
-        self.before_statement().await;
-        let started = std::time::Instant::now();
         let typed = typed(params);
-        Self::trace(sql, started, self.client.query_typed_one(sql, &typed).await)
+        self.timed(sql, self.client.query_typed_one(sql, &typed))
+            .await
     }
 
     /// Runs a statement with bound parameters; returns the rows affected.
@@ -445,10 +447,9 @@ impl Db {
         sql: &str,
         params: &[&dyn Param],
     ) -> Result<u64, tokio_postgres::Error> {
-        self.before_statement().await;
-        let started = std::time::Instant::now();
         let typed = typed(params);
-        Self::trace(sql, started, self.client.execute_typed(sql, &typed).await)
+        self.timed(sql, self.client.execute_typed(sql, &typed))
+            .await
     }
 
     /// Prepares a named statement for repeated use (the benchmark's hot loop,
@@ -477,13 +478,12 @@ impl Db {
         &self,
         sql: &str,
     ) -> Result<Vec<SimpleQueryMessage>, tokio_postgres::Error> {
-        self.before_statement().await;
         if sql.contains("PASSWORD") {
             // Role statements may carry a SCRAM verifier: never traced.
+            self.before_statement().await;
             return self.client.simple_query(sql).await;
         }
-        let started = std::time::Instant::now();
-        Self::trace(sql, started, self.client.simple_query(sql).await)
+        self.timed(sql, self.client.simple_query(sql)).await
     }
 }
 

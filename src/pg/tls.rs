@@ -6,7 +6,9 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
@@ -43,7 +45,7 @@ pub(crate) fn connector(
     let without_name = |chain| -> Arc<dyn ServerCertVerifier> {
         Arc::new(WithoutName {
             chain,
-            provider: provider(),
+            algorithms: provider().signature_verification_algorithms,
         })
     };
     let verifier: Arc<dyn ServerCertVerifier> = match mode {
@@ -98,7 +100,8 @@ fn webpki_verifier(root_cert: Option<&Path>) -> Result<Arc<WebPkiServerVerifier>
 struct WithoutName {
     /// The chain's verifier; `None`: any certificate.
     chain: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
+    /// The signature algorithms checked, the provider's.
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl ServerCertVerifier for WithoutName {
@@ -126,12 +129,7 @@ impl ServerCertVerifier for WithoutName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
     fn verify_tls13_signature(
         &self,
@@ -139,16 +137,9 @@ impl ServerCertVerifier for WithoutName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.algorithms.supported_schemes()
     }
 }

@@ -14,27 +14,29 @@ pub(crate) const RULES: [Rule; 8] = [
 
 /// RLS001: ROW LEVEL SECURITY is on for every tenant table (a missing table fails here).
 pub(crate) fn rls001(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    let mut problems = Vec::new();
-    for t in &snap.tables {
-        if !t.exists {
-            problems.push(Finding::problem(
-                &RLS001,
-                t.display.clone(),
-                format!("{} does not exist", t.display),
-                "fix RLSCTL_TENANT_TABLES or create the table, then rlsctl apply",
-            ));
-        } else if !t.rls {
-            problems.push(Finding::problem(
-                &RLS001,
-                t.display.clone(),
-                "relrowsecurity is false: no policy applies",
-                format!(
-                    "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
-                    qualified(&target.schema, &t.name)
-                ),
-            ));
-        }
-    }
+    let problems = snap
+        .tables
+        .iter()
+        .filter_map(|t| {
+            let (detail, remedy) = if !t.exists {
+                (
+                    format!("{} does not exist", t.display),
+                    "fix RLSCTL_TENANT_TABLES or create the table, then rlsctl apply".to_string(),
+                )
+            } else if !t.rls {
+                (
+                    "relrowsecurity is false: no policy applies".to_string(),
+                    format!(
+                        "ALTER TABLE {} ENABLE ROW LEVEL SECURITY",
+                        qualified(&target.schema, &t.name)
+                    ),
+                )
+            } else {
+                return None;
+            };
+            Some(Finding::problem(&RLS001, t.display.clone(), detail, remedy))
+        })
+        .collect();
     findings.check(&RLS001, problems, "RLS is enabled on every tenant table");
 }
 

@@ -121,6 +121,20 @@ struct RoleSpec<'a> {
     password: Option<&'a Secret>,
 }
 
+/// A bundle role's attributes, as it has them and as it should: LOGIN and
+/// BYPASSRLS as given, and never SUPERUSER, CREATEDB, CREATEROLE or
+/// REPLICATION.
+fn wanted_attributes(role: &Role, login: bool, bypassrls: bool) -> [Attribute; 6] {
+    [
+        Attribute::new("LOGIN", role.login, login),
+        Attribute::new("SUPERUSER", role.superuser, false),
+        Attribute::new("BYPASSRLS", role.bypassrls, bypassrls),
+        Attribute::new("CREATEDB", role.createdb, false),
+        Attribute::new("CREATEROLE", role.createrole, false),
+        Attribute::new("REPLICATION", role.replication, false),
+    ]
+}
+
 /// A role's plan item. A new role is created with every attribute written out
 /// (allowed to a CREATEROLE non-superuser for the NO forms); an existing one
 /// gets `ALTER ROLE` with only the attributes that differ, and its password only
@@ -181,14 +195,7 @@ pub(super) fn app_role(plan: &mut Plan, target: &Target, snap: &Snapshot, inputs
         name: &target.app_role,
         role: a,
         create: Statement::plain(render(Step::CreateAppRole, &[("app_role", &app)])),
-        attributes: [
-            Attribute::new("LOGIN", a.login, true),
-            Attribute::new("SUPERUSER", a.superuser, false),
-            Attribute::new("BYPASSRLS", a.bypassrls, false),
-            Attribute::new("CREATEDB", a.createdb, false),
-            Attribute::new("CREATEROLE", a.createrole, false),
-            Attribute::new("REPLICATION", a.replication, false),
-        ],
+        attributes: wanted_attributes(a, true, false),
         password: inputs.app_password.as_ref(),
     };
     role_plan(plan, snap, spec, inputs.rotate_passwords);
@@ -224,14 +231,7 @@ pub(super) fn admin_role(plan: &mut Plan, target: &Target, snap: &Snapshot, inpu
         name: &target.admin_role,
         role: d,
         create: Statement::plain(create),
-        attributes: [
-            Attribute::new("LOGIN", d.login, login),
-            Attribute::new("SUPERUSER", d.superuser, false),
-            Attribute::new("BYPASSRLS", d.bypassrls, bypass),
-            Attribute::new("CREATEDB", d.createdb, false),
-            Attribute::new("CREATEROLE", d.createrole, false),
-            Attribute::new("REPLICATION", d.replication, false),
-        ],
+        attributes: wanted_attributes(d, login, bypass),
         password: inputs.admin_password.as_ref(),
     };
     role_plan(plan, snap, spec, inputs.rotate_passwords);
