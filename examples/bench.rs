@@ -113,6 +113,7 @@ fn apply_options(admin_login: bool) -> Options {
             admin_password: admin_login.then(|| Secret::new(APP_PASSWORD)),
             rotate_passwords: admin_login,
             admin_bypassrls: false,
+            app_iam: false,
         },
         no_app_password: false,
         batch_size: None,

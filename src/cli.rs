@@ -148,10 +148,17 @@ pub(crate) struct ConnectionArgs {
     /// User name (the default depends on the command: the app role for verify and monitor, postgres otherwise).
     #[arg(short = 'U', long, env = "PGUSER")]
     pub(crate) user: Option<String>,
-    /// Where the password comes from: prompt, env:VAR, file:PATH or ssm:/parameter/name.
+    /// Where the password comes from: prompt, env:VAR, file:PATH, ssm:/parameter/name,
+    /// secretsmanager:SECRET (name or ARN; a JSON secret also gives the user name) or
+    /// rds-master (the secret RDS keeps for the master user of --db-instance).
     /// Without it: PGPASSWORD, then ~/.pgpass (PGPASSFILE), then a prompt on a TTY.
     #[arg(long, env = "RLSCTL_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
     pub(crate) password_from: Option<PasswordSource>,
+    /// Authenticate with an RDS IAM auth token instead of a password: made from the AWS
+    /// credentials, fresh for every connection, signed for RDS_ENDPOINT and --remote-port
+    /// (else --host and --port). Needs TLS (sslmode require or stronger).
+    #[arg(long, env = "RLSCTL_IAM_AUTH", conflicts_with = "password_from")]
+    pub(crate) iam_auth: bool,
     /// TLS mode: disable, prefer, require, verify-ca or verify-full. Default:
     /// verify-full when a TLS server name is set or the connection goes through
     /// an SSM tunnel (anything weaker must be asked for), else prefer.
@@ -174,21 +181,45 @@ pub(crate) struct ConnectionArgs {
     pub(crate) connect_timeout: Duration,
     /// Open an SSM tunnel on a free local port for the length of the command and connect
     /// through it (instead of --host/--port); it is always torn down afterwards.
-    #[arg(long, help_heading = "SSM tunnel")]
+    #[arg(long, help_heading = "AWS", conflicts_with = "via_ssh")]
     pub(crate) via_ssm: bool,
-    #[command(flatten, next_help_heading = "SSM tunnel")]
-    pub(crate) ssm: SsmArgs,
+    /// Open an SSH tunnel through [USER@]BASTION instead (the runbook's fallback when SSM
+    /// fails): ssh -N -L 127.0.0.1:<free port>:RDS_ENDPOINT:<remote port>, for the length
+    /// of the command; it is always stopped afterwards.
+    #[arg(
+        long,
+        env = "RLSCTL_VIA_SSH",
+        value_name = "[USER@]BASTION",
+        help_heading = "SSH tunnel"
+    )]
+    pub(crate) via_ssh: Option<String>,
+    /// An ssh_config file for --via-ssh (ssh -F): keys, known hosts, jump hosts.
+    #[arg(
+        long,
+        env = "RLSCTL_SSH_CONFIG",
+        value_name = "FILE",
+        help_heading = "SSH tunnel"
+    )]
+    pub(crate) ssh_config: Option<PathBuf>,
+    #[command(flatten, next_help_heading = "AWS")]
+    pub(crate) aws: AwsArgs,
 }
 
-/// Where the SSM tunnel goes and how the plugin is run.
+/// AWS: the credentials and region every AWS call uses, the RDS instance, and
+/// where the SSM tunnel goes and how the plugin is run.
 #[derive(Debug, Clone, Args)]
-pub(crate) struct SsmArgs {
+pub(crate) struct AwsArgs {
     /// The EC2 instance (SSM-managed) that forwards to the database.
     #[arg(long, env = "INSTANCE_ID", value_name = "ID")]
     pub(crate) instance_id: Option<String>,
-    /// The RDS endpoint the instance dials (also the TLS server name through the tunnel).
+    /// The RDS endpoint the tunnel dials (also the TLS server name through a tunnel, and
+    /// the host an IAM auth token is signed for).
     #[arg(long, env = "RDS_ENDPOINT", value_name = "HOST")]
     pub(crate) rds_endpoint: Option<String>,
+    /// The RDS DB instance (or Aurora cluster) identifier, for --rds and rds-master
+    /// (else the first label of RDS_ENDPOINT).
+    #[arg(long, env = "RDS_INSTANCE_ID", value_name = "ID")]
+    pub(crate) db_instance: Option<String>,
     /// The database port on the RDS side.
     #[arg(long, env = "RDS_PORT", default_value_t = 5432)]
     pub(crate) remote_port: u16,
@@ -201,7 +232,7 @@ pub(crate) struct SsmArgs {
     /// AWS region (else the profile's or AWS_REGION).
     #[arg(long, env = "AWS_REGION")]
     pub(crate) region: Option<String>,
-    /// How long to wait for the plugin to report the port open.
+    /// How long to wait for the tunnel (the plugin, or ssh) to open the local port.
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub(crate) start_timeout: Duration,
     /// Accept a session-manager-plugin (1.2.497.0 or older, or a build from
@@ -281,6 +312,9 @@ pub(crate) struct ApplyArgs {
     /// Create the app role without a password (for IAM database authentication).
     #[arg(long, conflicts_with = "app_password_from")]
     pub(crate) no_app_password: bool,
+    /// The app role logs in with RDS IAM auth tokens: grant it rds_iam (no password).
+    #[arg(long, conflicts_with = "app_password_from")]
+    pub(crate) app_iam: bool,
     /// Set the passwords of roles that already exist (otherwise they are left alone).
     #[arg(long)]
     pub(crate) rotate_passwords: bool,
@@ -412,9 +446,6 @@ pub(crate) struct ShadowReportArgs {
     /// DownloadDBLogFilePortion) with the AWS credentials of --profile/--region.
     #[arg(long)]
     pub(crate) rds: bool,
-    /// The RDS DB instance identifier (else the first label of --rds-endpoint).
-    #[arg(long, env = "RDS_INSTANCE_ID", value_name = "ID")]
-    pub(crate) db_instance: Option<String>,
     /// With --rds: the log files written within this long.
     #[arg(long, value_parser = parse_duration, default_value = "24h")]
     pub(crate) since: Duration,
@@ -434,8 +465,8 @@ pub(crate) struct TunnelArgs {
     /// When the session drops, start a new one (with backoff) instead of exiting.
     #[arg(long)]
     pub(crate) reconnect: bool,
-    #[command(flatten, next_help_heading = "SSM tunnel")]
-    pub(crate) ssm: SsmArgs,
+    #[command(flatten, next_help_heading = "AWS")]
+    pub(crate) aws: AwsArgs,
 }
 
 /// The steps of `rlsctl rehearse`, in order.

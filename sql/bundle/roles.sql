@@ -21,6 +21,10 @@ ALTER ROLE {{role}} {{attributes}};
 -- step: set_password
 ALTER ROLE {{role}} PASSWORD {{password}};
 
+-- step: grant_rds_iam
+-- RDS IAM database authentication: the role then logs in with a token only.
+GRANT rds_iam TO {{role}};
+
 -- step: grant_connect
 GRANT CONNECT ON DATABASE {{database}} TO {{role}};
 

@@ -12,6 +12,9 @@ SELECT r.rolname::text AS name,
        -- on PostgreSQL 16+ what CREATEROLE needs to alter, grant or drop a role
        pg_has_role(r.oid, 'MEMBER WITH ADMIN OPTION') AS session_is_admin,
        pg_has_role(r.oid, 'USAGE') AS session_inherits,
+       -- RDS IAM database authentication: a direct member of rds_iam logs in with a token only
+       EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid
+               WHERE g.rolname = 'rds_iam' AND m.member = r.oid) AS iam,
        -- settings for every database (ALTER ROLE ... SET), e.g. the break-glass role's statement logging
        coalesce((SELECT s.setconfig FROM pg_db_role_setting s WHERE s.setrole = r.oid AND s.setdatabase = 0), '{}')::text[]
            AS settings

@@ -27,6 +27,11 @@ SELECT current_user::text AS user_name,
                  OR coalesce((SELECT pg_has_role(g.oid, 'MEMBER') FROM pg_roles g WHERE g.rolname = 'rds_superuser'), false)
             ELSE false END AS can_set_pgaudit,
        r.rolsuper OR {{can_set:log_statement}} AS can_set_log_statement,
+       -- RDS's role for IAM database authentication, and whether the session may grant it
+       coalesce((SELECT r.rolsuper OR pg_has_role(g.oid, 'MEMBER WITH ADMIN OPTION')
+                        OR (r.rolcreaterole AND current_setting('server_version_num')::int < 160000)
+                 FROM pg_roles g WHERE g.rolname = 'rds_iam'), false) AS can_grant_rds_iam,
+       EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = 'rds_iam') AS rds_iam_exists,
        ARRAY(SELECT format('pid %s', a.pid) FROM pg_stat_activity a
              -- (of another role's session only the pid and the user are visible)
              WHERE a.usename = $2 AND a.pid <> pg_backend_pid()

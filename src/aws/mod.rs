@@ -1,7 +1,10 @@
 //! AWS: configuration from the standard chain, the SSM calls rlsctl makes,
-//! Parameter Store, and (in [`rds_logs`]) the RDS log files.
+//! Parameter Store, Secrets Manager ([`secrets`]), RDS itself ([`rds`]: the
+//! managed master secret, IAM auth tokens) and its log files ([`rds_logs`]).
 
+pub(crate) mod rds;
 pub(crate) mod rds_logs;
+pub(crate) mod secrets;
 
 use std::time::Duration;
 
@@ -13,19 +16,38 @@ use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 pub(crate) const PORT_FORWARD_DOCUMENT: &str = "AWS-StartPortForwardingSessionToRemoteHost";
 
 /// Which AWS credentials and region to use (`--profile`, `--region`; else the
-/// standard chain: env, SSO, instance role). One value for every AWS call
-/// rlsctl makes: SSM sessions and Parameter Store alike.
+/// standard chain: env, SSO, instance role), and the RDS instance a run works
+/// on. One value for every AWS call rlsctl makes: SSM sessions, Parameter
+/// Store, Secrets Manager, RDS and its auth tokens alike.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct AwsSettings {
     /// Profile name.
     pub(crate) profile: Option<String>,
     /// Region.
     pub(crate) region: Option<String>,
+    /// The RDS instance (or Aurora cluster) identifier, when known.
+    pub(crate) rds_instance: Option<String>,
 }
 
-/// The SDK configuration from the standard chain (profile, SSO, env,
-/// `AWS_ENDPOINT_URL_SSM`), over the same rustls + ring stack as the rest of rlsctl.
+/// The SDK configuration from the standard chain (profile, SSO, env, the
+/// `AWS_ENDPOINT_URL_<SERVICE>` variables), over the same rustls + ring stack
+/// as the rest of rlsctl. The region it settles on is logged at `-v`.
 pub(crate) async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig {
+    // Loaded once per profile and region: its credentials cache then serves
+    // every call, an IAM token per connection included.
+    static LOADED: std::sync::Mutex<Vec<(AwsSettings, aws_config::SdkConfig)>> =
+        std::sync::Mutex::new(Vec::new());
+    let key = AwsSettings {
+        rds_instance: None,
+        ..settings.clone()
+    };
+    if let Some((_, config)) = LOADED
+        .lock()
+        .ok()
+        .and_then(|loaded| loaded.iter().find(|(k, _)| *k == key).cloned())
+    {
+        return config;
+    }
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
@@ -36,7 +58,16 @@ pub(crate) async fn sdk_config(settings: &AwsSettings) -> aws_config::SdkConfig 
     if let Some(region) = &settings.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
-    loader.load().await
+    let config = loader.load().await;
+    tracing::info!(
+        region = config.region().map(|r| r.as_ref()).unwrap_or("(none)"),
+        profile = settings.profile.as_deref().unwrap_or("(default chain)"),
+        "AWS configuration"
+    );
+    if let Ok(mut loaded) = LOADED.lock() {
+        loaded.push((key, config.clone()));
+    }
+    config
 }
 
 /// The configured region; a missing one is an error, never a silent default.

@@ -91,27 +91,3 @@ pub(crate) async fn records(
         ),
     ))
 }
-
-/// The DB instance identifier from an RDS endpoint: its first label
-/// (`mydb.abc123.us-west-2.rds.amazonaws.com` is `mydb`).
-pub(crate) fn instance_from_endpoint(endpoint: &str) -> Option<String> {
-    endpoint
-        .split('.')
-        .next()
-        .filter(|label| !label.is_empty())
-        .map(String::from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_instance_is_the_endpoints_first_label() {
-        assert_eq!(
-            instance_from_endpoint("mydb.abc123.us-west-2.rds.amazonaws.com").as_deref(),
-            Some("mydb")
-        );
-        assert_eq!(instance_from_endpoint(""), None);
-    }
-}

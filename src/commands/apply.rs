@@ -35,7 +35,7 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
     let read = |source: &Option<crate::credentials::PasswordSource>, what: &'static str| {
         let source = source.clone();
         let dry_run = args.dry_run;
-        let aws = super::aws_settings(&args.db.conn.ssm);
+        let aws = super::aws_settings(&args.db.conn.aws);
         async move {
             match source {
                 None => Ok::<_, anyhow::Error>(None),
@@ -57,8 +57,9 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
             .await?,
             rotate_passwords: args.rotate_passwords,
             admin_bypassrls: args.admin_bypassrls,
+            app_iam: args.app_iam,
         },
-        no_app_password: args.no_app_password,
+        no_app_password: args.no_app_password || args.app_iam,
         batch_size: args.batch_size.map(|n| n as usize),
         mode: if args.shadow {
             Mode::Shadow

@@ -23,32 +23,32 @@ use std::future::Future;
 use anyhow::{anyhow, Result};
 
 use crate::aws::AwsSettings;
-use crate::cli::{ConnectionArgs, SslMode, SsmArgs, TargetArgs};
+use crate::cli::{AwsArgs, ConnectionArgs, SslMode, TargetArgs};
 use crate::model::config::Target;
 use crate::pg::until_interrupted;
 use crate::pg::{self, ConnectOptions, Db};
-use crate::tunnel::{free_local_port, PortTaken, Tunnel, TunnelSettings};
+use crate::tunnel::ssh::{SshSettings, SshTunnel};
+use crate::tunnel::{free_local_port, Forward, PortTaken, Tunnel, TunnelSettings};
 
-/// Runs `work` with the connection settings. With `--via-ssm`, an ephemeral
-/// tunnel is opened on a free local port first, `work` connects through it
-/// (verifying TLS against RDS_ENDPOINT unless told otherwise), and the tunnel is
-/// torn down afterwards whatever happened: success, failure, Ctrl-C, or the
-/// plugin dying under it.
+/// Runs `work` with the connection settings. With `--via-ssm` or
+/// `--via-ssh`, an ephemeral tunnel is opened on a free local port first,
+/// `work` connects through it (verifying TLS against RDS_ENDPOINT unless told
+/// otherwise), and the tunnel is torn down afterwards whatever happened:
+/// success, failure, Ctrl-C, or the tunnel dying under it.
 pub(crate) async fn with_tunnel<T, F, Fut>(conn: &ConnectionArgs, work: F) -> Result<T>
 where
     F: FnOnce(ConnectionArgs) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    if !conn.via_ssm {
+    if !conn.via_ssm && conn.via_ssh.is_none() {
         return until_interrupted(work(conn.clone())).await;
     }
-    let settings = tunnel_settings(&conn.ssm);
-    // open() handles stop signals itself, ending the session it started. A
-    // port taken by someone else between picking and binding: another port.
+    // open() handles stop signals itself, ending what it started. A port
+    // taken by someone else between picking and binding: another port.
     let mut attempt = 0;
     let mut tunnel = loop {
         attempt += 1;
-        match Tunnel::open(&settings, free_local_port()?).await {
+        match open_tunnel(conn, free_local_port()?).await {
             Err(e) if attempt < 3 && e.downcast_ref::<PortTaken>().is_some() => {
                 tracing::warn!("{e:#}; trying another port");
             }
@@ -57,19 +57,37 @@ where
     };
     let mut through = conn.clone();
     through.host = "127.0.0.1".into();
-    through.port = tunnel.local_port;
+    through.port = tunnel.local_port();
     if through.tls_server_name.is_none() {
-        through.tls_server_name = conn.ssm.rds_endpoint.clone();
+        through.tls_server_name = conn.aws.rds_endpoint.clone();
     }
+    let kind = tunnel.kind();
     let result = until_interrupted(async {
         tokio::select! {
-            why = tunnel.exited() => Err(anyhow!("the SSM tunnel dropped during the command (nothing was committed unless reported): {why}")),
+            why = tunnel.exited() => Err(anyhow!("the {kind} tunnel dropped during the command (nothing was committed unless reported): {why}")),
             result = work(through) => result,
         }
     })
     .await;
     tunnel.close().await;
     result
+}
+
+/// Opens the tunnel the flags ask for on `local_port`.
+async fn open_tunnel(conn: &ConnectionArgs, local_port: u16) -> Result<Forward> {
+    Ok(match &conn.via_ssh {
+        Some(bastion) => {
+            let settings = SshSettings {
+                bastion: bastion.clone(),
+                config: conn.ssh_config.clone(),
+                rds_endpoint: conn.aws.rds_endpoint.clone(),
+                remote_port: conn.aws.remote_port,
+                start_timeout: conn.aws.start_timeout,
+            };
+            Forward::Ssh(SshTunnel::open(&settings, local_port).await?)
+        }
+        None => Forward::Ssm(Tunnel::open(&tunnel_settings(&conn.aws), local_port).await?),
+    })
 }
 
 /// Validates the target and opens the connection a command works on, as
@@ -88,7 +106,7 @@ pub(crate) async fn connect(
         .or(user)
         .unwrap_or(&target.app_role)
         .to_string();
-    let options = connect_options(conn, &user, allow_prompt);
+    let options = connect_options(conn, &user, allow_prompt)?;
     let db = pg::connect(&options).await?;
     tracing::info!(database = %db.info.name, user = %db.info.user, version = %db.info.server_version, "connected");
     Ok((target, db))
@@ -115,7 +133,7 @@ fn warn_weak_tls(args: &ConnectionArgs) {
     let name = args
         .tls_server_name
         .as_ref()
-        .or(args.ssm.rds_endpoint.as_ref());
+        .or(args.aws.rds_endpoint.as_ref());
     let (Some(mode), Some(name)) = (args.sslmode, name) else {
         return;
     };
@@ -136,23 +154,31 @@ fn warn_weak_tls(args: &ConnectionArgs) {
     );
 }
 
-/// Connection options from the shared connection flags, as `user`.
+/// Connection options from the shared connection flags, as `user` (a
+/// credential that names a user decides it when none was given).
 pub(crate) fn connect_options(
     args: &ConnectionArgs,
     user: &str,
     allow_prompt: bool,
-) -> ConnectOptions {
+) -> Result<ConnectOptions> {
     warn_weak_tls(args);
-    ConnectOptions {
-        password_from: args.password_from.clone().map(|source| {
-            std::sync::Arc::new(crate::credentials::Supplier {
-                source,
-                aws: aws_settings(&args.ssm),
-            }) as std::sync::Arc<dyn crate::pg::PasswordSupplier>
-        }),
+    let aws = aws_settings(&args.aws);
+    let password_from: Option<std::sync::Arc<dyn crate::pg::PasswordSupplier>> = if args.iam_auth {
+        Some(std::sync::Arc::new(iam_token(args, aws)?))
+    } else {
+        args.password_from.clone().map(|source| {
+            std::sync::Arc::new(crate::credentials::Supplier { source, aws })
+                as std::sync::Arc<dyn crate::pg::PasswordSupplier>
+        })
+    };
+    // A name to verify means verification was wanted: weaker must be asked
+    // for. An IAM token goes in cleartext, so it is sent only under TLS.
+    let verify = args.tls_server_name.is_some() || args.iam_auth;
+    Ok(ConnectOptions {
+        password_from,
+        user_from_credential: args.user.is_none(),
         allow_prompt,
-        // A name to verify means verification was wanted: weaker must be asked for.
-        sslmode: args.sslmode.unwrap_or(if args.tls_server_name.is_some() {
+        sslmode: args.sslmode.unwrap_or(if verify {
             SslMode::VerifyFull
         } else {
             SslMode::Prefer
@@ -162,19 +188,51 @@ pub(crate) fn connect_options(
         tls_server_name: args.tls_server_name.clone(),
         connect_timeout: args.connect_timeout,
         ..ConnectOptions::new(&args.host, args.port, &args.dbname, user)
+    })
+}
+
+/// The IAM token supplier for `--iam-auth`: signed for the RDS endpoint and
+/// its port (RDS_ENDPOINT and --remote-port), else for --host and --port when
+/// they name the server itself; refused without TLS.
+fn iam_token(args: &ConnectionArgs, aws: AwsSettings) -> Result<crate::credentials::IamToken> {
+    if let Some(mode @ (SslMode::Disable | SslMode::Prefer)) = args.sslmode {
+        let mode = clap::ValueEnum::to_possible_value(&mode)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
+        anyhow::bail!(
+            "--iam-auth sends the token as the password, so it needs TLS: sslmode {mode} is refused \
+             (use require, verify-ca or verify-full; leave it unset for verify-full)"
+        );
     }
+    let (host, port) = match &args.aws.rds_endpoint {
+        Some(endpoint) => (endpoint.clone(), args.aws.remote_port),
+        None => (args.host.clone(), args.port),
+    };
+    let local = host.parse::<std::net::IpAddr>().is_ok() || host == "localhost";
+    if local {
+        anyhow::bail!(
+            "--iam-auth signs the token for the RDS endpoint's name, and {host} is not one: \
+             set RDS_ENDPOINT (--rds-endpoint) to the instance's endpoint"
+        );
+    }
+    Ok(crate::credentials::IamToken { aws, host, port })
 }
 
 /// The AWS profile and region from the flags (else the standard chain).
-pub(crate) fn aws_settings(args: &SsmArgs) -> AwsSettings {
+pub(crate) fn aws_settings(args: &AwsArgs) -> AwsSettings {
     AwsSettings {
         profile: args.profile.clone(),
         region: args.region.clone(),
+        rds_instance: args.db_instance.clone().or_else(|| {
+            args.rds_endpoint
+                .as_deref()
+                .and_then(crate::aws::rds::instance_from_endpoint)
+        }),
     }
 }
 
 /// The tunnel's settings from the flags.
-pub(crate) fn tunnel_settings(args: &SsmArgs) -> TunnelSettings {
+pub(crate) fn tunnel_settings(args: &AwsArgs) -> TunnelSettings {
     TunnelSettings {
         instance_id: args.instance_id.clone(),
         rds_endpoint: args.rds_endpoint.clone(),

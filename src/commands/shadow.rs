@@ -33,24 +33,16 @@ async fn report(args: ShadowReportArgs) -> Result<Verdict> {
         let paths = args.log_files.clone();
         tokio::task::spawn_blocking(move || from_files(&paths, &prefix)).await??
     } else if args.rds {
-        let instance = args
-            .db_instance
-            .clone()
-            .or_else(|| {
-                args.conn
-                    .ssm
-                    .rds_endpoint
-                    .as_deref()
-                    .and_then(rds_logs::instance_from_endpoint)
-            })
-            .ok_or_else(|| anyhow!("--rds needs the instance: --db-instance ID, or --rds-endpoint HOST (its first label)"))?;
-        let aws = super::aws_settings(&args.conn.ssm);
+        let aws = super::aws_settings(&args.conn.aws);
+        let instance = aws.rds_instance.clone().ok_or_else(|| {
+            anyhow!("--rds needs the instance: --db-instance ID, or --rds-endpoint HOST (its first label)")
+        })?;
         pg::until_interrupted(rds_logs::records(&instance, args.since, &aws, &prefix)).await?
     } else {
         let conn = args.conn.clone();
         super::with_tunnel(&conn, |conn| async move {
             let user = conn.user.clone().unwrap_or_else(|| "postgres".into());
-            let db = pg::connect(&super::connect_options(&conn, &user, true)).await?;
+            let db = pg::connect(&super::connect_options(&conn, &user, true)?).await?;
             server_log::records(&db).await
         })
         .await?

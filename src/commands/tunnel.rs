@@ -15,7 +15,7 @@ pub(crate) async fn run(args: TunnelArgs) -> Result<Verdict> {
     let mut drops = 0u32;
     loop {
         // open() handles stop signals itself, ending the session it started.
-        let mut tunnel = Tunnel::open(&super::tunnel_settings(&args.ssm), args.local_port).await?;
+        let mut tunnel = Tunnel::open(&super::tunnel_settings(&args.aws), args.local_port).await?;
         crate::say!(
             "ready: 127.0.0.1:{} -> {} (session {})",
             tunnel.local_port,

@@ -32,13 +32,25 @@ enum State {
     Done,
 }
 
+/// What the guard lets the server ask for besides a SCRAM exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accepts {
+    /// SCRAM only (the default).
+    ScramOnly,
+    /// Also a cleartext password: RDS IAM authentication asks for the token
+    /// so, and it is allowed under TLS only.
+    Cleartext,
+    /// Any password request, and access without one (`--allow-weak-auth`).
+    Anything,
+}
+
 /// A stream that refuses cleartext and MD5 password requests.
 #[derive(Debug)]
 pub(crate) struct AuthGuard<S> {
     inner: S,
     state: State,
     header: Vec<u8>,
-    allow_weak: bool,
+    accepts: Accepts,
     /// The server proved something before granting access: a completed SCRAM
     /// exchange (SASLFinal), or a weak password request the operator allowed.
     exchanged: bool,
@@ -46,7 +58,7 @@ pub(crate) struct AuthGuard<S> {
 
 impl<S> AuthGuard<S> {
     /// Guards `inner`. `ssl_requested`: the client will send SSLRequest first.
-    pub(crate) fn new(inner: S, ssl_requested: bool, allow_weak: bool) -> Self {
+    pub(crate) fn new(inner: S, ssl_requested: bool, accepts: Accepts) -> Self {
         Self {
             inner,
             state: if ssl_requested {
@@ -55,7 +67,7 @@ impl<S> AuthGuard<S> {
                 State::Header
             },
             header: Vec::with_capacity(9),
-            allow_weak,
+            accepts,
             exchanged: false,
         }
     }
@@ -127,7 +139,7 @@ impl<S> AuthGuard<S> {
     fn check(&mut self, code: u32) -> io::Result<()> {
         let what = match code {
             // AuthenticationOk
-            0 if self.exchanged || self.allow_weak => return Ok(()),
+            0 if self.exchanged || self.accepts == Accepts::Anything => return Ok(()),
             0 => {
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
@@ -146,7 +158,7 @@ impl<S> AuthGuard<S> {
             }
             _ => return Ok(()),
         };
-        if self.allow_weak {
+        if self.accepts == Accepts::Anything || (code == 3 && self.accepts == Accepts::Cleartext) {
             self.exchanged = true;
             return Ok(());
         }
@@ -208,13 +220,13 @@ impl<S: TlsStream + Unpin> TlsStream for AuthGuard<S> {
 /// A TLS connector whose streams are guarded the same way.
 pub(crate) struct GuardedTls<T> {
     inner: T,
-    allow_weak: bool,
+    accepts: Accepts,
 }
 
 impl<T> GuardedTls<T> {
     /// Wraps `inner`.
-    pub(crate) fn new(inner: T, allow_weak: bool) -> Self {
-        Self { inner, allow_weak }
+    pub(crate) fn new(inner: T, accepts: Accepts) -> Self {
+        Self { inner, accepts }
     }
 }
 
@@ -230,11 +242,11 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, Self::Error>> + Send>>;
 
     fn connect(self, stream: S) -> Self::Future {
-        let allow_weak = self.allow_weak;
+        let accepts = self.accepts;
         let handshake = self.inner.connect(stream);
         Box::pin(async move {
             let tls = handshake.await?;
-            Ok(AuthGuard::new(tls, false, allow_weak))
+            Ok(AuthGuard::new(tls, false, accepts))
         })
     }
 }
@@ -252,7 +264,7 @@ mod tests {
 
     /// What a fresh guard makes of `bytes` arriving in two parts, cut at `split`.
     fn inspect_split(bytes: &[u8], split: usize) -> io::Result<()> {
-        let mut guard = AuthGuard::new((), true, false);
+        let mut guard = AuthGuard::new((), true, Accepts::ScramOnly);
         guard
             .inspect(&bytes[..split])
             .and_then(|_| guard.inspect(&bytes[split..]))
@@ -267,8 +279,15 @@ mod tests {
                 let result = inspect_split(&bytes, split);
                 assert_eq!(result.is_err(), refused, "code {code} split {split}");
             }
-            let mut allowed = AuthGuard::new((), true, true);
+            let mut allowed = AuthGuard::new((), true, Accepts::Anything);
             assert!(allowed.inspect(&bytes).is_ok());
+            // For an IAM token: a cleartext request only.
+            let mut cleartext = AuthGuard::new((), true, Accepts::Cleartext);
+            assert_eq!(
+                cleartext.inspect(&bytes).is_err(),
+                refused && code != 3,
+                "code {code}"
+            );
         }
     }
 
@@ -286,7 +305,9 @@ mod tests {
         let mut bytes = b"N".to_vec();
         bytes.extend(auth(10));
         bytes.extend(auth(0));
-        let err = AuthGuard::new((), true, false).inspect(&bytes).unwrap_err();
+        let err = AuthGuard::new((), true, Accepts::ScramOnly)
+            .inspect(&bytes)
+            .unwrap_err();
         assert!(err.to_string().contains("without authenticating"), "{err}");
     }
 
@@ -297,9 +318,11 @@ mod tests {
         bytes.extend_from_slice(&9u32.to_be_bytes());
         bytes.extend_from_slice(b"hello");
         bytes.extend(auth(5));
-        assert!(AuthGuard::new((), true, false).inspect(&bytes).is_err());
+        assert!(AuthGuard::new((), true, Accepts::ScramOnly)
+            .inspect(&bytes)
+            .is_err());
         // 'S': TLS follows; the raw layer does not look at it.
-        let mut tls = AuthGuard::new((), true, false);
+        let mut tls = AuthGuard::new((), true, Accepts::ScramOnly);
         assert!(tls.inspect(b"S\x16\x03\x03garbage").is_ok());
         assert_eq!(tls.state, State::Done);
     }

@@ -31,19 +31,54 @@ use tokio_postgres::{Client, NoTls, Row, SimpleQueryMessage};
 
 use crate::model::secret::Secret;
 use crate::model::snapshot::ServerInfo;
-use auth_guard::{AuthGuard, GuardedTls};
+use auth_guard::{Accepts, AuthGuard, GuardedTls};
 use tls::SslMode;
 pub use transaction::{Begin, Transaction};
 
+/// What a [`PasswordSupplier`] gives for one connection.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    /// The user name, when the source names one (a Secrets Manager JSON
+    /// secret's `username`): used when none was given (`-U`, `PGUSER`).
+    pub user: Option<String>,
+    /// The password (or IAM auth token).
+    pub password: Secret,
+}
+
+/// How long a supplied credential stays good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Read once per run (a prompt, the environment, a file, Parameter Store).
+    Once,
+    /// Read once, and once more when the server rejects it: a Secrets Manager
+    /// secret that rotation may have just replaced.
+    OnRejection,
+    /// Made anew for every connection: an IAM auth token (valid 15 minutes).
+    PerConnection,
+}
+
 /// Gives the password when the server asks for one: read only then, so a
-/// prompt or a Parameter Store read happens only when it is needed. The
-/// sources themselves (prompt, environment, file, AWS) live above this layer.
+/// prompt or an AWS call happens only when it is needed. The sources
+/// themselves (prompt, environment, file, AWS) live above this layer.
 pub trait PasswordSupplier: std::fmt::Debug + Send + Sync {
-    /// The password; `what` names it in prompts and errors ("password for app_user").
-    fn password<'a>(
+    /// The credential for connecting as `user`; `what` names it in prompts
+    /// and errors ("password for app_user").
+    fn credential<'a>(
         &'a self,
+        user: &'a str,
         what: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret>> + Send + 'a>>;
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>>;
+
+    /// How long what it gives stays good.
+    fn renewal(&self) -> Renewal {
+        Renewal::Once
+    }
+
+    /// The server will ask for this credential in cleartext, and may, under
+    /// TLS only (RDS IAM authentication does).
+    fn cleartext_under_tls(&self) -> bool {
+        false
+    }
 }
 
 /// Everything needed to open one connection.
@@ -57,6 +92,8 @@ pub struct ConnectOptions {
     pub dbname: String,
     /// User name.
     pub user: String,
+    /// No user name was given: a credential that names one decides it.
+    pub user_from_credential: bool,
     /// Explicit password source; otherwise PGPASSWORD, ~/.pgpass, a prompt.
     pub password_from: Option<Arc<dyn PasswordSupplier>>,
     /// A password already read (takes precedence over everything).
@@ -84,6 +121,7 @@ impl ConnectOptions {
             port,
             dbname: dbname.to_string(),
             user: user.to_string(),
+            user_from_credential: false,
             password_from: None,
             password: None,
             allow_prompt: false,
@@ -213,20 +251,18 @@ async fn dial(opts: &ConnectOptions) -> Result<(tokio::net::TcpStream, String)> 
 
 /// Opens a connection, resolving the password and TLS as configured.
 pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
-    let mut password = match (&opts.password, &opts.password_from) {
+    let mut opts = opts.clone();
+    let mut password = match (&opts.password, opts.password_from.clone()) {
         (Some(secret), _) => Some(secret.clone()),
-        (None, Some(source)) => Some(
-            source
-                .password(&format!("password for {}", opts.user))
-                .await?,
-        ),
+        (None, Some(source)) => Some(supplied(&mut opts, source.as_ref()).await?),
         (None, None) => std::env::var("PGPASSWORD")
             .ok()
             .filter(|p| !p.is_empty())
             .or_else(|| pgpass::lookup(&opts.host, opts.port, &opts.dbname, &opts.user))
             .map(Secret::new),
     };
-    let client = match open(opts, password.as_ref()).await {
+    let renewal = opts.password_from.as_ref().map(|s| s.renewal());
+    let client = match open(&opts, password.as_ref()).await {
         Err(e) if password.is_none() && is_password_missing(&e) => {
             if !opts.allow_prompt || !std::io::stdin().is_terminal() {
                 bail!(
@@ -235,18 +271,57 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
                 );
             }
             password = Some(Secret::new(prompt(&format!("password for {}", opts.user))?));
-            open(opts, password.as_ref()).await?
+            open(&opts, password.as_ref()).await?
+        }
+        Err(e)
+            if renewal == Some(Renewal::OnRejection) && e.downcast_ref::<Rejected>().is_some() =>
+        {
+            tracing::warn!(
+                "{e:#}; reading the secret again, once (rotation may have just replaced it)"
+            );
+            let source = opts.password_from.clone().ok_or_else(|| anyhow!("{e:#}"))?;
+            password = Some(supplied(&mut opts, source.as_ref()).await?);
+            open(&opts, password.as_ref()).await?
         }
         other => other?,
     };
+    // A token made per connection is made again for a sibling; anything else
+    // is kept as read, so a prompt is never repeated.
+    let per_connection = renewal == Some(Renewal::PerConnection);
     let options = ConnectOptions {
-        password,
-        password_from: None,
+        password: if per_connection { None } else { password },
+        password_from: if per_connection {
+            opts.password_from.clone()
+        } else {
+            None
+        },
         allow_prompt: false,
-        ..opts.clone()
+        ..opts
     };
     finish(client, options, Arc::new(AtomicU64::new(0))).await
 }
+
+/// Asks `source` for the credential, taking its user name when none was given.
+async fn supplied(opts: &mut ConnectOptions, source: &dyn PasswordSupplier) -> Result<Secret> {
+    let what = format!("password for {}", opts.user);
+    let credential = source.credential(&opts.user, &what).await?;
+    if let (true, Some(user)) = (opts.user_from_credential, credential.user) {
+        opts.user = user;
+    }
+    Ok(credential.password)
+}
+
+/// The server rejected the password (SQLSTATE 28P01).
+#[derive(Debug)]
+struct Rejected(String);
+
+impl std::fmt::Display for Rejected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Rejected {}
 
 /// Reads who the session is, registers it for Ctrl-C and makes the [`Db`].
 async fn finish(client: Client, options: ConnectOptions, statements: Arc<AtomicU64>) -> Result<Db> {
@@ -317,7 +392,12 @@ async fn open(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client
         } else {
             String::new()
         };
-        anyhow!("cannot connect to {target}: {text}{hint}")
+        let message = format!("cannot connect to {target}: {text}{hint}");
+        if e.code() == Some(&tokio_postgres::error::SqlState::INVALID_PASSWORD) {
+            anyhow::Error::new(Rejected(message))
+        } else {
+            anyhow!(message)
+        }
     };
     let (stream, server_name) = dial(opts)
         .await
@@ -325,7 +405,19 @@ async fn open(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client
     // Every byte the server sends passes the guard, in the clear or under TLS:
     // a request for a cleartext or MD5 password fails before it is answered.
     let ssl_requested = opts.sslmode != SslMode::Disable;
-    let stream = AuthGuard::new(stream, ssl_requested, opts.allow_weak_auth);
+    // A cleartext request (an IAM token) is answered under TLS only.
+    let (in_the_clear, under_tls) = if opts.allow_weak_auth {
+        (Accepts::Anything, Accepts::Anything)
+    } else if opts
+        .password_from
+        .as_ref()
+        .is_some_and(|s| s.cleartext_under_tls())
+    {
+        (Accepts::ScramOnly, Accepts::Cleartext)
+    } else {
+        (Accepts::ScramOnly, Accepts::ScramOnly)
+    };
+    let stream = AuthGuard::new(stream, ssl_requested, in_the_clear);
     let client = match tls::connector(opts.sslmode, opts.sslrootcert.as_deref())? {
         None => {
             let (client, connection) = config.connect_raw(stream, NoTls).await.map_err(fail)?;
@@ -338,7 +430,7 @@ async fn open(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client
                 &server_name,
             )
             .map_err(|e| anyhow!("cannot connect to {target}: TLS: {e}"))?;
-            let tls = GuardedTls::new(tls, opts.allow_weak_auth);
+            let tls = GuardedTls::new(tls, under_tls);
             let (client, connection) = config.connect_raw(stream, tls).await.map_err(fail)?;
             tokio::spawn(connection);
             client
@@ -394,10 +486,18 @@ impl Db {
         // A helper, not a necessity: callers fall back to this connection, so a
         // slow second connection is given up on well before connect_timeout.
         let limit = self.options.connect_timeout.min(Duration::from_secs(5));
-        let client =
-            tokio::time::timeout(limit, open(&self.options, self.options.password.as_ref()))
-                .await
-                .map_err(|_| anyhow!("no second connection within {limit:?}"))??;
+        let options = &self.options;
+        let password = match &options.password_from {
+            // Kept only for a credential made per connection (an IAM token).
+            Some(source) => {
+                let what = format!("password for {}", options.user);
+                Some(source.credential(&options.user, &what).await?.password)
+            }
+            None => options.password.clone(),
+        };
+        let client = tokio::time::timeout(limit, open(options, password.as_ref()))
+            .await
+            .map_err(|_| anyhow!("no second connection within {limit:?}"))??;
         finish(client, self.options.clone(), self.statements.clone()).await
     }
 

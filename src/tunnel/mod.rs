@@ -1,7 +1,9 @@
 //! SSM Session Manager port forwarding: pre-flight, StartSession, the plugin
 //! process, readiness, and teardown with TerminateSession.
 
+pub(crate) mod helper;
 pub(crate) mod plugin;
+pub(crate) mod ssh;
 
 use std::net::TcpListener;
 
@@ -112,7 +114,7 @@ impl Tunnel {
             let owner = tunnel
                 .plugin
                 .pid()
-                .and_then(|pid| plugin::listener_owned_by(pid, port));
+                .and_then(|pid| helper::listener_owned_by(pid, port));
             if owner == Some(false) {
                 return Err(anyhow::Error::new(PortTaken(port)));
             }
@@ -213,6 +215,48 @@ impl Drop for Tunnel {
     fn drop(&mut self) {
         if !self.closed {
             tracing::warn!(session_id = %self.session_id, "tunnel dropped without close; the plugin is killed and the session may stay open until it times out");
+        }
+    }
+}
+
+/// A tunnel a command connects through: SSM, or SSH (the runbook's fallback).
+pub(crate) enum Forward {
+    /// Session Manager port forwarding.
+    Ssm(Tunnel),
+    /// `ssh -N -L` through a bastion.
+    Ssh(ssh::SshTunnel),
+}
+
+impl Forward {
+    /// The local port it listens on.
+    pub(crate) fn local_port(&self) -> u16 {
+        match self {
+            Self::Ssm(t) => t.local_port,
+            Self::Ssh(t) => t.local_port,
+        }
+    }
+
+    /// `SSM` or `SSH`, for messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Ssm(_) => "SSM",
+            Self::Ssh(_) => "SSH",
+        }
+    }
+
+    /// Waits until it drops on its own; why, for the message.
+    pub(crate) async fn exited(&mut self) -> String {
+        match self {
+            Self::Ssm(t) => t.exited().await,
+            Self::Ssh(t) => t.exited().await,
+        }
+    }
+
+    /// Tears it down. Safe to call twice.
+    pub(crate) async fn close(&mut self) {
+        match self {
+            Self::Ssm(t) => t.close().await,
+            Self::Ssh(t) => t.close().await,
         }
     }
 }

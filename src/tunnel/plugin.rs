@@ -7,13 +7,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
-use tokio::io::AsyncReadExt;
-use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::process::Command;
+
+use super::helper::{with_parent_death_signal, Helper};
 
 /// The environment variable the response is handed over in (newer plugins).
 pub(crate) const RESPONSE_ENV: &str = "AWS_SSM_START_SESSION_RESPONSE";
@@ -108,24 +107,6 @@ pub(crate) fn uses_env_handoff(version: &str) -> bool {
     parts.as_slice() > ENV_HANDOFF_AFTER.as_slice()
 }
 
-/// util-linux's `setpriv`, which sets PR_SET_PDEATHSIG and then execs the
-/// program in place (same pid, same argv for the program).
-const SETPRIV: &str = "/usr/bin/setpriv";
-
-/// A command that runs `program` so that it is killed when rlsctl dies, even
-/// by SIGKILL (which no handler sees): through `setpriv --pdeathsig KILL` on
-/// Linux where it exists (util-linux, on every Debian and Ubuntu). Without it
-/// the plugin still stops with every clean exit of rlsctl.
-fn with_parent_death_signal(program: &Path) -> Command {
-    if cfg!(target_os = "linux") && Path::new(SETPRIV).is_file() {
-        let mut command = Command::new(SETPRIV);
-        command.args(["--pdeathsig", "KILL"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
 /// What to start the plugin with.
 pub(crate) struct Launch<'a> {
     /// The executable.
@@ -146,10 +127,7 @@ pub(crate) struct Launch<'a> {
 
 /// A running plugin and everything it has printed.
 pub(crate) struct Plugin {
-    child: Child,
-    output: Arc<Mutex<String>>,
-    changed: watch::Receiver<()>,
-    readers: Vec<tokio::task::JoinHandle<()>>,
+    helper: Helper,
 }
 
 impl Plugin {
@@ -174,66 +152,19 @@ impl Plugin {
                 launch.endpoint,
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", launch.path.display()))?;
-        let output = Arc::new(Mutex::new(String::new()));
-        let (notify, changed) = watch::channel(());
-        let notify = Arc::new(notify);
-        let mut readers = Vec::new();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-            child.stderr.take().map(|s| Box::new(s) as _),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let (output, notify) = (output.clone(), notify.clone());
-            readers.push(tokio::spawn(async move {
-                let mut stream = stream;
-                let mut buffer = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buffer).await {
-                    if n == 0 {
-                        break;
-                    }
-                    // A poisoned lock still holds the text: a reader's panic loses nothing.
-                    output
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push_str(&String::from_utf8_lossy(&buffer[..n]));
-                    let _ = notify.send(());
-                }
-                let _ = notify.send(());
-            }));
-        }
-        Ok(Self {
-            child,
-            output,
-            changed,
-            readers,
-        })
-    }
-
-    /// Everything printed so far.
-    pub(crate) fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+            .process_group(0);
+        let helper = Helper::spawn(command, &launch.path.display().to_string())?;
+        Ok(Self { helper })
     }
 
     /// The last `n` non-empty lines printed.
     pub(crate) fn tail(&self, n: usize) -> String {
-        let output = self.output();
-        let lines: Vec<&str> = output.lines().filter(|l| !l.trim().is_empty()).collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
+        self.helper.tail(n)
+    }
+
+    /// Its pid (the same through `setpriv`, which execs in place).
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.helper.pid()
     }
 
     /// Waits for `Port N opened for sessionId`, then for a TCP connect to the port.
@@ -242,13 +173,10 @@ impl Plugin {
         let mut exited = None;
         loop {
             if exited.is_none() {
-                if let Ok(Some(status)) = self.child.try_wait() {
-                    // Read what it printed to the end before judging why it stopped.
-                    self.drain_output().await;
-                    exited = Some(status);
-                }
+                // Read what it printed to the end before judging why it stopped.
+                exited = self.helper.has_exited().await;
             }
-            let output = self.output();
+            let output = self.helper.output();
             if let Some(at) = output.find(FAILURE_MARKER) {
                 let line = output[at..].lines().next().unwrap_or_default();
                 bail!("the session-manager-plugin failed: {line}");
@@ -268,11 +196,8 @@ impl Plugin {
             if let Some(status) = exited {
                 bail!("the session-manager-plugin exited ({status}) before the port opened; it printed:\n{}", self.tail(10));
             }
-            match tokio::time::timeout_at(deadline, self.changed.changed()).await {
-                Err(_) => bail!("the session-manager-plugin did not open the port within {timeout:?}; it printed:\n{}", self.tail(10)),
-                // Both streams closed: the process is ending; poll for its exit.
-                Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(20)).await,
-                Ok(Ok(())) => {}
+            if !self.helper.printed_more(deadline).await {
+                bail!("the session-manager-plugin did not open the port within {timeout:?}; it printed:\n{}", self.tail(10));
             }
         }
     }
@@ -280,73 +205,19 @@ impl Plugin {
     /// Waits until the plugin exits on its own, and until what it printed last
     /// is read (its last words say why it stopped).
     pub(crate) async fn exited(&mut self) -> std::io::Result<std::process::ExitStatus> {
-        let status = self.child.wait().await;
-        self.drain_output().await;
-        status
-    }
-
-    /// Reads what the plugin printed to the end (its pipes close as it exits).
-    async fn drain_output(&mut self) {
-        for reader in self.readers.drain(..) {
-            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
-        }
+        self.helper.exited().await
     }
 
     /// SIGINT (the plugin ends its session on SIGINT, not SIGTERM), a grace
     /// period, then SIGKILL.
     pub(crate) async fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
+        self.helper
+            .stop(
                 nix::sys::signal::Signal::SIGINT,
-            );
-        }
-        if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("the plugin ignored SIGINT for 10 s; killing it");
-            let _ = self.child.kill().await;
-        }
-    }
-}
-
-/// Whether the socket listening on 127.0.0.1/::1 `port` belongs to process
-/// `pid`, from /proc (Linux): `Some(false)` when another process listens
-/// there, `None` when it cannot be told (no /proc, nothing listening).
-pub(crate) fn listener_owned_by(pid: u32, port: u16) -> Option<bool> {
-    let wanted = format!(":{port:04X}");
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // local_address, rem_address, st (0A = LISTEN), ..., inode at 9
-            if fields.len() > 9 && fields[1].ends_with(&wanted) && fields[3] == "0A" {
-                inodes.push(format!("socket:[{}]", fields[9]));
-            }
-        }
-    }
-    if inodes.is_empty() {
-        return None;
-    }
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
-    Some(fds.filter_map(|e| e.ok()).any(|e| {
-        std::fs::read_link(e.path())
-            .map(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
-            .unwrap_or(false)
-    }))
-}
-
-impl Plugin {
-    /// Its pid (the same through `setpriv`, which execs in place).
-    pub(crate) fn pid(&self) -> Option<u32> {
-        self.child.id()
+                Duration::from_secs(10),
+                "the plugin",
+            )
+            .await;
     }
 }
 
@@ -361,16 +232,6 @@ fn ready_port(output: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_listener_is_told_apart_by_its_owner() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        assert_eq!(listener_owned_by(std::process::id(), port), Some(true));
-        assert_eq!(listener_owned_by(1, port), Some(false));
-        drop(listener);
-        assert_eq!(listener_owned_by(std::process::id(), port), None);
-    }
 
     #[test]
     fn versions_and_readiness() {

@@ -288,6 +288,7 @@ impl Rehearsal {
                 admin_password: Some(self.admin_password.clone()),
                 rotate_passwords: false,
                 admin_bypassrls: false,
+                app_iam: false,
             },
             no_app_password: false,
             batch_size: None,

@@ -131,6 +131,8 @@ fn session() -> Session {
         pgaudit_loaded: false,
         can_set_pgaudit: false,
         can_set_log_statement: true,
+        rds_iam_exists: true,
+        can_grant_rds_iam: true,
         break_glass_sessions: Vec::new(),
     }
 }

@@ -170,7 +170,7 @@ pub(crate) fn pre004(snap: &Snapshot, target: &Target, inputs: &Inputs, findings
                 "role {} does not exist and no password was given",
                 target.app_role
             ),
-            "pass --app-password-from, or --no-app-password for IAM authentication",
+            "pass --app-password-from, or --app-iam for IAM database authentication",
         )]
     } else {
         vec![]

@@ -67,7 +67,16 @@ pub(crate) fn role001(snap: &Snapshot, target: &Target, findings: &mut Findings)
             format!("connect as {app}: rlsctl verify -U {app}"),
         ));
     }
-    findings.check(&ROLE001, problems, format!("connected as {app}"));
+    let method = if snap.app.iam {
+        "with IAM auth tokens (a member of rds_iam)"
+    } else {
+        "with a password"
+    };
+    findings.check(
+        &ROLE001,
+        problems,
+        format!("connected as {app}, which logs in {method}"),
+    );
 }
 
 /// ROLE002: the app role is not a superuser.

@@ -77,6 +77,9 @@ pub struct RoleInputs {
     pub admin_password: Option<Secret>,
     /// Set passwords of existing roles too.
     pub rotate_passwords: bool,
+    /// The app role logs in with IAM auth tokens (`apply --app-iam`): granted
+    /// `rds_iam`, no password.
+    pub app_iam: bool,
     /// Give the break-glass role BYPASSRLS where the session may.
     pub admin_bypassrls: bool,
 }

@@ -199,6 +199,9 @@ pub(super) fn app_role(plan: &mut Plan, target: &Target, snap: &Snapshot, inputs
         password: inputs.app_password.as_ref(),
     };
     role_plan(plan, snap, spec, inputs.rotate_passwords);
+    if inputs.app_iam {
+        grant_rds_iam(plan, target, snap);
+    }
 }
 
 /// The break-glass role reaches every row through its own policy on each
@@ -255,10 +258,40 @@ pub(super) fn log_break_glass(plan: &mut Plan, snap: &Snapshot, admin: &str) {
             ("value", &crate::model::sql::quote_literal(value)),
         ],
     ));
+    add_to_last(plan, statement);
+}
+
+/// Adds `statement` to the last item (the role it concerns).
+fn add_to_last(plan: &mut Plan, statement: Statement) {
     if let Some(item) = plan.items.last_mut() {
         item.statements.push(statement);
         if item.action == Action::Unchanged {
             item.action = Action::Change;
         }
+    }
+}
+
+/// `apply --app-iam`: the app role joins RDS's `rds_iam`, so it logs in with
+/// IAM auth tokens only.
+fn grant_rds_iam(plan: &mut Plan, target: &Target, snap: &Snapshot) {
+    if snap.app.iam {
+        return;
+    }
+    let app = &target.app_role;
+    let session = &snap.session;
+    if !session.rds_iam_exists {
+        plan.blocked.push(
+            "--app-iam: there is no rds_iam role; IAM database authentication is RDS's \
+             (turn it on for the instance, then apply again)"
+                .to_string(),
+        );
+    } else if !session.can_grant_rds_iam {
+        plan.blocked.push(format!(
+            "--app-iam: {} may not grant rds_iam to {app}: have the RDS master run it, or apply as the master",
+            session.user
+        ));
+    } else {
+        let statement = Statement::plain(render(Step::GrantRdsIam, &[("role", &quote_ident(app))]));
+        add_to_last(plan, statement);
     }
 }

@@ -66,6 +66,10 @@ pub(crate) struct Session {
     pub(crate) can_set_pgaudit: bool,
     /// The session may set `log_statement` per role.
     pub(crate) can_set_log_statement: bool,
+    /// RDS's `rds_iam` role exists (IAM database authentication).
+    pub(crate) rds_iam_exists: bool,
+    /// The session may grant `rds_iam`.
+    pub(crate) can_grant_rds_iam: bool,
     /// The break-glass role's client sessions open now (`pid N`).
     pub(crate) break_glass_sessions: Vec<String>,
 }

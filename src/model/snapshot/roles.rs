@@ -67,6 +67,8 @@ pub(crate) struct Role {
     pub(crate) session_is_admin: bool,
     /// The session has its privileges (an inheriting member, or the role itself).
     pub(crate) session_inherits: bool,
+    /// A member of RDS's `rds_iam`: it logs in with an IAM auth token only.
+    pub(crate) iam: bool,
     /// Its settings for every database (`ALTER ROLE ... SET`), as `name=value`.
     pub(crate) settings: Vec<String>,
 }

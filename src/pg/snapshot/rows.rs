@@ -81,6 +81,8 @@ pub(super) fn session_from(row: &Row) -> Result<SessionRow> {
             pgaudit_loaded: row.column("pgaudit_loaded")?,
             can_set_pgaudit: row.column("can_set_pgaudit")?,
             can_set_log_statement: row.column("can_set_log_statement")?,
+            rds_iam_exists: row.column("rds_iam_exists")?,
+            can_grant_rds_iam: row.column("can_grant_rds_iam")?,
             break_glass_sessions: row.column("break_glass_sessions")?,
         },
         row.column("public_schema_usage")?,
@@ -115,6 +117,7 @@ pub(super) fn roles_from(rows: &[Row], absent: &Role, target: &Target) -> Result
             connect: row.column("connect")?,
             session_is_admin: row.column("session_is_admin")?,
             session_inherits: row.column("session_inherits")?,
+            iam: row.column("iam")?,
             settings: row.column("settings")?,
         };
         if name == target.app_role {
