@@ -364,6 +364,46 @@ fn test_certificates() -> (ServerTls, String) {
     )
 }
 
+/// The test CA's server certificate, for a server of the test's own (the
+/// fake RDS endpoint), with the CA in a file for PGSSLROOTCERT.
+pub struct ServerTlsFiles {
+    tls: ServerTls,
+    dir: tempfile::TempDir,
+}
+
+impl ServerTlsFiles {
+    /// New certificates, the CA written out.
+    pub fn new() -> Self {
+        let (tls, ca_pem) = test_certificates();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca_pem).unwrap();
+        Self { tls, dir }
+    }
+
+    /// The CA certificate's path.
+    pub fn ca_path(&self) -> String {
+        self.dir.path().join("ca.pem").display().to_string()
+    }
+
+    /// A TLS acceptor serving the server certificate.
+    pub fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let certs = CertificateDer::pem_slice_iter(self.tls.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key = PrivateKeyDer::from_pem_slice(self.tls.key_pem.as_bytes()).unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+    }
+}
+
 /// The sample database on a server that serves TLS with a certificate from
 /// the test CA, and that CA's certificate.
 async fn tls_sample() -> (TestDb, String) {

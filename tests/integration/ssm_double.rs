@@ -32,6 +32,8 @@ impl Default for Behavior {
 pub struct SsmDouble {
     pub url: String,
     calls: Arc<Mutex<Vec<(String, Value)>>>,
+    /// The SigV4 credential scope of every request (`KEY/DATE/REGION/ssm/aws4_request`).
+    pub credentials: Arc<Mutex<Vec<String>>>,
     pub behavior: Arc<Mutex<Behavior>>,
     server: Arc<tiny_http::Server>,
 }
@@ -41,8 +43,14 @@ impl SsmDouble {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let url = format!("http://{}", server.server_addr());
         let calls = Arc::new(Mutex::new(Vec::new()));
+        let credentials = Arc::new(Mutex::new(Vec::new()));
         let behavior = Arc::new(Mutex::new(Behavior::default()));
-        let (s, c, b) = (server.clone(), calls.clone(), behavior.clone());
+        let (s, c, b, k) = (
+            server.clone(),
+            calls.clone(),
+            behavior.clone(),
+            credentials.clone(),
+        );
         std::thread::spawn(move || {
             let mut sessions = 0;
             for mut request in s.incoming_requests() {
@@ -57,6 +65,20 @@ impl SsmDouble {
                             .to_string()
                     })
                     .unwrap_or_default();
+                let scope = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .and_then(|h| {
+                        h.value
+                            .as_str()
+                            .split("Credential=")
+                            .nth(1)
+                            .map(String::from)
+                    })
+                    .and_then(|c| c.split(',').next().map(String::from))
+                    .unwrap_or_default();
+                k.lock().unwrap().push(scope);
                 let mut body = String::new();
                 let _ = request.as_reader().read_to_string(&mut body);
                 let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
@@ -119,6 +141,7 @@ impl SsmDouble {
         Self {
             url,
             calls,
+            credentials,
             behavior,
             server,
         }

@@ -31,14 +31,15 @@ fn empty_file(dir: &tempfile::TempDir, name: &str) -> String {
 }
 
 /// Environment for the tunnel: the double, the stand-in, fake credentials.
-struct Aws {
-    double: SsmDouble,
+pub struct Aws {
+    /// The SSM double.
+    pub double: SsmDouble,
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
 }
 
 impl Aws {
-    fn new(t: &TestDb) -> Self {
+    pub fn new(t: &TestDb) -> Self {
         let double = SsmDouble::start();
         let dir = tempfile::tempdir().unwrap();
         let env = [
@@ -81,7 +82,7 @@ impl Aws {
         }
     }
 
-    fn with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub fn with(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = self.env.clone();
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
@@ -163,7 +164,7 @@ async fn ready_tunnel_inheriting(
     child
 }
 
-async fn run_with(t: &TestDb, args: &[&str], env: &[(String, String)]) -> Run {
+pub async fn run_with(t: &TestDb, args: &[&str], env: &[(String, String)]) -> Run {
     let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     t.run_env(args, &refs).await
 }
