@@ -380,6 +380,11 @@ impl ServerTlsFiles {
         Self { tls, dir }
     }
 
+    /// The server certificate and key, for a sandbox.
+    pub fn server_tls(&self) -> ServerTls {
+        self.tls.clone()
+    }
+
     /// The CA certificate's path.
     pub fn ca_path(&self) -> String {
         self.dir.path().join("ca.pem").display().to_string()

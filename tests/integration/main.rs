@@ -26,6 +26,7 @@ mod reach;
 mod rehearse;
 mod scale;
 mod shadow;
+mod ssh;
 mod ssm_double;
 mod tunnel;
 mod verify;
