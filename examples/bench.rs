@@ -95,11 +95,19 @@ async fn main() -> Result<()> {
     let report = render(&sizes, policy.as_ref(), &version);
     println!("{report}");
     if let Some(path) = output {
-        std::fs::write(&path, &report)?;
+        // The build-time section is scripts/build-time's: kept as it is.
+        let kept = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|old| old.find(BUILD_TIME).map(|at| old[at..].to_string()))
+            .unwrap_or_default();
+        std::fs::write(&path, format!("{}{kept}", report.trim_end_matches('\n').to_owned() + "\n"))?;
         eprintln!("bench: wrote {path}");
     }
     Ok(())
 }
+
+/// Where scripts/build-time's section of docs/performance.md starts.
+const BUILD_TIME: &str = "\n## Build time";
 
 /// apply's options for the benchmark; `admin_login` also gives the break-glass role
 /// a password (rotating, since roles outlive the per-size databases).
