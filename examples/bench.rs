@@ -100,7 +100,10 @@ async fn main() -> Result<()> {
             .ok()
             .and_then(|old| old.find(BUILD_TIME).map(|at| old[at..].to_string()))
             .unwrap_or_default();
-        std::fs::write(&path, format!("{}{kept}", report.trim_end_matches('\n').to_owned() + "\n"))?;
+        std::fs::write(
+            &path,
+            format!("{}{kept}", report.trim_end_matches('\n').to_owned() + "\n"),
+        )?;
         eprintln!("bench: wrote {path}");
     }
     Ok(())

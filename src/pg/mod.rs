@@ -285,10 +285,20 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         }
         other => other?,
     };
-    // A token made per connection is made again for a sibling; anything else
-    // is kept as read, so a prompt is never repeated.
-    let per_connection = renewal == Some(Renewal::PerConnection);
-    let options = ConnectOptions {
+    let options = kept_for_siblings(opts, password);
+    finish(client, options, Arc::new(AtomicU64::new(0))).await
+}
+
+/// What a connection keeps to open its siblings: a credential made per
+/// connection (an IAM token) is made again for each, so the source is kept
+/// and the token dropped; anything else is kept as read, so a prompt or a
+/// secret read is never repeated.
+fn kept_for_siblings(opts: ConnectOptions, password: Option<Secret>) -> ConnectOptions {
+    let per_connection = opts
+        .password_from
+        .as_ref()
+        .is_some_and(|s| s.renewal() == Renewal::PerConnection);
+    ConnectOptions {
         password: if per_connection { None } else { password },
         password_from: if per_connection {
             opts.password_from.clone()
@@ -297,8 +307,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         },
         allow_prompt: false,
         ..opts
-    };
-    finish(client, options, Arc::new(AtomicU64::new(0))).await
+    }
 }
 
 /// Asks `source` for the credential, taking its user name when none was given.
@@ -635,4 +644,61 @@ pub(crate) async fn until_interrupted<T>(
         cancel_all().await;
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A supplier that only says how long what it gives stays good.
+    #[derive(Debug)]
+    struct Renews(Renewal);
+
+    impl PasswordSupplier for Renews {
+        fn credential<'a>(
+            &'a self,
+            _user: &'a str,
+            _what: &'a str,
+        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>>
+        {
+            Box::pin(async {
+                Ok(Credential {
+                    user: None,
+                    password: Secret::new("fresh"),
+                })
+            })
+        }
+
+        fn renewal(&self) -> Renewal {
+            self.0
+        }
+    }
+
+    #[test]
+    fn siblings_make_a_new_token_and_reuse_anything_else() {
+        for (renewal, keeps_source) in [
+            (Renewal::PerConnection, true),
+            (Renewal::OnRejection, false),
+            (Renewal::Once, false),
+        ] {
+            let opts = ConnectOptions {
+                password_from: Some(Arc::new(Renews(renewal))),
+                allow_prompt: true,
+                ..ConnectOptions::new("db", 5432, "shop", "app_user")
+            };
+            let kept = kept_for_siblings(opts, Some(Secret::new("read")));
+            assert_eq!(kept.password_from.is_some(), keeps_source, "{renewal:?}");
+            assert_eq!(kept.password.is_none(), keeps_source, "{renewal:?}");
+            assert!(!kept.allow_prompt);
+        }
+        // A password from the environment or a prompt is kept as read.
+        let kept = kept_for_siblings(
+            ConnectOptions::new("db", 5432, "shop", "app_user"),
+            Some(Secret::new("read")),
+        );
+        assert_eq!(
+            kept.password.map(|p| p.expose().to_string()).as_deref(),
+            Some("read")
+        );
+    }
 }

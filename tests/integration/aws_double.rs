@@ -1,7 +1,7 @@
 //! One local double for the AWS APIs the credential sources call, for the
-//! real AWS SDK (pointed at it with `AWS_ENDPOINT_URL`): Secrets Manager
-//! (JSON protocol, `X-Amz-Target: secretsmanager.<Operation>`) and RDS
-//! (Query protocol, `Action=<Operation>`). It records every request with the
+//! real AWS SDK (pointed at it with `AWS_ENDPOINT_URL`): Secrets Manager and
+//! Parameter Store (JSON protocol, `X-Amz-Target: <service>.<Operation>`) and
+//! RDS (Query protocol, `Action=<Operation>`; its log files are listed empty). It records every request with the
 //! credential scope it was signed with, so tests see which credentials and
 //! region each call used.
 
@@ -40,6 +40,8 @@ pub struct World {
     pub instances: HashMap<String, (Option<MasterSecret>, Option<String>)>,
     /// DB cluster id -> its master secret.
     pub clusters: HashMap<String, MasterSecret>,
+    /// Parameter Store: name -> value.
+    pub parameters: HashMap<String, String>,
 }
 
 /// The running double.
@@ -173,6 +175,29 @@ fn answer(world: &mut World, operation: &str, body: &str) -> (u16, String, &'sta
                 }
             }
         }
+        "AmazonSSM.GetParameter" => {
+            let request: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+            let name = request["Name"].as_str().unwrap_or_default();
+            match world.parameters.get(name) {
+                Some(value) => {
+                    let reply = json!({"Parameter": {"Name": name, "Type": "SecureString", "Value": value, "Version": 1}});
+                    (200, reply.to_string(), JSON)
+                }
+                None => (
+                    400,
+                    json!({"__type": "ParameterNotFound", "message": "not found"}).to_string(),
+                    JSON,
+                ),
+            }
+        }
+        "rds.DescribeDBLogFiles" => (
+            200,
+            rds_reply(
+                "DescribeDBLogFiles",
+                "<DescribeDBLogFiles></DescribeDBLogFiles>",
+            ),
+            XML,
+        ),
         "rds.DescribeDBInstances" => {
             let id = form(body, "DBInstanceIdentifier");
             match world.instances.get(&id) {

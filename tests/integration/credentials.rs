@@ -298,9 +298,19 @@ async fn the_profile_and_region_flags_reach_every_aws_call() {
         ),
     );
     world.secrets.insert(arn.into(), vec![master_secret(&t)]);
+    world
+        .parameters
+        .insert("/edgar/prod/app_user".into(), APP_PASSWORD.into());
     let double = AwsDouble::start(world);
     let aws = FakeAws::new(&double.url);
-    let mut args = APPLY_DRY_RUN.to_vec();
+    // The master's password from RDS's secret, the app role's from Parameter
+    // Store (read for a real apply only): three services in one run.
+    let mut args: Vec<&str> = APPLY_DRY_RUN
+        .iter()
+        .copied()
+        .filter(|a| !["env:APP_PW", "--app-password-from", "--dry-run"].contains(a))
+        .collect();
+    args.extend(["--app-password-from", "ssm:/edgar/prod/app_user"]);
     args.extend([
         "--password-from",
         "rds-master",
@@ -325,13 +335,28 @@ async fn the_profile_and_region_flags_reach_every_aws_call() {
         .filter(|(k, _)| k != "AWS_PROFILE")
         .collect();
     run_aws(&t, &flagged, &without_profile, &[]).await.expect(0);
+    // And the RDS log files of shadow report --rds.
+    let logs = ["shadow", "report", "--rds", "--db-instance", "mydb"];
+    run_aws(&t, &logs, &aws.with_profile_only(), &[])
+        .await
+        .expect(0);
     let calls = double.calls();
-    assert_eq!(calls.len(), 4, "{calls:?}");
-    for (call, region) in
-        calls
-            .iter()
-            .zip(["eu-central-1", "eu-central-1", "ap-south-1", "ap-south-1"])
-    {
+    let operations: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
+    // Connecting first, then the app role's password.
+    let one_apply = [
+        "rds.DescribeDBInstances",
+        "secretsmanager.GetSecretValue",
+        "AmazonSSM.GetParameter",
+    ];
+    assert_eq!(
+        operations,
+        [&one_apply[..], &one_apply, &["rds.DescribeDBLogFiles"]].concat()
+    );
+    let regions = ["eu-central-1"; 3]
+        .into_iter()
+        .chain(["ap-south-1"; 3])
+        .chain(["eu-central-1"]);
+    for (call, region) in calls.iter().zip(regions) {
         assert!(
             call.credential.starts_with(&format!("{PROFILE_KEY}/")),
             "{call:?}"
