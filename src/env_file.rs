@@ -98,5 +98,11 @@ fn weakenings(set: &HashSet<String>) -> Vec<String> {
             value("SESSION_MANAGER_PLUGIN")
         ));
     }
+    if set.contains("RLSCTL_SSH_CONFIG") {
+        out.push(format!(
+            "RLSCTL_SSH_CONFIG={} in .env: ssh runs what that file says (ProxyCommand, LocalCommand)",
+            value("RLSCTL_SSH_CONFIG")
+        ));
+    }
     out
 }

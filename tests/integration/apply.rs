@@ -659,19 +659,19 @@ async fn an_env_file_others_can_write_is_refused() {
         );
         std::os::unix::fs::chown(&env_file, Some(nix_uid()), None).unwrap();
     }
-    // Ours and private: read, and the plugin setting is named.
+    // Ours and private: read, and the settings that choose a program are named.
     std::fs::write(
         &env_file,
-        "SESSION_MANAGER_PLUGIN=/usr/local/bin/session-manager-plugin\n",
+        "SESSION_MANAGER_PLUGIN=/usr/local/bin/session-manager-plugin\nRLSCTL_SSH_CONFIG=/tmp/ssh_config\n",
     )
     .unwrap();
     let run = t.run_env(&["monitor"], &AS_APP).await;
-    assert!(
-        run.stderr
-            .contains("SESSION_MANAGER_PLUGIN=/usr/local/bin/session-manager-plugin in .env"),
-        "{}",
-        run.stderr
-    );
+    for named in [
+        "SESSION_MANAGER_PLUGIN=/usr/local/bin/session-manager-plugin in .env",
+        "RLSCTL_SSH_CONFIG=/tmp/ssh_config in .env",
+    ] {
+        assert!(run.stderr.contains(named), "{}", run.stderr);
+    }
 }
 
 fn nix_uid() -> u32 {
