@@ -128,7 +128,8 @@ fn form(body: &str, key: &str) -> String {
         .unwrap_or_default()
 }
 
-fn decode(text: &str) -> String {
+/// Percent- and plus-decoding of a form or query value.
+pub fn decode(text: &str) -> String {
     let bytes = text.replace('+', " ").into_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -400,25 +400,6 @@ fn sigv4_encode(text: &str) -> String {
         .collect()
 }
 
-/// Percent- and plus-decoding of a query value.
-fn form_decode(text: &str) -> String {
-    let bytes = text.replace('+', " ").into_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            out.push(
-                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap(),
-            );
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
-}
-
 /// Checks an RDS auth token the way RDS does, with the algorithm written out:
 /// `host:port/?Action=connect&DBUser=...&X-Amz-...`, signed for
 /// `host:port` with `secret_key` in `region`; returns its parameters.
@@ -437,7 +418,7 @@ fn check_token(
     let params: Vec<(String, String)> = query
         .split('&')
         .map(|p| p.split_once('=').unwrap())
-        .map(|(k, v)| (form_decode(k), form_decode(v)))
+        .map(|(k, v)| (decode(k), decode(v)))
         .collect();
     let get = |name: &str| {
         params
@@ -686,32 +667,21 @@ async fn iam_authentication_refuses_a_connection_without_tls_or_an_endpoint_name
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_app_iam_grants_rds_iam_and_verify_reports_the_method() {
     let t = TestDb::demo_rds().await;
-    let run = t
-        .run(&[
-            "apply",
-            "--app-iam",
-            "--admin-password-from",
-            "env:ADMIN_PW",
-            "--format",
-            "json",
-        ])
-        .await;
-    run.expect(0);
+    let apply_iam = [
+        "apply",
+        "--app-iam",
+        "--admin-password-from",
+        "env:ADMIN_PW",
+        "--format",
+        "json",
+    ];
+    t.run(&apply_iam).await.expect(0);
     let su = t.superuser().await;
     let members = "SELECT count(*) FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid \
                    JOIN pg_roles r ON r.oid = m.member WHERE g.rolname = 'rds_iam' AND r.rolname = 'app_user'";
     assert_eq!(count(&su, members).await, 1);
     // Applying again changes nothing.
-    let again = t
-        .run(&[
-            "apply",
-            "--app-iam",
-            "--admin-password-from",
-            "env:ADMIN_PW",
-            "--format",
-            "json",
-        ])
-        .await;
+    let again = t.run(&apply_iam).await;
     again.expect(0);
     assert_eq!(again.json()["summary"]["changes"], 0, "{}", again.stdout);
     // verify says how the app role logs in (here it still can with a password:

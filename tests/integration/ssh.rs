@@ -201,32 +201,15 @@ async fn ctrl_c_during_apply_via_ssh_changes_nothing_and_stops_ssh() {
     let su = t.superuser().await;
     let before = catalog_snapshot(&su).await;
     let blocker = t.hold_lock("vehicles").await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .args([
-            "apply",
-            "--via-ssh",
-            "bastion",
-            "--lock-timeout",
-            "60s",
-            "--app-password-from",
-            "env:APP_PW",
-        ])
-        .env_clear()
-        .envs(&t.env)
-        .envs([
-            ("RDS_ENDPOINT", "localhost".to_string()),
-            ("RDS_PORT", t.sandbox.port.to_string()),
-            ("PGSSLROOTCERT", certs.ca_path()),
-            ("RLSCTL_SSH_CONFIG", config.display().to_string()),
-            ("PGPORT", "1".to_string()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    wait_for_a_lock_wait(&su).await;
+    let env = [
+        ("RDS_ENDPOINT", "localhost".to_string()),
+        ("RDS_PORT", t.sandbox.port.to_string()),
+        ("PGSSLROOTCERT", certs.ca_path()),
+        ("RLSCTL_SSH_CONFIG", config.display().to_string()),
+        ("PGPORT", "1".to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    let mut child = apply_waiting_on_a_lock(&t, &su, &["--via-ssh", "bastion"], &env).await;
     assert!(ssh_running(&config));
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id().unwrap() as i32),

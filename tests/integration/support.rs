@@ -309,6 +309,32 @@ pub async fn count(db: &Db, sql: &str) -> i64 {
         .get(0)
 }
 
+/// `rlsctl apply` through a tunnel (`via`: `--via-ssm`, or `--via-ssh HOST`),
+/// waiting up to a minute for each lock, started in the background with
+/// `env` over the test's own; returns once the apply waits on a lock.
+pub async fn apply_waiting_on_a_lock(
+    t: &TestDb,
+    su: &Db,
+    via: &[&str],
+    env: &[(String, String)],
+) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
+        .arg("apply")
+        .args(via)
+        .args(["--lock-timeout", "60s", "--app-password-from", "env:APP_PW"])
+        .env_clear()
+        .envs(&t.env)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for_a_lock_wait(su).await;
+    child
+}
+
 /// Waits until some session waits on a lock (the command under test reached it).
 pub async fn wait_for_a_lock_wait(db: &Db) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -681,24 +681,8 @@ async fn sigterm_to_apply_via_ssm_waiting_on_a_lock_changes_nothing_and_ends_the
     let su = t.superuser().await;
     let before = catalog_snapshot(&su).await;
     let blocker = t.hold_lock("vehicles").await;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rlsctl"))
-        .args([
-            "apply",
-            "--via-ssm",
-            "--lock-timeout",
-            "60s",
-            "--app-password-from",
-            "env:APP_PW",
-        ])
-        .env_clear()
-        .envs(&t.env)
-        .envs(aws.with(&[("PGPORT", "1")]))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_a_lock_wait(&su).await;
+    let mut child =
+        apply_waiting_on_a_lock(&t, &su, &["--via-ssm"], &aws.with(&[("PGPORT", "1")])).await;
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
         nix::sys::signal::Signal::SIGTERM,
