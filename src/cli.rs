@@ -301,8 +301,27 @@ pub(crate) struct ApplyArgs {
     /// row; each statement that enforcement would narrow is recorded in the
     /// server log (read it with `rlsctl shadow report`). A later plain `apply`
     /// enforces, in one transaction.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["enforce", "enforce_clean"])]
     pub(crate) shadow: bool,
+    /// Staged enforcement: enforce these tenant tables (comma-separated, as
+    /// configured); every other keeps its mode, and a table not installed yet
+    /// starts in shadow mode.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "TABLE",
+        conflicts_with = "enforce_clean"
+    )]
+    pub(crate) enforce: Vec<String>,
+    /// Staged enforcement: enforce exactly the tables the shadow records show
+    /// clean since --since (no record, and in shadow mode that whole time);
+    /// the others stay in shadow. A log that cannot be read, or that does not
+    /// reach back to --since, is an error: no table is called clean for lack
+    /// of data.
+    #[arg(long, requires = "since")]
+    pub(crate) enforce_clean: bool,
+    #[command(flatten, next_help_heading = "Shadow records (--enforce-clean)")]
+    pub(crate) logs: LogSourceArgs,
     /// Password for the app role when apply creates it (or with --rotate-passwords).
     #[arg(long, env = "RLSCTL_APP_PASSWORD_FROM", value_name = "SOURCE", value_parser = SourceParser)]
     pub(crate) app_password_from: Option<PasswordSource>,
@@ -390,9 +409,16 @@ pub(crate) struct MonitorArgs {
 /// `rlsctl rollback`.
 #[derive(Debug, Args)]
 pub(crate) struct RollbackArgs {
-    /// A table to disable RLS on (repeatable).
+    /// A table to disable RLS on (repeatable); with --to-shadow, to put back in shadow mode.
     #[arg(long = "table", value_name = "TABLE", conflicts_with_all = ["all", "restore", "uninstall"])]
     pub(crate) table: Vec<String>,
+    /// The gentle way back for an enforced table that breaks a job: put the
+    /// --table(s) back in shadow mode (RLS stays on; the app sees every
+    /// tenant's rows there again, and what enforcement would hide is recorded
+    /// again). Recorded in the break-glass log; `apply --enforce TABLE`
+    /// enforces it again.
+    #[arg(long, requires = "table")]
+    pub(crate) to_shadow: bool,
     /// Disable RLS on every tenant table.
     #[arg(long, conflicts_with_all = ["restore", "uninstall"])]
     pub(crate) all: bool,
@@ -430,9 +456,10 @@ pub(crate) enum ShadowCommand {
     Report(ShadowReportArgs),
 }
 
-/// `rlsctl shadow report`.
-#[derive(Debug, Args)]
-pub(crate) struct ShadowReportArgs {
+/// Where shadow records are read from (`shadow report`, `apply
+/// --enforce-clean`): log files, the RDS API, else the server's own log.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct LogSourceArgs {
     /// A server log file to read (repeatable; plain, CSV (.csv) or JSON
     /// (.json) log format).
     #[arg(long = "log-file", value_name = "PATH", conflicts_with = "rds")]
@@ -446,9 +473,17 @@ pub(crate) struct ShadowReportArgs {
     /// DownloadDBLogFilePortion) with the AWS credentials of --profile/--region.
     #[arg(long)]
     pub(crate) rds: bool,
-    /// With --rds: the log files written within this long.
-    #[arg(long, value_parser = parse_duration, default_value = "24h")]
-    pub(crate) since: Duration,
+    /// Only the records of this long ago and later (e.g. 7d); with --rds, the
+    /// log files written since then (24h when not given, for shadow report).
+    #[arg(long, value_parser = parse_duration)]
+    pub(crate) since: Option<Duration>,
+}
+
+/// `rlsctl shadow report`.
+#[derive(Debug, Args)]
+pub(crate) struct ShadowReportArgs {
+    #[command(flatten)]
+    pub(crate) logs: LogSourceArgs,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,

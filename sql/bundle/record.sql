@@ -19,7 +19,11 @@ JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = $4
 ON CONFLICT (schema_name, table_name) DO UPDATE
    SET tenant_column = EXCLUDED.tenant_column, installed_using = EXCLUDED.installed_using,
        installed_check = EXCLUDED.installed_check, installed_using_tree = EXCLUDED.installed_using_tree,
-       installed_check_tree = EXCLUDED.installed_check_tree;
+       installed_check_tree = EXCLUDED.installed_check_tree,
+       -- a policy that changed form (enforced and shadow) starts its time anew
+       policy_since = CASE WHEN (tt.installed_using, tt.installed_check)
+                                IS NOT DISTINCT FROM (EXCLUDED.installed_using, EXCLUDED.installed_check)
+                           THEN tt.policy_since ELSE now() END;
 
 -- step: record_history
 INSERT INTO rlsctl.bundle_history (version, checksum, schema_name, tables, tenant_column, tenant_setting,

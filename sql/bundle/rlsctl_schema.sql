@@ -51,12 +51,17 @@ CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     original_rls               boolean NOT NULL,
     original_force             boolean NOT NULL,
     original_public_privileges text[]  NOT NULL,
+    -- when the isolation policy took its present form (enforced, or shadow):
+    -- apply --enforce-clean calls a shadow table clean only for the time since
+    policy_since               timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (schema_name, table_name)
 );
+-- installed by an rlsctl that did not record it
+ALTER TABLE rlsctl.tenant_tables ADD COLUMN IF NOT EXISTS policy_since timestamptz NOT NULL DEFAULT now();
 
 CREATE TABLE IF NOT EXISTS rlsctl.break_glass_log (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    action      text        NOT NULL CHECK (action IN ('disable', 'uninstall')),
+    action      text        NOT NULL,
     schema_name text        NOT NULL,
     tables      text[]      NOT NULL,
     reason      text        NOT NULL,
@@ -66,6 +71,12 @@ CREATE TABLE IF NOT EXISTS rlsctl.break_glass_log (
     ended_by    text,
     ended_at    timestamptz
 );
+
+-- what the log records: a disable (break-glass), an uninstall, or one table put
+-- back in shadow mode (rollback --to-shadow); an older rlsctl allowed the first two
+ALTER TABLE rlsctl.break_glass_log DROP CONSTRAINT IF EXISTS break_glass_log_action_check;
+ALTER TABLE rlsctl.break_glass_log ADD CONSTRAINT break_glass_log_action_check
+    CHECK (action IN ('disable', 'uninstall', 'to-shadow'));
 
 REVOKE ALL ON rlsctl.bundle_history, rlsctl.tenant_tables, rlsctl.break_glass_log FROM PUBLIC;
 GRANT SELECT ON rlsctl.bundle_history, rlsctl.tenant_tables, rlsctl.break_glass_log TO {{app_role}}, {{admin_role}};

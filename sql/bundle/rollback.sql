@@ -45,6 +45,14 @@ DROP ROLE IF EXISTS {{admin_role}};
 -- Bound parameters: $1 schema, $2 tables, $3 reason.
 INSERT INTO rlsctl.break_glass_log (action, schema_name, tables, reason) VALUES ('disable', $1, $2, $3);
 
+-- step: log_to_shadow
+-- A table put back in shadow mode (rollback --to-shadow): recorded like a
+-- break-glass, and closed at once (the table stays protected by RLS; monitor
+-- reports it under RLS008 until apply enforces it again).
+-- Bound parameters: $1 schema, $2 tables, $3 reason.
+INSERT INTO rlsctl.break_glass_log (action, schema_name, tables, reason, ended_by, ended_at)
+VALUES ('to-shadow', $1, $2, $3, session_user, now());
+
 -- step: close_break_glass
 UPDATE rlsctl.break_glass_log SET ended_at = now(), ended_by = session_user
 WHERE ended_at IS NULL AND action = 'disable' RETURNING schema_name, tables;

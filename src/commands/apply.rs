@@ -1,21 +1,25 @@
 //! `rlsctl apply`: pre-flight, plan, one transaction (or batches of them).
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 
 use crate::cli::{ApplyArgs, Format};
 use crate::model::checks;
-use crate::model::plan::{Action, Mode, RoleInputs};
+use crate::model::plan::{Action, Enforcement, RoleInputs};
 use crate::model::secret::Secret;
+use crate::model::shadow::{time, Since};
 use crate::model::snapshot::ServerInfo;
 use crate::pg::apply::{self, ApplyOutcome, Options};
 
 /// Runs `apply` as a privileged user (default `postgres`).
 pub(crate) async fn run(args: ApplyArgs) -> Result<super::Verdict> {
+    // --enforce-clean reads the shadow records first: a log that cannot be
+    // read, or does not reach back far enough, stops it before anything changes.
+    let enforcement = enforcement(&args).await?;
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
-        let options = options(&args).await?;
+        let options = options(&args, enforcement).await?;
         let outcome = apply::apply(&db, &target, &options).await?;
         super::print(&match args.format {
             Format::Text => text(&db.info, &outcome, args.dry_run),
@@ -30,7 +34,53 @@ pub(crate) async fn run(args: ApplyArgs) -> Result<super::Verdict> {
     .await
 }
 
-async fn options(args: &ApplyArgs) -> Result<Options> {
+/// Which tables the flags enforce.
+async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
+    if args.shadow {
+        return Ok(Enforcement::Shadow);
+    }
+    if !args.enforce.is_empty() {
+        let configured = &args.db.target.tables;
+        if let Some(unknown) = args.enforce.iter().find(|t| !configured.contains(t)) {
+            bail!(
+                "--enforce {unknown}: not one of the tenant tables ({}; RLSCTL_TENANT_TABLES)",
+                configured.join(", ")
+            );
+        }
+        return Ok(Enforcement::Staged {
+            enforce: args.enforce.clone(),
+            shadow: Vec::new(),
+        });
+    }
+    if !args.enforce_clean {
+        return Ok(Enforcement::All);
+    }
+    let since = args
+        .logs
+        .since
+        .ok_or_else(|| anyhow!("--enforce-clean needs --since"))?;
+    let (found, label) = super::shadow::read_records(&args.logs, &args.db.conn).await?;
+    let cutoff = time::now() - since.as_secs() as i64;
+    let back = humantime::format_duration(since);
+    match found.first_logged.as_deref().and_then(time::epoch_seconds) {
+        None => bail!(
+            "{label}: no time rlsctl can read at the start of the log (a plain log needs %t or %m in \
+             log_line_prefix, and log_timezone UTC or an offset), so whether it reaches back {back} cannot be \
+             told: no table is called clean for lack of data"
+        ),
+        Some(start) if start > cutoff => bail!(
+            "{label} starts at {}, later than {back} ago ({}): it cannot show a table clean for that long \
+             (pass the older log files, or a shorter --since); nothing was changed",
+            time::utc_text(start),
+            time::utc_text(cutoff)
+        ),
+        Some(_) => {}
+    }
+    let label = format!("{back} ago ({})", time::utc_text(cutoff));
+    Ok(Enforcement::Clean(Since::of(&found.records, cutoff, label)))
+}
+
+async fn options(args: &ApplyArgs, enforcement: Enforcement) -> Result<Options> {
     // A dry run shows the password statement redacted without reading the secret.
     let read = |source: &Option<crate::credentials::PasswordSource>, what: &'static str| {
         let source = source.clone();
@@ -61,11 +111,8 @@ async fn options(args: &ApplyArgs) -> Result<Options> {
         },
         no_app_password: args.no_app_password || args.app_iam,
         batch_size: args.batch_size.map(|n| n as usize),
-        mode: if args.shadow {
-            Mode::Shadow
-        } else {
-            Mode::Enforce
-        },
+        enforcement,
+        to_shadow_reason: None,
     })
 }
 
@@ -94,20 +141,31 @@ fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
-        .set_header(["object", "action", "statements"]);
+        .set_header(["object", "action", "mode", "statements"]);
     for item in &outcome.plan.items {
         let action = match item.action {
             Action::Create => "create",
             Action::Change => "change",
             Action::Unchanged => "unchanged",
         };
+        let mode = match item.mode {
+            Some(m) if m.before == m.after => m.after.label().to_string(),
+            Some(m) => format!("{} → {}", m.before.label(), m.after.label()),
+            None => String::new(),
+        };
         table.add_row([
             item.object.clone(),
             action.to_string(),
+            mode,
             item.statements.len().to_string(),
         ]);
     }
     out.push_str(&format!("{table}\n"));
+    for item in &outcome.plan.items {
+        if let Some(why) = &item.why {
+            out.push_str(&format!("  {}: {why}\n", item.object));
+        }
+    }
     out.push_str(&reach_text(outcome, dry_run));
     let changes = outcome.plan.changes();
     let batching = &outcome.batching;

@@ -48,7 +48,7 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     checks::drift::run(&snapshot, target, &mut findings);
     crate::pg::session_state::run(db, &snapshot, target, &mut findings).await?;
     tracing::info!(statements = db.statements(), "monitor done");
-    Ok(Report::new("monitor", db.info.clone(), findings.0))
+    Ok(Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot))
 }
 
 fn now() -> f64 {

@@ -7,10 +7,14 @@ use serde_json::json;
 
 use super::Verdict;
 use crate::cli::{Format, RollbackArgs};
+use crate::model::plan::Enforcement;
 use crate::pg::rollback::{self, Performed, RollbackAction, RollbackOutcome};
 
 /// Runs `rollback` as a privileged user (default `postgres`).
 pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
+    if args.to_shadow {
+        return to_shadow(args).await;
+    }
     let action = if args.restore {
         RollbackAction::Restore
     } else if args.uninstall {
@@ -65,6 +69,104 @@ pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
     .await
 }
 
+/// `rollback --table T --to-shadow`: an apply that puts T (and only T) back
+/// in shadow mode, with the break-glass log entry in its transaction.
+async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
+    let configured = &args.db.target.tables;
+    if let Some(unknown) = args.table.iter().find(|t| !configured.contains(t)) {
+        bail!(
+            "--table {unknown}: not one of the tenant tables ({}; RLSCTL_TENANT_TABLES)",
+            configured.join(", ")
+        );
+    }
+    let reason = args
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(String::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!("--reason is required (an incident id, e.g. --reason INC-1234): it goes in the break-glass log")
+        })?;
+    if !args.yes && !std::io::stdin().is_terminal() {
+        bail!("refusing to put tables back in shadow mode without confirmation: there is no TTY to ask on; pass --yes");
+    }
+    let options = crate::pg::apply::Options {
+        dry_run: false,
+        lock_timeout: std::time::Duration::from_secs(5),
+        lock_retries: 3,
+        roles: Default::default(),
+        no_app_password: false,
+        batch_size: None,
+        enforcement: Enforcement::Staged {
+            enforce: Vec::new(),
+            shadow: args.table.clone(),
+        },
+        to_shadow_reason: Some(reason.clone()),
+    };
+    let conn = args.db.conn.clone();
+    super::with_tunnel(&conn, |conn| async move {
+        let (target, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
+        if !args.yes {
+            ask(&db.info.name, "put tables back in shadow mode")?;
+        }
+        let outcome = crate::pg::apply::apply(&db, &target, &options).await?;
+        let tables: Vec<String> = args.table.iter().map(|t| target.display_table(t)).collect();
+        super::print(&match args.format {
+            Format::Text => to_shadow_text(&outcome, &tables, &reason),
+            Format::Json => serde_json::to_string_pretty(&json!({
+                "command": "rollback",
+                "database": db.info,
+                "action": "to-shadow",
+                "tables": tables,
+                "reason": reason,
+                "applied": outcome.applied,
+                "preflight": outcome.preflight,
+                "plan": outcome.plan,
+            }))?,
+        });
+        Ok(if outcome.refused() {
+            Verdict::Problems
+        } else {
+            Verdict::Clean
+        })
+    })
+    .await
+}
+
+fn to_shadow_text(
+    outcome: &crate::pg::apply::ApplyOutcome,
+    tables: &[String],
+    reason: &str,
+) -> String {
+    let list = tables.join(", ");
+    if outcome.refused() {
+        let problems: Vec<String> = outcome
+            .preflight
+            .problems()
+            .map(|f| format!("  refused: {} [{}]", f.detail, f.id))
+            .collect();
+        return format!(
+            "{}\nPre-flight refused; nothing was changed.\n",
+            problems.join("\n")
+        );
+    }
+    if !outcome.applied {
+        return format!("{list}: in shadow mode already; nothing was changed.\n");
+    }
+    let bare: Vec<&str> = tables
+        .iter()
+        .map(|t| t.rsplit('.').next().unwrap_or(t))
+        .collect();
+    format!(
+        "SHADOW MODE on {list}: RLS stays on, but the app sees and writes every tenant's rows there again, and what \
+         enforcement would hide is recorded in the server log (rlsctl shadow report).\n\
+         Recorded in rlsctl.break_glass_log with reason {reason:?}. `rlsctl monitor` reports it (RLS008) until enforced.\n\
+         Enforce again with:\n  rlsctl apply --enforce {}\n",
+        bare.join(",")
+    )
+}
+
 fn verb(action: &RollbackAction) -> &'static str {
     match action {
         RollbackAction::Disable(_) => "disable row level security",
@@ -74,10 +176,12 @@ fn verb(action: &RollbackAction) -> &'static str {
 }
 
 fn ask_database_name(database: &str, action: &RollbackAction) -> Result<()> {
-    eprint!(
-        "This will {} in database {database}. Type the database name to confirm: ",
-        verb(action)
-    );
+    ask(database, verb(action))
+}
+
+/// Asks for the database name before `what`.
+fn ask(database: &str, what: &str) -> Result<()> {
+    eprint!("This will {what} in database {database}. Type the database name to confirm: ");
     std::io::stderr().flush().ok();
     let mut answer = String::new();
     std::io::stdin()

@@ -3,14 +3,15 @@
 //! session may read them), or, on RDS, the RDS API's log files.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
 use super::Verdict;
 use crate::aws::rds_logs;
-use crate::cli::{Format, ShadowCommand, ShadowReportArgs};
+use crate::cli::{ConnectionArgs, Format, LogSourceArgs, ShadowCommand, ShadowReportArgs};
 use crate::model::shadow::log::{Found, Layout, LogReader, RDS_PREFIX};
-use crate::model::shadow::Summary;
+use crate::model::shadow::{time, Summary};
 use crate::pg::{self, server_log};
 
 /// Runs a `shadow` subcommand.
@@ -23,30 +24,13 @@ pub(crate) async fn run(command: ShadowCommand) -> Result<Verdict> {
 /// Reads the records from the chosen source and prints the summary: exit 1
 /// when some statement would have been emptied or narrowed, 0 when none.
 async fn report(args: ShadowReportArgs) -> Result<Verdict> {
-    // Files and RDS: the prefix given, else RDS's (the server's own log is
-    // read with the server's own prefix).
-    let prefix = args
-        .log_line_prefix
-        .clone()
-        .unwrap_or_else(|| RDS_PREFIX.to_string());
-    let (found, label) = if !args.log_files.is_empty() {
-        let paths = args.log_files.clone();
-        tokio::task::spawn_blocking(move || from_files(&paths, &prefix)).await??
-    } else if args.rds {
-        let aws = super::aws_settings(&args.conn.aws);
-        let instance = aws.rds_instance.clone().ok_or_else(|| {
-            anyhow!("--rds needs the instance: --db-instance ID, or --rds-endpoint HOST (its first label)")
-        })?;
-        pg::until_interrupted(rds_logs::records(&instance, args.since, &aws, &prefix)).await?
-    } else {
-        let conn = args.conn.clone();
-        super::with_tunnel(&conn, |conn| async move {
-            let user = conn.user.clone().unwrap_or_else(|| "postgres".into());
-            let db = pg::connect(&super::connect_options(&conn, &user, true)?).await?;
-            server_log::records(&db).await
-        })
-        .await?
-    };
+    let (mut found, label) = read_records(&args.logs, &args.conn).await?;
+    if let Some(since) = args.logs.since {
+        let cutoff = time::now() - since.as_secs() as i64;
+        found
+            .records
+            .retain(|r| time::epoch_seconds(&r.at).is_none_or(|at| at >= cutoff));
+    }
     let summary = Summary::of_found(found);
     super::print(&match args.format {
         Format::Text => summary.text(&label),
@@ -57,6 +41,38 @@ async fn report(args: ShadowReportArgs) -> Result<Verdict> {
     } else {
         Verdict::Problems
     })
+}
+
+/// The shadow records from the source the flags choose (log files, the RDS
+/// API, else the server's own log over `conn`), and a description of it.
+pub(crate) async fn read_records(
+    logs: &LogSourceArgs,
+    conn: &ConnectionArgs,
+) -> Result<(Found, String)> {
+    // Files and RDS: the prefix given, else RDS's (the server's own log is
+    // read with the server's own prefix).
+    let prefix = logs
+        .log_line_prefix
+        .clone()
+        .unwrap_or_else(|| RDS_PREFIX.to_string());
+    if !logs.log_files.is_empty() {
+        let paths = logs.log_files.clone();
+        return tokio::task::spawn_blocking(move || from_files(&paths, &prefix)).await?;
+    }
+    if logs.rds {
+        let aws = super::aws_settings(&conn.aws);
+        let instance = aws.rds_instance.clone().ok_or_else(|| {
+            anyhow!("--rds needs the instance: --db-instance ID, or --rds-endpoint HOST (its first label)")
+        })?;
+        let since = logs.since.unwrap_or(Duration::from_secs(24 * 3600));
+        return pg::until_interrupted(rds_logs::records(&instance, since, &aws, &prefix)).await;
+    }
+    super::with_tunnel(conn, |conn| async move {
+        let user = conn.user.clone().unwrap_or_else(|| "postgres".into());
+        let db = pg::connect(&super::connect_options(&conn, &user, true)?).await?;
+        server_log::records(&db).await
+    })
+    .await
 }
 
 /// The records in the log files at `paths` (plain ones laid out with

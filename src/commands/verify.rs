@@ -75,5 +75,5 @@ pub(crate) async fn verify(
         crate::http::app::run(url, ids, &burst, target, &mut findings).await?;
     }
     tracing::info!(statements = db.statements(), "verify done");
-    Ok(Report::new("verify", db.info.clone(), findings.0))
+    Ok(Report::new("verify", db.info.clone(), findings.0).with_modes(&snapshot))
 }

@@ -5,7 +5,16 @@ use std::io::IsTerminal;
 use serde::Serialize;
 
 use crate::model::checks::{Finding, Status};
-use crate::model::snapshot::ServerInfo;
+use crate::model::snapshot::{ServerInfo, Snapshot, TableMode};
+
+/// One tenant table's mode, as the reports show it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct TableState {
+    /// `schema.table`.
+    pub(crate) table: String,
+    /// `enforced`, `shadow`, `break-glass` or `not-installed`.
+    pub(crate) mode: TableMode,
+}
 
 /// Counts by status.
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -31,6 +40,9 @@ pub(crate) struct Report {
     pub(crate) checks: Vec<Finding>,
     /// Counts.
     pub(crate) summary: Counts,
+    /// Each tenant table's mode (verify and monitor).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tables: Vec<TableState>,
 }
 
 impl Report {
@@ -50,7 +62,61 @@ impl Report {
             database,
             checks,
             summary,
+            tables: Vec::new(),
         }
+    }
+
+    /// The report with each tenant table's mode from `snap`.
+    pub(crate) fn with_modes(mut self, snap: &Snapshot) -> Self {
+        self.tables = snap
+            .table_modes()
+            .into_iter()
+            .map(|(table, mode)| TableState {
+                table: table.to_string(),
+                mode,
+            })
+            .collect();
+        self
+    }
+
+    /// One line: how many tables are in each mode, naming those not enforced.
+    fn modes_line(&self) -> Option<String> {
+        if self.tables.is_empty() {
+            return None;
+        }
+        let mut parts = Vec::new();
+        for mode in [
+            TableMode::Enforced,
+            TableMode::Shadow,
+            TableMode::BreakGlass,
+            TableMode::NotInstalled,
+        ] {
+            let tables: Vec<&str> = self
+                .tables
+                .iter()
+                .filter(|t| t.mode == mode)
+                .map(|t| t.table.as_str())
+                .collect();
+            if tables.is_empty() {
+                continue;
+            }
+            let mut part = format!("{} {}", tables.len(), mode.label());
+            if mode != TableMode::Enforced {
+                let shown: Vec<&str> = tables.iter().take(10).copied().collect();
+                let more = tables.len() - shown.len();
+                part.push_str(&format!(
+                    " ({}{})",
+                    crate::logging::printable(&shown.join(", ")),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            parts.push(part);
+        }
+        Some(format!("tenant tables: {}\n", parts.join(", ")))
     }
 
     /// Whether the result is clean: no failure (and no warning under `strict`).
@@ -84,8 +150,12 @@ impl Report {
             ]);
         }
         let mut out = format!(
-            "rlsctl {}: database {} as {} (PostgreSQL {})\n{table}\n",
-            self.command, self.database.name, self.database.user, self.database.server_version
+            "rlsctl {}: database {} as {} (PostgreSQL {})\n{}{table}\n",
+            self.command,
+            self.database.name,
+            self.database.user,
+            self.database.server_version,
+            self.modes_line().unwrap_or_default()
         );
         let fixes: Vec<&Finding> = self
             .checks
@@ -138,6 +208,16 @@ impl Report {
             ("skip", s.skipped),
         ] {
             out.push_str(&format!("rlsctl_checks{{status=\"{status}\"}} {n}\n"));
+        }
+        if !self.tables.is_empty() {
+            out.push_str("# HELP rlsctl_table_mode One series per tenant table: 1 for the mode it is in.\n# TYPE rlsctl_table_mode gauge\n");
+            for t in &self.tables {
+                out.push_str(&format!(
+                    "rlsctl_table_mode{{table=\"{}\",mode=\"{}\"}} 1\n",
+                    escape_label(&t.table),
+                    t.mode.label().replace(' ', "-")
+                ));
+            }
         }
         out.push_str(
             "# HELP rlsctl_drift 1 when a check failed, else 0.\n# TYPE rlsctl_drift gauge\n",

@@ -18,7 +18,7 @@ use crate::model::batches::{self, Batching};
 use crate::model::checks::preflight::{self, Inputs, NullRows};
 use crate::model::checks::{Findings, Status};
 use crate::model::config::{Target, POLICY_NAME};
-use crate::model::plan::{self, Mode, Plan, RoleInputs};
+use crate::model::plan::{self, Enforcement, Mode, Plan, RoleInputs};
 use crate::model::report::Report;
 use crate::model::snapshot::{Reacher, Reads, Snapshot};
 use crate::model::sql::{render, Step};
@@ -52,8 +52,11 @@ pub struct Options {
     pub no_app_password: bool,
     /// Tenant tables per transaction (`--batch-size`); otherwise the lock budget decides.
     pub batch_size: Option<usize>,
-    /// Enforce isolation, or install it in shadow mode (`--shadow`).
-    pub mode: Mode,
+    /// Which tables are enforced; the others are in shadow mode.
+    pub enforcement: Enforcement,
+    /// `rollback --to-shadow`: the reason, recorded in the break-glass log
+    /// with the tables put in shadow mode, in the same transaction.
+    pub to_shadow_reason: Option<String>,
 }
 
 /// What the pre-flight found: catalogued checks (PRE001…), reported like the
@@ -255,7 +258,14 @@ async fn attempt_once(
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
     let snap = Snapshot::read(db, target, APPLY_READS).await?;
-    let mut plan = plan::build(target, &snap, &options.roles, options.mode);
+    let modes = options.enforcement.modes(&snap);
+    let mut plan = plan::build(target, &snap, &options.roles, &modes);
+    let why = options.enforcement.why(&snap);
+    for item in &mut plan.items {
+        if let Some(table) = item.table.and_then(|i| snap.tables.get(i)) {
+            item.why = why.get(&table.name).cloned();
+        }
+    }
     let changing = plan.changing_tables();
     let batching = match stage {
         Batch::First => {
@@ -275,7 +285,7 @@ async fn attempt_once(
     };
     let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
     plan.blocked.clear();
-    let checksum = checksum(target, &snap, options.mode);
+    let checksum = checksum(target, &snap, &modes);
     let mut outcome = ApplyOutcome::unapplied(preflight, checksum, batching, snap.reach.clone());
     if outcome.refused() {
         plan = Plan::default();
@@ -299,6 +309,16 @@ async fn attempt_once(
     // Tables beyond this batch wait for the next transaction.
     let later: HashSet<usize> = changing.iter().copied().skip(size).collect();
     let changes = execute(db, &plan, &later).await?;
+    if let (Some(reason), Enforcement::Staged { shadow, .. }) =
+        (&options.to_shadow_reason, &options.enforcement)
+    {
+        db.execute(
+            &render(Step::LogToShadow, &[]),
+            &[&target.schema, shadow, reason],
+        )
+        .await
+        .map_err(|e| classify(e, "recording the change in the break-glass log"))?;
+    }
     outcome.reach = record(db, target, &snap, &later, &outcome.checksum, changes).await?;
     transaction
         .commit()
@@ -500,7 +520,7 @@ pub(crate) fn same_reach(recorded: &Option<Vec<Reacher>>, live: &[Reacher]) -> b
 
 /// SHA-256 of the bundle as rendered for this database (every step, passwords
 /// left out), so history shows when what was installed changed.
-fn checksum(target: &Target, snap: &Snapshot, mode: Mode) -> String {
+fn checksum(target: &Target, snap: &Snapshot, modes: &[Mode]) -> String {
     use sha2::{Digest, Sha256};
     let mut fresh = snap.clone();
     fresh.app = Default::default();
@@ -519,7 +539,7 @@ fn checksum(target: &Target, snap: &Snapshot, mode: Mode) -> String {
         }
     }
     let fresh = fresh.reindexed();
-    let plan = plan::build(target, &fresh, &RoleInputs::default(), mode);
+    let plan = plan::build(target, &fresh, &RoleInputs::default(), modes);
     let mut hasher = Sha256::new();
     hasher.update(BUNDLE_VERSION.as_bytes());
     for statement in plan.statements() {

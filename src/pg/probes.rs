@@ -49,20 +49,28 @@ pub async fn run(
         findings.skip_all(&PROBES, &format!("{reason}; probes would prove nothing"));
         return Ok(());
     }
+    // A table in shadow mode lets every row through by design (RLS008 fails
+    // for it): the probes prove the enforced ones, and say which they skipped.
+    let shadow = snap.shadow_tables();
     let tables: Vec<ProbeTable> = snap
         .tables
         .iter()
-        .filter(|t| t.exists && t.has_column)
+        .filter(|t| t.exists && t.has_column && !shadow.contains(&t.display.as_str()))
         .map(|t| ProbeTable {
             table: t,
             column_type: t.column_type.clone().unwrap_or_else(|| "text".into()),
         })
         .collect();
     if tables.is_empty() {
-        findings.skip_all(
-            &PROBES,
-            "no configured tenant table exists with the tenant column",
-        );
+        let why = if shadow.is_empty() {
+            "no configured tenant table exists with the tenant column".to_string()
+        } else {
+            format!(
+                "every tenant table is in shadow mode ({}): nothing is enforced to probe (see RLS008)",
+                shadow.len()
+            )
+        };
+        findings.skip_all(&PROBES, &why);
         return Ok(());
     }
     let refs: Vec<TableRef> = tables
@@ -107,7 +115,7 @@ pub async fn run(
             None => return Err(err),
         }
     }
-    explain_shadow_mode(snap, findings);
+    note_shadow_skips(&shadow, findings);
     Ok(())
 }
 
@@ -130,22 +138,25 @@ async fn probe_tenants(db: &Db, snap: &Snapshot, tenants: &[String]) -> Result<(
     Ok((tenant_a, tenant_b))
 }
 
-/// In shadow mode the probes fail as they should: say why, plainly.
-fn explain_shadow_mode(snap: &Snapshot, findings: &mut Findings) {
-    let shadow = snap.shadow_tables();
+/// Says on each probe's finding which tables it skipped as in shadow mode.
+fn note_shadow_skips(shadow: &[&str], findings: &mut Findings) {
     if shadow.is_empty() {
         return;
     }
-    let isolation = [PRB001.id, PRB002.id, PRB003.id];
-    for finding in findings
-        .0
-        .iter_mut()
-        .filter(|f| isolation.contains(&f.id) && f.status == crate::model::checks::Status::Fail)
-    {
-        finding.detail.push_str(&format!(
-            " (shadow mode is on for {} table(s): isolation is not enforced until `rlsctl apply`; see RLS008)",
-            shadow.len()
-        ));
+    let shown: Vec<&str> = shadow.iter().take(10).copied().collect();
+    let more = shadow.len() - shown.len();
+    let note = format!(
+        " (skipped in shadow mode: {}{}; see RLS008)",
+        shown.join(", "),
+        if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        }
+    );
+    let probes: Vec<_> = PROBES.iter().map(|c| c.id).collect();
+    for finding in findings.0.iter_mut().filter(|f| probes.contains(&f.id)) {
+        finding.detail.push_str(&note);
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::cli::{Format, RehearseArgs, RehearseStep as Step};
 use crate::model::checks::{Status as CheckStatus, DRF003};
 use crate::model::config::Target;
-use crate::model::plan::{Mode, RoleInputs};
+use crate::model::plan::{Enforcement, RoleInputs};
 use crate::model::report::Report;
 use crate::model::secret::Secret;
 use crate::model::sql::{DEMO_SCHEMA, DEMO_SEED};
@@ -292,11 +292,12 @@ impl Rehearsal {
             },
             no_app_password: false,
             batch_size: None,
-            mode: if id == Step::Shadow {
-                Mode::Shadow
+            enforcement: if id == Step::Shadow {
+                Enforcement::Shadow
             } else {
-                Mode::Enforce
+                Enforcement::All
             },
+            to_shadow_reason: None,
         }
     }
 

@@ -221,6 +221,7 @@ fn bundle() -> Bundle {
             table: "orders".into(),
             using: PREDICATE.into(),
             check: PREDICATE.into(),
+            policy_since: Some(1_764_000_000),
         }],
         recorded_bypass_roles: Some(vec!["rdsadmin".into()]),
         recorded_reach: Some(vec![break_glass_reacher()]),

@@ -10,7 +10,7 @@ pub mod bypass;
 pub(crate) mod coverage;
 pub(crate) mod drift;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 pub(crate) mod performance;
 pub(crate) mod preflight;
 pub(crate) mod roles;

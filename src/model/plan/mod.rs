@@ -13,7 +13,10 @@ use super::sql::{helper_values, shadow_values};
 use super::sql::{render, statements, Step};
 use crate::model::config::{Target, ADMIN_POLICY_NAME};
 use crate::model::secret::Secret;
-use crate::model::snapshot::Snapshot;
+use std::collections::BTreeMap;
+
+use crate::model::shadow::Since;
+use crate::model::snapshot::{Snapshot, Table, TableMode};
 use crate::model::sql::quote_ident;
 
 /// What happens to one object.
@@ -66,6 +69,22 @@ pub(crate) struct Item {
     /// For a tenant table, its index in the snapshot's tables (apply batches these).
     #[serde(skip)]
     pub(crate) table: Option<usize>,
+    /// For a tenant table, its mode before and after.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) mode: Option<ModeChange>,
+    /// For a tenant table, why it gets that mode (`--enforce-clean`: what the
+    /// shadow records say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) why: Option<String>,
+}
+
+/// A tenant table's mode before apply and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct ModeChange {
+    /// As it is now.
+    pub(crate) before: TableMode,
+    /// As apply leaves it.
+    pub(crate) after: TableMode,
 }
 
 /// The passwords and choices that shape the role statements.
@@ -135,10 +154,12 @@ fn item(object: String, existed: bool, statements: Vec<Statement>) -> Item {
         action,
         statements,
         table: None,
+        mode: None,
+        why: None,
     }
 }
 
-/// How the isolation policies are installed.
+/// How one table's isolation policy is installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Each tenant sees and writes only its rows.
@@ -147,24 +168,161 @@ pub enum Mode {
     /// Nothing is narrowed yet: what enforcement would hide is recorded
     /// (`apply --shadow`).
     Shadow,
+    /// Left exactly as it is: a table under an open break-glass that a
+    /// staged apply does not name (`rollback --restore` ends a break-glass).
+    Keep,
 }
 
-/// Builds the plan for `mode`.
-pub(crate) fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, mode: Mode) -> Plan {
+/// Which tenant tables apply enforces; the others are in shadow mode.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Every tenant table (`apply`).
+    #[default]
+    All,
+    /// None: every tenant table in shadow mode (`apply --shadow`).
+    Shadow,
+    /// These tables (bare names, as configured) enforced, those in shadow
+    /// mode; every other table keeps its mode, and one without the isolation
+    /// policy yet starts in shadow mode (`apply --enforce`, `apply
+    /// --enforce-clean`, `rollback --to-shadow`).
+    Staged {
+        /// Tables to enforce.
+        enforce: Vec<String>,
+        /// Tables to put in shadow mode.
+        shadow: Vec<String>,
+    },
+    /// Every table in shadow mode that the shadow records show clean (none
+    /// since the moment, and in shadow mode since before it) enforced; every
+    /// other keeps its mode (`apply --enforce-clean --since`).
+    Clean(Since),
+}
+
+impl Enforcement {
+    /// Each tenant table's mode after apply, in the snapshot's order.
+    pub(crate) fn modes(&self, snap: &Snapshot) -> Vec<Mode> {
+        snap.tables
+            .iter()
+            .map(|t| match self {
+                Self::All => Mode::Enforce,
+                Self::Shadow => Mode::Shadow,
+                Self::Staged { enforce, .. } if enforce.contains(&t.name) => Mode::Enforce,
+                Self::Staged { shadow, .. } if shadow.contains(&t.name) => Mode::Shadow,
+                Self::Staged { .. } | Self::Clean(_)
+                    if snap.table_mode(t) == TableMode::BreakGlass =>
+                {
+                    Mode::Keep
+                }
+                Self::Staged { .. } => as_it_is(snap, t),
+                Self::Clean(since) => match clean(snap, t, since) {
+                    Ok(_) => Mode::Enforce,
+                    Err(_) => as_it_is(snap, t),
+                },
+            })
+            .collect()
+    }
+
+    /// Per table (bare name), why `--enforce-clean` gives it its mode.
+    pub(crate) fn why(&self, snap: &Snapshot) -> BTreeMap<String, String> {
+        let Self::Clean(since) = self else {
+            return BTreeMap::new();
+        };
+        snap.tables
+            .iter()
+            .filter(|t| t.exists)
+            .map(|t| {
+                let why = match clean(snap, t, since) {
+                    Ok(why) | Err(why) => why,
+                };
+                (t.name.clone(), why)
+            })
+            .collect()
+    }
+}
+
+/// A table's mode as it is: enforced stays enforced (under a break-glass
+/// too: the policy says which), anything else shadow.
+fn as_it_is(snap: &Snapshot, table: &Table) -> Mode {
+    let policy = snap.policy(&table.display, crate::model::config::POLICY_NAME);
+    if policy.is_some_and(|p| !p.is_shadow()) {
+        Mode::Enforce
+    } else {
+        Mode::Shadow
+    }
+}
+
+/// Whether `--enforce-clean` enforces `table` (`Ok`) or leaves it (`Err`),
+/// and why, in words. Clean: in shadow mode since before the moment, and no
+/// record of it since.
+fn clean(snap: &Snapshot, table: &Table, since: &Since) -> Result<String, String> {
+    match snap.table_mode(table) {
+        TableMode::Enforced => return Err("enforced already".into()),
+        TableMode::NotInstalled => {
+            return Err("not installed yet: starts in shadow mode, to be watched".into())
+        }
+        TableMode::Shadow | TableMode::BreakGlass => {}
+    }
+    if let Some(dirt) = since.dirty.get(&table.display) {
+        return Err(format!(
+            "{} record(s) since {} (the first: {}): stays in shadow",
+            dirt.records, since.label, dirt.first_query
+        ));
+    }
+    let watched_from = snap
+        .bundle
+        .registry
+        .iter()
+        .find(|r| r.table == table.name)
+        .and_then(|r| r.policy_since);
+    match watched_from {
+        Some(from) if from <= since.cutoff => Ok(format!("clean since {}: enforce", since.label)),
+        Some(from) => Err(format!(
+            "in shadow mode only since {}, after {}: stays in shadow until it has been watched that long",
+            crate::model::shadow::time::utc_text(from),
+            since.label
+        )),
+        None => Err("in shadow mode for a time the registry does not say: stays in shadow".into()),
+    }
+}
+
+/// Builds the plan, each tenant table in its mode (`modes`, in the
+/// snapshot's order: see [`Enforcement::modes`]).
+pub(crate) fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, modes: &[Mode]) -> Plan {
     let mut plan = Plan::default();
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
+    // The shadow function stays while any table is (or stays) in shadow mode.
+    let any_shadow = snap.tables.iter().zip(modes).any(|(t, m)| match m {
+        Mode::Shadow => true,
+        Mode::Keep => snap.table_mode(t) == TableMode::Shadow,
+        Mode::Enforce => false,
+    });
     app_role(&mut plan, target, snap, inputs);
     admin_role(&mut plan, target, snap, inputs);
     log_break_glass(&mut plan, snap, &admin);
     grants(&mut plan, target, snap);
-    bundle_schema(&mut plan, target, snap, mode);
+    bundle_schema(&mut plan, target, snap, modes);
     for (i, table) in snap.tables.iter().enumerate() {
-        let mut item = table_item(target, snap, table, mode);
+        let mode = modes.get(i).copied().unwrap_or_default();
+        let before = snap.table_mode(table);
+        let (mut item, after) = match mode {
+            Mode::Keep => (
+                item(
+                    format!("table {}", target.display_table(&table.name)),
+                    true,
+                    Vec::new(),
+                ),
+                before,
+            ),
+            Mode::Enforce => (table_item(target, snap, table, mode), TableMode::Enforced),
+            Mode::Shadow => (table_item(target, snap, table, mode), TableMode::Shadow),
+        };
         item.table = Some(i);
+        if table.exists {
+            item.mode = Some(ModeChange { before, after });
+        }
         plan.items.push(item);
     }
-    revoke_shadow_function(&mut plan, snap, &app, mode);
+    revoke_shadow_function(&mut plan, snap, &app, any_shadow);
     plan
 }
 
@@ -205,7 +363,8 @@ fn grants(plan: &mut Plan, target: &Target, snap: &Snapshot) {
 
 /// The rlsctl schema: history, registry, break-glass log, helper (and the
 /// shadow function in shadow mode).
-fn bundle_schema(plan: &mut Plan, target: &Target, snap: &Snapshot, mode: Mode) {
+fn bundle_schema(plan: &mut Plan, target: &Target, snap: &Snapshot, modes: &[Mode]) {
+    let shadow = modes.iter().filter(|m| **m == Mode::Shadow).count();
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
     let roles = [("app_role", app.as_str()), ("admin_role", admin.as_str())];
@@ -236,7 +395,7 @@ fn bundle_schema(plan: &mut Plan, target: &Target, snap: &Snapshot, mode: Mode) 
             &helper_values(&app, &admin, &policy),
         )));
     }
-    if mode == Mode::Shadow && !snap.bundle.shadow_current {
+    if shadow > 0 && !snap.bundle.shadow_current {
         let setting = crate::model::sql::quote_literal(&target.tenant_setting);
         stmts.extend(Statement::many(render(
             Step::ShadowFunction,
@@ -248,9 +407,10 @@ fn bundle_schema(plan: &mut Plan, target: &Target, snap: &Snapshot, mode: Mode) 
         snap.bundle.installed,
         stmts,
     ));
-    if mode == Mode::Shadow {
+    if shadow > 0 {
         plan.warnings.push(format!(
-            "shadow mode: {} will see and write every tenant's rows; what enforcement would hide is recorded in the server log (rlsctl shadow report), and monitor reports RLS008 until `rlsctl apply` enforces",
+            "shadow mode on {shadow} of {} tenant table(s): {} will see and write every tenant's rows there; what enforcement would hide is recorded in the server log (rlsctl shadow report), and monitor reports RLS008 until `rlsctl apply` enforces them",
+            modes.len(),
             target.app_role
         ));
     }
@@ -260,8 +420,8 @@ fn bundle_schema(plan: &mut Plan, target: &Target, snap: &Snapshot, mode: Mode) 
 /// the shadow report counts): EXECUTE goes with the last table that leaves
 /// shadow mode, so a batch before it still has it, or with the rlsctl schema
 /// when no table changes.
-fn revoke_shadow_function(plan: &mut Plan, snap: &Snapshot, app: &str, mode: Mode) {
-    if mode != Mode::Enforce || !snap.bundle.shadow_executable {
+fn revoke_shadow_function(plan: &mut Plan, snap: &Snapshot, app: &str, any_shadow: bool) {
+    if any_shadow || !snap.bundle.shadow_executable {
         return;
     }
     let revoke = Statement::plain(render(Step::RevokeShadowFunction, &[("app_role", app)]));
@@ -279,5 +439,179 @@ fn revoke_shadow_function(plan: &mut Plan, snap: &Snapshot, app: &str, mode: Mod
         if item.action == Action::Unchanged {
             item.action = Action::Change;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::checks::fixture::{policy, sound, target};
+    use crate::model::config::POLICY_NAME;
+    use crate::model::shadow::Dirt;
+
+    /// `sound()` with a second table, `invoices`, both in shadow mode since
+    /// `since` (seconds since the epoch).
+    fn two_in_shadow(since: i64) -> Snapshot {
+        let mut snap = sound();
+        let mut invoices = snap.tables[0].clone();
+        invoices.name = "invoices".into();
+        invoices.display = "public.invoices".into();
+        snap.tables.push(invoices);
+        let admin_policy = snap
+            .policies
+            .iter()
+            .find(|p| p.name != POLICY_NAME)
+            .cloned()
+            .unwrap();
+        snap.policies.clear();
+        for table in ["orders", "invoices"] {
+            let display = format!("public.{table}");
+            let shadow = |access| {
+                crate::model::policy::shadow_predicate(
+                    "tenant_id",
+                    "integer",
+                    "app.tenant_id",
+                    &display,
+                    access,
+                )
+            };
+            snap.policies.push(crate::model::snapshot::Policy {
+                table: display.clone(),
+                check: Some(shadow(crate::model::policy::Access::Write)),
+                ..policy(
+                    POLICY_NAME,
+                    &["app_user"],
+                    &shadow(crate::model::policy::Access::Read),
+                    true,
+                )
+            });
+            snap.policies.push(crate::model::snapshot::Policy {
+                table: display.clone(),
+                ..admin_policy.clone()
+            });
+            let mut installed = snap.bundle.registry[0].clone();
+            installed.table = table.into();
+            installed.policy_since = Some(since);
+            snap.bundle.registry.retain(|r| r.table != table);
+            snap.bundle.registry.push(installed);
+        }
+        snap.reindexed()
+    }
+
+    fn target_of_two() -> crate::model::config::Target {
+        let mut target = target();
+        target.tables = vec!["orders".into(), "invoices".into()];
+        target
+    }
+
+    #[test]
+    fn enforce_names_the_tables_and_leaves_the_others_as_they_are() {
+        let snap = two_in_shadow(0);
+        let staged = Enforcement::Staged {
+            enforce: vec!["orders".into()],
+            shadow: Vec::new(),
+        };
+        let modes = staged.modes(&snap);
+        assert_eq!(modes, [Mode::Enforce, Mode::Shadow]);
+        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes);
+        let tables: Vec<&Item> = plan.items.iter().filter(|i| i.table.is_some()).collect();
+        assert_eq!(
+            tables[0].mode,
+            Some(ModeChange {
+                before: TableMode::Shadow,
+                after: TableMode::Enforced
+            })
+        );
+        assert!(!tables[0].statements.is_empty());
+        assert!(tables[1].statements.is_empty(), "{:?}", tables[1]);
+        // The shadow function stays: invoices still calls it.
+        assert!(!plan.statements().any(|s| s
+            .shown
+            .contains("REVOKE EXECUTE ON FUNCTION rlsctl.shadow_seen")));
+        // Enforcing the last one revokes it.
+        let all = Enforcement::Staged {
+            enforce: vec!["orders".into(), "invoices".into()],
+            shadow: Vec::new(),
+        };
+        let mut snap = snap;
+        snap.bundle.shadow_executable = true;
+        let plan = build(
+            &target_of_two(),
+            &snap,
+            &RoleInputs::default(),
+            &all.modes(&snap),
+        );
+        assert!(plan.statements().any(|s| s
+            .shown
+            .contains("REVOKE EXECUTE ON FUNCTION rlsctl.shadow_seen")));
+    }
+
+    #[test]
+    fn enforce_clean_enforces_only_tables_watched_the_whole_time_without_a_record() {
+        let cutoff = 1_000;
+        let mut dirty = BTreeMap::new();
+        dirty.insert(
+            "public.orders".to_string(),
+            Dirt {
+                records: 3,
+                first_query: "SELECT count(*) FROM orders".into(),
+            },
+        );
+        let clean = Enforcement::Clean(Since {
+            cutoff,
+            label: "7d ago".into(),
+            dirty,
+        });
+        // Both in shadow mode since before the cutoff: orders is dirty.
+        let snap = two_in_shadow(cutoff - 1);
+        assert_eq!(clean.modes(&snap), [Mode::Shadow, Mode::Enforce]);
+        let why = clean.why(&snap);
+        assert!(
+            why["orders"].contains("3 record(s) since 7d ago"),
+            "{why:?}"
+        );
+        assert!(why["invoices"].contains("clean since 7d ago"), "{why:?}");
+        // In shadow mode only since after the cutoff: not watched long enough.
+        let snap = two_in_shadow(cutoff + 1);
+        assert_eq!(clean.modes(&snap), [Mode::Shadow, Mode::Shadow]);
+        assert!(clean.why(&snap)["invoices"].contains("only since"));
+        // Enforced already stays enforced; a record never makes it shadow.
+        let snap = sound();
+        assert_eq!(clean.modes(&snap), [Mode::Enforce]);
+    }
+
+    #[test]
+    fn a_staged_apply_leaves_a_table_under_break_glass_alone() {
+        let mut snap = two_in_shadow(0);
+        snap.tables[1].rls = false;
+        snap.bundle
+            .open_break_glass
+            .push(crate::model::snapshot::BreakGlass {
+                tables: vec!["public.invoices".into()],
+                started_by: "postgres".into(),
+                started_at: "now".into(),
+                reason: "INC-1".into(),
+            });
+        let staged = Enforcement::Staged {
+            enforce: vec!["orders".into()],
+            shadow: Vec::new(),
+        };
+        let modes = staged.modes(&snap);
+        assert_eq!(modes, [Mode::Enforce, Mode::Keep]);
+        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes);
+        let invoices = plan.items.iter().find(|i| i.table == Some(1)).unwrap();
+        assert!(
+            invoices.statements.is_empty(),
+            "RLS is not turned back on: {invoices:?}"
+        );
+        // A plain apply (every table) restores it, as before.
+        let plan = build(
+            &target_of_two(),
+            &snap,
+            &RoleInputs::default(),
+            &Enforcement::All.modes(&snap),
+        );
+        let invoices = plan.items.iter().find(|i| i.table == Some(1)).unwrap();
+        assert!(!invoices.statements.is_empty());
     }
 }

@@ -86,7 +86,7 @@ fn privilege_steps(table: &Table) -> Vec<TableStep> {
 fn predicates(target: &Target, table: &Table, mode: Mode) -> (String, String) {
     let column_type = table.column_type.clone().unwrap_or_default();
     match mode {
-        Mode::Enforce => {
+        Mode::Enforce | Mode::Keep => {
             let predicate =
                 policy::predicate(&target.tenant_column, &column_type, &target.tenant_setting);
             (predicate.clone(), predicate)

@@ -57,15 +57,20 @@ impl Layout {
     }
 }
 
-/// A `log_line_prefix`, as a pattern that matches what the server writes for it.
+/// A `log_line_prefix`, as a pattern that matches what the server writes for
+/// it, and one that finds the line's time (its first `%t` or `%m`).
 #[derive(Debug)]
-pub(crate) struct Prefix(regex::Regex);
+pub(crate) struct Prefix {
+    whole: regex::Regex,
+    time: Option<regex::Regex>,
+}
 
 impl Prefix {
     /// Compiles `log_line_prefix` (escapes as PostgreSQL documents them; an
     /// unknown one matches anything, as a client-chosen field does).
     pub(crate) fn new(log_line_prefix: &str) -> Result<Self> {
         let mut pattern = String::from("^");
+        let mut time = None;
         let mut chars = log_line_prefix.chars().peekable();
         while let Some(c) = chars.next() {
             if c != '%' {
@@ -100,6 +105,9 @@ impl Prefix {
                 // backend type, command tag, local address: anything
                 _ => ".*",
             };
+            if time.is_none() && matches!(escape, 't' | 'm') {
+                time = Some(format!("{pattern} *(?P<time>{field})"));
+            }
             if padded {
                 pattern.push_str(&format!(" *(?:{field}) *"));
             } else {
@@ -107,13 +115,23 @@ impl Prefix {
             }
         }
         pattern.push('$');
-        let regex = regex::Regex::new(&pattern)
-            .with_context(|| format!("reading log_line_prefix {log_line_prefix:?}"))?;
-        Ok(Self(regex))
+        let compile = |pattern: &str| {
+            regex::Regex::new(pattern)
+                .with_context(|| format!("reading log_line_prefix {log_line_prefix:?}"))
+        };
+        Ok(Self {
+            whole: compile(&pattern)?,
+            time: time.as_deref().map(compile).transpose()?,
+        })
     }
 
     fn matches(&self, head: &str) -> bool {
-        self.0.is_match(head)
+        self.whole.is_match(head)
+    }
+
+    /// The time at the start of `line`, where the prefix has one.
+    fn time_of<'l>(&self, line: &'l str) -> Option<&'l str> {
+        Some(self.time.as_ref()?.captures(line)?.name("time")?.as_str())
     }
 }
 
@@ -124,6 +142,9 @@ pub(crate) struct Found {
     pub(crate) records: Vec<Record>,
     /// Lines (or CSV rows) longer than [`MAX_LINE`], skipped.
     pub(crate) skipped_long: u64,
+    /// The time of the first log entry read, as the server wrote it (`None`:
+    /// nothing read, or no time in the entries): how far back the log reaches.
+    pub(crate) first_logged: Option<String>,
 }
 
 /// Reads one log, fed in chunks of bytes as they arrive.
@@ -219,6 +240,15 @@ impl<'a> LogReader<'a> {
             return;
         };
         let line = line.strip_suffix('\r').unwrap_or(line);
+        if self.found.first_logged.is_none() {
+            self.found.first_logged = match self.layout {
+                Layout::Plain(prefix) => prefix.time_of(line).map(String::from),
+                Layout::Json => serde_json::from_str::<Value>(line)
+                    .ok()
+                    .and_then(|e| e.get("timestamp")?.as_str().map(String::from)),
+                Layout::Csv => None,
+            };
+        }
         let record = match self.layout {
             Layout::Plain(prefix) => plain_record(prefix, line),
             Layout::Json => json_record(line),
@@ -255,6 +285,13 @@ impl<'a> LogReader<'a> {
                     }
                     if record_end {
                         let fields = std::mem::take(&mut self.fields);
+                        if self.found.first_logged.is_none() && !self.skipping {
+                            // csvlog's first field is log_time.
+                            self.found.first_logged = fields
+                                .first()
+                                .and_then(|f| std::str::from_utf8(f).ok())
+                                .map(String::from);
+                        }
                         if !self.skipping {
                             self.found.records.extend(csv_record(&fields));
                         }

@@ -9,6 +9,7 @@
 //! nor in an error or a statement).
 
 pub mod log;
+pub(crate) mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -190,6 +191,54 @@ impl Summary {
             "tables": self.tables,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default()
+    }
+}
+
+/// One table's shadow records since a moment: how many, and the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Dirt {
+    /// Records since the moment.
+    pub(crate) records: u64,
+    /// The first record's statement, whitespace collapsed.
+    pub(crate) first_query: String,
+}
+
+/// What the shadow records say of each table since a moment (`apply
+/// --enforce-clean --since`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Since {
+    /// The moment, in seconds since the epoch.
+    pub(crate) cutoff: i64,
+    /// The moment as the operator said it (`7d`) and as a time, for messages.
+    pub(crate) label: String,
+    /// `schema.table` -> its records since the moment.
+    pub(crate) dirty: BTreeMap<String, Dirt>,
+}
+
+impl Since {
+    /// The tables the records name since `cutoff`; a record whose time
+    /// cannot be read counts (a table is never called clean by a guess).
+    pub(crate) fn of(records: &[Record], cutoff: i64, label: String) -> Self {
+        let mut dirty: BTreeMap<String, Dirt> = BTreeMap::new();
+        for record in records {
+            if time::epoch_seconds(&record.at).is_some_and(|at| at < cutoff) {
+                continue;
+            }
+            let entry = dirty.entry(record.table.clone()).or_insert_with(|| Dirt {
+                records: 0,
+                first_query: record
+                    .query
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            });
+            entry.records += 1;
+        }
+        Self {
+            cutoff,
+            label,
+            dirty,
+        }
     }
 }
 

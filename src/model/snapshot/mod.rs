@@ -32,6 +32,33 @@ pub struct ServerInfo {
     pub server_version_num: i32,
 }
 
+/// How isolation stands on one tenant table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum TableMode {
+    /// Its isolation policy narrows every tenant to its rows.
+    Enforced,
+    /// Its isolation policy lets every row through and records what
+    /// enforcement would hide (`apply --shadow`, `rollback --to-shadow`).
+    Shadow,
+    /// RLS is off on it under an open break-glass (`rollback --table`).
+    BreakGlass,
+    /// The bundle has not installed its isolation policy yet.
+    NotInstalled,
+}
+
+impl TableMode {
+    /// As the reports write it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Enforced => "enforced",
+            Self::Shadow => "shadow",
+            Self::BreakGlass => "break-glass",
+            Self::NotInstalled => "not installed",
+        }
+    }
+}
+
 /// The connected session and the server.
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
@@ -155,11 +182,33 @@ impl Snapshot {
     pub(crate) fn shadow_tables(&self) -> Vec<&str> {
         self.tables
             .iter()
-            .filter(|t| {
-                self.policies_on(&t.display)
-                    .any(|p| p.name == crate::model::config::POLICY_NAME && p.is_shadow())
-            })
+            .filter(|t| self.table_mode(t) == TableMode::Shadow)
             .map(|t| t.display.as_str())
+            .collect()
+    }
+
+    /// How isolation stands on `table` now.
+    pub(crate) fn table_mode(&self, table: &Table) -> TableMode {
+        let policy = self.policy(&table.display, crate::model::config::POLICY_NAME);
+        let break_glass = self
+            .bundle
+            .open_break_glass
+            .iter()
+            .any(|b| b.tables.contains(&table.display));
+        match policy {
+            _ if break_glass && !table.rls => TableMode::BreakGlass,
+            Some(p) if p.is_shadow() => TableMode::Shadow,
+            Some(_) => TableMode::Enforced,
+            None => TableMode::NotInstalled,
+        }
+    }
+
+    /// Every tenant table that exists, with its mode, in order.
+    pub(crate) fn table_modes(&self) -> Vec<(&str, TableMode)> {
+        self.tables
+            .iter()
+            .filter(|t| t.exists)
+            .map(|t| (t.display.as_str(), self.table_mode(t)))
             .collect()
     }
 

@@ -276,6 +276,11 @@ pub(super) fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
                 table: v(0),
                 using: v(2),
                 check: v(3),
+                policy_since: values
+                    .get(4)
+                    .cloned()
+                    .flatten()
+                    .and_then(|s| s.parse().ok()),
             }),
             "history" => {
                 bundle.recorded_bypass_roles = Some(names(&v(0))?);
