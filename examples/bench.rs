@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use rlsctl::model::checks::{self, Findings};
 use rlsctl::model::config::Target;
-use rlsctl::model::plan::{Mode, RoleInputs};
+use rlsctl::model::plan::{Enforcement, RoleInputs};
 use rlsctl::model::secret::Secret;
 use rlsctl::model::snapshot::{Reads, Snapshot};
 use rlsctl::pg::apply::{apply, Options};
@@ -128,7 +128,8 @@ fn apply_options(admin_login: bool) -> Options {
         },
         no_app_password: false,
         batch_size: None,
-        mode: Mode::Enforce,
+        enforcement: Enforcement::All,
+        to_shadow_reason: None,
     }
 }
 
@@ -549,7 +550,8 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
     // is never called. A range scan without the filter reads every tenant's
     // rows, as it does today, and is what the report lists.
     let shadow_options = Options {
-        mode: Mode::Shadow,
+        enforcement: Enforcement::Shadow,
+        to_shadow_reason: None,
         ..apply_options(true)
     };
     apply(&admin, &target, &shadow_options).await?;
