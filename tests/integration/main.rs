@@ -28,5 +28,6 @@ mod scale;
 mod shadow;
 mod ssh;
 mod ssm_double;
+mod staged;
 mod tunnel;
 mod verify;

@@ -1,0 +1,394 @@
+//! Staged enforcement (#25), as the RDS-shaped master: `apply --enforce`
+//! enforces the tables named and leaves the others in shadow mode,
+//! `apply --enforce-clean --since` enforces exactly the tables the shadow
+//! records show clean (and refuses a log it cannot read or that starts too
+//! late), `rollback --to-shadow` puts one table back; verify and monitor show
+//! each table's mode and exit as the mix deserves.
+
+use serde_json::Value;
+
+use crate::support::*;
+use crate::verify::{details, statuses};
+
+/// Rows of `table` the app role sees without a tenant set.
+async fn seen_without_tenant(t: &TestDb, table: &str) -> i64 {
+    count(&t.app().await, &format!("SELECT count(*) FROM {table}")).await
+}
+
+/// Each table's mode in a verify or monitor document.
+fn modes(doc: &Value) -> Vec<(String, String)> {
+    doc["tables"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|t| {
+            (
+                t["table"].as_str().unwrap().to_string(),
+                t["mode"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `id object` of every finding that fails or warns.
+fn failing(doc: &Value) -> Vec<String> {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail" || c["status"] == "warn")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["id"].as_str().unwrap(),
+                c["object"].as_str().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn mode_pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(t, m)| (format!("public.{t}"), m.to_string()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_some_tables_leaves_the_others_in_shadow_and_every_report_says_which() {
+    let t = TestDb::demo_rds().await;
+    t.apply(&["--shadow"]).await.expect(0);
+    let run = t
+        .apply(&["--enforce", "customers,vehicles", "--format", "json"])
+        .await;
+    run.expect(0);
+    // The plan shows each table's mode before and after.
+    let items = run.json()["plan"]["items"].as_array().unwrap().clone();
+    let mode_of = |object: &str| {
+        items
+            .iter()
+            .find(|i| i["object"] == format!("table public.{object}"))
+            .map(|i| (i["mode"]["before"].clone(), i["mode"]["after"].clone()))
+            .unwrap()
+    };
+    assert_eq!(mode_of("customers"), ("shadow".into(), "enforced".into()));
+    assert_eq!(mode_of("services"), ("shadow".into(), "shadow".into()));
+    // Without a tenant the app sees the shadow tables' rows, none of the
+    // enforced ones'.
+    assert_eq!(seen_without_tenant(&t, "customers").await, 0);
+    assert_eq!(seen_without_tenant(&t, "vehicles").await, 0);
+    assert!(seen_without_tenant(&t, "appointments").await > 0);
+    assert!(seen_without_tenant(&t, "services").await > 0);
+    let mixed = mode_pairs(&[
+        ("customers", "enforced"),
+        ("vehicles", "enforced"),
+        ("appointments", "shadow"),
+        ("services", "shadow"),
+    ]);
+    // monitor: RLS008 names the two still in shadow, RLS003 fails on each of
+    // them (their policy does not narrow); nothing else fails.
+    let (run, doc) = monitor_json(&t).await;
+    run.expect(1);
+    assert_eq!(modes(&doc), mixed);
+    assert_eq!(
+        failing(&doc),
+        [
+            "RLS003 public.appointments",
+            "RLS003 public.services",
+            "RLS008 2 of 4 tenant tables"
+        ],
+        "{}",
+        run.stdout
+    );
+    assert!(details(&doc, "RLS008").contains("public.appointments, public.services"));
+    let text = t.run_env(&["monitor"], &AS_APP).await;
+    assert!(
+        text.stdout
+            .contains("tenant tables: 2 enforced, 2 shadow (public.appointments, public.services)"),
+        "{}",
+        text.stdout
+    );
+    let prom = t
+        .run_env(&["monitor", "--format", "prometheus"], &AS_APP)
+        .await;
+    assert!(prom
+        .stdout
+        .contains("rlsctl_table_mode{table=\"public.services\",mode=\"shadow\"} 1"));
+    assert!(prom
+        .stdout
+        .contains("rlsctl_table_mode{table=\"public.customers\",mode=\"enforced\"} 1"));
+    // verify: the probes prove the enforced tables and say which they skipped.
+    let (run, doc) = crate::verify::verify(&t, &[]).await;
+    run.expect(1);
+    assert_eq!(modes(&doc), mixed);
+    for id in ["PRB001", "PRB002", "PRB003"] {
+        assert_eq!(statuses(&doc, id), ["pass"], "{id}: {}", run.stdout);
+        assert!(
+            details(&doc, id)
+                .contains("skipped in shadow mode: public.appointments, public.services"),
+            "{}",
+            details(&doc, id)
+        );
+    }
+    // The rest, and all is enforced: clean.
+    t.apply(&["--enforce", "appointments,services"])
+        .await
+        .expect(0);
+    let (run, doc) = monitor_json(&t).await;
+    run.expect(0);
+    assert!(modes(&doc).iter().all(|(_, m)| m == "enforced"));
+    crate::verify::verify(&t, &[]).await.0.expect(0);
+    // A table that is not a tenant table: a clear error, nothing changed.
+    let run = t.apply(&["--enforce", "invoices"]).await;
+    run.expect(2);
+    assert!(run
+        .stderr
+        .contains("--enforce invoices: not one of the tenant tables"));
+}
+
+/// The sandbox server's own log file (`%m [%p] `), as an operator has it.
+fn server_log_path(t: &TestDb) -> String {
+    t.sandbox.dir().join("server.log").display().to_string()
+}
+
+/// Seconds since the epoch on the server's clock.
+async fn server_now(t: &TestDb) -> f64 {
+    let row = t
+        .superuser()
+        .await
+        .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])
+        .await
+        .unwrap();
+    row.get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_clean_enforces_the_clean_table_and_keeps_the_one_a_job_read() {
+    let t = TestDb::demo_rds().await;
+    t.apply(&["--shadow"]).await.expect(0);
+    let su = t.superuser().await;
+    let since: f64 = su
+        .query_one(
+            "SELECT extract(epoch FROM min(policy_since))::float8 FROM rlsctl.tenant_tables",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // The shadow window opens; then a report job reads customers without a
+    // tenant, a few seconds later (the window is whole seconds).
+    wait_until("four seconds of shadow mode", HUNG_AFTER, || async {
+        server_now(&t).await >= since + 4.0
+    })
+    .await;
+    seen_without_tenant(&t, "customers").await;
+    // --since reaching back to one second after shadow mode began.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let back = format!("{}s", (now - since.ceil()) as u64 - 1);
+    let log = server_log_path(&t);
+    let args = [
+        "--enforce-clean",
+        "--since",
+        &back,
+        "--log-file",
+        &log,
+        "--log-line-prefix",
+        "%m [%p] ",
+        "--format",
+        "json",
+    ];
+    let run = t.apply(&args).await;
+    run.expect(0);
+    let doc = run.json();
+    let item = |table: &str| {
+        doc["plan"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["object"] == format!("table public.{table}"))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(item("customers")["mode"]["after"], "shadow");
+    assert!(
+        item("customers")["why"]
+            .as_str()
+            .unwrap()
+            .contains("record(s) since"),
+        "{}",
+        item("customers")
+    );
+    assert_eq!(item("vehicles")["mode"]["after"], "enforced");
+    assert!(item("vehicles")["why"]
+        .as_str()
+        .unwrap()
+        .starts_with("clean since"));
+    assert!(seen_without_tenant(&t, "customers").await > 0);
+    let last_dirty = server_now(&t).await;
+    assert_eq!(seen_without_tenant(&t, "vehicles").await, 0);
+    // The job is fixed (it sets a tenant); once the window holds no record of
+    // customers, the next run enforces it too.
+    let app = t.app().await;
+    app.simple("BEGIN; SELECT set_config('app.tenant_id', '1', true); SELECT count(*) FROM customers; COMMIT")
+        .await
+        .unwrap();
+    wait_until("three seconds without a record", HUNG_AFTER, || async {
+        server_now(&t).await >= last_dirty + 3.0
+    })
+    .await;
+    let run = t
+        .apply(&[
+            "--enforce-clean",
+            "--since",
+            "2s",
+            "--log-file",
+            &log,
+            "--log-line-prefix",
+            "%m [%p] ",
+        ])
+        .await;
+    run.expect(0);
+    assert!(
+        run.stdout.contains("public.customers: clean since"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(seen_without_tenant(&t, "customers").await, 0);
+    monitor_json(&t).await.0.expect(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enforce_clean_refuses_a_log_it_cannot_read_or_that_starts_too_late() {
+    let t = TestDb::demo_rds().await;
+    t.apply(&["--shadow"]).await.expect(0);
+    let su = t.superuser().await;
+    let before = catalog_snapshot(&su).await;
+    // A log that cannot be read.
+    let run = t
+        .apply(&[
+            "--enforce-clean",
+            "--since",
+            "1h",
+            "--log-file",
+            "/nonexistent/postgresql.log",
+        ])
+        .await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("/nonexistent/postgresql.log"),
+        "{}",
+        run.stderr
+    );
+    // A log that starts after --since reaches back: the server started minutes ago.
+    let log = server_log_path(&t);
+    let run = t
+        .apply(&[
+            "--enforce-clean",
+            "--since",
+            "30d",
+            "--log-file",
+            &log,
+            "--log-line-prefix",
+            "%m [%p] ",
+        ])
+        .await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("later than 30days ago"),
+        "{}",
+        run.stderr
+    );
+    // A prefix without a time: when the log starts cannot be told.
+    let run = t
+        .apply(&[
+            "--enforce-clean",
+            "--since",
+            "1s",
+            "--log-file",
+            &log,
+            "--log-line-prefix",
+            "[%p] ",
+        ])
+        .await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("no time rlsctl can read"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(catalog_snapshot(&su).await, before, "nothing changed");
+    // And --since is required.
+    t.apply(&["--enforce-clean"]).await.expect(2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn to_shadow_puts_one_table_back_and_apply_enforce_ends_it() {
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    let run = t
+        .run(&[
+            "rollback",
+            "--table",
+            "customers",
+            "--to-shadow",
+            "--reason",
+            "INC-7 nightly export",
+            "--yes",
+        ])
+        .await;
+    run.expect(0);
+    assert!(
+        run.stdout.contains("apply --enforce customers"),
+        "{}",
+        run.stdout
+    );
+    assert!(seen_without_tenant(&t, "customers").await > 0);
+    assert_eq!(seen_without_tenant(&t, "vehicles").await, 0);
+    let su = t.superuser().await;
+    let logged = "SELECT count(*) FROM rlsctl.break_glass_log WHERE action = 'to-shadow' \
+                  AND tables = '{customers}' AND reason = 'INC-7 nightly export' AND ended_at IS NOT NULL";
+    assert_eq!(count(&su, logged).await, 1);
+    // monitor: the shadow table, and no drift (the registry and the history
+    // were kept with the change).
+    let (run, doc) = monitor_json(&t).await;
+    run.expect(1);
+    assert_eq!(
+        failing(&doc),
+        ["RLS003 public.customers", "RLS008 1 of 4 tenant tables"],
+        "{}",
+        run.stdout
+    );
+    // Again: in shadow mode already, nothing changes, nothing is logged.
+    let again = t
+        .run(&[
+            "rollback",
+            "--table",
+            "customers",
+            "--to-shadow",
+            "--reason",
+            "again",
+            "--yes",
+        ])
+        .await;
+    again.expect(0);
+    assert!(
+        again.stdout.contains("in shadow mode already"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        count(&su, "SELECT count(*) FROM rlsctl.break_glass_log").await,
+        1
+    );
+    // Back: enforced again, clean.
+    t.apply(&["--enforce", "customers"]).await.expect(0);
+    assert_eq!(seen_without_tenant(&t, "customers").await, 0);
+    monitor_json(&t).await.0.expect(0);
+    // Without a reason: refused before connecting.
+    t.run(&["rollback", "--table", "customers", "--to-shadow", "--yes"])
+        .await
+        .expect(2);
+}
