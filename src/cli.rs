@@ -516,7 +516,13 @@ pub(crate) enum RehearseStep {
     ShadowTraffic,
     /// shadow report: names the report job's query.
     ShadowReport,
-    /// apply: enforces.
+    /// apply --enforce-clean: the tables the job did not read are enforced.
+    EnforceClean,
+    /// the report job is fixed: it sets its tenant and filters by it.
+    JobFixed,
+    /// apply --enforce-clean: the job's table is enforced too.
+    EnforceLast,
+    /// apply: enforces whatever is left (everything, on an existing database).
     Apply,
     /// verify as the app role with two tenants.
     Verify,

@@ -60,24 +60,11 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
         .since
         .ok_or_else(|| anyhow!("--enforce-clean needs --since"))?;
     let (found, label) = super::shadow::read_records(&args.logs, &args.db.conn).await?;
-    let cutoff = time::now() - since.as_secs() as i64;
-    let back = humantime::format_duration(since);
-    match found.first_logged.as_deref().and_then(time::epoch_seconds) {
-        None => bail!(
-            "{label}: no time rlsctl can read at the start of the log (a plain log needs %t or %m in \
-             log_line_prefix, and log_timezone UTC or an offset), so whether it reaches back {back} cannot be \
-             told: no table is called clean for lack of data"
-        ),
-        Some(start) if start > cutoff => bail!(
-            "{label} starts at {}, later than {back} ago ({}): it cannot show a table clean for that long \
-             (pass the older log files, or a shorter --since); nothing was changed",
-            time::utc_text(start),
-            time::utc_text(cutoff)
-        ),
-        Some(_) => {}
-    }
-    let label = format!("{back} ago ({})", time::utc_text(cutoff));
-    Ok(Enforcement::Clean(Since::of(&found.records, cutoff, label)))
+    let cutoff = time::now() - since.as_millis() as i64;
+    let back = humantime::format_duration(since).to_string();
+    Ok(Enforcement::Clean(Since::from_log(
+        &found, &label, cutoff, &back,
+    )?))
 }
 
 async fn options(args: &ApplyArgs, enforcement: Enforcement) -> Result<Options> {

@@ -26,10 +26,10 @@ pub(crate) async fn run(command: ShadowCommand) -> Result<Verdict> {
 async fn report(args: ShadowReportArgs) -> Result<Verdict> {
     let (mut found, label) = read_records(&args.logs, &args.conn).await?;
     if let Some(since) = args.logs.since {
-        let cutoff = time::now() - since.as_secs() as i64;
+        let cutoff = time::now() - since.as_millis() as i64;
         found
             .records
-            .retain(|r| time::epoch_seconds(&r.at).is_none_or(|at| at >= cutoff));
+            .retain(|r| time::epoch_millis(&r.at).is_none_or(|at| at >= cutoff));
     }
     let summary = Summary::of_found(found);
     super::print(&match args.format {

@@ -48,6 +48,9 @@ async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
             "shadow",
             "shadow-traffic",
             "shadow-report",
+            "enforce-clean",
+            "job-fixed",
+            "enforce-last",
             "apply",
             "verify",
             "monitor",
@@ -60,13 +63,23 @@ async fn rehearse_passes_every_step_and_leaves_nothing_behind() {
     for step in doc["steps"].as_array().unwrap() {
         assert_eq!(step["status"], "pass", "{step}");
     }
-    assert_eq!(doc["summary"]["passed"], 11);
+    assert_eq!(doc["summary"]["passed"], 14);
     let details = step_fields(&doc, "detail");
     assert!(
         details[3].contains("nightly report") && details[3].contains("no tenant"),
         "{}",
         details[3]
     );
+    // The staged path: the job's table stays in shadow, then follows.
+    assert_eq!(
+        details[4],
+        "enforced public.vehicles, public.appointments, public.services; public.customers stays in shadow (the job read it)"
+    );
+    assert_eq!(
+        details[6],
+        "public.customers enforced: no record since the job was fixed"
+    );
+    assert_eq!(details[7], "already up to date");
     // It rehearses production: the RDS master, not a superuser, and says so.
     assert!(
         doc["where"].as_str().unwrap().contains("RDS-shaped master"),
@@ -105,7 +118,14 @@ async fn rehearse_as_a_superuser_when_asked() {
 async fn a_broken_step_fails_the_rehearsal_and_is_named() {
     for (step, name) in [
         ("verify", "verify as the app role with two tenants"),
-        ("apply", "apply (enforces)"),
+        (
+            "enforce-clean",
+            "apply --enforce-clean (customers stays in shadow)",
+        ),
+        (
+            "job-fixed",
+            "the report job sets its tenant and filters by it",
+        ),
         (
             "shadow-traffic",
             "a report job reads customers without a tenant",
@@ -248,7 +268,10 @@ async fn rehearse_against_an_existing_database() {
     let statuses = step_fields(&doc, "status");
     assert_eq!(
         statuses,
-        ["pass", "skip", "skip", "skip", "pass", "pass", "pass", "skip", "skip", "skip", "pass"]
+        [
+            "pass", "skip", "skip", "skip", "skip", "skip", "skip", "pass", "pass", "pass", "skip",
+            "skip", "skip", "pass"
+        ]
     );
     let with_rollback = t
         .run(&[

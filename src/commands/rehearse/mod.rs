@@ -32,11 +32,14 @@ use super::{monitor::monitor, verify::verify};
 const DEMO_TENANTS: [&str; 2] = ["edgar-downtown", "edgar-airport"];
 
 /// The steps, in order.
-const STEPS: [Step; 11] = [
+const STEPS: [Step; 14] = [
     Step::DryRun,
     Step::Shadow,
     Step::ShadowTraffic,
     Step::ShadowReport,
+    Step::EnforceClean,
+    Step::JobFixed,
+    Step::EnforceLast,
     Step::Apply,
     Step::Verify,
     Step::Monitor,
@@ -54,6 +57,9 @@ impl Step {
             Step::Shadow => "apply --shadow (nothing narrowed yet)",
             Step::ShadowTraffic => "a report job reads customers without a tenant",
             Step::ShadowReport => "shadow report (names the report job)",
+            Step::EnforceClean => "apply --enforce-clean (customers stays in shadow)",
+            Step::JobFixed => "the report job sets its tenant and filters by it",
+            Step::EnforceLast => "apply --enforce-clean (customers enforced too)",
             Step::Apply => "apply (enforces)",
             Step::Verify => "verify as the app role with two tenants",
             Step::Monitor => "monitor (clean)",
@@ -69,7 +75,12 @@ impl Step {
     fn shadow(self) -> bool {
         matches!(
             self,
-            Step::Shadow | Step::ShadowTraffic | Step::ShadowReport
+            Step::Shadow
+                | Step::ShadowTraffic
+                | Step::ShadowReport
+                | Step::EnforceClean
+                | Step::JobFixed
+                | Step::EnforceLast
         )
     }
 
@@ -244,6 +255,8 @@ impl Rehearsal {
             Step::DryRun | Step::Shadow | Step::Apply => self.apply(id).await,
             Step::ShadowTraffic => self.shadow_traffic().await,
             Step::ShadowReport => self.shadow_report(),
+            Step::EnforceClean | Step::EnforceLast => self.enforce_clean(id).await,
+            Step::JobFixed => self.job_fixed().await,
             Step::Verify | Step::VerifyAgain => {
                 let app_db = pg::connect(&venue.app).await?;
                 expect_clean(&verify(&app_db, target, &venue.tenants, None).await?)
@@ -374,6 +387,104 @@ impl Rehearsal {
                 summary.records
             ),
         }
+    }
+
+    /// apply --enforce-clean, the window reaching back to the report job's
+    /// first record (it holds the job's reads) or, once the job is fixed, to
+    /// just after its last one (it holds none, unless the fixed job left
+    /// records too: then the step fails, as it should).
+    async fn enforce_clean(&self, id: Step) -> Result<String> {
+        use crate::model::shadow::{time, Since};
+        let paths = self.log.iter().cloned().collect::<Vec<_>>();
+        let (found, source) =
+            super::shadow::from_files(&paths, crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX)?;
+        let job: Vec<i64> = found
+            .records
+            .iter()
+            .filter(|r| r.query.contains("nightly report, no tenant"))
+            .filter_map(|r| time::epoch_millis(&r.at))
+            .collect();
+        let cutoff = match id {
+            Step::EnforceClean => job.iter().min().copied(),
+            _ => job.iter().max().map(|last| last + 1),
+        }
+        .ok_or_else(|| anyhow::anyhow!("the log holds no record of the report job"))?;
+        let back = format!("{}ms", time::now() - cutoff);
+        let mut options = self.apply_options(id);
+        options.enforcement = Enforcement::Clean(Since::from_log(&found, &source, cutoff, &back)?);
+        let outcome = apply::apply(&self.admin_db, &self.target, &options).await?;
+        let (shadow, enforced): (Vec<_>, Vec<_>) = outcome
+            .plan
+            .items
+            .iter()
+            .filter_map(|i| {
+                i.mode
+                    .map(|m| (i.object.trim_start_matches("table "), m.after))
+            })
+            .partition(|(_, mode)| *mode == crate::model::snapshot::TableMode::Shadow);
+        let first = self.target.display_table(
+            self.target
+                .tables
+                .first()
+                .map(String::as_str)
+                .unwrap_or_default(),
+        );
+        let names =
+            |list: &[(&str, _)]| list.iter().map(|(t, _)| *t).collect::<Vec<_>>().join(", ");
+        let expected = match id {
+            Step::EnforceClean => shadow.len() == 1 && shadow[0].0 == first,
+            _ => shadow.is_empty(),
+        };
+        if !expected {
+            bail!(
+                "expected {} in shadow mode, found: {}",
+                if id == Step::EnforceClean {
+                    first.as_str()
+                } else {
+                    "no table"
+                },
+                names(&shadow)
+            );
+        }
+        Ok(match id {
+            Step::EnforceClean => format!(
+                "enforced {}; {first} stays in shadow (the job read it)",
+                names(&enforced)
+            ),
+            _ => format!("{first} enforced: no record since the job was fixed"),
+        })
+    }
+
+    /// The report job, fixed: it sets its tenant and asks for that tenant's
+    /// rows, so enforcement hides nothing it reads and shadow mode records
+    /// nothing (a statement that left the filtering to RLS would be recorded
+    /// as narrowed).
+    async fn job_fixed(&self) -> Result<String> {
+        let (target, venue) = (&self.target, &self.venue);
+        let table = target.tables.first().cloned().unwrap_or_default();
+        let tenant = venue.tenants.first().cloned().unwrap_or_default();
+        let app_db = pg::connect(&venue.app).await?;
+        let tx = app_db
+            .begin(pg::Begin::Plain)
+            .await
+            .doing("the fixed report job")?;
+        pg::tenant::set_local(&tx, &target.tenant_setting, &tenant)
+            .await
+            .doing("setting the tenant")?;
+        let sql = format!(
+            "SELECT count(*) FROM {} WHERE {}::text = $1 /* rehearsal: nightly report, per tenant */",
+            crate::model::sql::qualified(&target.schema, &table),
+            crate::model::sql::quote_ident(&target.tenant_column)
+        );
+        let seen: i64 = tx
+            .query_one(&sql, &[&tenant])
+            .await
+            .doing("the fixed report job")?
+            .try_get(0)?;
+        tx.commit().await.doing("the fixed report job")?;
+        Ok(format!(
+            "it read {seen} rows of {table} for tenant {tenant}"
+        ))
     }
 
     /// monitor reports the open break-glass entry.

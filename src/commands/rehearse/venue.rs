@@ -116,7 +116,11 @@ pub(super) async fn inject_fault(admin: &Db, target: &Target, step: Step) -> Res
             .unwrap_or("customers"),
     );
     let sql = match step {
-        Step::DryRun | Step::Shadow | Step::Apply => format!("ALTER TABLE {table} RENAME TO {}", quote_ident("rehearsal_fault")),
+        Step::DryRun | Step::Shadow | Step::EnforceClean | Step::EnforceLast | Step::Apply => {
+            format!("ALTER TABLE {table} RENAME TO {}", quote_ident("rehearsal_fault"))
+        }
+        // The job can no longer read its table.
+        Step::JobFixed => format!("REVOKE SELECT ON {table} FROM {}", quote_ident(&target.app_role)),
         // The isolation policy narrows again behind shadow mode's back.
         Step::ShadowTraffic => format!(
             "ALTER POLICY {} ON {table} USING (false)",

@@ -207,7 +207,7 @@ pub(crate) struct Dirt {
 /// --enforce-clean --since`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Since {
-    /// The moment, in seconds since the epoch.
+    /// The moment, in milliseconds since the epoch.
     pub(crate) cutoff: i64,
     /// The moment as the operator said it (`7d`) and as a time, for messages.
     pub(crate) label: String,
@@ -216,12 +216,40 @@ pub struct Since {
 }
 
 impl Since {
+    /// What the log `source` says since `cutoff`, when it reaches back that
+    /// far. A log whose start cannot be read, or that starts after `cutoff`,
+    /// is an error: no table is called clean for lack of data. `back`: how
+    /// far back, as the operator said it (`7days`).
+    pub(crate) fn from_log(
+        found: &log::Found,
+        source: &str,
+        cutoff: i64,
+        back: &str,
+    ) -> anyhow::Result<Self> {
+        match found.first_logged.as_deref().and_then(time::epoch_millis) {
+            None => anyhow::bail!(
+                "{source}: no time rlsctl can read at the start of the log (a plain log needs %t or %m in \
+                 log_line_prefix, and log_timezone UTC or an offset), so whether it reaches back {back} cannot be \
+                 told: no table is called clean for lack of data"
+            ),
+            Some(start) if start > cutoff => anyhow::bail!(
+                "{source} starts at {}, later than {back} ago ({}): it cannot show a table clean for that long \
+                 (pass the older log files, or a shorter --since); nothing was changed",
+                time::utc_text(start),
+                time::utc_text(cutoff)
+            ),
+            Some(_) => {}
+        }
+        let label = format!("{back} ago ({})", time::utc_text(cutoff));
+        Ok(Self::of(&found.records, cutoff, label))
+    }
+
     /// The tables the records name since `cutoff`; a record whose time
     /// cannot be read counts (a table is never called clean by a guess).
     pub(crate) fn of(records: &[Record], cutoff: i64, label: String) -> Self {
         let mut dirty: BTreeMap<String, Dirt> = BTreeMap::new();
         for record in records {
-            if time::epoch_seconds(&record.at).is_some_and(|at| at < cutoff) {
+            if time::epoch_millis(&record.at).is_some_and(|at| at < cutoff) {
                 continue;
             }
             let entry = dirty.entry(record.table.clone()).or_insert_with(|| Dirt {

@@ -1,12 +1,12 @@
 //! Times as the server writes them in its log (`%t`, `%m`, csvlog's and
-//! jsonlog's `log_time`/`timestamp`) and in a record's `at`, as seconds since
-//! the epoch. Only a time whose zone is known counts: UTC, GMT, `Z` or a
+//! jsonlog's `log_time`/`timestamp`) and in a record's `at`, as milliseconds
+//! since the epoch. Only a time whose zone is known counts: UTC, GMT, `Z` or a
 //! numeric offset. A zone abbreviation such as `CET` is not read (its offset
 //! is not in the text), and the caller says so rather than guess.
 
-/// Seconds since the epoch of `text`: `YYYY-MM-DD[ T]HH:MM:SS[.frac]` and a
-/// zone (` UTC`, ` GMT`, `Z`, `+HH`, `+HH:MM`, `+HHMM`, or those with `-`).
-pub(crate) fn epoch_seconds(text: &str) -> Option<i64> {
+/// Milliseconds since the epoch of `text`: `YYYY-MM-DD[ T]HH:MM:SS[.frac]`
+/// and a zone (` UTC`, ` GMT`, `Z`, `+HH`, `+HH:MM`, `+HHMM`, or those with `-`).
+pub(crate) fn epoch_millis(text: &str) -> Option<i64> {
     let text = text.trim();
     let (date, rest) = (text.get(..10)?, text.get(10..)?);
     let rest = rest.strip_prefix(['T', ' '])?;
@@ -23,12 +23,18 @@ pub(crate) fn epoch_seconds(text: &str) -> Option<i64> {
     );
     let mut hms = clock.split(':');
     let (h, min) = (number(hms.next()?)?, number(hms.next()?)?);
-    let s = number(hms.next()?.split('.').next()?)?;
+    let mut seconds = hms.next()?.split('.');
+    let s = number(seconds.next()?)?;
+    // The fraction's first three digits: milliseconds.
+    let millis = match seconds.next() {
+        Some(frac) => number(&format!("{frac:0<3}")[..3])?,
+        None => 0,
+    };
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || h > 23 || min > 59 || s > 60 {
         return None;
     }
     let offset = zone_offset(zone.trim())?;
-    Some(days_from_civil(y, m, d) * 86_400 + h * 3_600 + min * 60 + s - offset)
+    Some((days_from_civil(y, m, d) * 86_400 + h * 3_600 + min * 60 + s - offset) * 1_000 + millis)
 }
 
 /// The offset from UTC, in seconds, of a zone as written after a time.
@@ -66,8 +72,9 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// `seconds` since the epoch as `YYYY-MM-DD HH:MM:SS UTC`, for messages.
-pub(crate) fn utc_text(seconds: i64) -> String {
+/// `millis` since the epoch as `YYYY-MM-DD HH:MM:SS.mmm UTC`, for messages.
+pub(crate) fn utc_text(millis: i64) -> String {
+    let seconds = millis.div_euclid(1_000);
     let days = seconds.div_euclid(86_400);
     let rem = seconds.rem_euclid(86_400);
     // Civil from days (the inverse of the above).
@@ -81,18 +88,19 @@ pub(crate) fn utc_text(seconds: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
         rem / 3_600,
         rem % 3_600 / 60,
-        rem % 60
+        rem % 60,
+        millis.rem_euclid(1_000)
     )
 }
 
-/// Seconds since the epoch now.
+/// Milliseconds since the epoch now.
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as i64)
         .unwrap_or_default()
 }
 
@@ -102,18 +110,18 @@ mod tests {
 
     #[test]
     fn the_servers_times_read_in_every_form_it_writes() {
-        let t = 1_795_755_600; // 2026-11-27 05:00:00 UTC
-        for text in [
-            "2026-11-27 05:00:00 UTC",
-            "2026-11-27 05:00:00.123 UTC",
-            "2026-11-27 05:00:00 GMT",
-            "2026-11-27T05:00:00.123456+00:00",
-            "2026-11-27T07:00:00+02:00",
-            "2026-11-27 00:30:00-0430",
-            "2026-11-27T05:00:00Z",
-            "2026-11-27 06:00:00.5+01",
+        let t = 1_795_755_600_000; // 2026-11-27 05:00:00 UTC
+        for (text, millis) in [
+            ("2026-11-27 05:00:00 UTC", 0),
+            ("2026-11-27 05:00:00.123 UTC", 123),
+            ("2026-11-27 05:00:00 GMT", 0),
+            ("2026-11-27T05:00:00.123456+00:00", 123),
+            ("2026-11-27T07:00:00+02:00", 0),
+            ("2026-11-27 00:30:00-0430", 0),
+            ("2026-11-27T05:00:00Z", 0),
+            ("2026-11-27 06:00:00.5+01", 500),
         ] {
-            assert_eq!(epoch_seconds(text), Some(t), "{text}");
+            assert_eq!(epoch_millis(text), Some(t + millis), "{text}");
         }
         for unknown in [
             "2026-11-27 05:00:00 CET",
@@ -121,9 +129,9 @@ mod tests {
             "yesterday",
             "2026-13-27 05:00:00 UTC",
         ] {
-            assert_eq!(epoch_seconds(unknown), None, "{unknown}");
+            assert_eq!(epoch_millis(unknown), None, "{unknown}");
         }
-        assert_eq!(utc_text(t), "2026-11-27 05:00:00 UTC");
-        assert_eq!(epoch_seconds(&utc_text(0)), Some(0));
+        assert_eq!(utc_text(t + 42), "2026-11-27 05:00:00.042 UTC");
+        assert_eq!(epoch_millis(&utc_text(t + 42)), Some(t + 42));
     }
 }

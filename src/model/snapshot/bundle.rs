@@ -11,7 +11,7 @@ pub(crate) struct Installed {
     pub(crate) using: String,
     /// Its WITH CHECK, likewise.
     pub(crate) check: String,
-    /// When the policy took its present form, in seconds since the epoch
+    /// When the policy took its present form, in milliseconds since the epoch
     /// (`None`: recorded by an older rlsctl).
     pub(crate) policy_since: Option<i64>,
 }
