@@ -169,7 +169,8 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
         text.stdout
     );
 
-    // monitor nags, verify says plainly why its probes fail.
+    // monitor nags; verify fails RLS008 and its probes say they skipped every
+    // table as in shadow mode.
     let monitor = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
     monitor.expect(1);
     assert_eq!(
@@ -181,8 +182,9 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
     let (verify, doc) = crate::verify::verify(&t, &[]).await;
     verify.expect(1);
     assert_eq!(statuses(&doc, "RLS008"), ["fail"]);
+    assert_eq!(statuses(&doc, "PRB001"), ["skip"]);
     assert!(
-        details(&doc, "PRB001").contains("shadow mode is on"),
+        details(&doc, "PRB001").contains("every tenant table is in shadow mode"),
         "{}",
         details(&doc, "PRB001")
     );
