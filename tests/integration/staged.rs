@@ -151,6 +151,34 @@ fn server_log_path(t: &TestDb) -> String {
     t.sandbox.dir().join("server.log").display().to_string()
 }
 
+/// `apply --enforce-clean --since <since>` reading `log` (plain, with
+/// `prefix`), then `extra`.
+async fn enforce_clean(t: &TestDb, since: &str, log: &str, prefix: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["--enforce-clean", "--since", since, "--log-file", log];
+    if !prefix.is_empty() {
+        args.extend(["--log-line-prefix", prefix]);
+    }
+    args.extend_from_slice(extra);
+    t.apply(&args).await
+}
+
+/// The sandbox server's log_line_prefix (PostgreSQL's default).
+const PREFIX: &str = "%m [%p] ";
+
+/// `rollback --table customers --to-shadow --reason <reason> --yes`.
+async fn customers_to_shadow(t: &TestDb, reason: &str) -> Run {
+    t.run(&[
+        "rollback",
+        "--table",
+        "customers",
+        "--to-shadow",
+        "--reason",
+        reason,
+        "--yes",
+    ])
+    .await
+}
+
 /// Seconds since the epoch on the server's clock.
 async fn server_now(t: &TestDb) -> f64 {
     let row = t
@@ -189,18 +217,7 @@ async fn enforce_clean_enforces_the_clean_table_and_keeps_the_one_a_job_read() {
         .as_secs_f64();
     let back = format!("{}s", (now - since.ceil()) as u64 - 1);
     let log = server_log_path(&t);
-    let args = [
-        "--enforce-clean",
-        "--since",
-        &back,
-        "--log-file",
-        &log,
-        "--log-line-prefix",
-        "%m [%p] ",
-        "--format",
-        "json",
-    ];
-    let run = t.apply(&args).await;
+    let run = enforce_clean(&t, &back, &log, PREFIX, &["--format", "json"]).await;
     run.expect(0);
     let doc = run.json();
     let item = |table: &str| {
@@ -239,17 +256,7 @@ async fn enforce_clean_enforces_the_clean_table_and_keeps_the_one_a_job_read() {
         server_now(&t).await >= last_dirty + 3.0
     })
     .await;
-    let run = t
-        .apply(&[
-            "--enforce-clean",
-            "--since",
-            "2s",
-            "--log-file",
-            &log,
-            "--log-line-prefix",
-            "%m [%p] ",
-        ])
-        .await;
+    let run = enforce_clean(&t, "2s", &log, PREFIX, &[]).await;
     run.expect(0);
     assert!(
         run.stdout.contains("public.customers: clean since"),
@@ -267,15 +274,7 @@ async fn enforce_clean_refuses_a_log_it_cannot_read_or_that_starts_too_late() {
     let su = t.superuser().await;
     let before = catalog_snapshot(&su).await;
     // A log that cannot be read.
-    let run = t
-        .apply(&[
-            "--enforce-clean",
-            "--since",
-            "1h",
-            "--log-file",
-            "/nonexistent/postgresql.log",
-        ])
-        .await;
+    let run = enforce_clean(&t, "1h", "/nonexistent/postgresql.log", "", &[]).await;
     run.expect(2);
     assert!(
         run.stderr.contains("/nonexistent/postgresql.log"),
@@ -284,17 +283,7 @@ async fn enforce_clean_refuses_a_log_it_cannot_read_or_that_starts_too_late() {
     );
     // A log that starts after --since reaches back: the server started minutes ago.
     let log = server_log_path(&t);
-    let run = t
-        .apply(&[
-            "--enforce-clean",
-            "--since",
-            "30d",
-            "--log-file",
-            &log,
-            "--log-line-prefix",
-            "%m [%p] ",
-        ])
-        .await;
+    let run = enforce_clean(&t, "30d", &log, PREFIX, &[]).await;
     run.expect(2);
     assert!(
         run.stderr.contains("later than 30days ago"),
@@ -302,17 +291,7 @@ async fn enforce_clean_refuses_a_log_it_cannot_read_or_that_starts_too_late() {
         run.stderr
     );
     // A prefix without a time: when the log starts cannot be told.
-    let run = t
-        .apply(&[
-            "--enforce-clean",
-            "--since",
-            "1s",
-            "--log-file",
-            &log,
-            "--log-line-prefix",
-            "[%p] ",
-        ])
-        .await;
+    let run = enforce_clean(&t, "1s", &log, "[%p] ", &[]).await;
     run.expect(2);
     assert!(
         run.stderr.contains("no time rlsctl can read"),
@@ -328,17 +307,7 @@ async fn enforce_clean_refuses_a_log_it_cannot_read_or_that_starts_too_late() {
 async fn to_shadow_puts_one_table_back_and_apply_enforce_ends_it() {
     let t = TestDb::demo_rds().await;
     t.applied().await;
-    let run = t
-        .run(&[
-            "rollback",
-            "--table",
-            "customers",
-            "--to-shadow",
-            "--reason",
-            "INC-7 nightly export",
-            "--yes",
-        ])
-        .await;
+    let run = customers_to_shadow(&t, "INC-7 nightly export").await;
     run.expect(0);
     assert!(
         run.stdout.contains("apply --enforce customers"),
@@ -362,17 +331,7 @@ async fn to_shadow_puts_one_table_back_and_apply_enforce_ends_it() {
         run.stdout
     );
     // Again: in shadow mode already, nothing changes, nothing is logged.
-    let again = t
-        .run(&[
-            "rollback",
-            "--table",
-            "customers",
-            "--to-shadow",
-            "--reason",
-            "again",
-            "--yes",
-        ])
-        .await;
+    let again = customers_to_shadow(&t, "again").await;
     again.expect(0);
     assert!(
         again.stdout.contains("in shadow mode already"),
