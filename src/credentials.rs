@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::aws::AwsSettings;
 use crate::model::secret::Secret;
-use crate::pg::{prompt, Credential, PasswordSupplier, Renewal};
+use crate::pg::{prompt, Credential, CredentialFuture, PasswordSupplier, Renewal};
 
 /// Where a password comes from (`--password-from` and friends).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,11 +201,7 @@ pub(crate) struct Supplier {
 }
 
 impl PasswordSupplier for Supplier {
-    fn credential<'a>(
-        &'a self,
-        _user: &'a str,
-        what: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>> {
+    fn credential<'a>(&'a self, _user: &'a str, what: &'a str) -> CredentialFuture<'a> {
         Box::pin(self.source.credential(what, &self.aws))
     }
 
@@ -231,11 +227,7 @@ pub(crate) struct IamToken {
 }
 
 impl PasswordSupplier for IamToken {
-    fn credential<'a>(
-        &'a self,
-        user: &'a str,
-        _what: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>> {
+    fn credential<'a>(&'a self, user: &'a str, _what: &'a str) -> CredentialFuture<'a> {
         Box::pin(async move {
             let password =
                 crate::aws::rds::auth_token(&self.aws, &self.host, self.port, user).await?;

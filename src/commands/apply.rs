@@ -1,6 +1,6 @@
 //! `rlsctl apply`: pre-flight, plan, one transaction (or batches of them).
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use serde_json::json;
 
 use crate::cli::{ApplyArgs, Format};
@@ -40,13 +40,7 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
         return Ok(Enforcement::Shadow);
     }
     if !args.enforce.is_empty() {
-        let configured = &args.db.target.tables;
-        if let Some(unknown) = args.enforce.iter().find(|t| !configured.contains(t)) {
-            bail!(
-                "--enforce {unknown}: not one of the tenant tables ({}; RLSCTL_TENANT_TABLES)",
-                configured.join(", ")
-            );
-        }
+        super::tenant_tables_only("--enforce", &args.enforce, &args.db.target)?;
         return Ok(Enforcement::Staged {
             enforce: args.enforce.clone(),
             shadow: Vec::new(),

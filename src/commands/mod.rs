@@ -112,6 +112,17 @@ pub(crate) async fn connect(
     Ok((target, db))
 }
 
+/// Refuses a `flag` value that names no configured tenant table.
+pub(crate) fn tenant_tables_only(flag: &str, names: &[String], target: &TargetArgs) -> Result<()> {
+    match names.iter().find(|t| !target.tables.contains(t)) {
+        Some(unknown) => Err(anyhow!(
+            "{flag} {unknown}: not one of the tenant tables ({}; RLSCTL_TENANT_TABLES)",
+            target.tables.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The validated target from its flags.
 pub(crate) fn target_from(args: &TargetArgs) -> Result<Target> {
     Target {

@@ -72,13 +72,7 @@ pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
 /// `rollback --table T --to-shadow`: an apply that puts T (and only T) back
 /// in shadow mode, with the break-glass log entry in its transaction.
 async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
-    let configured = &args.db.target.tables;
-    if let Some(unknown) = args.table.iter().find(|t| !configured.contains(t)) {
-        bail!(
-            "--table {unknown}: not one of the tenant tables ({}; RLSCTL_TENANT_TABLES)",
-            configured.join(", ")
-        );
-    }
+    super::tenant_tables_only("--table", &args.table, &args.db.target)?;
     let reason = args
         .reason
         .as_deref()

@@ -45,6 +45,10 @@ pub struct Credential {
     pub password: Secret,
 }
 
+/// What [`PasswordSupplier::credential`] returns: the credential, once read.
+pub type CredentialFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>>;
+
 /// How long a supplied credential stays good.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Renewal {
@@ -63,11 +67,7 @@ pub enum Renewal {
 pub trait PasswordSupplier: std::fmt::Debug + Send + Sync {
     /// The credential for connecting as `user`; `what` names it in prompts
     /// and errors ("password for app_user").
-    fn credential<'a>(
-        &'a self,
-        user: &'a str,
-        what: &'a str,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>>;
+    fn credential<'a>(&'a self, user: &'a str, what: &'a str) -> CredentialFuture<'a>;
 
     /// How long what it gives stays good.
     fn renewal(&self) -> Renewal {
@@ -655,12 +655,7 @@ mod tests {
     struct Renews(Renewal);
 
     impl PasswordSupplier for Renews {
-        fn credential<'a>(
-            &'a self,
-            _user: &'a str,
-            _what: &'a str,
-        ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>>
-        {
+        fn credential<'a>(&'a self, _user: &'a str, _what: &'a str) -> CredentialFuture<'a> {
             Box::pin(async {
                 Ok(Credential {
                     user: None,

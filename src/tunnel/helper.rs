@@ -2,7 +2,7 @@
 //! session-manager-plugin, ssh): killed if rlsctl dies, everything it prints
 //! captured for the messages, stopped with a signal and a grace period.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +28,13 @@ pub(crate) fn with_parent_death_signal(program: &Path) -> Command {
     } else {
         Command::new(program)
     }
+}
+
+/// The executable `name` on PATH, if there is one.
+pub(crate) fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// A running helper and everything it has printed.

@@ -32,12 +32,7 @@ pub(crate) fn find(explicit: Option<&Path>) -> Result<PathBuf> {
         or point SESSION_MANAGER_PLUGIN at it";
     let path = match explicit {
         Some(path) => path.to_path_buf(),
-        None => std::env::var_os("PATH")
-            .and_then(|paths| {
-                std::env::split_paths(&paths)
-                    .map(|d| d.join("session-manager-plugin"))
-                    .find(|p| p.is_file())
-            })
+        None => super::helper::on_path("session-manager-plugin")
             .ok_or_else(|| anyhow!("session-manager-plugin is not on PATH: {INSTALL}"))?,
     };
     let metadata = std::fs::metadata(&path).map_err(|_| {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::helper::{listener_owned_by, with_parent_death_signal, Helper};
+use super::helper::{listener_owned_by, on_path, with_parent_death_signal, Helper};
 use super::PortTaken;
 
 /// Where an SSH tunnel goes.
@@ -34,17 +34,6 @@ pub(crate) struct SshTunnel {
     closed: bool,
 }
 
-/// `ssh` on PATH.
-fn find_ssh() -> Result<PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|d| d.join("ssh"))
-                .find(|p| p.is_file())
-        })
-        .ok_or_else(|| anyhow!("ssh is not on PATH: install the OpenSSH client for --via-ssh"))
-}
-
 impl SshTunnel {
     /// Starts `ssh -N -L 127.0.0.1:<local_port>:<rds>:<remote_port> <bastion>`
     /// and waits until the port accepts, on ssh's socket. Without a terminal
@@ -61,7 +50,10 @@ impl SshTunnel {
                 settings.bastion
             );
         }
-        let mut command = with_parent_death_signal(&find_ssh()?);
+        let ssh = on_path("ssh").ok_or_else(|| {
+            anyhow!("ssh is not on PATH: install the OpenSSH client for --via-ssh")
+        })?;
+        let mut command = with_parent_death_signal(&ssh);
         command
             .args(["-N", "-o", "ExitOnForwardFailure=yes"])
             .args([
