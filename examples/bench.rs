@@ -224,8 +224,10 @@ async fn measure_size(
     let catalog_statements = app.statements() - before;
     let before = app.statements();
     let started = Instant::now();
+    let second = rlsctl::pg::probes::second_session(&app).await;
     rlsctl::pg::probes::run(
         &app,
+        second,
         &snapshot,
         &target,
         &["tenant-1".into(), "tenant-2".into()],

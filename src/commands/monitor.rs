@@ -42,11 +42,16 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 /// Catalog checks, drift and the session-state probe; read-only apart from
 /// the probe's canary (which it removes), a constant number of statements.
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
-    let snapshot = Snapshot::read_for_checks(db, target).await?;
+    // The session-state probe's connections open beside the catalog read.
+    let (snapshot, probe_connections) = tokio::join!(
+        Snapshot::read_for_checks(db, target),
+        crate::pg::session_state::connect(db)
+    );
+    let snapshot = snapshot?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);
-    crate::pg::session_state::run(db, &snapshot, target, &mut findings).await?;
+    crate::pg::session_state::run(db, probe_connections, &snapshot, target, &mut findings).await?;
     tracing::info!(statements = db.statements(), "monitor done");
     Ok(Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot))
 }

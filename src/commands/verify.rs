@@ -49,11 +49,28 @@ pub(crate) async fn verify(
     tenants: &[String],
     app: Option<(&str, Burst)>,
 ) -> Result<Report> {
-    let snapshot = Snapshot::read_for_checks(db, target).await?;
+    // The probes' second session and the session-state probe's connections
+    // open beside the catalog read.
+    let (snapshot, second_session, probe_connections) = tokio::join!(
+        Snapshot::read_for_checks(db, target),
+        crate::pg::probes::second_session(db),
+        crate::pg::session_state::connect(db)
+    );
+    let snapshot = snapshot?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
-    crate::pg::probes::run(db, &snapshot, target, tenants, &mut findings).await?;
-    crate::pg::session_state::run(db, &snapshot, target, &mut findings).await?;
+    crate::pg::probes::run(
+        db,
+        second_session,
+        &snapshot,
+        target,
+        tenants,
+        &mut findings,
+    )
+    .await?;
+    // After the probes, never beside them: through a transaction pooler the
+    // canary could reach a probe's server connection and fail PRB004.
+    crate::pg::session_state::run(db, probe_connections, &snapshot, target, &mut findings).await?;
     if let Some((url, burst)) = app {
         // Every tenant given, and two ids that exist nowhere (castable to the
         // tenant column, so the app treats them as ordinary ids).

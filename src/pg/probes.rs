@@ -37,9 +37,23 @@ struct Probes<'a> {
     tenant_b: String,
 }
 
-/// Runs the probes. `tenants`: the ids given with `--tenant` (may be empty).
+/// A second session of the app role for the probes, opened ahead (beside the
+/// catalog read); `None` when it cannot be had, and they run on one.
+pub async fn second_session(db: &Db) -> Option<Db> {
+    match db.sibling().await {
+        Ok(sibling) => Some(sibling),
+        Err(err) => {
+            tracing::debug!("probing on one connection: {err:#}");
+            None
+        }
+    }
+}
+
+/// Runs the probes on `db` and `second` (from [`second_session`]).
+/// `tenants`: the ids given with `--tenant` (may be empty).
 pub async fn run(
     db: &Db,
+    second: Option<Db>,
     snap: &Snapshot,
     target: &Target,
     tenants: &[String],
@@ -86,13 +100,7 @@ pub async fn run(
     // A second session of the app role takes half of every table: the first
     // touch of a table in a session loads its metadata, and the server does
     // that for both halves at once. One session when a second cannot be had.
-    let sibling = match db.sibling().await {
-        Ok(sibling) => Some(sibling),
-        Err(err) => {
-            tracing::debug!("probing on one connection: {err:#}");
-            None
-        }
-    };
+    let sibling = second;
     let probes = Probes {
         snap,
         target,
@@ -124,18 +132,34 @@ pub async fn run(
 async fn probe_tenants(db: &Db, snap: &Snapshot, tenants: &[String]) -> Result<(String, String)> {
     let types = column_types(snap);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
+    // Usually every id fits: one statement says so. Else, one by one, for
+    // the message that names the id, and the next kind of made-up id.
+    let ([made_a, ..], [made_b, ..]) = (candidates(), candidates());
+    let ids: Vec<&str> = tenants
+        .iter()
+        .map(String::as_str)
+        .chain([made_a.as_str(), made_b.as_str()])
+        .collect();
+    if castable_together(db, &ids, &types).await {
+        return Ok(pick_tenants(tenants, made_a, made_b));
+    }
     for id in tenants {
         check_castable(db, id, &types).await?;
     }
     let random_a = random_tenant(db, &types).await?;
     let random_b = random_tenant(db, &types).await?;
+    Ok(pick_tenants(tenants, random_a, random_b))
+}
+
+/// The probes' two tenants: the first two given, made-up ones for the rest.
+fn pick_tenants(tenants: &[String], random_a: String, random_b: String) -> (String, String) {
     let tenant_a = tenants.first().cloned().unwrap_or(random_a.clone());
     let tenant_b = tenants.get(1).cloned().unwrap_or(if tenants.is_empty() {
         random_b
     } else {
         random_a
     });
-    Ok((tenant_a, tenant_b))
+    (tenant_a, tenant_b)
 }
 
 /// Says on each probe's finding which tables it skipped as in shadow mode.
@@ -437,6 +461,26 @@ async fn check_castable(db: &Db, id: &str, types: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Whether every id casts to every type, in one statement (in a pinned
+/// transaction, like [`check_castable`]).
+async fn castable_together(db: &Db, ids: &[&str], types: &[&str]) -> bool {
+    let casts: Vec<String> = (1..=ids.len())
+        .flat_map(|i| {
+            types
+                .iter()
+                .map(move |ty| format!("${i}::text::{ty} IS NULL"))
+        })
+        .collect();
+    let sql = format!("SELECT {}", casts.join(", "));
+    let params: Vec<&dyn crate::pg::Param> =
+        ids.iter().map(|id| id as &dyn crate::pg::Param).collect();
+    let Ok(transaction) = db.begin(Begin::Pinned).await else {
+        return false;
+    };
+    let cast = transaction.query(&sql, &params).await;
+    transaction.rollback().await.is_ok() && cast.is_ok()
+}
+
 /// The tenant column's types across the tenant tables (`text` when none is known).
 pub(crate) fn column_types(snap: &Snapshot) -> Vec<String> {
     let mut types: Vec<String> = snap
@@ -455,8 +499,18 @@ pub(crate) fn column_types(snap: &Snapshot) -> Vec<String> {
 
 /// A tenant id that exists nowhere and casts to every tenant column type.
 pub(crate) async fn random_tenant(db: &Db, types: &[&str]) -> Result<String> {
+    for candidate in candidates() {
+        if check_castable(db, &candidate, types).await.is_ok() {
+            return Ok(candidate);
+        }
+    }
+    bail!("cannot make up a tenant id for the tenant column types {}: pass two real ones with --tenant", types.join(", "))
+}
+
+/// Made-up tenant ids, each new: a UUID, a negative number, a text.
+fn candidates() -> [String; 3] {
     let hex = random_hex(16);
-    let candidates = [
+    [
         format!(
             "{}-{}-4{}-8{}-{}",
             &hex[0..8],
@@ -470,11 +524,5 @@ pub(crate) async fn random_tenant(db: &Db, types: &[&str]) -> Result<String> {
             u32::from_str_radix(&hex[0..7], 16).unwrap_or(1) + 1_000_000
         ),
         format!("rlsctl-probe-{hex}"),
-    ];
-    for candidate in candidates {
-        if check_castable(db, &candidate, types).await.is_ok() {
-            return Ok(candidate);
-        }
-    }
-    bail!("cannot make up a tenant id for the tenant column types {}: pass two real ones with --tenant", types.join(", "))
+    ]
 }

@@ -11,7 +11,7 @@
 //! sees the canary, so wherever it is seen it is gone; it is set once, so a
 //! canary seen is a canary removed.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
@@ -22,8 +22,10 @@ use crate::model::snapshot::Snapshot;
 use crate::pg::cells::Cells;
 use crate::pg::Db;
 
-/// Sets the canary for the session (not the transaction): what a buggy app does.
-const SET_CANARY: &str = "SELECT pg_catalog.set_config($1, $2, false)";
+/// Sets the canary for the session (not the transaction): what a buggy app
+/// does. Returns the server process that holds it.
+const SET_CANARY: &str =
+    "SELECT pg_catalog.set_config($1, $2, false), pg_catalog.pg_backend_pid() AS pid";
 
 /// Whether this session carries the canary, resetting it in the same
 /// statement when it does (a second statement could reach another server
@@ -32,54 +34,92 @@ const LOOK_AND_CLEAR: &str = "SELECT s.v IS NOT DISTINCT FROM $2 AS seen, \
      CASE WHEN s.v IS NOT DISTINCT FROM $2 THEN pg_catalog.set_config($1, NULL, false) END AS cleared \
      FROM (SELECT pg_catalog.current_setting($1, true) AS v OFFSET 0) s";
 
+/// Whether a server process is still there.
+const PROCESS_ALIVE: &str =
+    "SELECT count(*) > 0 AS alive FROM pg_catalog.pg_stat_get_activity($1::pg_catalog.int4)";
+
 /// Looks from the second connection while the first is open.
 const LIVE_LOOKS: usize = 3;
 /// New connections, held open together, that look after the first one closed.
 const LATER_LOOKS: usize = 3;
-/// Pause between looks (lets a pooler hand the server connection on).
-const PAUSE: Duration = Duration::from_millis(10);
+/// How long the canary's server process may take to exit once its client
+/// closed; still there after that, something (a pooler) keeps it.
+const EXIT_WAIT: Duration = Duration::from_millis(200);
+/// Pause between looks for that process.
+const EXIT_POLL: Duration = Duration::from_millis(3);
 /// Time for a pooler to take back the first client's server connection.
 const AFTER_CLOSE: Duration = Duration::from_millis(40);
 
-/// Where the canary was seen.
-enum Seen {
-    /// From another client while the setting's own client was still connected.
+/// What the looks found.
+enum Looked {
+    /// Seen from another client while the setting's own client was still connected.
     Live,
-    /// From a new client after the setting's client disconnected.
+    /// Seen from a new client after the setting's client disconnected.
     AfterClose,
+    /// Not seen, and the canary's server process ended with its client (a
+    /// direct connection): no one else can get that session.
+    Ended,
+    /// Not seen, though its server connection outlived the client (a pooler
+    /// that resets it).
+    Reset,
 }
 
-/// Runs the probe through `db`'s host and port (the path the app uses when it
-/// is pointed at the same place), as `db`'s user. Adds one SES001 finding.
+/// The probe's two connections, opened beside the catalog read (their
+/// handshakes are most of the probe's cost), or why they could not be.
+pub(crate) struct Connections(Result<(Db, Db)>);
+
+/// Opens the probe's two connections through `db`'s host and port (the path
+/// the app uses when it is pointed at the same place), as `db`'s user.
+pub(crate) async fn connect(db: &Db) -> Connections {
+    Connections(tokio::try_join!(db.sibling(), db.sibling()))
+}
+
+/// Runs the probe on `connections` (`db` only opens more, through the same
+/// path, when something pools). Never beside other work through the same
+/// path: a pooler could hand the canary to it. Adds one SES001 finding.
 pub(crate) async fn run(
     db: &Db,
+    connections: Connections,
     snap: &Snapshot,
     target: &Target,
     findings: &mut Findings,
 ) -> Result<()> {
     let types = column_types(snap);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
-    let started = std::time::Instant::now();
-    // Castable to the tenant column, so an app that did inherit it would find
-    // no rows rather than fail on a cast.
-    let canary = random_tenant(db, &types).await?;
+    let started = Instant::now();
     let setting = target.tenant_setting.as_str();
-    match look(db, setting, &canary).await {
+    let looked = match connections.0 {
+        Ok((first, second)) => {
+            // Castable to the tenant column, so an app that did inherit it
+            // would find no rows rather than fail on a cast.
+            let canary = random_tenant(&first, &types).await?;
+            look(db, first, second, setting, &canary).await
+        }
+        Err(err) => Err(err),
+    };
+    match looked {
         Err(err) => findings.push(Finding::skip(
             &SES001,
             format!("the probe could not run (it needs up to three more connections): {err:#}"),
         )),
-        Ok(None) => findings.push(Finding::pass(
+        Ok(Looked::Ended) => findings.push(Finding::pass(
             &SES001,
             None,
             format!(
-                "a session-level {setting} set on one connection was not seen from another, while it was open ({LIVE_LOOKS} looks) or after it closed ({LATER_LOOKS} new connections)"
+                "a session-level {setting} set on one connection was not seen from another while it was open ({LIVE_LOOKS} looks), and its server process ended with it (a direct connection)"
             ),
         )),
-        Ok(Some(seen)) => {
+        Ok(Looked::Reset) => findings.push(Finding::pass(
+            &SES001,
+            None,
+            format!(
+                "a session-level {setting} set on one connection was not seen from another, while it was open ({LIVE_LOOKS} looks) or after it closed ({LATER_LOOKS} new connections; its server connection outlived it, so something pools and resets it)"
+            ),
+        )),
+        Ok(seen) => {
             let how = match seen {
-                Seen::Live => "from another client connection while the first was still open: the connection path pools by transaction",
-                Seen::AfterClose => "by the next client after the first disconnected: the pooler hands server connections on without resetting them",
+                Looked::Live => "from another client connection while the first was still open: the connection path pools by transaction",
+                _ => "by the next client after the first disconnected: the pooler hands server connections on without resetting them",
             };
             findings.push(Finding::problem(
                 &SES001,
@@ -99,35 +139,50 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Sets the canary on one new connection and looks for it from others.
-async fn look(db: &Db, setting: &str, canary: &str) -> Result<Option<Seen>> {
-    let (first, second) = tokio::try_join!(db.sibling(), db.sibling())?;
-    first.query(SET_CANARY, &[&setting, &canary]).await?;
-    for i in 0..LIVE_LOOKS {
-        if i > 0 {
-            tokio::time::sleep(PAUSE).await;
-        }
+/// Sets the canary on `first` and looks for it from `second`, then (when
+/// something keeps the first's server process after it closed) from new
+/// connections.
+async fn look(db: &Db, first: Db, second: Db, setting: &str, canary: &str) -> Result<Looked> {
+    let row = first.query_one(SET_CANARY, &[&setting, &canary]).await?;
+    let pid: i32 = Cells::new(&row, "set_canary").column("pid")?;
+    // Back to back: a pooler takes a server connection back before the
+    // client reads the reply, so the next statement can already get it.
+    for _ in 0..LIVE_LOOKS {
         if seen(&second, setting, canary).await? {
             drop(first);
-            return Ok(Some(Seen::Live));
+            return Ok(Looked::Live);
         }
     }
-    // Not seen while open. Close both, the first last (a pooler reuses the
-    // server connection released last first), and look from new clients held
-    // open together, so each has a server connection of its own.
-    drop(second);
-    tokio::time::sleep(PAUSE).await;
+    // Not seen while open. Close the first and watch its server process: on a
+    // direct connection it exits with its client, and the canary with it.
     drop(first);
+    let closed = Instant::now();
+    while closed.elapsed() < EXIT_WAIT {
+        if !alive(&second, pid).await? {
+            return Ok(Looked::Ended);
+        }
+        tokio::time::sleep(EXIT_POLL).await;
+    }
+    // Something keeps it: a pooler. Close the second too, give the pooler
+    // time to take both back, and look from new clients held open together,
+    // so each has a server connection of its own.
+    drop(second);
     tokio::time::sleep(AFTER_CLOSE).await;
     let mut later = Vec::with_capacity(LATER_LOOKS);
     for _ in 0..LATER_LOOKS {
         let next = db.sibling().await?;
         if seen(&next, setting, canary).await? {
-            return Ok(Some(Seen::AfterClose));
+            return Ok(Looked::AfterClose);
         }
         later.push(next);
     }
-    Ok(None)
+    Ok(Looked::Reset)
+}
+
+/// Whether the server process `pid` is still there.
+async fn alive(db: &Db, pid: i32) -> Result<bool> {
+    let row = db.query_one(PROCESS_ALIVE, &[&pid]).await?;
+    Cells::new(&row, "process_alive").column("alive")
 }
 
 async fn seen(db: &Db, setting: &str, canary: &str) -> Result<bool> {

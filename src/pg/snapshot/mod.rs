@@ -116,42 +116,28 @@ impl Snapshot {
     /// on a second connection beside both.
     pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
         let params = Params::of(target);
-        // The policy read, the largest, and then the bundle's records on a
-        // sibling connection from the start, beside everything else (the
-        // server works on both at once); `None` when there is no sibling, and
-        // they run here after the rest.
+        // The policy read, the largest, the bundle's records and the reads
+        // nothing else waits for go to a sibling connection from the start,
+        // beside everything else (the server works on both at once); `None`
+        // when there is no sibling, and they run here after the rest.
         let (main, aside) = tokio::join!(
             read_main(db, target, &params, reads),
             read_aside(db, &params, reads.parallel),
         );
         let (first, mut second) = main?;
-        let (policy_rows, records) = match aside.doing("reading the policies and the records")? {
+        let mut aside = match aside.doing("reading the policies, roles and records")? {
             Some(aside) => aside,
             None => {
-                let policies = db
-                    .query(&policies_sql(first.bundle.installed), &params.scope())
+                let installed = first.bundle.installed;
+                aside_reads(db, &params, installed, installed)
                     .await
-                    .doing("reading the policies")?;
-                let records = if first.bundle.installed {
-                    Some(read_records_sql(db, target).await?)
-                } else {
-                    None
-                };
-                (policies, records)
+                    .doing("reading the policies, roles and records")?
             }
         };
         // Records read aside while phase one saw no bundle are not used.
-        second.records = records.filter(|_| first.bundle.installed);
-        assemble(target, first, second, &policy_rows)
+        second.records = aside.records.take().filter(|_| first.bundle.installed);
+        assemble(target, first, second, aside)
     }
-}
-
-/// The bundle's records (registry, last history row, open break-glass entries).
-async fn read_records_sql(db: &Db, target: &Target) -> Result<Vec<Row>> {
-    let schema: [&dyn Param; 1] = [&target.schema];
-    db.query(&records_sql(), &schema)
-        .await
-        .doing("reading the bundle's records")
 }
 
 fn records_sql() -> String {
@@ -191,12 +177,18 @@ impl<'a> Params<'a> {
 /// depends on it), and the reads that need nothing else.
 struct PhaseOne {
     session: Row,
+    reach_set: Vec<Row>,
+    bundle: Bundle,
+}
+
+/// The reads on the sibling connection (or after the rest, without one).
+struct Aside {
+    policies: Vec<Row>,
+    records: Option<Vec<Row>>,
     role_rows: Vec<Row>,
     app_reach: Row,
     function_rows: Vec<Row>,
     reader_rows: Vec<Row>,
-    reach_set: Vec<Row>,
-    bundle: Bundle,
 }
 
 /// Phase two: the reads that grow with the tables.
@@ -225,35 +217,22 @@ async fn phase_one(db: &Db, target: &Target, params: &Params<'_>) -> Result<Phas
     let t = target;
     let session_sql = session_sql(db.info.server_version_num);
     let session: [&dyn Param; 2] = [&t.schema, &t.admin_role];
-    let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
-    let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
-    let functions: [&dyn Param; 1] = [&t.app_role];
-    let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
     let present: [&dyn Param; 4] = [&t.app_role, &t.admin_role, &params.helper, &params.shadow];
     let objects: [&dyn Param; 1] = [&t.admin_role];
     let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
-    let (session, role_rows, app_reach, function_rows, reader_rows, present, objects, reach_set) =
-        tokio::try_join!(
-            db.query_one(&session_sql, &session),
-            db.query(ROLES, &roles),
-            db.query_one(APP_REACH, &app_reach),
-            db.query(FUNCTIONS, &functions),
-            db.query(LOSING_READERS, &readers),
-            db.query_one(BUNDLE_PRESENT, &present),
-            db.query(BUNDLE_OBJECTS, &objects),
-            db.query(REACH, &reach),
-        )
-        .doing("reading the catalog")?;
+    let (session, present, objects, reach_set) = tokio::try_join!(
+        db.query_one(&session_sql, &session),
+        db.query_one(BUNDLE_PRESENT, &present),
+        db.query(BUNDLE_OBJECTS, &objects),
+        db.query(REACH, &reach),
+    )
+    .doing("reading the catalog")?;
     let bundle = bundle_from(&present, &objects)?;
     if bundle.installed && !bundle.usage {
         bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
     }
     Ok(PhaseOne {
         session,
-        role_rows,
-        app_reach,
-        function_rows,
-        reader_rows,
         reach_set,
         bundle,
     })
@@ -306,14 +285,14 @@ async fn phase_two(
     })
 }
 
-/// The policy read and the bundle's records on a second connection, in a
-/// read-only transaction of their own; `None` when reading on one connection
-/// (asked to, or no second one).
+/// The aside reads on a second connection, in a read-only transaction of
+/// their own; `None` when reading on one connection (asked to, or no second
+/// one).
 async fn read_aside(
     db: &Db,
     params: &Params<'_>,
     parallel: bool,
-) -> Result<Option<(Vec<Row>, Option<Vec<Row>>)>, tokio_postgres::Error> {
+) -> Result<Option<Aside>, tokio_postgres::Error> {
     if !parallel {
         return Ok(None);
     }
@@ -327,28 +306,55 @@ async fn read_aside(
     let read = sibling.begin(Begin::Read).await?;
     let readable = read.query_one(BUNDLE_READABLE, &[]).await?;
     let (registry, records): (bool, bool) = (readable.try_get(0)?, readable.try_get(1)?);
-    let schema: [&dyn Param; 1] = [&params.target.schema];
+    let aside = aside_reads(&read, params, registry, records).await?;
+    read.rollback().await?;
+    Ok(Some(aside))
+}
+
+/// The policies (with the registry's text when `registry`), the bundle's
+/// records (when `records`), the roles, what the app role reaches, the
+/// functions and the readers who lose rows, pipelined on `db`.
+async fn aside_reads(
+    db: &Db,
+    params: &Params<'_>,
+    registry: bool,
+    records: bool,
+) -> Result<Aside, tokio_postgres::Error> {
+    let t = params.target;
+    let schema: [&dyn Param; 1] = [&t.schema];
     let records_sql = records_sql();
     let records = async {
         if records {
-            read.query(&records_sql, &schema).await.map(Some)
+            db.query(&records_sql, &schema).await.map(Some)
         } else {
             Ok(None)
         }
     };
     let (policies_sql, scope) = (policies_sql(registry), params.scope());
-    let (policies, records) = tokio::try_join!(read.query(&policies_sql, &scope), records)?;
-    read.rollback().await?;
-    Ok(Some((policies, records)))
+    let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
+    let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
+    let functions: [&dyn Param; 1] = [&t.app_role];
+    let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
+    let (policies, records, role_rows, app_reach, function_rows, reader_rows) = tokio::try_join!(
+        db.query(&policies_sql, &scope),
+        records,
+        db.query(ROLES, &roles),
+        db.query_one(APP_REACH, &app_reach),
+        db.query(FUNCTIONS, &functions),
+        db.query(LOSING_READERS, &readers),
+    )?;
+    Ok(Aside {
+        policies,
+        records,
+        role_rows,
+        app_reach,
+        function_rows,
+        reader_rows,
+    })
 }
 
 /// The snapshot from the rows of both phases and the policy read.
-fn assemble(
-    target: &Target,
-    first: PhaseOne,
-    second: PhaseTwo,
-    policy_rows: &[Row],
-) -> Result<Snapshot> {
+fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) -> Result<Snapshot> {
     let session = session_from(&first.session)?;
     let mut bundle = first.bundle;
     if let Some(rows) = &second.records {
@@ -357,17 +363,18 @@ fn assemble(
     if let Some(rows) = &second.null_counts {
         bundle.null_counts = Some(null_counts_from(rows)?);
     }
-    let (app, admin) = roles_from(&first.role_rows, &absent_role(&session), target)?;
+    let (app, admin) = roles_from(&aside.role_rows, &absent_role(&session), target)?;
     let recorded: HashMap<String, &Installed> = bundle
         .registry
         .iter()
         .map(|r| (target.display_table(&r.table), r))
         .collect();
-    let policies = policy_rows
+    let policies = aside
+        .policies
         .iter()
         .map(|row| policy_from(row, &recorded))
         .collect::<Result<Vec<Policy>>>()?;
-    let reach = Cells::new(&first.app_reach, "app_reach");
+    let reach = Cells::new(&aside.app_reach, "app_reach");
     Ok(Snapshot {
         app,
         admin,
@@ -387,9 +394,9 @@ fn assemble(
             Ok((r.column("name")?, r.column("forced")?))
         })?,
         relations: all(&second.relation_rows, "relations", relation_from)?,
-        functions: all(&first.function_rows, "functions", function_from)?,
+        functions: all(&aside.function_rows, "functions", function_from)?,
         children: all(&second.child_rows, "children", child_from)?,
-        losing_readers: all(&first.reader_rows, "losing_readers", |r| {
+        losing_readers: all(&aside.reader_rows, "losing_readers", |r| {
             Ok((r.column("role")?, r.column("tables")?))
         })?,
         bundle,
