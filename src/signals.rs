@@ -114,12 +114,18 @@ async fn recv(signal: Option<tokio::signal::unix::Signal>) {
 /// has): every command stops the same clean way on each of them.
 pub(crate) async fn stop_signal() -> Stop {
     let mut first = listen();
-    let stop = match first.wait_for(Option::is_some).await {
-        Ok(stop) => stop.unwrap_or(Stop::Interrupt),
+    // Copied out of the guard, which must not be held across an await (the
+    // future is sent between threads).
+    let stop = first
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .map(|stop| stop.unwrap_or(Stop::Interrupt));
+    match stop {
+        Some(stop) => stop,
         // The listener's runtime is gone: nothing can be heard any more.
-        Err(_) => std::future::pending().await,
-    };
-    stop
+        None => std::future::pending().await,
+    }
 }
 
 /// A signal stopped the command; whatever was half-done has been rolled back.

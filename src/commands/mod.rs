@@ -20,7 +20,7 @@ pub(crate) enum Verdict {
 
 use std::future::Future;
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 
 use crate::aws::AwsSettings;
 use crate::cli::{AwsArgs, ConnectionArgs, SslMode, TargetArgs};
@@ -110,6 +110,34 @@ pub(crate) async fn connect(
     let db = pg::connect(&options).await?;
     tracing::info!(database = %db.info.name, user = %db.info.user, version = %db.info.server_version, "connected");
     Ok((target, db))
+}
+
+/// The reviewed exceptions of `--accept`, read before anything connects.
+pub(crate) fn read_exceptions(
+    args: &crate::cli::ReportArgs,
+) -> Result<Vec<crate::model::exceptions::Exception>> {
+    let Some(path) = &args.accept else {
+        return Ok(Vec::new());
+    };
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {shown}"))?;
+    crate::model::exceptions::parse(&text, &shown)
+}
+
+/// Names each stale exception on stderr: it accepts nothing and can go.
+pub(crate) fn warn_stale(report: &crate::model::report::Report) {
+    use crate::model::exceptions::ExceptionState;
+    for e in report
+        .exceptions
+        .iter()
+        .filter(|e| e.state == ExceptionState::Stale)
+    {
+        tracing::warn!(
+            check = %e.exception.check,
+            object = e.exception.object.as_deref().unwrap_or(""),
+            "a reviewed exception matches no problem (stale): remove it"
+        );
+    }
 }
 
 /// Refuses a `flag` value that names no configured tenant table.

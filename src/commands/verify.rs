@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 use super::Verdict;
-use crate::cli::{AppArgs, Format, VerifyArgs};
+use crate::cli::{AppArgs, VerifyArgs, VerifyFormat};
 use crate::http::burst::{Burst, Id};
 use crate::model::checks::{self, Findings};
 use crate::model::config::Target;
@@ -15,12 +15,18 @@ use crate::pg::Db;
 pub(crate) async fn run(args: VerifyArgs) -> Result<Verdict> {
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
+        let exceptions = super::read_exceptions(&args.report)?;
         let (target, db) = super::connect(&conn, &args.db.target, None, true).await?;
         let app = args.app_url.as_deref().map(|url| (url, burst(&args.app)));
-        let report = verify(&db, &target, &args.tenants, app).await?;
+        let report = verify(&db, &target, &args.tenants, app)
+            .await?
+            .with_exceptions(&exceptions, &crate::model::exceptions::today());
+        super::warn_stale(&report);
         super::print(&match args.format {
-            Format::Text => report.text(),
-            Format::Json => report.json(),
+            VerifyFormat::Text => report.text(),
+            VerifyFormat::Json => report.json(),
+            VerifyFormat::Sarif => report.sarif("verify", args.report.docs_url.as_deref()),
+            VerifyFormat::Junit => report.junit("verify", args.strict),
         });
         Ok(if report.clean(args.strict) {
             Verdict::Clean

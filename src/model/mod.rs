@@ -6,6 +6,7 @@
 pub(crate) mod batches;
 pub mod checks;
 pub mod config;
+pub(crate) mod exceptions;
 pub mod plan;
 pub(crate) mod policy;
 pub(crate) mod report;

@@ -61,6 +61,9 @@ pub enum Status {
     Warn,
     /// Not run, with the reason in `detail`.
     Skip,
+    /// A problem a reviewed exception (`--accept`) accepts: reported with its
+    /// reason, not counted as a failure.
+    Accepted,
 }
 
 impl std::fmt::Display for CheckId {
@@ -122,7 +125,6 @@ macro_rules! catalogue {
             }
         }
         /// Every check, in report order.
-        #[cfg(test)]
         pub(crate) const CATALOGUE: &[Check] = &[$($name),*];
     };
 }
@@ -223,6 +225,12 @@ pub struct Finding {
     pub detail: String,
     /// How to fix it (for failures).
     pub remedy: Option<String>,
+    /// Why it is accepted (status `accepted`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) acceptance: Option<crate::model::exceptions::Acceptance>,
+    /// An exception that accepted it until a day now past.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) expired_acceptance: Option<crate::model::exceptions::Acceptance>,
 }
 
 impl Finding {
@@ -242,6 +250,8 @@ impl Finding {
             object,
             detail: detail.into(),
             remedy,
+            acceptance: None,
+            expired_acceptance: None,
         }
     }
 

@@ -1,11 +1,36 @@
-//! Rendering check results: a text table, the JSON contract, Prometheus.
+//! Rendering check results: a text table, the JSON contract, Prometheus,
+//! SARIF and JUnit; for one database or a fleet.
 
 use std::io::IsTerminal;
 
 use serde::Serialize;
 
 use crate::model::checks::{Finding, Status};
+use crate::model::exceptions::{Exception, ExceptionResult, ExceptionState};
 use crate::model::snapshot::{ServerInfo, Snapshot, TableMode};
+
+pub(crate) mod fleet;
+pub(crate) mod junit;
+pub(crate) mod prometheus;
+pub(crate) mod sarif;
+
+/// One database's run, or why it could not be checked.
+pub(crate) enum Run<'a> {
+    /// The report of a database that was checked.
+    Checked {
+        /// The fleet's name for it (none for a single database).
+        target: Option<&'a str>,
+        /// Its report.
+        report: &'a Report,
+    },
+    /// A target that could not be checked.
+    Failed {
+        /// The fleet's name for it.
+        target: &'a str,
+        /// What went wrong.
+        error: &'a str,
+    },
+}
 
 /// One tenant table's mode, as the reports show it.
 #[derive(Debug, Clone, Serialize)]
@@ -27,6 +52,25 @@ pub(crate) struct Counts {
     pub(crate) warnings: usize,
     /// `skip` findings.
     pub(crate) skipped: usize,
+    /// `accepted` findings (problems a reviewed exception accepts).
+    pub(crate) accepted: usize,
+}
+
+impl Counts {
+    /// The counts of `findings` by status.
+    fn of(findings: &[Finding]) -> Self {
+        let mut counts = Counts::default();
+        for finding in findings {
+            match finding.status {
+                Status::Pass => counts.passed += 1,
+                Status::Fail => counts.failed += 1,
+                Status::Warn => counts.warnings += 1,
+                Status::Skip => counts.skipped += 1,
+                Status::Accepted => counts.accepted += 1,
+            }
+        }
+        counts
+    }
 }
 
 /// The result document of `verify`, `monitor` (and the check steps of `rehearse`).
@@ -43,27 +87,34 @@ pub(crate) struct Report {
     /// Each tenant table's mode (verify and monitor).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) tables: Vec<TableState>,
+    /// The reviewed exceptions given (`--accept`) and what became of each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(crate) exceptions: Vec<ExceptionResult>,
 }
 
 impl Report {
     /// Builds the report and its summary.
     pub(crate) fn new(command: &'static str, database: ServerInfo, checks: Vec<Finding>) -> Self {
-        let mut summary = Counts::default();
-        for finding in &checks {
-            match finding.status {
-                Status::Pass => summary.passed += 1,
-                Status::Fail => summary.failed += 1,
-                Status::Warn => summary.warnings += 1,
-                Status::Skip => summary.skipped += 1,
-            }
-        }
         Self {
             command,
             database,
+            summary: Counts::of(&checks),
             checks,
-            summary,
             tables: Vec::new(),
+            exceptions: Vec::new(),
         }
+    }
+
+    /// The report with `exceptions` applied on `today` (`YYYY-MM-DD`, UTC).
+    pub(crate) fn with_exceptions(mut self, exceptions: &[Exception], today: &str) -> Self {
+        self.exceptions = crate::model::exceptions::apply(&mut self.checks, exceptions, today);
+        self.summary = Counts::of(&self.checks);
+        self
+    }
+
+    /// Exceptions in `state`.
+    fn exceptions_in(&self, state: ExceptionState) -> impl Iterator<Item = &ExceptionResult> {
+        self.exceptions.iter().filter(move |e| e.state == state)
     }
 
     /// The report with each tenant table's mode from `snap`.
@@ -119,9 +170,12 @@ impl Report {
         Some(format!("tenant tables: {}\n", parts.join(", ")))
     }
 
-    /// Whether the result is clean: no failure (and no warning under `strict`).
+    /// Whether the result is clean: no failure, no expired exception (and no
+    /// warning under `strict`). Accepted findings are not failures.
     pub(crate) fn clean(&self, strict: bool) -> bool {
-        self.summary.failed == 0 && (!strict || self.summary.warnings == 0)
+        self.summary.failed == 0
+            && self.exceptions_in(ExceptionState::Expired).next().is_none()
+            && (!strict || self.summary.warnings == 0)
     }
 
     /// The JSON document (the public contract in docs/checks.md).
@@ -146,7 +200,7 @@ impl Report {
                 f.id.to_string(),
                 status_word(f.status).into(),
                 crate::logging::printable(f.object.as_deref().unwrap_or_default()).into_owned(),
-                crate::logging::printable(&f.detail).into_owned(),
+                crate::logging::printable(&detail_with_acceptance(f)).into_owned(),
             ]);
         }
         let mut out = format!(
@@ -173,96 +227,106 @@ impl Report {
                 ));
             }
         }
-        let s = &self.summary;
-        out.push_str(&format!(
-            "\n{} passed, {} failed, {} warnings, {} skipped\n",
-            s.passed, s.failed, s.warnings, s.skipped
-        ));
-        out
-    }
-
-    /// node_exporter textfile format: a gauge per finding, counts per status, the run time.
-    pub(crate) fn prometheus(&self, unix_time: f64) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP rlsctl_check_status One series per finding: 1 for the status it has.\n# TYPE rlsctl_check_status gauge\n");
-        for f in &self.checks {
-            out.push_str(&format!(
-                "rlsctl_check_status{{id=\"{}\",severity=\"{}\",status=\"{}\",object=\"{}\"}} 1\n",
-                f.id,
-                match f.severity {
-                    crate::model::checks::Severity::Error => "error",
-                    crate::model::checks::Severity::Warning => "warning",
-                },
-                status_word(f.status),
-                escape_label(f.object.as_deref().unwrap_or(""))
-            ));
-        }
-        out.push_str(
-            "# HELP rlsctl_checks Number of findings by status.\n# TYPE rlsctl_checks gauge\n",
-        );
-        let s = &self.summary;
-        for (status, n) in [
-            ("pass", s.passed),
-            ("fail", s.failed),
-            ("warn", s.warnings),
-            ("skip", s.skipped),
+        for (state, what) in [
+            (
+                ExceptionState::Expired,
+                "expired (it accepts nothing now: review it again or fix the finding)",
+            ),
+            (
+                ExceptionState::Stale,
+                "stale (it matches no problem: remove it)",
+            ),
         ] {
-            out.push_str(&format!("rlsctl_checks{{status=\"{status}\"}} {n}\n"));
-        }
-        if !self.tables.is_empty() {
-            out.push_str("# HELP rlsctl_table_mode One series per tenant table: 1 for the mode it is in.\n# TYPE rlsctl_table_mode gauge\n");
-            for t in &self.tables {
+            for e in self.exceptions_in(state) {
                 out.push_str(&format!(
-                    "rlsctl_table_mode{{table=\"{}\",mode=\"{}\"}} 1\n",
-                    escape_label(&t.table),
-                    t.mode.label().replace(' ', "-")
+                    "\nexception {} {} until {}: {what}",
+                    e.exception.check,
+                    crate::logging::printable(
+                        e.exception.object.as_deref().unwrap_or("(no object)")
+                    ),
+                    e.exception.until.as_deref().unwrap_or("-"),
                 ));
             }
         }
-        out.push_str(
-            "# HELP rlsctl_drift 1 when a check failed, else 0.\n# TYPE rlsctl_drift gauge\n",
-        );
-        out.push_str(&format!("rlsctl_drift {}\n", u8::from(s.failed > 0)));
-        out.push_str("# HELP rlsctl_last_run_timestamp_seconds When this result was produced.\n# TYPE rlsctl_last_run_timestamp_seconds gauge\n");
-        out.push_str(&format!(
-            "rlsctl_last_run_timestamp_seconds {unix_time:.3}\n"
-        ));
+        out.push_str(&format!("\n{}\n", self.summary_line()));
         out
+    }
+
+    /// SARIF 2.1.0 of this report (`docs_url`: the address of docs/checks.md).
+    pub(crate) fn sarif(&self, command: &str, docs_url: Option<&str>) -> String {
+        sarif::log(
+            command,
+            &[Run::Checked {
+                target: None,
+                report: self,
+            }],
+            docs_url,
+        )
+    }
+
+    /// JUnit XML of this report (warnings fail their case under `strict`).
+    pub(crate) fn junit(&self, command: &str, strict: bool) -> String {
+        junit::log(
+            command,
+            &[Run::Checked {
+                target: None,
+                report: self,
+            }],
+            strict,
+        )
+    }
+
+    /// `N passed, N failed, N warnings, N skipped` (and accepted, when any).
+    pub(crate) fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let mut line = format!(
+            "{} passed, {} failed, {} warnings, {} skipped",
+            s.passed, s.failed, s.warnings, s.skipped
+        );
+        if s.accepted > 0 {
+            line.push_str(&format!(", {} accepted", s.accepted));
+        }
+        line
+    }
+
+    /// node_exporter textfile format: a gauge per finding, counts per
+    /// status, each table's mode, the run time.
+    pub(crate) fn prometheus(&self, unix_time: f64) -> String {
+        let mut metrics = prometheus::Metrics::default();
+        metrics.add_report(self, &[]);
+        metrics.add_run_time(unix_time);
+        metrics.render()
     }
 }
 
-fn status_word(status: Status) -> &'static str {
+/// The status as reports write it.
+pub(crate) fn status_word(status: Status) -> &'static str {
     match status {
         Status::Pass => "pass",
         Status::Fail => "fail",
         Status::Warn => "warn",
         Status::Skip => "skip",
+        Status::Accepted => "accepted",
     }
 }
 
-/// A Prometheus label value: backslash, quote and newline escaped as the
-/// format wants; other control characters as a literal `\uXXXX` (the format
-/// has no such escape, so its backslash is escaped too).
-fn escape_label(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c if c.is_control() => out.push_str(&format!("\\\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape_label;
-
-    #[test]
-    fn labels_are_escaped() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+/// The finding's detail, with the reason it is accepted (or was, until a day
+/// now past).
+pub(crate) fn detail_with_acceptance(f: &Finding) -> String {
+    let until = |a: &crate::model::exceptions::Acceptance| {
+        a.until
+            .as_deref()
+            .map(|d| format!(" until {d}"))
+            .unwrap_or_default()
+    };
+    match (&f.acceptance, &f.expired_acceptance) {
+        (Some(a), _) => format!("{} [accepted{}: {}]", f.detail, until(a), a.reason),
+        (None, Some(a)) => format!(
+            "{} [acceptance expired{}: {}]",
+            f.detail,
+            until(a),
+            a.reason
+        ),
+        (None, None) => f.detail.clone(),
     }
 }

@@ -1,4 +1,8 @@
-//! `rlsctl monitor`: the nightly drift check.
+//! `rlsctl monitor`: the nightly drift check, of one database or (with
+//! `--targets`) a fleet.
+
+mod fleet;
+mod targets;
 
 use std::io::Write;
 use std::path::Path;
@@ -15,15 +19,25 @@ use crate::pg::Db;
 
 /// Runs `monitor` (default user: the app role; never prompts).
 pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
+    let exceptions = super::read_exceptions(&args.report)?;
+    if args.fleet.targets.is_some() {
+        return fleet::run(args, exceptions, quiet).await;
+    }
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.db.target, None, false).await?;
-        let report = monitor(&db, &target).await?;
+        let report = monitor(&db, &target)
+            .await?
+            .with_exceptions(&exceptions, &crate::model::exceptions::today());
+        super::warn_stale(&report);
         let clean = report.clean(args.strict);
+        let docs_url = args.report.docs_url.as_deref();
         let text = match args.format {
             MonitorFormat::Text => report.text(),
             MonitorFormat::Json => report.json(),
             MonitorFormat::Prometheus => report.prometheus(now()),
+            MonitorFormat::Sarif => report.sarif("monitor", docs_url),
+            MonitorFormat::Junit => report.junit("monitor", args.strict),
         };
         match &args.output {
             Some(path) => write_atomically(path, &text)?,
@@ -56,7 +70,8 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     Ok(Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot))
 }
 
-fn now() -> f64 {
+/// Seconds since the epoch now.
+pub(crate) fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())

@@ -1,0 +1,140 @@
+//! `monitor --targets`: every database of a fleet from one run. Targets run
+//! concurrently (`--concurrency`), each with its own deadline; one that fails
+//! to connect or times out is reported and never stops the others.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::sync::Semaphore;
+use tracing::Instrument;
+
+use super::targets::{self, FleetTarget};
+use crate::cli::{MonitorArgs, MonitorFormat};
+use crate::commands::Verdict;
+use crate::model::exceptions::Exception;
+use crate::model::report::fleet::{FleetReport, Outcome, TargetResult};
+
+/// Runs monitor on every target of `args.fleet.targets` (in `--shard`).
+pub(crate) async fn run(
+    args: MonitorArgs,
+    exceptions: Vec<Exception>,
+    quiet: bool,
+) -> Result<Verdict> {
+    let path = args.fleet.targets.clone().context("no --targets file")?;
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
+    let mut fleet = targets::parse(&text, &shown, &args.db)?;
+    if let Some(shard) = args.fleet.shard {
+        fleet.retain(|t| targets::in_shard(&t.name, shard));
+        tracing::info!(shard = %format!("{}/{}", shard.index, shard.count), targets = fleet.len(), "this shard's targets");
+    }
+    let results = check_all(&args, fleet, Arc::new(exceptions)).await;
+    let report = FleetReport::new("monitor", results);
+    let unix_time = super::now();
+    let text = match args.format {
+        MonitorFormat::Text => report.text(),
+        MonitorFormat::Json => report.json(),
+        MonitorFormat::Prometheus => {
+            // A target that fails now keeps its last success from the file it replaces.
+            let previous = args
+                .output
+                .as_ref()
+                .and_then(|p| std::fs::read_to_string(p).ok())
+                .unwrap_or_default();
+            report.prometheus(
+                unix_time,
+                &crate::model::report::fleet::last_success_times(&previous),
+            )
+        }
+        MonitorFormat::Sarif => report.sarif(args.report.docs_url.as_deref()),
+        MonitorFormat::Junit => report.junit(args.strict),
+    };
+    let clean = report.summary.drifted == 0 && report.summary.errors == 0;
+    match &args.output {
+        Some(path) => super::write_atomically(path, &text)?,
+        None if quiet && clean => {}
+        None => crate::commands::print(&text),
+    }
+    if !quiet && (args.output.is_some() || args.format != MonitorFormat::Text) {
+        crate::say!("rlsctl monitor: {}", report.summary_line());
+    }
+    let failed = report.failed();
+    if !failed.is_empty() {
+        // Exit 2, naming them: they could not be checked.
+        anyhow::bail!(
+            "{} target(s) could not be checked: {}",
+            failed.len(),
+            crate::logging::printable(&failed.join(", "))
+        );
+    }
+    Ok(if clean {
+        Verdict::Clean
+    } else {
+        Verdict::Problems
+    })
+}
+
+/// Every target, at most `--concurrency` at once, in the file's order.
+async fn check_all(
+    args: &MonitorArgs,
+    fleet: Vec<FleetTarget>,
+    exceptions: Arc<Vec<Exception>>,
+) -> Vec<TargetResult> {
+    let permits = Arc::new(Semaphore::new(args.fleet.concurrency as usize));
+    let (deadline, strict) = (args.fleet.target_timeout, args.strict);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, target) in fleet.into_iter().enumerate() {
+        let (permits, exceptions) = (permits.clone(), exceptions.clone());
+        tasks.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let name = target.name.clone();
+            let span = tracing::info_span!("target", name = %name);
+            let checked = tokio::time::timeout(deadline, check_one(target, &exceptions))
+                .instrument(span)
+                .await;
+            let result = match checked {
+                Ok(Ok(report)) => TargetResult::checked(name, report, strict),
+                Ok(Err(err)) => error(name, format!("{err:#}")),
+                Err(_) => error(
+                    name,
+                    format!(
+                        "no result within --target-timeout {}",
+                        humantime::format_duration(deadline)
+                    ),
+                ),
+            };
+            (index, result)
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok(result) => results.push(result),
+            Err(err) => tracing::error!("a target's task ended: {err}"),
+        }
+    }
+    results.sort_by_key(|(index, _)| *index);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn error(target: String, error: String) -> TargetResult {
+    tracing::warn!(target = %target, "could not be checked: {error}");
+    TargetResult {
+        target,
+        outcome: Outcome::Error { error },
+    }
+}
+
+/// One target's report: its tunnel, its connection, the checks.
+async fn check_one(
+    target: FleetTarget,
+    exceptions: &[Exception],
+) -> Result<crate::model::report::Report> {
+    let FleetTarget { conn, target, .. } = target;
+    crate::commands::with_tunnel(&conn, |conn| async move {
+        let (target, db) = crate::commands::connect(&conn, &target, None, false).await?;
+        let report = super::monitor(&db, &target).await?;
+        Ok(report.with_exceptions(exceptions, &crate::model::exceptions::today()))
+    })
+    .await
+}

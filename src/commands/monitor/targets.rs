@@ -1,0 +1,352 @@
+//! The targets file of `monitor --targets`: a `[defaults]` table and one
+//! `[[target]]` per database, each key the long flag of the same name. A
+//! target's key wins over `[defaults]`, which wins over the command line and
+//! the environment. Read whole before anything connects: an error names the
+//! line and the field.
+//!
+//! ```toml
+//! [defaults]
+//! user = "app_user"
+//! password-from = "secretsmanager:prod/app_user"
+//! sslmode = "verify-full"
+//!
+//! [[target]]
+//! name = "eu-1"
+//! host = "eu-1.abc.eu-west-1.rds.amazonaws.com"
+//! database = "app"
+//!
+//! [[target]]
+//! name = "us-1"
+//! database = "app"
+//! via-ssm = { instance = "i-0123456789abcdef0", endpoint = "us-1.abc.us-east-1.rds.amazonaws.com" }
+//! iam-auth = true
+//! region = "us-east-1"
+//! tables = ["customers", "orders"]
+//! ```
+
+use std::ops::Range;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cli::{ConnectionArgs, DatabaseArgs, Shard, TargetArgs};
+use crate::credentials::PasswordSource;
+use crate::pg::tls::SslMode;
+
+/// One database of the fleet, with everything needed to check it.
+#[derive(Debug, Clone)]
+pub(crate) struct FleetTarget {
+    /// Its name (the `target` label, the report's section).
+    pub(crate) name: String,
+    /// Where and how to connect.
+    pub(crate) conn: ConnectionArgs,
+    /// What the bundle protects there.
+    pub(crate) target: TargetArgs,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    defaults: Settings,
+    #[serde(default)]
+    target: Vec<Spanned<Settings>>,
+}
+
+/// The keys of `[defaults]` and of each `[[target]]` (`name` only there).
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Settings {
+    name: Option<Spanned<String>>,
+    host: Option<String>,
+    port: Option<u16>,
+    database: Option<String>,
+    user: Option<String>,
+    password_from: Option<Spanned<String>>,
+    iam_auth: Option<bool>,
+    sslmode: Option<Spanned<String>>,
+    sslrootcert: Option<PathBuf>,
+    tls_server_name: Option<String>,
+    via_ssm: Option<ViaSsm>,
+    profile: Option<String>,
+    region: Option<String>,
+    db_instance: Option<String>,
+    schema: Option<String>,
+    tables: Option<Vec<String>>,
+    tenant_column: Option<String>,
+    tenant_setting: Option<String>,
+    app_role: Option<String>,
+    admin_role: Option<String>,
+}
+
+/// `via-ssm = { instance = "i-…", endpoint = "db.….rds.amazonaws.com", port = 5432 }`.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct ViaSsm {
+    instance: String,
+    endpoint: String,
+    port: Option<u16>,
+}
+
+/// Reads the targets in `text` (the file at `path`, for messages) over the
+/// flags in `base`.
+pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<FleetTarget>> {
+    let file: File = toml::from_str(text).map_err(|e| anyhow!("{path}: {e}"))?;
+    let line = |span: Range<usize>| text[..span.start].matches('\n').count() + 1;
+    let at = |span: Range<usize>, field: &str| format!("{path}, line {}: {field}", line(span));
+    if file.target.is_empty() {
+        bail!("{path}: no [[target]]: name at least one database");
+    }
+    if let Some(name) = &file.defaults.name {
+        bail!("{}: [defaults] has no name; each [[target]] has its own", at(name.span(), "name"));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut targets = Vec::new();
+    for entry in &file.target {
+        let target = entry.get_ref();
+        let Some(spanned) = &target.name else {
+            bail!("{}: every [[target]] needs a name", at(entry.span(), "name"));
+        };
+        let name = spanned.get_ref().trim().to_string();
+        if name.is_empty() {
+            bail!("{}: a target needs a name", at(spanned.span(), "name"));
+        }
+        if seen.contains(&name) {
+            bail!(
+                "{}: {name:?} names two targets (each series is labelled by it)",
+                at(spanned.span(), "name")
+            );
+        }
+        seen.push(name.clone());
+        let mut db = base.clone();
+        apply(&mut db, &file.defaults, &at)?;
+        apply(&mut db, target, &at)?;
+        if !db.conn.via_ssm && target.host.is_none() && file.defaults.host.is_none() {
+            bail!(
+                "{}: target {name:?} has no host (or via-ssm)",
+                at(entry.span(), "host")
+            );
+        }
+        targets.push(FleetTarget {
+            name,
+            conn: db.conn,
+            target: db.target,
+        });
+    }
+    Ok(targets)
+}
+
+/// Sets the keys of `settings` on `db`.
+fn apply(
+    db: &mut DatabaseArgs,
+    settings: &Settings,
+    at: &dyn Fn(Range<usize>, &str) -> String,
+) -> Result<()> {
+    let (conn, target) = (&mut db.conn, &mut db.target);
+    let s = settings.clone();
+    if let Some(host) = s.host {
+        conn.host = host;
+    }
+    if let Some(port) = s.port {
+        conn.port = port;
+    }
+    if let Some(database) = s.database {
+        conn.dbname = database;
+    }
+    if let Some(user) = s.user {
+        conn.user = Some(user);
+    }
+    if let Some(source) = &settings.password_from {
+        let parsed: PasswordSource = source
+            .get_ref()
+            .parse()
+            .map_err(|e: String| anyhow!("{}: {e}", at(source.span(), "password-from")))?;
+        if parsed == PasswordSource::Prompt {
+            bail!(
+                "{}: monitor never prompts; name a source it can read",
+                at(source.span(), "password-from")
+            );
+        }
+        conn.password_from = Some(parsed);
+        conn.iam_auth = false;
+    }
+    if let Some(iam) = s.iam_auth {
+        conn.iam_auth = iam;
+        if iam {
+            conn.password_from = None;
+        }
+    }
+    if let Some(mode) = &settings.sslmode {
+        let parsed =
+            <SslMode as clap::ValueEnum>::from_str(mode.get_ref(), true).map_err(|_| {
+                anyhow!(
+                    "{}: {:?} is none of disable, prefer, require, verify-ca, verify-full",
+                    at(mode.span(), "sslmode"),
+                    mode.get_ref()
+                )
+            })?;
+        conn.sslmode = Some(parsed);
+    }
+    if let Some(file) = s.sslrootcert {
+        conn.sslrootcert = Some(file);
+    }
+    if let Some(name) = s.tls_server_name {
+        conn.tls_server_name = Some(name);
+    }
+    if let Some(ssm) = s.via_ssm {
+        conn.via_ssm = true;
+        conn.via_ssh = None;
+        conn.aws.instance_id = Some(ssm.instance);
+        conn.aws.rds_endpoint = Some(ssm.endpoint);
+        if let Some(port) = ssm.port {
+            conn.aws.remote_port = port;
+        }
+    }
+    if let Some(profile) = s.profile {
+        conn.aws.profile = Some(profile);
+    }
+    if let Some(region) = s.region {
+        conn.aws.region = Some(region);
+    }
+    if let Some(instance) = s.db_instance {
+        conn.aws.db_instance = Some(instance);
+    }
+    if let Some(schema) = s.schema {
+        target.schema = schema;
+    }
+    if let Some(tables) = s.tables {
+        target.tables = tables;
+    }
+    if let Some(column) = s.tenant_column {
+        target.tenant_column = column;
+    }
+    if let Some(setting) = s.tenant_setting {
+        target.tenant_setting = setting;
+    }
+    if let Some(role) = s.app_role {
+        target.app_role = role;
+    }
+    if let Some(role) = s.admin_role {
+        target.admin_role = role;
+    }
+    Ok(())
+}
+
+/// Whether `name` falls in `shard`: a stable hash (the first eight bytes of
+/// its SHA-256), the same on every machine and in every release.
+pub(crate) fn in_shard(name: &str, shard: Shard) -> bool {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first) % u64::from(shard.count) == u64::from(shard.index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The flags as the command line would give them.
+    fn base() -> DatabaseArgs {
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            db: DatabaseArgs,
+        }
+        Flags::parse_from(["rlsctl", "--host", "cli.example", "--tables", "a,b"]).db
+    }
+
+    #[test]
+    fn a_target_takes_its_keys_over_the_defaults_over_the_flags() {
+        let targets = parse(
+            r#"
+[defaults]
+user = "app_user"
+password-from = "env:APP_PASSWORD"
+tables = ["customers"]
+
+[[target]]
+name = "eu-1"
+host = "eu.example"
+port = 6432
+database = "app"
+
+[[target]]
+name = "us-1"
+database = "app"
+via-ssm = { instance = "i-0123", endpoint = "us.example" }
+iam-auth = true
+tables = ["orders", "lines"]
+"#,
+            "targets.toml",
+            &base(),
+        )
+        .unwrap();
+        let (eu, us) = (&targets[0], &targets[1]);
+        assert_eq!(
+            (eu.name.as_str(), eu.conn.host.as_str(), eu.conn.port),
+            ("eu-1", "eu.example", 6432)
+        );
+        assert_eq!(eu.conn.user.as_deref(), Some("app_user"));
+        assert_eq!(
+            eu.conn.password_from,
+            Some(PasswordSource::Env("APP_PASSWORD".into()))
+        );
+        assert_eq!(eu.target.tables, ["customers"]);
+        assert!(us.conn.via_ssm && us.conn.iam_auth && us.conn.password_from.is_none());
+        assert_eq!(us.conn.aws.rds_endpoint.as_deref(), Some("us.example"));
+        assert_eq!(us.target.tables, ["orders", "lines"]);
+    }
+
+    #[test]
+    fn a_bad_targets_file_names_the_line_and_the_field() {
+        let err = |text: &str| format!("{:#}", parse(text, "targets.toml", &base()).unwrap_err());
+        let port = err("[[target]]\nname = \"a\"\nhost = \"h\"\nport = \"x\"\n");
+        assert!(port.contains("line 4") && port.contains("port"), "{port}");
+        let key = err("[[target]]\nname = \"a\"\nhots = \"h\"\n");
+        assert!(key.contains("line 3") && key.contains("hots"), "{key}");
+        let mode = err("[[target]]\nname = \"a\"\nhost = \"h\"\nsslmode = \"strict\"\n");
+        assert!(
+            mode.contains("line 4") && mode.contains("sslmode"),
+            "{mode}"
+        );
+        let source = err(
+            "[defaults]\npassword-from = \"hunter2\"\n[[target]]\nname = \"a\"\nhost = \"h\"\n",
+        );
+        assert!(
+            source.contains("line 2") && source.contains("password-from"),
+            "{source}"
+        );
+        assert!(!source.contains("hunter2"), "{source}");
+        let twice =
+            err("[[target]]\nname = \"a\"\nhost = \"h\"\n[[target]]\nname = \"a\"\nhost = \"h\"\n");
+        assert!(
+            twice.contains("line 5") && twice.contains("two targets"),
+            "{twice}"
+        );
+        let none = err("[defaults]\nuser = \"u\"\n");
+        assert!(none.contains("no [[target]]"), "{none}");
+    }
+
+    #[test]
+    fn shards_split_a_fleet_into_disjoint_parts_whose_union_is_the_fleet() {
+        let names: Vec<String> = (0..200).map(|i| format!("db-{i}")).collect();
+        let count = 4;
+        let mut union = Vec::new();
+        for index in 0..count {
+            let part: Vec<&String> = names
+                .iter()
+                .filter(|n| in_shard(n, Shard { index, count }))
+                .collect();
+            assert!(!part.is_empty(), "shard {index} is empty");
+            union.extend(part);
+        }
+        union.sort();
+        let mut all: Vec<&String> = names.iter().collect();
+        all.sort();
+        assert_eq!(union, all);
+    }
+}

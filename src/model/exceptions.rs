@@ -1,0 +1,293 @@
+//! Reviewed exceptions (`--accept FILE`): findings a team has looked at and
+//! signed off, each with a reason and an optional last day. An accepted
+//! finding is still reported, as `accepted` with its reason; an entry past
+//! its day no longer accepts anything and fails the run as expired; an entry
+//! that matches no problem is stale, and says so.
+//!
+//! ```toml
+//! [[accept]]
+//! check = "BYP005"
+//! object = "public.customer_report"
+//! reason = "read-only reporting view, signed off by security (SEC-1234)"
+//! until = 2027-03-31
+//! ```
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::model::checks::{CheckId, Finding, Status, CATALOGUE};
+
+/// One reviewed exception.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Exception {
+    /// The check id, as the catalogue writes it.
+    pub(crate) check: CheckId,
+    /// The object of the finding, exactly as reported; `None` matches a
+    /// finding that names no object.
+    pub(crate) object: Option<String>,
+    /// Why it is accepted (shown wherever the finding is).
+    pub(crate) reason: String,
+    /// The last day (`YYYY-MM-DD`, UTC) it accepts anything.
+    pub(crate) until: Option<String>,
+}
+
+/// What became of an exception in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ExceptionState {
+    /// It matched a problem, which is reported as `accepted`.
+    Accepted,
+    /// Past its day: it accepts nothing, and the run fails.
+    Expired,
+    /// It matched no problem (fixed, renamed, or never there).
+    Stale,
+}
+
+/// An exception with what became of it, as the reports list it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct ExceptionResult {
+    /// The entry.
+    #[serde(flatten)]
+    pub(crate) exception: Exception,
+    /// `accepted`, `expired` or `stale`.
+    pub(crate) state: ExceptionState,
+}
+
+/// The reason and day shown on an accepted finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Acceptance {
+    /// Why it is accepted.
+    pub(crate) reason: String,
+    /// Its last day, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) until: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    accept: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    check: toml::Spanned<String>,
+    #[serde(default)]
+    object: Option<String>,
+    reason: toml::Spanned<String>,
+    #[serde(default)]
+    until: Option<toml::Spanned<Day>>,
+}
+
+/// A TOML date (`2027-03-31`) or the same as a string.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Day {
+    Date(toml::value::Datetime),
+    Text(String),
+}
+
+/// Reads the exceptions in `text` (the file at `path`, for messages): every
+/// error names the line and the field.
+pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Exception>> {
+    let file: File = toml::from_str(text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let line = |span: std::ops::Range<usize>| text[..span.start].matches('\n').count() + 1;
+    file.accept
+        .into_iter()
+        .map(|entry| {
+            let check = CATALOGUE
+                .iter()
+                .find(|c| c.id.as_str() == entry.check.get_ref())
+                .map(|c| c.id);
+            let Some(check) = check else {
+                bail!(
+                    "{path}, line {}: check: {:?} is no check id (see docs/checks.md)",
+                    line(entry.check.span()),
+                    entry.check.get_ref()
+                );
+            };
+            if entry.reason.get_ref().trim().is_empty() {
+                bail!(
+                    "{path}, line {}: reason: an accepted finding needs the reason it was accepted",
+                    line(entry.reason.span())
+                );
+            }
+            let until = match entry.until {
+                None => None,
+                Some(day) => {
+                    let at = line(day.span());
+                    let text = match day.into_inner() {
+                        Day::Date(date) if date.time.is_none() && date.offset.is_none() => {
+                            date.to_string()
+                        }
+                        Day::Date(date) => date.to_string(),
+                        Day::Text(text) => text,
+                    };
+                    Some(valid_day(&text).with_context(|| format!("{path}, line {at}: until"))?)
+                }
+            };
+            Ok(Exception {
+                check,
+                object: entry.object,
+                reason: entry.reason.into_inner(),
+                until,
+            })
+        })
+        .collect()
+}
+
+/// `text` when it is a day `YYYY-MM-DD`.
+fn valid_day(text: &str) -> Result<String> {
+    let ok = text.len() == 10
+        && crate::model::shadow::time::epoch_millis(&format!("{text} 00:00:00 UTC")).is_some();
+    if !ok {
+        bail!("{text:?} is not a day (YYYY-MM-DD)");
+    }
+    Ok(text.to_string())
+}
+
+/// Marks the problems that `exceptions` accept as `accepted` (with the
+/// reason), on `today` (`YYYY-MM-DD`, UTC), and says what became of each entry.
+pub(crate) fn apply(
+    findings: &mut [Finding],
+    exceptions: &[Exception],
+    today: &str,
+) -> Vec<ExceptionResult> {
+    exceptions
+        .iter()
+        .map(|exception| {
+            let matches = |f: &Finding| {
+                f.id == exception.check
+                    && f.object == exception.object
+                    && matches!(f.status, Status::Fail | Status::Warn | Status::Accepted)
+            };
+            let expired = exception.until.as_deref().is_some_and(|day| day < today);
+            let mut matched = false;
+            for finding in findings.iter_mut().filter(|f| matches(f)) {
+                matched = true;
+                let acceptance = Acceptance {
+                    reason: exception.reason.clone(),
+                    until: exception.until.clone(),
+                };
+                if expired {
+                    finding.expired_acceptance = Some(acceptance);
+                } else {
+                    finding.status = Status::Accepted;
+                    finding.acceptance = Some(acceptance);
+                }
+            }
+            let state = match (matched, expired) {
+                (_, true) => ExceptionState::Expired,
+                (true, false) => ExceptionState::Accepted,
+                (false, false) => ExceptionState::Stale,
+            };
+            ExceptionResult {
+                exception: exception.clone(),
+                state,
+            }
+        })
+        .collect()
+}
+
+/// Today (UTC) as `YYYY-MM-DD`.
+pub(crate) fn today() -> String {
+    crate::model::shadow::time::utc_text(crate::model::shadow::time::now())[..10].to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::checks::{Finding, BYP005, RLS002};
+
+    fn problem(object: &str) -> Finding {
+        Finding::problem(&BYP005, object, "reads every row", "fix it")
+    }
+
+    #[test]
+    fn an_entry_accepts_its_finding_an_expired_one_does_not_and_a_stale_one_says_so() {
+        let exceptions = parse(
+            r#"
+[[accept]]
+check = "BYP005"
+object = "public.report"
+reason = "signed off (SEC-1)"
+until = 2027-03-31
+
+[[accept]]
+check = "BYP005"
+object = "public.old_report"
+reason = "was fine last year"
+until = "2026-01-31"
+
+[[accept]]
+check = "RLS002"
+object = "public.gone"
+reason = "dropped since"
+"#,
+            "accept.toml",
+        )
+        .unwrap();
+        let mut findings = vec![
+            problem("public.report"),
+            problem("public.old_report"),
+            problem("public.other"),
+            Finding::pass(&RLS002, None, "fine"),
+        ];
+        let results = apply(&mut findings, &exceptions, "2026-11-27");
+        let states: Vec<_> = results.iter().map(|r| r.state).collect();
+        assert_eq!(
+            states,
+            [
+                ExceptionState::Accepted,
+                ExceptionState::Expired,
+                ExceptionState::Stale
+            ]
+        );
+        assert_eq!(findings[0].status, Status::Accepted);
+        assert_eq!(
+            findings[0].acceptance.as_ref().unwrap().reason,
+            "signed off (SEC-1)"
+        );
+        // BYP005 is an error: an expired acceptance leaves it failing.
+        assert_eq!(findings[1].status, Status::Fail);
+        assert!(findings[1].expired_acceptance.is_some());
+        assert_eq!(findings[2].status, Status::Fail);
+        assert_eq!(findings[3].status, Status::Pass);
+        // The last day itself still accepts.
+        let results = apply(
+            &mut [problem("public.report")],
+            &exceptions[..1],
+            "2027-03-31",
+        );
+        assert_eq!(results[0].state, ExceptionState::Accepted);
+    }
+
+    #[test]
+    fn a_bad_file_names_the_line_and_the_field() {
+        let err = |text: &str| format!("{:#}", parse(text, "accept.toml").unwrap_err());
+        let unknown = err("[[accept]]\ncheck = \"BYP999\"\nreason = \"x\"\n");
+        assert!(
+            unknown.contains("line 2") && unknown.contains("check"),
+            "{unknown}"
+        );
+        let day = err("[[accept]]\ncheck = \"BYP005\"\nreason = \"x\"\nuntil = \"31/03/2027\"\n");
+        assert!(day.contains("line 4") && day.contains("until"), "{day}");
+        let reason = err("[[accept]]\ncheck = \"BYP005\"\nreason = \" \"\n");
+        assert!(
+            reason.contains("line 3") && reason.contains("reason"),
+            "{reason}"
+        );
+        let missing = err("[[accept]]\ncheck = \"BYP005\"\n");
+        assert!(
+            missing.contains("line 1") && missing.contains("reason"),
+            "{missing}"
+        );
+        let field = err("[[accept]]\ncheck = \"BYP005\"\nreason = \"x\"\nobjekt = \"t\"\n");
+        assert!(
+            field.contains("line 4") && field.contains("objekt"),
+            "{field}"
+        );
+    }
+}

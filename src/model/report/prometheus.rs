@@ -1,0 +1,193 @@
+//! The node_exporter textfile format. Series are gathered by metric family
+//! first, so a fleet's file has each family's HELP and TYPE once with every
+//! target's samples under it (node_exporter refuses a family written twice).
+
+use crate::model::checks::Severity;
+
+use super::{status_word, Report};
+
+/// Metric families in the order they were first added, each with its samples.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    families: Vec<Family>,
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    samples: Vec<String>,
+}
+
+impl Metrics {
+    /// Adds one sample `name{labels} value` to its family.
+    pub(crate) fn add(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        value: impl std::fmt::Display,
+    ) {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
+            .collect();
+        let sample = if labels.is_empty() {
+            format!("{name} {value}")
+        } else {
+            format!("{name}{{{}}} {value}", labels.join(","))
+        };
+        match self.families.iter_mut().find(|f| f.name == name) {
+            Some(family) => family.samples.push(sample),
+            None => self.families.push(Family {
+                name,
+                help,
+                samples: vec![sample],
+            }),
+        }
+    }
+
+    /// A report's series, each with `labels` first (a fleet's `target`).
+    pub(crate) fn add_report(&mut self, report: &Report, labels: &[(&str, &str)]) {
+        let with = |more: &[(&'static str, &str)]| -> Vec<(&str, String)> {
+            labels
+                .iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .chain(more.iter().map(|(k, v)| (*k, v.to_string())))
+                .collect()
+        };
+        let add = |metrics: &mut Self, name, help, pairs: Vec<(&str, String)>, value: usize| {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            metrics.add(name, help, &pairs, value);
+        };
+        for f in &report.checks {
+            let severity = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+            };
+            add(
+                self,
+                "rlsctl_check_status",
+                "One series per finding: 1 for the status it has.",
+                with(&[
+                    ("id", f.id.as_str()),
+                    ("severity", severity),
+                    ("status", status_word(f.status)),
+                    ("object", f.object.as_deref().unwrap_or("")),
+                ]),
+                1,
+            );
+        }
+        let s = &report.summary;
+        for (status, n) in [
+            ("pass", s.passed),
+            ("fail", s.failed),
+            ("warn", s.warnings),
+            ("skip", s.skipped),
+            ("accepted", s.accepted),
+        ] {
+            add(
+                self,
+                "rlsctl_checks",
+                "Number of findings by status.",
+                with(&[("status", status)]),
+                n,
+            );
+        }
+        for t in &report.tables {
+            let mode = t.mode.label().replace(' ', "-");
+            add(
+                self,
+                "rlsctl_table_mode",
+                "One series per tenant table: 1 for the mode it is in.",
+                with(&[("table", t.table.as_str()), ("mode", mode.as_str())]),
+                1,
+            );
+        }
+        for e in &report.exceptions {
+            let state = format!("{:?}", e.state).to_lowercase();
+            add(
+                self,
+                "rlsctl_exception",
+                "One series per reviewed exception (--accept): 1 for what became of it (accepted, expired, stale).",
+                with(&[
+                    ("id", e.exception.check.as_str()),
+                    ("object", e.exception.object.as_deref().unwrap_or("")),
+                    ("state", state.as_str()),
+                ]),
+                1,
+            );
+        }
+        add(
+            self,
+            "rlsctl_drift",
+            "1 when a check failed (or a reviewed exception expired), else 0.",
+            with(&[]),
+            usize::from(!report.clean(false)),
+        );
+    }
+
+    /// When the result was produced.
+    pub(crate) fn add_run_time(&mut self, unix_time: f64) {
+        self.add(
+            "rlsctl_last_run_timestamp_seconds",
+            "When this result was produced.",
+            &[],
+            format!("{unix_time:.3}"),
+        );
+    }
+
+    /// The textfile.
+    pub(crate) fn render(&self) -> String {
+        let mut out = String::new();
+        for family in &self.families {
+            out.push_str(&format!(
+                "# HELP {} {}\n# TYPE {} gauge\n",
+                family.name, family.help, family.name
+            ));
+            for sample in &family.samples {
+                out.push_str(sample);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped as the
+/// format wants; other control characters as a literal `\uXXXX` (the format
+/// has no such escape, so its backslash is escaped too).
+fn escape_label(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn each_family_is_written_once_with_every_sample_under_it() {
+        let mut metrics = Metrics::default();
+        metrics.add("a", "A.", &[("target", "one")], 1);
+        metrics.add("b", "B.", &[("target", "one")], 2);
+        metrics.add("a", "A.", &[("target", "two")], 3);
+        assert_eq!(
+            metrics.render(),
+            "# HELP a A.\n# TYPE a gauge\na{target=\"one\"} 1\na{target=\"two\"} 3\n# HELP b B.\n# TYPE b gauge\nb{target=\"one\"} 2\n"
+        );
+    }
+}
