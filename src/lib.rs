@@ -44,6 +44,8 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
     signals::prepare();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // A fleet's targets run as spawned tasks: as deep as the main thread's.
+        .thread_stack_size(8 << 20)
         .enable_all()
         .build()
     {

@@ -15,6 +15,8 @@ mod audit;
 mod aws_double;
 mod breaks;
 mod credentials;
+mod fleet;
+mod formats;
 mod hardening;
 mod isolation;
 mod layers;

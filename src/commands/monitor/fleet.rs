@@ -89,7 +89,7 @@ async fn check_all(
             let _permit = permits.acquire_owned().await;
             let name = target.name.clone();
             let span = tracing::info_span!("target", name = %name);
-            let checked = tokio::time::timeout(deadline, check_one(target, &exceptions))
+            let checked = tokio::time::timeout(deadline, Box::pin(check_one(target, &exceptions)))
                 .instrument(span)
                 .await;
             let result = match checked {

@@ -100,14 +100,20 @@ pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<F
         bail!("{path}: no [[target]]: name at least one database");
     }
     if let Some(name) = &file.defaults.name {
-        bail!("{}: [defaults] has no name; each [[target]] has its own", at(name.span(), "name"));
+        bail!(
+            "{}: [defaults] has no name; each [[target]] has its own",
+            at(name.span(), "name")
+        );
     }
     let mut seen: Vec<String> = Vec::new();
     let mut targets = Vec::new();
     for entry in &file.target {
         let target = entry.get_ref();
         let Some(spanned) = &target.name else {
-            bail!("{}: every [[target]] needs a name", at(entry.span(), "name"));
+            bail!(
+                "{}: every [[target]] needs a name",
+                at(entry.span(), "name")
+            );
         };
         let name = spanned.get_ref().trim().to_string();
         if name.is_empty() {
