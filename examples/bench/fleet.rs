@@ -1,0 +1,156 @@
+//! Two measurements beside the curve: verify and monitor against the floor
+//! (one scram-authenticated `psql -c 'select 1'`, interleaved), and a fleet
+//! of 50 databases on the one server (`monitor --targets`) against one
+//! database's monitor.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rlsctl::pg::apply::apply;
+use rlsctl::pg::sandbox::Sandbox;
+use rlsctl::pg::{self, Db};
+
+use crate::{apply_options, create_tables, run_rlsctl, target, APP_PASSWORD, MONITOR, VERIFY};
+
+/// Interleaved runs of each, median.
+pub(crate) const FLOOR_RUNS: usize = 15;
+/// Databases in the fleet.
+pub(crate) const FLEET: usize = 50;
+
+/// Medians (ms) of psql, verify and monitor on the 4-table database.
+pub(crate) struct Floor {
+    pub(crate) psql_ms: f64,
+    pub(crate) verify_ms: f64,
+    pub(crate) monitor_ms: f64,
+}
+
+/// verify and monitor against `psql -c 'select 1'`, as the app role
+/// (scram-sha-256), interleaved so the machine's moods fall on all three.
+pub(crate) fn floor(sandbox: &Sandbox, rlsctl: &str, dbname: &str, tables: usize) -> Result<Floor> {
+    let psql = psql()?;
+    let target = target(tables)?;
+    let (mut p, mut v, mut m) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..FLOOR_RUNS {
+        let started = Instant::now();
+        let status = Command::new(&psql)
+            .args(["-X", "-q", "-A", "-t", "-c", "select 1"])
+            .env_clear()
+            .env("PGHOST", "127.0.0.1")
+            .env("PGPORT", sandbox.port.to_string())
+            .env("PGDATABASE", dbname)
+            .env("PGUSER", "app_user")
+            .env("PGPASSWORD", APP_PASSWORD)
+            .stdout(std::process::Stdio::null())
+            .status()?;
+        if !status.success() {
+            bail!("psql -c 'select 1' failed: {status}");
+        }
+        p.push(started.elapsed().as_secs_f64() * 1000.0);
+        v.push(run_rlsctl(sandbox, rlsctl, dbname, &target, VERIFY)?.ms as f64);
+        m.push(run_rlsctl(sandbox, rlsctl, dbname, &target, MONITOR)?.ms as f64);
+    }
+    Ok(Floor {
+        psql_ms: median(p),
+        verify_ms: median(v),
+        monitor_ms: median(m),
+    })
+}
+
+/// psql from PostgreSQL's client package (PATH, else Debian's versioned directory).
+fn psql() -> Result<String> {
+    if Command::new("psql").arg("--version").output().is_ok() {
+        return Ok("psql".into());
+    }
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .context("no psql on PATH (apt-get install postgresql-client)")?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("bin/psql"))
+        .find(|p| p.exists())
+        .context("no psql (apt-get install postgresql-client)")?;
+    Ok(found.display().to_string())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// The fleet's numbers.
+pub(crate) struct FleetResult {
+    /// One database's monitor (median of 5), ms.
+    pub(crate) one_ms: u128,
+    /// The fleet's monitor (median of 3), ms.
+    pub(crate) fleet_ms: u128,
+    /// Its peak RSS.
+    pub(crate) fleet_rss_kb: i64,
+    /// Statements of one database's monitor.
+    pub(crate) one_statements: u64,
+    /// Statements of each target in the fleet run (fewest, most).
+    pub(crate) per_target_statements: (u64, u64),
+}
+
+/// 50 databases of 4 tenant tables on the one server, applied; then one
+/// database's monitor against `monitor --targets` over all of them (the
+/// default concurrency, 8).
+pub(crate) async fn fleet(sandbox: &Sandbox, postgres: &Db, rlsctl: &str) -> Result<FleetResult> {
+    let tables = 4;
+    let target = target(tables)?;
+    let mut file = String::from("[defaults]\nhost = \"127.0.0.1\"\n");
+    file.push_str(&format!("port = {}\n", sandbox.port));
+    for i in 0..FLEET {
+        let dbname = format!("fleet_{i}");
+        postgres.simple(&format!("CREATE DATABASE {dbname}")).await?;
+        let admin =
+            pg::connect(&sandbox.connect_options(&dbname, "postgres", &sandbox.superuser_password))
+                .await?;
+        create_tables(&admin, tables, 100).await?;
+        let outcome = apply(&admin, &target, &apply_options(false)).await?;
+        if !outcome.applied {
+            bail!("apply did not apply to {dbname}");
+        }
+        admin.simple("ANALYZE").await?;
+        file.push_str(&format!("[[target]]\nname = \"{dbname}\"\ndatabase = \"{dbname}\"\n"));
+    }
+    let targets = tempfile::NamedTempFile::new()?;
+    std::fs::write(targets.path(), file)?;
+    let targets_path = targets.path().display().to_string();
+
+    let mut one = Vec::new();
+    for _ in 0..5 {
+        one.push(run_rlsctl(sandbox, rlsctl, "fleet_0", &target, MONITOR)?);
+    }
+    one.sort_by_key(|r| r.ms);
+    let one_statements = statements(&one[2].log).first().copied().unwrap_or_default();
+    let mut args = MONITOR.to_vec();
+    args.extend(["--targets", targets_path.as_str()]);
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        runs.push(run_rlsctl(sandbox, rlsctl, "fleet_0", &target, &args)?);
+    }
+    let fleet_rss_kb = runs.iter().map(|r| r.rss_kb).max().unwrap_or(0);
+    runs.sort_by_key(|r| r.ms);
+    let counts = statements(&runs[1].log);
+    if counts.len() != FLEET {
+        bail!("{} targets reported statements, not {FLEET}", counts.len());
+    }
+    Ok(FleetResult {
+        one_ms: one[2].ms,
+        fleet_ms: runs[1].ms,
+        fleet_rss_kb,
+        one_statements,
+        per_target_statements: (
+            counts.iter().copied().min().unwrap_or(0),
+            counts.iter().copied().max().unwrap_or(0),
+        ),
+    })
+}
+
+/// The statement count of every "monitor done" line of a JSON log.
+fn statements(log: &str) -> Vec<u64> {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "monitor done")
+        .filter_map(|l| l["fields"]["statements"].as_u64())
+        .collect()
+}
