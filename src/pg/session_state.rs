@@ -76,24 +76,28 @@ pub(crate) async fn connect(db: &Db) -> Connections {
 
 /// Runs the probe on `connections` (`db` only opens more, through the same
 /// path, when something pools). Never beside other work through the same
-/// path: a pooler could hand the canary to it. Adds one SES001 finding.
+/// path: a pooler could hand the canary to it. Adds one SES001 finding;
+/// returns how many times it looked for the closed connection's process.
 pub(crate) async fn run(
     db: &Db,
     connections: Connections,
     snap: &Snapshot,
     target: &Target,
     findings: &mut Findings,
-) -> Result<()> {
+) -> Result<u64> {
     let types = column_types(snap);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     let started = Instant::now();
     let setting = target.tenant_setting.as_str();
+    // Looks for the closed connection's server process: how many the server
+    // took to end it (load), not how many tables there are.
+    let mut polls = 0;
     let looked = match connections.0 {
         Ok((first, second)) => {
             // Castable to the tenant column, so an app that did inherit it
             // would find no rows rather than fail on a cast.
             let canary = random_tenant(&first, &types).await?;
-            look(db, first, second, setting, &canary).await
+            look(db, first, second, setting, &canary, &mut polls).await
         }
         Err(err) => Err(err),
     };
@@ -134,15 +138,23 @@ pub(crate) async fn run(
     // Its cost is fixed (connections and pauses), whatever the number of tables.
     tracing::info!(
         ms = started.elapsed().as_secs_f64() * 1000.0,
+        polls,
         "session-state probe done"
     );
-    Ok(())
+    Ok(polls)
 }
 
 /// Sets the canary on `first` and looks for it from `second`, then (when
 /// something keeps the first's server process after it closed) from new
 /// connections.
-async fn look(db: &Db, first: Db, second: Db, setting: &str, canary: &str) -> Result<Looked> {
+async fn look(
+    db: &Db,
+    first: Db,
+    second: Db,
+    setting: &str,
+    canary: &str,
+    polls: &mut u64,
+) -> Result<Looked> {
     let row = first.query_one(SET_CANARY, &[&setting, &canary]).await?;
     let pid: i32 = Cells::new(&row, "set_canary").column("pid")?;
     // Back to back: a pooler takes a server connection back before the
@@ -158,6 +170,7 @@ async fn look(db: &Db, first: Db, second: Db, setting: &str, canary: &str) -> Re
     drop(first);
     let closed = Instant::now();
     while closed.elapsed() < EXIT_WAIT {
+        *polls += 1;
         if !alive(&second, pid).await? {
             return Ok(Looked::Ended);
         }

@@ -65,8 +65,12 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);
-    crate::pg::session_state::run(db, probe_connections, &snapshot, target, &mut findings).await?;
-    tracing::info!(statements = db.statements(), "monitor done");
+    let probe_polls =
+        crate::pg::session_state::run(db, probe_connections, &snapshot, target, &mut findings)
+            .await?;
+    // probe_polls: the session-state probe's looks for a process to end
+    // (load, not tables); the rest is constant in the number of tables.
+    tracing::info!(statements = db.statements(), probe_polls, "monitor done");
     Ok(Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot))
 }
 
