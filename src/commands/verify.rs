@@ -20,7 +20,7 @@ pub(crate) async fn run(args: VerifyArgs) -> Result<Verdict> {
         let app = args.app_url.as_deref().map(|url| (url, burst(&args.app)));
         let report = verify(&db, &target, &args.tenants, app)
             .await?
-            .with_exceptions(&exceptions, &crate::model::exceptions::today());
+            .with_exceptions(&exceptions, &crate::model::exceptions::today(), None);
         super::warn_stale(&report);
         super::print(&match args.format {
             VerifyFormat::Text => report.text(),

@@ -29,6 +29,20 @@ pub(crate) struct Exception {
     pub(crate) reason: String,
     /// The last day (`YYYY-MM-DD`, UTC) it accepts anything.
     pub(crate) until: Option<String>,
+    /// With `monitor --targets`: the one target it is for (else every one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) target: Option<String>,
+}
+
+impl Exception {
+    /// Whether it is for the database named `target` (`None`: a single
+    /// database, which only entries without a target are for).
+    pub(crate) fn is_for(&self, target: Option<&str>) -> bool {
+        match &self.target {
+            None => true,
+            Some(name) => Some(name.as_str()) == target,
+        }
+    }
 }
 
 /// What became of an exception in one run.
@@ -79,6 +93,8 @@ struct Entry {
     reason: toml::Spanned<String>,
     #[serde(default)]
     until: Option<toml::Spanned<Day>>,
+    #[serde(default)]
+    target: Option<String>,
 }
 
 /// A TOML date (`2027-03-31`) or the same as a string.
@@ -133,6 +149,7 @@ pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Exception>> {
                 object: entry.object,
                 reason: entry.reason.into_inner(),
                 until,
+                target: entry.target,
             })
         })
         .collect()
@@ -149,14 +166,17 @@ fn valid_day(text: &str) -> Result<String> {
 }
 
 /// Marks the problems that `exceptions` accept as `accepted` (with the
-/// reason), on `today` (`YYYY-MM-DD`, UTC), and says what became of each entry.
+/// reason), on `today` (`YYYY-MM-DD`, UTC), and says what became of each
+/// entry for the database named `target` (`None`: a single database).
 pub(crate) fn apply(
     findings: &mut [Finding],
     exceptions: &[Exception],
     today: &str,
+    target: Option<&str>,
 ) -> Vec<ExceptionResult> {
     exceptions
         .iter()
+        .filter(|e| e.is_for(target))
         .map(|exception| {
             let matches = |f: &Finding| {
                 f.id == exception.check
@@ -235,7 +255,7 @@ reason = "dropped since"
             problem("public.other"),
             Finding::pass(&RLS002, None, "fine"),
         ];
-        let results = apply(&mut findings, &exceptions, "2026-11-27");
+        let results = apply(&mut findings, &exceptions, "2026-11-27", None);
         let states: Vec<_> = results.iter().map(|r| r.state).collect();
         assert_eq!(
             states,
@@ -260,8 +280,29 @@ reason = "dropped since"
             &mut [problem("public.report")],
             &exceptions[..1],
             "2027-03-31",
+            None,
         );
         assert_eq!(results[0].state, ExceptionState::Accepted);
+    }
+
+    #[test]
+    fn an_entry_for_one_target_is_applied_to_that_target_only() {
+        let exceptions = parse(
+            "[[accept]]\ncheck = \"BYP005\"\nobject = \"public.report\"\nreason = \"eu only\"\ntarget = \"eu-1\"\n",
+            "accept.toml",
+        )
+        .unwrap();
+        let mut eu = vec![problem("public.report")];
+        assert_eq!(
+            apply(&mut eu, &exceptions, "2026-11-27", Some("eu-1")).len(),
+            1
+        );
+        assert_eq!(eu[0].status, Status::Accepted);
+        let mut us = vec![problem("public.report")];
+        assert!(apply(&mut us, &exceptions, "2026-11-27", Some("us-1")).is_empty());
+        assert_eq!(us[0].status, Status::Fail);
+        let mut single = vec![problem("public.report")];
+        assert!(apply(&mut single, &exceptions, "2026-11-27", None).is_empty());
     }
 
     #[test]

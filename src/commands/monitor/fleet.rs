@@ -130,11 +130,14 @@ async fn check_one(
     target: FleetTarget,
     exceptions: &[Exception],
 ) -> Result<crate::model::report::Report> {
-    let FleetTarget { conn, target, .. } = target;
+    let FleetTarget { name, conn, target } = target;
     crate::commands::with_tunnel(&conn, |conn| async move {
         let (target, db) = crate::commands::connect(&conn, &target, None, false).await?;
         let report = super::monitor(&db, &target).await?;
-        Ok(report.with_exceptions(exceptions, &crate::model::exceptions::today()))
+        let today = crate::model::exceptions::today();
+        let report = report.with_exceptions(exceptions, &today, Some(&name));
+        crate::commands::warn_stale(&report);
+        Ok(report)
     })
     .await
 }

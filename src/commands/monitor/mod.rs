@@ -26,9 +26,11 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.db.target, None, false).await?;
-        let report = monitor(&db, &target)
-            .await?
-            .with_exceptions(&exceptions, &crate::model::exceptions::today());
+        let report = monitor(&db, &target).await?.with_exceptions(
+            &exceptions,
+            &crate::model::exceptions::today(),
+            None,
+        );
         super::warn_stale(&report);
         let clean = report.clean(args.strict);
         let docs_url = args.report.docs_url.as_deref();

@@ -105,9 +105,16 @@ impl Report {
         }
     }
 
-    /// The report with `exceptions` applied on `today` (`YYYY-MM-DD`, UTC).
-    pub(crate) fn with_exceptions(mut self, exceptions: &[Exception], today: &str) -> Self {
-        self.exceptions = crate::model::exceptions::apply(&mut self.checks, exceptions, today);
+    /// The report with `exceptions` applied on `today` (`YYYY-MM-DD`, UTC),
+    /// for the fleet's `target` (`None`: a single database).
+    pub(crate) fn with_exceptions(
+        mut self,
+        exceptions: &[Exception],
+        today: &str,
+        target: Option<&str>,
+    ) -> Self {
+        self.exceptions =
+            crate::model::exceptions::apply(&mut self.checks, exceptions, today, target);
         self.summary = Counts::of(&self.checks);
         self
     }
