@@ -39,16 +39,30 @@ pub async fn run_block(
     block: &str,
     input: &Value,
 ) -> anyhow::Result<Vec<Value>> {
-    db.query(&render(Step::ProbeInput, &[]), &[&input.to_string()])
-        .await
-        .doing(&format!("{step}: sending its input"))?;
-    db.execute(block, &[])
-        .await
-        .doing(&format!("{step}: running it"))?;
-    let row = db
-        .query_one(&render(Step::ProbeOutput, &[]), &[])
-        .await
-        .doing(&format!("{step}: reading its result"))?;
+    // Sent together (one round trip through a tunnel, not three): on one
+    // connection they run in order, and after a failure the rest fail too.
+    let (input_sql, output_sql, text) = (
+        render(Step::ProbeInput, &[]),
+        render(Step::ProbeOutput, &[]),
+        input.to_string(),
+    );
+    let (_, _, row) = tokio::try_join!(
+        async {
+            db.query(&input_sql, &[&text])
+                .await
+                .doing(&format!("{step}: sending its input"))
+        },
+        async {
+            db.execute(block, &[])
+                .await
+                .doing(&format!("{step}: running it"))
+        },
+        async {
+            db.query_one(&output_sql, &[])
+                .await
+                .doing(&format!("{step}: reading its result"))
+        },
+    )?;
     let output: Option<String> = row
         .try_get(0)
         .map_err(|e| anyhow::anyhow!("{step}: its result is not text: {e}"))?;
