@@ -738,7 +738,7 @@ fn render(
     );
     let _ = writeln!(
         out,
-        "| tables | rows/table | apply wall | apply statements | transactions | verify wall | catalog checks | probes | verify statements | monitor wall | of which SES001 | monitor statements | monitor peak RSS |"
+        "| tables | rows/table | apply wall | apply statements | transactions | verify wall | catalog checks | probes | verify statements | monitor wall | SES001 after the read | monitor statements | monitor peak RSS |"
     );
     let _ = writeln!(
         out,
@@ -914,7 +914,7 @@ every executed plan (auto_explain) at 250 and 500 tables and fails on a per-tabl
             met(fewest == f.one_statements && most == f.one_statements),
         );
         if ratio > 3.0 {
-            let _ = writeln!(out, "{}", FLEET_NOTE);
+            let _ = writeln!(out, "{FLEET_NOTE}\n");
         }
     }
     let Some(policy) = policy else {

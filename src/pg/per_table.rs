@@ -151,18 +151,11 @@ pub(crate) async fn run_split(
     }
 }
 
-/// [`run`] inside a transaction that is always rolled back.
+/// [`run`] inside a transaction that is always rolled back, sent with it in
+/// one batch.
 async fn rolled_back(db: &Db, step: Step, input: &Value) -> anyhow::Result<Vec<Value>> {
-    let transaction = db
-        .begin(Begin::Pinned)
+    db.rolled_back_batch(Begin::Pinned, run(db, step, input))
         .await
-        .doing(&format!("{}: starting its transaction", step.name()))?;
-    let result = run(&transaction, step, input).await?;
-    transaction
-        .rollback()
-        .await
-        .doing(&format!("{}: rolling it back", step.name()))?;
-    Ok(result)
 }
 
 #[cfg(test)]

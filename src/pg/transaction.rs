@@ -71,6 +71,30 @@ impl Db {
         })
     }
 
+    /// Runs `work` in a transaction of `kind` that is always rolled back,
+    /// sent in one batch with it: BEGIN, the statements `work` sends on its
+    /// first poll (statements joined with `tokio::try_join!` are) and ROLLBACK
+    /// go out together, one round trip through a tunnel instead of three. On
+    /// one connection they run in that order. For work that leaves nothing
+    /// behind even outside a transaction (the probes' blocks undo their own
+    /// writes): should BEGIN fail, the error is BEGIN's.
+    pub async fn rolled_back_batch<T, E>(
+        &self,
+        kind: Begin,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E>
+    where
+        E: From<tokio_postgres::Error>,
+    {
+        let begin = kind.sql();
+        let (begun, result, ended) =
+            tokio::join!(self.simple(&begin), work, self.simple("ROLLBACK"));
+        begun?;
+        let result = result?;
+        ended?;
+        Ok(result)
+    }
+
     /// Rolls back a transaction that was dropped open, before anything else
     /// runs on this connection.
     pub(super) async fn settle(&self) {
