@@ -9,9 +9,11 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use rlsctl::pg::apply::apply;
 use rlsctl::pg::sandbox::Sandbox;
-use rlsctl::pg::{self, Db};
+use rlsctl::pg::Db;
 
-use crate::{apply_options, create_tables, run_rlsctl, target, APP_PASSWORD, MONITOR, VERIFY};
+use crate::{
+    apply_options, database_with_tables, run_rlsctl, target, APP_PASSWORD, MONITOR, VERIFY,
+};
 
 /// Interleaved runs of each, median.
 pub(crate) const FLOOR_RUNS: usize = 15;
@@ -101,13 +103,7 @@ pub(crate) async fn fleet(sandbox: &Sandbox, postgres: &Db, rlsctl: &str) -> Res
     file.push_str(&format!("port = {}\n", sandbox.port));
     for i in 0..FLEET {
         let dbname = format!("fleet_{i}");
-        postgres
-            .simple(&format!("CREATE DATABASE {dbname}"))
-            .await?;
-        let admin =
-            pg::connect(&sandbox.connect_options(&dbname, "postgres", &sandbox.superuser_password))
-                .await?;
-        create_tables(&admin, tables, 100).await?;
+        let admin = database_with_tables(sandbox, postgres, &dbname, tables, 100).await?;
         let outcome = apply(&admin, &target, &apply_options(false)).await?;
         if !outcome.applied {
             bail!("apply did not apply to {dbname}");

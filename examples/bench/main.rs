@@ -190,6 +190,24 @@ fn target(tables: usize) -> Result<Target> {
     .validate()
 }
 
+/// A new database `dbname` with `tables` tenant tables; a superuser's connection to it.
+async fn database_with_tables(
+    sandbox: &Sandbox,
+    postgres: &Db,
+    dbname: &str,
+    tables: usize,
+    rows: usize,
+) -> Result<Db> {
+    postgres
+        .simple(&format!("CREATE DATABASE {dbname}"))
+        .await?;
+    let admin =
+        pg::connect(&sandbox.connect_options(dbname, "postgres", &sandbox.superuser_password))
+            .await?;
+    create_tables(&admin, tables, rows).await?;
+    Ok(admin)
+}
+
 /// `tables` tenant tables `t1`.. with `rows` rows each, as users' tables are.
 async fn create_tables(admin: &Db, tables: usize, rows: usize) -> Result<()> {
     // In chunks of 500 tables, one transaction each: the default lock table
@@ -218,13 +236,7 @@ async fn measure_size(
     rows: usize,
 ) -> Result<SizeResult> {
     let dbname = format!("bench_{tables}");
-    postgres
-        .simple(&format!("CREATE DATABASE {dbname}"))
-        .await?;
-    let admin =
-        pg::connect(&sandbox.connect_options(&dbname, "postgres", &sandbox.superuser_password))
-            .await?;
-    create_tables(&admin, tables, rows).await?;
+    let admin = database_with_tables(sandbox, postgres, &dbname, tables, rows).await?;
     admin.simple("ANALYZE").await?;
     let target = target(tables)?;
 

@@ -16,18 +16,7 @@ async fn drifted_database(t: &TestDb, name: &str) {
         .unwrap();
     operator.simple(DEMO_SCHEMA).await.unwrap();
     operator.simple(DEMO_SEED).await.unwrap();
-    t.run_env(
-        &[
-            "apply",
-            "--app-password-from",
-            "env:APP_PW",
-            "--admin-password-from",
-            "env:ADMIN_PW",
-        ],
-        &[("PGDATABASE", name)],
-    )
-    .await
-    .expect(0);
+    t.apply_env(&[], &[("PGDATABASE", name)]).await.expect(0);
     operator
         .simple("ALTER TABLE public.services DISABLE ROW LEVEL SECURITY")
         .await

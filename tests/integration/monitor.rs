@@ -449,18 +449,9 @@ async fn a_role_name_with_a_comma_is_one_role() {
          GRANT postgres TO \"ops, oncall\"",
     )
     .await;
-    t.run_env(
-        &[
-            "apply",
-            "--app-password-from",
-            "env:APP_PW",
-            "--admin-password-from",
-            "env:ADMIN_PW",
-        ],
-        &[("PGUSER", "ops, oncall"), ("PGPASSWORD", "ops-pw")],
-    )
-    .await
-    .expect(0);
+    t.apply_env(&[], &[("PGUSER", "ops, oncall"), ("PGPASSWORD", "ops-pw")])
+        .await
+        .expect(0);
     let (run, doc) = monitor_json(&t).await;
     run.expect(0);
     assert_eq!(

@@ -173,6 +173,11 @@ impl TestDb {
 
     /// `rlsctl apply` as postgres with both role passwords.
     pub async fn apply(&self, extra: &[&str]) -> Run {
+        self.apply_env(extra, &[]).await
+    }
+
+    /// [`TestDb::apply`] with extra environment variables (another user or database).
+    pub async fn apply_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Run {
         let mut args = vec![
             "apply",
             "--app-password-from",
@@ -181,7 +186,7 @@ impl TestDb {
             "env:ADMIN_PW",
         ];
         args.extend_from_slice(extra);
-        self.run(&args).await
+        self.run_env(&args, env).await
     }
 
     /// Applies and asserts success.
