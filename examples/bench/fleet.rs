@@ -148,15 +148,15 @@ pub(crate) async fn fleet(sandbox: &Sandbox, postgres: &Db, rlsctl: &str) -> Res
 }
 
 /// The statement count of every "monitor done" line of a JSON log, less the
-/// session-state probe's looks for its closed connection's server process
-/// (one on an idle server, more under load: not the catalog's work).
+/// session-state probe's statements that depend on the server's load (its
+/// looks for its closed connection's process to end: one on an idle server).
 fn statements(log: &str) -> Vec<u64> {
     log.lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|l| l["fields"]["message"] == "monitor done")
         .filter_map(|l| {
             let fields = &l["fields"];
-            Some(fields["statements"].as_u64()? - fields["probe_polls"].as_u64()?)
+            Some(fields["statements"].as_u64()? - fields["probe_waits"].as_u64()?)
         })
         .collect()
 }

@@ -334,10 +334,10 @@ async fn measure_size(
             .find(|l| l["fields"]["message"] == message)
             .and_then(|l| l["fields"][name].as_f64())
     };
-    // Without the session-state probe's looks for a process to end (load, not tables).
+    // Without the session-state probe's statements that depend on load, not tables.
     let monitor_statements = (field("monitor done", "statements")
         .context("no statement count in monitor's log")?
-        - field("monitor done", "probe_polls").context("no probe_polls in monitor's log")?)
+        - field("monitor done", "probe_waits").context("no probe_waits in monitor's log")?)
         as u64;
     let monitor_session_ms = field("session-state probe done", "ms")
         .context("no session-state probe time in monitor's log")?

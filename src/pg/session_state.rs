@@ -77,7 +77,7 @@ pub(crate) async fn connect(db: &Db) -> Connections {
 /// Runs the probe on `connections` (`db` only opens more, through the same
 /// path, when something pools). Never beside other work through the same
 /// path: a pooler could hand the canary to it. Adds one SES001 finding;
-/// returns how many times it looked for the closed connection's process.
+/// returns how many of its statements depended on the server's load.
 pub(crate) async fn run(
     db: &Db,
     connections: Connections,
@@ -89,15 +89,16 @@ pub(crate) async fn run(
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     let started = Instant::now();
     let setting = target.tenant_setting.as_str();
-    // Looks for the closed connection's server process: how many the server
-    // took to end it (load), not how many tables there are.
-    let mut polls = 0;
+    // Statements that depend on the server's load (looks for the closed
+    // connection's process to end; the later connections when it does not),
+    // not on the number of tables.
+    let mut waits = 0;
     let looked = match connections.0 {
         Ok((first, second)) => {
             // Castable to the tenant column, so an app that did inherit it
             // would find no rows rather than fail on a cast.
             let canary = random_tenant(&first, &types).await?;
-            look(db, first, second, setting, &canary, &mut polls).await
+            look(db, first, second, setting, &canary, &mut waits).await
         }
         Err(err) => Err(err),
     };
@@ -138,10 +139,10 @@ pub(crate) async fn run(
     // Its cost is fixed (connections and pauses), whatever the number of tables.
     tracing::info!(
         ms = started.elapsed().as_secs_f64() * 1000.0,
-        polls,
+        waits,
         "session-state probe done"
     );
-    Ok(polls)
+    Ok(waits)
 }
 
 /// Sets the canary on `first` and looks for it from `second`, then (when
@@ -153,7 +154,7 @@ async fn look(
     second: Db,
     setting: &str,
     canary: &str,
-    polls: &mut u64,
+    waits: &mut u64,
 ) -> Result<Looked> {
     let row = first.query_one(SET_CANARY, &[&setting, &canary]).await?;
     let pid: i32 = Cells::new(&row, "set_canary").column("pid")?;
@@ -170,7 +171,7 @@ async fn look(
     drop(first);
     let closed = Instant::now();
     while closed.elapsed() < EXIT_WAIT {
-        *polls += 1;
+        *waits += 1;
         if !alive(&second, pid).await? {
             return Ok(Looked::Ended);
         }
@@ -184,6 +185,7 @@ async fn look(
     let mut later = Vec::with_capacity(LATER_LOOKS);
     for _ in 0..LATER_LOOKS {
         let next = db.sibling().await?;
+        *waits += 2;
         if seen(&next, setting, canary).await? {
             return Ok(Looked::AfterClose);
         }

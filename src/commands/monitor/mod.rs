@@ -67,12 +67,12 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);
-    let probe_polls =
+    let probe_waits =
         crate::pg::session_state::run(db, probe_connections, &snapshot, target, &mut findings)
             .await?;
-    // probe_polls: the session-state probe's looks for a process to end
-    // (load, not tables); the rest is constant in the number of tables.
-    tracing::info!(statements = db.statements(), probe_polls, "monitor done");
+    // probe_waits: the session-state probe's statements that depend on the
+    // server's load, not the tables; the rest is constant in their number.
+    tracing::info!(statements = db.statements(), probe_waits, "monitor done");
     Ok(Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot))
 }
 
