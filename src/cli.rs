@@ -92,8 +92,8 @@ pub(crate) enum MonitorFormat {
 /// What verify and monitor do with their findings before they print them.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ReportArgs {
-    /// Reviewed exceptions (TOML: [[accept]] with check, object, reason and an
-    /// optional until day). A finding one accepts is reported as `accepted`, with
+    /// Reviewed exceptions (TOML: [[accept]] with check, object, reason, an
+    /// optional until day and, with --targets, an optional target). A finding one accepts is reported as `accepted`, with
     /// its reason, and is no failure; an entry past its day fails the run; one
     /// that matches nothing is reported stale.
     #[arg(long, env = "RLSCTL_ACCEPT", value_name = "FILE")]

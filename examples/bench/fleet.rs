@@ -11,9 +11,7 @@ use rlsctl::pg::apply::apply;
 use rlsctl::pg::sandbox::Sandbox;
 use rlsctl::pg::Db;
 
-use crate::{
-    apply_options, database_with_tables, run_rlsctl, target, APP_PASSWORD, MONITOR, VERIFY,
-};
+use crate::{apply_options, as_app, database_with_tables, run_rlsctl, target, MONITOR, VERIFY};
 
 /// Interleaved runs of each, median.
 pub(crate) const FLOOR_RUNS: usize = 15;
@@ -38,11 +36,7 @@ pub(crate) fn floor(sandbox: &Sandbox, rlsctl: &str, dbname: &str, tables: usize
         let status = Command::new(&psql)
             .args(["-X", "-q", "-A", "-t", "-c", "select 1"])
             .env_clear()
-            .env("PGHOST", "127.0.0.1")
-            .env("PGPORT", sandbox.port.to_string())
-            .env("PGDATABASE", dbname)
-            .env("PGUSER", "app_user")
-            .env("PGPASSWORD", APP_PASSWORD)
+            .envs(as_app(sandbox, dbname))
             .stdout(std::process::Stdio::null())
             .status()?;
         if !status.success() {

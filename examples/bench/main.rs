@@ -396,11 +396,7 @@ fn run_rlsctl(
         .arg(rlsctl)
         .args(args)
         .env_clear()
-        .env("PGHOST", "127.0.0.1")
-        .env("PGPORT", sandbox.port.to_string())
-        .env("PGDATABASE", dbname)
-        .env("PGUSER", "app_user")
-        .env("PGPASSWORD", APP_PASSWORD)
+        .envs(as_app(sandbox, dbname))
         .env("RLSCTL_TENANT_TABLES", target.tables.join(","))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -422,6 +418,17 @@ fn run_rlsctl(
         log,
         rss_kb,
     })
+}
+
+/// The environment of a client connecting to `dbname` as the app role.
+fn as_app(sandbox: &Sandbox, dbname: &str) -> [(&'static str, String); 5] {
+    [
+        ("PGHOST", "127.0.0.1".into()),
+        ("PGPORT", sandbox.port.to_string()),
+        ("PGDATABASE", dbname.into()),
+        ("PGUSER", "app_user".into()),
+        ("PGPASSWORD", APP_PASSWORD.into()),
+    ]
 }
 
 /// `bench --measure RLSCTL ARGS..`: runs rlsctl (its log on this stderr) and

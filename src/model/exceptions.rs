@@ -57,6 +57,17 @@ pub(crate) enum ExceptionState {
     Stale,
 }
 
+impl ExceptionState {
+    /// As reports write it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Accepted => "accepted",
+            Self::Expired => "expired",
+            Self::Stale => "stale",
+        }
+    }
+}
+
 /// An exception with what became of it, as the reports list it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ExceptionResult {

@@ -48,32 +48,21 @@ impl Metrics {
 
     /// A report's series, each with `labels` first (a fleet's `target`).
     pub(crate) fn add_report(&mut self, report: &Report, labels: &[(&str, &str)]) {
-        let with = |more: &[(&'static str, &str)]| -> Vec<(&str, String)> {
-            labels
-                .iter()
-                .map(|(k, v)| (*k, v.to_string()))
-                .chain(more.iter().map(|(k, v)| (*k, v.to_string())))
-                .collect()
-        };
-        let add = |metrics: &mut Self, name, help, pairs: Vec<(&str, String)>, value: usize| {
-            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            metrics.add(name, help, &pairs, value);
-        };
         for f in &report.checks {
             let severity = match f.severity {
                 Severity::Error => "error",
                 Severity::Warning => "warning",
             };
-            add(
-                self,
+            self.add_labelled(
                 "rlsctl_check_status",
                 "One series per finding: 1 for the status it has.",
-                with(&[
+                labels,
+                &[
                     ("id", f.id.as_str()),
                     ("severity", severity),
                     ("status", status_word(f.status)),
                     ("object", f.object.as_deref().unwrap_or("")),
-                ]),
+                ],
                 1,
             );
         }
@@ -85,45 +74,57 @@ impl Metrics {
             ("skip", s.skipped),
             ("accepted", s.accepted),
         ] {
-            add(
-                self,
+            self.add_labelled(
                 "rlsctl_checks",
                 "Number of findings by status.",
-                with(&[("status", status)]),
+                labels,
+                &[("status", status)],
                 n,
             );
         }
         for t in &report.tables {
             let mode = t.mode.label().replace(' ', "-");
-            add(
-                self,
+            self.add_labelled(
                 "rlsctl_table_mode",
                 "One series per tenant table: 1 for the mode it is in.",
-                with(&[("table", t.table.as_str()), ("mode", mode.as_str())]),
+                labels,
+                &[("table", t.table.as_str()), ("mode", mode.as_str())],
                 1,
             );
         }
         for e in &report.exceptions {
-            let state = format!("{:?}", e.state).to_lowercase();
-            add(
-                self,
+            self.add_labelled(
                 "rlsctl_exception",
                 "One series per reviewed exception (--accept): 1 for what became of it (accepted, expired, stale).",
-                with(&[
+                labels,
+                &[
                     ("id", e.exception.check.as_str()),
                     ("object", e.exception.object.as_deref().unwrap_or("")),
-                    ("state", state.as_str()),
-                ]),
+                    ("state", e.state.label()),
+                ],
                 1,
             );
         }
-        add(
-            self,
+        self.add_labelled(
             "rlsctl_drift",
             "1 when a check failed (or a reviewed exception expired), else 0.",
-            with(&[]),
+            labels,
+            &[],
             usize::from(!report.clean(false)),
         );
+    }
+
+    /// Adds one sample labelled `labels` and then `more`.
+    fn add_labelled(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        more: &[(&str, &str)],
+        value: impl std::fmt::Display,
+    ) {
+        let all: Vec<(&str, &str)> = labels.iter().chain(more).copied().collect();
+        self.add(name, help, &all, value);
     }
 
     /// When the result was produced.
