@@ -82,6 +82,9 @@ pub(crate) struct FleetResult {
     pub(crate) fleet_rss_kb: i64,
     /// Statements of one database's monitor.
     pub(crate) one_statements: u64,
+    /// The least any fleet run pays: one connection to each database and
+    /// `select 1`, from one process, 8 at a time (median of 3), ms.
+    pub(crate) connect_ms: u128,
     /// Statements of each target in the fleet run (fewest, most); both
     /// counts without the session-state probe's looks for a process to end.
     pub(crate) per_target_statements: (u64, u64),
@@ -123,6 +126,11 @@ pub(crate) async fn fleet(sandbox: &Sandbox, postgres: &Db, rlsctl: &str) -> Res
     for _ in 0..3 {
         runs.push(run_rlsctl(sandbox, rlsctl, "fleet_0", &target, &args)?);
     }
+    let mut connects = Vec::new();
+    for _ in 0..3 {
+        connects.push(connect_to_each(sandbox, FLEET).await?);
+    }
+    connects.sort();
     let fleet_rss_kb = runs.iter().map(|r| r.rss_kb).max().unwrap_or(0);
     runs.sort_by_key(|r| r.ms);
     let counts = statements(&runs[1].log);
@@ -134,6 +142,7 @@ pub(crate) async fn fleet(sandbox: &Sandbox, postgres: &Db, rlsctl: &str) -> Res
         fleet_ms: runs[1].ms,
         fleet_rss_kb,
         one_statements,
+        connect_ms: connects[1],
         per_target_statements: (
             counts.iter().copied().min().unwrap_or(0),
             counts.iter().copied().max().unwrap_or(0),
@@ -153,4 +162,30 @@ fn statements(log: &str) -> Vec<u64> {
             Some(fields["statements"].as_u64()? - fields["probe_waits"].as_u64()?)
         })
         .collect()
+}
+
+/// Wall (ms) of one scram-authenticated connection as the app role to each
+/// of the first `count` fleet databases, `select 1` on it, 8 at a time.
+async fn connect_to_each(sandbox: &Sandbox, count: usize) -> Result<u128> {
+    let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+    let started = Instant::now();
+    let mut connections = tokio::task::JoinSet::new();
+    for i in 0..count {
+        let options = sandbox.connect_options(
+            &format!("fleet_{i}"),
+            "app_user",
+            &rlsctl::model::secret::Secret::new(crate::APP_PASSWORD),
+        );
+        let limit = limit.clone();
+        connections.spawn(async move {
+            let _slot = limit.acquire_owned().await?;
+            let db = rlsctl::pg::connect(&options).await?;
+            db.simple("select 1").await?;
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = connections.join_next().await {
+        done??;
+    }
+    Ok(started.elapsed().as_millis())
 }

@@ -55,19 +55,14 @@ pub(crate) async fn verify(
     tenants: &[String],
     app: Option<(&str, Burst)>,
 ) -> Result<Report> {
-    // The probes' second session and the session-state probe's connections
-    // open beside the catalog read.
-    let (snapshot, second_session, probe_connections) = tokio::join!(
-        Snapshot::read_for_checks(db, target),
-        crate::pg::probes::second_session(db),
-        crate::pg::session_state::connect(db)
-    );
-    let snapshot = snapshot?;
+    // The snapshot's second connection serves the probes, then the
+    // session-state probe: no connection is opened after the catalog read.
+    let (snapshot, second) = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
     crate::pg::probes::run(
         db,
-        second_session,
+        second.as_ref(),
         &snapshot,
         target,
         tenants,
@@ -76,7 +71,7 @@ pub(crate) async fn verify(
     .await?;
     // After the probes, never beside them: through a transaction pooler the
     // canary could reach a probe's server connection and fail PRB004.
-    crate::pg::session_state::run(db, probe_connections, &snapshot, target, &mut findings).await?;
+    crate::pg::session_state::run(db, second, &snapshot, target, &mut findings).await?;
     if let Some((url, burst)) = app {
         // Every tenant given, and two ids that exist nowhere (castable to the
         // tenant column, so the app treats them as ordinary ids).

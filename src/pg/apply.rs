@@ -257,7 +257,7 @@ async fn attempt_once(
             .await
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
-    let snap = Snapshot::read(db, target, APPLY_READS).await?;
+    let (snap, _) = Snapshot::read(db, target, APPLY_READS).await?;
     let modes = options.enforcement.modes(&snap);
     let mut plan = plan::build(target, &snap, &options.roles, &modes);
     let why = options.enforcement.why(&snap);

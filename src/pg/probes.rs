@@ -37,23 +37,12 @@ struct Probes<'a> {
     tenant_b: String,
 }
 
-/// A second session of the app role for the probes, opened ahead (beside the
-/// catalog read); `None` when it cannot be had, and they run on one.
-pub async fn second_session(db: &Db) -> Option<Db> {
-    match db.sibling().await {
-        Ok(sibling) => Some(sibling),
-        Err(err) => {
-            tracing::debug!("probing on one connection: {err:#}");
-            None
-        }
-    }
-}
-
-/// Runs the probes on `db` and `second` (from [`second_session`]).
+/// Runs the probes on `db` and `second`, another session of the same role
+/// (the snapshot's: see [`Snapshot::read_for_checks`]), or on `db` alone.
 /// `tenants`: the ids given with `--tenant` (may be empty).
 pub async fn run(
     db: &Db,
-    second: Option<Db>,
+    second: Option<&Db>,
     snap: &Snapshot,
     target: &Target,
     tenants: &[String],
@@ -100,11 +89,10 @@ pub async fn run(
     // A second session of the app role takes half of every table: the first
     // touch of a table in a session loads its metadata, and the server does
     // that for both halves at once. One session when a second cannot be had.
-    let sibling = second;
     let probes = Probes {
         snap,
         target,
-        sessions: std::iter::once(db).chain(sibling.as_ref()).collect(),
+        sessions: std::iter::once(db).chain(second).collect(),
         tables,
         refs,
         tenants,

@@ -64,23 +64,16 @@ enum Looked {
     Reset,
 }
 
-/// The probe's two connections, opened beside the catalog read (their
-/// handshakes are most of the probe's cost), or why they could not be.
-pub(crate) struct Connections(Result<(Db, Db)>);
-
-/// Opens the probe's two connections through `db`'s host and port (the path
-/// the app uses when it is pointed at the same place), as `db`'s user.
-pub(crate) async fn connect(db: &Db) -> Connections {
-    Connections(tokio::try_join!(db.sibling(), db.sibling()))
-}
-
-/// Runs the probe on `connections` (`db` only opens more, through the same
-/// path, when something pools). Never beside other work through the same
-/// path: a pooler could hand the canary to it. Adds one SES001 finding;
-/// returns how many of its statements depended on the server's load.
+/// Runs the probe: sets the canary on `spare` (another connection of `db`'s
+/// user through the same path, idle: the snapshot's second one), or on a new
+/// one when there is none, and looks for it from `db` (which opens more,
+/// through the same path, only when something pools). Never beside other
+/// work through that path: a pooler could hand the canary to it. Adds one
+/// SES001 finding; returns how many of its statements depended on the
+/// server's load.
 pub(crate) async fn run(
     db: &Db,
-    connections: Connections,
+    spare: Option<Db>,
     snap: &Snapshot,
     target: &Target,
     findings: &mut Findings,
@@ -93,19 +86,21 @@ pub(crate) async fn run(
     // connection's process to end; the later connections when it does not),
     // not on the number of tables.
     let mut waits = 0;
-    let looked = match connections.0 {
-        Ok((first, second)) => {
-            // Castable to the tenant column, so an app that did inherit it
-            // would find no rows rather than fail on a cast.
-            let canary = random_tenant(&first, &types).await?;
-            look(db, first, second, setting, &canary, &mut waits).await
-        }
-        Err(err) => Err(err),
-    };
+    let looked = async {
+        let first = match spare {
+            Some(spare) => spare,
+            None => db.sibling().await?,
+        };
+        // Castable to the tenant column, so an app that did inherit it
+        // would find no rows rather than fail on a cast.
+        let canary = random_tenant(db, &types).await?;
+        look(db, first, setting, &canary, &mut waits).await
+    }
+    .await;
     match looked {
         Err(err) => findings.push(Finding::skip(
             &SES001,
-            format!("the probe could not run (it needs up to three more connections): {err:#}"),
+            format!("the probe could not run (it needs a second connection, and three more behind a pooler): {err:#}"),
         )),
         Ok(Looked::Ended) => findings.push(Finding::pass(
             &SES001,
@@ -145,23 +140,16 @@ pub(crate) async fn run(
     Ok(waits)
 }
 
-/// Sets the canary on `first` and looks for it from `second`, then (when
+/// Sets the canary on `first` and looks for it from `db`, then (when
 /// something keeps the first's server process after it closed) from new
 /// connections.
-async fn look(
-    db: &Db,
-    first: Db,
-    second: Db,
-    setting: &str,
-    canary: &str,
-    waits: &mut u64,
-) -> Result<Looked> {
+async fn look(db: &Db, first: Db, setting: &str, canary: &str, waits: &mut u64) -> Result<Looked> {
     let row = first.query_one(SET_CANARY, &[&setting, &canary]).await?;
     let pid: i32 = Cells::new(&row, "set_canary").column("pid")?;
     // Back to back: a pooler takes a server connection back before the
     // client reads the reply, so the next statement can already get it.
     for _ in 0..LIVE_LOOKS {
-        if seen(&second, setting, canary).await? {
+        if seen(db, setting, canary).await? {
             drop(first);
             return Ok(Looked::Live);
         }
@@ -172,15 +160,16 @@ async fn look(
     let closed = Instant::now();
     while closed.elapsed() < EXIT_WAIT {
         *waits += 1;
-        if !alive(&second, pid).await? {
+        if !alive(db, pid).await? {
             return Ok(Looked::Ended);
         }
         tokio::time::sleep(EXIT_POLL).await;
     }
-    // Something keeps it: a pooler. Close the second too, give the pooler
-    // time to take both back, and look from new clients held open together,
-    // so each has a server connection of its own.
-    drop(second);
+    // Something keeps it: a pooler. Give it time to take the server
+    // connection back, and look from new clients held open together, so each
+    // has a server connection of its own. (`db` holds none that could be the
+    // canary's: a session pool gave it its own, a transaction pool lends one
+    // per statement.)
     tokio::time::sleep(AFTER_CLOSE).await;
     let mut later = Vec::with_capacity(LATER_LOOKS);
     for _ in 0..LATER_LOOKS {

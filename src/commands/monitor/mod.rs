@@ -58,18 +58,13 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 /// Catalog checks, drift and the session-state probe; read-only apart from
 /// the probe's canary (which it removes), a constant number of statements.
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
-    // The session-state probe's connections open beside the catalog read.
-    let (snapshot, probe_connections) = tokio::join!(
-        Snapshot::read_for_checks(db, target),
-        crate::pg::session_state::connect(db)
-    );
-    let snapshot = snapshot?;
+    // The snapshot's second connection serves the session-state probe.
+    let (snapshot, second) = Snapshot::read_for_checks(db, target).await?;
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, false, &mut findings);
     checks::drift::run(&snapshot, target, &mut findings);
     let probe_waits =
-        crate::pg::session_state::run(db, probe_connections, &snapshot, target, &mut findings)
-            .await?;
+        crate::pg::session_state::run(db, second, &snapshot, target, &mut findings).await?;
     // probe_waits: the session-state probe's statements that depend on the
     // server's load, not the tables; the rest is constant in their number.
     tracing::info!(statements = db.statements(), probe_waits, "monitor done");

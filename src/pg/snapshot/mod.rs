@@ -93,8 +93,11 @@ impl Snapshot {
     /// search_path pinned (see [`Db::begin_read`]), NULL tenants counted, the
     /// policy read on a second connection in a transaction of its own. Every
     /// read is inside a transaction, so a transaction pooler keeps each on
-    /// one server connection and the pin holds for all of it.
-    pub(crate) async fn read_for_checks(db: &Db, target: &Target) -> Result<Self> {
+    /// one server connection and the pin holds for all of it. Also returns
+    /// that second connection, idle, when there was one: the probes after the
+    /// read use it rather than open another (each one is a server process
+    /// started and a SCRAM handshake on both sides).
+    pub(crate) async fn read_for_checks(db: &Db, target: &Target) -> Result<(Self, Option<Db>)> {
         let read = db
             .begin(Begin::Read)
             .await
@@ -104,17 +107,18 @@ impl Snapshot {
             parallel: true,
             sequences: false,
         };
-        let snapshot = Self::read(&read, target, reads).await?;
+        let read_with = Self::read(&read, target, reads).await?;
         read.rollback()
             .await
             .doing("ending the read-only transaction")?;
-        Ok(snapshot)
+        Ok(read_with)
     }
 
     /// Reads the snapshot: a fixed number of statements whatever the number of
     /// tables, in two pipelined phases; with `reads.parallel`, the policy read
-    /// on a second connection beside both.
-    pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<Self> {
+    /// on a second connection beside both, returned idle for the caller's
+    /// next reads (`None` when it could not be had).
+    pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<(Self, Option<Db>)> {
         let params = Params::of(target);
         // The policy read, the largest, the bundle's records and the reads
         // nothing else waits for go to a sibling connection from the start,
@@ -125,18 +129,19 @@ impl Snapshot {
             read_aside(db, &params, reads.parallel),
         );
         let (first, mut second) = main?;
-        let mut aside = match aside.doing("reading the policies, roles and records")? {
-            Some(aside) => aside,
+        let (mut aside, sibling) = match aside.doing("reading the policies, roles and records")? {
+            Some((aside, sibling)) => (aside, Some(sibling)),
             None => {
                 let installed = first.bundle.installed;
-                aside_reads(db, &params, installed, installed)
+                let aside = aside_reads(db, &params, installed, installed)
                     .await
-                    .doing("reading the policies, roles and records")?
+                    .doing("reading the policies, roles and records")?;
+                (aside, None)
             }
         };
         // Records read aside while phase one saw no bundle are not used.
         second.records = aside.records.take().filter(|_| first.bundle.installed);
-        assemble(target, first, second, aside)
+        Ok((assemble(target, first, second, aside)?, sibling))
     }
 }
 
@@ -292,7 +297,7 @@ async fn read_aside(
     db: &Db,
     params: &Params<'_>,
     parallel: bool,
-) -> Result<Option<Aside>, tokio_postgres::Error> {
+) -> Result<Option<(Aside, Db)>, tokio_postgres::Error> {
     if !parallel {
         return Ok(None);
     }
@@ -308,7 +313,7 @@ async fn read_aside(
     let (registry, records): (bool, bool) = (readable.try_get(0)?, readable.try_get(1)?);
     let aside = aside_reads(&read, params, registry, records).await?;
     read.rollback().await?;
-    Ok(Some(aside))
+    Ok(Some((aside, sibling)))
 }
 
 /// The policies (with the registry's text when `registry`), the bundle's
