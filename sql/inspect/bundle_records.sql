@@ -1,10 +1,10 @@
 -- What the bundle recorded: the installed-table registry, the last apply, the
 -- open break-glass entries. Read only when the schema is there and readable.
 -- $1: the tenant schema.
--- (policy_since as milliseconds since the epoch; through to_jsonb, as a
--- registry from before it was recorded has no such column)
+-- (policy_since as milliseconds since the epoch; {{policy_since}} is the column,
+-- or, for a registry from before it was recorded, NULL through to_jsonb)
 SELECT 'registry' AS kind, ARRAY[table_name, tenant_column, installed_using, installed_check,
-                                 (extract(epoch FROM (to_jsonb(tt) ->> 'policy_since')::timestamptz) * 1000)::bigint::text] AS fields
+                                 (extract(epoch FROM {{policy_since}}) * 1000)::bigint::text] AS fields
 FROM rlsctl.tenant_tables tt WHERE schema_name = $1
 UNION ALL
 -- the reach set through to_jsonb: a history table from before it was recorded has no such column

@@ -10,7 +10,8 @@
 -- type) and every column it reads is the tenant column — the text alone can be
 -- made to look right (a quoted "TENANT_ID", a user-defined `=`). A tree the
 -- registry recorded when apply made the policy, or the constant `true`, is
--- sound by construction. Each stored tree is decompressed once, in `x`: at
+-- sound by construction. Each stored tree is decompressed once, in `x` (`|| ''`
+-- makes a plain copy; a cast to text alone passes the compressed datum on): at
 -- 2,000 tables the comparisons would otherwise decompress it again and again.
 SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
        p.polname::text AS name,
@@ -46,6 +47,6 @@ LEFT JOIN LATERAL (
     WHERE ta.attrelid = p.polrelid AND ta.attname = $2 AND ta.attnum > 0 AND NOT ta.attisdropped
     LIMIT 1) ta ON true
 {{registry_join}}
-CROSS JOIN LATERAL (SELECT p.polqual::text AS q, p.polwithcheck::text AS w{{registry_trees}} OFFSET 0) x
+CROSS JOIN LATERAL (SELECT p.polqual::text || '' AS q, p.polwithcheck::text || '' AS w{{registry_trees}} OFFSET 0) x
 WHERE n.nspname = $1 OR p.polrelid IN (SELECT oid FROM kids) OR p.polrelid IN (SELECT oid FROM with_column)
 ORDER BY 1, 2

@@ -467,3 +467,28 @@ async fn a_role_name_with_a_comma_is_one_role() {
         run.stdout
     );
 }
+
+/// A registry an older rlsctl wrote has no `policy_since`: monitor still reads
+/// it (the column is read only where it exists), so an intact one is clean
+/// and one edited behind apply fails DRF008.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_from_an_older_rlsctl_is_read() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    let su = t.superuser().await;
+    su.simple("ALTER TABLE rlsctl.tenant_tables DROP COLUMN policy_since")
+        .await
+        .unwrap();
+    let run = monitor(&t, &["--format", "json"]).await;
+    run.expect(0);
+    assert_eq!(statuses(&run.json(), "DRF008"), ["pass"], "{}", run.stdout);
+    su.simple(
+        "UPDATE rlsctl.tenant_tables SET installed_using = 'true' WHERE table_name = 'customers'",
+    )
+    .await
+    .unwrap();
+    let run = monitor(&t, &["--format", "json"]).await;
+    run.expect(1);
+    let found = problems(&run.json(), "DRF008");
+    assert!(!found.is_empty(), "{}", run.stdout);
+}

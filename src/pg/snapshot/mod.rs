@@ -36,11 +36,15 @@ const UNCOVERED: &str = include_str!("../../../sql/inspect/uncovered.sql");
 const POLICIES: &str = include_str!("../../../sql/inspect/policies.sql");
 const REACH: &str = include_str!("../../../sql/inspect/reach.sql");
 /// Whether the session can read the bundle's registry (the policy read uses
-/// the text apply recorded there), and all three of its tables (the records).
+/// the text apply recorded there), all three of its tables (the records), and
+/// whether the registry has `policy_since` (an older rlsctl's had not).
 const BUNDLE_READABLE: &str = "\
 SELECT coalesce(bool_or(t.relname = 'tenant_tables' AND t.readable), false) AS registry, \
-       coalesce(bool_and(t.readable), false) AND count(*) = 3 AS records \
-FROM (SELECT c.relname, has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') AS readable \
+       coalesce(bool_and(t.readable), false) AND count(*) = 3 AS records, \
+       coalesce(bool_or(t.relname = 'tenant_tables' AND t.since), false) AS policy_since \
+FROM (SELECT c.relname, has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') AS readable, \
+             EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'policy_since' \
+                     AND NOT a.attisdropped) AS since \
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
       WHERE n.nspname = 'rlsctl' AND c.relname IN ('tenant_tables', 'bundle_history', 'break_glass_log')) t";
 const CHILDREN: &str = include_str!("../../../sql/inspect/children.sql");
@@ -132,8 +136,13 @@ impl Snapshot {
         let (mut aside, sibling) = match aside.doing("reading the policies, roles and records")? {
             Some((aside, sibling)) => (aside, Some(sibling)),
             None => {
-                let installed = first.bundle.installed;
-                let aside = aside_reads(db, &params, installed, installed)
+                let readable = Readable {
+                    registry: first.bundle.installed,
+                    records: first.bundle.installed,
+                    // current records have it; older ones are read either way
+                    policy_since: first.bundle.records_current,
+                };
+                let aside = aside_reads(db, &params, readable)
                     .await
                     .doing("reading the policies, roles and records")?;
                 (aside, None)
@@ -145,12 +154,34 @@ impl Snapshot {
     }
 }
 
-fn records_sql() -> String {
+/// The records read; `policy_since`: the registry has that column (else it
+/// is read through `to_jsonb` of the whole row, which costs as much as the
+/// rest of the read at 2,000 tables, and comes back NULL).
+fn records_sql(policy_since: bool) -> String {
+    let since = if policy_since {
+        "tt.policy_since"
+    } else {
+        "(to_jsonb(tt) ->> 'policy_since')::timestamptz"
+    };
     fill(
         BUNDLE_RECORDS,
         "bundle_records",
-        &[("registry_checksum", REGISTRY_CHECKSUM)],
+        &[
+            ("registry_checksum", REGISTRY_CHECKSUM),
+            ("policy_since", since),
+        ],
     )
+}
+
+/// What the aside reads may read of the bundle.
+#[derive(Clone, Copy)]
+struct Readable {
+    /// The registry (the policy read uses the text apply recorded there).
+    registry: bool,
+    /// All three of the bundle's tables.
+    records: bool,
+    /// The registry has `policy_since`.
+    policy_since: bool,
 }
 
 /// The values the reads bind, owned here so each statement can borrow them.
@@ -309,33 +340,36 @@ async fn read_aside(
         }
     };
     let read = sibling.begin(Begin::Read).await?;
-    let readable = read.query_one(BUNDLE_READABLE, &[]).await?;
-    let (registry, records): (bool, bool) = (readable.try_get(0)?, readable.try_get(1)?);
-    let aside = aside_reads(&read, params, registry, records).await?;
+    let row = read.query_one(BUNDLE_READABLE, &[]).await?;
+    let readable = Readable {
+        registry: row.try_get("registry")?,
+        records: row.try_get("records")?,
+        policy_since: row.try_get("policy_since")?,
+    };
+    let aside = aside_reads(&read, params, readable).await?;
     read.rollback().await?;
     Ok(Some((aside, sibling)))
 }
 
-/// The policies (with the registry's text when `registry`), the bundle's
-/// records (when `records`), the roles, what the app role reaches, the
+/// The policies (with the registry's text when it is readable), the bundle's
+/// records (when they are), the roles, what the app role reaches, the
 /// functions and the readers who lose rows, pipelined on `db`.
 async fn aside_reads(
     db: &Db,
     params: &Params<'_>,
-    registry: bool,
-    records: bool,
+    readable: Readable,
 ) -> Result<Aside, tokio_postgres::Error> {
     let t = params.target;
     let schema: [&dyn Param; 1] = [&t.schema];
-    let records_sql = records_sql();
+    let records_sql = records_sql(readable.policy_since);
     let records = async {
-        if records {
+        if readable.records {
             db.query(&records_sql, &schema).await.map(Some)
         } else {
             Ok(None)
         }
     };
-    let (policies_sql, scope) = (policies_sql(registry), params.scope());
+    let (policies_sql, scope) = (policies_sql(readable.registry), params.scope());
     let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
     let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
     let functions: [&dyn Param; 1] = [&t.app_role];
