@@ -136,17 +136,19 @@ async fn main() -> Result<()> {
 
 /// Why monitor's 2,000-table run is more than 3x its 4-table run, when it is
 /// (measured with log_min_duration_statement and in-process timers).
-const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables: two connections, each busy the whole time on a 2-core machine.\n  \
-The second reads the policies (about 73 ms: each isolation policy's stored trees, and the registry's,\n  \
-are decompressed to be compared) and the bundle's records (about 40 ms: the registry checksum hashes\n  \
-every recorded tree again); the first reads the tenant tables (about 38 ms: per table its column and\n  \
-privileges), the NULL-tenant counts (about 22 ms, in the bundle's helper), the uncovered tables, views\n  \
-and children (about 20 ms), who reaches every row (about 11 ms) and the rlsctl schema (about 4 ms).\n  \
-rlsctl itself then spends about 17 ms building the snapshot and running the rules. The 4-table run is\n  \
-process start, four SCRAM handshakes and cold catalog caches. Each read is linear and planned once (the\n  \
-plan test in tests/integration/scale.rs). Not met: 3x needs the per-table work roughly halved, for\n  \
-example by telling an unchanged policy or registry row from its row version instead of its decompressed\n  \
-tree, which changes what apply records.";
+const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables: two connections, each busy the whole time on a 2-core machine\n  \
+(statement times from log_min_duration_statement, median of 5 runs, each beside the other's). The second\n  \
+reads the policies (about 63 ms: each isolation policy's two stored trees and the registry's two,\n  \
+decompressed once each and compared) and the bundle's records (about 39 ms, most of it the registry\n  \
+checksum: md5 over every recorded tree, 7.7 MB); the first reads the tenant tables (about 44 ms: per table\n  \
+its column, index and privileges, from catalog caches that start cold), the NULL-tenant counts (about\n  \
+27 ms, in the bundle's helper), the uncovered tables, views and children (about 32 ms), who reaches every\n  \
+row (about 15 ms) and the rlsctl schema (about 5 ms). rlsctl itself then spends about 17 ms building the\n  \
+snapshot and running the rules. The 4-table run is process start, two SCRAM handshakes and cold catalog\n  \
+caches. Each read is linear and planned once (the plan test in tests/integration/scale.rs). Not met: 3x\n  \
+needs the per-table work cut by about a third again, for example by telling an unchanged registry and\n  \
+unchanged policies from the row versions apply recorded instead of hashing and comparing their trees\n  \
+(falling back to the trees when the versions differ), which changes what apply records.";
 
 /// Why the fleet is more than 3x one database's monitor, when it is.
 const FLEET_NOTE: &str = "The fleet's wall is CPU on this 2-core machine: each target is a process's worth of work for\n\
