@@ -16,6 +16,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::model::checks::{CheckId, Finding, Status, CATALOGUE};
+use crate::model::toml_file::TomlFile;
 
 /// One reviewed exception.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,8 +120,8 @@ enum Day {
 /// Reads the exceptions in `text` (the file at `path`, for messages): every
 /// error names the line and the field.
 pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Exception>> {
-    let file: File = toml::from_str(text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-    let line = |span: std::ops::Range<usize>| text[..span.start].matches('\n').count() + 1;
+    let toml = TomlFile { path, text };
+    let file: File = toml.parse()?;
     file.accept
         .into_iter()
         .map(|entry| {
@@ -130,29 +131,27 @@ pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Exception>> {
                 .map(|c| c.id);
             let Some(check) = check else {
                 bail!(
-                    "{path}, line {}: check: {:?} is no check id (see docs/checks.md)",
-                    line(entry.check.span()),
+                    "{}: {:?} is no check id (see docs/checks.md)",
+                    toml.at(entry.check.span(), "check"),
                     entry.check.get_ref()
                 );
             };
             if entry.reason.get_ref().trim().is_empty() {
                 bail!(
-                    "{path}, line {}: reason: an accepted finding needs the reason it was accepted",
-                    line(entry.reason.span())
+                    "{}: an accepted finding needs the reason it was accepted",
+                    toml.at(entry.reason.span(), "reason")
                 );
             }
             let until = match entry.until {
                 None => None,
                 Some(day) => {
-                    let at = line(day.span());
+                    let at = toml.at(day.span(), "until");
+                    // A date-time is no day: valid_day refuses its text.
                     let text = match day.into_inner() {
-                        Day::Date(date) if date.time.is_none() && date.offset.is_none() => {
-                            date.to_string()
-                        }
                         Day::Date(date) => date.to_string(),
                         Day::Text(text) => text,
                     };
-                    Some(valid_day(&text).with_context(|| format!("{path}, line {at}: until"))?)
+                    Some(valid_day(&text).with_context(|| at)?)
                 }
             };
             Ok(Exception {

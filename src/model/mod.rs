@@ -14,6 +14,7 @@ pub mod secret;
 pub mod shadow;
 pub mod snapshot;
 pub mod sql;
+pub(crate) mod toml_file;
 
 /// Version of the bundle's SQL, recorded in `rlsctl.bundle_history`.
 pub(crate) const BUNDLE_VERSION: &str = "2";

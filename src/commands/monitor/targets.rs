@@ -33,6 +33,7 @@ use toml::Spanned;
 
 use crate::cli::{ConnectionArgs, DatabaseArgs, Shard, TargetArgs};
 use crate::credentials::PasswordSource;
+use crate::model::toml_file::TomlFile;
 use crate::pg::tls::SslMode;
 
 /// One database of the fleet, with everything needed to check it.
@@ -93,9 +94,9 @@ struct ViaSsm {
 /// Reads the targets in `text` (the file at `path`, for messages) over the
 /// flags in `base`.
 pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<FleetTarget>> {
-    let file: File = toml::from_str(text).map_err(|e| anyhow!("{path}: {e}"))?;
-    let line = |span: Range<usize>| text[..span.start].matches('\n').count() + 1;
-    let at = |span: Range<usize>, field: &str| format!("{path}, line {}: {field}", line(span));
+    let toml = TomlFile { path, text };
+    let file: File = toml.parse()?;
+    let at = |span: Range<usize>, field: &str| toml.at(span, field);
     if file.target.is_empty() {
         bail!("{path}: no [[target]]: name at least one database");
     }

@@ -111,11 +111,11 @@ impl Snapshot {
             parallel: true,
             sequences: false,
         };
-        let read_with = Self::read(&read, target, reads).await?;
+        let (snapshot, spare) = Self::read(&read, target, reads).await?;
         read.rollback()
             .await
             .doing("ending the read-only transaction")?;
-        Ok(read_with)
+        Ok((snapshot, spare))
     }
 
     /// Reads the snapshot: a fixed number of statements whatever the number of
