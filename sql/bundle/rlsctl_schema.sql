@@ -26,8 +26,12 @@ CREATE TABLE IF NOT EXISTS rlsctl.bundle_history (
     -- who reached every row right after this apply (sql/inspect/reach.sql):
     -- monitor's baseline for DRF004
     reach          jsonb,
-    -- md5 of the installed-table registry as this apply left it (DRF008)
+    -- md5 of the installed-table registry as this apply left it (DRF008), as an
+    -- older rlsctl computes it (sql/bundle/registry_checksum.sql) ...
     registry_checksum text,
+    -- ... and as this one does, with each policy's stored trees by their md5
+    -- (sql/bundle/registry_digest.sql)
+    registry_digest text,
     -- the setting that logs the break-glass role's statements (DRF009)
     break_glass_logging text
 );
@@ -35,6 +39,7 @@ CREATE TABLE IF NOT EXISTS rlsctl.bundle_history (
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS reach jsonb;
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS registry_checksum text;
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS break_glass_logging text;
+ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS registry_digest text;
 
 CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     schema_name                text    NOT NULL,
@@ -43,10 +48,15 @@ CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     -- the policy as the server deparsed it when installed: drift compares with it
     installed_using            text    NOT NULL,
     installed_check            text    NOT NULL,
-    -- the stored trees (pg_node_tree as text): while they are unchanged, the
-    -- checks reuse the deparsed text above instead of deparsing every policy
-    installed_using_tree       text    NOT NULL,
-    installed_check_tree       text    NOT NULL,
+    -- the md5 of the stored trees (pg_node_tree as text): while they are
+    -- unchanged, the checks reuse the deparsed text above instead of deparsing
+    -- every policy. An older rlsctl kept the trees themselves (NULL now):
+    -- comparing and hashing 2 kB of compressed tree twice per table cost more
+    -- than the rest of monitor's read at 2,000 tables.
+    installed_using_tree       text,
+    installed_check_tree       text,
+    installed_using_md5        text,
+    installed_check_md5        text,
     -- the table as it was before the first apply: uninstall puts it back
     original_rls               boolean NOT NULL,
     original_force             boolean NOT NULL,
@@ -58,6 +68,10 @@ CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
 );
 -- installed by an rlsctl that did not record it
 ALTER TABLE rlsctl.tenant_tables ADD COLUMN IF NOT EXISTS policy_since timestamptz NOT NULL DEFAULT now();
+ALTER TABLE rlsctl.tenant_tables ADD COLUMN IF NOT EXISTS installed_using_md5 text;
+ALTER TABLE rlsctl.tenant_tables ADD COLUMN IF NOT EXISTS installed_check_md5 text;
+ALTER TABLE rlsctl.tenant_tables ALTER COLUMN installed_using_tree DROP NOT NULL;
+ALTER TABLE rlsctl.tenant_tables ALTER COLUMN installed_check_tree DROP NOT NULL;
 
 CREATE TABLE IF NOT EXISTS rlsctl.break_glass_log (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

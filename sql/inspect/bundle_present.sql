@@ -16,11 +16,12 @@ WITH app AS (SELECT oid FROM pg_roles WHERE rolname = $1),
 SELECT (SELECT count(*) = 3 FROM bundle_table) AS installed,
        coalesce((SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'rlsctl'), false) AS usage,
        -- the history records the reach set (an older rlsctl's did not)
-       (SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'bundle_history')
-                 AND attname IN ('reach', 'registry_checksum', 'break_glass_logging') AND NOT attisdropped)
-       -- and when each table's policy took its form, and a log that takes to-shadow entries
-       AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'tenant_tables')
-                   AND attname = 'policy_since' AND NOT attisdropped)
+       (SELECT count(*) = 4 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'bundle_history')
+                 AND attname IN ('reach', 'registry_checksum', 'registry_digest', 'break_glass_logging') AND NOT attisdropped)
+       -- and when each table's policy took its form and the md5 of its trees,
+       -- and a log that takes to-shadow entries
+       AND (SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'tenant_tables')
+                   AND attname IN ('policy_since', 'installed_using_md5', 'installed_check_md5') AND NOT attisdropped)
        AND EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = (SELECT oid FROM bundle_table WHERE name = 'break_glass_log')
                    AND conname = 'break_glass_log_action_check' AND pg_get_constraintdef(oid) LIKE '%to-shadow%')
            AS records_current,

@@ -1,33 +1,37 @@
 -- Every policy in the schema and on children of tenant tables. Deparsing costs
 -- a relation open per expression, so with the bundle's registry at hand a
 -- policy whose stored tree is unchanged since apply reuses the text apply
--- recorded (the placeholders below are filled with or without the registry):
--- such a policy comes back with `*_recorded` set and no text, which the
--- caller takes from the registry it reads anyway.
+-- recorded: apply recorded the md5 of each stored tree (an older rlsctl, the
+-- tree itself), and the placeholders below compare with it, or are `false`
+-- without the registry. Such a policy comes back with `*_recorded` set and no
+-- text, which the caller takes from the registry it reads anyway.
 -- The constant `true` (the break-glass policy) is recognized from its stored
 -- tree without deparsing. `*_builtin` say an expression's structure is sound:
 -- every operator, function and type in it is built in (or the tenant column's
 -- type) and every column it reads is the tenant column — the text alone can be
 -- made to look right (a quoted "TENANT_ID", a user-defined `=`). A tree the
 -- registry recorded when apply made the policy, or the constant `true`, is
--- sound by construction. Each stored tree is decompressed once, in `x` (`|| ''`
--- makes a plain copy; a cast to text alone passes the compressed datum on): at
--- 2,000 tables the comparisons would otherwise decompress it again and again.
+-- sound by construction. Each stored tree is decompressed once, in `x0` (`|| ''`
+-- makes a plain copy; a cast to text alone passes the compressed datum on), and
+-- compared with the registry once, in `x`: at 2,000 tables the comparisons
+-- would otherwise decompress and hash it again and again.
 SELECT format('%s.%s', n.nspname, c.relname) AS table_name,
        p.polname::text AS name,
        p.polcmd::text AS cmd,
        p.polpermissive AS permissive,
        rs.roles, rs.applies_to_app, rs.applies_to_session,
-       CASE WHEN x.q LIKE {{true_tree}} THEN 'true' ELSE {{using}} END AS using_expr,
-       CASE WHEN x.w LIKE {{true_tree}} THEN 'true' ELSE {{check}} END AS check_expr,
-       coalesce({{using_recorded}}, false) AS using_recorded,
-       coalesce({{check_recorded}}, false) AS check_recorded,
-       CASE WHEN x.q IS NULL OR x.q LIKE {{true_tree}} OR {{using_recorded}} THEN true ELSE
+       CASE WHEN x.q LIKE {{true_tree}} THEN 'true' WHEN x.using_recorded THEN NULL
+            ELSE pg_get_expr(p.polqual, p.polrelid) END AS using_expr,
+       CASE WHEN x.w LIKE {{true_tree}} THEN 'true' WHEN x.check_recorded THEN NULL
+            ELSE pg_get_expr(p.polwithcheck, p.polrelid) END AS check_expr,
+       coalesce(x.using_recorded, false) AS using_recorded,
+       coalesce(x.check_recorded, false) AS check_recorded,
+       CASE WHEN x.q IS NULL OR x.q LIKE {{true_tree}} OR x.using_recorded THEN true ELSE
            NOT EXISTS (SELECT 1 FROM regexp_matches(x.q, ':(opno|opfuncid|funcid|resulttype|consttype) ([0-9]+)', 'g') m
                        WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM ta.atttypid)
            AND NOT EXISTS (SELECT 1 FROM regexp_matches(x.q, ':varattno (-?[0-9]+)', 'g') m
                            WHERE m[1]::int IS DISTINCT FROM ta.attnum) END AS using_builtin,
-       CASE WHEN x.w IS NULL OR x.w LIKE {{true_tree}} OR {{check_recorded}} THEN true ELSE
+       CASE WHEN x.w IS NULL OR x.w LIKE {{true_tree}} OR x.check_recorded THEN true ELSE
            NOT EXISTS (SELECT 1 FROM regexp_matches(x.w, ':(opno|opfuncid|funcid|resulttype|consttype) ([0-9]+)', 'g') m
                        WHERE m[2]::bigint >= 16384 AND m[2]::oid IS DISTINCT FROM ta.atttypid)
            AND NOT EXISTS (SELECT 1 FROM regexp_matches(x.w, ':varattno (-?[0-9]+)', 'g') m
@@ -47,6 +51,9 @@ LEFT JOIN LATERAL (
     WHERE ta.attrelid = p.polrelid AND ta.attname = $2 AND ta.attnum > 0 AND NOT ta.attisdropped
     LIMIT 1) ta ON true
 {{registry_join}}
-CROSS JOIN LATERAL (SELECT p.polqual::text || '' AS q, p.polwithcheck::text || '' AS w{{registry_trees}} OFFSET 0) x
+CROSS JOIN LATERAL (
+    SELECT x0.q, x0.w, {{using_recorded}} AS using_recorded, {{check_recorded}} AS check_recorded
+    FROM (SELECT p.polqual::text || '' AS q, p.polwithcheck::text || '' AS w{{registry_trees}} OFFSET 0) x0
+    OFFSET 0) x
 WHERE n.nspname = $1 OR p.polrelid IN (SELECT oid FROM kids) OR p.polrelid IN (SELECT oid FROM with_column)
 ORDER BY 1, 2

@@ -485,7 +485,10 @@ async fn record(
     db.execute(
         &render(
             Step::RecordHistory,
-            &[("registry_checksum", crate::pg::snapshot::REGISTRY_CHECKSUM)],
+            &[
+                ("registry_checksum", crate::pg::snapshot::REGISTRY_CHECKSUM),
+                ("registry_digest", crate::pg::snapshot::REGISTRY_DIGEST),
+            ],
         ),
         &[
             &BUNDLE_VERSION,

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::support::*;
-use crate::verify::statuses;
+use crate::verify::{details, statuses};
 
 async fn monitor(t: &TestDb, extra: &[&str]) -> Run {
     let mut args = vec!["monitor"];
@@ -468,27 +468,73 @@ async fn a_role_name_with_a_comma_is_one_role() {
     );
 }
 
-/// A registry an older rlsctl wrote has no `policy_since`: monitor still reads
-/// it (the column is read only where it exists), so an intact one is clean
-/// and one edited behind apply fails DRF008.
+/// A registry an older rlsctl wrote has no `policy_since` and keeps each
+/// policy's stored trees rather than their md5, and its history only the
+/// checksum over those trees: monitor still reads it (each column is read only
+/// where it exists), so an intact one is clean, its recorded text is used while
+/// the trees are unchanged, and one edited behind apply fails DRF008.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_from_an_older_rlsctl_is_read() {
     let t = TestDb::demo().await;
     t.applied().await;
     let su = t.superuser().await;
-    su.simple("ALTER TABLE rlsctl.tenant_tables DROP COLUMN policy_since")
-        .await
-        .unwrap();
+    su.simple(&format!(
+        "ALTER TABLE rlsctl.tenant_tables DROP COLUMN policy_since;
+         UPDATE rlsctl.tenant_tables tt SET installed_using_tree = p.polqual::text, installed_check_tree = p.polwithcheck::text
+         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE p.polname = 'tenant_isolation' AND n.nspname = tt.schema_name AND c.relname = tt.table_name;
+         ALTER TABLE rlsctl.tenant_tables DROP COLUMN installed_using_md5, DROP COLUMN installed_check_md5;
+         ALTER TABLE rlsctl.bundle_history DROP COLUMN registry_digest;
+         UPDATE rlsctl.bundle_history SET registry_checksum = {}
+         WHERE id = (SELECT max(id) FROM rlsctl.bundle_history)",
+        include_str!("../../sql/bundle/registry_checksum.sql")
+    ))
+    .await
+    .unwrap();
     let run = monitor(&t, &["--format", "json"]).await;
     run.expect(0);
     assert_eq!(statuses(&run.json(), "DRF008"), ["pass"], "{}", run.stdout);
+    registry_text_is_used_then_an_edit_is_drift(&t, &su).await;
+}
+
+/// A registry this rlsctl wrote: the text apply recorded stands for each
+/// policy whose stored trees still have the md5 apply recorded (no deparse);
+/// the registry's digest covers that text, so an edit to it is DRF008.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_text_stands_for_a_policy_with_unchanged_trees() {
+    let t = TestDb::demo().await;
+    t.applied().await;
+    let su = t.superuser().await;
+    assert_eq!(
+        count(
+            &su,
+            "SELECT count(*) FROM rlsctl.tenant_tables WHERE installed_using_tree IS NULL AND installed_using_md5 IS NOT NULL"
+        )
+        .await,
+        count(&su, "SELECT count(*) FROM rlsctl.tenant_tables").await,
+        "apply records the md5 of each tree, not the tree"
+    );
+    registry_text_is_used_then_an_edit_is_drift(&t, &su).await;
+}
+
+/// The registry's text for customers is replaced by `true` behind apply's
+/// back: RLS005 reads the policy as `true` (the recorded text was used, not a
+/// deparse of the unchanged policy), and DRF008 says the registry was changed
+/// outside apply.
+async fn registry_text_is_used_then_an_edit_is_drift(t: &TestDb, su: &rlsctl::pg::Db) {
     su.simple(
         "UPDATE rlsctl.tenant_tables SET installed_using = 'true' WHERE table_name = 'customers'",
     )
     .await
     .unwrap();
-    let run = monitor(&t, &["--format", "json"]).await;
+    let run = monitor(t, &["--format", "json"]).await;
     run.expect(1);
-    let found = problems(&run.json(), "DRF008");
-    assert!(!found.is_empty(), "{}", run.stdout);
+    let doc = run.json();
+    assert!(
+        details(&doc, "RLS005")
+            .contains("tenant_isolation (ALL) ORs with the isolation policy: true"),
+        "{}",
+        run.stdout
+    );
+    assert!(!problems(&doc, "DRF008").is_empty(), "{}", run.stdout);
 }

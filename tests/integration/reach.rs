@@ -305,7 +305,7 @@ async fn a_registry_edited_behind_monitors_back_is_drift() {
     let t = applied_and_clean(&APPLY).await;
     t.sql(
         "ALTER POLICY tenant_isolation ON customers USING (tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')) OR tenant_id = 'quickfix');
-         UPDATE rlsctl.tenant_tables tt SET installed_using = pg_get_expr(p.polqual, p.polrelid), installed_using_tree = p.polqual::text
+         UPDATE rlsctl.tenant_tables tt SET installed_using = pg_get_expr(p.polqual, p.polrelid), installed_using_md5 = md5(p.polqual::text)
          FROM pg_policy p WHERE p.polrelid = 'public.customers'::regclass AND p.polname = 'tenant_isolation'
            AND tt.table_name = 'customers'",
     )

@@ -27,9 +27,13 @@ const LOSING_READERS: &str = include_str!("../../../sql/inspect/losing_readers.s
 const BUNDLE_PRESENT: &str = include_str!("../../../sql/inspect/bundle_present.sql");
 const BUNDLE_OBJECTS: &str = include_str!("../../../sql/inspect/bundle_objects.sql");
 const BUNDLE_RECORDS: &str = include_str!("../../../sql/inspect/bundle_records.sql");
-/// The md5 of the installed-table registry, as apply records it.
+/// The md5 of the installed-table registry, as an older rlsctl records it
+/// and checks it (apply still records it, for that rlsctl).
 pub(crate) const REGISTRY_CHECKSUM: &str =
     include_str!("../../../sql/bundle/registry_checksum.sql");
+/// The md5 of the installed-table registry with each stored tree by its md5,
+/// as apply records it and monitor checks it (DRF008).
+pub(crate) const REGISTRY_DIGEST: &str = include_str!("../../../sql/bundle/registry_digest.sql");
 const NULL_COUNTS: &str = include_str!("../../../sql/inspect/null_counts.sql");
 const SCOPE: &str = include_str!("../../../sql/inspect/scope.sql");
 const UNCOVERED: &str = include_str!("../../../sql/inspect/uncovered.sql");
@@ -37,14 +41,18 @@ const POLICIES: &str = include_str!("../../../sql/inspect/policies.sql");
 const REACH: &str = include_str!("../../../sql/inspect/reach.sql");
 /// Whether the session can read the bundle's registry (the policy read uses
 /// the text apply recorded there), all three of its tables (the records), and
-/// whether the registry has `policy_since` (an older rlsctl's had not).
+/// whether the registry has `policy_since` and the trees' md5 (an older
+/// rlsctl's had not).
 const BUNDLE_READABLE: &str = "\
 SELECT coalesce(bool_or(t.relname = 'tenant_tables' AND t.readable), false) AS registry, \
        coalesce(bool_and(t.readable), false) AND count(*) = 3 AS records, \
-       coalesce(bool_or(t.relname = 'tenant_tables' AND t.since), false) AS policy_since \
+       coalesce(bool_or(t.relname = 'tenant_tables' AND t.since), false) AS policy_since, \
+       coalesce(bool_or(t.relname = 'tenant_tables' AND t.digests), false) AS digests \
 FROM (SELECT c.relname, has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') AS readable, \
              EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'policy_since' \
-                     AND NOT a.attisdropped) AS since \
+                     AND NOT a.attisdropped) AS since, \
+             (SELECT count(*) = 2 FROM pg_attribute a WHERE a.attrelid = c.oid \
+                     AND a.attname IN ('installed_using_md5', 'installed_check_md5') AND NOT a.attisdropped) AS digests \
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
       WHERE n.nspname = 'rlsctl' AND c.relname IN ('tenant_tables', 'bundle_history', 'break_glass_log')) t";
 const CHILDREN: &str = include_str!("../../../sql/inspect/children.sql");
@@ -58,37 +66,40 @@ const TRUE_TREE: &str =
 :constisnull false :location % :constvalue 1 [ 1 0 0 0 0 0 0 0 ]}";
 
 /// The policy read, deparsing every expression or reusing the registry's text
-/// for an isolation policy whose stored tree is unchanged since apply.
-fn policies_sql(with_registry: bool) -> String {
-    let values: [(&str, String); 6] = if with_registry {
-        [
-            ("using", "CASE WHEN x.using_tree = x.q THEN NULL ELSE pg_get_expr(p.polqual, p.polrelid) END".into()),
-            ("check", "CASE WHEN x.check_tree = x.w THEN NULL ELSE pg_get_expr(p.polwithcheck, p.polrelid) END".into()),
-            ("using_recorded", "x.using_tree = x.q".into()),
-            ("check_recorded", "x.check_tree = x.w".into()),
-            (
-                "registry_join",
-                format!(
-                    "LEFT JOIN rlsctl.tenant_tables tt ON tt.schema_name = n.nspname AND tt.table_name = c.relname AND p.polname = {}",
-                    quote_literal(POLICY_NAME)
-                ),
-            ),
-            // `|| ''` makes a plain copy: compared twice, decompressed once.
-            ("registry_trees", ", tt.installed_using_tree || '' AS using_tree, tt.installed_check_tree || '' AS check_tree".into()),
-        ]
+/// for an isolation policy whose stored tree is unchanged since apply: with
+/// `digests`, the md5 of each tree that apply recorded (or, in a row an older
+/// rlsctl wrote, the tree itself); without, the trees an older rlsctl kept.
+fn policies_sql(readable: Readable) -> String {
+    let (using_recorded, check_recorded, registry_trees) = match readable {
+        Readable { registry: false, .. } => ("false", "false", ""),
+        Readable { digests: true, .. } => (
+            "CASE WHEN x0.using_md5 IS NOT NULL THEN md5(x0.q) = x0.using_md5 ELSE x0.q = x0.using_tree END",
+            "CASE WHEN x0.check_md5 IS NOT NULL THEN md5(x0.w) = x0.check_md5 ELSE x0.w = x0.check_tree END",
+            ", tt.installed_using_md5 AS using_md5, tt.installed_check_md5 AS check_md5, \
+             tt.installed_using_tree || '' AS using_tree, tt.installed_check_tree || '' AS check_tree",
+        ),
+        Readable { .. } => (
+            "x0.q = x0.using_tree",
+            "x0.w = x0.check_tree",
+            ", tt.installed_using_tree || '' AS using_tree, tt.installed_check_tree || '' AS check_tree",
+        ),
+    };
+    let registry_join = if readable.registry {
+        format!(
+            "LEFT JOIN rlsctl.tenant_tables tt ON tt.schema_name = n.nspname AND tt.table_name = c.relname AND p.polname = {}",
+            quote_literal(POLICY_NAME)
+        )
     } else {
-        [
-            ("using", "pg_get_expr(p.polqual, p.polrelid)".into()),
-            ("check", "pg_get_expr(p.polwithcheck, p.polrelid)".into()),
-            ("using_recorded", "false".into()),
-            ("check_recorded", "false".into()),
-            ("registry_join", String::new()),
-            ("registry_trees", String::new()),
-        ]
+        String::new()
     };
     let true_tree = quote_literal(TRUE_TREE);
-    let mut values: Vec<(&str, &str)> = values.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    values.push(("true_tree", &true_tree));
+    let values = [
+        ("using_recorded", using_recorded),
+        ("check_recorded", check_recorded),
+        ("registry_join", registry_join.as_str()),
+        ("registry_trees", registry_trees),
+        ("true_tree", true_tree.as_str()),
+    ];
     format!("{SCOPE}\n{}", fill(POLICIES, "policies", &values))
 }
 
@@ -141,6 +152,7 @@ impl Snapshot {
                     records: first.bundle.installed,
                     // current records have it; older ones are read either way
                     policy_since: first.bundle.records_current,
+                    digests: first.bundle.records_current,
                 };
                 let aside = aside_reads(db, &params, readable)
                     .await
@@ -156,18 +168,30 @@ impl Snapshot {
 
 /// The records read; `policy_since`: the registry has that column (else it
 /// is read through `to_jsonb` of the whole row, which costs as much as the
-/// rest of the read at 2,000 tables, and comes back NULL).
-fn records_sql(policy_since: bool) -> String {
-    let since = if policy_since {
+/// rest of the read at 2,000 tables, and comes back NULL); `digests`: it has
+/// the trees' md5, and the last apply recorded the registry's digest, which is
+/// then what DRF008 compares (else the checksum an older rlsctl recorded, which
+/// hashes every stored tree).
+fn records_sql(readable: Readable) -> String {
+    let since = if readable.policy_since {
         "tt.policy_since"
     } else {
         "(to_jsonb(tt) ->> 'policy_since')::timestamptz"
+    };
+    let registry_sums = if readable.digests {
+        format!(
+            "CASE WHEN to_jsonb(last) ->> 'registry_digest' IS NULL \
+             THEN ARRAY[to_jsonb(last) ->> 'registry_checksum', {REGISTRY_CHECKSUM}] \
+             ELSE ARRAY[to_jsonb(last) ->> 'registry_digest', {REGISTRY_DIGEST}] END"
+        )
+    } else {
+        format!("ARRAY[to_jsonb(last) ->> 'registry_checksum', {REGISTRY_CHECKSUM}]")
     };
     fill(
         BUNDLE_RECORDS,
         "bundle_records",
         &[
-            ("registry_checksum", REGISTRY_CHECKSUM),
+            ("registry_sums", registry_sums.as_str()),
             ("policy_since", since),
         ],
     )
@@ -182,6 +206,8 @@ struct Readable {
     records: bool,
     /// The registry has `policy_since`.
     policy_since: bool,
+    /// The registry has the md5 of each policy's stored trees.
+    digests: bool,
 }
 
 /// The values the reads bind, owned here so each statement can borrow them.
@@ -345,6 +371,7 @@ async fn read_aside(
         registry: row.try_get("registry")?,
         records: row.try_get("records")?,
         policy_since: row.try_get("policy_since")?,
+        digests: row.try_get("digests")?,
     };
     let aside = aside_reads(&read, params, readable).await?;
     read.rollback().await?;
@@ -361,7 +388,7 @@ async fn aside_reads(
 ) -> Result<Aside, tokio_postgres::Error> {
     let t = params.target;
     let schema: [&dyn Param; 1] = [&t.schema];
-    let records_sql = records_sql(readable.policy_since);
+    let records_sql = records_sql(readable);
     let records = async {
         if readable.records {
             db.query(&records_sql, &schema).await.map(Some)
@@ -369,7 +396,7 @@ async fn aside_reads(
             Ok(None)
         }
     };
-    let (policies_sql, scope) = (policies_sql(readable.registry), params.scope());
+    let (policies_sql, scope) = (policies_sql(readable), params.scope());
     let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
     let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
     let functions: [&dyn Param; 1] = [&t.app_role];
