@@ -40,9 +40,14 @@ SELECT w.name,
        coalesce(acl.app, '{}') AS app_privileges,
        coalesce(acl.admin, '{}') AS admin_privileges,
        -- directly, through membership or PUBLIC; REFERENCES on some columns counts
-       -- too (foreign-key checks ignore RLS, so it probes other tenants' keys)
+       -- too (foreign-key checks ignore RLS, so it probes other tenants' keys).
+       -- Only a column with an ACL of its own can grant more than the table:
+       -- has_any_column_privilege looks up every column through the catalog
+       -- cache, a quarter of this read at 2,000 tables, so it is asked only then.
        CASE WHEN (SELECT has_table_privilege(roles.app, c.oid, 'TRUNCATE, REFERENCES, TRIGGER')
-                         OR has_any_column_privilege(roles.app, c.oid, 'REFERENCES') FROM roles)
+                         OR (EXISTS (SELECT 1 FROM pg_attribute ca
+                                     WHERE ca.attrelid = c.oid AND ca.attnum > 0 AND ca.attacl IS NOT NULL)
+                             AND has_any_column_privilege(roles.app, c.oid, 'REFERENCES')) FROM roles)
             THEN ARRAY(SELECT p FROM unnest(ARRAY['TRUNCATE', 'REFERENCES', 'TRIGGER']) p, roles WHERE has_table_privilege(roles.app, c.oid, p))
                  || ARRAY(SELECT 'REFERENCES (columns ' || string_agg(a2.attname::text, ', ' ORDER BY a2.attnum) || ')'
                           FROM pg_attribute a2, roles

@@ -239,7 +239,6 @@ impl<'a> Params<'a> {
 /// depends on it), and the reads that need nothing else.
 struct PhaseOne {
     session: Row,
-    reach_set: Vec<Row>,
     bundle: Bundle,
 }
 
@@ -251,6 +250,7 @@ struct Aside {
     app_reach: Row,
     function_rows: Vec<Row>,
     reader_rows: Vec<Row>,
+    reach_set: Vec<Row>,
 }
 
 /// Phase two: the reads that grow with the tables.
@@ -281,12 +281,10 @@ async fn phase_one(db: &Db, target: &Target, params: &Params<'_>) -> Result<Phas
     let session: [&dyn Param; 2] = [&t.schema, &t.admin_role];
     let present: [&dyn Param; 4] = [&t.app_role, &t.admin_role, &params.helper, &params.shadow];
     let objects: [&dyn Param; 1] = [&t.admin_role];
-    let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
-    let (session, present, objects, reach_set) = tokio::try_join!(
+    let (session, present, objects) = tokio::try_join!(
         db.query_one(&session_sql, &session),
         db.query_one(BUNDLE_PRESENT, &present),
         db.query(BUNDLE_OBJECTS, &objects),
-        db.query(REACH, &reach),
     )
     .doing("reading the catalog")?;
     let bundle = bundle_from(&present, &objects)?;
@@ -295,7 +293,6 @@ async fn phase_one(db: &Db, target: &Target, params: &Params<'_>) -> Result<Phas
     }
     Ok(PhaseOne {
         session,
-        reach_set,
         bundle,
     })
 }
@@ -401,13 +398,15 @@ async fn aside_reads(
     let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
     let functions: [&dyn Param; 1] = [&t.app_role];
     let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
-    let (policies, records, role_rows, app_reach, function_rows, reader_rows) = tokio::try_join!(
+    let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
+    let (policies, records, role_rows, app_reach, function_rows, reader_rows, reach_set) = tokio::try_join!(
         db.query(&policies_sql, &scope),
         records,
         db.query(ROLES, &roles),
         db.query_one(APP_REACH, &app_reach),
         db.query(FUNCTIONS, &functions),
         db.query(LOSING_READERS, &readers),
+        db.query(REACH, &reach),
     )?;
     Ok(Aside {
         policies,
@@ -416,6 +415,7 @@ async fn aside_reads(
         app_reach,
         function_rows,
         reader_rows,
+        reach_set,
     })
 }
 
@@ -467,7 +467,7 @@ fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) ->
         })?,
         bundle,
         session: session.0,
-        reach: all(&first.reach_set, "reach", reacher_from)?,
+        reach: all(&aside.reach_set, "reach", reacher_from)?,
     })
 }
 
