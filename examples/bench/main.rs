@@ -147,19 +147,20 @@ async fn main() -> Result<()> {
 
 /// Why monitor's 2,000-table run is more than 3x its 4-table run, when it is
 /// (measured with log_min_duration_statement and in-process timers).
-const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables: two connections, each busy the whole time on a 2-core machine\n  \
-(statement times from log_min_duration_statement, median of 5 runs, each beside the other's). The second\n  \
-reads the policies (about 63 ms: each isolation policy's two stored trees and the registry's two,\n  \
-decompressed once each and compared) and the bundle's records (about 39 ms, most of it the registry\n  \
-checksum: md5 over every recorded tree, 7.7 MB); the first reads the tenant tables (about 44 ms: per table\n  \
-its column, index and privileges, from catalog caches that start cold), the NULL-tenant counts (about\n  \
-27 ms, in the bundle's helper), the uncovered tables, views and children (about 32 ms), who reaches every\n  \
-row (about 15 ms) and the rlsctl schema (about 5 ms). rlsctl itself then spends about 17 ms building the\n  \
-snapshot and running the rules. The 4-table run is process start, two SCRAM handshakes and cold catalog\n  \
-caches. Each read is linear and planned once (the plan test in tests/integration/scale.rs). Not met: 3x\n  \
-needs the per-table work cut by about a third again, for example by telling an unchanged registry and\n  \
-unchanged policies from the row versions apply recorded instead of hashing and comparing their trees\n  \
-(falling back to the trees when the versions differ), which changes what apply records.";
+const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables (statement times from log_min_duration_statement, median of 7 runs;\n  \
+CPU from /proc/stat): a run costs about 226 ms of CPU against 51 ms at 4 tables, so on this 2-core machine\n  \
+the server's two backends and rlsctl share the cores the whole time. The second connection reads the\n  \
+policies (about 54 ms for 4,000 rows; each isolation policy's two stored trees are decompressed once,\n  \
+14 ms, and hashed to compare with the md5 apply recorded, 8 ms), who reaches every row (about 14 ms) and\n  \
+the bundle's records (about 11 ms: since apply records each tree's md5 rather than the tree, the registry's\n  \
+digest hashes short strings; it was 37 ms). The first reads the tenant tables (about 32 ms: per table its\n  \
+column, index and privileges, from catalog caches that start cold), the NULL-tenant counts (about 11 ms,\n  \
+one pass in the bundle's helper; it was 23 ms), the uncovered tables, views and children (about 19 ms) and\n  \
+the rlsctl schema (about 4 ms). Parsing and planning cost about 36 ms at any size; rlsctl itself about\n  \
+20 ms. Each read is linear and planned once (the plan test in tests/integration/scale.rs). Not met: 3x\n  \
+needs the CPU of a run near 150 ms, and what is left is catalog lookups per table spread over every read,\n  \
+none large enough alone. Telling an unchanged policy by the row version apply recorded, instead of hashing\n  \
+its trees, would save the trees' 22 ms: not enough by itself, and it trades content for a version number.";
 
 /// Why the fleet is more than 3x one database's monitor, when it is.
 const FLEET_NOTE: &str = "The fleet's wall is CPU on this 2-core machine: each target is a process's worth of work for\n\

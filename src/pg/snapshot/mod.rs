@@ -291,10 +291,7 @@ async fn phase_one(db: &Db, target: &Target, params: &Params<'_>) -> Result<Phas
     if bundle.installed && !bundle.usage {
         bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
     }
-    Ok(PhaseOne {
-        session,
-        bundle,
-    })
+    Ok(PhaseOne { session, bundle })
 }
 
 async fn phase_two(
