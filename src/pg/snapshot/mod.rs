@@ -374,7 +374,8 @@ async fn read_aside(
 
 /// The policies (with the registry's text when it is readable), the bundle's
 /// records (when they are), the roles, what the app role reaches, the
-/// functions and the readers who lose rows, pipelined on `db`.
+/// functions, the readers who lose rows and who reaches every row, pipelined
+/// on `db`.
 async fn aside_reads(
     db: &Db,
     params: &Params<'_>,
