@@ -37,6 +37,13 @@ pub struct Cli {
     pub(crate) command: Command,
 }
 
+impl Cli {
+    /// The run checks many databases (`monitor --targets`).
+    pub(crate) fn many_targets(&self) -> bool {
+        matches!(&self.command, Command::Monitor(args) if args.fleet.targets.is_some())
+    }
+}
+
 /// Flags that every command accepts.
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {

@@ -6,6 +6,9 @@
 //! normalization: whitespace, identifier quotes, parentheses and `::text`
 //! casts dropped, lower-cased outside string literals.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use super::sql::{self, quote_ident, quote_literal, Step};
 
 /// The bundle's predicate for one table: `col = (SELECT NULLIF(current_setting(setting, true), '')::type)`.
@@ -56,7 +59,54 @@ pub(crate) fn shadow_predicate(
 
 /// True when a deparsed policy expression calls the shadow function.
 pub(crate) fn is_shadow(expr: &str) -> bool {
-    normalize(expr).contains(&format!("{SHADOW_FUNCTION}'"))
+    thread_local! {
+        static SHADOW: RefCell<Answers> = RefCell::default();
+    }
+    Answers::ask(&SHADOW, None, expr, || {
+        normalize(expr).contains(&format!("{SHADOW_FUNCTION}'"))
+    })
+}
+
+/// Answers about expression texts, remembered per thread: the checks ask them
+/// of every policy, again and again, and the same few texts (the installed
+/// predicate, `true`) come back for every table. Worked out afresh each time,
+/// the normalizing and formatting cost most of the checks' time at 2,000
+/// tables. The answers hold for one `scope` (the tenant column and setting
+/// they were asked about, if any) and are forgotten when it changes or when
+/// they grow past a bound, so user-written texts cannot grow them without end.
+#[derive(Default)]
+struct Answers {
+    scope: Option<(String, String)>,
+    by_text: HashMap<String, bool>,
+}
+
+impl Answers {
+    fn ask(
+        answers: &'static std::thread::LocalKey<RefCell<Answers>>,
+        scope: Option<(&str, &str)>,
+        expr: &str,
+        work: impl FnOnce() -> bool,
+    ) -> bool {
+        let same_scope =
+            |a: &Answers| a.scope.as_ref().map(|(c, s)| (c.as_str(), s.as_str())) == scope;
+        let known = answers.with_borrow(|a| {
+            same_scope(a)
+                .then(|| a.by_text.get(expr).copied())
+                .flatten()
+        });
+        if let Some(answer) = known {
+            return answer;
+        }
+        let answer = work();
+        answers.with_borrow_mut(|a| {
+            if !same_scope(a) || a.by_text.len() >= 4096 {
+                a.scope = scope.map(|(c, s)| (c.to_string(), s.to_string()));
+                a.by_text.clear();
+            }
+            a.by_text.insert(expr.to_string(), answer);
+        });
+        answer
+    }
 }
 
 /// True when two expressions are the same after normalization.
@@ -149,6 +199,15 @@ fn strip_text_casts(text: &str) -> String {
 /// `NULLIF(..., '')`, with or without `missing_ok`, the setting cast to any type.
 /// Anything more (`OR true`, another column, another setting) is not accepted.
 pub(crate) fn scopes_to_tenant(expr: &str, column: &str, setting: &str) -> bool {
+    thread_local! {
+        static SCOPES: RefCell<Answers> = RefCell::default();
+    }
+    Answers::ask(&SCOPES, Some((column, setting)), expr, || {
+        scopes_to_tenant_uncached(expr, column, setting)
+    })
+}
+
+fn scopes_to_tenant_uncached(expr: &str, column: &str, setting: &str) -> bool {
     let normalized = normalize(expr);
     let column = normalize(&quote_ident(column));
     let Some(rest) = normalized.strip_prefix(&format!("{column}=")) else {
@@ -191,6 +250,25 @@ mod tests {
             let _ = scopes_to_tenant(&expr, "tenant_id", "app.tenant_id");
             let _ = normalize(&expr);
         }
+    }
+
+    /// A remembered answer is the answer for the column and setting it was
+    /// asked about: asked again about another, the text is read afresh.
+    #[test]
+    fn remembered_answers_hold_for_their_column_and_setting() {
+        for _ in 0..2 {
+            assert!(scopes_to_tenant(DEPARSED, "tenant_id", "app.tenant_id"));
+            assert!(!scopes_to_tenant(DEPARSED, "owner_id", "app.tenant_id"));
+            assert!(!scopes_to_tenant(DEPARSED, "tenant_id", "app.owner_id"));
+        }
+        assert!(!is_shadow(DEPARSED));
+        assert!(is_shadow(&shadow_predicate(
+            "tenant_id",
+            "integer",
+            "app.tenant_id",
+            "public.orders",
+            Access::Read
+        )));
     }
 
     // As PostgreSQL 15 deparses the bundle's policy on an integer column.
