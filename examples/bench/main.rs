@@ -148,19 +148,21 @@ async fn main() -> Result<()> {
 /// Why monitor's 2,000-table run is more than 3x its 4-table run, when it is
 /// (measured with log_min_duration_statement and in-process timers).
 const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables (statement times from log_min_duration_statement, median of 7 runs;\n  \
-CPU from /proc/stat): a run costs about 226 ms of CPU against 51 ms at 4 tables, so on this 2-core machine\n  \
-the server's two backends and rlsctl share the cores the whole time. The second connection reads the\n  \
-policies (about 54 ms for 4,000 rows; each isolation policy's two stored trees are decompressed once,\n  \
-14 ms, and hashed to compare with the md5 apply recorded, 8 ms), who reaches every row (about 14 ms) and\n  \
-the bundle's records (about 11 ms: since apply records each tree's md5 rather than the tree, the registry's\n  \
-digest hashes short strings; it was 37 ms). The first reads the tenant tables (about 32 ms: per table its\n  \
-column, index and privileges, from catalog caches that start cold), the NULL-tenant counts (about 11 ms,\n  \
-one pass in the bundle's helper; it was 23 ms), the uncovered tables, views and children (about 19 ms) and\n  \
-the rlsctl schema (about 4 ms). Parsing and planning cost about 36 ms at any size; rlsctl itself about\n  \
-20 ms. Each read is linear and planned once (the plan test in tests/integration/scale.rs). Not met: 3x\n  \
-needs the CPU of a run near 150 ms, and what is left is catalog lookups per table spread over every read,\n  \
-none large enough alone. Telling an unchanged policy by the row version apply recorded, instead of hashing\n  \
-its trees, would save the trees' 22 ms: not enough by itself, and it trades content for a version number.";
+CPU from /proc/stat, 20 runs): a run costs about 206 ms of CPU against 48 ms at 4 tables (it was 226 ms), so on\n  \
+this 2-core machine the server's two backends and rlsctl share the cores the whole time. The second connection\n  \
+reads the policies (about 50 ms for 4,000 rows, of which decompressing each isolation policy's two stored trees\n  \
+is 15 ms and hashing them to compare with the md5 apply recorded 10 ms: a tree's text differs from the other's\n  \
+only by source positions, so neither can stand for the other), who reaches every row (about 13 ms) and the\n  \
+bundle's records (about 10 ms). The first reads the tenant tables (about 31 ms: per table its column, index and\n  \
+privileges, from catalog caches that start cold), the NULL-tenant counts (about 11 ms), the uncovered tables\n  \
+(about 7 ms: the configured tables are set aside before any column is looked up; it was 14 ms), views and\n  \
+children (about 7 ms) and the rlsctl schema (about 4 ms). rlsctl itself went from about 52 ms of CPU to 32 ms:\n  \
+one database's run uses a one-thread runtime (no thread is woken per message the server sends), and the\n  \
+checks ask 36,000 questions of a handful of policy texts, now answered once per text. Both also make the\n  \
+4-table run faster, so the ratio moves less than the 2,000-table run does. Each read is linear and planned\n  \
+once (the plan test in tests/integration/scale.rs, which caught a semi-join on the table names that planned\n  \
+per table at 250 tables). Not met: 3x needs the CPU of a run near 150 ms; what is left is catalog lookups per\n  \
+table spread over every read, none large enough alone.";
 
 /// Why the fleet is more than 3x one database's monitor, when it is.
 const FLEET_NOTE: &str = "The fleet's wall is CPU on this 2-core machine: each target is a process's worth of work for\n\
