@@ -60,7 +60,7 @@ pub(crate) fn shadow_predicate(
 /// True when a deparsed policy expression calls the shadow function.
 pub(crate) fn is_shadow(expr: &str) -> bool {
     thread_local! {
-        static SHADOW: RefCell<Answers> = RefCell::default();
+        static SHADOW: RefCell<Answers<bool>> = RefCell::default();
     }
     Answers::ask(&SHADOW, None, expr, || {
         normalize(expr).contains(&format!("{SHADOW_FUNCTION}'"))
@@ -74,24 +74,32 @@ pub(crate) fn is_shadow(expr: &str) -> bool {
 /// tables. The answers hold for one `scope` (the tenant column and setting
 /// they were asked about, if any) and are forgotten when it changes or when
 /// they grow past a bound, so user-written texts cannot grow them without end.
-#[derive(Default)]
-struct Answers {
+struct Answers<T> {
     scope: Option<(String, String)>,
-    by_text: HashMap<String, bool>,
+    by_text: HashMap<String, T>,
 }
 
-impl Answers {
+impl<T> Default for Answers<T> {
+    fn default() -> Self {
+        Self {
+            scope: None,
+            by_text: HashMap::new(),
+        }
+    }
+}
+
+impl<T: Clone> Answers<T> {
     fn ask(
-        answers: &'static std::thread::LocalKey<RefCell<Answers>>,
+        answers: &'static std::thread::LocalKey<RefCell<Answers<T>>>,
         scope: Option<(&str, &str)>,
         expr: &str,
-        work: impl FnOnce() -> bool,
-    ) -> bool {
+        work: impl FnOnce() -> T,
+    ) -> T {
         let same_scope =
-            |a: &Answers| a.scope.as_ref().map(|(c, s)| (c.as_str(), s.as_str())) == scope;
+            |a: &Answers<T>| a.scope.as_ref().map(|(c, s)| (c.as_str(), s.as_str())) == scope;
         let known = answers.with_borrow(|a| {
             same_scope(a)
-                .then(|| a.by_text.get(expr).copied())
+                .then(|| a.by_text.get(expr).cloned())
                 .flatten()
         });
         if let Some(answer) = known {
@@ -103,7 +111,7 @@ impl Answers {
                 a.scope = scope.map(|(c, s)| (c.to_string(), s.to_string()));
                 a.by_text.clear();
             }
-            a.by_text.insert(expr.to_string(), answer);
+            a.by_text.insert(expr.to_string(), answer.clone());
         });
         answer
     }
@@ -118,24 +126,10 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
 /// survives only between two word characters, so `::integer OR true` cannot
 /// pass for a type name.
 pub(crate) fn normalize(expr: &str) -> String {
-    // The same few expressions come back for every table (the installed
-    // policy's text, `true`), thousands of times at 2,000 tables: remembered.
     thread_local! {
-        static SEEN: std::cell::RefCell<std::collections::HashMap<String, String>> =
-            Default::default();
+        static NORMALIZED: RefCell<Answers<String>> = RefCell::default();
     }
-    if let Some(hit) = SEEN.with(|seen| seen.borrow().get(expr).cloned()) {
-        return hit;
-    }
-    let normalized = normalize_uncached(expr);
-    SEEN.with(|seen| {
-        let mut seen = seen.borrow_mut();
-        if seen.len() >= 4096 {
-            seen.clear();
-        }
-        seen.insert(expr.to_string(), normalized.clone());
-    });
-    normalized
+    Answers::ask(&NORMALIZED, None, expr, || normalize_uncached(expr))
 }
 
 fn normalize_uncached(expr: &str) -> String {
@@ -200,7 +194,7 @@ fn strip_text_casts(text: &str) -> String {
 /// Anything more (`OR true`, another column, another setting) is not accepted.
 pub(crate) fn scopes_to_tenant(expr: &str, column: &str, setting: &str) -> bool {
     thread_local! {
-        static SCOPES: RefCell<Answers> = RefCell::default();
+        static SCOPES: RefCell<Answers<bool>> = RefCell::default();
     }
     Answers::ask(&SCOPES, Some((column, setting)), expr, || {
         scopes_to_tenant_uncached(expr, column, setting)
