@@ -73,14 +73,16 @@ LEFT JOIN LATERAL (
 -- pg_depend's index on the referenced object: a handful of rows each. (As a
 -- CTE joined by oid, the planner put the aggregate over every table, or a scan
 -- of it, on the inner side of a nested loop at a few hundred tables: quadratic.)
+-- Gated by $6 in the join, not inside: there the three ordered aggregates
+-- still ran once per table over no rows (3 ms at 2,000 tables).
 LEFT JOIN LATERAL (
     SELECT array_agg(sn.nspname::text ORDER BY s.oid) AS schemas,
            array_agg(s.relname::text ORDER BY s.oid) AS names,
            array_agg(coalesce(has_sequence_privilege((SELECT app FROM roles), s.oid, 'USAGE'), false) ORDER BY s.oid) AS app_usage
     FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S'
     JOIN pg_namespace sn ON sn.oid = s.relnamespace
-    WHERE $6::boolean AND d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
-      AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) sq ON true
+    WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = c.oid
+      AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')) sq ON $6::boolean
 -- the ACL exploded once per table, for PUBLIC, the app role and the break-glass role
 LEFT JOIN LATERAL (
     SELECT array_agg(x.privilege_type::text ORDER BY x.privilege_type::text) FILTER (WHERE x.grantee = 0) AS public,

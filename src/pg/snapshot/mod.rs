@@ -135,33 +135,24 @@ impl Snapshot {
     /// next reads (`None` when it could not be had).
     pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<(Self, Option<Db>)> {
         let params = Params::of(target);
-        // The policy read, the largest, the bundle's records and the reads
-        // nothing else waits for go to a sibling connection from the start,
-        // beside everything else (the server works on both at once); `None`
-        // when there is no sibling, and they run here after the rest.
+        // The policy read, the largest, and the reads nothing else waits for
+        // go to a sibling connection from the start, beside everything else
+        // (the server works on both at once); `None` when there is no
+        // sibling, and they run here after the rest.
         let (main, aside) = tokio::join!(
             read_main(db, target, &params, reads),
             read_aside(db, &params, reads.parallel),
         );
-        let (first, mut second) = main?;
-        let (mut aside, sibling) = match aside.doing("reading the policies, roles and records")? {
+        let (first, second) = main?;
+        let (aside, sibling) = match aside.doing("reading the policies and roles")? {
             Some((aside, sibling)) => (aside, Some(sibling)),
             None => {
-                let readable = Readable {
-                    registry: first.bundle.installed,
-                    records: first.bundle.installed,
-                    // current records have it; older ones are read either way
-                    policy_since: first.bundle.records_current,
-                    digests: first.bundle.records_current,
-                };
-                let aside = aside_reads(db, &params, readable)
+                let aside = aside_reads(db, &params, first.readable)
                     .await
-                    .doing("reading the policies, roles and records")?;
+                    .doing("reading the policies and roles")?;
                 (aside, None)
             }
         };
-        // Records read aside while phase one saw no bundle are not used.
-        second.records = aside.records.take().filter(|_| first.bundle.installed);
         Ok((assemble(target, first, second, aside)?, sibling))
     }
 }
@@ -240,12 +231,13 @@ impl<'a> Params<'a> {
 struct PhaseOne {
     session: Row,
     bundle: Bundle,
+    /// What of the bundle this session may read.
+    readable: Readable,
 }
 
 /// The reads on the sibling connection (or after the rest, without one).
 struct Aside {
     policies: Vec<Row>,
-    records: Option<Vec<Row>>,
     role_rows: Vec<Row>,
     app_reach: Row,
     function_rows: Vec<Row>,
@@ -271,7 +263,7 @@ async fn read_main(
     reads: Reads,
 ) -> Result<(PhaseOne, PhaseTwo)> {
     let first = phase_one(db, target, params).await?;
-    let second = phase_two(db, target, params, &first.bundle, reads).await?;
+    let second = phase_two(db, target, params, &first, reads).await?;
     Ok((first, second))
 }
 
@@ -281,27 +273,33 @@ async fn phase_one(db: &Db, target: &Target, params: &Params<'_>) -> Result<Phas
     let session: [&dyn Param; 2] = [&t.schema, &t.admin_role];
     let present: [&dyn Param; 4] = [&t.app_role, &t.admin_role, &params.helper, &params.shadow];
     let objects: [&dyn Param; 1] = [&t.admin_role];
-    let (session, present, objects) = tokio::try_join!(
+    let (session, present, objects, readable) = tokio::try_join!(
         db.query_one(&session_sql, &session),
         db.query_one(BUNDLE_PRESENT, &present),
         db.query(BUNDLE_OBJECTS, &objects),
+        db.query_one(BUNDLE_READABLE, &[]),
     )
     .doing("reading the catalog")?;
     let bundle = bundle_from(&present, &objects)?;
     if bundle.installed && !bundle.usage {
         bail!("the rlsctl schema exists but {} cannot read it (apply grants USAGE and SELECT to the app role)", db.info.user);
     }
-    Ok(PhaseOne { session, bundle })
+    let readable = readable_from(&readable).doing("reading the catalog")?;
+    Ok(PhaseOne {
+        session,
+        bundle,
+        readable,
+    })
 }
 
 async fn phase_two(
     db: &Db,
     target: &Target,
     params: &Params<'_>,
-    bundle: &Bundle,
+    first: &PhaseOne,
     reads: Reads,
 ) -> Result<PhaseTwo> {
-    let t = target;
+    let (t, bundle, readable) = (target, &first.bundle, first.readable);
     let scope = params.scope();
     let (uncovered_sql, children_sql, relations_sql) = (
         format!("{SCOPE}\n{UNCOVERED}"),
@@ -315,6 +313,17 @@ async fn phase_two(
             Ok(None)
         }
     };
+    // The records here rather than beside the policy read: the two
+    // connections then finish about together at 2,000 tables.
+    let records_sql = records_sql(readable);
+    let schema: [&dyn Param; 1] = [&t.schema];
+    let records = async {
+        if bundle.installed && readable.records {
+            db.query(&records_sql, &schema).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    };
     let table_params: [&dyn Param; 6] = [
         &t.schema,
         &t.tables,
@@ -323,20 +332,22 @@ async fn phase_two(
         &t.admin_role,
         &reads.sequences,
     ];
-    let (table_rows, uncovered, child_rows, relation_rows, null_counts) = tokio::try_join!(
-        db.query(TABLES, &table_params),
-        db.query(&uncovered_sql, &scope),
-        db.query(&children_sql, &scope),
-        db.query(&relations_sql, &scope),
-        null_counts,
-    )
-    .doing("reading tables, views, children and NULL tenants")?;
+    let (table_rows, uncovered, child_rows, relation_rows, null_counts, records) =
+        tokio::try_join!(
+            db.query(TABLES, &table_params),
+            db.query(&uncovered_sql, &scope),
+            db.query(&children_sql, &scope),
+            db.query(&relations_sql, &scope),
+            null_counts,
+            records,
+        )
+        .doing("reading tables, views, children, NULL tenants and records")?;
     Ok(PhaseTwo {
         table_rows,
         uncovered,
         child_rows,
         relation_rows,
-        records: None,
+        records,
         null_counts,
     })
 }
@@ -361,45 +372,39 @@ async fn read_aside(
     };
     let read = sibling.begin(Begin::Read).await?;
     let row = read.query_one(BUNDLE_READABLE, &[]).await?;
-    let readable = Readable {
-        registry: row.try_get("registry")?,
-        records: row.try_get("records")?,
-        policy_since: row.try_get("policy_since")?,
-        digests: row.try_get("digests")?,
-    };
+    let readable = readable_from(&row)?;
     let aside = aside_reads(&read, params, readable).await?;
     read.rollback().await?;
     Ok(Some((aside, sibling)))
 }
 
-/// The policies (with the registry's text when it is readable), the bundle's
-/// records (when they are), the roles, what the app role reaches, the
-/// functions, the readers who lose rows and who reaches every row, pipelined
-/// on `db`.
+/// What of the bundle the session may read, from [`BUNDLE_READABLE`]'s row.
+fn readable_from(row: &Row) -> Result<Readable, tokio_postgres::Error> {
+    Ok(Readable {
+        registry: row.try_get("registry")?,
+        records: row.try_get("records")?,
+        policy_since: row.try_get("policy_since")?,
+        digests: row.try_get("digests")?,
+    })
+}
+
+/// The policies (with the registry's text when it is readable), the roles,
+/// what the app role reaches, the functions, the readers who lose rows and
+/// who reaches every row, pipelined on `db`.
 async fn aside_reads(
     db: &Db,
     params: &Params<'_>,
     readable: Readable,
 ) -> Result<Aside, tokio_postgres::Error> {
     let t = params.target;
-    let schema: [&dyn Param; 1] = [&t.schema];
-    let records_sql = records_sql(readable);
-    let records = async {
-        if readable.records {
-            db.query(&records_sql, &schema).await.map(Some)
-        } else {
-            Ok(None)
-        }
-    };
     let (policies_sql, scope) = (policies_sql(readable), params.scope());
     let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
     let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
     let functions: [&dyn Param; 1] = [&t.app_role];
     let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
     let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
-    let (policies, records, role_rows, app_reach, function_rows, reader_rows, reach_set) = tokio::try_join!(
+    let (policies, role_rows, app_reach, function_rows, reader_rows, reach_set) = tokio::try_join!(
         db.query(&policies_sql, &scope),
-        records,
         db.query(ROLES, &roles),
         db.query_one(APP_REACH, &app_reach),
         db.query(FUNCTIONS, &functions),
@@ -408,7 +413,6 @@ async fn aside_reads(
     )?;
     Ok(Aside {
         policies,
-        records,
         role_rows,
         app_reach,
         function_rows,
