@@ -1,10 +1,10 @@
 //! Reading the snapshot: two pipelined phases of independent statements (the
-//! second needs the tenant tables' oids from the first), so the count of
+//! second needs to know from the first whether the bundle is there), so the count of
 //! statements is constant in the number of tables and, through a tunnel, the
 //! round trips overlap.
 
-use crate::pg::Param;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Result};
 use tokio_postgres::Row;
@@ -15,7 +15,7 @@ use crate::model::sql::{fill, helper_body, quote_literal};
 use crate::pg::cells::{all, Cells};
 
 mod rows;
-use crate::pg::{Begin, Db, DbResultExt};
+use crate::pg::{Begin, Db, DbResultExt, Param};
 use rows::*;
 
 const SESSION: &str = include_str!("../../../sql/inspect/session.sql");
@@ -143,16 +143,20 @@ impl Snapshot {
             read_main(db, target, &params, reads),
             read_aside(db, &params, reads.parallel),
         );
-        let (first, second) = main?;
-        let (aside, sibling) = match aside.doing("reading the policies and roles")? {
+        let (first, mut second) = main?;
+        let (mut aside, sibling) = match aside.doing("reading the policies, roles and records")? {
             Some((aside, sibling)) => (aside, Some(sibling)),
             None => {
                 let aside = aside_reads(db, &params, first.readable)
                     .await
-                    .doing("reading the policies and roles")?;
+                    .doing("reading the policies, roles and records")?;
                 (aside, None)
             }
         };
+        // Records read aside while phase one saw no bundle are not used.
+        second.records = (second.records.take())
+            .or(aside.records.take())
+            .filter(|_| first.bundle.installed);
         Ok((assemble(target, first, second, aside)?, sibling))
     }
 }
@@ -207,6 +211,8 @@ struct Params<'a> {
     roles: Vec<String>,
     helper: String,
     shadow: String,
+    /// A connection has taken the records read (see [`Params::records_once`]).
+    records_taken: AtomicBool,
 }
 
 impl<'a> Params<'a> {
@@ -216,7 +222,25 @@ impl<'a> Params<'a> {
             roles: vec![target.app_role.clone(), target.admin_role.clone()],
             helper: helper_body(),
             shadow: crate::model::sql::shadow_body(&target.tenant_setting),
+            records_taken: AtomicBool::new(false),
         }
+    }
+
+    /// The bundle's records, read by whichever connection is done with its
+    /// own reads first (`None` for the other one, and when they are not
+    /// readable): with a few tables the sibling, which connects later but has
+    /// little to read; with thousands the main one, as the policy read then
+    /// outweighs the rest.
+    async fn records_once(
+        &self,
+        db: &Db,
+        readable: Readable,
+    ) -> Result<Option<Vec<Row>>, tokio_postgres::Error> {
+        if !readable.records || self.records_taken.swap(true, Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let schema: [&dyn Param; 1] = [&self.target.schema];
+        db.query(&records_sql(readable), &schema).await.map(Some)
     }
 
     /// The parameters of the reads that start from `scope.sql`.
@@ -238,6 +262,7 @@ struct PhaseOne {
 /// The reads on the sibling connection (or after the rest, without one).
 struct Aside {
     policies: Vec<Row>,
+    records: Option<Vec<Row>>,
     role_rows: Vec<Row>,
     app_reach: Row,
     function_rows: Vec<Row>,
@@ -313,17 +338,6 @@ async fn phase_two(
             Ok(None)
         }
     };
-    // The records here rather than beside the policy read: the two
-    // connections then finish about together at 2,000 tables.
-    let records_sql = records_sql(readable);
-    let schema: [&dyn Param; 1] = [&t.schema];
-    let records = async {
-        if bundle.installed && readable.records {
-            db.query(&records_sql, &schema).await.map(Some)
-        } else {
-            Ok(None)
-        }
-    };
     let table_params: [&dyn Param; 6] = [
         &t.schema,
         &t.tables,
@@ -332,16 +346,19 @@ async fn phase_two(
         &t.admin_role,
         &reads.sequences,
     ];
-    let (table_rows, uncovered, child_rows, relation_rows, null_counts, records) =
-        tokio::try_join!(
-            db.query(TABLES, &table_params),
-            db.query(&uncovered_sql, &scope),
-            db.query(&children_sql, &scope),
-            db.query(&relations_sql, &scope),
-            null_counts,
-            records,
-        )
-        .doing("reading tables, views, children, NULL tenants and records")?;
+    let (table_rows, uncovered, child_rows, relation_rows, null_counts) = tokio::try_join!(
+        db.query(TABLES, &table_params),
+        db.query(&uncovered_sql, &scope),
+        db.query(&children_sql, &scope),
+        db.query(&relations_sql, &scope),
+        null_counts,
+    )
+    .doing("reading tables, views, children and NULL tenants")?;
+    let records = if bundle.installed {
+        (params.records_once(db, readable).await).doing("reading the bundle's records")?
+    } else {
+        None
+    };
     Ok(PhaseTwo {
         table_rows,
         uncovered,
@@ -390,7 +407,8 @@ fn readable_from(row: &Row) -> Result<Readable, tokio_postgres::Error> {
 
 /// The policies (with the registry's text when it is readable), the roles,
 /// what the app role reaches, the functions, the readers who lose rows and
-/// who reaches every row, pipelined on `db`.
+/// who reaches every row, pipelined on `db`; then the bundle's records, unless
+/// the main connection took them first.
 async fn aside_reads(
     db: &Db,
     params: &Params<'_>,
@@ -411,8 +429,10 @@ async fn aside_reads(
         db.query(LOSING_READERS, &readers),
         db.query(REACH, &reach),
     )?;
+    let records = params.records_once(db, readable).await?;
     Ok(Aside {
         policies,
+        records,
         role_rows,
         app_reach,
         function_rows,
