@@ -34,7 +34,11 @@ SELECT w.name,
        coalesce((SELECT pg_has_role(roles.app, c.relowner, 'MEMBER') FROM roles), false) AS app_owns,
        coalesce(c.relrowsecurity, false) AS rls,
        coalesce(c.relforcerowsecurity, false) AS force,
-       EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_am am ON am.oid = ic.relam
+       -- a btree index led by the tenant column; its access method through its
+       -- first column's operator class (a handful of rows), not the index's
+       -- pg_class row: the planner hashes every index once, and that way
+       -- without a pass over pg_class
+       EXISTS (SELECT 1 FROM pg_index i JOIN pg_opclass oc ON oc.oid = i.indclass[0] JOIN pg_am am ON am.oid = oc.opcmethod
                WHERE i.indrelid = c.oid AND am.amname = 'btree' AND i.indkey[0] = a.attnum) AS has_tenant_index,
        coalesce(acl.public, '{}') AS public_privileges,
        coalesce(acl.app, '{}') AS app_privileges,

@@ -251,6 +251,8 @@ breakage! {
     role_level_tenant_default_breaks_context_scoping: "PRB004" "fail" &[] => "ALTER ROLE app_user SET app.tenant_id = 'edgar-downtown'";
     null_tenant_rows_fail_rls007: "RLS007" "fail" &[] => "INSERT INTO customers (tenant_id, full_name) VALUES (NULL, 'orphan')";
     missing_tenant_index_warns_prf001: "PRF001" "warn" &[] => "DROP INDEX appointments_tenant_idx";
+    hash_tenant_index_warns_prf001: "PRF001" "warn" &[] =>
+        "DROP INDEX appointments_tenant_idx; CREATE INDEX appointments_tenant_hash ON appointments USING hash (tenant_id)";
     per_row_setting_evaluation_warns_prf002: "PRF002" "warn" &[] =>
         "DROP POLICY tenant_isolation ON customers; CREATE POLICY tenant_isolation ON customers FOR ALL TO app_user
            USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')) WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), ''))";
