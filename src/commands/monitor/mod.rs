@@ -6,6 +6,7 @@ mod targets;
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -60,11 +61,24 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // The snapshot's second connection serves the session-state probe.
     let (snapshot, second) = Snapshot::read_for_checks(db, target).await?;
-    let mut findings = Findings::default();
-    checks::run_catalog(&snapshot, target, false, &mut findings);
-    checks::drift::run(&snapshot, target, &mut findings);
+    let snapshot = Arc::new(snapshot);
+    // The checks read only the snapshot: they run on another thread while the
+    // probe mostly waits on the server (for a closed connection's process to
+    // end), rather than one after the other.
+    let checked = {
+        let (snapshot, target) = (Arc::clone(&snapshot), target.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut findings = Findings::default();
+            checks::run_catalog(&snapshot, &target, false, &mut findings);
+            checks::drift::run(&snapshot, &target, &mut findings);
+            findings
+        })
+    };
+    let mut probed = Findings::default();
     let probe_waits =
-        crate::pg::session_state::run(db, second, &snapshot, target, &mut findings).await?;
+        crate::pg::session_state::run(db, second, &snapshot, target, &mut probed).await?;
+    let mut findings = checked.await.context("running the catalog checks")?;
+    findings.0.append(&mut probed.0);
     // probe_waits: the session-state probe's statements that depend on the
     // server's load, not the tables; the rest is constant in their number.
     tracing::info!(statements = db.statements(), probe_waits, "monitor done");
