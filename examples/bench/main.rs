@@ -148,21 +148,19 @@ async fn main() -> Result<()> {
 /// Where monitor's time goes at 2,000 tables, against its 4-table run
 /// (measured with log_min_duration_statement, /proc/stat and in-process timers).
 const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables (statement times from log_min_duration_statement, median of 7 runs;\n  \
-CPU from /proc/stat, 20 runs): a run costs about 175-190 ms of CPU (it was 206 ms, and 226 before that), so on\n  \
+CPU from /proc/stat, 20 runs): a run costs about 190 ms of CPU (it was 206 ms, and 226 before that), so on\n  \
 this 2-core machine the server's two backends and rlsctl share the cores the whole time. The policy read\n  \
 (about 43 ms for 4,000 rows; it was 50) is mostly decompressing each isolation policy's two stored trees and\n  \
 hashing them to compare with the md5 apply recorded (together about 25 ms: a tree's text differs from the\n  \
 other's only by source positions, so neither can stand for the other); it no longer looks up the tenant column\n  \
 of a policy whose tree apply recorded (7 ms). The tenant tables read takes about 25 ms (it was 31: the sequence\n  \
-lookup only apply uses is gated in the join, and an index's access method comes from its operator class), the\n  \
-NULL-tenant counts 10 ms (the bundle's helper, one count per table), who reaches every row 9 ms (it was 13) and\n  \
-the bundle's records 9 ms, read by whichever connection is done first. The reads that start from the tenant\n  \
-tables' names match them as a join the planner hashes against one pass over pg_class (uncovered 5 ms, views\n  \
-and children 4 ms; 2,000 lookups in the name index cost twice as much). After the reads, rlsctl builds the\n  \
-snapshot (about 6 ms, most of it allocating and first touching the memory its peak grows by from 4 tables) and runs the checks\n  \
-beside the session-state probe. Each read is linear and planned once (the plan test in\n  \
-tests/integration/scale.rs). What is left is per-table catalog work spread over every read, none large\n  \
-enough alone, and the 2-core machine's CPU.";
+lookup only apply uses is gated in the join, and an index's access method comes from its operator class), who\n  \
+reaches every row about 13 ms, the NULL-tenant counts 10 ms (the bundle's helper, one count per table), the\n  \
+bundle's records 9 ms (read by whichever connection is done first), the uncovered tables 7 ms, views and\n  \
+children 6 ms. After the reads, rlsctl builds the snapshot (about 6 ms, most of it allocating and first\n  \
+touching the memory its peak grows by from 4 tables) and runs the checks beside the session-state probe.\n  \
+Each read is linear and planned once (the plan test in tests/integration/scale.rs). What is left is\n  \
+per-table catalog work spread over every read, none large enough alone, and the 2-core machine's CPU.";
 
 /// Why the fleet is more than 3x one database's monitor, when it is.
 const FLEET_NOTE: &str = "The fleet's wall is CPU on this 2-core machine: each target is a process's worth of work for\n\
