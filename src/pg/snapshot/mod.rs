@@ -42,7 +42,8 @@ const REACH: &str = include_str!("../../../sql/inspect/reach.sql");
 /// Whether the session can read the bundle's registry (the policy read uses
 /// the text apply recorded there), all three of its tables (the records), and
 /// whether the registry has `policy_since` and the trees' md5 (an older
-/// rlsctl's had not).
+/// rlsctl's had not). Both connections ask: the sibling before its policy
+/// read, the main one in phase one (for the records, when it takes them).
 const BUNDLE_READABLE: &str = "\
 SELECT coalesce(bool_or(t.relname = 'tenant_tables' AND t.readable), false) AS registry, \
        coalesce(bool_and(t.readable), false) AND count(*) = 3 AS records, \
@@ -154,9 +155,8 @@ impl Snapshot {
             }
         };
         // Records read aside while phase one saw no bundle are not used.
-        second.records = (second.records.take())
-            .or(aside.records.take())
-            .filter(|_| first.bundle.installed);
+        let records = second.records.take().or(aside.records.take());
+        second.records = records.filter(|_| first.bundle.installed);
         Ok((assemble(target, first, second, aside)?, sibling))
     }
 }
@@ -205,7 +205,8 @@ struct Readable {
     digests: bool,
 }
 
-/// The values the reads bind, owned here so each statement can borrow them.
+/// The values the reads bind, owned here so each statement can borrow them,
+/// and which of the two connections took the records read.
 struct Params<'a> {
     target: &'a Target,
     roles: Vec<String>,
