@@ -9,9 +9,12 @@
 -- older CREATEROLE, which can grant itself any role that is not a superuser.
 -- $1: schema; $2: tenant tables; $3: the stored tree of the constant true, as
 -- a LIKE pattern (see inspect/read.rs).
+-- The tenant tables are matched to the names as a join, as in scope.sql: the
+-- planner hashes many against one pass over pg_class, looks few up by index.
 WITH RECURSIVE tenant AS (
     SELECT c.oid, c.relowner FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p')),
+    JOIN (SELECT DISTINCT unnest($2::text[]) AS name) w ON w.name = c.relname
+    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')),
 all_tables AS (SELECT count(*) AS n FROM tenant),
 -- the roles that reach rows themselves: why, and on which tables (NULL: all)
 direct(role, reason, tables, policy) AS (
@@ -24,9 +27,10 @@ direct(role, reason, tables, policy) AS (
     SELECT pr.role, format('policy %s is USING (true)', min(p.polname::text)), array_agg(DISTINCT p.polrelid), true
     -- the tables by name, not through the CTE: joined to it, the planner
     -- rescanned the tables once per policy
-    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace,
+    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+         JOIN (SELECT DISTINCT unnest($2::text[]) AS name) w ON w.name = c.relname,
          unnest(p.polroles) AS pr(role)
-    WHERE n.nspname = $1 AND c.relname = ANY($2::text[]) AND c.relkind IN ('r', 'p')
+    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
       AND p.polpermissive AND p.polcmd IN ('*', 'r')
       -- a tree that matches is one short CONST node: a larger stored value
       -- (pg_column_size reads only its header) is not decompressed to be sure

