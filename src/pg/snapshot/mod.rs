@@ -458,11 +458,13 @@ fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) ->
         .iter()
         .map(|r| (target.display_table(&r.table), r))
         .collect();
-    let policies = aside
+    let mut policies = aside
         .policies
         .iter()
         .map(|row| policy_from(row, &recorded))
         .collect::<Result<Vec<Policy>>>()?;
+    // The read leaves the order to us: by table, then name, as COLLATE "C".
+    policies.sort_unstable_by(|a, b| (&a.table, &a.name).cmp(&(&b.table, &b.name)));
     let reach = Cells::new(&aside.app_reach, "app_reach");
     Ok(Snapshot {
         app,
