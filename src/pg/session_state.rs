@@ -45,8 +45,13 @@ const LATER_LOOKS: usize = 3;
 /// How long the canary's server process may take to exit once its client
 /// closed; still there after that, something (a pooler) keeps it.
 const EXIT_WAIT: Duration = Duration::from_millis(200);
-/// Pause between looks for that process.
-const EXIT_POLL: Duration = Duration::from_millis(3);
+/// The first pause between looks for that process, doubled after each look
+/// up to [`EXIT_POLL_MAX`]: a direct connection's process is usually gone
+/// within a few milliseconds (longer after a large read: it frees more), and
+/// behind a pooler, which keeps it the whole [`EXIT_WAIT`], the looks stay few.
+const EXIT_POLL: Duration = Duration::from_millis(1);
+/// The longest pause between those looks.
+const EXIT_POLL_MAX: Duration = Duration::from_millis(16);
 /// Time for a pooler to take back the first client's server connection.
 const AFTER_CLOSE: Duration = Duration::from_millis(40);
 
@@ -158,12 +163,14 @@ async fn look(db: &Db, first: Db, setting: &str, canary: &str, waits: &mut u64) 
     // direct connection it exits with its client, and the canary with it.
     drop(first);
     let closed = Instant::now();
+    let mut pause = EXIT_POLL;
     while closed.elapsed() < EXIT_WAIT {
         *waits += 1;
         if !alive(db, pid).await? {
             return Ok(Looked::Ended);
         }
-        tokio::time::sleep(EXIT_POLL).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(EXIT_POLL_MAX);
     }
     // Something keeps it: a pooler. Give it time to take the server
     // connection back, and look from new clients held open together, so each
