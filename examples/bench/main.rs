@@ -77,6 +77,12 @@ async fn main() -> Result<()> {
         pg::connect(&sandbox.connect_options("postgres", "postgres", &sandbox.superuser_password))
             .await?;
     let version = postgres.info.server_version.clone();
+    // JIT is on by default; whether this build can compile (LLVM) decides
+    // whether a statement that allowed it would pay for compiling.
+    let jit_available: bool = postgres
+        .query_one("SELECT pg_catalog.pg_jit_available()", &[])
+        .await?
+        .get(0);
 
     // RLSCTL_BENCH_SIZES=250,500 measures only those sizes, and not the
     // policy's cost (a quick look).
@@ -128,6 +134,7 @@ async fn main() -> Result<()> {
         fleet.as_ref(),
         policy.as_ref(),
         &version,
+        jit_available,
     );
     println!("{report}");
     if let Some(path) = output {
@@ -148,19 +155,22 @@ async fn main() -> Result<()> {
 /// Where monitor's time goes at 2,000 tables, against its 4-table run
 /// (measured with log_min_duration_statement, /proc/stat and in-process timers).
 const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables (statement times from log_min_duration_statement, median of 7 runs;\n  \
-CPU from /proc/stat, 20 runs): a run costs about 190 ms of CPU (it was 206 ms, and 226 before that), so on\n  \
-this 2-core machine the server's two backends and rlsctl share the cores the whole time. The policy read\n  \
-(about 43 ms for 4,000 rows; it was 50) is mostly decompressing each isolation policy's two stored trees and\n  \
-hashing them to compare with the md5 apply recorded (together about 25 ms: a tree's text differs from the\n  \
-other's only by source positions, so neither can stand for the other); it no longer looks up the tenant column\n  \
-of a policy whose tree apply recorded (7 ms). The tenant tables read takes about 25 ms (it was 31: the sequence\n  \
-lookup only apply uses is gated in the join, and an index's access method comes from its operator class), who\n  \
-reaches every row about 13 ms, the NULL-tenant counts 10 ms (the bundle's helper, one count per table), the\n  \
-bundle's records 9 ms (read by whichever connection is done first), the uncovered tables 7 ms, views and\n  \
-children 6 ms. After the reads, rlsctl builds the snapshot (about 6 ms, most of it allocating and first\n  \
-touching the memory its peak grows by from 4 tables) and runs the checks beside the session-state probe.\n  \
-Each read is linear and planned once (the plan test in tests/integration/scale.rs). What is left is\n  \
-per-table catalog work spread over every read, none large enough alone, and the 2-core machine's CPU.";
+CPU from /proc/stat, 20 runs): a run costs about 180 ms of CPU, the server's two backends and rlsctl sharing\n  \
+this 2-core machine's cores the whole time. What held 2,000 tables near 4x 4 and 8,000 above 4.5x 2,000\n  \
+was JIT: on a server built with LLVM (this one, as Debian's and the PGDG packages are) the larger catalog reads\n  \
+passed jit_above_cost and compiled (35 ms of 142 at 2,000 tables; at 8,000, past jit_optimize_above_cost,\n  \
+monitor took 600 ms, 360 without); rlsctl's transactions now set jit off, and the plan test fails on a read\n  \
+planned with it allowed. The policy read (about 42 ms for 4,000 rows) is mostly decompressing each isolation\n  \
+policy's two stored trees and hashing them to compare with the md5 apply recorded (about 25 ms); the tenant\n  \
+tables read about 22 ms (each table's columns read once, for the tenant column and any column ACL), the\n  \
+NULL-tenant counts 10 ms (the bundle's helper, one count per table), who reaches every row 9 ms, the\n  \
+bundle's records 9 ms (read by whichever connection is done first), the rest 4 ms or less each. After the\n  \
+reads, rlsctl builds the snapshot (about 7 ms; mimalloc made that 5 but no whole run reliably faster, and\n  \
+with transparent huge pages doubled the peak RSS) and runs the checks beside the session-state probe\n  \
+(about 5 ms each). Each read is linear and planned once (the plan test in tests/integration/scale.rs).\n  \
+The ratio sits at the line: 2.81x to 3.13x over four full runs as the code changed; the 2,000-table run fell\n  \
+to 94-115 ms and the 4-table run with it (the session-state probe's first look for the closed connection's\n  \
+process now after 1 ms, not 3: 30 ms in the last run, 32-38 in the others).";
 
 /// Why the fleet is more than 3x one database's monitor, when it is.
 const FLEET_NOTE: &str = "The fleet's wall is CPU on this 2-core machine: each target is a process's worth of work for\n\
@@ -779,6 +789,7 @@ fn render(
     fleet: Option<&fleet::FleetResult>,
     policy: Option<&PolicyResult>,
     version: &str,
+    jit_available: bool,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Performance\n");
@@ -789,6 +800,15 @@ fn render(
     let _ = writeln!(out, "PostgreSQL {version}; machine: {}.", machine());
     let _ = writeln!(out, "Numbers are from one run; statement counts are exact, times vary by a few percent between runs.");
     let _ = writeln!(out, "Server settings are PostgreSQL's defaults (max_locks_per_transaction 64, max_connections 100), as RDS leaves them.");
+    let _ = writeln!(
+        out,
+        "{}",
+        if jit_available {
+            "JIT is on, as by default, and this build has it (LLVM): rlsctl turns it off in its own transactions (below)."
+        } else {
+            "JIT is on, as by default, but this build cannot compile (no LLVM): a server that can would pay for it (below)."
+        }
+    );
     let _ = writeln!(out, "verify and monitor are measured after an `ANALYZE`, as autovacuum leaves the catalogs a minute or two after apply.");
     let _ = writeln!(out, "Each tenant table has a serial key and an index on the tenant column, as users' tables do.\n");
     let _ = writeln!(
