@@ -18,7 +18,7 @@ const PIN_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
 /// No JIT compilation for rlsctl's own statements. On a server built with
 /// LLVM (Debian's and the PGDG packages; `SELECT pg_jit_available()` tells),
 /// JIT is on by default, and the catalog reads' estimated cost passes
-/// `jit_above_cost` at a few thousand tables: compiling then costs more than
+/// `jit_above_cost` by 2,000 tables: compiling then costs more than
 /// the read (35 ms of monitor's 142 at 2,000 tables), and more again past
 /// `jit_optimize_above_cost`. `SET LOCAL` for the same reason as the pin.
 const NO_JIT: &str = "SET LOCAL jit = off";

@@ -1,7 +1,7 @@
 //! Reading the snapshot: two pipelined phases of independent statements (the
-//! second needs to know from the first whether the bundle is there), so the count of
-//! statements is constant in the number of tables and, through a tunnel, the
-//! round trips overlap.
+//! second needs to know from the first whether the bundle is there), so the
+//! count of statements is constant in the number of tables and, through a
+//! tunnel, the round trips overlap.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
