@@ -57,7 +57,9 @@ pub(crate) async fn verify(
 ) -> Result<Report> {
     // The snapshot's second connection serves the probes, then the
     // session-state probe: no connection is opened after the catalog read.
-    let (snapshot, second) = Snapshot::read_for_checks(db, target).await?;
+    let (read, second) = Snapshot::read_for_checks(db, target).await?;
+    let snapshot = read.assemble()?;
+    let types = crate::pg::probes::column_types(&snapshot.tables);
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
     crate::pg::probes::run(
@@ -71,11 +73,10 @@ pub(crate) async fn verify(
     .await?;
     // After the probes, never beside them: through a transaction pooler the
     // canary could reach a probe's server connection and fail PRB004.
-    crate::pg::session_state::run(db, second, &snapshot, target, &mut findings).await?;
+    crate::pg::session_state::run(db, second, &types, target, &mut findings).await?;
     if let Some((url, burst)) = app {
         // Every tenant given, and two ids that exist nowhere (castable to the
         // tenant column, so the app treats them as ordinary ids).
-        let types = crate::pg::probes::column_types(&snapshot);
         let types: Vec<&str> = types.iter().map(String::as_str).collect();
         let mut ids: Vec<Id> = tenants
             .iter()

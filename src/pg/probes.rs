@@ -118,7 +118,7 @@ pub async fn run(
 /// The two tenants the probes act as: those given, else ids that exist
 /// nowhere (each checked to fit the tenant column's type first).
 async fn probe_tenants(db: &Db, snap: &Snapshot, tenants: &[String]) -> Result<(String, String)> {
-    let types = column_types(snap);
+    let types = column_types(&snap.tables);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     // Usually every id fits: one statement says so. Else, one by one, for
     // the message that names the id, and the next kind of made-up id.
@@ -484,9 +484,8 @@ async fn castable_together(db: &Db, ids: &[&str], types: &[&str]) -> bool {
 }
 
 /// The tenant column's types across the tenant tables (`text` when none is known).
-pub(crate) fn column_types(snap: &Snapshot) -> Vec<String> {
-    let mut types: Vec<String> = snap
-        .tables
+pub(crate) fn column_types(tables: &[Table]) -> Vec<String> {
+    let mut types: Vec<String> = tables
         .iter()
         .filter(|t| t.exists && t.has_column)
         .map(|t| t.column_type.clone().unwrap_or_else(|| "text".into()))

@@ -15,10 +15,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::probes::{column_types, random_tenant};
+use super::probes::random_tenant;
 use crate::model::checks::{Finding, Findings, SES001};
 use crate::model::config::Target;
-use crate::model::snapshot::Snapshot;
 use crate::pg::cells::Cells;
 use crate::pg::Db;
 
@@ -71,7 +70,8 @@ enum Looked {
 
 /// Runs the probe: sets the canary on `spare` (another connection of `db`'s
 /// user through the same path, idle: the snapshot's second one), or on a new
-/// one when there is none, and looks for it from `db` (which opens more,
+/// one when there is none, with a canary castable to each of `types` (the
+/// tenant column's), and looks for it from `db` (which opens more,
 /// through the same path, only when something pools). Never beside other
 /// work through that path: a pooler could hand the canary to it. Adds one
 /// SES001 finding; returns how many of its statements depended on the
@@ -79,11 +79,10 @@ enum Looked {
 pub(crate) async fn run(
     db: &Db,
     spare: Option<Db>,
-    snap: &Snapshot,
+    types: &[String],
     target: &Target,
     findings: &mut Findings,
 ) -> Result<u64> {
-    let types = column_types(snap);
     let types: Vec<&str> = types.iter().map(String::as_str).collect();
     let started = Instant::now();
     let setting = target.tenant_setting.as_str();

@@ -6,7 +6,6 @@ mod targets;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
@@ -60,29 +59,34 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 /// the probe's canary (which it removes), a constant number of statements.
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // The snapshot's second connection serves the session-state probe.
-    let (snapshot, second) = Snapshot::read_for_checks(db, target).await?;
-    let snapshot = Arc::new(snapshot);
-    // The checks read only the snapshot: they run on another thread while the
-    // probe mostly waits on the server (for a closed connection's process to
-    // end), rather than one after the other.
+    let (read, second) = Snapshot::read_for_checks(db, target).await?;
+    let types = crate::pg::probes::column_types(read.tables());
+    // Assembling the snapshot and the checks need only the rows read: they
+    // run on another thread while the probe mostly waits on the server (for a
+    // closed connection's process to end), rather than one after the other.
     let checked = {
-        let (snapshot, target) = (Arc::clone(&snapshot), target.clone());
-        tokio::task::spawn_blocking(move || {
+        let target = target.clone();
+        tokio::task::spawn_blocking(move || -> Result<(Snapshot, Findings)> {
+            let snapshot = read.assemble()?;
             let mut findings = Findings::default();
             checks::run_catalog(&snapshot, &target, false, &mut findings);
             checks::drift::run(&snapshot, &target, &mut findings);
-            findings
+            Ok((snapshot, findings))
         })
     };
     let mut probed = Findings::default();
     let probe_waits =
-        crate::pg::session_state::run(db, second, &snapshot, target, &mut probed).await?;
-    let mut findings = checked.await.context("running the catalog checks")?;
+        crate::pg::session_state::run(db, second, &types, target, &mut probed).await?;
+    let (snapshot, mut findings) = checked.await.context("running the catalog checks")??;
     findings.0.append(&mut probed.0);
     // probe_waits: the session-state probe's statements that depend on the
     // server's load, not the tables; the rest is constant in their number.
     tracing::info!(statements = db.statements(), probe_waits, "monitor done");
-    Ok(Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot))
+    let report = Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot);
+    // Freeing a snapshot of thousands of tables takes a few milliseconds: on
+    // another thread, beside the rendering (the runtime waits for it at exit).
+    tokio::task::spawn_blocking(move || drop(snapshot));
+    Ok(report)
 }
 
 /// Seconds since the epoch now.

@@ -112,8 +112,13 @@ impl Snapshot {
     /// one server connection and the pin holds for all of it. Also returns
     /// that second connection, idle, when there was one: the probes after the
     /// read use it rather than open another (each one is a server process
-    /// started and a SCRAM handshake on both sides).
-    pub(crate) async fn read_for_checks(db: &Db, target: &Target) -> Result<(Self, Option<Db>)> {
+    /// started and a SCRAM handshake on both sides). The transaction is over
+    /// when this returns, and the snapshot is yet to be assembled: the caller
+    /// can use both connections (for the session-state probe) meanwhile.
+    pub(crate) async fn read_for_checks(
+        db: &Db,
+        target: &Target,
+    ) -> Result<(SnapshotParts, Option<Db>)> {
         let read = db
             .begin(Begin::Read)
             .await
@@ -123,11 +128,11 @@ impl Snapshot {
             parallel: true,
             sequences: false,
         };
-        let (snapshot, spare) = Self::read(&read, target, reads).await?;
+        let (parts, spare) = read_parts(&read, target, reads).await?;
         read.rollback()
             .await
             .doing("ending the read-only transaction")?;
-        Ok((snapshot, spare))
+        Ok((parts, spare))
     }
 
     /// Reads the snapshot: a fixed number of statements whatever the number of
@@ -135,30 +140,66 @@ impl Snapshot {
     /// on a second connection beside both, returned idle for the caller's
     /// next reads (`None` when it could not be had).
     pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<(Self, Option<Db>)> {
-        let params = Params::of(target);
-        // The policy read, the largest, and the reads nothing else waits for
-        // go to a sibling connection from the start, beside everything else
-        // (the server works on both at once); `None` when there is no
-        // sibling, and they run here after the rest.
-        let (main, aside) = tokio::join!(
-            read_main(db, target, &params, reads),
-            read_aside(db, &params, reads.parallel),
-        );
-        let (first, mut second) = main?;
-        let (mut aside, sibling) = match aside.doing("reading the policies, roles and records")? {
-            Some((aside, sibling)) => (aside, Some(sibling)),
-            None => {
-                let aside = aside_reads(db, &params, first.readable)
-                    .await
-                    .doing("reading the policies, roles and records")?;
-                (aside, None)
-            }
-        };
-        // Records read aside while phase one saw no bundle are not used.
-        let records = second.records.take().or(aside.records.take());
-        second.records = records.filter(|_| first.bundle.installed);
-        Ok((assemble(target, first, second, aside)?, sibling))
+        let (parts, sibling) = read_parts(db, target, reads).await?;
+        Ok((parts.assemble()?, sibling))
     }
+}
+
+/// A snapshot as read, not yet one [`Snapshot`]: the tables and policies
+/// converted as their rows arrived, the rest still rows. Assembling it takes a
+/// few milliseconds at 2,000 tables, which the caller can spend beside the
+/// session-state probe rather than before it.
+pub(crate) struct SnapshotParts {
+    target: Target,
+    first: PhaseOne,
+    second: PhaseTwo,
+    aside: Aside,
+}
+
+impl SnapshotParts {
+    /// The configured tenant tables as read.
+    pub(crate) fn tables(&self) -> &[Table] {
+        &self.second.tables
+    }
+
+    /// The one snapshot of all the reads.
+    pub(crate) fn assemble(self) -> Result<Snapshot> {
+        let Self {
+            target,
+            first,
+            second,
+            aside,
+        } = self;
+        assemble(&target, first, second, aside)
+    }
+}
+
+/// See [`Snapshot::read`].
+async fn read_parts(db: &Db, target: &Target, reads: Reads) -> Result<(SnapshotParts, Option<Db>)> {
+    let params = Params::of(target);
+    // The policy read, the largest, and the reads nothing else waits for
+    // go to a sibling connection from the start, beside everything else
+    // (the server works on both at once); `None` when there is no
+    // sibling, and they run here after the rest.
+    let (main, aside) = tokio::join!(
+        read_main(db, target, &params, reads),
+        read_aside(db, &params, reads.parallel),
+    );
+    let (first, mut second) = main?;
+    let (mut aside, sibling) = match aside? {
+        Some((aside, sibling)) => (aside, Some(sibling)),
+        None => (aside_reads(db, &params, first.readable).await?, None),
+    };
+    // Records read aside while phase one saw no bundle are not used.
+    let records = second.records.take().or(aside.records.take());
+    second.records = records.filter(|_| first.bundle.installed);
+    let parts = SnapshotParts {
+        target: target.clone(),
+        first,
+        second,
+        aside,
+    };
+    Ok((parts, sibling))
 }
 
 /// The records read; `policy_since`: the registry has that column (else it
@@ -262,7 +303,8 @@ struct PhaseOne {
 
 /// The reads on the sibling connection (or after the rest, without one).
 struct Aside {
-    policies: Vec<Row>,
+    /// Converted as they arrive, while the server works on the other reads.
+    policies: Vec<ReadPolicy>,
     records: Option<Vec<Row>>,
     role_rows: Vec<Row>,
     app_reach: Row,
@@ -273,7 +315,8 @@ struct Aside {
 
 /// Phase two: the reads that grow with the tables.
 struct PhaseTwo {
-    table_rows: Vec<Row>,
+    /// Converted as they arrive, while the server works on the other reads.
+    tables: Vec<Table>,
     uncovered: Vec<Row>,
     child_rows: Vec<Row>,
     relation_rows: Vec<Row>,
@@ -347,21 +390,31 @@ async fn phase_two(
         &t.admin_role,
         &reads.sequences,
     ];
-    let (table_rows, uncovered, child_rows, relation_rows, null_counts) = tokio::try_join!(
-        db.query(TABLES, &table_params),
-        db.query(&uncovered_sql, &scope),
-        db.query(&children_sql, &scope),
-        db.query(&relations_sql, &scope),
-        null_counts,
-    )
-    .doing("reading tables, views, children and NULL tenants")?;
+    let reading = "reading tables, views, children and NULL tenants";
+    let tables = async {
+        let rows = db.query(TABLES, &table_params).await.doing(reading)?;
+        rows.iter()
+            .map(|r| table_from(r, target))
+            .collect::<Result<Vec<_>>>()
+    };
+    let rest = async {
+        tokio::try_join!(
+            db.query(&uncovered_sql, &scope),
+            db.query(&children_sql, &scope),
+            db.query(&relations_sql, &scope),
+            null_counts,
+        )
+        .doing(reading)
+    };
+    let (tables, (uncovered, child_rows, relation_rows, null_counts)) =
+        tokio::try_join!(tables, rest)?;
     let records = if bundle.installed {
         (params.records_once(db, readable).await).doing("reading the bundle's records")?
     } else {
         None
     };
     Ok(PhaseTwo {
-        table_rows,
+        tables,
         uncovered,
         child_rows,
         relation_rows,
@@ -373,11 +426,7 @@ async fn phase_two(
 /// The aside reads on a second connection, in a read-only transaction of
 /// their own; `None` when reading on one connection (asked to, or no second
 /// one).
-async fn read_aside(
-    db: &Db,
-    params: &Params<'_>,
-    parallel: bool,
-) -> Result<Option<(Aside, Db)>, tokio_postgres::Error> {
+async fn read_aside(db: &Db, params: &Params<'_>, parallel: bool) -> Result<Option<(Aside, Db)>> {
     if !parallel {
         return Ok(None);
     }
@@ -388,11 +437,12 @@ async fn read_aside(
             return Ok(None);
         }
     };
-    let read = sibling.begin(Begin::Read).await?;
-    let row = read.query_one(BUNDLE_READABLE, &[]).await?;
-    let readable = readable_from(&row)?;
+    let reading = "reading the policies, roles and records";
+    let read = sibling.begin(Begin::Read).await.doing(reading)?;
+    let row = read.query_one(BUNDLE_READABLE, &[]).await.doing(reading)?;
+    let readable = readable_from(&row).doing(reading)?;
     let aside = aside_reads(&read, params, readable).await?;
-    read.rollback().await?;
+    read.rollback().await.doing(reading)?;
     Ok(Some((aside, sibling)))
 }
 
@@ -410,11 +460,7 @@ fn readable_from(row: &Row) -> Result<Readable, tokio_postgres::Error> {
 /// what the app role reaches, the functions, the readers who lose rows and
 /// who reaches every row, pipelined on `db`; then the bundle's records, unless
 /// the main connection took them first.
-async fn aside_reads(
-    db: &Db,
-    params: &Params<'_>,
-    readable: Readable,
-) -> Result<Aside, tokio_postgres::Error> {
+async fn aside_reads(db: &Db, params: &Params<'_>, readable: Readable) -> Result<Aside> {
     let t = params.target;
     let (policies_sql, scope) = (policies_sql(readable), params.scope());
     let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
@@ -422,15 +468,24 @@ async fn aside_reads(
     let functions: [&dyn Param; 1] = [&t.app_role];
     let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
     let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
-    let (policies, role_rows, app_reach, function_rows, reader_rows, reach_set) = tokio::try_join!(
-        db.query(&policies_sql, &scope),
-        db.query(ROLES, &roles),
-        db.query_one(APP_REACH, &app_reach),
-        db.query(FUNCTIONS, &functions),
-        db.query(LOSING_READERS, &readers),
-        db.query(REACH, &reach),
-    )?;
-    let records = params.records_once(db, readable).await?;
+    let reading = "reading the policies, roles and records";
+    let policies = async {
+        let rows = db.query(&policies_sql, &scope).await.doing(reading)?;
+        rows.iter().map(policy_from).collect::<Result<Vec<_>>>()
+    };
+    let rest = async {
+        tokio::try_join!(
+            db.query(ROLES, &roles),
+            db.query_one(APP_REACH, &app_reach),
+            db.query(FUNCTIONS, &functions),
+            db.query(LOSING_READERS, &readers),
+            db.query(REACH, &reach),
+        )
+        .doing(reading)
+    };
+    let (policies, (role_rows, app_reach, function_rows, reader_rows, reach_set)) =
+        tokio::try_join!(policies, rest)?;
+    let records = params.records_once(db, readable).await.doing(reading)?;
     Ok(Aside {
         policies,
         records,
@@ -458,11 +513,11 @@ fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) ->
         .iter()
         .map(|r| (target.display_table(&r.table), r))
         .collect();
-    let mut policies = aside
+    let mut policies: Vec<Policy> = aside
         .policies
-        .iter()
-        .map(|row| policy_from(row, &recorded))
-        .collect::<Result<Vec<Policy>>>()?;
+        .into_iter()
+        .map(|p| p.with_text(&recorded))
+        .collect();
     // The read leaves the order to us: by table, then name, as COLLATE "C".
     policies.sort_unstable_by(|a, b| (&a.table, &a.name).cmp(&(&b.table, &b.name)));
     let reach = Cells::new(&aside.app_reach, "app_reach");
@@ -474,11 +529,7 @@ fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) ->
             setting_defaults: setting_defaults(&reach, &target.tenant_setting)?,
             default_privileges: reach.column("default_privileges")?,
         },
-        tables: second
-            .table_rows
-            .iter()
-            .map(|r| table_from(r, target))
-            .collect::<Result<_>>()?,
+        tables: second.tables,
         policies_by_table: index_by_table(&policies),
         policies,
         uncovered: all(&second.uncovered, "uncovered", |r| {

@@ -168,36 +168,54 @@ pub(super) fn table_from(row: &Row, target: &Target) -> Result<Table> {
     })
 }
 
-/// A policy row; an isolation policy whose tree is the one apply recorded comes
-/// without its text, which is the registry's.
-pub(super) fn policy_from(row: &Row, recorded: &HashMap<String, &Installed>) -> Result<Policy> {
+/// A policy as read, before the registry's text is at hand: an isolation
+/// policy whose tree is the one apply recorded comes without its text.
+pub(super) struct ReadPolicy {
+    policy: Policy,
+    using_recorded: bool,
+    check_recorded: bool,
+}
+
+impl ReadPolicy {
+    /// The policy, its recorded expressions' text the registry's (as the read
+    /// left it, `None`, when the registry has no row for its table).
+    pub(super) fn with_text(self, recorded: &HashMap<String, &Installed>) -> Policy {
+        let mut policy = self.policy;
+        if let Some(installed) = recorded.get(&policy.table) {
+            if self.using_recorded {
+                policy.using = Some(installed.using.clone());
+            }
+            if self.check_recorded {
+                policy.check = Some(installed.check.clone());
+            }
+        }
+        policy
+    }
+}
+
+pub(super) fn policy_from(row: &Row) -> Result<ReadPolicy> {
     let row = Cells::new(row, "policies");
-    let table: String = row.column("table_name")?;
-    let registry = recorded.get(&table);
-    let text =
-        |column: &str, flag: &str, from: fn(&Installed) -> &String| -> Result<Option<String>> {
-            Ok(match (row.column::<bool>(flag)?, registry) {
-                (true, Some(installed)) => Some(from(installed).clone()),
-                _ => row.column(column)?,
-            })
-        };
-    Ok(Policy {
-        using: text("using_expr", "using_recorded", |i| &i.using)?,
-        check: text("check_expr", "check_recorded", |i| &i.check)?,
-        table,
-        name: row.column("name")?,
-        cmd: {
-            let code: String = row.column("cmd")?;
-            Command::from_polcmd(&code).ok_or_else(|| {
-                anyhow::anyhow!("reading policies: unknown policy command {code:?}")
-            })?
+    Ok(ReadPolicy {
+        using_recorded: row.column("using_recorded")?,
+        check_recorded: row.column("check_recorded")?,
+        policy: Policy {
+            using: row.column("using_expr")?,
+            check: row.column("check_expr")?,
+            table: row.column("table_name")?,
+            name: row.column("name")?,
+            cmd: {
+                let code: String = row.column("cmd")?;
+                Command::from_polcmd(&code).ok_or_else(|| {
+                    anyhow::anyhow!("reading policies: unknown policy command {code:?}")
+                })?
+            },
+            permissive: row.column("permissive")?,
+            roles: row.column("roles")?,
+            applies_to_app: row.column("applies_to_app")?,
+            applies_to_session: row.column("applies_to_session")?,
+            using_builtin: row.column::<Option<bool>>("using_builtin")?.unwrap_or(true),
+            check_builtin: row.column::<Option<bool>>("check_builtin")?.unwrap_or(true),
         },
-        permissive: row.column("permissive")?,
-        roles: row.column("roles")?,
-        applies_to_app: row.column("applies_to_app")?,
-        applies_to_session: row.column("applies_to_session")?,
-        using_builtin: row.column::<Option<bool>>("using_builtin")?.unwrap_or(true),
-        check_builtin: row.column::<Option<bool>>("check_builtin")?.unwrap_or(true),
     })
 }
 
