@@ -69,8 +69,7 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
         tokio::task::spawn_blocking(move || -> Result<(Snapshot, Findings)> {
             let snapshot = read.assemble()?;
             let mut findings = Findings::default();
-            checks::run_catalog(&snapshot, &target, false, &mut findings);
-            checks::drift::run(&snapshot, &target, &mut findings);
+            checks::run_catalog_and_drift(&snapshot, &target, &mut findings);
             Ok((snapshot, findings))
         })
     };
