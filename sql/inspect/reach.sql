@@ -25,12 +25,11 @@ direct(role, reason, tables, policy) AS (
     SELECT t.relowner, 'owns the table (it can turn RLS off)', array_agg(t.oid), false FROM tenant t GROUP BY t.relowner
     UNION ALL
     SELECT pr.role, format('policy %s is USING (true)', min(p.polname::text)), array_agg(DISTINCT p.polrelid), true
-    -- the tables by name, not through the CTE: joined to it, the planner
-    -- rescanned the tables once per policy
-    FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-         JOIN (SELECT DISTINCT unnest($2::text[]) AS name) w ON w.name = c.relname,
-         unnest(p.polroles) AS pr(role)
-    WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')
+    -- the tenant tables' policies by an index lookup per table: as a join to
+    -- the CTE, the planner rescanned the tables once per policy, and matching
+    -- the names again cost 3 ms at 2,000 tables
+    FROM pg_policy p, unnest(p.polroles) AS pr(role)
+    WHERE p.polrelid = ANY (ARRAY(SELECT oid FROM tenant))
       AND p.polpermissive AND p.polcmd IN ('*', 'r')
       -- a tree that matches is one short CONST node: a larger stored value
       -- (pg_column_size reads only its header) is not decompressed to be sure
