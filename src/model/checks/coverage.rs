@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::model::config::{Target, POLICY_NAME};
-use crate::model::snapshot::{Command, Policy, Snapshot};
+use crate::model::snapshot::{Command, Policy, Snapshot, Table};
 use crate::model::sql::{qualified, quote_ident, quote_literal};
 
 /// RLS001 to RLS008, in report order (RLS008 beside RLS003, which it explains).
@@ -128,17 +128,17 @@ pub(crate) fn rls003(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 
 /// The permissive policies for the app role on the existing tenant tables
 /// that have the tenant column, shadow-mode ones left out (RLS003 and RLS008
-/// report those), with each table's SQL name.
-fn app_policies<'a>(snap: &'a Snapshot, target: &Target) -> Vec<(String, &'a Policy)> {
+/// report those), with each one's table (whose SQL name a remedy spells out:
+/// only for a problem, not for each of thousands of tables).
+fn app_policies(snap: &Snapshot) -> Vec<(&Table, &Policy)> {
     snap.tables
         .iter()
         .filter(|t| t.exists && t.has_column)
         .flat_map(|t| {
-            let sql_name = qualified(&target.schema, &t.name);
             enforcing_policies(snap, &t.display)
                 .into_iter()
                 .filter(|p| p.permissive && p.applies_to_app)
-                .map(move |p| (sql_name.clone(), p))
+                .map(move |p| (t, p))
         })
         .collect()
 }
@@ -151,10 +151,11 @@ fn enforcing_policies<'a>(snap: &'a Snapshot, table: &str) -> Vec<&'a Policy> {
 /// RLS004: every write policy for the app role has a WITH CHECK scoped to the tenant.
 pub(crate) fn rls004(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let (column, setting) = (&target.tenant_column, &target.tenant_setting);
-    let problems = app_policies(snap, target)
+    let problems = app_policies(snap)
         .into_iter()
         .filter(|(_, p)| p.cmd.writes() && !p.scopes_writes(column, setting))
-        .map(|(sql_name, p)| {
+        .map(|(t, p)| {
+            let sql_name = qualified(&target.schema, &t.name);
             let found = p.check.clone().unwrap_or_else(|| "no WITH CHECK".into());
             Finding::problem(
                 &RLS004,
@@ -172,7 +173,7 @@ pub(crate) fn rls004(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 pub(crate) fn rls005(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let (column, setting) = (&target.tenant_column, &target.tenant_setting);
     let mut problems = Vec::new();
-    for (sql_name, p) in app_policies(snap, target) {
+    for (t, p) in app_policies(snap) {
         let reads_widely = p.cmd != Command::Insert && !p.scopes_reads(column, setting);
         let writes_widely =
             p.cmd.writes() && p.check.is_some() && !p.scopes_writes(column, setting);
@@ -180,6 +181,7 @@ pub(crate) fn rls005(snap: &Snapshot, target: &Target, findings: &mut Findings) 
             continue;
         }
         let expr = if reads_widely { &p.using } else { &p.check };
+        let sql_name = qualified(&target.schema, &t.name);
         problems.push(Finding::problem(
             &RLS005,
             format!("{} policy {}", p.table, p.name),

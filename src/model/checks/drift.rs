@@ -57,9 +57,10 @@ pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
         let detail = match policy {
             None => Some("the tenant_isolation policy was dropped".to_string()),
             Some(p) => {
+                // (the same text, as when the read reused apply's, needs no normalizing)
                 let same = |now: &Option<String>, then: &str| {
                     now.as_deref()
-                        .is_some_and(|n| normalize(n) == normalize(then))
+                        .is_some_and(|n| n == then || normalize(n) == normalize(then))
                 };
                 if !same(&p.using, installed_using) {
                     Some(format!(
@@ -73,7 +74,7 @@ pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
                     ))
                 } else if !p.using_builtin || !p.check_builtin {
                     Some("the policy's text is as installed but its structure is not: it compares another column, or uses a user-defined operator, function or type".to_string())
-                } else if p.roles != [target.app_role.clone()] {
+                } else if p.roles != [target.app_role.as_str()] {
                     Some(format!(
                         "the policy now applies to {} instead of {}",
                         p.roles.join(", "),
