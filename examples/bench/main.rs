@@ -154,23 +154,19 @@ async fn main() -> Result<()> {
 
 /// Where monitor's time goes at 2,000 tables, against its 4-table run
 /// (measured with log_min_duration_statement, /proc/stat and in-process timers).
-const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables (statement times from log_min_duration_statement, median of 7 runs;\n  \
-CPU from /proc/stat, 20 runs): a run costs about 180 ms of CPU, the server's two backends and rlsctl sharing\n  \
-this 2-core machine's cores the whole time. What held 2,000 tables near 4x 4 and 8,000 above 4.5x 2,000\n  \
-was JIT: on a server built with LLVM (this one, as Debian's and the PGDG packages are) the larger catalog reads\n  \
-passed jit_above_cost and compiled (35 ms of 142 at 2,000 tables; at 8,000, past jit_optimize_above_cost,\n  \
-monitor took 600 ms, 360 without); rlsctl's transactions now set jit off, and the plan test fails on a read\n  \
-planned with it allowed. The policy read (about 42 ms for 4,000 rows) is mostly decompressing each isolation\n  \
-policy's two stored trees and hashing them to compare with the md5 apply recorded (about 25 ms); the tenant\n  \
-tables read about 22 ms (each table's columns read once, for the tenant column and any column ACL), the\n  \
-NULL-tenant counts 10 ms (the bundle's helper, one count per table), who reaches every row 9 ms, the\n  \
-bundle's records 9 ms (read by whichever connection is done first), the rest 4 ms or less each. After the\n  \
-reads, rlsctl builds the snapshot (about 7 ms; mimalloc made that 5 but no whole run reliably faster, and\n  \
-with transparent huge pages doubled the peak RSS) and runs the checks beside the session-state probe\n  \
-(about 5 ms each). Each read is linear and planned once (the plan test in tests/integration/scale.rs).\n  \
-The ratio sits at the line: 2.81x to 3.13x over four full runs as the code changed; the 2,000-table run fell\n  \
-to 94-115 ms and the 4-table run with it (the session-state probe's first look for the closed connection's\n  \
-process now after 1 ms, not 3: 30 ms in the last run, 32-38 in the others).";
+const CATALOG_WORK_NOTE: &str = "  Where it goes at 2,000 tables (statement times from log_min_duration_statement; CPU from /proc/stat,\n  \
+median of 15 runs): a run costs about 170 ms of CPU (50 at 4 tables), the server's two backends and rlsctl sharing\n  \
+this 2-core machine's cores nearly the whole time, so only less work makes it faster. The policy read is about 40 ms\n  \
+(about 20 of it decompressing each isolation policy's two stored trees, one of them out of line in pg_policy's TOAST\n  \
+table, and hashing them to compare with the md5 apply recorded); the tenant tables read 22 ms; the NULL-tenant counts\n  \
+10 ms (the bundle's helper, one count per table); the records 9 ms (mostly the registry's digest, DRF008); who\n  \
+reaches every row 8 ms (11 before its policies were looked up by table oid rather than by matching the names\n  \
+again); the rest 5 ms or less each. rlsctl converts the tables and policies as their rows arrive, and after the\n  \
+read assembles the snapshot and runs the checks on two threads beside the session-state probe (about 10 ms from\n  \
+the read's end to the report, 20 before). JIT is off in rlsctl's transactions: on a server built with LLVM, as\n  \
+this one is, the larger reads passed jit_above_cost (35 ms of 142 at 2,000 tables; at 8,000, monitor took 600 ms,\n  \
+360 without), and the plan test fails on a read planned with it allowed. The margin is thin: interleaved runs of\n  \
+the same binaries gave 2.89x to 3.04x, and this machine's speed drifts by up to 10% over an hour.";
 
 /// Why the fleet is more than 3x one database's monitor, when it is.
 const FLEET_NOTE: &str = "The fleet's wall is CPU on this 2-core machine: each target is a process's worth of work for\n\

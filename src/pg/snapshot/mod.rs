@@ -1,7 +1,7 @@
-//! Reading the snapshot: two pipelined phases of independent statements (the
-//! second needs to know from the first whether the bundle is there), so the
-//! count of statements is constant in the number of tables and, through a
-//! tunnel, the round trips overlap.
+//! Reading the snapshot: pipelined statements, independent of each other but
+//! for the bundle's reads (they wait for phase one's word that the bundle is
+//! there), so the count of statements is constant in the number of tables
+//! and, through a tunnel, the round trips overlap.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -324,17 +324,17 @@ struct PhaseTwo {
     null_counts: Option<Vec<Row>>,
 }
 
-/// Everything but the policies, on this connection: phase one, then phase two.
+/// Everything but the policies, on this connection: phase one and phase two's
+/// catalog reads, then the bundle's reads.
 async fn read_main(
     db: &Db,
     target: &Target,
     params: &Params<'_>,
     reads: Reads,
 ) -> Result<(PhaseOne, PhaseTwo)> {
-    // The reads that grow with the tables need nothing from phase one: they
-    // go out with it, and the server works through them while the client
-    // reads phase one's answers (at 2,000 tables the tables read started
-    // 10 ms later when it waited for them). The bundle's reads follow.
+    // The catalog reads need nothing from phase one: they go out with it, so
+    // through a tunnel they do not wait a round trip for its answers. The
+    // bundle's reads follow those answers.
     let (first, (tables, uncovered, child_rows, relation_rows)) = tokio::try_join!(
         phase_one(db, target, params),
         catalog_reads(db, target, params, reads),
