@@ -165,8 +165,8 @@ again); the rest 5 ms or less each. rlsctl converts the tables and policies as t
 read assembles the snapshot and runs the checks on two threads beside the session-state probe (about 10 ms from\n  \
 the read's end to the report, 20 before). JIT is off in rlsctl's transactions: on a server built with LLVM, as\n  \
 this one is, the larger reads passed jit_above_cost (35 ms of 142 at 2,000 tables; at 8,000, monitor took 600 ms,\n  \
-360 without), and the plan test fails on a read planned with it allowed. The margin is thin: interleaved runs of\n  \
-the same binaries gave 2.89x to 3.04x, and this machine's speed drifts by up to 10% over an hour.";
+360 without), and the plan test fails on a read planned with it allowed. The margin is thin: two full runs of\n  \
+this code gave 2.97x and 2.79x, interleaved pair runs 2.89x to 3.04x; this machine's speed drifts by up to 10%.";
 
 /// Why the fleet is more than 3x one database's monitor, when it is.
 const FLEET_NOTE: &str = "The fleet's wall is CPU on this 2-core machine: each target is a process's worth of work for\n\
