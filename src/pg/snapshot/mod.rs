@@ -442,6 +442,9 @@ async fn bundle_reads(
     Ok((null_counts, records))
 }
 
+/// What the aside reads' errors say they were doing.
+const READING_ASIDE: &str = "reading the policies, roles and records";
+
 /// The aside reads on a second connection, in a read-only transaction of
 /// their own; `None` when reading on one connection (asked to, or no second
 /// one).
@@ -456,12 +459,14 @@ async fn read_aside(db: &Db, params: &Params<'_>, parallel: bool) -> Result<Opti
             return Ok(None);
         }
     };
-    let reading = "reading the policies, roles and records";
-    let read = sibling.begin(Begin::Read).await.doing(reading)?;
-    let row = read.query_one(BUNDLE_READABLE, &[]).await.doing(reading)?;
-    let readable = readable_from(&row).doing(reading)?;
+    let read = sibling.begin(Begin::Read).await.doing(READING_ASIDE)?;
+    let row = read
+        .query_one(BUNDLE_READABLE, &[])
+        .await
+        .doing(READING_ASIDE)?;
+    let readable = readable_from(&row).doing(READING_ASIDE)?;
     let aside = aside_reads(&read, params, readable).await?;
-    read.rollback().await.doing(reading)?;
+    read.rollback().await.doing(READING_ASIDE)?;
     Ok(Some((aside, sibling)))
 }
 
@@ -487,9 +492,8 @@ async fn aside_reads(db: &Db, params: &Params<'_>, readable: Readable) -> Result
     let functions: [&dyn Param; 1] = [&t.app_role];
     let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
     let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
-    let reading = "reading the policies, roles and records";
     let policies = async {
-        let rows = db.query(&policies_sql, &scope).await.doing(reading)?;
+        let rows = db.query(&policies_sql, &scope).await.doing(READING_ASIDE)?;
         rows.iter().map(policy_from).collect::<Result<Vec<_>>>()
     };
     let rest = async {
@@ -500,11 +504,14 @@ async fn aside_reads(db: &Db, params: &Params<'_>, readable: Readable) -> Result
             db.query(LOSING_READERS, &readers),
             db.query(REACH, &reach),
         )
-        .doing(reading)
+        .doing(READING_ASIDE)
     };
     let (policies, (role_rows, app_reach, function_rows, reader_rows, reach_set)) =
         tokio::try_join!(policies, rest)?;
-    let records = params.records_once(db, readable).await.doing(reading)?;
+    let records = params
+        .records_once(db, readable)
+        .await
+        .doing(READING_ASIDE)?;
     Ok(Aside {
         policies,
         records,
