@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::model::config::{Target, POLICY_NAME};
+use crate::model::policy::Form;
 use crate::model::snapshot::{Command, Policy, Snapshot, Table};
 use crate::model::sql::{qualified, quote_ident, quote_literal};
 
@@ -148,7 +149,9 @@ fn enforcing_policies<'a>(snap: &'a Snapshot, table: &str) -> Vec<&'a Policy> {
     snap.policies_on(table).filter(|p| !p.is_shadow()).collect()
 }
 
-/// RLS004: every write policy for the app role has a WITH CHECK scoped to the tenant.
+/// RLS004: every write policy for the app role checks new rows against the
+/// tenant, by PostgreSQL's rules (see [`Policy::new_row_check`]): WITH CHECK,
+/// or USING where an ALL or UPDATE policy has none.
 pub(crate) fn rls004(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let (column, setting) = (&target.tenant_column, &target.tenant_setting);
     let problems = app_policies(snap)
@@ -156,11 +159,17 @@ pub(crate) fn rls004(snap: &Snapshot, target: &Target, findings: &mut Findings) 
         .filter(|(_, p)| p.cmd.writes() && !p.scopes_writes(column, setting))
         .map(|(t, p)| {
             let sql_name = qualified(&target.schema, &t.name);
-            let found = p.check.clone().unwrap_or_else(|| "no WITH CHECK".into());
+            let (check, _) = p.new_row_check().unwrap_or(("true", true));
+            let which = if p.check.is_some() { "WITH CHECK" } else { "USING (checked as WITH CHECK)" };
             Finding::problem(
                 &RLS004,
                 format!("{} policy {}", p.table, p.name),
-                format!("write policy {} has {found}: a tenant could write rows for another tenant", p.name),
+                format!(
+                    "write policy {} ({}) checks new rows with {which} {check}, which {}: a tenant could write rows for another tenant",
+                    p.name,
+                    p.cmd.sql(),
+                    why_unscoped(p, check, column, setting)
+                ),
                 format!("ALTER POLICY {} ON {sql_name} WITH CHECK ({column} = (SELECT NULLIF(current_setting({}, true), '')::...))", quote_ident(&p.name), quote_literal(setting)),
             )
         })
@@ -168,33 +177,60 @@ pub(crate) fn rls004(snap: &Snapshot, target: &Target, findings: &mut Findings) 
     findings.check(&RLS004, problems, "every write policy checks the tenant");
 }
 
-/// RLS005: no other permissive policy for the app role ORs a wider predicate
-/// in with the isolation policy.
+/// Why `expr` of `policy` does not scope to the tenant, in words.
+fn why_unscoped(policy: &Policy, expr: &str, column: &str, setting: &str) -> String {
+    let builtin = if Some(expr) == policy.using.as_deref() {
+        policy.using_builtin
+    } else {
+        policy.check_builtin
+    };
+    match crate::model::policy::classify(expr, column, setting) {
+        Form::Scoped(_) if !builtin => "reads like the tenant predicate but uses another column or a user-defined operator, function or type".into(),
+        Form::Scoped(_) => "scopes to the tenant".into(),
+        Form::Unscoped(why) => format!("does not restrict rows to the tenant ({why})"),
+        Form::NotUnderstood(what) => format!("rlsctl cannot read (it stopped at {what})"),
+    }
+}
+
+/// RLS005: no other permissive policy for the app role ORs a wider read
+/// predicate in with the isolation policy. A widening form it can read may be dropped
+/// once reviewed; one it cannot read is never a reason to drop anything.
 pub(crate) fn rls005(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let (column, setting) = (&target.tenant_column, &target.tenant_setting);
     let mut problems = Vec::new();
     for (t, p) in app_policies(snap) {
-        let reads_widely = p.cmd != Command::Insert && !p.scopes_reads(column, setting);
-        let writes_widely =
-            p.cmd.writes() && p.check.is_some() && !p.scopes_writes(column, setting);
-        if !(reads_widely || writes_widely) {
+        // Writes that widen are RLS004's: one fact, one check.
+        if p.cmd == Command::Insert || p.scopes_reads(column, setting) {
             continue;
         }
-        let expr = if reads_widely { &p.using } else { &p.check };
+        let expr = p.using.as_deref().unwrap_or("true");
         let sql_name = qualified(&target.schema, &t.name);
+        let policy = quote_ident(&p.name);
+        let understood = !matches!(
+            crate::model::policy::classify(expr, column, setting),
+            Form::NotUnderstood(_)
+        );
+        let remedy = if understood {
+            format!(
+                "scope it to the tenant (ALTER POLICY {policy} ON {sql_name} USING (...)), make it RESTRICTIVE, \
+                 or once nothing relies on it DROP POLICY {policy} ON {sql_name}; rlsctl apply --replace-policies does that in the cutover's transaction and keeps its definition for rollback --uninstall"
+            )
+        } else {
+            format!(
+                "review {policy} by hand: if it scopes to the tenant, rewrite it in a form rlsctl reads (docs/checks.md, RLS003); \
+                 if it is reviewed and right, accept the finding (--accept)"
+            )
+        };
         problems.push(Finding::problem(
             &RLS005,
             format!("{} policy {}", p.table, p.name),
             format!(
-                "permissive policy {} ({}) ORs with the isolation policy: {}",
+                "permissive policy {} ({}) ORs with the isolation policy: {expr}, which {}",
                 p.name,
                 p.cmd.sql(),
-                expr.clone().unwrap_or_else(|| "true".into())
+                why_unscoped(p, expr, column, setting)
             ),
-            format!(
-                "DROP POLICY {} ON {sql_name}, or make it RESTRICTIVE",
-                quote_ident(&p.name)
-            ),
+            remedy,
         ));
     }
     findings.check(&RLS005, problems, "no permissive policy widens access");

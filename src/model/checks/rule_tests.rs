@@ -180,12 +180,69 @@ fn rls003_a_lookalike_predicate() {
 fn rls004_a_write_policy_without_a_tenant_check() {
     // A policy that appeared after apply is drift as well.
     exactly(&["RLS004", "DRF002"], |s| {
-        let mut insert = policy("insert_any", &["app_user"], PREDICATE, true);
+        let mut insert = policy("insert_any", &["app_user"], "true", true);
         insert.cmd = Command::Insert;
         insert.using = None;
-        insert.check = None;
         s.policies.push(insert);
     });
+}
+
+/// The coverage rules alone, on a snapshot whose one policy is `isolation`
+/// (a user's, not the bundle's: drift has nothing to compare it with).
+fn coverage_of(isolation: Policy) -> Vec<Finding> {
+    let mut snap = sound();
+    snap.policies.retain(|p| p.name != crate::model::config::POLICY_NAME);
+    snap.policies.push(isolation);
+    snap.uncovered = vec![("public.invoices".into(), true)];
+    let mut invoices = snap.policies.last().cloned().unwrap();
+    invoices.table = "public.invoices".into();
+    snap.policies.push(invoices);
+    let snap = snap.reindexed();
+    let mut findings = Findings::default();
+    for rule in &coverage::RULES {
+        rule(&snap, &target(), &mut findings);
+    }
+    findings.0
+}
+
+/// The forms PostgreSQL stores for what people write pass RLS003 to RLS006:
+/// the recommended scalar-subquery form, and a USING-only FOR ALL policy
+/// (PostgreSQL checks new rows with its USING).
+#[test]
+fn rls003_to_rls006_pass_the_forms_people_write() {
+    const SUBQUERY: &str = "(tenant_id = ( SELECT (current_setting('app.tenant_id'::text, true))::integer AS current_setting))";
+    let mut subquery = policy("tenant_policy", &["app_user"], SUBQUERY, true);
+    subquery.check = None;
+    let mut update_only = policy("tenant_policy", &["app_user"], PREDICATE, true);
+    update_only.check = None;
+    for isolation in [subquery, update_only] {
+        let findings = coverage_of(isolation.clone());
+        assert_eq!(failing(&findings), Vec::<&str>::new(), "{isolation:?}: {findings:#?}");
+    }
+    // USING that does not scope, checked as WITH CHECK, fails RLS004 by name.
+    let mut open = policy("tenant_policy", &["app_user"], "true", true);
+    open.check = None;
+    let findings = coverage_of(open);
+    let rls004 = findings.iter().find(|f| f.id == "RLS004" && f.status == Status::Fail).unwrap();
+    assert!(rls004.detail.contains("USING (checked as WITH CHECK) true"), "{}", rls004.detail);
+}
+
+/// A policy rlsctl cannot read is said so, and nothing advises dropping it.
+#[test]
+fn rls005_never_advises_dropping_what_it_cannot_read() {
+    let mut snap = sound();
+    snap.policies.push(policy(
+        "by_lookup",
+        &["app_user"],
+        "(tenant_id = ( SELECT t.id FROM tenants t WHERE (t.name = CURRENT_USER)))",
+        true,
+    ));
+    let findings = everything(&snap.reindexed());
+    let rls005 = findings.iter().find(|f| f.id == "RLS005").unwrap();
+    assert_eq!(rls005.status, Status::Fail);
+    assert!(rls005.detail.contains("rlsctl cannot read"), "{}", rls005.detail);
+    let remedy = rls005.remedy.as_deref().unwrap();
+    assert!(!remedy.contains("DROP POLICY"), "{remedy}");
 }
 
 #[test]

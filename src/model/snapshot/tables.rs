@@ -141,9 +141,33 @@ impl Policy {
         self.using_builtin && scoped(&self.using, column, setting)
     }
 
-    /// The same for WITH CHECK.
+    /// The same for the expression that checks new rows (see
+    /// [`Policy::new_row_check`]).
     pub(crate) fn scopes_writes(&self, column: &str, setting: &str) -> bool {
-        self.check_builtin && scoped(&self.check, column, setting)
+        match self.new_row_check() {
+            Some((check, builtin)) => {
+                builtin && crate::model::policy::scopes_to_tenant(check, column, setting)
+            }
+            None => true,
+        }
+    }
+
+    /// The expression PostgreSQL checks new rows against for this policy,
+    /// and whether it is built only of built-in parts: WITH CHECK, or for
+    /// `ALL` and `UPDATE` without one, USING (a row written for another
+    /// tenant then fails "new row violates row-level security policy").
+    /// `None` when the policy checks no new row: a SELECT or DELETE policy,
+    /// or an INSERT policy without WITH CHECK (which lets no row in).
+    pub(crate) fn new_row_check(&self) -> Option<(&str, bool)> {
+        if let Some(check) = self.check.as_deref() {
+            return Some((check, self.check_builtin));
+        }
+        match self.cmd {
+            Command::All | Command::Update => {
+                self.using.as_deref().map(|u| (u, self.using_builtin))
+            }
+            _ => None,
+        }
     }
 
     /// The policy is in shadow mode (`apply --shadow`): it lets every row

@@ -9,6 +9,10 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+pub(crate) mod form;
+
+pub(crate) use form::{Form, Scope};
+
 use super::sql::{self, quote_ident, quote_literal, Step};
 
 /// The bundle's predicate for one table: `col = (SELECT NULLIF(current_setting(setting, true), '')::type)`.
@@ -188,49 +192,22 @@ fn strip_text_casts(text: &str) -> String {
     out
 }
 
-/// True when `expr` restricts `column` to the tenant in `setting`, in one of the
-/// accepted forms: with or without the `(SELECT ...)` wrapper, with or without
-/// `NULLIF(..., '')`, with or without `missing_ok`, the setting cast to any type.
+/// True when `expr` restricts `column` to the tenant in `setting`, in one of
+/// the forms [`form`] recognizes (with or without the `(SELECT ...)` wrapper,
+/// `NULLIF`, `missing_ok`, a cast to any type, operands either way round).
 /// Anything more (`OR true`, another column, another setting) is not accepted.
 pub(crate) fn scopes_to_tenant(expr: &str, column: &str, setting: &str) -> bool {
+    matches!(classify(expr, column, setting), Form::Scoped(_))
+}
+
+/// What `expr` does with the tenant (see [`form`]), remembered per text.
+pub(crate) fn classify(expr: &str, column: &str, setting: &str) -> Form {
     thread_local! {
-        static SCOPES: RefCell<Answers<bool>> = RefCell::default();
+        static FORMS: RefCell<Answers<Form>> = RefCell::default();
     }
-    Answers::ask(&SCOPES, Some((column, setting)), expr, || {
-        scopes_to_tenant_uncached(expr, column, setting)
+    Answers::ask(&FORMS, Some((column, setting)), expr, || {
+        form::classify(expr, column, setting)
     })
-}
-
-fn scopes_to_tenant_uncached(expr: &str, column: &str, setting: &str) -> bool {
-    let normalized = normalize(expr);
-    let column = normalize(&quote_ident(column));
-    let Some(rest) = normalized.strip_prefix(&format!("{column}=")) else {
-        return false;
-    };
-    let rest = rest.strip_prefix("select ").unwrap_or(rest);
-    let setting = quote_literal(setting);
-    let bodies = [
-        format!("nullif current_setting{setting},true,''"),
-        format!("current_setting{setting},true"),
-        format!("current_setting{setting}"),
-    ];
-    bodies
-        .iter()
-        .any(|body| match rest.strip_prefix(body.as_str()) {
-            Some("") => true,
-            Some(cast) => cast.strip_prefix("::").is_some_and(is_type_name),
-            None => false,
-        })
-}
-
-/// A single-word type name, or one of the multi-word built-in names.
-fn is_type_name(text: &str) -> bool {
-    const MULTI_WORD: [&str; 3] = ["character varying", "bit varying", "double precision"];
-    MULTI_WORD.contains(&text)
-        || (!text.is_empty()
-            && text
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '_' || c == '.'))
 }
 
 #[cfg(test)]
