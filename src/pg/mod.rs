@@ -510,6 +510,12 @@ impl Db {
         finish(client, self.options.clone(), self.statements.clone()).await
     }
 
+    /// The connection to the server is gone (the server ended it, or the
+    /// tunnel dropped): what fails on it next says nothing about the database.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     /// How this connection was opened (host, port, user; the password inside
     /// is never to be printed).
     pub(crate) fn options(&self) -> &ConnectOptions {

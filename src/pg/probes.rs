@@ -4,9 +4,11 @@
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
-use crate::model::checks::{shorten, Finding, Findings, PRB001, PRB002, PRB003, PRB004, PRF002};
+use crate::model::checks::{
+    shorten, Check, Finding, Findings, PRB001, PRB002, PRB003, PRB004, PRF002,
+};
 use crate::model::config::Target;
-use crate::model::policy::normalize;
+use crate::model::policy::{classify, normalize, Form};
 use crate::model::secret::random_hex;
 use crate::model::snapshot::{Snapshot, Table};
 use crate::model::sql::Step;
@@ -99,20 +101,48 @@ pub async fn run(
         tenant_a,
         tenant_b,
     };
-    let result = async {
-        probes.prb001_and_prb004(findings).await?;
-        probes.prb002(findings).await?;
-        probes.prb003_and_prf002(findings).await
-    }
-    .await;
-    if let Err(err) = result {
-        match err.downcast_ref::<tokio_postgres::Error>() {
-            Some(err) => bail!("a probe failed unexpectedly: {}", describe(err)),
-            None => return Err(err),
+    // Each phase reports what the database answered: a statement that errors
+    // is a finding, and the phases after it still run. Only a connection that
+    // is gone (a dropped tunnel) stops the run: then nothing was shown.
+    let phases: [(&[Check], Phase); 3] = [
+        (&[PRB001, PRB004], Phase::FailClosed),
+        (&[PRB002], Phase::Reads),
+        (&[PRB003, PRF002], Phase::Writes),
+    ];
+    for (checks, phase) in phases {
+        let result = match phase {
+            Phase::FailClosed => probes.prb001_and_prb004(findings).await,
+            Phase::Reads => probes.prb002(findings).await,
+            Phase::Writes => probes.prb003_and_prf002(findings).await,
+        };
+        if let Err(err) = result {
+            if probes.sessions.iter().any(|s| s.is_closed()) {
+                return Err(err.context("the connection was lost during the probes"));
+            }
+            let unreported: Vec<&Check> = checks
+                .iter()
+                .filter(|c| !findings.0.iter().any(|f| f.id == c.id))
+                .collect();
+            for check in unreported {
+                findings.push(Finding::problem(
+                    check,
+                    target.schema.clone(),
+                    format!("the probe could not finish: the database answered {err:#}"),
+                    "see the message: a policy or privilege on the named table fails for the app role",
+                ));
+            }
         }
     }
     note_shadow_skips(&shadow, findings);
     Ok(())
+}
+
+/// The probes' phases, in the order they run.
+#[derive(Clone, Copy)]
+enum Phase {
+    FailClosed,
+    Reads,
+    Writes,
 }
 
 /// The two tenants the probes act as: those given, else ids that exist
@@ -192,11 +222,10 @@ impl Probes<'_> {
 
     /// PRB001 on sessions that never set a tenant, PRB004, then PRB001 again.
     async fn prb001_and_prb004(&self, findings: &mut Findings) -> Result<()> {
-        let (sessions, tables, tenant_a) = (&self.sessions, &self.tables, &self.tenant_a);
+        let (sessions, tenant_a) = (&self.sessions, &self.tenant_a);
         let setting = self.target.tenant_setting.as_str();
         let mut closed = fail_closed(
-            sessions,
-            tables,
+            self,
             &self.reads(None),
             "with no tenant ever set in the session",
         )
@@ -239,8 +268,7 @@ impl Probes<'_> {
         }
         closed.extend(
             fail_closed(
-                sessions,
-                tables,
+                self,
                 &self.reads(None),
                 "after a transaction set and ended a tenant",
             )
@@ -270,7 +298,18 @@ impl Probes<'_> {
             let rows =
                 per_table::run_split(sessions, Step::ProbeReads, &self.reads(Some(id))).await;
             for (i, result) in rows?.iter().enumerate() {
-                let (visible, foreign) = counted(tables, i, result)?;
+                let (visible, foreign) = match counted(result) {
+                    Counted::Rows(visible, foreign) => (visible, foreign),
+                    Counted::Error(message) => {
+                        problems.push(Finding::problem(
+                            &PRB002,
+                            tables[i].table.display.clone(),
+                            format!("under tenant {}, reading it failed: {message}", shorten(id)),
+                            "the app cannot read this table with a valid tenant: fix the policy or the grant the message names",
+                        ));
+                        continue;
+                    }
+                };
                 seen += visible;
                 seen_by_tenant += visible;
                 if foreign > 0 {
@@ -337,7 +376,12 @@ impl Probes<'_> {
             let unwrapped = snap.policies_on(&t.table.display).any(|p| {
                 p.applies_to_app
                     && p.using.as_deref().is_some_and(|u| {
-                        u.contains("current_setting") && !normalize(u).contains("=select ")
+                        match classify(u, &target.tenant_column, setting) {
+                            Form::Scoped(scope) => !scope.per_statement,
+                            _ => {
+                                u.contains("current_setting") && !normalize(u).contains("=select ")
+                            }
+                        }
                     })
             });
             let detail = match (per_row, unwrapped) {
@@ -372,38 +416,73 @@ impl Probes<'_> {
     }
 }
 
-/// A read probe's counts for table `i`, or why it could not read the table.
-fn counted(tables: &[ProbeTable<'_>], i: usize, result: &Value) -> Result<(i64, i64)> {
+/// What a read probe found on one table.
+enum Counted {
+    /// Rows visible, and of those, rows of another tenant.
+    Rows(i64, i64),
+    /// The statement failed: the server's message and SQLSTATE.
+    Error(String),
+}
+
+/// A read probe's result for one table.
+fn counted(result: &Value) -> Counted {
     match (result["visible"].as_i64(), result["foreign"].as_i64()) {
-        (Some(visible), Some(foreign)) => Ok((visible, foreign)),
-        _ => bail!(
-            "a probe failed unexpectedly on {}: {}",
-            tables
-                .get(i)
-                .map_or("a tenant table", |t| t.table.display.as_str()),
-            result["error"].as_str().unwrap_or("no result")
+        (Some(visible), Some(foreign)) => Counted::Rows(visible, foreign),
+        _ => Counted::Error(
+            result["error"]
+                .as_str()
+                .unwrap_or("no result for the table")
+                .to_string(),
         ),
     }
 }
 
+/// Why reading `table` with no tenant set raised, from its policies' forms:
+/// the policy and its cause when one reads the setting in a raising way.
+fn raising_policy(snap: &Snapshot, target: &Target, table: &Table) -> Option<String> {
+    snap.policies_on(&table.display)
+        .filter(|p| p.applies_to_app && p.cmd.reads())
+        .find_map(|p| {
+            let using = p.using.as_deref()?;
+            match classify(using, &target.tenant_column, &target.tenant_setting) {
+                Form::Scoped(scope) => scope
+                    .raises_without_tenant()
+                    .map(|why| format!("policy {}: {why}", p.name)),
+                _ => None,
+            }
+        })
+}
+
 /// One statement for all tables: does any row show with no tenant context?
-async fn fail_closed(
-    sessions: &[&Db],
-    tables: &[ProbeTable<'_>],
-    input: &Value,
-    when: &str,
-) -> Result<Vec<Finding>> {
+/// A table whose read raises is fail-closed (nothing shows) but breaks the
+/// app's own jobs that run without a tenant: a warning that names the cause.
+async fn fail_closed(probes: &Probes<'_>, input: &Value, when: &str) -> Result<Vec<Finding>> {
+    let (sessions, tables) = (&probes.sessions, &probes.tables);
     let rows = per_table::run_split(sessions, Step::ProbeReads, input).await;
     let mut problems = Vec::new();
     for (i, result) in rows?.iter().enumerate() {
-        let (visible, _) = counted(tables, i, result)?;
-        if visible > 0 {
-            problems.push(Finding::problem(
+        let table = tables[i].table;
+        match counted(result) {
+            Counted::Rows(0, _) => {}
+            Counted::Rows(visible, _) => problems.push(Finding::problem(
                 &PRB001,
-                tables[i].table.display.clone(),
+                table.display.clone(),
                 format!("{visible} row(s) visible {when}"),
                 "the policy must compare with NULLIF(current_setting(setting, true), '') so an absent tenant matches nothing",
-            ));
+            )),
+            Counted::Error(message) => {
+                let cause = raising_policy(probes.snap, probes.target, table)
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default();
+                problems.push(Finding::warn(
+                    &PRB001,
+                    Some(table.display.clone()),
+                    format!(
+                        "reading it {when} raised instead of returning no row: {message}{cause}; fail-closed, but a job the app runs without a tenant fails"
+                    ),
+                    "read the setting as NULLIF(current_setting(setting, true), '') cast to the column's type; rlsctl apply --replace-policies installs that form",
+                ));
+            }
         }
     }
     Ok(problems)

@@ -15,6 +15,7 @@ mod audit;
 mod aws_double;
 mod breaks;
 mod credentials;
+mod existing_rls;
 mod fleet;
 mod formats;
 mod hardening;

@@ -191,7 +191,8 @@ fn rls004_a_write_policy_without_a_tenant_check() {
 /// (a user's, not the bundle's: drift has nothing to compare it with).
 fn coverage_of(isolation: Policy) -> Vec<Finding> {
     let mut snap = sound();
-    snap.policies.retain(|p| p.name != crate::model::config::POLICY_NAME);
+    snap.policies
+        .retain(|p| p.name != crate::model::config::POLICY_NAME);
     snap.policies.push(isolation);
     snap.uncovered = vec![("public.invoices".into(), true)];
     let mut invoices = snap.policies.last().cloned().unwrap();
@@ -217,14 +218,25 @@ fn rls003_to_rls006_pass_the_forms_people_write() {
     update_only.check = None;
     for isolation in [subquery, update_only] {
         let findings = coverage_of(isolation.clone());
-        assert_eq!(failing(&findings), Vec::<&str>::new(), "{isolation:?}: {findings:#?}");
+        assert_eq!(
+            failing(&findings),
+            Vec::<&str>::new(),
+            "{isolation:?}: {findings:#?}"
+        );
     }
     // USING that does not scope, checked as WITH CHECK, fails RLS004 by name.
     let mut open = policy("tenant_policy", &["app_user"], "true", true);
     open.check = None;
     let findings = coverage_of(open);
-    let rls004 = findings.iter().find(|f| f.id == "RLS004" && f.status == Status::Fail).unwrap();
-    assert!(rls004.detail.contains("USING (checked as WITH CHECK) true"), "{}", rls004.detail);
+    let rls004 = findings
+        .iter()
+        .find(|f| f.id == "RLS004" && f.status == Status::Fail)
+        .unwrap();
+    assert!(
+        rls004.detail.contains("USING (checked as WITH CHECK) true"),
+        "{}",
+        rls004.detail
+    );
 }
 
 /// A policy rlsctl cannot read is said so, and nothing advises dropping it.
@@ -240,7 +252,11 @@ fn rls005_never_advises_dropping_what_it_cannot_read() {
     let findings = everything(&snap.reindexed());
     let rls005 = findings.iter().find(|f| f.id == "RLS005").unwrap();
     assert_eq!(rls005.status, Status::Fail);
-    assert!(rls005.detail.contains("rlsctl cannot read"), "{}", rls005.detail);
+    assert!(
+        rls005.detail.contains("rlsctl cannot read"),
+        "{}",
+        rls005.detail
+    );
     let remedy = rls005.remedy.as_deref().unwrap();
     assert!(!remedy.contains("DROP POLICY"), "{remedy}");
 }

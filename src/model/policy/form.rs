@@ -175,11 +175,19 @@ fn tokens(text: &str) -> Result<Vec<Token>, String> {
             out.push(Token::Quoted(value));
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$')
+            {
                 i += 1;
             }
-            out.push(Token::Word(chars[start..i].iter().collect::<String>().to_lowercase()));
-        } else if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit) && !last_is_operand(&out)) {
+            out.push(Token::Word(
+                chars[start..i].iter().collect::<String>().to_lowercase(),
+            ));
+        } else if c.is_ascii_digit()
+            || (c == '-'
+                && chars.get(i + 1).is_some_and(char::is_ascii_digit)
+                && !last_is_operand(&out))
+        {
             let start = i;
             i += 1;
             while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '.') {
@@ -286,7 +294,11 @@ impl Parser {
         while self.eat_word("or") {
             parts.push(self.and()?);
         }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::Or(parts) })
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::Or(parts)
+        })
     }
 
     fn and(&mut self) -> Result<Expr, String> {
@@ -294,7 +306,11 @@ impl Parser {
         while self.eat_word("and") {
             parts.push(self.not()?);
         }
-        Ok(if parts.len() == 1 { parts.remove(0) } else { Expr::And(parts) })
+        Ok(if parts.len() == 1 {
+            parts.remove(0)
+        } else {
+            Expr::And(parts)
+        })
     }
 
     fn not(&mut self) -> Result<Expr, String> {
@@ -316,10 +332,22 @@ impl Parser {
                     self.arithmetic()?;
                     "DISTINCT FROM"
                 }
-                Some(Token::Word(w)) if ["null", "true", "false", "unknown"].contains(&w.as_str()) => "a constant",
-                other => return Err(format!("{} after IS", other.as_ref().map_or("the end".into(), describe))),
+                Some(Token::Word(w))
+                    if ["null", "true", "false", "unknown"].contains(&w.as_str()) =>
+                {
+                    "a constant"
+                }
+                other => {
+                    return Err(format!(
+                        "{} after IS",
+                        other.as_ref().map_or("the end".into(), describe)
+                    ))
+                }
             };
-            return Ok(Expr::Other(format!("IS {}{what}", if negated { "NOT " } else { "" })));
+            return Ok(Expr::Other(format!(
+                "IS {}{what}",
+                if negated { "NOT " } else { "" }
+            )));
         }
         if self.eat_word("in") {
             self.expect_symbol("(")?;
@@ -338,7 +366,11 @@ impl Parser {
             return Ok(Expr::Any("=".into(), Box::new(left), Box::new(list)));
         }
         let op = match self.peek() {
-            Some(Token::Symbol(s)) if ["=", "<>", "!=", "<", ">", "<=", ">="].contains(&s.as_str()) => s.clone(),
+            Some(Token::Symbol(s))
+                if ["=", "<>", "!=", "<", ">", "<=", ">="].contains(&s.as_str()) =>
+            {
+                s.clone()
+            }
             Some(Token::Symbol(s)) if s == "~" => s.clone(),
             _ => return Ok(left),
         };
@@ -359,7 +391,8 @@ impl Parser {
 
     fn arithmetic(&mut self) -> Result<Expr, String> {
         let left = self.postfix()?;
-        let operator = |s: &str| ["+", "-", "*", "/", "%", "||", "&", "|", "#", "^", "@"].contains(&s);
+        let operator =
+            |s: &str| ["+", "-", "*", "/", "%", "||", "&", "|", "#", "^", "@"].contains(&s);
         if !matches!(self.peek(), Some(Token::Symbol(s)) if operator(s)) {
             return Ok(left);
         }
@@ -389,7 +422,12 @@ impl Parser {
         let mut name = match self.next() {
             Some(Token::Word(w)) => w,
             Some(Token::Quoted(q)) => q,
-            other => return Err(format!("{} where a type name was expected", other.as_ref().map_or("the end".into(), describe))),
+            other => {
+                return Err(format!(
+                    "{} where a type name was expected",
+                    other.as_ref().map_or("the end".into(), describe)
+                ))
+            }
         };
         while self.eat_symbol(".") {
             match self.next() {
@@ -463,9 +501,10 @@ impl Parser {
                 }
                 Ok(Expr::Array(items))
             }
-            Token::Word(w) if RESERVED.contains(&w.as_str()) => {
-                Err(format!("{} where a value was expected", describe(&Token::Word(w))))
-            }
+            Token::Word(w) if RESERVED.contains(&w.as_str()) => Err(format!(
+                "{} where a value was expected",
+                describe(&Token::Word(w))
+            )),
             Token::Word(name) | Token::Quoted(name) => {
                 let mut name = name;
                 while self.eat_symbol(".") {
@@ -485,7 +524,10 @@ impl Parser {
                     }
                     self.expect_symbol(")")?;
                 }
-                let name = name.strip_prefix("pg_catalog.").unwrap_or(&name).to_string();
+                let name = name
+                    .strip_prefix("pg_catalog.")
+                    .unwrap_or(&name)
+                    .to_string();
                 Ok(Expr::Call(name, args))
             }
             other => Err(format!("{} where a value was expected", describe(&other))),
@@ -496,8 +538,17 @@ impl Parser {
 /// Types whose input accepts `''` (an ended setting compares, not raises).
 fn text_like(type_name: &str) -> bool {
     let base = type_name.split('(').next().unwrap_or(type_name).trim();
-    ["text", "character varying", "varchar", "character", "bpchar", "char", "citext", "name"]
-        .contains(&base)
+    [
+        "text",
+        "character varying",
+        "varchar",
+        "character",
+        "bpchar",
+        "char",
+        "citext",
+        "name",
+    ]
+    .contains(&base)
 }
 
 /// What the setting side of a comparison reads.
@@ -518,7 +569,9 @@ impl Matcher<'_> {
     fn form(&self, expr: &Expr) -> Form {
         match expr {
             Expr::Bool(true) => Form::Unscoped("true: every row".into()),
-            Expr::Bool(false) | Expr::Null => Form::Unscoped("false: no row (nothing widens, nothing is reached)".into()),
+            Expr::Bool(false) | Expr::Null => {
+                Form::Unscoped("false: no row (nothing widens, nothing is reached)".into())
+            }
             Expr::And(parts) => {
                 let forms: Vec<Form> = parts.iter().map(|p| self.form(p)).collect();
                 if let Some(scoped) = forms.iter().find(|f| matches!(f, Form::Scoped(_))) {
@@ -528,7 +581,12 @@ impl Matcher<'_> {
                     .iter()
                     .find(|f| matches!(f, Form::NotUnderstood(_)))
                     .cloned()
-                    .unwrap_or_else(|| Form::Unscoped(format!("no part of the AND compares {} with the tenant setting", self.column)))
+                    .unwrap_or_else(|| {
+                        Form::Unscoped(format!(
+                            "no part of the AND compares {} with the tenant setting",
+                            self.column
+                        ))
+                    })
             }
             Expr::Or(parts) => {
                 let forms: Vec<Form> = parts.iter().map(|p| self.form(p)).collect();
@@ -538,7 +596,9 @@ impl Matcher<'_> {
                         Form::Scoped(s) => scopes.push(s),
                         Form::NotUnderstood(what) => return Form::NotUnderstood(what),
                         Form::Unscoped(why) => {
-                            return Form::Unscoped(format!("an OR lets through what its other part allows ({why})"))
+                            return Form::Unscoped(format!(
+                                "an OR lets through what its other part allows ({why})"
+                            ))
                         }
                     }
                 }
@@ -552,7 +612,9 @@ impl Matcher<'_> {
                 }
                 self.other_column(left, right)
             }
-            Expr::Any(op, left, right) if op == "=" && self.is_column(left) => self.value_form(right, true),
+            Expr::Any(op, left, right) if op == "=" && self.is_column(left) => {
+                self.value_form(right, true)
+            }
             Expr::Any(_, left, right) => self.other_column(left, right),
             Expr::Compare(op, _, _) => Form::Unscoped(format!("compares with {op}, not =")),
             Expr::Not(_) => Form::Unscoped("a negation".into()),
@@ -566,7 +628,9 @@ impl Matcher<'_> {
 
     fn other_column(&self, left: &Expr, right: &Expr) -> Form {
         match [left, right].into_iter().find_map(column_name) {
-            Some(other) => Form::Unscoped(format!("compares the column {other}, not {}", self.column)),
+            Some(other) => {
+                Form::Unscoped(format!("compares the column {other}, not {}", self.column))
+            }
             None => Form::Unscoped(format!("does not compare the column {}", self.column)),
         }
     }
@@ -582,14 +646,21 @@ impl Matcher<'_> {
 
     fn value_form(&self, value: &Expr, list: bool) -> Form {
         match self.value(value, list) {
-            Ok(Value { setting: Some(s), scope, .. }) if s == self.setting => Form::Scoped(scope),
-            Ok(Value { setting: Some(s), .. }) => Form::Unscoped(format!(
+            Ok(Value {
+                setting: Some(s),
+                scope,
+                ..
+            }) if s == self.setting => Form::Scoped(scope),
+            Ok(Value {
+                setting: Some(s), ..
+            }) => Form::Unscoped(format!(
                 "reads the setting '{s}', not the configured '{}' (RLSCTL_TENANT_SETTING)",
                 self.setting
             )),
-            Ok(Value { setting: None, .. }) => {
-                Form::Unscoped(format!("compares {} with a constant, not the tenant setting", self.column))
-            }
+            Ok(Value { setting: None, .. }) => Form::Unscoped(format!(
+                "compares {} with a constant, not the tenant setting",
+                self.column
+            )),
             Err(why) => Form::Unscoped(why),
         }
     }
@@ -602,7 +673,11 @@ impl Matcher<'_> {
             Expr::Call(name, args) if name == "current_setting" => {
                 let setting = match args.first().map(strip_casts) {
                     Some(Expr::Text(s)) => s.clone(),
-                    _ => return Err("current_setting() of something other than a literal name".into()),
+                    _ => {
+                        return Err(
+                            "current_setting() of something other than a literal name".into()
+                        )
+                    }
                 };
                 let missing_ok = match args.get(1).map(strip_casts) {
                     None | Some(Expr::Bool(false)) => false,
@@ -611,7 +686,11 @@ impl Matcher<'_> {
                 };
                 Ok(Value {
                     setting: Some(setting),
-                    scope: Scope { missing_ok, list, ..Scope::default() },
+                    scope: Scope {
+                        missing_ok,
+                        list,
+                        ..Scope::default()
+                    },
                     guarded: false,
                 })
             }
@@ -651,7 +730,9 @@ impl Matcher<'_> {
                 Ok(value)
             }
             Expr::Call(name, args)
-                if list && ["string_to_array", "regexp_split_to_array", "unnest"].contains(&name.as_str()) =>
+                if list
+                    && ["string_to_array", "regexp_split_to_array", "unnest"]
+                        .contains(&name.as_str()) =>
             {
                 let first = args.first().ok_or("a list call without arguments")?;
                 let mut value = self.value(first, list)?;
@@ -666,8 +747,14 @@ impl Matcher<'_> {
                 guarded: true,
             }),
             Expr::Column(name) => Err(format!("compares {} with the column {name}", self.column)),
-            Expr::Call(name, _) => Err(format!("compares {} with {name}(), not the tenant setting", self.column)),
-            _ => Err(format!("compares {} with an expression rlsctl does not read as the tenant setting", self.column)),
+            Expr::Call(name, _) => Err(format!(
+                "compares {} with {name}(), not the tenant setting",
+                self.column
+            )),
+            _ => Err(format!(
+                "compares {} with an expression rlsctl does not read as the tenant setting",
+                self.column
+            )),
         }
     }
 }
@@ -689,7 +776,11 @@ fn column_name(expr: &Expr) -> Option<&str> {
 /// The weakest of several scopes (an OR of them is as open as its widest part).
 fn weakest(scopes: Vec<Scope>) -> Scope {
     scopes.into_iter().fold(
-        Scope { missing_ok: true, per_statement: true, ..Scope::default() },
+        Scope {
+            missing_ok: true,
+            per_statement: true,
+            ..Scope::default()
+        },
         |a, b| Scope {
             missing_ok: a.missing_ok && b.missing_ok,
             raises_on_empty: a.raises_on_empty || b.raises_on_empty,
@@ -745,7 +836,10 @@ mod tests {
         let varchar = scope("((tenant_id)::text = ((current_setting('app.tenant_id'::text))::character varying)::text)");
         assert!(!varchar.raises_on_empty);
         let fallback = scope("(tenant_id = (COALESCE(NULLIF(current_setting('app.tenant_id'::text, true), ''::text), '00000000-0000-0000-0000-000000000000'::text))::uuid)");
-        assert_eq!(fallback.fallback.as_deref(), Some("00000000-0000-0000-0000-000000000000"));
+        assert_eq!(
+            fallback.fallback.as_deref(),
+            Some("00000000-0000-0000-0000-000000000000")
+        );
         assert!(!fallback.exact());
         let empty_fallback = scope("((tenant_id)::text = COALESCE(current_setting('app.tenant_id'::text, true), ''::text))");
         assert!(empty_fallback.exact(), "{empty_fallback:?}");

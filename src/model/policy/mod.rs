@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 pub(crate) mod form;
 
-pub(crate) use form::{Form, Scope};
+pub(crate) use form::Form;
 
 use super::sql::{self, quote_ident, quote_literal, Step};
 
