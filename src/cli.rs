@@ -380,6 +380,16 @@ pub(crate) struct ApplyArgs {
     /// break-glass role reaches every row through its own policy.
     #[arg(long)]
     pub(crate) admin_bypassrls: bool,
+    /// Drop the permissive policies on tenant tables that apply did not create
+    /// and that would stay ORed with the isolation policy (the plan lists
+    /// them), in the same transaction, their definitions recorded so rollback
+    /// --uninstall recreates them; without it apply refuses while they are there.
+    #[arg(long)]
+    pub(crate) replace_policies: bool,
+    /// Reviewed exceptions (TOML, as for verify): the only way past a
+    /// pre-flight refusal about the database itself (PRE011, PRE012).
+    #[arg(long, env = "RLSCTL_ACCEPT", value_name = "FILE")]
+    pub(crate) accept: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub(crate) format: Format,

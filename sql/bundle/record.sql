@@ -31,9 +31,9 @@ ON CONFLICT (schema_name, table_name) DO UPDATE
 -- step: record_history
 INSERT INTO rlsctl.bundle_history (version, checksum, schema_name, tables, tenant_column, tenant_setting,
                                    app_role, admin_role, bypass_roles, changes, reach, registry_checksum,
-                                   registry_digest, break_glass_logging)
+                                   registry_digest, break_glass_logging, existing_policies)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
         ARRAY(SELECT rolname::text FROM pg_roles WHERE rolsuper OR rolbypassrls ORDER BY 1), $9, $10::text::jsonb,
         -- the registry as this apply left it: monitor recomputes it (DRF008);
         -- the first for an older rlsctl, which knows only that form
-        {{registry_checksum}}, {{registry_digest}}, $11);
+        {{registry_checksum}}, {{registry_digest}}, $11, $12::text::jsonb);

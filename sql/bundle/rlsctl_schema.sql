@@ -33,13 +33,18 @@ CREATE TABLE IF NOT EXISTS rlsctl.bundle_history (
     -- (sql/bundle/registry_digest.sql)
     registry_digest text,
     -- the setting that logs the break-glass role's statements (DRF009)
-    break_glass_logging text
+    break_glass_logging text,
+    -- the policies on tenant tables that apply did not create, as it found
+    -- them, and what it did with each (kept, or replaced: rollback
+    -- --uninstall recreates those exactly)
+    existing_policies jsonb
 );
 -- installed by an rlsctl that recorded neither yet
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS reach jsonb;
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS registry_checksum text;
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS break_glass_logging text;
 ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS registry_digest text;
+ALTER TABLE rlsctl.bundle_history ADD COLUMN IF NOT EXISTS existing_policies jsonb;
 
 CREATE TABLE IF NOT EXISTS rlsctl.tenant_tables (
     schema_name                text    NOT NULL,

@@ -61,3 +61,12 @@ WHERE ended_at IS NULL AND action = 'disable' RETURNING schema_name, tables;
 -- Bound parameters: $1 schema, $2 reason.
 INSERT INTO rlsctl.break_glass_log (action, schema_name, tables, reason, ended_at, ended_by)
 VALUES ('uninstall', $1, ARRAY(SELECT table_name FROM rlsctl.tenant_tables WHERE schema_name = $1), $2, now(), session_user);
+
+-- step: replaced_policies
+-- The policies apply found and replaced (apply --replace-policies), as each
+-- history row recorded them, oldest first: uninstall recreates each from the
+-- first record of it (its original definition). Read through to_jsonb, so a
+-- history table from before the column existed answers NULL, not an error.
+-- Bound parameter: $1 schema.
+SELECT (to_jsonb(h) -> 'existing_policies')::text FROM rlsctl.bundle_history h
+WHERE h.schema_name = $1 ORDER BY h.id

@@ -16,8 +16,10 @@ WITH app AS (SELECT oid FROM pg_roles WHERE rolname = $1),
 SELECT (SELECT count(*) = 3 FROM bundle_table) AS installed,
        coalesce((SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = 'rlsctl'), false) AS usage,
        -- the history records the reach set (an older rlsctl's did not)
-       (SELECT count(*) = 4 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'bundle_history')
-                 AND attname IN ('reach', 'registry_checksum', 'registry_digest', 'break_glass_logging') AND NOT attisdropped)
+       -- and the policies it found that it did not make
+       (SELECT count(*) = 5 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'bundle_history')
+                 AND attname IN ('reach', 'registry_checksum', 'registry_digest', 'break_glass_logging', 'existing_policies')
+                 AND NOT attisdropped)
        -- and when each table's policy took its form and the md5 of its trees,
        -- and a log that takes to-shadow entries
        AND (SELECT count(*) = 3 FROM pg_attribute WHERE attrelid = (SELECT oid FROM bundle_table WHERE name = 'tenant_tables')

@@ -5,6 +5,7 @@ use serde_json::json;
 
 use crate::cli::{ApplyArgs, Format};
 use crate::model::checks;
+use crate::model::plan::existing::Disposition;
 use crate::model::plan::{Action, Enforcement, RoleInputs};
 use crate::model::secret::Secret;
 use crate::model::shadow::{time, Since};
@@ -93,6 +94,10 @@ async fn options(args: &ApplyArgs, enforcement: Enforcement) -> Result<Options> 
         no_app_password: args.no_app_password || args.app_iam,
         batch_size: args.batch_size.map(|n| n as usize),
         enforcement,
+        replace_policies: args.replace_policies,
+        judge_existing: true,
+        exceptions: super::read_exceptions(args.accept.as_deref())?,
+        today: crate::model::exceptions::today(),
         to_shadow_reason: None,
     })
 }
@@ -114,6 +119,18 @@ fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
     }
     for warning in &outcome.plan.warnings {
         out.push_str(&format!("  warning: {warning}\n"));
+    }
+    let existing = &outcome.plan.existing_policies;
+    if !existing.is_empty() {
+        out.push_str("Policies on the tenant tables that apply did not create:\n");
+        for p in existing {
+            let word = match p.disposition {
+                Disposition::Kept => "kept",
+                Disposition::Replaced => "replaced (dropped, its definition recorded for rollback --uninstall)",
+                Disposition::Refused => "refused (PRE011)",
+            };
+            out.push_str(&format!("  {}: {word}; {}\n", p.describe(), p.why));
+        }
     }
     if outcome.refused() {
         out.push_str("Pre-flight refused the apply; nothing was changed.\n");

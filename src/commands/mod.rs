@@ -114,9 +114,9 @@ pub(crate) async fn connect(
 
 /// The reviewed exceptions of `--accept`, read before anything connects.
 pub(crate) fn read_exceptions(
-    args: &crate::cli::ReportArgs,
+    accept: Option<&std::path::Path>,
 ) -> Result<Vec<crate::model::exceptions::Exception>> {
-    let Some(path) = &args.accept else {
+    let Some(path) = accept else {
         return Ok(Vec::new());
     };
     let shown = path.display().to_string();

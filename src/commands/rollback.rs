@@ -96,6 +96,10 @@ async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
             enforce: Vec::new(),
             shadow: args.table.clone(),
         },
+        replace_policies: false,
+        judge_existing: false,
+        exceptions: Vec::new(),
+        today: crate::model::exceptions::today(),
         to_shadow_reason: Some(reason.clone()),
     };
     let conn = args.db.conn.clone();

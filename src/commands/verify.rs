@@ -15,7 +15,7 @@ use crate::pg::Db;
 pub(crate) async fn run(args: VerifyArgs) -> Result<Verdict> {
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let exceptions = super::read_exceptions(&args.report)?;
+        let exceptions = super::read_exceptions(args.report.accept.as_deref())?;
         let (target, db) = super::connect(&conn, &args.db.target, None, true).await?;
         let app = args.app_url.as_deref().map(|url| (url, burst(&args.app)));
         let report = verify(&db, &target, &args.tenants, app)

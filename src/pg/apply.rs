@@ -54,6 +54,18 @@ pub struct Options {
     pub batch_size: Option<usize>,
     /// Which tables are enforced; the others are in shadow mode.
     pub enforcement: Enforcement,
+    /// `--replace-policies`: drop the permissive policies apply did not create
+    /// that would stay ORed with the bundle's, their definitions recorded.
+    pub replace_policies: bool,
+    /// Refuse a policy apply did not create that needs replacing (PRE011):
+    /// apply does; `rollback --to-shadow`, the gentle way back in an
+    /// incident, does not (DRF002 reports such a policy).
+    pub judge_existing: bool,
+    /// Reviewed exceptions (`--accept`): the only way past a pre-flight
+    /// refusal that is a finding about the database (PRE011, PRE012).
+    pub(crate) exceptions: Vec<crate::model::exceptions::Exception>,
+    /// Today (`YYYY-MM-DD`), for the exceptions' `until`.
+    pub today: String,
     /// `rollback --to-shadow`: the reason, recorded in the break-glass log
     /// with the tables put in shadow mode, in the same transaction.
     pub to_shadow_reason: Option<String>,
@@ -259,7 +271,7 @@ async fn attempt_once(
     }
     let (snap, _) = Snapshot::read(db, target, APPLY_READS).await?;
     let modes = options.enforcement.modes(&snap);
-    let mut plan = plan::build(target, &snap, &options.roles, &modes);
+    let mut plan = plan::build(target, &snap, &options.roles, &modes, options.replace_policies);
     let why = options.enforcement.why(&snap);
     for item in &mut plan.items {
         if let Some(table) = item.table.and_then(|i| snap.tables.get(i)) {
@@ -319,7 +331,7 @@ async fn attempt_once(
         .await
         .map_err(|e| classify(e, "recording the change in the break-glass log"))?;
     }
-    outcome.reach = record(db, target, &snap, &later, &outcome.checksum, changes).await?;
+    outcome.reach = record(db, target, &snap, &plan, &later, &outcome.checksum, changes).await?;
     transaction
         .commit()
         .await
@@ -370,8 +382,10 @@ async fn preflight(
         blocked: &plan.blocked,
         null_rows: &null_rows,
         batching,
+        existing_policies: if options.judge_existing { &plan.existing_policies } else { &[] },
     };
     preflight::run(snap, target, &inputs, &mut findings);
+    crate::model::exceptions::apply(&mut findings.0, &options.exceptions, &options.today, None);
     Ok(Preflight {
         report: Report::new("apply", db.info.clone(), findings.0),
         null_rows,
@@ -445,6 +459,7 @@ async fn record(
     db: &Db,
     target: &Target,
     snap: &Snapshot,
+    plan: &Plan,
     later: &HashSet<usize>,
     checksum: &str,
     changes: usize,
@@ -482,6 +497,9 @@ async fn record(
     let reach = crate::pg::snapshot::read_reach(db, target).await?;
     let reach_json = serde_json::to_string(&reach)?;
     let logging: Option<String> = snap.break_glass_logging().map(|l| l.to_string());
+    // What apply found of others' policies: kept ones, so drift can tell them
+    // from ones that appear later; replaced ones, so uninstall recreates them.
+    let existing = serde_json::to_string(&plan.existing_policies)?;
     db.execute(
         &render(
             Step::RecordHistory,
@@ -502,6 +520,7 @@ async fn record(
             &changes,
             &reach_json,
             &logging,
+            &existing,
         ],
     )
     .await
@@ -542,7 +561,7 @@ fn checksum(target: &Target, snap: &Snapshot, modes: &[Mode]) -> String {
         }
     }
     let fresh = fresh.reindexed();
-    let plan = plan::build(target, &fresh, &RoleInputs::default(), modes);
+    let plan = plan::build(target, &fresh, &RoleInputs::default(), modes, false);
     let mut hasher = Sha256::new();
     hasher.update(BUNDLE_VERSION.as_bytes());
     for statement in plan.statements() {

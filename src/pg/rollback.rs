@@ -1,10 +1,11 @@
 //! Break-glass (disable RLS with an audit record), restore, and uninstall.
 //! Each runs in one transaction.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use crate::model::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
+use crate::model::plan::existing::{Disposition, ExistingPolicy};
 use crate::model::sql::{qualified, quote_ident};
 use crate::model::sql::{render, Step};
 use crate::pg::cells::Cells;
@@ -209,14 +210,18 @@ async fn uninstall(
     reason: &str,
 ) -> Result<RollbackOutcome> {
     let installation = installed(db, target).await?;
+    let replaced = replaced_policies(db, target).await?;
     let (_, closed) = close_entries(db).await?;
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
-    let sql: Vec<String> = installation
+    let mut sql: Vec<String> = installation
         .tables
         .iter()
         .flat_map(|t| table_uninstall(target, t, installation.roles_exist))
         .collect();
+    // The users' own policies that apply replaced, as they were, once the
+    // bundle's are gone (one of them may have had a bundle policy's name).
+    sql.extend(replaced.iter().map(|p| format!("{};", p.create_sql(&target.schema))));
     let tables: Vec<String> = installation
         .tables
         .iter()
@@ -258,6 +263,28 @@ async fn uninstall(
         closed_entries: closed,
         missing: Vec::new(),
     })
+}
+
+/// The policies apply replaced in `target`'s schema, each as first recorded.
+async fn replaced_policies(db: &Db, target: &Target) -> Result<Vec<ExistingPolicy>> {
+    let rows = db
+        .query(&render(Step::ReplacedPolicies, &[]), &[&target.schema])
+        .await
+        .doing("reading the policies apply replaced")?;
+    let mut out: Vec<ExistingPolicy> = Vec::new();
+    for row in rows {
+        let Some(text) = row.try_get::<_, Option<String>>(0).ok().flatten() else {
+            continue;
+        };
+        let recorded: Vec<ExistingPolicy> = serde_json::from_str(&text)
+            .context("the history's record of the policies apply found is not as apply writes it")?;
+        for p in recorded.into_iter().filter(|p| p.disposition == Disposition::Replaced) {
+            if !out.iter().any(|o| o.table == p.table && o.name == p.name) {
+                out.push(p);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What puts one table back as it was before apply: RLS and FORCE as they

@@ -19,7 +19,7 @@ use crate::pg::Db;
 
 /// Runs `monitor` (default user: the app role; never prompts).
 pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
-    let exceptions = super::read_exceptions(&args.report)?;
+    let exceptions = super::read_exceptions(args.report.accept.as_deref())?;
     if args.fleet.targets.is_some() {
         return fleet::run(args, exceptions, quiet).await;
     }

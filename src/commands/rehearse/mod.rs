@@ -310,6 +310,10 @@ impl Rehearsal {
             } else {
                 Enforcement::All
             },
+            replace_policies: false,
+            judge_existing: true,
+            exceptions: Vec::new(),
+            today: crate::model::exceptions::today(),
             to_shadow_reason: None,
         }
     }

@@ -185,6 +185,8 @@ catalogue! {
     PRE008 = "PRE008", Error, Preflight, "The rlsctl schema, if it exists, holds only what the bundle made, owned by the applying role";
     PRE009 = "PRE009", Warning, Preflight, "The change fits the server's lock table in one transaction";
     PRE010 = "PRE010", Warning, Preflight, "apply can log every statement of the break-glass role";
+    PRE011 = "PRE011", Error, Preflight, "No policy apply did not create stays ORed with the isolation policy or is dropped unasked";
+    PRE012 = "PRE012", Error, Preflight, "The app role does not already reach every row of a tenant table";
 }
 
 /// The catalog checks (read-only, safe for cron): roles, coverage, bypass

@@ -31,9 +31,12 @@ pub(crate) struct Inputs<'a> {
     /// The transactions the tenant tables go in (the first transaction of a
     /// run decides; a later batch has none).
     pub(crate) batching: Option<&'a crate::model::batches::Batching>,
+    /// The policies on the tenant tables apply did not create, and what the
+    /// plan does with each.
+    pub(crate) existing_policies: &'a [crate::model::plan::existing::ExistingPolicy],
 }
 
-/// PRE001 to PRE010, in catalogue order.
+/// PRE001 to PRE012, in catalogue order.
 pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
     for rule in RULES {
         rule(snap, target, inputs, findings);
@@ -43,8 +46,8 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
 /// A pre-flight rule: the snapshot and what apply was given.
 type PreflightRule = fn(&Snapshot, &Target, &Inputs, &mut Findings);
 
-const RULES: [PreflightRule; 10] = [
-    pre001, pre002, pre003, pre004, pre005, pre006, pre007, pre008, pre009, pre010,
+const RULES: [PreflightRule; 12] = [
+    pre001, pre002, pre003, pre004, pre005, pre006, pre007, pre008, pre009, pre010, pre011, pre012,
 ];
 
 /// PRE001: the applying role may make every change the plan needs.
@@ -354,4 +357,79 @@ pub(crate) fn pre010(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mu
             ),
         )),
     }
+}
+
+/// PRE011: every policy apply did not create either stays harmlessly (listed
+/// in the plan) or is replaced because `--replace-policies` asked for it.
+pub(crate) fn pre011(_: &Snapshot, target: &Target, inputs: &Inputs, findings: &mut Findings) {
+    use crate::model::plan::existing::{remedy, Disposition};
+    let existing = inputs.existing_policies;
+    let problems = existing
+        .iter()
+        .filter(|p| p.disposition == Disposition::Refused)
+        .map(|p| {
+            Finding::problem(
+                &PRE011,
+                format!("{} policy {}", p.table, p.name),
+                format!("{}: {}", p.describe(), p.why),
+                remedy(target, p),
+            )
+        })
+        .collect();
+    let count = |d: Disposition| existing.iter().filter(|p| p.disposition == d).count();
+    findings.check(
+        &PRE011,
+        problems,
+        if existing.is_empty() {
+            "every policy on the tenant tables is the bundle's".to_string()
+        } else {
+            format!(
+                "{} policy(ies) apply did not create: {} kept, {} replaced (listed in the plan)",
+                existing.len(),
+                count(Disposition::Kept),
+                count(Disposition::Replaced)
+            )
+        },
+    );
+}
+
+/// PRE012: the app role must not reach every row before the cutover: the
+/// bundle would record that as the baseline monitor compares with, and
+/// isolation would hold for nobody. A reach through a policy apply did not
+/// create is PRE011's.
+pub(crate) fn pre012(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
+    let app = &target.app_role;
+    let foreign_policy = |reason: &str| {
+        reason.starts_with("policy ")
+            && !reason.starts_with(&format!("policy {}", crate::model::config::ADMIN_POLICY_NAME))
+    };
+    let problems = snap
+        .reach
+        .iter()
+        .filter(|r| &r.role == app && !foreign_policy(&r.reason))
+        .map(|r| {
+            let remedy = match r.path.as_slice() {
+                [_, next, ..] => format!("REVOKE {} FROM {}", quote_ident(next), quote_ident(app)),
+                _ if r.reason.contains("superuser") => format!("ALTER ROLE {} NOSUPERUSER", quote_ident(app)),
+                _ if r.reason.contains("BYPASSRLS") => format!("ALTER ROLE {} NOBYPASSRLS", quote_ident(app)),
+                _ => format!(
+                    "make another role own the tables (ALTER TABLE ... OWNER TO ...); {app} must not own what it is isolated in"
+                ),
+            };
+            Finding::problem(
+                &PRE012,
+                app.clone(),
+                format!(
+                    "{app} already reaches every row: {}; apply would record that as the baseline monitor compares with",
+                    r.describe()
+                ),
+                format!("{remedy}, then apply again; or, reviewed, accept it (--accept, with an until)"),
+            )
+        })
+        .collect();
+    findings.check(
+        &PRE012,
+        problems,
+        format!("{app} reaches no tenant row past isolation"),
+    );
 }

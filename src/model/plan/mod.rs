@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+pub(crate) mod existing;
 mod roles;
 mod tables;
 
@@ -113,6 +114,9 @@ pub struct Plan {
     /// Changes the session may not make: the pre-flight refuses with these.
     #[serde(skip)]
     pub(crate) blocked: Vec<String>,
+    /// The policies on the tenant tables that apply did not create, and what
+    /// it does with each.
+    pub(crate) existing_policies: Vec<existing::ExistingPolicy>,
     /// The setting that logs the break-glass role's statements, as apply
     /// makes sure of it (`pgaudit.log=all` or `log_statement=all`); `None`
     /// when the session may set neither (PRE010 says what to do).
@@ -286,8 +290,19 @@ fn clean(snap: &Snapshot, table: &Table, since: &Since) -> Result<String, String
 
 /// Builds the plan, each tenant table in its mode (`modes`, in the
 /// snapshot's order: see [`Enforcement::modes`]).
-pub(crate) fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, modes: &[Mode]) -> Plan {
-    let mut plan = Plan::default();
+/// `replace_policies`: drop the permissive policies apply did not create that
+/// would stay ORed with the bundle's (`--replace-policies`).
+pub(crate) fn build(
+    target: &Target,
+    snap: &Snapshot,
+    inputs: &RoleInputs,
+    modes: &[Mode],
+    replace_policies: bool,
+) -> Plan {
+    let mut plan = Plan {
+        existing_policies: existing::existing_policies(snap, target, replace_policies),
+        ..Plan::default()
+    };
     let app = quote_ident(&target.app_role);
     let admin = quote_ident(&target.admin_role);
     // The shadow function stays while any table is (or stays) in shadow mode.
@@ -316,6 +331,9 @@ pub(crate) fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, modes
             Mode::Enforce => (table_item(target, snap, table, mode), TableMode::Enforced),
             Mode::Shadow => (table_item(target, snap, table, mode), TableMode::Shadow),
         };
+        if mode != Mode::Keep {
+            drop_replaced(&mut item, &plan.existing_policies, target, table);
+        }
         item.table = Some(i);
         if table.exists {
             item.mode = Some(ModeChange { before, after });
@@ -324,6 +342,29 @@ pub(crate) fn build(target: &Target, snap: &Snapshot, inputs: &RoleInputs, modes
     }
     revoke_shadow_function(&mut plan, snap, &app, any_shadow);
     plan
+}
+
+/// The replaced policies on `table` dropped first in its item (one that
+/// shares a name with the bundle's is dropped by the bundle's own steps).
+fn drop_replaced(
+    item: &mut Item,
+    existing: &[existing::ExistingPolicy],
+    target: &Target,
+    table: &Table,
+) {
+    let drops: Vec<Statement> = existing
+        .iter()
+        .filter(|p| p.table == table.display && p.disposition == existing::Disposition::Replaced)
+        .filter(|p| p.name != crate::model::config::POLICY_NAME && p.name != ADMIN_POLICY_NAME)
+        .map(|p| Statement::plain(p.drop_sql(&target.schema)))
+        .collect();
+    if drops.is_empty() {
+        return;
+    }
+    item.statements.splice(0..0, drops);
+    if item.action == Action::Unchanged {
+        item.action = Action::Change;
+    }
 }
 
 /// Database CONNECT and schema USAGE for both roles.
@@ -513,7 +554,7 @@ mod tests {
         };
         let modes = staged.modes(&snap);
         assert_eq!(modes, [Mode::Enforce, Mode::Shadow]);
-        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes);
+        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes, false);
         let tables: Vec<&Item> = plan.items.iter().filter(|i| i.table.is_some()).collect();
         assert_eq!(
             tables[0].mode,
@@ -540,6 +581,7 @@ mod tests {
             &snap,
             &RoleInputs::default(),
             &all.modes(&snap),
+            false,
         );
         assert!(plan.statements().any(|s| s
             .shown
@@ -598,7 +640,7 @@ mod tests {
         };
         let modes = staged.modes(&snap);
         assert_eq!(modes, [Mode::Enforce, Mode::Keep]);
-        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes);
+        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes, false);
         let invoices = plan.items.iter().find(|i| i.table == Some(1)).unwrap();
         assert!(
             invoices.statements.is_empty(),
@@ -610,6 +652,7 @@ mod tests {
             &snap,
             &RoleInputs::default(),
             &Enforcement::All.modes(&snap),
+            false,
         );
         let invoices = plan.items.iter().find(|i| i.table == Some(1)).unwrap();
         assert!(!invoices.statements.is_empty());
