@@ -126,7 +126,9 @@ fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
         for p in existing {
             let word = match p.disposition {
                 Disposition::Kept => "kept",
-                Disposition::Replaced => "replaced (dropped, its definition recorded for rollback --uninstall)",
+                Disposition::Replaced => {
+                    "replaced (dropped, its definition recorded for rollback --uninstall)"
+                }
                 Disposition::Refused => "refused (PRE011)",
             };
             out.push_str(&format!("  {}: {word}; {}\n", p.describe(), p.why));

@@ -271,7 +271,13 @@ async fn attempt_once(
     }
     let (snap, _) = Snapshot::read(db, target, APPLY_READS).await?;
     let modes = options.enforcement.modes(&snap);
-    let mut plan = plan::build(target, &snap, &options.roles, &modes, options.replace_policies);
+    let mut plan = plan::build(
+        target,
+        &snap,
+        &options.roles,
+        &modes,
+        options.replace_policies,
+    );
     let why = options.enforcement.why(&snap);
     for item in &mut plan.items {
         if let Some(table) = item.table.and_then(|i| snap.tables.get(i)) {
@@ -382,7 +388,11 @@ async fn preflight(
         blocked: &plan.blocked,
         null_rows: &null_rows,
         batching,
-        existing_policies: if options.judge_existing { &plan.existing_policies } else { &[] },
+        existing_policies: if options.judge_existing {
+            &plan.existing_policies
+        } else {
+            &[]
+        },
     };
     preflight::run(snap, target, &inputs, &mut findings);
     crate::model::exceptions::apply(&mut findings.0, &options.exceptions, &options.today, None);

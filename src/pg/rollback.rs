@@ -221,7 +221,11 @@ async fn uninstall(
         .collect();
     // The users' own policies that apply replaced, as they were, once the
     // bundle's are gone (one of them may have had a bundle policy's name).
-    sql.extend(replaced.iter().map(|p| format!("{};", p.create_sql(&target.schema))));
+    sql.extend(
+        replaced
+            .iter()
+            .map(|p| format!("{};", p.create_sql(&target.schema))),
+    );
     let tables: Vec<String> = installation
         .tables
         .iter()
@@ -276,9 +280,13 @@ async fn replaced_policies(db: &Db, target: &Target) -> Result<Vec<ExistingPolic
         let Some(text) = row.try_get::<_, Option<String>>(0).ok().flatten() else {
             continue;
         };
-        let recorded: Vec<ExistingPolicy> = serde_json::from_str(&text)
-            .context("the history's record of the policies apply found is not as apply writes it")?;
-        for p in recorded.into_iter().filter(|p| p.disposition == Disposition::Replaced) {
+        let recorded: Vec<ExistingPolicy> = serde_json::from_str(&text).context(
+            "the history's record of the policies apply found is not as apply writes it",
+        )?;
+        for p in recorded
+            .into_iter()
+            .filter(|p| p.disposition == Disposition::Replaced)
+        {
             if !out.iter().any(|o| o.table == p.table && o.name == p.name) {
                 out.push(p);
             }

@@ -171,3 +171,211 @@ async fn a_probe_that_errors_under_a_tenant_is_a_failure_and_the_rest_still_run(
     assert!(!findings(&doc, "PRB003").is_empty());
     assert!(!findings(&doc, "PRF002").is_empty());
 }
+
+/// apply's plan lists the policies it did not create and refuses the ones
+/// that would stay ORed with its own (exit 1, catalog unchanged); with
+/// --replace-policies it replaces them, verify and monitor are clean after,
+/// and rollback --uninstall brings the originals back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_takes_over_existing_policies_and_uninstall_gives_them_back() {
+    let t = arrived_with(UUID_SCHEMA, "projects,tasks").await;
+    let su = t.superuser().await;
+    let before = policies(&t).await;
+    let catalog = catalog_snapshot(&su).await;
+
+    let plan = t.apply(&["--dry-run", "--format", "json"]).await;
+    plan.expect(1);
+    let doc = plan.json();
+    let listed: Vec<String> = doc["plan"]["existing_policies"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| format!("{} {} {}", p["table"], p["name"], p["disposition"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    // A refused apply has no plan: the pre-flight names them instead.
+    let refused: Vec<String> = findings(&doc["preflight"], "PRE011")
+        .into_iter()
+        .map(|(s, o, _)| format!("{s} {o}"))
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            "fail public.projects policy projects_by_tenant",
+            "fail public.tasks policy tenant_isolation"
+        ],
+        "{listed:?}"
+    );
+    let text = t.apply(&[]).await;
+    text.expect(1);
+    assert!(
+        text.stdout.contains("tenant_isolation") && text.stdout.contains("without missing_ok"),
+        "{}",
+        text.stdout
+    );
+    assert_eq!(
+        catalog_snapshot(&su).await,
+        catalog,
+        "a refused apply changed the catalog"
+    );
+
+    let replaced = t.apply(&["--replace-policies", "--format", "json"]).await;
+    replaced.expect(0);
+    let doc = replaced.json();
+    let dispositions: Vec<String> = doc["plan"]["existing_policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap(),
+                p["disposition"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        dispositions,
+        ["projects_by_tenant replaced", "tenant_isolation replaced"]
+    );
+    let now = policies(&t).await;
+    assert!(
+        !now.iter().any(|p| p.contains("projects_by_tenant")),
+        "{now:?}"
+    );
+
+    let (run, doc) = verify(&t, &UUID_TENANTS).await;
+    run.expect(0);
+    assert_eq!(doc["summary"]["failed"], 0);
+    let (monitor, doc) = monitor_json(&t).await;
+    monitor.expect(0);
+    assert_eq!(doc["summary"]["failed"], 0, "{doc}");
+
+    t.run(&["rollback", "--uninstall", "--reason", "back out", "--yes"])
+        .await
+        .expect(0);
+    assert_eq!(policies(&t).await, before);
+}
+
+/// A migration left the app role in the superuser's group: apply refuses
+/// (PRE012, naming the REVOKE), and records no baseline; after the REVOKE it
+/// applies. The uncovered tenant-column table is RLS006's before and after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_refuses_an_app_role_that_can_become_the_superuser() {
+    let t = TestDb::demo_rds().await;
+    t.sql(
+        "CREATE ROLE app_user LOGIN PASSWORD 'app-pw-Zq7''\"\\ü'; GRANT postgres TO app_user;
+           CREATE TABLE public.invoices (id bigserial PRIMARY KEY, tenant_id text, total integer);
+           GRANT SELECT ON public.invoices TO app_user",
+    )
+    .await;
+    let (run, doc) = {
+        let run = t
+            .run_env(
+                &[
+                    "verify", "--format", "json", "--tenant", TENANTS[0], "--tenant", TENANTS[1],
+                ],
+                &AS_APP,
+            )
+            .await;
+        let doc = run.json();
+        (run, doc)
+    };
+    run.expect(1);
+    assert!(findings(&doc, "ROLE004")
+        .iter()
+        .any(|(s, _, _)| s == "fail"));
+    assert!(findings(&doc, "RLS006")
+        .iter()
+        .any(|(s, o, _)| s == "fail" && o == "public.invoices"));
+
+    let refused = t.apply(&["--format", "json"]).await;
+    refused.expect(1);
+    let doc = refused.json();
+    let pre012 = findings(&doc["preflight"], "PRE012");
+    assert_eq!(pre012.len(), 1, "{pre012:?}");
+    assert_eq!(pre012[0].0, "fail");
+    let remedy = doc["preflight"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "PRE012")
+        .unwrap()["remedy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        remedy.starts_with("REVOKE \"postgres\" FROM \"app_user\""),
+        "{remedy}"
+    );
+    assert_eq!(
+        count(
+            &t.superuser().await,
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'rlsctl'"
+        )
+        .await,
+        0,
+        "a refused apply left the bundle's schema"
+    );
+
+    t.sql("REVOKE postgres FROM app_user").await;
+    t.applied().await;
+    let (monitor, doc) = monitor_json(&t).await;
+    monitor.expect(1);
+    let problems: Vec<String> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["id"].as_str().unwrap(),
+                c["object"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(problems, ["RLS006 public.invoices"]);
+}
+
+/// A clean bigint-tenant schema of seven tables with its own correct,
+/// restrictive extra policy: kept, apply succeeds, everything passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_bigint_schema_with_its_own_restrictive_policy_applies_and_passes() {
+    let mut schema = String::from(
+        "CREATE TABLE orgs (id bigint PRIMARY KEY);\nINSERT INTO orgs VALUES (1), (2);\n",
+    );
+    let tables: Vec<String> = (1..=7).map(|i| format!("t{i}")).collect();
+    for table in &tables {
+        schema.push_str(&format!(
+            "CREATE TABLE {table} (id bigserial PRIMARY KEY, tenant_id bigint NOT NULL REFERENCES orgs (id), body text);
+             CREATE INDEX ON {table} (tenant_id);
+             INSERT INTO {table} (tenant_id, body) VALUES (1, 'a'), (2, 'b');\n"
+        ));
+    }
+    schema.push_str("ALTER TABLE t1 ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY not_archived ON t1 AS RESTRICTIVE FOR SELECT TO PUBLIC USING (body IS DISTINCT FROM 'archived');");
+    let t = arrived_with(&schema, &tables.join(",")).await;
+    let run = t.apply(&["--format", "json"]).await;
+    run.expect(0);
+    let doc = run.json();
+    let kept: Vec<String> = doc["plan"]["existing_policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap(),
+                p["disposition"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(kept, ["not_archived kept"]);
+    let (verified, doc) = verify(&t, &["1", "2"]).await;
+    verified.expect(0);
+    assert_eq!(doc["summary"]["failed"], 0);
+    let (monitor, _) = monitor_json(&t).await;
+    monitor.expect(0);
+}

@@ -401,7 +401,10 @@ pub(crate) fn pre012(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mu
     let app = &target.app_role;
     let foreign_policy = |reason: &str| {
         reason.starts_with("policy ")
-            && !reason.starts_with(&format!("policy {}", crate::model::config::ADMIN_POLICY_NAME))
+            && !reason.starts_with(&format!(
+                "policy {}",
+                crate::model::config::ADMIN_POLICY_NAME
+            ))
     };
     let problems = snap
         .reach

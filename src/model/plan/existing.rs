@@ -58,14 +58,24 @@ impl ExistingPolicy {
         let roles: Vec<String> = self
             .roles
             .iter()
-            .map(|r| if r == "public" { "PUBLIC".into() } else { quote_ident(r) })
+            .map(|r| {
+                if r == "public" {
+                    "PUBLIC".into()
+                } else {
+                    quote_ident(r)
+                }
+            })
             .collect();
         let mut sql = format!(
             "CREATE POLICY {} ON {}.{} AS {} FOR {} TO {}",
             quote_ident(&self.name),
             quote_ident(schema),
             quote_ident(&self.table_name),
-            if self.permissive { "PERMISSIVE" } else { "RESTRICTIVE" },
+            if self.permissive {
+                "PERMISSIVE"
+            } else {
+                "RESTRICTIVE"
+            },
             self.command,
             roles.join(", ")
         );
@@ -101,7 +111,11 @@ impl ExistingPolicy {
             "{} policy {} ({} {} TO {}{expr})",
             self.table,
             self.name,
-            if self.permissive { "PERMISSIVE" } else { "RESTRICTIVE" },
+            if self.permissive {
+                "PERMISSIVE"
+            } else {
+                "RESTRICTIVE"
+            },
             self.command,
             self.roles.join(", "),
         )
@@ -121,9 +135,17 @@ pub(crate) fn is_bundles(snap: &Snapshot, target: &Target, policy: &Policy) -> b
 
 /// Every policy on the configured tenant tables that apply did not create,
 /// with what apply does with it (`replace`: `--replace-policies`).
-pub(crate) fn existing_policies(snap: &Snapshot, target: &Target, replace: bool) -> Vec<ExistingPolicy> {
+pub(crate) fn existing_policies(
+    snap: &Snapshot,
+    target: &Target,
+    replace: bool,
+) -> Vec<ExistingPolicy> {
     let mut out = Vec::new();
-    for table in snap.tables.iter().filter(|t| t.exists && t.partition_of.is_none()) {
+    for table in snap
+        .tables
+        .iter()
+        .filter(|t| t.exists && t.partition_of.is_none())
+    {
         for p in snap.policies_on(&table.display) {
             if is_bundles(snap, target, p) {
                 continue;
@@ -158,11 +180,17 @@ fn judge(target: &Target, p: &Policy) -> (bool, String) {
     if p.name == POLICY_NAME || p.name == ADMIN_POLICY_NAME {
         return (
             true,
-            format!("it has the name of the bundle's own policy {}, which apply creates in its place", p.name),
+            format!(
+                "it has the name of the bundle's own policy {}, which apply creates in its place",
+                p.name
+            ),
         );
     }
     if !p.permissive {
-        return (false, "restrictive: it narrows what the bundle's policy allows".into());
+        return (
+            false,
+            "restrictive: it narrows what the bundle's policy allows".into(),
+        );
     }
     if !p.applies_to_app {
         return (
@@ -175,9 +203,13 @@ fn judge(target: &Target, p: &Policy) -> (bool, String) {
     }
     let mut problems = Vec::new();
     let exprs = [
-        (p.cmd.reads() || matches!(p.cmd, Command::Update | Command::Delete))
-            .then_some(("USING", p.using.as_deref(), p.using_builtin)),
-        p.new_row_check().map(|(c, builtin)| ("the new-row check", Some(c), builtin)),
+        (p.cmd.reads() || matches!(p.cmd, Command::Update | Command::Delete)).then_some((
+            "USING",
+            p.using.as_deref(),
+            p.using_builtin,
+        )),
+        p.new_row_check()
+            .map(|(c, builtin)| ("the new-row check", Some(c), builtin)),
     ];
     for (what, expr, builtin) in exprs.into_iter().flatten() {
         let Some(expr) = expr else { continue };
@@ -194,7 +226,11 @@ fn judge(target: &Target, p: &Policy) -> (bool, String) {
         }
     }
     if problems.is_empty() {
-        return (false, "it scopes to the tenant as the bundle's policy does (ORed with it, it adds nothing)".into());
+        return (
+            false,
+            "it scopes to the tenant as the bundle's policy does (ORed with it, it adds nothing)"
+                .into(),
+        );
     }
     (
         true,

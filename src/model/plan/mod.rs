@@ -554,7 +554,13 @@ mod tests {
         };
         let modes = staged.modes(&snap);
         assert_eq!(modes, [Mode::Enforce, Mode::Shadow]);
-        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes, false);
+        let plan = build(
+            &target_of_two(),
+            &snap,
+            &RoleInputs::default(),
+            &modes,
+            false,
+        );
         let tables: Vec<&Item> = plan.items.iter().filter(|i| i.table.is_some()).collect();
         assert_eq!(
             tables[0].mode,
@@ -640,7 +646,13 @@ mod tests {
         };
         let modes = staged.modes(&snap);
         assert_eq!(modes, [Mode::Enforce, Mode::Keep]);
-        let plan = build(&target_of_two(), &snap, &RoleInputs::default(), &modes, false);
+        let plan = build(
+            &target_of_two(),
+            &snap,
+            &RoleInputs::default(),
+            &modes,
+            false,
+        );
         let invoices = plan.items.iter().find(|i| i.table == Some(1)).unwrap();
         assert!(
             invoices.statements.is_empty(),
