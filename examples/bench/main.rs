@@ -196,6 +196,9 @@ fn apply_options(admin_login: bool) -> Options {
         no_app_password: false,
         batch_size: None,
         enforcement: Enforcement::All,
+        replace_policies: false,
+        judge_existing: true,
+        accepted: Default::default(),
         to_shadow_reason: None,
     }
 }
@@ -695,6 +698,9 @@ async fn policy_cost(sandbox: &Sandbox, postgres: &Db) -> Result<PolicyResult> {
     // rows, as it does today, and is what the report lists.
     let shadow_options = Options {
         enforcement: Enforcement::Shadow,
+        replace_policies: false,
+        judge_existing: true,
+        accepted: Default::default(),
         to_shadow_reason: None,
         ..apply_options(true)
     };

@@ -96,8 +96,10 @@ async fn options(args: &ApplyArgs, enforcement: Enforcement) -> Result<Options> 
         enforcement,
         replace_policies: args.replace_policies,
         judge_existing: true,
-        exceptions: super::read_exceptions(args.accept.as_deref())?,
-        today: crate::model::exceptions::today(),
+        accepted: apply::Accepted {
+            exceptions: super::read_exceptions(args.accept.as_deref())?,
+            today: crate::model::exceptions::today(),
+        },
         to_shadow_reason: None,
     })
 }

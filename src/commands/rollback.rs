@@ -98,8 +98,7 @@ async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
         },
         replace_policies: false,
         judge_existing: false,
-        exceptions: Vec::new(),
-        today: crate::model::exceptions::today(),
+        accepted: Default::default(),
         to_shadow_reason: Some(reason.clone()),
     };
     let conn = args.db.conn.clone();

@@ -63,12 +63,19 @@ pub struct Options {
     pub judge_existing: bool,
     /// Reviewed exceptions (`--accept`): the only way past a pre-flight
     /// refusal that is a finding about the database (PRE011, PRE012).
-    pub(crate) exceptions: Vec<crate::model::exceptions::Exception>,
-    /// Today (`YYYY-MM-DD`), for the exceptions' `until`.
-    pub today: String,
+    pub accepted: Accepted,
     /// `rollback --to-shadow`: the reason, recorded in the break-glass log
     /// with the tables put in shadow mode, in the same transaction.
     pub to_shadow_reason: Option<String>,
+}
+
+/// The reviewed exceptions apply honours, and the day they are read against.
+#[derive(Debug, Default)]
+pub struct Accepted {
+    /// As `--accept` gives them.
+    pub(crate) exceptions: Vec<crate::model::exceptions::Exception>,
+    /// Today (`YYYY-MM-DD`), for their `until`.
+    pub(crate) today: String,
 }
 
 /// What the pre-flight found: catalogued checks (PRE001…), reported like the
@@ -395,7 +402,8 @@ async fn preflight(
         },
     };
     preflight::run(snap, target, &inputs, &mut findings);
-    crate::model::exceptions::apply(&mut findings.0, &options.exceptions, &options.today, None);
+    let accepted = &options.accepted;
+    crate::model::exceptions::apply(&mut findings.0, &accepted.exceptions, &accepted.today, None);
     Ok(Preflight {
         report: Report::new("apply", db.info.clone(), findings.0),
         null_rows,

@@ -312,8 +312,7 @@ impl Rehearsal {
             },
             replace_policies: false,
             judge_existing: true,
-            exceptions: Vec::new(),
-            today: crate::model::exceptions::today(),
+            accepted: Default::default(),
             to_shadow_reason: None,
         }
     }
