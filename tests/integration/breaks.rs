@@ -402,6 +402,10 @@ refuses! {
         ["CREATE ROLE backup LOGIN; GRANT SELECT ON customers TO backup"];
     a_planted_schema_fails_pre008: "PRE008" "fail" =>
         ["CREATE ROLE planter NOLOGIN; CREATE SCHEMA rlsctl AUTHORIZATION planter"];
+    a_permissive_policy_of_its_own_fails_pre011: "PRE011" "fail" =>
+        ["ALTER TABLE customers ENABLE ROW LEVEL SECURITY; CREATE POLICY open_read ON customers FOR SELECT TO PUBLIC USING (true)"];
+    an_app_role_in_the_superusers_group_fails_pre012: "PRE012" "fail" =>
+        ["CREATE ROLE app_user LOGIN; GRANT postgres TO app_user"];
 }
 
 /// PRE009: another session holds most of the shared lock table, so apply

@@ -223,8 +223,8 @@ breakage! {
     force_off_fails_rls002: "RLS002" "fail" &[] => "ALTER TABLE vehicles NO FORCE ROW LEVEL SECURITY";
     stray_using_true_fails_rls005: "RLS005" "fail" &[] => "CREATE POLICY open_read ON customers FOR SELECT TO app_user USING (true)";
     stray_using_true_is_caught_by_the_read_probe: "PRB002" "fail" &[] => "CREATE POLICY open_read ON customers FOR SELECT TO PUBLIC USING (true)";
-    missing_with_check_fails_rls004: "RLS004" "fail" &[] => &format!(
-        "DROP POLICY tenant_isolation ON services; CREATE POLICY tenant_isolation ON services FOR ALL TO app_user USING ({SCOPED})");
+    insert_checked_with_true_fails_rls004: "RLS004" "fail" &[] =>
+        "CREATE POLICY open_insert ON services FOR INSERT TO app_user WITH CHECK (true)";
     with_check_true_is_caught_by_the_write_probe: "PRB003" "fail" &[] => &format!(
         "DROP POLICY tenant_isolation ON services; CREATE POLICY tenant_isolation ON services FOR ALL TO app_user USING ({SCOPED}) WITH CHECK (true)");
     isolation_policy_dropped_fails_rls003: "RLS003" "fail" &[] => "DROP POLICY tenant_isolation ON appointments";

@@ -93,7 +93,7 @@ fn role003_the_app_role_has_bypassrls() {
 }
 
 #[test]
-fn role004_the_app_role_reaches_every_row() {
+fn role004_pre012_the_app_role_reaches_every_row() {
     // apply's pre-flight refuses the same fact (PRE012).
     exactly(&["ROLE004", "PRE012"], |s| {
         let through = Reacher {
@@ -614,4 +614,45 @@ fn pre009_the_change_is_split_over_transactions() {
 #[test]
 fn pre010_break_glass_use_cannot_be_logged() {
     only("PRE010", |s| s.session.can_set_log_statement = false);
+}
+
+/// PRE011: a permissive policy of the user's, for the app role, that does not
+/// scope as the bundle's does, is refused unless replaced; a restrictive one
+/// is kept.
+#[test]
+fn pre011_a_policy_apply_did_not_create() {
+    use crate::model::plan::existing::{existing_policies, Disposition};
+    let mut snap = sound();
+    snap.policies
+        .push(policy("open_read", &["public"], "true", true));
+    let mut narrowing = policy("not_archived", &["public"], "(archived IS FALSE)", true);
+    narrowing.permissive = false;
+    snap.policies.push(narrowing);
+    let snap = snap.reindexed();
+    let dispositions = |replace| -> Vec<Disposition> {
+        existing_policies(&snap, &target(), replace)
+            .iter()
+            .map(|p| p.disposition)
+            .collect()
+    };
+    assert_eq!(
+        dispositions(false),
+        [Disposition::Refused, Disposition::Kept]
+    );
+    assert_eq!(
+        dispositions(true),
+        [Disposition::Replaced, Disposition::Kept]
+    );
+    let existing = existing_policies(&snap, &target(), false);
+    let inputs = preflight::Inputs {
+        existing_policies: &existing,
+        ..Default::default()
+    };
+    let mut findings = Findings::default();
+    preflight::pre011(&snap, &target(), &inputs, &mut findings);
+    assert_eq!(failing(&findings.0), ["PRE011"]);
+    assert_eq!(
+        findings.0[0].object.as_deref(),
+        Some("public.orders policy open_read")
+    );
 }

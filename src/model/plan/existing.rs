@@ -192,7 +192,8 @@ fn judge(target: &Target, p: &Policy) -> (bool, String) {
             "restrictive: it narrows what the bundle's policy allows".into(),
         );
     }
-    if !p.applies_to_app {
+    // A policy for PUBLIC applies to the app role apply is about to create too.
+    if !p.applies_to_app && !p.roles.iter().any(|r| r == "public") {
         return (
             false,
             format!(
