@@ -117,7 +117,9 @@ pub(crate) enum Command {
     ///
     /// Connects as a privileged user (postgres, or the RDS master user). Idempotent:
     /// a second run changes nothing. Refuses (exit 1) when the pre-flight finds a
-    /// missing table or column, or rows whose tenant column is NULL.
+    /// missing table or column, rows whose tenant column is NULL, a policy of
+    /// its own on a tenant table that would stay ORed with the bundle's (see
+    /// --replace-policies), or an app role that already reaches every row.
     #[command(after_help = EXIT_CODES)]
     Apply(ApplyArgs),
     /// Prove tenant isolation, connected as the application role.

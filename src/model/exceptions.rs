@@ -15,7 +15,7 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::model::checks::{CheckId, Finding, Status, CATALOGUE};
+use crate::model::checks::{Acceptance, CheckId, Finding, Status, CATALOGUE};
 use crate::model::toml_file::TomlFile;
 
 /// One reviewed exception.
@@ -77,16 +77,6 @@ pub(crate) struct ExceptionResult {
     pub(crate) exception: Exception,
     /// `accepted`, `expired` or `stale`.
     pub(crate) state: ExceptionState,
-}
-
-/// The reason and day shown on an accepted finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Acceptance {
-    /// Why it is accepted.
-    pub(crate) reason: String,
-    /// Its last day, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) until: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -80,6 +80,22 @@ fn findings(doc: &Value, id: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// What apply's plan did with each policy it did not create: `name disposition`.
+fn dispositions(doc: &Value) -> Vec<String> {
+    doc["plan"]["existing_policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {}",
+                p["name"].as_str().unwrap(),
+                p["disposition"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
 /// The policies on the schema's tables as pg_policies has them, sorted.
 async fn policies(t: &TestDb) -> Vec<String> {
     let rows = t
@@ -186,14 +202,6 @@ async fn apply_takes_over_existing_policies_and_uninstall_gives_them_back() {
     let plan = t.apply(&["--dry-run", "--format", "json"]).await;
     plan.expect(1);
     let doc = plan.json();
-    let listed: Vec<String> = doc["plan"]["existing_policies"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|p| format!("{} {} {}", p["table"], p["name"], p["disposition"]))
-                .collect()
-        })
-        .unwrap_or_default();
     // A refused apply has no plan: the pre-flight names them instead.
     let refused: Vec<String> = findings(&doc["preflight"], "PRE011")
         .into_iter()
@@ -205,7 +213,8 @@ async fn apply_takes_over_existing_policies_and_uninstall_gives_them_back() {
             "fail public.projects policy projects_by_tenant",
             "fail public.tasks policy tenant_isolation"
         ],
-        "{listed:?}"
+        "{}",
+        plan.stdout
     );
     let text = t.apply(&[]).await;
     text.expect(1);
@@ -223,20 +232,8 @@ async fn apply_takes_over_existing_policies_and_uninstall_gives_them_back() {
     let replaced = t.apply(&["--replace-policies", "--format", "json"]).await;
     replaced.expect(0);
     let doc = replaced.json();
-    let dispositions: Vec<String> = doc["plan"]["existing_policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {}",
-                p["name"].as_str().unwrap(),
-                p["disposition"].as_str().unwrap()
-            )
-        })
-        .collect();
     assert_eq!(
-        dispositions,
+        dispositions(&doc),
         ["projects_by_tenant replaced", "tenant_isolation replaced"]
     );
     let now = policies(&t).await;
@@ -270,18 +267,7 @@ async fn apply_refuses_an_app_role_that_can_become_the_superuser() {
            GRANT SELECT ON public.invoices TO app_user",
     )
     .await;
-    let (run, doc) = {
-        let run = t
-            .run_env(
-                &[
-                    "verify", "--format", "json", "--tenant", TENANTS[0], "--tenant", TENANTS[1],
-                ],
-                &AS_APP,
-            )
-            .await;
-        let doc = run.json();
-        (run, doc)
-    };
+    let (run, doc) = verify(&t, &TENANTS).await;
     run.expect(1);
     assert!(findings(&doc, "ROLE004")
         .iter()
@@ -360,19 +346,7 @@ async fn a_clean_bigint_schema_with_its_own_restrictive_policy_applies_and_passe
     let run = t.apply(&["--format", "json"]).await;
     run.expect(0);
     let doc = run.json();
-    let kept: Vec<String> = doc["plan"]["existing_policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            format!(
-                "{} {}",
-                p["name"].as_str().unwrap(),
-                p["disposition"].as_str().unwrap()
-            )
-        })
-        .collect();
-    assert_eq!(kept, ["not_archived kept"]);
+    assert_eq!(dispositions(&doc), ["not_archived kept"]);
     let (verified, doc) = verify(&t, &["1", "2"]).await;
     verified.expect(0);
     assert_eq!(doc["summary"]["failed"], 0);

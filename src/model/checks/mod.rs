@@ -237,6 +237,17 @@ pub fn run_catalog_and_drift(
 pub(crate) type Rule =
     fn(&crate::model::snapshot::Snapshot, &crate::model::config::Target, &mut Findings);
 
+/// The reason and day shown on a finding a reviewed exception accepts
+/// (`--accept`: see `model::exceptions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Acceptance {
+    /// Why it is accepted.
+    pub(crate) reason: String,
+    /// Its last day, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) until: Option<String>,
+}
+
 /// One result line: a check on one object (or on the whole scope when it passes).
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
@@ -258,10 +269,10 @@ pub struct Finding {
     pub remedy: Option<String>,
     /// Why it is accepted (status `accepted`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) acceptance: Option<crate::model::exceptions::Acceptance>,
+    pub(crate) acceptance: Option<Acceptance>,
     /// An exception that accepted it until a day now past.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) expired_acceptance: Option<crate::model::exceptions::Acceptance>,
+    pub(crate) expired_acceptance: Option<Acceptance>,
 }
 
 impl Finding {

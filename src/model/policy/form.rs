@@ -290,27 +290,43 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Expr, String> {
-        let mut parts = vec![self.and()?];
-        while self.eat_word("or") {
-            parts.push(self.and()?);
-        }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Expr::Or(parts)
-        })
+        self.joined("or", Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, String> {
-        let mut parts = vec![self.not()?];
-        while self.eat_word("and") {
-            parts.push(self.not()?);
+        self.joined("and", Self::not, Expr::And)
+    }
+
+    /// `part` (`word` `part`)*: one part as it is, several joined by `make`.
+    fn joined(
+        &mut self,
+        word: &str,
+        part: fn(&mut Self) -> Result<Expr, String>,
+        make: fn(Vec<Expr>) -> Expr,
+    ) -> Result<Expr, String> {
+        let mut parts = vec![part(self)?];
+        while self.eat_word(word) {
+            parts.push(part(self)?);
         }
         Ok(if parts.len() == 1 {
             parts.remove(0)
         } else {
-            Expr::And(parts)
+            make(parts)
         })
+    }
+
+    /// Comma-separated expressions up to `close` (which may come at once).
+    fn items(&mut self, close: &str) -> Result<Vec<Expr>, String> {
+        let mut items = Vec::new();
+        if self.eat_symbol(close) {
+            return Ok(items);
+        }
+        items.push(self.or()?);
+        while self.eat_symbol(",") {
+            items.push(self.or()?);
+        }
+        self.expect_symbol(close)?;
+        Ok(items)
     }
 
     fn not(&mut self) -> Result<Expr, String> {
@@ -354,15 +370,11 @@ impl Parser {
             let list = if self.eat_word("select") {
                 let item = self.or()?;
                 self.alias()?;
+                self.expect_symbol(")")?;
                 Expr::Subquery(Box::new(item))
             } else {
-                let mut items = vec![self.or()?];
-                while self.eat_symbol(",") {
-                    items.push(self.or()?);
-                }
-                Expr::Array(items)
+                Expr::Array(self.items(")")?)
             };
-            self.expect_symbol(")")?;
             return Ok(Expr::Any("=".into(), Box::new(left), Box::new(list)));
         }
         let op = match self.peek() {
@@ -491,15 +503,7 @@ impl Parser {
             Token::Word(w) if w == "null" => Ok(Expr::Null),
             Token::Word(w) if w == "array" => {
                 self.expect_symbol("[")?;
-                let mut items = Vec::new();
-                if !self.eat_symbol("]") {
-                    items.push(self.or()?);
-                    while self.eat_symbol(",") {
-                        items.push(self.or()?);
-                    }
-                    self.expect_symbol("]")?;
-                }
-                Ok(Expr::Array(items))
+                Ok(Expr::Array(self.items("]")?))
             }
             Token::Word(w) if RESERVED.contains(&w.as_str()) => Err(format!(
                 "{} where a value was expected",
@@ -516,14 +520,7 @@ impl Parser {
                 if !self.eat_symbol("(") {
                     return Ok(Expr::Column(name));
                 }
-                let mut args = Vec::new();
-                if !self.eat_symbol(")") {
-                    args.push(self.or()?);
-                    while self.eat_symbol(",") {
-                        args.push(self.or()?);
-                    }
-                    self.expect_symbol(")")?;
-                }
+                let args = self.items(")")?;
                 let name = name
                     .strip_prefix("pg_catalog.")
                     .unwrap_or(&name)

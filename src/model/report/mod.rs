@@ -320,7 +320,7 @@ pub(crate) fn status_word(status: Status) -> &'static str {
 /// The finding's detail, with the reason it is accepted (or was, until a day
 /// now past).
 pub(crate) fn detail_with_acceptance(f: &Finding) -> String {
-    let until = |a: &crate::model::exceptions::Acceptance| {
+    let until = |a: &crate::model::checks::Acceptance| {
         a.until
             .as_deref()
             .map(|d| format!(" until {d}"))
