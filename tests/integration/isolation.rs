@@ -63,16 +63,16 @@ holes! {
     definer_reading_through_a_view_fails_byp003: "BYP003",
         setup [],
         break ["CREATE VIEW private_customers AS SELECT * FROM customers; REVOKE ALL ON private_customers FROM PUBLIC; \
-                CREATE FUNCTION public.customer_total() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public \
+                CREATE FUNCTION public.customer_total() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp \
                 AS 'SELECT count(*) FROM private_customers'"];
     definer_calling_another_function_fails_byp003: "BYP003",
         setup [],
         break ["CREATE FUNCTION public.inner_total() RETURNS bigint LANGUAGE sql AS 'SELECT count(*) FROM public.customers'; \
-                CREATE FUNCTION public.outer_total() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public \
+                CREATE FUNCTION public.outer_total() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp \
                 AS 'SELECT inner_total()'"];
     definer_with_dynamic_sql_fails_byp003: "BYP003",
         setup [],
-        break ["CREATE FUNCTION public.anything(t text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public \
+        break ["CREATE FUNCTION public.anything(t text) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp \
                 AS $$ DECLARE n bigint; BEGIN EXECUTE format('SELECT count(*) FROM %I', t) INTO n; RETURN n; END $$"];
     // 6. Column privileges and default privileges.
     column_references_fails_role007: "ROLE007",
@@ -83,6 +83,136 @@ holes! {
     readable_table_in_another_schema_fails_rls006: "RLS006",
         setup ["CREATE SCHEMA billing; CREATE TABLE billing.invoices (id int PRIMARY KEY, tenant_id text, total int)"],
         break ["GRANT USAGE ON SCHEMA billing TO app_user; GRANT SELECT ON billing.invoices TO app_user"];
+    // 9. A rule runs its action with its table's owner's rights; the usual
+    //    audit rule (it writes OLD to a log, reading no tenant table) is right.
+    a_rule_that_selects_tenant_rows_fails_byp008: "BYP008",
+        setup [AUDIT_RULE],
+        break ["CREATE TABLE job_queue (id int); GRANT INSERT ON job_queue TO app_user; \
+                CREATE RULE also_customers AS ON INSERT TO job_queue DO ALSO SELECT * FROM customers"];
+    // 10. A table that references a tenant table but has no tenant column;
+    //     one with RLS of its own (through its parent) is right.
+    a_child_table_without_the_tenant_column_fails_rls009: "RLS009",
+        setup [COVERED_CHILD],
+        break ["CREATE TABLE service_notes (id int PRIMARY KEY, service_id bigint REFERENCES services (id), note text); \
+                GRANT SELECT ON service_notes TO app_user"];
+    // 11. Roles that read below row security; an exporter in pg_monitor and
+    //     common extensions are right.
+    server_programs_for_the_app_role_fail_role004: "ROLE004",
+        setup [EXPORTER, EXTENSIONS], break ["GRANT pg_execute_server_program TO app_user"];
+    server_files_for_the_app_role_fail_role004: "ROLE004",
+        setup [EXPORTER], break ["GRANT pg_read_server_files TO app_user"];
+    replication_for_the_app_role_fails_role004: "ROLE004",
+        setup [EXPORTER], break ["ALTER ROLE app_user REPLICATION"];
+    // 12. A SECURITY DEFINER search_path that does not end with pg_temp.
+    definer_search_path_without_pg_temp_fails_byp004: "BYP004",
+        setup ["CREATE FUNCTION public.shop_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
+                SET search_path = public, pg_temp AS 'SELECT count(*) FROM tenants'"],
+        break ["ALTER FUNCTION public.shop_count() SET search_path = public"];
+    // 13. Default privileges that will let PUBLIC read tables created later.
+    default_select_for_public_fails_role007: "ROLE007",
+        setup [], break ["ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO PUBLIC"];
+}
+
+/// The usual audit rule: an update of a customer writes its old row to a log.
+const AUDIT_RULE: &str = "CREATE TABLE customer_audit (customer_id bigint, changed_at timestamptz); \
+    ALTER TABLE customer_audit OWNER TO postgres; \
+    CREATE RULE audit_customers AS ON UPDATE TO customers DO ALSO INSERT INTO customer_audit VALUES (OLD.id, now())";
+/// A child table without the tenant column, under RLS of its own through
+/// its parent's policy.
+const COVERED_CHILD: &str = "CREATE TABLE customer_notes (id int PRIMARY KEY, customer_id bigint REFERENCES customers (id), note text); \
+    ALTER TABLE customer_notes ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY; \
+    CREATE POLICY by_customer ON customer_notes USING (EXISTS (SELECT 1 FROM customers c WHERE c.id = customer_id)); \
+    GRANT SELECT ON customer_notes TO app_user";
+/// A metrics exporter's login role, as the Prometheus exporter documents it.
+const EXPORTER: &str = "CREATE ROLE metrics_exporter LOGIN; GRANT pg_monitor TO metrics_exporter";
+/// Extensions most databases have.
+const EXTENSIONS: &str =
+    "CREATE EXTENSION IF NOT EXISTS pgcrypto; CREATE EXTENSION IF NOT EXISTS pg_trgm; \
+    CREATE EXTENSION IF NOT EXISTS citext; CREATE EXTENSION IF NOT EXISTS \"uuid-ossp\"";
+
+/// RLS010: a key between tenant tables without the tenant column (the sample's
+/// keys are composite, so it passes first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_between_tenant_tables_without_the_tenant_column_warns_rls010() {
+    crate::breaks::breaks(crate::breaks::Break {
+        status: "warn",
+        ..crate::breaks::Break::of(
+            &[],
+            &["ALTER TABLE appointments ADD CONSTRAINT appointments_vehicle_only FOREIGN KEY (vehicle_id) REFERENCES vehicles (id)"],
+            "RLS010",
+        )
+    })
+    .await;
+}
+
+/// ROLE010: default SELECT for the app role on tables created later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_select_for_the_app_role_warns_role010() {
+    crate::breaks::breaks(crate::breaks::Break {
+        status: "warn",
+        ..crate::breaks::Break::of(
+            &[],
+            &["ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO app_user"],
+            "ROLE010",
+        )
+    })
+    .await;
+}
+
+/// A login role granted a way below row security after apply is drift
+/// (DRF004); the predefined roles themselves, in the set on every server,
+/// are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_role_granted_server_files_fails_drf004() {
+    crate::breaks::breaks(crate::breaks::Break::of(
+        &[EXPORTER],
+        &["CREATE ROLE file_reader LOGIN; GRANT pg_read_server_files TO file_reader"],
+        "DRF004",
+    ))
+    .await;
+}
+
+/// The rule's leak is real: as the app role, an insert into the queue returns
+/// every tenant's customers; and verify and monitor read a database holding
+/// rules of every event without an error (exit 2 was "unknown relkind").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_returns_other_tenants_rows_and_rules_never_abort_the_read() {
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    t.sql("CREATE TABLE job_queue (id int); GRANT INSERT, UPDATE, DELETE ON job_queue TO app_user; \
+           CREATE RULE also_customers AS ON INSERT TO job_queue DO ALSO SELECT tenant_id FROM customers; \
+           CREATE RULE on_update AS ON UPDATE TO job_queue DO INSTEAD NOTHING; \
+           CREATE RULE on_delete AS ON DELETE TO job_queue DO ALSO NOTIFY jobs")
+        .await;
+    let app = t.app().await;
+    let tx = app.begin(rlsctl::pg::Begin::Plain).await.unwrap();
+    app.simple(&format!(
+        "SELECT set_config('app.tenant_id', '{}', true)",
+        TENANTS[0]
+    ))
+    .await
+    .unwrap();
+    // The simple protocol returns the rule's SELECT, as psql shows it.
+    let messages = app
+        .simple("INSERT INTO job_queue VALUES (1)")
+        .await
+        .unwrap();
+    let tenants: std::collections::BTreeSet<String> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert!(tenants.len() > 1, "the rule returned only {tenants:?}");
+    tx.rollback().await.unwrap();
+    for (what, (run, doc)) in [
+        ("verify", verify(&t, &[]).await),
+        ("monitor", monitor_json(&t).await),
+    ] {
+        assert_eq!(run.code, 1, "{what}: {}\n{}", run.stdout, run.stderr);
+        assert_eq!(statuses(&doc, "BYP008"), ["fail"], "{what}: {}", run.stdout);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +265,7 @@ async fn server_level_setting_fails_role006() {
 async fn a_reviewed_definer_passes_until_its_body_changes() {
     let t = TestDb::demo().await;
     t.applied().await;
-    t.sql("CREATE FUNCTION public.customer_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public \
+    t.sql("CREATE FUNCTION public.customer_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp \
            AS 'SELECT count(*) FROM customers'")
         .await;
     let (run, doc) = monitor_json(&t).await;
@@ -172,7 +302,7 @@ async fn a_reviewed_definer_passes_until_its_body_changes() {
     run.expect(0);
     // A changed body no longer matches the review.
     t.sql("CREATE OR REPLACE FUNCTION public.customer_count() RETURNS bigint LANGUAGE sql SECURITY DEFINER \
-           SET search_path = public AS 'SELECT count(*) FROM customers WHERE true'")
+           SET search_path = public, pg_temp AS 'SELECT count(*) FROM customers WHERE true'")
         .await;
     let (run, doc) = monitor_json(&t).await;
     run.expect(1);
@@ -251,7 +381,7 @@ async fn correct_variants_pass_verify_and_monitor() {
          ALTER VIEW public.app_customers OWNER TO app_user;
          CREATE POLICY named_only ON customers AS RESTRICTIVE FOR SELECT TO app_user USING (full_name IS NOT NULL);
          CREATE FUNCTION public.shop_name(text) RETURNS text LANGUAGE sql STABLE SECURITY DEFINER
-             SET search_path = public AS 'SELECT name FROM tenants WHERE id = $1';
+             SET search_path = public, pg_temp AS 'SELECT name FROM tenants WHERE id = $1';
          CREATE SCHEMA archive; CREATE TABLE archive.old_invoices (id int, tenant_id text);",
     )
     .await;

@@ -234,7 +234,7 @@ breakage! {
     readable_materialized_view_fails_byp002: "BYP002" "fail" &[] =>
         "CREATE MATERIALIZED VIEW customer_counts AS SELECT tenant_id, count(*) FROM customers GROUP BY 1; GRANT SELECT ON customer_counts TO app_user";
     security_definer_function_returning_all_rows_fails_byp003: "BYP003" "fail" &[] =>
-        "CREATE FUNCTION public.every_customer() RETURNS SETOF customers LANGUAGE sql SECURITY DEFINER SET search_path = public AS 'SELECT * FROM customers'";
+        "CREATE FUNCTION public.every_customer() RETURNS SETOF customers LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS 'SELECT * FROM customers'";
     security_definer_without_search_path_fails_byp004: "BYP004" "fail" &[] =>
         "CREATE FUNCTION public.answer() RETURNS int LANGUAGE sql SECURITY DEFINER AS 'SELECT 42'";
     user_leakproof_function_fails_byp005: "BYP005" "fail" &[] =>

@@ -4,12 +4,14 @@
 
 use super::*;
 use crate::model::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION};
-use crate::model::snapshot::{Function, RelationKind, Snapshot};
+use crate::model::snapshot::{Function, RelationKind, Rule as RewriteRule, Snapshot};
 use crate::model::sql::helper_body;
 use crate::model::sql::quote_ident;
 
-/// BYP001 to BYP007, in catalogue order.
-pub(crate) const RULES: [Rule; 7] = [byp001, byp002, byp003, byp004, byp005, byp006, byp007];
+/// BYP001 to BYP008, in catalogue order.
+pub(crate) const RULES: [Rule; 8] = [
+    byp001, byp002, byp003, byp004, byp005, byp006, byp007, byp008,
+];
 
 /// BYP001: a view the app role can read runs with its owner's rights; when
 /// the owner reads past the policies, so does the view.
@@ -108,12 +110,16 @@ pub(crate) fn byp004(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     let problems = snap
         .functions
         .iter()
-        .filter(|f| f.security_definer && !f.pins_search_path && !f.in_extension)
+        .filter(|f| f.security_definer && !f.search_path_ends_with_pg_temp() && !f.in_extension)
         .map(|f| {
+            let detail = match &f.search_path {
+                None => format!("SECURITY DEFINER {} has no search_path setting: objects in pg_temp or a writable schema can hijack it", f.signature),
+                Some(path) => format!("SECURITY DEFINER {} has search_path = {path}, which does not end with pg_temp: the caller's temporary tables are searched first and can stand in for the ones it reads", f.signature),
+            };
             Finding::problem(
                 &BYP004,
                 f.signature.clone(),
-                format!("SECURITY DEFINER {} has no search_path setting: objects in pg_temp or a writable schema can hijack it", f.signature),
+                detail,
                 format!("ALTER FUNCTION {} SET search_path = pg_catalog, pg_temp", f.signature),
             )
         })
@@ -121,7 +127,7 @@ pub(crate) fn byp004(snap: &Snapshot, _: &Target, findings: &mut Findings) {
     findings.check(
         &BYP004,
         problems,
-        "every SECURITY DEFINER function pins search_path",
+        "every SECURITY DEFINER function pins search_path, ending with pg_temp",
     );
 }
 
@@ -362,6 +368,49 @@ fn mentions(source: &str, table: &str) -> bool {
         let after = source[at + table.len()..].chars().next();
         !before.is_some_and(word) && !after.is_some_and(word)
     })
+}
+
+/// BYP008: a rule's action runs with the rights of its table's owner, not
+/// of who fired it (a `DO ALSO SELECT` on a table the app role writes to
+/// returns the rows it reads to the app). It reads past the policies when
+/// that owner does.
+pub(crate) fn byp008(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
+    let bypasses = |r: &RewriteRule| {
+        r.owner_bypasses || snap.reaches(&r.owner).is_some_and(|x| x.reads_as_itself)
+    };
+    let problems = snap
+        .rules
+        .iter()
+        .filter(|r| r.app_fires && bypasses(r))
+        .map(|r| {
+            Finding::problem(
+                &BYP008,
+                format!("{} ON {}", r.name, r.table),
+                format!(
+                    "{app} fires rule {} with {} on {}; its action reads {} with the rights of the table's owner {}, who reads past the policies",
+                    r.name,
+                    r.event,
+                    r.table,
+                    r.reads.join(", "),
+                    r.owner
+                ),
+                format!(
+                    "DROP RULE {} ON {} (a trigger runs as who fires it); or REVOKE {} ON {} FROM {}",
+                    quote_ident(&r.name),
+                    r.table,
+                    r.event,
+                    r.table,
+                    quote_ident(app)
+                ),
+            )
+        })
+        .collect();
+    findings.check(
+        &BYP008,
+        problems,
+        "no rule the app role fires reads tenant tables past the policies",
+    );
 }
 
 #[cfg(test)]

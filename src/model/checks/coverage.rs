@@ -5,12 +5,13 @@
 use super::*;
 use crate::model::config::{Target, POLICY_NAME};
 use crate::model::policy::Form;
-use crate::model::snapshot::{Command, Policy, Snapshot, Table};
+use crate::model::snapshot::{Command, ForeignKeyKind, Policy, Snapshot, Table};
 use crate::model::sql::{qualified, quote_ident, quote_literal};
 
-/// RLS001 to RLS008, in report order (RLS008 beside RLS003, which it explains).
-pub(crate) const RULES: [Rule; 8] = [
-    rls001, rls002, rls003, rls004, rls005, rls008, rls006, rls007,
+/// RLS001 to RLS010, in report order (RLS008 beside RLS003, which it
+/// explains; the foreign keys beside RLS006's other uncovered tables).
+pub(crate) const RULES: [Rule; 10] = [
+    rls001, rls002, rls003, rls004, rls005, rls008, rls006, rls009, rls010, rls007,
 ];
 
 /// RLS001: ROW LEVEL SECURITY is on for every tenant table (a missing table fails here).
@@ -295,6 +296,73 @@ pub(crate) fn rls006(snap: &Snapshot, target: &Target, findings: &mut Findings) 
             "every table with {column} in {} or readable by {} is covered",
             target.schema, target.app_role
         ),
+    );
+}
+
+/// RLS009: a table that references a tenant table by foreign key holds that
+/// tenant's data (an order's lines, a customer's notes); without the tenant
+/// column no isolation policy can cover it, so the app role reads every
+/// tenant's rows of it unless RLS with a policy of its own is on it.
+pub(crate) fn rls009(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let (app, column) = (&target.app_role, &target.tenant_column);
+    let problems = snap
+        .foreign_keys
+        .iter()
+        .filter(|k| k.kind == ForeignKeyKind::Child && k.app_can_read && !k.covered)
+        .map(|k| {
+            Finding::problem(
+                &RLS009,
+                k.table.clone(),
+                format!(
+                    "{} references tenant table {} ({}: {}) but has no {column} column, and {app} reads every tenant's rows of it",
+                    k.table, k.parent, k.name, k.definition
+                ),
+                format!(
+                    "add {column} to {} (filled from {}), include it in the key and in RLSCTL_TENANT_TABLES, and run rlsctl apply; or REVOKE SELECT ON {} FROM {}",
+                    k.table, k.parent, k.table, quote_ident(app)
+                ),
+            )
+        })
+        .collect();
+    findings.check(
+        &RLS009,
+        problems,
+        format!(
+            "every table {app} reads that references a tenant table has {column} or RLS of its own"
+        ),
+    );
+}
+
+/// RLS010: a foreign key between tenant tables that leaves the tenant column
+/// out lets a row of one tenant reference another tenant's row. The key's
+/// check ignores row security: a tenant can learn that another's row exists
+/// (the insert succeeds) and block its deletion. A composite key on
+/// `(tenant column, id)` closes it.
+pub(crate) fn rls010(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let column = &target.tenant_column;
+    let problems = snap
+        .foreign_keys
+        .iter()
+        .filter(|k| k.kind == ForeignKeyKind::Cross)
+        .map(|k| {
+            Finding::problem(
+                &RLS010,
+                format!("{} ON {}", k.name, k.table),
+                format!(
+                    "{} on {} references {} without {column} ({}): a row can point at another tenant's row, and key checks ignore RLS",
+                    k.name, k.table, k.parent, k.definition
+                ),
+                format!(
+                    "a UNIQUE ({column}, ...) on {} and this key on ({column}, ...) instead: ALTER TABLE {} DROP CONSTRAINT {}, ADD FOREIGN KEY ({column}, ...) REFERENCES {} ({column}, ...)",
+                    k.parent, k.table, quote_ident(&k.name), k.parent
+                ),
+            )
+        })
+        .collect();
+    findings.check(
+        &RLS010,
+        problems,
+        format!("every foreign key between tenant tables includes {column}"),
     );
 }
 

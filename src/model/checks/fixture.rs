@@ -55,7 +55,7 @@ pub(crate) fn function(name: &str) -> Function {
         name: name.into(),
         security_definer: false,
         leakproof: false,
-        pins_search_path: true,
+        search_path: Some("pg_catalog, pg_temp".into()),
         app_can_execute: true,
         source: "SELECT 1".into(),
         language: "sql".into(),
@@ -68,6 +68,43 @@ pub(crate) fn function(name: &str) -> Function {
     }
 }
 
+/// An audit rule the app role fires, owned by a role that does not read past
+/// the policies: its action reads a tenant table under them.
+pub(crate) fn audit_rule() -> Rule {
+    Rule {
+        name: "log_order_reads".into(),
+        table: "public.read_log".into(),
+        event: "INSERT".into(),
+        app_fires: true,
+        owner: "app_owner".into(),
+        owner_bypasses: false,
+        reads: vec!["public.orders".into()],
+    }
+}
+
+/// Foreign keys into tenant tables that leave nothing open: a child table
+/// without the tenant column under RLS of its own, and one the app role
+/// cannot read.
+pub(crate) fn foreign_keys() -> Vec<ForeignKey> {
+    let covered = ForeignKey {
+        kind: ForeignKeyKind::Child,
+        table: "public.order_lines".into(),
+        name: "order_lines_order_id_fkey".into(),
+        parent: "public.orders".into(),
+        definition: "FOREIGN KEY (order_id) REFERENCES orders(id)".into(),
+        app_can_read: true,
+        covered: true,
+    };
+    let unreadable = ForeignKey {
+        table: "public.order_exports".into(),
+        name: "order_exports_order_id_fkey".into(),
+        app_can_read: false,
+        covered: false,
+        ..covered.clone()
+    };
+    vec![covered, unreadable]
+}
+
 pub(crate) fn break_glass_reacher() -> Reacher {
     Reacher {
         role: "tenant_admin".into(),
@@ -77,6 +114,20 @@ pub(crate) fn break_glass_reacher() -> Reacher {
         all_tables: true,
         path: vec!["tenant_admin".into()],
         reads_as_itself: true,
+        below_row_security: false,
+    }
+}
+
+/// `pg_execute_server_program` as every supported major has it: a predefined
+/// role without LOGIN that reaches every row below row security.
+pub(crate) fn server_program_reacher() -> Reacher {
+    Reacher {
+        role: "pg_execute_server_program".into(),
+        reason: "pg_execute_server_program (it runs programs as the server)".into(),
+        path: vec!["pg_execute_server_program".into()],
+        reads_as_itself: false,
+        below_row_security: true,
+        ..break_glass_reacher()
     }
 }
 
@@ -104,11 +155,13 @@ pub(crate) fn sound() -> Snapshot {
         policies_by_table: Default::default(),
         uncovered: Vec::new(),
         relations: Vec::new(),
+        rules: vec![audit_rule()],
+        foreign_keys: foreign_keys(),
         functions: functions(),
         children: Vec::new(),
         losing_readers: Vec::new(),
         bundle: bundle(),
-        reach: vec![break_glass_reacher()],
+        reach: vec![break_glass_reacher(), server_program_reacher()],
     }
     .reindexed()
 }
@@ -189,7 +242,7 @@ fn functions() -> Vec<Function> {
     let extension = Function {
         signature: "public.pgaudit_ddl_command_end()".into(),
         security_definer: true,
-        pins_search_path: false,
+        search_path: None,
         returns: "event_trigger".into(),
         owner: "rdsadmin".into(),
         in_extension: true,
@@ -224,7 +277,7 @@ fn bundle() -> Bundle {
             policy_since: Some(1_764_000_000),
         }],
         recorded_bypass_roles: Some(vec!["rdsadmin".into()]),
-        recorded_reach: Some(vec![break_glass_reacher()]),
+        recorded_reach: Some(vec![break_glass_reacher(), server_program_reacher()]),
         records_current: true,
         shadow_executable: false,
         writers: vec![("postgres".into(), "owns the records".into())],

@@ -139,6 +139,7 @@ catalogue! {
     ROLE007 = "ROLE007", Error, Catalog, "The app role has no TRUNCATE, REFERENCES or TRIGGER on tenant tables, now or by default";
     ROLE008 = "ROLE008", Error, Catalog, "The app role cannot reach the owner of a tenant table";
     ROLE009 = "ROLE009", Error, Catalog, "Neither the app role nor any role it reaches has CREATEROLE";
+    ROLE010 = "ROLE010", Warning, Catalog, "Tables created later are not readable by the app role by default, before RLS is on them";
     RLS001 = "RLS001", Error, Catalog, "ROW LEVEL SECURITY enabled on every tenant table";
     RLS002 = "RLS002", Error, Catalog, "FORCE ROW LEVEL SECURITY on every tenant table";
     RLS003 = "RLS003", Error, Catalog, "An isolation policy scopes reads by the tenant column to the tenant setting";
@@ -147,13 +148,16 @@ catalogue! {
     RLS006 = "RLS006", Error, Catalog, "Every table with the tenant column is covered";
     RLS007 = "RLS007", Error, Catalog, "No row has a NULL tenant column";
     RLS008 = "RLS008", Error, Catalog, "Isolation is enforced: no tenant table is in shadow mode";
+    RLS009 = "RLS009", Error, Catalog, "Every table that references a tenant table by foreign key has the tenant column, or is covered or unreadable by the app role";
+    RLS010 = "RLS010", Warning, Catalog, "Foreign keys between tenant tables include the tenant column";
     BYP001 = "BYP001", Error, Catalog, "No view readable by the app role exposes tenant tables with its owner's rights";
     BYP002 = "BYP002", Error, Catalog, "No materialized view or foreign table with tenant data is readable by the app role";
     BYP003 = "BYP003", Error, Catalog, "No SECURITY DEFINER function executable by the app role can read tenant rows past RLS, unless reviewed";
-    BYP004 = "BYP004", Error, Catalog, "Every SECURITY DEFINER function pins its search_path";
+    BYP004 = "BYP004", Error, Catalog, "Every SECURITY DEFINER function pins its search_path, ending with pg_temp";
     BYP005 = "BYP005", Error, Catalog, "No user-defined LEAKPROOF function";
     BYP006 = "BYP006", Error, Catalog, "Partitions and inheritance children of tenant tables enforce RLS themselves";
     BYP007 = "BYP007", Error, Catalog, "Only the roles that apply can write the bundle's records (registry, history, break-glass log), and the shadow function is callable only in shadow mode";
+    BYP008 = "BYP008", Error, Catalog, "No rule the app role can fire reads tenant tables with its owner's rights";
     PRF001 = "PRF001", Warning, Catalog, "Every tenant table has an index led by the tenant column";
     PRF002 = "PRF002", Warning, Probe, "The policy evaluates the tenant setting once per statement";
     PRB001 = "PRB001", Error, Probe, "Fail-closed: with no tenant set, every tenant table returns no row";

@@ -6,7 +6,7 @@ use crate::model::config::Target;
 use crate::model::snapshot::Snapshot;
 use crate::model::sql::{qualified, quote_ident};
 
-/// ROLE001 (with `session_check`, for verify) to ROLE009, in catalogue order.
+/// ROLE001 (with `session_check`, for verify) to ROLE010, in catalogue order.
 pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, findings: &mut Findings) {
     if session_check {
         role001(snap, target, findings);
@@ -34,6 +34,7 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, session_check: bool, finding
     if snap.app.exists {
         role009(snap, target, findings);
     }
+    role010(snap, target, findings);
 }
 
 /// One problem on the app role when `bad`.
@@ -297,22 +298,53 @@ pub(crate) fn role009(snap: &Snapshot, target: &Target, findings: &mut Findings)
         .createrole_roles
         .iter()
         .map(|role| {
-            let detail = if role == app {
-                format!("{app} has CREATEROLE: it can grant itself other roles (any non-superuser one on PostgreSQL 15 and older)")
-            } else {
-                format!("{app} reaches {role}, which has CREATEROLE: through it, it can grant itself other roles")
+            let name = &role.name;
+            // The app role's own attribute goes; for a role it reaches (the
+            // RDS master, say), the grant that leads there does, as the role
+            // itself may need CREATEROLE.
+            let (detail, remedy) = match &role.granted {
+                None => (
+                    format!("{app} has CREATEROLE: it can grant itself other roles (any non-superuser one on PostgreSQL 15 and older)"),
+                    format!("ALTER ROLE {} NOCREATEROLE", quote_ident(app)),
+                ),
+                Some(granted) => (
+                    format!("{app} reaches {name}, which has CREATEROLE: through it, it can grant itself other roles"),
+                    format!("REVOKE {} FROM {}", quote_ident(granted), quote_ident(app)),
+                ),
             };
-            Finding::problem(
-                &ROLE009,
-                role.clone(),
-                detail,
-                format!("ALTER ROLE {} NOCREATEROLE", quote_ident(role)),
-            )
+            Finding::problem(&ROLE009, name.clone(), detail, remedy)
         })
         .collect();
     findings.check(
         &ROLE009,
         problems,
         format!("neither {app} nor any role it reaches has CREATEROLE"),
+    );
+}
+
+/// ROLE010: default privileges that grant the app role SELECT on tables
+/// created later make a new tenant table readable across tenants from the
+/// moment a migration creates it until apply covers it (RLS006 then fails).
+/// A warning: it is a common, deliberate setup, and the window is the
+/// operator's to close.
+pub(crate) fn role010(snap: &Snapshot, target: &Target, findings: &mut Findings) {
+    let app = &target.app_role;
+    let problems = snap
+        .app_reach
+        .default_select
+        .iter()
+        .map(|d| {
+            Finding::problem(
+                &ROLE010,
+                d.clone(),
+                format!("default privileges grant SELECT to {d}: a tenant table created later is readable across tenants until rlsctl apply covers it"),
+                "run rlsctl apply in the migration that creates a tenant table; or grant SELECT per table: ALTER DEFAULT PRIVILEGES FOR ROLE <owner> [IN SCHEMA <schema>] REVOKE SELECT ON TABLES FROM <app role>",
+            )
+        })
+        .collect();
+    findings.check(
+        &ROLE010,
+        problems,
+        format!("no default privilege grants {app} SELECT on tables created later"),
     );
 }

@@ -148,7 +148,109 @@ fn role008_the_app_role_is_a_member_of_the_owner() {
 #[test]
 fn role009_createrole_within_reach() {
     only("ROLE009", |s| {
-        s.app_reach.createrole_roles = vec!["app_user".into()]
+        s.app_reach.createrole_roles = vec![CreateroleRole {
+            name: "app_user".into(),
+            granted: None,
+        }]
+    });
+}
+
+#[test]
+fn role009_remedy_for_a_reached_role_is_the_revoke() {
+    // The app role in the RDS master's group: the master keeps CREATEROLE,
+    // the grant goes.
+    let mut snap = sound();
+    snap.app_reach.createrole_roles = vec![CreateroleRole {
+        name: "postgres".into(),
+        granted: Some("postgres".into()),
+    }];
+    let findings = everything(&snap);
+    let role009 = findings.iter().find(|f| f.id == ROLE009.id).unwrap();
+    assert_eq!(
+        role009.remedy.as_deref(),
+        Some("REVOKE \"postgres\" FROM \"app_user\"")
+    );
+}
+
+#[test]
+fn role010_default_select_for_the_app_role() {
+    only("ROLE010", |s| {
+        s.app_reach.default_select =
+            vec!["app_user for objects of app_owner in schema public".into()]
+    });
+}
+
+#[test]
+fn role007_default_select_for_public() {
+    only("ROLE007", |s| {
+        s.app_reach.default_privileges = vec!["PUBLIC for objects of app_owner: SELECT".into()]
+    });
+}
+
+#[test]
+fn rls009_a_child_table_without_the_tenant_column() {
+    only("RLS009", |s| s.foreign_keys[0].covered = false);
+}
+
+#[test]
+fn rls010_a_key_between_tenant_tables_without_the_tenant_column() {
+    only("RLS010", |s| {
+        s.foreign_keys.push(ForeignKey {
+            kind: ForeignKeyKind::Cross,
+            table: "public.invoices".into(),
+            name: "invoices_order_id_fkey".into(),
+            ..foreign_keys()[0].clone()
+        })
+    });
+}
+
+#[test]
+fn byp008_a_rule_the_app_fires_reads_as_an_owner_past_the_policies() {
+    only("BYP008", |s| s.rules[0].owner_bypasses = true);
+    // The owner reads past the policies as a superuser would.
+    only("BYP008", |s| s.rules[0].owner = "tenant_admin".into());
+}
+
+#[test]
+fn byp008_a_rule_the_app_cannot_fire_passes() {
+    let mut snap = sound();
+    snap.rules[0].owner_bypasses = true;
+    snap.rules[0].app_fires = false;
+    assert_eq!(failing(&everything(&snap)), Vec::<&str>::new());
+}
+
+#[test]
+fn drf004_server_paths_an_older_rlsctl_did_not_record_are_not_drift() {
+    // The baseline an older rlsctl recorded: no role below row security.
+    let mut snap = sound();
+    snap.bundle
+        .recorded_reach
+        .as_mut()
+        .unwrap()
+        .retain(|r| !r.below_row_security);
+    assert_eq!(failing(&everything(&snap)), Vec::<&str>::new());
+    // A role that can log in is drift all the same.
+    snap.reach.push(Reacher {
+        role: "replicator".into(),
+        login: true,
+        path: vec!["replicator".into()],
+        reason: "REPLICATION (a base backup or logical decoding reads every row)".into(),
+        ..server_program_reacher()
+    });
+    assert_eq!(failing(&everything(&snap)), vec!["DRF004"]);
+}
+
+#[test]
+fn role004_the_app_role_can_run_server_programs() {
+    exactly(&["ROLE004", "PRE012"], |s| {
+        let member = Reacher {
+            role: "app_user".into(),
+            login: true,
+            path: vec!["app_user".into(), "pg_execute_server_program".into()],
+            ..server_program_reacher()
+        };
+        s.reach.push(member.clone());
+        s.bundle.recorded_reach.as_mut().unwrap().push(member);
     });
 }
 
@@ -362,11 +464,40 @@ fn byp004_a_definer_function_without_search_path() {
     only("BYP004", |s| {
         s.functions.push(Function {
             security_definer: true,
-            pins_search_path: false,
+            search_path: None,
             app_can_execute: false,
             ..function("housekeeping")
         })
     });
+}
+
+#[test]
+fn byp004_a_definer_search_path_that_does_not_end_with_pg_temp() {
+    // Unless the path names it, pg_temp is searched first for relations.
+    for path in ["public", "\"\"", "pg_temp, public", "pg_catalog, public"] {
+        only("BYP004", |s| {
+            s.functions.push(Function {
+                security_definer: true,
+                search_path: Some(path.into()),
+                app_can_execute: false,
+                ..function("housekeeping")
+            })
+        });
+    }
+    for path in [
+        "pg_catalog, pg_temp",
+        "public, \"pg_temp\"",
+        "\"$user\", public, PG_TEMP",
+    ] {
+        let mut snap = sound();
+        snap.functions.push(Function {
+            security_definer: true,
+            search_path: Some(path.into()),
+            app_can_execute: false,
+            ..function("housekeeping")
+        });
+        assert_eq!(failing(&everything(&snap)), Vec::<&str>::new(), "{path}");
+    }
 }
 
 #[test]

@@ -13,9 +13,10 @@ mod tables;
 
 pub(crate) use bundle::{BreakGlass, Bundle, Installed};
 pub use roles::Reacher;
-pub(crate) use roles::{AppReach, Role, RoleSetting};
+pub(crate) use roles::{AppReach, CreateroleRole, Role, RoleSetting};
 pub(crate) use tables::{
-    Child, Command, Function, Policy, Relation, RelationKind, Sequence, Table,
+    Child, Command, ForeignKey, ForeignKeyKind, Function, Policy, Relation, RelationKind, Rule,
+    Sequence, Table,
 };
 
 /// What the server told us about the session.
@@ -138,6 +139,10 @@ pub struct Snapshot {
     pub(crate) uncovered: Vec<(String, bool)>,
     /// Views, materialized views and foreign tables over tenant data.
     pub(crate) relations: Vec<Relation>,
+    /// Rules whose actions read tenant tables.
+    pub(crate) rules: Vec<Rule>,
+    /// Foreign keys that carry tenant data where the policies do not look.
+    pub(crate) foreign_keys: Vec<ForeignKey>,
     /// SECURITY DEFINER and LEAKPROOF functions outside the system schemas.
     pub(crate) functions: Vec<Function>,
     /// Children of tenant tables.

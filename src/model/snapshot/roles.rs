@@ -26,6 +26,11 @@ pub struct Reacher {
     /// grant itself something first, reaches rows only by acting.)
     #[serde(default)]
     pub(crate) reads_as_itself: bool,
+    /// It reads below row security, through the server's files, programs or
+    /// replication stream (`pg_execute_server_program`, REPLICATION, ...),
+    /// rather than through a query. An older rlsctl recorded no such role.
+    #[serde(default)]
+    pub(crate) below_row_security: bool,
 }
 
 impl Reacher {
@@ -105,10 +110,23 @@ impl std::fmt::Display for RoleSetting {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct AppReach {
     /// The app role itself, or roles it reaches, that have CREATEROLE.
-    pub(crate) createrole_roles: Vec<String>,
+    pub(crate) createrole_roles: Vec<CreateroleRole>,
     /// Role-, database- or server-level defaults of the tenant setting: "scope: setting=value".
     pub(crate) setting_defaults: Vec<String>,
     /// Default privileges that will grant the app role (or PUBLIC) TRUNCATE,
-    /// REFERENCES or TRIGGER on tables created later.
+    /// REFERENCES or TRIGGER, or PUBLIC SELECT, on tables created later.
     pub(crate) default_privileges: Vec<String>,
+    /// Default privileges that will grant the app role SELECT on tables
+    /// created later ("app_user for objects of owner [in schema s]").
+    pub(crate) default_select: Vec<String>,
+}
+
+/// A role with CREATEROLE that the app role is or reaches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct CreateroleRole {
+    /// The role with CREATEROLE.
+    pub(crate) name: String,
+    /// The role granted to the app role on the way to it; `None` when it is
+    /// the app role itself.
+    pub(crate) granted: Option<String>,
 }

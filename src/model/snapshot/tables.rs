@@ -228,6 +228,57 @@ pub(crate) struct Relation {
     pub(crate) reads: Vec<String>,
 }
 
+/// A rule (other than a view's own) whose action reads tenant tables: it
+/// runs with the rights of its table's owner (`CREATE RULE`).
+#[derive(Debug, Clone)]
+pub(crate) struct Rule {
+    /// The rule's name.
+    pub(crate) name: String,
+    /// `schema.table` it is on.
+    pub(crate) table: String,
+    /// The statement that fires it: `SELECT`, `INSERT`, `UPDATE` or `DELETE`.
+    pub(crate) event: String,
+    /// The app role may run that statement on the table.
+    pub(crate) app_fires: bool,
+    /// The table's owner, whose rights the action runs with.
+    pub(crate) owner: String,
+    /// The owner bypasses RLS on what the action reads.
+    pub(crate) owner_bypasses: bool,
+    /// The tenant tables the action reads.
+    pub(crate) reads: Vec<String>,
+}
+
+/// A foreign key that carries tenant data where the policies do not look
+/// (`sql/inspect/foreign_keys.sql`).
+#[derive(Debug, Clone)]
+pub(crate) struct ForeignKey {
+    /// Which kind of key it is.
+    pub(crate) kind: ForeignKeyKind,
+    /// `schema.table` that holds the key.
+    pub(crate) table: String,
+    /// The constraint's name.
+    pub(crate) name: String,
+    /// `schema.table` it references (a tenant table).
+    pub(crate) parent: String,
+    /// `FOREIGN KEY (...) REFERENCES ...`.
+    pub(crate) definition: String,
+    /// The app role can read the table that holds the key.
+    pub(crate) app_can_read: bool,
+    /// RLS is on that table, with a policy of its own.
+    pub(crate) covered: bool,
+}
+
+/// What a [`ForeignKey`] leaves open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ForeignKeyKind {
+    /// A table without the tenant column references a tenant table: its rows
+    /// belong to tenants, and no isolation policy can cover them.
+    Child,
+    /// A key between tenant tables leaves the tenant column out: a row may
+    /// reference another tenant's row (key checks ignore row security).
+    Cross,
+}
+
 /// A SECURITY DEFINER or LEAKPROOF function.
 #[derive(Debug, Clone)]
 pub(crate) struct Function {
@@ -241,8 +292,8 @@ pub(crate) struct Function {
     pub(crate) security_definer: bool,
     /// LEAKPROOF.
     pub(crate) leakproof: bool,
-    /// Has a `search_path` setting.
-    pub(crate) pins_search_path: bool,
+    /// Its `search_path` setting (`SET search_path = ...`), if any, as stored.
+    pub(crate) search_path: Option<String>,
     /// The app role may execute it.
     pub(crate) app_can_execute: bool,
     /// Its source.
@@ -262,6 +313,22 @@ pub(crate) struct Function {
     /// The names of every user-defined function (a call to one runs with the
     /// definer's rights too).
     pub(crate) user_functions: Vec<String>,
+}
+
+impl Function {
+    /// Its `search_path` ends with `pg_temp`. PostgreSQL searches the
+    /// caller's temporary schema first for relations unless the path names
+    /// it, so a path that does not end with it lets the caller's temporary
+    /// table stand in for one the function reads (`SET search_path = ''`
+    /// included).
+    pub(crate) fn search_path_ends_with_pg_temp(&self) -> bool {
+        self.search_path.as_deref().is_some_and(|path| {
+            path.rsplit(',')
+                .next()
+                .map(|last| last.trim().trim_matches('"'))
+                .is_some_and(|last| last.eq_ignore_ascii_case("pg_temp"))
+        })
+    }
 }
 
 /// A partition or inheritance child of a tenant table.

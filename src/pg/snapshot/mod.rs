@@ -58,6 +58,7 @@ FROM (SELECT c.relname, has_schema_privilege(n.oid, 'USAGE') AND has_table_privi
       WHERE n.nspname = 'rlsctl' AND c.relname IN ('tenant_tables', 'bundle_history', 'break_glass_log')) t";
 const CHILDREN: &str = include_str!("../../../sql/inspect/children.sql");
 const RELATIONS: &str = include_str!("../../../sql/inspect/relations.sql");
+const FOREIGN_KEYS: &str = include_str!("../../../sql/inspect/foreign_keys.sql");
 
 /// The stored tree of the constant `true` at any source position, as every
 /// supported major writes it, as a LIKE pattern (a top-level CONST holds no
@@ -319,7 +320,9 @@ struct PhaseTwo {
     tables: Vec<Table>,
     uncovered: Vec<Row>,
     child_rows: Vec<Row>,
+    /// Relations, and rules (a row with `rule` set).
     relation_rows: Vec<Row>,
+    foreign_key_rows: Vec<Row>,
     records: Option<Vec<Row>>,
     null_counts: Option<Vec<Row>>,
 }
@@ -335,16 +338,24 @@ async fn read_main(
     // The catalog reads need nothing from phase one: they go out with it, so
     // through a tunnel they do not wait a round trip for its answers. The
     // bundle's reads follow those answers.
-    let (first, (tables, uncovered, child_rows, relation_rows)) = tokio::try_join!(
+    let (first, catalog) = tokio::try_join!(
         phase_one(db, target, params),
         catalog_reads(db, target, params, reads),
     )?;
     let (null_counts, records) = bundle_reads(db, params, &first, reads).await?;
+    let CatalogRows {
+        tables,
+        uncovered,
+        child_rows,
+        relation_rows,
+        foreign_key_rows,
+    } = catalog;
     let second = PhaseTwo {
         tables,
         uncovered,
         child_rows,
         relation_rows,
+        foreign_key_rows,
         records,
         null_counts,
     };
@@ -376,20 +387,31 @@ async fn phase_one(db: &Db, target: &Target, params: &Params<'_>) -> Result<Phas
     })
 }
 
+/// What [`catalog_reads`] read.
+struct CatalogRows {
+    tables: Vec<Table>,
+    uncovered: Vec<Row>,
+    child_rows: Vec<Row>,
+    relation_rows: Vec<Row>,
+    foreign_key_rows: Vec<Row>,
+}
+
 /// Phase two's reads of the catalog: the tenant tables (converted as they
-/// arrive), the uncovered tables, the children and the relations over them.
+/// arrive), the uncovered tables, the children, the relations and rules over
+/// them, and the foreign keys that reference them.
 async fn catalog_reads(
     db: &Db,
     target: &Target,
     params: &Params<'_>,
     reads: Reads,
-) -> Result<(Vec<Table>, Vec<Row>, Vec<Row>, Vec<Row>)> {
+) -> Result<CatalogRows> {
     let t = target;
     let scope = params.scope();
-    let (uncovered_sql, children_sql, relations_sql) = (
+    let (uncovered_sql, children_sql, relations_sql, foreign_keys_sql) = (
         format!("{SCOPE}\n{UNCOVERED}"),
         format!("{SCOPE}\n{CHILDREN}"),
         format!("{SCOPE}\n{RELATIONS}"),
+        format!("{SCOPE}\n{FOREIGN_KEYS}"),
     );
     let table_params: [&dyn Param; 6] = [
         &t.schema,
@@ -411,11 +433,19 @@ async fn catalog_reads(
             db.query(&uncovered_sql, &scope),
             db.query(&children_sql, &scope),
             db.query(&relations_sql, &scope),
+            db.query(&foreign_keys_sql, &scope),
         )
         .doing(reading)
     };
-    let (tables, (uncovered, child_rows, relation_rows)) = tokio::try_join!(tables, rest)?;
-    Ok((tables, uncovered, child_rows, relation_rows))
+    let (tables, (uncovered, child_rows, relation_rows, foreign_key_rows)) =
+        tokio::try_join!(tables, rest)?;
+    Ok(CatalogRows {
+        tables,
+        uncovered,
+        child_rows,
+        relation_rows,
+        foreign_key_rows,
+    })
 }
 
 /// Phase two's reads of the bundle, which need phase one's word that it is
@@ -547,13 +577,15 @@ fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) ->
     // The read leaves the order to us: by table, then name, as COLLATE "C".
     policies.sort_unstable_by(|a, b| (&a.table, &a.name).cmp(&(&b.table, &b.name)));
     let reach = Cells::new(&aside.app_reach, "app_reach");
+    let (relations, rules) = relations_and_rules(&second.relation_rows)?;
     Ok(Snapshot {
         app,
         admin,
         app_reach: AppReach {
-            createrole_roles: reach.column("createrole_roles")?,
+            createrole_roles: createrole_roles(&reach)?,
             setting_defaults: setting_defaults(&reach, &target.tenant_setting)?,
             default_privileges: reach.column("default_privileges")?,
+            default_select: reach.column("default_select")?,
         },
         tables: second.tables,
         policies_by_table: index_by_table(&policies),
@@ -561,7 +593,9 @@ fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) ->
         uncovered: all(&second.uncovered, "uncovered", |r| {
             Ok((r.column("name")?, r.column("forced")?))
         })?,
-        relations: all(&second.relation_rows, "relations", relation_from)?,
+        relations,
+        rules,
+        foreign_keys: all(&second.foreign_key_rows, "foreign_keys", foreign_key_from)?,
         functions: all(&aside.function_rows, "functions", function_from)?,
         children: all(&second.child_rows, "children", child_from)?,
         losing_readers: all(&aside.reader_rows, "losing_readers", |r| {

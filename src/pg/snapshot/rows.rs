@@ -228,10 +228,33 @@ pub(super) fn reacher_from(row: &Cells) -> Result<Reacher> {
         all_tables: row.column::<Option<bool>>("all_tables")?.unwrap_or(false),
         path: row.column("path")?,
         reads_as_itself: row.column("reads_as_itself")?,
+        below_row_security: row.column("below_row_security")?,
     })
 }
 
-pub(super) fn relation_from(row: &Cells) -> Result<Relation> {
+/// The relations read's rows: the views, materialized views and foreign
+/// tables, and the rules (a row whose `rule` is set).
+pub(super) fn relations_and_rules(rows: &[Row]) -> Result<(Vec<Relation>, Vec<Rule>)> {
+    let (mut relations, mut rules) = (Vec::new(), Vec::new());
+    for row in rows {
+        let row = Cells::new(row, "relations");
+        match row.column::<Option<String>>("rule")? {
+            Some(name) => rules.push(Rule {
+                name,
+                table: row.column("name")?,
+                event: row.column::<Option<String>>("event")?.unwrap_or_default(),
+                app_fires: row.column("app_fires")?,
+                owner: row.column("owner")?,
+                owner_bypasses: row.column("owner_bypasses")?,
+                reads: row.column("reads")?,
+            }),
+            None => relations.push(relation_from(&row)?),
+        }
+    }
+    Ok((relations, rules))
+}
+
+fn relation_from(row: &Cells) -> Result<Relation> {
     Ok(Relation {
         name: row.column("name")?,
         kind: {
@@ -248,6 +271,23 @@ pub(super) fn relation_from(row: &Cells) -> Result<Relation> {
     })
 }
 
+pub(super) fn foreign_key_from(row: &Cells) -> Result<ForeignKey> {
+    let kind: String = row.column("kind")?;
+    Ok(ForeignKey {
+        kind: match kind.as_str() {
+            "child" => ForeignKeyKind::Child,
+            "cross" => ForeignKeyKind::Cross,
+            other => anyhow::bail!("reading foreign keys: unknown kind {other:?}"),
+        },
+        table: row.column("name")?,
+        name: row.column("constraint_name")?,
+        parent: row.column("parent")?,
+        definition: row.column("definition")?,
+        app_can_read: row.column("app_can_read")?,
+        covered: row.column("covered")?,
+    })
+}
+
 pub(super) fn function_from(row: &Cells) -> Result<Function> {
     Ok(Function {
         signature: row.column("signature")?,
@@ -255,7 +295,7 @@ pub(super) fn function_from(row: &Cells) -> Result<Function> {
         name: row.column("name")?,
         security_definer: row.column("security_definer")?,
         leakproof: row.column("leakproof")?,
-        pins_search_path: row.column("pins_search_path")?,
+        search_path: row.column("search_path")?,
         app_can_execute: row.column("app_can_execute")?,
         source: row.column("source")?,
         language: row.column("language")?,
@@ -281,6 +321,27 @@ pub(super) fn setting_defaults(row: &Cells, setting: &str) -> Result<Vec<String>
         ));
     }
     Ok(defaults)
+}
+
+/// The roles with CREATEROLE the app role is or reaches, each with the role
+/// granted to it on the way (two arrays of one statement, in one order).
+pub(super) fn createrole_roles(row: &Cells) -> Result<Vec<CreateroleRole>> {
+    let names: Vec<String> = row.column("createrole_roles")?;
+    let granted: Vec<String> = row.column("createrole_granted")?;
+    anyhow::ensure!(
+        names.len() == granted.len(),
+        "app_reach: {} CREATEROLE role(s) but {} grant(s) on the way",
+        names.len(),
+        granted.len()
+    );
+    Ok(names
+        .into_iter()
+        .zip(granted)
+        .map(|(name, granted)| CreateroleRole {
+            name,
+            granted: Some(granted).filter(|g| !g.is_empty()),
+        })
+        .collect())
 }
 
 pub(super) fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
