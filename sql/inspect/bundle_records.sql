@@ -13,7 +13,9 @@ UNION ALL
 (SELECT 'history', ARRAY[to_jsonb(bypass_roles)::text, applied_by || ' at ' || applied_at::text,
                     to_jsonb(ARRAY(SELECT DISTINCT h.applied_by FROM rlsctl.bundle_history h))::text,
                     (to_jsonb(last) -> 'reach')::text] || {{registry_sums}}
-                 || ARRAY[to_jsonb(last) ->> 'break_glass_logging']
+                 || ARRAY[to_jsonb(last) ->> 'break_glass_logging',
+                          -- the policies it did not create, as it found them
+                          (to_jsonb(last) -> 'existing_policies')::text]
  FROM rlsctl.bundle_history last ORDER BY id DESC LIMIT 1)
 UNION ALL
 SELECT 'break-glass', ARRAY[to_jsonb(ARRAY(SELECT schema_name || '.' || t FROM unnest(tables) t))::text,

@@ -41,9 +41,9 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
         return Ok(Enforcement::Shadow);
     }
     if !args.enforce.is_empty() {
-        super::tenant_tables_only("--enforce", &args.enforce, &args.db.target)?;
+        let enforce = super::tenant_tables_only("--enforce", &args.enforce, &args.db.target)?;
         return Ok(Enforcement::Staged {
-            enforce: args.enforce.clone(),
+            enforce,
             shadow: Vec::new(),
         });
     }
@@ -183,7 +183,10 @@ fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
         if changes > 0 {
             out.push_str(&format!("\nSQL that apply would run, {transactions}:\n"));
             for statement in outcome.plan.statements() {
-                out.push_str(&format!("{};\n", statement.shown));
+                // a rendered step may end with its own semicolon
+                let shown = statement.shown.trim_end();
+                out.push_str(shown.strip_suffix(';').unwrap_or(shown));
+                out.push_str(";\n");
             }
         }
         out.push_str(&format!(

@@ -141,14 +141,44 @@ pub(crate) fn warn_stale(report: &crate::model::report::Report) {
 }
 
 /// Refuses a `flag` value that names no configured tenant table.
-pub(crate) fn tenant_tables_only(flag: &str, names: &[String], target: &TargetArgs) -> Result<()> {
+pub(crate) fn tenant_tables_only(
+    flag: &str,
+    names: &[String],
+    target: &TargetArgs,
+) -> Result<Vec<String>> {
+    let names = bare_table_names(flag, names, target)?;
     match names.iter().find(|t| !target.tables.contains(t)) {
         Some(unknown) => Err(anyhow!(
             "{flag} {unknown}: not one of the tenant tables ({}; RLSCTL_TENANT_TABLES)",
             target.tables.join(", ")
         )),
-        None => Ok(()),
+        None => Ok(names),
     }
+}
+
+/// Table names as the flags take them: bare, or qualified with the tenant
+/// schema as the reports print them (`public.ads`).
+pub(crate) fn bare_table_names(
+    flag: &str,
+    names: &[String],
+    target: &TargetArgs,
+) -> Result<Vec<String>> {
+    names
+        .iter()
+        .map(|name| {
+            if target.tables.contains(name) {
+                return Ok(name.clone());
+            }
+            match name.split_once('.') {
+                Some((schema, bare)) if schema == target.schema => Ok(bare.to_string()),
+                Some((schema, _)) => Err(anyhow!(
+                    "{flag} {name}: the tenant tables are in schema {} (--schema), not {schema}",
+                    target.schema
+                )),
+                None => Ok(name.clone()),
+            }
+        })
+        .collect()
 }
 
 /// The validated target from its flags.

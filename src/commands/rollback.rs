@@ -11,7 +11,8 @@ use crate::model::plan::Enforcement;
 use crate::pg::rollback::{self, Performed, RollbackAction, RollbackOutcome};
 
 /// Runs `rollback` as a privileged user (default `postgres`).
-pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
+pub(crate) async fn run(mut args: RollbackArgs) -> Result<Verdict> {
+    args.table = super::bare_table_names("--table", &args.table, &args.db.target)?;
     if args.to_shadow {
         return to_shadow(args).await;
     }
@@ -72,7 +73,10 @@ pub(crate) async fn run(args: RollbackArgs) -> Result<Verdict> {
 /// `rollback --table T --to-shadow`: an apply that puts T (and only T) back
 /// in shadow mode, with the break-glass log entry in its transaction.
 async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
-    super::tenant_tables_only("--table", &args.table, &args.db.target)?;
+    let args = RollbackArgs {
+        table: super::tenant_tables_only("--table", &args.table, &args.db.target)?,
+        ..args
+    };
     let reason = args
         .reason
         .as_deref()

@@ -285,10 +285,12 @@ async fn passwords_appear_nowhere() {
     let dry = t.apply(&["--dry-run", "-vvv"]).await;
     dry.expect(0);
     assert!(
-        dry.stdout.contains("PASSWORD '<redacted>'"),
+        dry.stdout.contains("PASSWORD '<redacted>';\n"),
         "{}",
         dry.stdout
     );
+    // Each statement of the dry run ends with one semicolon.
+    assert!(!dry.stdout.contains(";;"), "{}", dry.stdout);
     let real = t.apply(&["-vvv", "--format", "json"]).await;
     real.expect(0);
     let rotate = t.apply(&["--rotate-passwords", "-vvv"]).await;

@@ -381,8 +381,9 @@ breaks! {
         sql ["CREATE ROLE etl LOGIN; GRANT USAGE ON SCHEMA rlsctl TO etl; GRANT UPDATE ON rlsctl.tenant_tables TO etl"],
         run NONE;
     the_bundle_removed_fails_drf001: "DRF001" "fail", sql ["DROP SCHEMA rlsctl CASCADE"], run NONE;
+    // (the table as the reports print it, schema and all)
     break_glass_open_fails_drf003: "DRF003" "fail", sql NONE,
-        run ["rollback", "--table", "customers", "--reason", "INC-1", "--yes"];
+        run ["rollback", "--table", "public.customers", "--reason", "INC-1", "--yes"];
     a_registry_row_removed_warns_drf006: "DRF006" "warn",
         sql ["DELETE FROM rlsctl.tenant_tables WHERE table_name = 'customers'"], run NONE;
     an_object_planted_in_the_schema_fails_drf007: "DRF007" "fail",
@@ -419,6 +420,92 @@ async fn a_busy_lock_table_warns_pre009() {
         ..Refusal::of(&[], "PRE009", "warn")
     })
     .await;
+}
+
+/// During break-glass, what sees RLS off says how to end it: `rollback
+/// --restore`, not `ALTER TABLE` or `rlsctl apply`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_break_glass_the_remedy_is_restore() {
+    let broken = breaks(Break {
+        command: &[
+            "rollback",
+            "--table",
+            "customers",
+            "--reason",
+            "INC-7",
+            "--yes",
+        ],
+        ..Break::of(&[], &[], "RLS001")
+    })
+    .await;
+    let remedies: Vec<String> = broken.doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| {
+            c["status"] == "fail" && ["RLS001", "RLS002"].contains(&c["id"].as_str().unwrap())
+        })
+        .map(|c| c["remedy"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!remedies.is_empty());
+    for remedy in &remedies {
+        assert!(
+            remedy.starts_with("rlsctl rollback --restore (break-glass since")
+                && remedy.ends_with(": INC-7)"),
+            "{remedy}"
+        );
+    }
+    // verify's probes say the same of the table.
+    let (run, doc) = crate::verify::verify(&broken.t, &[]).await;
+    run.expect(1);
+    let prb: Vec<&serde_json::Value> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail" && c["object"] == "public.customers")
+        .collect();
+    assert!(
+        prb.iter().all(|c| c["remedy"]
+            .as_str()
+            .unwrap()
+            .starts_with("rlsctl rollback --restore")),
+        "{prb:#?}"
+    );
+    // A table in another schema is refused, saying which schema is the tenants'.
+    let run = broken
+        .t
+        .run(&[
+            "rollback",
+            "--table",
+            "billing.customers",
+            "--reason",
+            "INC-7",
+            "--yes",
+        ])
+        .await;
+    run.expect(2);
+    assert!(
+        run.stderr
+            .contains("the tenant tables are in schema public"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The same tenant twice is refused before connecting: the probes would
+/// count its own rows as another tenant's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_refuses_the_same_tenant_twice() {
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    let run = t
+        .run_env(
+            &["verify", "--tenant", TENANTS[0], "--tenant", TENANTS[0]],
+            &AS_APP,
+        )
+        .await;
+    run.expect(2);
+    assert!(run.stderr.contains("is given twice"), "{}", run.stderr);
 }
 
 /// DRF010: someone is logged in as the break-glass role while monitor runs.

@@ -144,6 +144,17 @@ async fn verify_reports_a_policy_that_raises_instead_of_aborting() {
         assert_eq!(statuses.len(), 1, "{id}: {statuses:?}");
         assert!(statuses[0].starts_with("pass"), "{id}: {statuses:?}");
     }
+    // monitor, before any apply, reports too: the bundle is missing (DRF001),
+    // FORCE is off; exit 1, never 2.
+    let (monitor, doc) = monitor_json(&t).await;
+    monitor.expect(1);
+    for id in ["DRF001", "RLS002"] {
+        assert!(
+            findings(&doc, id).iter().any(|(s, _, _)| s == "fail"),
+            "{id}: {}",
+            monitor.stdout
+        );
+    }
     // The same in text: the report prints.
     let text = t
         .run_env(
@@ -275,6 +286,39 @@ async fn apply_refuses_an_app_role_that_can_become_the_superuser() {
     assert!(findings(&doc, "RLS006")
         .iter()
         .any(|(s, o, _)| s == "fail" && o == "public.invoices"));
+    let (monitor, doc) = monitor_json(&t).await;
+    monitor.expect(1);
+    for id in ["ROLE004", "RLS006"] {
+        assert!(
+            findings(&doc, id).iter().any(|(s, _, _)| s == "fail"),
+            "{id}: {}",
+            monitor.stdout
+        );
+    }
+    // ROLE009's remedy is the grant that leads to the master, not the
+    // master's own CREATEROLE.
+    let role009: Vec<String> = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == "ROLE009" && c["status"] == "fail")
+        .map(|c| c["remedy"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        role009,
+        ["REVOKE \"postgres\" FROM \"app_user\""],
+        "{}",
+        monitor.stdout
+    );
+    // ROLE004 says what the role is: the RDS master owns the tables, and
+    // the path is through it.
+    let role004 = findings(&doc, "ROLE004");
+    assert!(
+        role004
+            .iter()
+            .any(|(_, _, d)| d.contains("app_user → postgres")),
+        "{role004:?}"
+    );
 
     let refused = t.apply(&["--format", "json"]).await;
     refused.expect(1);
@@ -340,16 +384,59 @@ async fn a_clean_bigint_schema_with_its_own_restrictive_policy_applies_and_passe
              INSERT INTO {table} (tenant_id, body) VALUES (1, 'a'), (2, 'b');\n"
         ));
     }
-    schema.push_str("ALTER TABLE t1 ENABLE ROW LEVEL SECURITY;
-        CREATE POLICY not_archived ON t1 AS RESTRICTIVE FOR SELECT TO PUBLIC USING (body IS DISTINCT FROM 'archived');");
+    schema.push_str(&format!(
+        "ALTER TABLE t1 ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY not_archived ON t1 AS RESTRICTIVE FOR SELECT TO PUBLIC USING (body IS DISTINCT FROM 'archived');
+         ALTER TABLE t2 ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY own_rows ON t2 FOR SELECT TO PUBLIC USING ({EXACT_BIGINT});"
+    ));
     let t = arrived_with(&schema, &tables.join(",")).await;
+    t.sql(
+        "CREATE ROLE app_user LOGIN PASSWORD 'app-pw-Zq7''\"\\ü'; \
+           GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app_user; \
+           GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO app_user",
+    )
+    .await;
+    // Before apply: the real findings (RLS off on most tables), exit 1.
+    let (verified, doc) = verify(&t, &["1", "2"]).await;
+    verified.expect(1);
+    assert!(findings(&doc, "RLS001").iter().any(|(s, _, _)| s == "fail"));
+    let (monitor, doc) = monitor_json(&t).await;
+    monitor.expect(1);
+    assert!(findings(&doc, "RLS001").iter().any(|(s, _, _)| s == "fail"));
     let run = t.apply(&["--format", "json"]).await;
     run.expect(0);
     let doc = run.json();
-    assert_eq!(dispositions(&doc), ["not_archived kept"]);
+    assert_eq!(dispositions(&doc), ["not_archived kept", "own_rows kept"]);
     let (verified, doc) = verify(&t, &["1", "2"]).await;
     verified.expect(0);
     assert_eq!(doc["summary"]["failed"], 0);
-    let (monitor, _) = monitor_json(&t).await;
+    // The kept permissive policy was there at apply: not drift.
+    let (monitor, doc) = monitor_json(&t).await;
     monitor.expect(0);
+    assert!(findings(&doc, "DRF002").iter().all(|(s, _, _)| s == "pass"));
+    // Changed since apply, it is, and DRF002 says it was there before.
+    t.sql("ALTER POLICY own_rows ON t2 USING (true)").await;
+    let (monitor, doc) = monitor_json(&t).await;
+    monitor.expect(1);
+    let drf002 = findings(&doc, "DRF002");
+    assert!(
+        drf002.iter().any(|(s, o, d)| s == "fail"
+            && o == "public.t2 policy own_rows"
+            && d.contains("present at apply")),
+        "{drf002:?}"
+    );
+    // A new one is one that appeared after apply.
+    t.sql(&format!(
+        "CREATE POLICY more_rows ON t3 FOR SELECT TO PUBLIC USING ({EXACT_BIGINT})"
+    ))
+    .await;
+    let (_, doc) = monitor_json(&t).await;
+    assert!(findings(&doc, "DRF002")
+        .iter()
+        .any(|(_, o, d)| o == "public.t3 policy more_rows" && d.contains("appeared after apply")));
 }
+
+/// The bundle's own form for a bigint tenant, as a user might write it.
+const EXACT_BIGINT: &str =
+    "tenant_id = (SELECT NULLIF(current_setting('app.tenant_id', true), '')::bigint)";

@@ -70,6 +70,7 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
             let snapshot = read.assemble()?;
             let mut findings = Findings::default();
             checks::run_catalog_and_drift(&snapshot, &target, &mut findings);
+            checks::remedy_break_glass(&snapshot, &mut findings);
             Ok((snapshot, findings))
         })
     };

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::model::config::{Target, BUNDLE_SCHEMA, HELPER_FUNCTION, POLICY_NAME};
 use crate::model::policy::normalize;
-use crate::model::snapshot::{Command, Reacher, Snapshot};
+use crate::model::snapshot::{Command, Policy, Reacher, Snapshot};
 use crate::model::sql::helper_body;
 use crate::model::sql::quote_ident;
 use std::collections::{HashMap, HashSet};
@@ -101,6 +101,15 @@ pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
         .iter()
         .map(|r| target.display_table(&r.table))
         .collect();
+    // A policy the last apply found and left (kept, or refused and
+    // accepted) was there before: it is drift only if it changed since.
+    let found_at_apply = |p: &Policy| {
+        bundle
+            .recorded_existing
+            .iter()
+            .flatten()
+            .find(|r| r.table == p.table && r.name == p.name && r.disposition != "replaced")
+    };
     let others: Vec<Finding> = snap
         .policies
         .iter()
@@ -110,20 +119,43 @@ pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
                 && p.applies_to_app
                 && registered.contains(&p.table)
         })
-        .map(|p| {
-            Finding::problem(
+        .filter_map(|p| {
+            let detail = match found_at_apply(p) {
+                None => format!("permissive policy {} appeared after apply", p.name),
+                Some(then) if same_text(&then.using, &p.using) && same_text(&then.check, &p.check) => {
+                    return None
+                }
+                Some(then) => format!(
+                    "permissive policy {}, present at apply and left as it was, changed since: USING {} → {}, WITH CHECK {} → {}",
+                    p.name,
+                    then.using.as_deref().unwrap_or("none"),
+                    p.using.as_deref().unwrap_or("none"),
+                    then.check.as_deref().unwrap_or("none"),
+                    p.check.as_deref().unwrap_or("none"),
+                ),
+            };
+            Some(Finding::problem(
                 &DRF002,
                 format!("{} policy {}", p.table, p.name),
-                format!("permissive policy {} appeared after apply", p.name),
+                detail,
                 format!(
                     "review it; DROP POLICY {} ON {} unless it is meant to widen access",
-                    p.name, p.table
+                    quote_ident(&p.name),
+                    p.table
                 ),
-            )
+            ))
         })
         .collect();
     problems.extend(others);
     findings.check(&DRF002, problems, "every isolation policy is as installed");
+}
+
+/// Two deparsed expressions (or both none) say the same.
+fn same_text(then: &Option<String>, now: &Option<String>) -> bool {
+    match (then, now) {
+        (Some(a), Some(b)) => a == b || normalize(a) == normalize(b),
+        (a, b) => a == b,
+    }
 }
 
 /// DRF003: no break-glass is active.

@@ -278,6 +278,7 @@ fn bundle() -> Bundle {
         }],
         recorded_bypass_roles: Some(vec!["rdsadmin".into()]),
         recorded_reach: Some(vec![break_glass_reacher(), server_program_reacher()]),
+        recorded_existing: Some(Vec::new()),
         records_current: true,
         shadow_executable: false,
         writers: vec![("postgres".into(), "owns the records".into())],

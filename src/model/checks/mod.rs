@@ -237,6 +237,30 @@ pub fn run_catalog_and_drift(
     findings.0.append(&mut rest.0);
 }
 
+/// During break-glass, the way back for a table it disabled is `rollback
+/// --restore`, not the `ALTER TABLE` or `rlsctl apply` the checks that see
+/// RLS off would advise (apply would leave the break-glass entry open).
+pub(crate) fn remedy_break_glass(snap: &crate::model::snapshot::Snapshot, findings: &mut Findings) {
+    const SEEN_OFF: [Check; 5] = [RLS001, RLS002, PRB001, PRB002, PRB003];
+    for finding in findings
+        .0
+        .iter_mut()
+        .filter(|f| f.status == Status::Fail && SEEN_OFF.iter().any(|c| c.id == f.id))
+    {
+        let entry = snap.bundle.open_break_glass.iter().find(|b| {
+            b.tables
+                .iter()
+                .any(|t| Some(t.as_str()) == finding.object.as_deref())
+        });
+        if let Some(b) = entry {
+            finding.remedy = Some(format!(
+                "rlsctl rollback --restore (break-glass since {} by {}: {})",
+                b.started_at, b.started_by, b.reason
+            ));
+        }
+    }
+}
+
 /// A catalog or drift rule: what it finds in the snapshot goes in `findings`.
 pub(crate) type Rule =
     fn(&crate::model::snapshot::Snapshot, &crate::model::config::Target, &mut Findings);

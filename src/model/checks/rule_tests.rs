@@ -568,6 +568,56 @@ fn drf002_the_policy_changed() {
 }
 
 #[test]
+fn drf002_a_permissive_policy_apply_kept_is_drift_only_once_it_changed() {
+    let kept = || policy("own_rows", &["app_user"], PREDICATE, true);
+    // Not recorded: it appeared after apply.
+    only("DRF002", |s| s.policies.push(kept()));
+    // Recorded as apply found it: there before, not drift.
+    let recorded = RecordedPolicy {
+        table: "public.orders".into(),
+        name: "own_rows".into(),
+        using: Some(PREDICATE.into()),
+        check: Some(PREDICATE.into()),
+        disposition: "kept".into(),
+    };
+    let mut snap = sound();
+    snap.policies.push(kept());
+    snap.bundle.recorded_existing = Some(vec![recorded.clone()]);
+    let snap = snap.reindexed();
+    assert_eq!(failing(&everything(&snap)), Vec::<&str>::new());
+    // Changed since: drift, saying it was there at apply.
+    let mut changed = snap.clone();
+    changed.policies.last_mut().unwrap().check = Some("(tenant_id > 0)".into());
+    let changed = changed.reindexed();
+    let findings = everything(&changed);
+    let drf002: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.id == DRF002.id && f.status == Status::Fail)
+        .collect();
+    assert_eq!(drf002.len(), 1, "{drf002:#?}");
+    assert!(drf002[0].detail.contains("present at apply"), "{drf002:#?}");
+}
+
+#[test]
+fn remedies_during_break_glass_say_restore() {
+    let mut snap = sound();
+    snap.tables[0].rls = false;
+    snap.bundle.open_break_glass.push(BreakGlass {
+        tables: vec!["public.orders".into()],
+        started_by: "oncall".into(),
+        started_at: "2026-11-27 03:00".into(),
+        reason: "INC-1".into(),
+    });
+    let mut findings = Findings(everything(&snap));
+    remedy_break_glass(&snap, &mut findings);
+    let rls001 = findings.0.iter().find(|f| f.id == RLS001.id).unwrap();
+    assert_eq!(
+        rls001.remedy.as_deref(),
+        Some("rlsctl rollback --restore (break-glass since 2026-11-27 03:00 by oncall: INC-1)")
+    );
+}
+
+#[test]
 fn drf003_break_glass_is_open() {
     only("DRF003", |s| {
         s.bundle.open_break_glass.push(BreakGlass {

@@ -29,6 +29,23 @@ pub(crate) struct BreakGlass {
     pub(crate) reason: String,
 }
 
+/// A policy apply found on a tenant table and did not create, as the last
+/// apply recorded it (`bundle_history.existing_policies`; the rest of what
+/// apply records there is the plan's).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub(crate) struct RecordedPolicy {
+    /// `schema.table`.
+    pub(crate) table: String,
+    /// Its name.
+    pub(crate) name: String,
+    /// USING, as the server deparsed it then.
+    pub(crate) using: Option<String>,
+    /// WITH CHECK, likewise.
+    pub(crate) check: Option<String>,
+    /// What apply did with it: `kept`, `replaced` or `refused` (accepted).
+    pub(crate) disposition: String,
+}
+
 /// The bundle's own schema and what it recorded.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Bundle {
@@ -65,6 +82,10 @@ pub(crate) struct Bundle {
     /// The setting the last apply made sure logs the break-glass role's
     /// statements (`pgaudit.log=all`, `log_statement=all`), if any.
     pub(crate) recorded_logging: Option<String>,
+    /// The policies on the tenant tables that the last apply found and did
+    /// not create (kept, or accepted); `None` when that apply did not record
+    /// them (an older rlsctl).
+    pub(crate) recorded_existing: Option<Vec<RecordedPolicy>>,
     /// When and by whom the last apply ran.
     pub(crate) last_apply: Option<String>,
     /// Every role that ever applied the bundle (its history's `applied_by`).

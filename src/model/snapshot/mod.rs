@@ -12,6 +12,8 @@ mod roles;
 mod tables;
 
 pub(crate) use bundle::{BreakGlass, Bundle, Installed};
+#[cfg(test)]
+pub(crate) use bundle::RecordedPolicy;
 pub use roles::Reacher;
 pub(crate) use roles::{AppReach, CreateroleRole, Role, RoleSetting};
 pub(crate) use tables::{

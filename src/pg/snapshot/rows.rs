@@ -377,6 +377,13 @@ pub(super) fn read_records(rows: &[Row], bundle: &mut Bundle) -> Result<()> {
                 };
                 bundle.registry_checksum = Some((values.get(4).cloned().flatten(), v(5)));
                 bundle.recorded_logging = values.get(6).cloned().flatten();
+                bundle.recorded_existing = match values.get(7).cloned().flatten() {
+                    None => None,
+                    Some(json) if json == "null" => None,
+                    Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                        anyhow::anyhow!("reading bundle_records: the existing policies in the last history row are not what apply writes ({e})")
+                    })?),
+                };
             }
             _ => bundle.open_break_glass.push(BreakGlass {
                 tables: names(&v(0))?,
