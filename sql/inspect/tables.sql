@@ -25,6 +25,14 @@ SELECT w.name,
        w.partition_of,
        coalesce(c.relkind = 'p', false) AS partitioned,
        c.oid IS NOT NULL AS exists,
+       -- what else of that name is there when it is no table (a view, ...)
+       CASE WHEN c.oid IS NULL THEN
+           (SELECT CASE o.relkind WHEN 'v' THEN 'a view' WHEN 'm' THEN 'a materialized view'
+                                  WHEN 'f' THEN 'a foreign table' WHEN 'S' THEN 'a sequence'
+                                  WHEN 'c' THEN 'a composite type' WHEN 'i' THEN 'an index'
+                                  WHEN 'I' THEN 'an index' ELSE 'not a table' END
+            FROM pg_class o WHERE o.relnamespace = (SELECT oid FROM schema) AND o.relname = w.name)
+       END AS other_kind,
        a.attnum IS NOT NULL AS has_column,
        format_type(a.atttypid, NULL) AS column_type,
        pg_get_userbyid(c.relowner)::text AS owner,

@@ -134,6 +134,18 @@ async fn preflight_refusals_leave_the_database_as_it_was() {
         "{}",
         run.stdout
     );
+    // A view by a table's name: said what it is.
+    t.sql("CREATE VIEW customer_list AS SELECT id, full_name FROM customers")
+        .await;
+    let run = t.apply(&["--tables", "customers,customer_list"]).await;
+    run.expect(1);
+    assert!(
+        run.stdout
+            .contains("public.customer_list is a view, not a table"),
+        "{}",
+        run.stdout
+    );
+    t.sql("DROP VIEW customer_list").await;
     // A missing tenant column.
     let run = t.apply(&["--tenant-column", "org_id"]).await;
     run.expect(1);

@@ -22,7 +22,7 @@ pub(crate) fn rls001(snap: &Snapshot, target: &Target, findings: &mut Findings) 
         .filter_map(|t| {
             let (detail, remedy) = if !t.exists {
                 (
-                    format!("{} does not exist", t.display),
+                    t.missing(),
                     "fix RLSCTL_TENANT_TABLES or create the table, then rlsctl apply".to_string(),
                 )
             } else if !t.rls {

@@ -269,29 +269,19 @@ pub(crate) fn drf004(snap: &Snapshot, target: &Target, findings: &mut Findings) 
     // security (every major has pg_execute_server_program, so a set recorded
     // since does hold one): the roles without LOGIN that reach rows only so,
     // the predefined roles themselves, were there then too.
-    let recorded_below = recorded.iter().any(|r| r.below_row_security);
+    let recorded_below = recorded.iter().any(|r| r.kind.below_row_security());
     let mut unrecorded = Vec::new();
     let mut problems = Vec::new();
     for now in &snap.reach {
         if !recorded_below
-            && now.below_row_security
+            && now.kind.below_row_security()
             && !now.login
             && !then.contains_key(now.role.as_str())
         {
             unrecorded.push(now.role.as_str());
             continue;
         }
-        let remedy = match now.path.as_slice() {
-            [member, role, ..] => format!(
-                "REVOKE {} FROM {}; or, if intended, rlsctl apply to record it",
-                quote_ident(role),
-                quote_ident(member)
-            ),
-            _ => format!(
-                "undo it ({}); or, if intended, rlsctl apply to record it",
-                now.reason
-            ),
-        };
+        let remedy = format!("{}; or, if intended, rlsctl apply to record it", now.undo());
         match then.get(now.role.as_str()) {
             None => problems.push(Finding::problem(
                 &DRF004,

@@ -114,7 +114,8 @@ pub(crate) fn break_glass_reacher() -> Reacher {
         all_tables: true,
         path: vec!["tenant_admin".into()],
         reads_as_itself: true,
-        below_row_security: false,
+        kind: ReachKind::Policy,
+        policy: Some(ADMIN_POLICY_NAME.into()),
     }
 }
 
@@ -126,7 +127,8 @@ pub(crate) fn server_program_reacher() -> Reacher {
         reason: "pg_execute_server_program (it runs programs as the server)".into(),
         path: vec!["pg_execute_server_program".into()],
         reads_as_itself: false,
-        below_row_security: true,
+        kind: ReachKind::Server,
+        policy: None,
         ..break_glass_reacher()
     }
 }
@@ -198,6 +200,7 @@ fn orders() -> Table {
         partition_of: None,
         partitioned: false,
         exists: true,
+        other_kind: None,
         has_column: true,
         column_type: Some("integer".into()),
         owner: Some("postgres".into()),

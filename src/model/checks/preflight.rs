@@ -5,7 +5,7 @@
 use super::performance::{tenant_index_remedy, unindexed};
 use super::*;
 use crate::model::config::Target;
-use crate::model::snapshot::Snapshot;
+use crate::model::snapshot::{ReachKind, Reacher, Snapshot};
 use crate::model::sql::quote_ident;
 
 /// A table with rows whose tenant column is NULL.
@@ -101,7 +101,7 @@ pub(crate) fn pre002(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mu
         .filter(|t| !t.exists || !t.has_column)
         .map(|t| {
             let detail = if !t.exists {
-                format!("table {} does not exist", t.display)
+                t.missing()
             } else {
                 format!(
                     "table {} has no column {:?}",
@@ -399,26 +399,17 @@ pub(crate) fn pre011(_: &Snapshot, target: &Target, inputs: &Inputs, findings: &
 /// create is PRE011's.
 pub(crate) fn pre012(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
     let app = &target.app_role;
-    let foreign_policy = |reason: &str| {
-        reason.starts_with("policy ")
-            && !reason.starts_with(&format!(
-                "policy {}",
-                crate::model::config::ADMIN_POLICY_NAME
-            ))
+    // A reach through a policy apply did not create is PRE011's.
+    let foreign_policy = |r: &Reacher| {
+        r.kind == ReachKind::Policy
+            && r.policy.as_deref() != Some(crate::model::config::ADMIN_POLICY_NAME)
     };
     let problems = snap
         .reach
         .iter()
-        .filter(|r| &r.role == app && !foreign_policy(&r.reason))
+        .filter(|r| &r.role == app && !foreign_policy(r))
         .map(|r| {
-            let remedy = match r.path.as_slice() {
-                [_, next, ..] => format!("REVOKE {} FROM {}", quote_ident(next), quote_ident(app)),
-                _ if r.reason.contains("superuser") => format!("ALTER ROLE {} NOSUPERUSER", quote_ident(app)),
-                _ if r.reason.contains("BYPASSRLS") => format!("ALTER ROLE {} NOBYPASSRLS", quote_ident(app)),
-                _ => format!(
-                    "make another role own the tables (ALTER TABLE ... OWNER TO ...); {app} must not own what it is isolated in"
-                ),
-            };
+            let remedy = r.undo();
             Finding::problem(
                 &PRE012,
                 app.clone(),

@@ -119,20 +119,7 @@ pub(crate) fn role004(snap: &Snapshot, target: &Target, findings: &mut Findings)
     let problems = snap
         .reaches(app)
         .map(|reacher| {
-            let remedy = match reacher.path.as_slice() {
-                [only] if only == "PUBLIC" => {
-                    format!("drop or narrow the always-true policy ({})", reacher.reason)
-                }
-                [_, next, ..] => format!(
-                    "REVOKE {} FROM {}",
-                    quote_ident(next),
-                    quote_ident(&reacher.path[0])
-                ),
-                _ => format!(
-                    "remove what makes {app} reach every row: {}",
-                    reacher.reason
-                ),
-            };
+            let remedy = reacher.undo();
             Finding::problem(
                 &ROLE004,
                 app.clone(),

@@ -227,7 +227,7 @@ fn drf004_server_paths_an_older_rlsctl_did_not_record_are_not_drift() {
         .recorded_reach
         .as_mut()
         .unwrap()
-        .retain(|r| !r.below_row_security);
+        .retain(|r| !r.kind.below_row_security());
     assert_eq!(failing(&everything(&snap)), Vec::<&str>::new());
     // A role that can log in is drift all the same.
     snap.reach.push(Reacher {
@@ -836,4 +836,31 @@ fn pre011_a_policy_apply_did_not_create() {
         findings.0[0].object.as_deref(),
         Some("public.orders policy open_read")
     );
+}
+
+#[test]
+fn pre011_a_policy_for_another_setting_names_the_setting_to_configure() {
+    use crate::model::plan::existing::existing_policies;
+    let mut snap = sound();
+    let other = PREDICATE.replace("app.tenant_id", "app.current_tenant");
+    snap.policies
+        .push(policy("by_current_tenant", &["app_user"], &other, true));
+    let snap = snap.reindexed();
+    let existing = existing_policies(&snap, &target(), false);
+    let remedy = remedy_text(&existing[0]);
+    assert!(
+        remedy.contains("if the app sets 'app.current_tenant', configure it: RLSCTL_TENANT_SETTING (now 'app.tenant_id')"),
+        "{remedy}"
+    );
+    // A policy that widens names no setting.
+    let mut snap = sound();
+    snap.policies
+        .push(policy("open", &["app_user"], "true", true));
+    let snap = snap.reindexed();
+    let existing = existing_policies(&snap, &target(), false);
+    assert!(!remedy_text(&existing[0]).contains("RLSCTL_TENANT_SETTING"));
+}
+
+fn remedy_text(p: &crate::model::plan::existing::ExistingPolicy) -> String {
+    crate::model::plan::existing::remedy(&target(), p)
 }

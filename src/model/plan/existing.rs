@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::model::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
+use crate::model::policy::form::compared_setting;
 use crate::model::policy::{classify, Form};
 use crate::model::snapshot::{Command, Policy, Snapshot};
 use crate::model::sql::{quote_ident, quote_literal};
@@ -251,10 +252,18 @@ pub(crate) fn remedy(target: &Target, p: &ExistingPolicy) -> String {
         quote_ident(&p.name),
         quote_ident(&target.schema),
         quote_ident(&p.table_name),
-        if p.why.contains("not the configured") {
-            format!("; if the app sets another setting, configure it: RLSCTL_TENANT_SETTING (now {})", quote_literal(&target.tenant_setting))
-        } else {
-            String::new()
+        match [&p.using, &p.check]
+            .into_iter()
+            .flatten()
+            .find_map(|e| compared_setting(e, &target.tenant_column))
+            .filter(|s| s != &target.tenant_setting)
+        {
+            Some(other) => format!(
+                "; if the app sets {}, configure it: RLSCTL_TENANT_SETTING (now {})",
+                quote_literal(&other),
+                quote_literal(&target.tenant_setting)
+            ),
+            None => String::new(),
         }
     )
 }

@@ -84,6 +84,18 @@ pub(crate) fn classify(expr: &str, column: &str, setting: &str) -> Form {
     }
 }
 
+/// The setting `expr` compares `column` with, whatever its name (`None`
+/// when it compares the column with no setting, or cannot be read): what a
+/// policy written for another setting (`app.current_tenant`) reads.
+pub(crate) fn compared_setting(expr: &str, column: &str) -> Option<String> {
+    let tree = parse(expr).ok()?;
+    Matcher {
+        column,
+        setting: "",
+    }
+    .compared_setting(&tree)
+}
+
 /// The expression tree, as far as the forms need it.
 #[derive(Debug, Clone, PartialEq)]
 enum Expr {
@@ -620,6 +632,24 @@ impl Matcher<'_> {
             Expr::Other(what) => Form::Unscoped(what.clone()),
             Expr::Cast(inner, _) | Expr::Subquery(inner) => self.form(inner),
             _ => Form::Unscoped("no comparison of the tenant column".into()),
+        }
+    }
+
+    /// See [`compared_setting`].
+    fn compared_setting(&self, expr: &Expr) -> Option<String> {
+        match expr {
+            Expr::And(parts) | Expr::Or(parts) => {
+                parts.iter().find_map(|p| self.compared_setting(p))
+            }
+            Expr::Compare(op, left, right) if op == "=" => [(left, right), (right, left)]
+                .into_iter()
+                .filter(|(column, _)| self.is_column(column))
+                .find_map(|(_, value)| self.value(value, false).ok()?.setting),
+            Expr::Any(op, left, right) if op == "=" && self.is_column(left) => {
+                self.value(right, true).ok()?.setting
+            }
+            Expr::Cast(inner, _) | Expr::Subquery(inner) => self.compared_setting(inner),
+            _ => None,
         }
     }
 

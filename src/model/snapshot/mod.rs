@@ -11,9 +11,10 @@ mod bundle;
 mod roles;
 mod tables;
 
-pub(crate) use bundle::{BreakGlass, Bundle, Installed};
 #[cfg(test)]
 pub(crate) use bundle::RecordedPolicy;
+pub(crate) use bundle::{BreakGlass, Bundle, Installed};
+pub(crate) use roles::ReachKind;
 pub use roles::Reacher;
 pub(crate) use roles::{AppReach, CreateroleRole, Role, RoleSetting};
 pub(crate) use tables::{

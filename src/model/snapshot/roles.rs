@@ -26,14 +26,78 @@ pub struct Reacher {
     /// grant itself something first, reaches rows only by acting.)
     #[serde(default)]
     pub(crate) reads_as_itself: bool,
-    /// It reads below row security, through the server's files, programs or
-    /// replication stream (`pg_execute_server_program`, REPLICATION, ...),
-    /// rather than through a query. An older rlsctl recorded no such role.
+    /// The way the role at the end of the path reaches rows (`reason` says
+    /// it in words). An older rlsctl recorded none: [`ReachKind::Unknown`].
     #[serde(default)]
-    pub(crate) below_row_security: bool,
+    pub(crate) kind: ReachKind,
+    /// For [`ReachKind::Policy`], the always-true policy's name.
+    #[serde(default)]
+    pub(crate) policy: Option<String>,
+}
+
+/// How a role reaches every row (`sql/inspect/reach.sql`'s `kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ReachKind {
+    /// SUPERUSER.
+    Superuser,
+    /// BYPASSRLS.
+    Bypassrls,
+    /// It owns a tenant table (and can turn RLS or FORCE off).
+    Owner,
+    /// A permissive policy whose USING is always true names it.
+    Policy,
+    /// CREATEROLE on PostgreSQL 15 and older: it can grant itself the rest.
+    Createrole,
+    /// REPLICATION: a base backup or logical decoding reads below row security.
+    Replication,
+    /// A predefined role that reaches the server's files or programs, or
+    /// RDS's `rds_replication`: below row security too.
+    Server,
+    /// Recorded by an rlsctl that did not record the kind, or one this
+    /// rlsctl does not know.
+    #[default]
+    #[serde(other)]
+    Unknown,
+}
+
+impl ReachKind {
+    /// It reads below row security, through the server rather than a query.
+    pub(crate) fn below_row_security(self) -> bool {
+        matches!(self, Self::Replication | Self::Server)
+    }
+
+    /// From the read's `kind` column.
+    pub(crate) fn from_code(code: &str) -> Self {
+        serde_json::from_value(serde_json::Value::String(code.to_string())).unwrap_or_default()
+    }
 }
 
 impl Reacher {
+    /// What takes this role out of the set: the grant at the start of its
+    /// path, or else the attribute or object that puts it there.
+    pub(crate) fn undo(&self) -> String {
+        use crate::model::sql::quote_ident;
+        let role = quote_ident(&self.role);
+        match (self.path.as_slice(), self.kind) {
+            ([only], _) if only == "PUBLIC" => {
+                format!("drop or narrow the always-true policy ({})", self.reason)
+            }
+            ([member, next, ..], _) => {
+                format!("REVOKE {} FROM {}", quote_ident(next), quote_ident(member))
+            }
+            (_, ReachKind::Superuser) => format!("ALTER ROLE {role} NOSUPERUSER"),
+            (_, ReachKind::Bypassrls) => format!("ALTER ROLE {role} NOBYPASSRLS"),
+            (_, ReachKind::Replication) => format!("ALTER ROLE {role} NOREPLICATION"),
+            (_, ReachKind::Createrole) => format!("ALTER ROLE {role} NOCREATEROLE"),
+            (_, ReachKind::Owner) => format!(
+                "make another role own the tables (ALTER TABLE ... OWNER TO ...): {} must not own what it is isolated in",
+                self.role
+            ),
+            _ => format!("undo what makes {} reach every row: {}", self.role, self.reason),
+        }
+    }
+
     /// `reporter → tenant_admin (policy rlsctl_break_glass is USING (true))`.
     pub(crate) fn describe(&self) -> String {
         let scope = if self.all_tables {

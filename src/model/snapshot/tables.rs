@@ -25,6 +25,8 @@ pub(crate) struct Table {
     pub(crate) partitioned: bool,
     /// Exists (as a table or partitioned table).
     pub(crate) exists: bool,
+    /// When it does not: what else has the name (`a view`, `a sequence`, ...).
+    pub(crate) other_kind: Option<String>,
     /// Has the tenant column.
     pub(crate) has_column: bool,
     /// The column's type without modifiers, as `format_type` writes it.
@@ -313,6 +315,20 @@ pub(crate) struct Function {
     /// The names of every user-defined function (a call to one runs with the
     /// definer's rights too).
     pub(crate) user_functions: Vec<String>,
+}
+
+impl Table {
+    /// Why it is not there as a table: `public.v is a view, not a table` or
+    /// `public.t does not exist`.
+    pub(crate) fn missing(&self) -> String {
+        match &self.other_kind {
+            Some(kind) => format!(
+                "{} is {kind}, not a table: row security applies to tables (configure the tables it reads)",
+                self.display
+            ),
+            None => format!("{} does not exist", self.display),
+        }
+    }
 }
 
 impl Function {

@@ -142,6 +142,7 @@ pub(super) fn table_from(row: &Row, target: &Target) -> Result<Table> {
         partition_of: partition_of.map(|root| target.display_table(&root)),
         partitioned: row.column("partitioned")?,
         exists: row.column("exists")?,
+        other_kind: row.column("other_kind")?,
         has_column: row.column("has_column")?,
         column_type: row.column("column_type")?,
         owner: row.column("owner")?,
@@ -228,7 +229,8 @@ pub(super) fn reacher_from(row: &Cells) -> Result<Reacher> {
         all_tables: row.column::<Option<bool>>("all_tables")?.unwrap_or(false),
         path: row.column("path")?,
         reads_as_itself: row.column("reads_as_itself")?,
-        below_row_security: row.column("below_row_security")?,
+        kind: ReachKind::from_code(&row.column::<String>("kind")?),
+        policy: row.column("policy")?,
     })
 }
 
