@@ -4,7 +4,10 @@
 -- the tenant setting that give it a tenant before it sets one (setting names
 -- are case-insensitive), and default privileges that will hand it TRUNCATE,
 -- REFERENCES or TRIGGER (or PUBLIC SELECT, or it SELECT) on future tables.
--- $1: the app role; $2: the tenant setting.
+-- And, for an app role apply is yet to create, the other tables and views of
+-- the tenant schema it will not be able to read (apply grants it the tenant
+-- tables only; PUBLIC's grants it gets).
+-- $1: the app role; $2: the tenant setting; $3: the tenant schema; $4: the tenant tables.
 WITH RECURSIVE app AS (SELECT oid FROM pg_roles WHERE rolname = $1),
 reach(oid, path) AS (
     SELECT m.roleid, ARRAY[m.roleid] FROM pg_auth_members m, app WHERE m.member = app.oid
@@ -51,4 +54,10 @@ SELECT ARRAY(SELECT name FROM createrole ORDER BY name) AS createrole_roles,
        -- what this session started with, before rlsctl set anything: a value here
        -- that no role or database default explains comes from postgresql.conf (a
        -- parameter group on RDS) or the connection's options
-       coalesce(current_setting($2, true), '') AS session_start_value
+       coalesce(current_setting($2, true), '') AS session_start_value,
+       ARRAY(SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE NOT EXISTS (SELECT 1 FROM app) AND n.nspname = $3
+               AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+               AND NOT c.relname = ANY ($4::text[])
+               AND NOT has_table_privilege('public', c.oid, 'SELECT')
+             ORDER BY 1) AS unreadable_by_new_app

@@ -243,6 +243,9 @@ pub async fn breaks(case: Break<'_>) -> Broken {
 /// A pre-flight case: on a fresh sample, `apply --dry-run` passes `check`;
 /// after the breakage it reports `status` for it.
 pub struct Refusal<'a> {
+    /// Statements (as the real superuser) that make the fresh sample right
+    /// for the check, before the first dry run; empty for none.
+    pub setup: &'a [&'a str],
     /// Statements (as the real superuser) that break the database.
     pub breakage: &'a [&'a str],
     /// Statements run on a superuser session that stays open while apply
@@ -268,6 +271,7 @@ impl<'a> Refusal<'a> {
     /// SQL that breaks the database, for a check reporting `status`.
     pub fn of(breakage: &'a [&'a str], check: &'a str, status: &'a str) -> Self {
         Self {
+            setup: &[],
             breakage,
             held: &[],
             restart: false,
@@ -286,6 +290,7 @@ impl<'a> Refusal<'a> {
 /// database as the refusal left it.
 pub async fn refuses(case: Refusal<'_>) -> TestDb {
     let Refusal {
+        setup,
         breakage,
         held,
         restart,
@@ -296,6 +301,9 @@ pub async fn refuses(case: Refusal<'_>) -> TestDb {
         venue,
     } = case;
     let t = venue.demo().await;
+    for sql in setup {
+        t.sql(sql).await;
+    }
     let mut dry = vec!["--dry-run", "--format", "json"];
     dry.extend_from_slice(args);
     let run = t.apply(&dry).await;
@@ -407,6 +415,22 @@ refuses! {
         ["ALTER TABLE customers ENABLE ROW LEVEL SECURITY; CREATE POLICY open_read ON customers FOR SELECT TO PUBLIC USING (true)"];
     an_app_role_in_the_superusers_group_fails_pre012: "PRE012" "fail" =>
         ["CREATE ROLE app_user LOGIN; GRANT postgres TO app_user"];
+    an_uncovered_tenant_table_warns_pre013: "PRE013" "warn" =>
+        ["CREATE TABLE invoices (id int PRIMARY KEY, tenant_id text, total int)"];
+    a_child_table_without_the_tenant_column_warns_pre013: "PRE013" "warn" =>
+        ["CREATE TABLE customer_notes (id int PRIMARY KEY, customer_id bigint REFERENCES customers (id), note text)"];
+}
+
+/// PRE014: the app role apply creates could not read the sample's `tenants`;
+/// an app role that exists, with its grants, passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_app_role_that_cannot_read_the_other_tables_warns_pre014() {
+    refuses(Refusal {
+        setup: &["CREATE ROLE app_user LOGIN; GRANT SELECT ON tenants TO app_user"],
+        breakage: &["REVOKE SELECT ON tenants FROM app_user; DROP ROLE app_user"],
+        ..Refusal::of(&[], "PRE014", "warn")
+    })
+    .await;
 }
 
 /// PRE009: another session holds most of the shared lock table, so apply

@@ -264,23 +264,43 @@ pub(crate) fn rls008(snap: &Snapshot, target: &Target, findings: &mut Findings) 
     );
 }
 
+/// The tables with the tenant column that are not configured and have no
+/// forced RLS policy of their own scoping them to the tenant.
+pub(crate) fn uncovered<'a>(
+    snap: &'a Snapshot,
+    target: &'a Target,
+) -> impl Iterator<Item = &'a String> {
+    let (column, setting) = (&target.tenant_column, &target.tenant_setting);
+    snap.uncovered
+        .iter()
+        .filter(move |(name, forced)| {
+            let scoped = snap
+                .policies_on(name)
+                .any(|p| p.permissive && p.applies_to_app && p.scopes_reads(column, setting));
+            !(*forced && scoped)
+        })
+        .map(|(name, _)| name)
+}
+
+/// The foreign keys from tables without the tenant column into tenant
+/// tables, where the table holding the key has no RLS of its own (RLS009;
+/// `readable`: only those the app role can read).
+pub(crate) fn uncovered_children(
+    snap: &Snapshot,
+    readable: bool,
+) -> impl Iterator<Item = &crate::model::snapshot::ForeignKey> {
+    snap.foreign_keys.iter().filter(move |k| {
+        k.kind == ForeignKeyKind::Child && !k.covered && (k.app_can_read || !readable)
+    })
+}
+
 /// RLS006: every table with the tenant column is covered. A table outside the
 /// configuration still counts when RLS is on, forced, and a policy scopes it
 /// to the tenant (DRF006 says it is unmonitored).
 pub(crate) fn rls006(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    let (column, setting) = (&target.tenant_column, &target.tenant_setting);
-    let problems = snap
-        .uncovered
-        .iter()
-        .filter(|(name, forced)| {
-            let scoped = snap.policies_on(name).any(|p| {
-                p.permissive
-                    && p.applies_to_app
-                    && p.scopes_reads(column, setting)
-            });
-            !(*forced && scoped)
-        })
-        .map(|(name, _)| {
+    let column = &target.tenant_column;
+    let problems = uncovered(snap, target)
+        .map(|name| {
             Finding::problem(
                 &RLS006,
                 name.clone(),
@@ -305,10 +325,7 @@ pub(crate) fn rls006(snap: &Snapshot, target: &Target, findings: &mut Findings) 
 /// tenant's rows of it unless RLS with a policy of its own is on it.
 pub(crate) fn rls009(snap: &Snapshot, target: &Target, findings: &mut Findings) {
     let (app, column) = (&target.app_role, &target.tenant_column);
-    let problems = snap
-        .foreign_keys
-        .iter()
-        .filter(|k| k.kind == ForeignKeyKind::Child && k.app_can_read && !k.covered)
+    let problems = uncovered_children(snap, true)
         .map(|k| {
             Finding::problem(
                 &RLS009,

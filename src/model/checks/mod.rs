@@ -191,6 +191,8 @@ catalogue! {
     PRE010 = "PRE010", Warning, Preflight, "apply can log every statement of the break-glass role";
     PRE011 = "PRE011", Error, Preflight, "No policy apply did not create stays ORed with the isolation policy or is dropped unasked";
     PRE012 = "PRE012", Error, Preflight, "The app role does not already reach every row of a tenant table";
+    PRE013 = "PRE013", Warning, Preflight, "apply leaves no table with tenant data uncovered (the tenant column, or a key to a tenant table)";
+    PRE014 = "PRE014", Warning, Preflight, "A new app role can read what the app reads beyond the tenant tables";
 }
 
 /// The catalog checks (read-only, safe for cron): roles, coverage, bypass

@@ -46,8 +46,9 @@ pub(crate) fn run(snap: &Snapshot, target: &Target, inputs: &Inputs, findings: &
 /// A pre-flight rule: the snapshot and what apply was given.
 type PreflightRule = fn(&Snapshot, &Target, &Inputs, &mut Findings);
 
-const RULES: [PreflightRule; 12] = [
+const RULES: [PreflightRule; 14] = [
     pre001, pre002, pre003, pre004, pre005, pre006, pre007, pre008, pre009, pre010, pre011, pre012,
+    pre013, pre014,
 ];
 
 /// PRE001: the applying role may make every change the plan needs.
@@ -425,5 +426,76 @@ pub(crate) fn pre012(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mu
         &PRE012,
         problems,
         format!("{app} reaches no tenant row past isolation"),
+    );
+}
+
+/// PRE013: tables apply leaves uncovered that will fail RLS006 or RLS009
+/// right after the cutover: a table with the tenant column that is not
+/// configured, a table that references a tenant table without it. A warning:
+/// the operator may mean to cover them in a later apply.
+pub(crate) fn pre013(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
+    let column = &target.tenant_column;
+    let mut problems: Vec<Finding> = super::coverage::uncovered(snap, target)
+        .map(|name| {
+            Finding::problem(
+                &PRE013,
+                name.clone(),
+                format!("{name} has a {column} column but is not a configured tenant table: after apply it stays readable across tenants (RLS006)"),
+                "add it to RLSCTL_TENANT_TABLES (another schema's with --schema), or revoke the app role's access to it",
+            )
+        })
+        .collect();
+    problems.extend(
+        super::coverage::uncovered_children(snap, snap.app.exists).map(|k| {
+            Finding::problem(
+                &PRE013,
+                k.table.clone(),
+                format!(
+                    "{} references tenant table {} ({}) but has no {column} column: after apply its rows stay readable across tenants (RLS009)",
+                    k.table, k.parent, k.name
+                ),
+                format!("add {column} to {} and configure it, or give it RLS of its own", k.table),
+            )
+        }),
+    );
+    findings.check(
+        &PRE013,
+        problems,
+        format!("every table with {column}, or referencing a tenant table, is covered"),
+    );
+}
+
+/// PRE014: apply grants the app role it creates the tenant tables only; the
+/// other tables and views the app reads (a tenants list, lookup tables) it
+/// cannot read until granted, and the app fails on them after the cutover.
+pub(crate) fn pre014(snap: &Snapshot, target: &Target, _: &Inputs, findings: &mut Findings) {
+    let app = &target.app_role;
+    let names = &snap.app_reach.unreadable_by_new_app;
+    let problems = if names.is_empty() {
+        Vec::new()
+    } else {
+        let qualified: Vec<String> = names
+            .iter()
+            .map(|n| crate::model::sql::qualified(&target.schema, n))
+            .collect();
+        vec![Finding::problem(
+            &PRE014,
+            app.clone(),
+            format!(
+                "apply creates {app} with privileges on the tenant tables only: it cannot read {} of the schema's other tables and views ({})",
+                names.len(),
+                names.join(", ")
+            ),
+            format!(
+                "after apply, grant what the app reads: GRANT SELECT ON {} TO {}",
+                qualified.join(", "),
+                quote_ident(app)
+            ),
+        )]
+    };
+    findings.check(
+        &PRE014,
+        problems,
+        format!("{app} exists, or reads nothing in the schema beyond the tenant tables"),
     );
 }

@@ -188,11 +188,6 @@ fn role007_default_select_for_public() {
 }
 
 #[test]
-fn rls009_a_child_table_without_the_tenant_column() {
-    only("RLS009", |s| s.foreign_keys[0].covered = false);
-}
-
-#[test]
 fn rls010_a_key_between_tenant_tables_without_the_tenant_column() {
     only("RLS010", |s| {
         s.foreign_keys.push(ForeignKey {
@@ -371,13 +366,6 @@ fn rls005_a_permissive_policy_that_widens() {
         .push(policy("reporting", &["public"], "true", true));
     let failing = failing(&everything(&snap.reindexed()));
     assert!(failing.contains(&"RLS005"), "{failing:?}");
-}
-
-#[test]
-fn rls006_an_uncovered_table() {
-    only("RLS006", |s| {
-        s.uncovered = vec![("public.invoices".into(), false)]
-    });
 }
 
 #[test]
@@ -863,4 +851,29 @@ fn pre011_a_policy_for_another_setting_names_the_setting_to_configure() {
 
 fn remedy_text(p: &crate::model::plan::existing::ExistingPolicy) -> String {
     crate::model::plan::existing::remedy(&target(), p)
+}
+
+#[test]
+fn pre013_rls006_a_tenant_column_table_apply_leaves_uncovered() {
+    exactly(&["RLS006", "PRE013"], |s| {
+        s.uncovered.push(("public.invoices".into(), false))
+    });
+}
+
+#[test]
+fn pre013_rls009_a_child_table_apply_leaves_uncovered() {
+    exactly(&["RLS009", "PRE013"], |s| s.foreign_keys[0].covered = false);
+}
+
+#[test]
+fn pre014_a_new_app_role_cannot_read_the_other_tables() {
+    let mut snap = sound();
+    snap.app_reach.unreadable_by_new_app = vec!["tenants".into(), "plans".into()];
+    let findings = everything(&snap);
+    assert_eq!(failing(&findings), ["PRE014"]);
+    let pre014 = findings.iter().find(|f| f.id == PRE014.id).unwrap();
+    assert_eq!(
+        pre014.remedy.as_deref(),
+        Some("after apply, grant what the app reads: GRANT SELECT ON \"public\".\"tenants\", \"public\".\"plans\" TO \"app_user\"")
+    );
 }

@@ -183,6 +183,9 @@ pub(crate) struct AppReach {
     /// Default privileges that will grant the app role SELECT on tables
     /// created later ("app_user for objects of owner [in schema s]").
     pub(crate) default_select: Vec<String>,
+    /// For an app role apply is yet to create: the other tables and views of
+    /// the tenant schema it will not be able to read (bare names).
+    pub(crate) unreadable_by_new_app: Vec<String>,
 }
 
 /// A role with CREATEROLE that the app role is or reaches.

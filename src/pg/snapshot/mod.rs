@@ -518,7 +518,7 @@ async fn aside_reads(db: &Db, params: &Params<'_>, readable: Readable) -> Result
     let t = params.target;
     let (policies_sql, scope) = (policies_sql(readable), params.scope());
     let roles: [&dyn Param; 2] = [&params.roles, &t.schema];
-    let app_reach: [&dyn Param; 2] = [&t.app_role, &t.tenant_setting];
+    let app_reach: [&dyn Param; 4] = [&t.app_role, &t.tenant_setting, &t.schema, &t.tables];
     let functions: [&dyn Param; 1] = [&t.app_role];
     let readers: [&dyn Param; 4] = [&t.schema, &t.tables, &t.app_role, &t.admin_role];
     let reach: [&dyn Param; 3] = [&t.schema, &t.tables, &TRUE_TREE];
@@ -586,6 +586,7 @@ fn assemble(target: &Target, first: PhaseOne, second: PhaseTwo, aside: Aside) ->
             setting_defaults: setting_defaults(&reach, &target.tenant_setting)?,
             default_privileges: reach.column("default_privileges")?,
             default_select: reach.column("default_select")?,
+            unreadable_by_new_app: reach.column("unreadable_by_new_app")?,
         },
         tables: second.tables,
         policies_by_table: index_by_table(&policies),
