@@ -57,6 +57,13 @@ pub(crate) struct GlobalArgs {
     /// The filter can be set with RLSCTL_LOG (tracing env-filter syntax).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub(crate) log_format: LogFormat,
+    /// The longest the whole run may take (e.g. 10m; 0 for no limit). Past
+    /// it, what is in flight is cancelled (a change rolls back whole) and the
+    /// run ends with exit 2, so cron never piles runs up. Not for `tunnel`,
+    /// which runs until stopped.
+    #[arg(long, env = "RLSCTL_TIMEOUT", value_name = "DURATION", value_parser = parse_duration,
+          default_value = "30m", global = true)]
+    pub(crate) timeout: Duration,
 }
 
 /// Result format for `apply`, `verify`, `rollback` and `rehearse`.

@@ -24,7 +24,7 @@ pub fn load(path: &Path) -> Result<()> {
         let entries =
             dotenvy::from_path_iter(path).with_context(|| format!("reading {}", path.display()))?;
         for entry in entries {
-            let (key, value) = entry.with_context(|| format!("reading {}", path.display()))?;
+            let (key, value) = entry.map_err(|e| unquoted(e, path))?;
             if std::env::var_os(&key).is_none() {
                 // main calls this before the runtime starts: no other thread
                 // reads the environment yet.
@@ -38,6 +38,28 @@ pub fn load(path: &Path) -> Result<()> {
     }
     let _ = FROM_FILE.set(set);
     Ok(())
+}
+
+/// A `.env` error naming the file and line, never the line's text (an
+/// unterminated `PGPASSWORD="...` would print the password).
+fn unquoted(err: dotenvy::Error, path: &Path) -> anyhow::Error {
+    match err {
+        dotenvy::Error::LineParse(line, _) => {
+            let number = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| {
+                    text.lines()
+                        .position(|l| line.starts_with(l) || l.starts_with(&line))
+                })
+                .map(|i| format!(", line {}", i + 1))
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "reading {}{number}: the line cannot be parsed (not shown: it may hold a secret)",
+                path.display()
+            )
+        }
+        other => anyhow::anyhow!("reading {}: {other}", path.display()),
+    }
 }
 
 /// Whether `.env` set `key`.

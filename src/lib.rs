@@ -63,10 +63,15 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
             return ExitCode::from(EXIT_ERROR);
         }
     };
+    let limit = Some(cli.global.timeout)
+        .filter(|d| !d.is_zero() && !matches!(cli.command, cli::Command::Tunnel(_)));
     let result = runtime.block_on(async {
         // Handlers first, so a signal at any point of the run is seen.
         signals::listen();
-        run(cli).await
+        match limit {
+            None => run(cli).await,
+            Some(limit) => within(limit, run(cli)).await,
+        }
     });
     // Do not wait for stray connection tasks: the process is done.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
@@ -81,6 +86,25 @@ pub fn main_with(cli: cli::Cli) -> ExitCode {
         Err(err) => {
             crate::say!("rlsctl: error: {err:#}");
             ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// `work`, or past `limit` an error: the statements in flight are cancelled
+/// and the connections dropped with the future, so the server rolls back a
+/// change in progress whole.
+async fn within(
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<Verdict>>,
+) -> Result<Verdict> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(result) => result,
+        Err(_) => {
+            pg::cancel_all().await;
+            Err(anyhow::anyhow!(
+                "did not finish within --timeout {} (RLSCTL_TIMEOUT): stopped; a change in progress was rolled back whole",
+                humantime::format_duration(limit)
+            ))
         }
     }
 }

@@ -334,14 +334,15 @@ impl std::error::Error for Rejected {}
 
 /// Reads who the session is, registers it for Ctrl-C and makes the [`Db`].
 async fn finish(client: Client, options: ConnectOptions, statements: Arc<AtomicU64>) -> Result<Db> {
-    let row = client
-        .query_typed_one(
-            "SELECT pg_catalog.current_database()::pg_catalog.text, session_user::pg_catalog.text, \
-             pg_catalog.current_setting('server_version'), \
-             pg_catalog.current_setting('server_version_num')::pg_catalog.int4",
-            &[],
-        )
+    let who = client.query_typed_one(
+        "SELECT pg_catalog.current_database()::pg_catalog.text, session_user::pg_catalog.text, \
+         pg_catalog.current_setting('server_version'), \
+         pg_catalog.current_setting('server_version_num')::pg_catalog.int4",
+        &[],
+    );
+    let row = tokio::time::timeout(options.connect_timeout, who)
         .await
+        .map_err(|_| no_answer(&options))?
         .map_err(|e| anyhow!("{}", describe(&e)))?;
     statements.fetch_add(1, Ordering::Relaxed);
     let row = cells::Cells::new(&row, "session");
@@ -374,7 +375,25 @@ fn is_password_missing(err: &anyhow::Error) -> bool {
     format!("{err:#}").contains("password missing")
 }
 
+/// Opens a connection with the whole of it — TCP, TLS, authentication and
+/// the server's startup — within `connect_timeout`: a listener that accepts
+/// and then stays silent ends the attempt, never the run.
 async fn open(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client> {
+    tokio::time::timeout(opts.connect_timeout, open_unbounded(opts, password))
+        .await
+        .unwrap_or_else(|_| Err(no_answer(opts)))
+}
+
+/// The error of a connection that did not finish in `connect_timeout`.
+fn no_answer(opts: &ConnectOptions) -> anyhow::Error {
+    anyhow!(
+        "cannot connect to {}: no answer within {:?} (the connection, TLS, authentication and startup must all finish within --connect-timeout)",
+        opts.describe(),
+        opts.connect_timeout
+    )
+}
+
+async fn open_unbounded(opts: &ConnectOptions, password: Option<&Secret>) -> Result<Client> {
     let mut config = tokio_postgres::Config::new();
     config
         .port(opts.port)
@@ -626,7 +645,45 @@ pub(crate) trait DbResultExt<T> {
 
 impl<T> DbResultExt<T> for Result<T, tokio_postgres::Error> {
     fn doing(self, what: &str) -> Result<T> {
-        self.map_err(|e| anyhow!("{what}: {}", describe(&e)))
+        self.map_err(|e| {
+            anyhow::Error::new(DbError {
+                what: what.to_string(),
+                code: e.code().cloned(),
+                message: describe(&e),
+            })
+        })
+    }
+}
+
+/// A statement the server refused or could not finish, with what rlsctl was
+/// doing and the server's SQLSTATE, so a caller can tell a lock wait or a
+/// timeout from the rest without reading the text.
+#[derive(Debug)]
+pub(crate) struct DbError {
+    /// What rlsctl was doing (`reading NULL tenants`).
+    pub(crate) what: String,
+    /// The server's SQLSTATE, when it sent one.
+    pub(crate) code: Option<tokio_postgres::error::SqlState>,
+    /// The server's message, as [`describe`] writes it.
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for DbError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.message)
+    }
+}
+
+impl std::error::Error for DbError {}
+
+impl DbError {
+    /// `err` is a wait for a lock that ran out (`lock_timeout`) or a
+    /// statement cancelled by `statement_timeout`.
+    pub(crate) fn timed_out(err: &anyhow::Error) -> bool {
+        use tokio_postgres::error::SqlState;
+        err.chain()
+            .filter_map(|e| e.downcast_ref::<DbError>())
+            .any(|e| matches!(&e.code, Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::QUERY_CANCELED))
     }
 }
 

@@ -23,6 +23,15 @@ const PIN_SEARCH_PATH: &str = "SET LOCAL search_path = pg_catalog, pg_temp";
 /// `jit_optimize_above_cost`. `SET LOCAL` for the same reason as the pin.
 const NO_JIT: &str = "SET LOCAL jit = off";
 
+/// The reads and probes wait for no lock and run no statement for long: a
+/// session holding ACCESS EXCLUSIVE on a tenant table (a migration, a stuck
+/// VACUUM FULL) ends the read with its lock named, not a cron job that never
+/// ends. Generous next to what a read takes (well under a second at 2,000
+/// tables).
+pub(crate) const READ_LOCK_TIMEOUT: &str = "10s";
+/// See [`READ_LOCK_TIMEOUT`].
+pub(crate) const READ_STATEMENT_TIMEOUT: &str = "120s";
+
 /// How a transaction starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Begin {
@@ -41,13 +50,21 @@ pub enum Begin {
     },
 }
 
+/// The timeouts of [`READ_LOCK_TIMEOUT`] for the transaction.
+fn bounded() -> String {
+    format!(
+        "SET LOCAL lock_timeout = '{READ_LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{READ_STATEMENT_TIMEOUT}'"
+    )
+}
+
 impl Begin {
     fn sql(self) -> String {
         match self {
             Begin::Plain => "BEGIN".to_string(),
-            Begin::Pinned => format!("BEGIN; {PIN_SEARCH_PATH}; {NO_JIT}"),
+            Begin::Pinned => format!("BEGIN; {PIN_SEARCH_PATH}; {NO_JIT}; {}", bounded()),
             Begin::Read => format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_SEARCH_PATH}; {NO_JIT}"
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; {PIN_SEARCH_PATH}; {NO_JIT}; {}",
+                bounded()
             ),
             Begin::Change { lock_timeout } => format!(
                 "BEGIN; SET LOCAL lock_timeout = '{}ms'; {PIN_SEARCH_PATH}; {NO_JIT}; \

@@ -140,6 +140,15 @@ async fn a_fleet_reports_each_target_and_one_that_cannot_be_checked_never_stops_
     assert_eq!(doc["summary"]["clean"], 1);
     assert_eq!(doc["summary"]["drifted"], 1);
     assert_eq!(doc["summary"]["errors"], 2);
+    for target in doc["targets"].as_array().unwrap() {
+        assert!(
+            target["checked"]
+                .as_str()
+                .unwrap()
+                .starts_with("127.0.0.1:"),
+            "{target}"
+        );
+    }
     assert!(
         run.stderr
             .contains("2 target(s) could not be checked: unreachable, silent"),
@@ -153,8 +162,10 @@ async fn a_fleet_reports_each_target_and_one_that_cannot_be_checked_never_stops_
     let run = t.run(&fleet).await;
     run.expect(2);
     for name in ["clean", "drifted", "unreachable", "silent"] {
+        // each section names where the target was checked
         assert!(
-            run.stdout.contains(&format!("== target {name} ==")),
+            run.stdout
+                .contains(&format!("== target {name} (127.0.0.1:")),
             "{}",
             run.stdout
         );
@@ -326,4 +337,33 @@ async fn a_targets_file_with_an_error_stops_before_anything_connects_and_names_i
     // Nothing was tried: no target's section, no connection error.
     assert_eq!(run.stdout, "");
     assert!(!run.stderr.contains("connect"), "{}", run.stderr);
+}
+
+/// One tunnel from the command line reaches one database: with `--targets`
+/// every target would be checked there and reported clean as itself. Refused,
+/// exit 2, before any tunnel or connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_line_tunnel_with_targets_is_refused() {
+    let t = TestDb::empty().await;
+    let targets = t.sandbox.dir().join("targets.toml");
+    std::fs::write(
+        &targets,
+        "[[target]]\nname = \"eu\"\nhost = \"eu.example\"\n[[target]]\nname = \"us\"\nhost = \"us.example\"\n",
+    )
+    .unwrap();
+    let run = t
+        .run(&[
+            "monitor",
+            "--targets",
+            targets.to_str().unwrap(),
+            "--via-ssh",
+            "bastion.example",
+        ])
+        .await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("has no via-ssm of its own"),
+        "{}",
+        run.stderr
+    );
 }

@@ -438,3 +438,118 @@ async fn escape_sequences_from_the_database_are_not_sent_to_the_terminal() {
         "{objects:?}"
     );
 }
+
+/// A listener that accepts, declines TLS, then says nothing more (a tunnel
+/// whose far end hangs): verify and monitor end within --connect-timeout,
+/// exit 2, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_ends_the_run_within_the_connect_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestDb::empty().await;
+    for command in ["verify", "monitor"] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port().to_string();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 8];
+            let _ = socket.read_exact(&mut buf).await;
+            socket.write_all(b"N").await.unwrap();
+            // silent for longer than any timeout below
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            drop(socket);
+        });
+        let started = std::time::Instant::now();
+        let run = t
+            .run_env(
+                &[
+                    command,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port,
+                    "--connect-timeout",
+                    "2s",
+                ],
+                &[("PGUSER", "app_user"), ("PGPASSWORD", "pw-Qe4")],
+            )
+            .await;
+        run.expect(2);
+        assert!(run.stderr.contains("no answer within 2s"), "{}", run.stderr);
+        // (a hang guard with a wide margin, not a measurement)
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+        server.abort();
+    }
+}
+
+/// A session holding ACCESS EXCLUSIVE on a tenant table (a migration, a
+/// VACUUM FULL): monitor gives up after the read's lock timeout, exit 2,
+/// naming the session that holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_holder_ends_the_read_and_is_named() {
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    let holder = t.superuser().await;
+    holder
+        .simple("BEGIN; LOCK TABLE customers IN ACCESS EXCLUSIVE MODE; SELECT 'vacuum full, say'")
+        .await
+        .unwrap();
+    // The run's own limit comes first when it is shorter.
+    let run = t.run_env(&["monitor", "--timeout", "2s"], &AS_APP).await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("did not finish within --timeout 2s"),
+        "{}",
+        run.stderr
+    );
+    let run = t.run_env(&["monitor"], &AS_APP).await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("the catalog read waited too long")
+            && run.stderr.contains("holding locks on tenant tables: pid"),
+        "{}",
+        run.stderr
+    );
+    holder.simple("ROLLBACK").await.unwrap();
+    monitor_json(&t).await.0.expect(0);
+}
+
+/// A bad `.env` or targets file is named with its line, never quoted: the
+/// line may hold a password, the file may be one the user should not read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parse_errors_name_the_line_and_never_the_text() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestDb::empty().await;
+    let dir = t.sandbox.dir();
+    let env = dir.join(".env");
+    std::fs::write(
+        &env,
+        "PGUSER=app_user\nPGPASSWORD=\"hunter2-Vb8 unterminated\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&env, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = t.run(&["monitor"]).await;
+    run.expect(2);
+    assert!(
+        !run.all_output().contains("hunter2"),
+        "{}",
+        run.all_output()
+    );
+    assert!(run.stderr.contains(".env, line 2"), "{}", run.stderr);
+    std::fs::remove_file(&env).unwrap();
+    let targets = dir.join("targets.toml");
+    std::fs::write(
+        &targets,
+        "[[target]]\nname = \"a\"\nhost = \"h\"\nport = \"hunter2-Vb8\"\n",
+    )
+    .unwrap();
+    let run = t
+        .run(&["monitor", "--targets", targets.to_str().unwrap()])
+        .await;
+    run.expect(2);
+    assert!(
+        !run.all_output().contains("hunter2"),
+        "{}",
+        run.all_output()
+    );
+    assert!(run.stderr.contains("line 4: port"), "{}", run.stderr);
+}

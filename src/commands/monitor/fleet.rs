@@ -88,15 +88,17 @@ async fn check_all(
         tasks.spawn(async move {
             let _permit = permits.acquire_owned().await;
             let name = target.name.clone();
+            let place = checked_at(&target.conn);
             let span = tracing::info_span!("target", name = %name);
             let checked = tokio::time::timeout(deadline, Box::pin(check_one(target, &exceptions)))
                 .instrument(span)
                 .await;
             let result = match checked {
-                Ok(Ok(report)) => TargetResult::checked(name, report, strict),
-                Ok(Err(err)) => error(name, format!("{err:#}")),
+                Ok(Ok(report)) => TargetResult::checked(name, place, report, strict),
+                Ok(Err(err)) => error(name, place, format!("{err:#}")),
                 Err(_) => error(
                     name,
+                    place,
                     format!(
                         "no result within --target-timeout {}",
                         humantime::format_duration(deadline)
@@ -117,11 +119,25 @@ async fn check_all(
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-fn error(target: String, error: String) -> TargetResult {
+fn error(target: String, checked: String, error: String) -> TargetResult {
     tracing::warn!(target = %target, "could not be checked: {error}");
     TargetResult {
         target,
+        checked,
         outcome: Outcome::Error { error },
+    }
+}
+
+/// Where a target is checked, as its result names it.
+fn checked_at(conn: &crate::cli::ConnectionArgs) -> String {
+    let endpoint = conn.aws.rds_endpoint.as_deref().unwrap_or("RDS_ENDPOINT");
+    if conn.via_ssm {
+        let instance = conn.aws.instance_id.as_deref().unwrap_or("?");
+        format!("{endpoint}:{} via SSM on {instance}", conn.aws.remote_port)
+    } else if let Some(bastion) = &conn.via_ssh {
+        format!("{endpoint}:{} via ssh {bastion}", conn.aws.remote_port)
+    } else {
+        format!("{}:{}", conn.host, conn.port)
     }
 }
 

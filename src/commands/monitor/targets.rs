@@ -130,6 +130,18 @@ pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<F
         let mut db = base.clone();
         apply(&mut db, &file.defaults, &at)?;
         apply(&mut db, target, &at)?;
+        // A tunnel from the command line (or [defaults]) leads to one
+        // database: every target would be checked there, and reported as
+        // itself. Each needs a tunnel of its own.
+        let shared_tunnel =
+            (base.conn.via_ssm || base.conn.via_ssh.is_some() || file.defaults.via_ssm.is_some())
+                && target.via_ssm.is_none();
+        if shared_tunnel {
+            bail!(
+                "{}: target {name:?} has no via-ssm of its own, and the tunnel from the command line (--via-ssm, --via-ssh) or [defaults] reaches one database: every target would be checked there; give each target its own via-ssm, or run without --targets",
+                at(entry.span(), "via-ssm")
+            );
+        }
         if !db.conn.via_ssm && target.host.is_none() && file.defaults.host.is_none() {
             bail!(
                 "{}: target {name:?} has no host (or via-ssm)",
@@ -264,6 +276,30 @@ mod tests {
             db: DatabaseArgs,
         }
         Flags::parse_from(["rlsctl", "--host", "cli.example", "--tables", "a,b"]).db
+    }
+
+    #[test]
+    fn a_tunnel_on_the_command_line_is_refused_unless_each_target_has_its_own() {
+        let mut through_bastion = base();
+        through_bastion.conn.via_ssh = Some("bastion".into());
+        let two_hosts = "[[target]]\nname = \"a\"\nhost = \"a.example\"\n[[target]]\nname = \"b\"\nhost = \"b.example\"\n";
+        let err = parse(two_hosts, "f.toml", &through_bastion)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("target \"a\" has no via-ssm of its own"),
+            "{err}"
+        );
+        let own = "[[target]]\nname = \"a\"\nvia-ssm = { instance = \"i-1\", endpoint = \"a.example\" }\n\
+                   [[target]]\nname = \"b\"\nvia-ssm = { instance = \"i-2\", endpoint = \"b.example\" }\n";
+        let targets = parse(own, "f.toml", &through_bastion).unwrap();
+        assert!(targets
+            .iter()
+            .all(|t| t.conn.via_ssm && t.conn.via_ssh.is_none()));
+        // [defaults] via-ssm is one tunnel for all of them too.
+        let defaults = "[defaults]\nvia-ssm = { instance = \"i-1\", endpoint = \"a.example\" }\n[[target]]\nname = \"a\"\n";
+        assert!(parse(defaults, "f.toml", &base()).is_err());
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(crate) enum Outcome {
 pub(crate) struct TargetResult {
     /// The target's name in the targets file.
     pub(crate) target: String,
+    /// Where it was checked: `host:port`, or the endpoint and the tunnel to it.
+    pub(crate) checked: String,
     /// Its outcome.
     #[serde(flatten)]
     pub(crate) outcome: Outcome,
@@ -39,13 +41,17 @@ pub(crate) struct TargetResult {
 
 impl TargetResult {
     /// The outcome of `report` under `strict`.
-    pub(crate) fn checked(target: String, report: Report, strict: bool) -> Self {
+    pub(crate) fn checked(target: String, checked: String, report: Report, strict: bool) -> Self {
         let outcome = if report.clean(strict) {
             Outcome::Clean { report }
         } else {
             Outcome::Drift { report }
         };
-        Self { target, outcome }
+        Self {
+            target,
+            checked,
+            outcome,
+        }
     }
 
     fn run(&self) -> Run<'_> {
@@ -126,8 +132,9 @@ impl FleetReport {
         let mut out = String::new();
         for t in &self.targets {
             out.push_str(&format!(
-                "== target {} ==\n",
-                crate::logging::printable(&t.target)
+                "== target {} ({}) ==\n",
+                crate::logging::printable(&t.target),
+                crate::logging::printable(&t.checked)
             ));
             match &t.outcome {
                 Outcome::Clean { report } | Outcome::Drift { report } => {
@@ -237,6 +244,7 @@ mod tests {
             "monitor",
             vec![TargetResult {
                 target: "eu-1".into(),
+                checked: "eu-1.example:5432".into(),
                 outcome: Outcome::Error {
                     error: "timed out".into(),
                 },

@@ -129,7 +129,24 @@ impl Snapshot {
             parallel: true,
             sequences: false,
         };
-        let (parts, spare) = read_parts(&read, target, reads).await?;
+        let (parts, spare) = match read_parts(&read, target, reads).await {
+            Ok(read) => read,
+            Err(err) if crate::pg::DbError::timed_out(&err) => {
+                drop(read);
+                // (0: no advisory lock of apply's to look for)
+                let holders = crate::pg::installed::lock_holders(db, target, 0).await;
+                let holders = if holders.is_empty() {
+                    "no session holds a lock on a tenant table now".to_string()
+                } else {
+                    format!("holding locks on tenant tables: {}", holders.join("; "))
+                };
+                use crate::pg::transaction::{READ_LOCK_TIMEOUT, READ_STATEMENT_TIMEOUT};
+                return Err(err.context(format!(
+                    "the catalog read waited too long (lock_timeout {READ_LOCK_TIMEOUT}, statement_timeout {READ_STATEMENT_TIMEOUT}); {holders}"
+                )));
+            }
+            Err(err) => return Err(err),
+        };
         read.rollback()
             .await
             .doing("ending the read-only transaction")?;
