@@ -54,12 +54,53 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
         .logs
         .since
         .ok_or_else(|| anyhow!("--enforce-clean needs --since"))?;
-    let (found, label) = super::shadow::read_records(&args.logs, &args.db.conn).await?;
-    let cutoff = time::now() - since.as_millis() as i64;
+    let now = time::now();
+    let cutoff = time::cutoff(now, since)?;
     let back = humantime::format_duration(since).to_string();
-    Ok(Enforcement::Clean(Since::from_log(
-        &found, &label, cutoff, &back,
-    )?))
+    // The server writes a mark first: the log must hold it, which shows it is
+    // the server's current log, read in its layout, up to now. The server
+    // writes its log a moment after: a few tries.
+    let mark = format!("{now}-{}", std::process::id());
+    write_log_mark(&args, &mark).await?;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (found, label) = super::shadow::read_records(&args.logs, &args.db.conn).await?;
+        if found.marks.contains(&mark) || tries == 5 {
+            return Ok(Enforcement::Clean(Since::from_log(
+                &found,
+                &label,
+                cutoff,
+                &back,
+                now,
+                Some(&mark),
+            )?));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+}
+
+/// Has the server write the [`LOG_MARK`](crate::model::shadow::log::LOG_MARK)
+/// entry with `nonce` to its log, on a connection of its own.
+async fn write_log_mark(args: &ApplyArgs, nonce: &str) -> Result<()> {
+    let conn = args.db.conn.clone();
+    let message = format!("{}{nonce}", crate::model::shadow::log::LOG_MARK);
+    super::with_tunnel(&conn, |conn| async move {
+        let (_, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
+        db.simple(&format!(
+            "DO $$ BEGIN RAISE LOG {}; END $$",
+            crate::model::sql::quote_literal(&message)
+        ))
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "writing a mark to the server's log: {}",
+                crate::pg::describe(&e)
+            )
+        })?;
+        Ok(())
+    })
+    .await
 }
 
 async fn options(args: &ApplyArgs, enforcement: Enforcement) -> Result<Options> {

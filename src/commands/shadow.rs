@@ -24,9 +24,15 @@ pub(crate) async fn run(command: ShadowCommand) -> Result<Verdict> {
 /// Reads the records from the chosen source and prints the summary: exit 1
 /// when some statement would have been emptied or narrowed, 0 when none.
 async fn report(args: ShadowReportArgs) -> Result<Verdict> {
+    let cutoff = args
+        .logs
+        .since
+        .map(|since| time::cutoff(time::now(), since))
+        .transpose()?;
     let (mut found, label) = read_records(&args.logs, &args.conn).await?;
-    if let Some(since) = args.logs.since {
-        let cutoff = time::now() - since.as_millis() as i64;
+    // A log read wrongly, or in part, is exit 2, never "no record".
+    found.read_whole(&label)?;
+    if let Some(cutoff) = cutoff {
         found
             .records
             .retain(|r| time::epoch_millis(&r.at).is_none_or(|at| at >= cutoff));

@@ -10,14 +10,38 @@ use crate::pg::{describe, Db};
 /// end inside a multibyte character).
 const CHUNK: i64 = 4 * 1024 * 1024;
 
-/// The records in the server's log files: every plain file of the log
-/// directory when the session may list it (`pg_ls_logdir`), else the current
-/// one, read with the server's own `log_line_prefix`.
+/// The records in the server's log files: every file of the log directory
+/// in the layout the server writes (`log_destination`: jsonlog, else csvlog,
+/// else plain with its own `log_line_prefix`) when the session may list it
+/// (`pg_ls_logdir`), else the current one. A server set to log no `LOG`
+/// entry (which records are) is refused.
 pub(crate) async fn records(db: &Db) -> Result<(Found, String)> {
+    let levels = db
+        .query_one(
+            "SELECT pg_catalog.current_setting('log_min_messages'), pg_catalog.current_setting('log_destination')",
+            &[],
+        )
+        .await
+        .map_err(|e| anyhow!("reading the server's logging settings: {}", describe(&e)))?;
+    let min_messages: String = levels.try_get(0).context("reading log_min_messages")?;
+    let destination: String = levels.try_get(1).context("reading log_destination")?;
+    if matches!(min_messages.as_str(), "fatal" | "panic") {
+        bail!(
+            "the server logs no LOG entry (log_min_messages = {min_messages}), and shadow records are LOG entries: \
+             none was written, so none can show a table dirty (set log_min_messages to warning, its default)"
+        );
+    }
+    let (format, extension) = if destination.contains("jsonlog") {
+        ("jsonlog", Some(".json"))
+    } else if destination.contains("csvlog") {
+        ("csvlog", Some(".csv"))
+    } else {
+        ("stderr", None)
+    };
     let row = db
         .query_one(
-            "SELECT pg_catalog.pg_current_logfile(), pg_catalog.current_setting('log_line_prefix')",
-            &[],
+            "SELECT pg_catalog.pg_current_logfile($1), pg_catalog.current_setting('log_line_prefix')",
+            &[&format],
         )
         .await
         .map_err(|e| {
@@ -39,14 +63,18 @@ pub(crate) async fn records(db: &Db) -> Result<(Found, String)> {
     };
     let directory = current.rsplit_once('/').map(|(dir, _)| dir.to_string());
     let mut files = Vec::new();
-    if let (Some(dir), Ok(rows)) = (
-        &directory,
-        db.query(
+    // the files of this layout: by extension, or neither for plain ones
+    let listed = match extension {
+        Some(ext) => db.query(
+            "SELECT name FROM pg_catalog.pg_ls_logdir() WHERE name LIKE '%' || $1 ORDER BY modification, name",
+            &[&ext],
+        ).await,
+        None => db.query(
             "SELECT name FROM pg_catalog.pg_ls_logdir() WHERE name NOT LIKE '%.csv' AND name NOT LIKE '%.json' ORDER BY modification, name",
             &[],
-        )
-        .await,
-    ) {
+        ).await,
+    };
+    if let (Some(dir), Ok(rows)) = (&directory, listed) {
         for row in &rows {
             let name: String = row.try_get(0).context("reading pg_ls_logdir")?;
             files.push(format!("{dir}/{name}"));
@@ -55,7 +83,11 @@ pub(crate) async fn records(db: &Db) -> Result<(Found, String)> {
     if !files.contains(&current) {
         files.push(current);
     }
-    let layout = Layout::Plain(Prefix::new(&prefix)?);
+    let layout = match extension {
+        Some(".json") => Layout::Json,
+        Some(_) => Layout::Csv,
+        None => Layout::Plain(Prefix::new(&prefix)?),
+    };
     let mut found = Found::default();
     for file in &files {
         read_server_file(db, file, &layout, &mut found).await?;

@@ -429,7 +429,8 @@ async fn log_input_of_any_shape_is_read_in_bounded_memory() {
         .await;
     run.expect(2);
     assert!(run.stderr.contains("not a text log"), "{}", run.stderr);
-    // One 128 MiB line, then a record: the record counts, the line is skipped.
+    // One 128 MiB line, then a record: the line is skipped in bounded memory,
+    // and a log read in part is exit 2 (a record may be in the line).
     let big = t.sandbox.dir().join("big.log");
     {
         use std::io::Write;
@@ -492,12 +493,130 @@ async fn log_input_of_any_shape_is_read_in_bounded_memory() {
     .await
     .unwrap();
     let (status, stdout, rss_kb) = run;
-    assert_eq!(status, Some(1), "{stdout}");
-    let doc: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(doc["records"], 1);
-    assert_eq!(doc["skipped_lines"], 1);
+    assert_eq!(status, Some(2), "{stdout}");
+    assert!(stdout.is_empty(), "{stdout}");
     assert!(
         rss_kb > 0 && rss_kb < 64 * 1024,
         "peak RSS {rss_kb} KiB for a 128 MiB line"
     );
+}
+
+/// A server that logs as csvlog or jsonlog: its own log is read in that
+/// layout (not through the plain parser), the record is found, and
+/// enforce-clean on that file keeps the table the job read in shadow mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csvlog_and_jsonlog_servers_are_read_in_their_layout() {
+    for (destination, extension) in [("csvlog", "csv"), ("jsonlog", "json")] {
+        let options = rlsctl::pg::sandbox::Options {
+            extra_config: vec![
+                "logging_collector = on".into(),
+                "log_directory = 'log'".into(),
+                format!("log_destination = '{destination}'"),
+            ],
+            ..Default::default()
+        };
+        let t = TestDb::with(options, true).await;
+        // enforce-clean's window starts here, after the log's start
+        let started = std::time::Instant::now();
+        if destination == "jsonlog" && t.superuser().await.info.server_version_num < 150000 {
+            continue; // jsonlog is 15 and later
+        }
+        t.apply(&["--shadow"]).await.expect(0);
+        let app = t.app().await;
+        count(&app, "SELECT count(*) FROM customers /* nightly export */").await;
+        let superuser = [
+            ("PGUSER", t.sandbox.superuser.as_str()),
+            ("PGPASSWORD", t.sandbox.superuser_password.expose()),
+        ];
+        let mut found = None;
+        for _ in 0..50 {
+            let run = t
+                .run_env(&["shadow", "report", "--format", "json"], &superuser)
+                .await;
+            if run.code == 1 {
+                found = Some(run);
+                break;
+            }
+            assert_eq!(run.code, 0, "{destination}: {}", run.all_output());
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let run = found.unwrap_or_else(|| panic!("{destination}: no record within 5 s"));
+        let doc = run.json();
+        assert!(
+            doc["read"]["files"][0]["layout"] == destination,
+            "{destination}: {doc}"
+        );
+        // The file itself, given to enforce-clean: customers was read
+        // without a tenant, so it stays in shadow mode.
+        let su = t.superuser().await;
+        let file: String = su
+            .query_one("SELECT pg_current_logfile($1)", &[&destination])
+            .await
+            .unwrap()
+            .get(0);
+        let path = t.sandbox.dir().join("data").join(&file);
+        assert!(path.to_str().unwrap().ends_with(extension));
+        let since = format!("{}ms", started.elapsed().as_millis());
+        let run = t
+            .apply(&[
+                "--enforce-clean",
+                "--since",
+                &since,
+                "--log-file",
+                path.to_str().unwrap(),
+            ])
+            .await;
+        run.expect(0);
+        assert!(
+            !run.stdout.contains("public.customers: clean since"),
+            "{destination}: {}",
+            run.stdout
+        );
+    }
+}
+
+/// A server set to log no LOG entry writes no shadow record: reading its own
+/// log is refused, and enforce-clean on its file finds no mark (exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_logs_no_log_entry_is_refused() {
+    let options = rlsctl::pg::sandbox::Options {
+        extra_config: vec![
+            "logging_collector = on".into(),
+            "log_directory = 'log'".into(),
+            "log_min_messages = 'fatal'".into(),
+        ],
+        ..Default::default()
+    };
+    let t = TestDb::with(options, true).await;
+    t.apply(&["--shadow"]).await.expect(0);
+    let superuser = [
+        ("PGUSER", t.sandbox.superuser.as_str()),
+        ("PGPASSWORD", t.sandbox.superuser_password.expose()),
+    ];
+    let run = t.run_env(&["shadow", "report"], &superuser).await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("log_min_messages = fatal"),
+        "{}",
+        run.stderr
+    );
+    let su = t.superuser().await;
+    let file: String = su
+        .query_one("SELECT pg_current_logfile()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let path = t.sandbox.dir().join("data").join(&file);
+    let run = t
+        .apply(&[
+            "--enforce-clean",
+            "--since",
+            "1h",
+            "--log-file",
+            path.to_str().unwrap(),
+            "--log-line-prefix",
+            "%m [%p] ",
+        ])
+        .await;
+    run.expect(2);
 }

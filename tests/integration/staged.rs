@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::support::*;
 use crate::verify::{details, statuses};
+use rlsctl::model::shadow::log::RDS_PREFIX;
 
 /// Rows of `table` the app role sees without a tenant set.
 async fn seen_without_tenant(t: &TestDb, table: &str) -> i64 {
@@ -290,14 +291,60 @@ async fn enforce_clean_refuses_a_log_it_cannot_read_or_that_starts_too_late() {
         "{}",
         run.stderr
     );
-    // A prefix without a time: when the log starts cannot be told.
-    let run = enforce_clean(&t, "1s", &log, "[%p] ", &[]).await;
+    // A prefix that matches the entries but holds no time: when the log
+    // starts cannot be told.
+    let run = enforce_clean(&t, "1s", &log, "%a[%p] ", &[]).await;
     run.expect(2);
     assert!(
         run.stderr.contains("no time rlsctl can read"),
         "{}",
         run.stderr
     );
+    // A prefix the server does not write (its own is %m [%p] ): the start's
+    // time still parses, yet no line reads as an entry, so nothing is clean.
+    for wrong in ["%m [%p] %q%u@%d ", "%m [%p] %a ", "%m", RDS_PREFIX] {
+        let run = enforce_clean(&t, "1s", &log, wrong, &[]).await;
+        run.expect(2);
+        assert!(
+            run.stderr.contains("reads as a log entry of its layout"),
+            "{wrong}: {}",
+            run.stderr
+        );
+        let report = t
+            .run(&[
+                "shadow",
+                "report",
+                "--log-file",
+                &log,
+                "--log-line-prefix",
+                wrong,
+            ])
+            .await;
+        report.expect(2);
+    }
+    // An old file: the start of the log, cut off (a rotated file, `head -n 8`).
+    let old = t.sandbox.dir().join("old.log");
+    let head: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .take(8)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&old, head.concat()).unwrap();
+    let run = enforce_clean(&t, "1s", old.to_str().unwrap(), PREFIX, &[]).await;
+    run.expect(2);
+    assert!(
+        run.stderr
+            .contains("does not hold the entry rlsctl had the server write"),
+        "{}",
+        run.stderr
+    );
+    // --since 0, and one that would wrap.
+    for since in ["0s", "300000000y"] {
+        let run = enforce_clean(&t, since, &log, PREFIX, &[]).await;
+        run.expect(2);
+        assert!(run.stderr.contains("--since"), "{since}: {}", run.stderr);
+    }
     assert_eq!(catalog_snapshot(&su).await, before, "nothing changed");
     // And --since is required.
     t.apply(&["--enforce-clean"]).await.expect(2);

@@ -414,7 +414,14 @@ impl Rehearsal {
         .ok_or_else(|| anyhow::anyhow!("the log holds no record of the report job"))?;
         let back = format!("{}ms", time::now() - cutoff);
         let mut options = self.apply_options(id);
-        options.enforcement = Enforcement::Clean(Since::from_log(&found, &source, cutoff, &back)?);
+        options.enforcement = Enforcement::Clean(Since::from_log(
+            &found,
+            &source,
+            cutoff,
+            &back,
+            time::now(),
+            None,
+        )?);
         let outcome = apply::apply(&self.admin_db, &self.target, &options).await?;
         let (shadow, enforced): (Vec<_>, Vec<_>) = outcome
             .plan

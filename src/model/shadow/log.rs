@@ -63,6 +63,8 @@ impl Layout {
 pub(crate) struct Prefix {
     whole: regex::Regex,
     time: Option<regex::Regex>,
+    /// The `log_line_prefix` as given.
+    text: String,
 }
 
 impl Prefix {
@@ -122,11 +124,23 @@ impl Prefix {
         Ok(Self {
             whole: compile(&pattern)?,
             time: time.as_deref().map(compile).transpose()?,
+            text: log_line_prefix.to_string(),
         })
     }
 
     fn matches(&self, head: &str) -> bool {
         self.whole.is_match(head)
+    }
+
+    /// `line` starts an entry: the whole prefix, then a severity and `:  `.
+    fn starts_entry(&self, line: &str) -> bool {
+        line.match_indices(":  ").any(|(at, _)| {
+            let head = &line[..at];
+            SEVERITIES.iter().any(|severity| {
+                head.strip_suffix(severity)
+                    .is_some_and(|before| self.matches(before))
+            })
+        })
     }
 
     /// The time at the start of `line`, where the prefix has one.
@@ -135,7 +149,8 @@ impl Prefix {
     }
 }
 
-/// What reading found: the records, and the lines skipped as too long.
+/// What reading found: the records, the lines skipped as too long, and what
+/// was read, which shows whether the log was read as the server wrote it.
 #[derive(Debug, Default)]
 pub(crate) struct Found {
     /// The records, in the order read.
@@ -145,12 +160,113 @@ pub(crate) struct Found {
     /// The time of the first log entry read, as the server wrote it (`None`:
     /// nothing read, or no time in the entries): how far back the log reaches.
     pub(crate) first_logged: Option<String>,
+    /// The time of the last log entry read: how recent the log is.
+    pub(crate) last_logged: Option<String>,
+    /// Each log read, in order.
+    pub(crate) files: Vec<FileRead>,
+    /// The nonces of the marks rlsctl had the server write ([`LOG_MARK`]).
+    pub(crate) marks: Vec<String>,
+}
+
+/// What starts the `LOG` entry rlsctl has the server write before it reads
+/// the log, followed by a nonce: finding it shows the log read is the
+/// server's, laid out as read, and reaches up to now.
+pub(crate) const LOG_MARK: &str = "rlsctl-log-mark ";
+
+/// One log as read: its layout, the entries that matched it and the lines
+/// that did not.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct FileRead {
+    /// The file, as named.
+    pub(crate) name: String,
+    /// `plain (log_line_prefix '...')`, `csvlog` or `jsonlog`.
+    pub(crate) layout: String,
+    /// Log entries read (lines that start with the whole prefix and a
+    /// severity; JSON objects; CSV rows of the csvlog shape).
+    pub(crate) entries: u64,
+    /// Lines that are no entry of that layout (a continuation line of a
+    /// multi-line entry is not counted).
+    pub(crate) unrecognized: u64,
+}
+
+impl Found {
+    fn hold(&mut self, held: Option<Held>) {
+        match held {
+            Some(Held::Record(record)) => self.records.push(record),
+            Some(Held::Mark(nonce)) => self.marks.push(nonce),
+            None => {}
+        }
+    }
+
+    /// Entries read in every log.
+    pub(crate) fn entries(&self) -> u64 {
+        self.files.iter().map(|f| f.entries).sum()
+    }
+
+    /// The logs were read as the server wrote them, or an error that says
+    /// how they were not: no entry matched the layout (a wrong
+    /// `log_line_prefix`, a CSV or JSON log read as plain), or lines were
+    /// skipped (a record may be among them). No log read wrongly is ever
+    /// an empty, clean answer.
+    pub(crate) fn read_whole(&self, source: &str) -> anyhow::Result<()> {
+        if self.entries() == 0 {
+            let lines: u64 = self.files.iter().map(|f| f.unrecognized).sum();
+            let layouts: Vec<&str> = self.files.iter().map(|f| f.layout.as_str()).collect();
+            if lines == 0 {
+                bail!("{source} holds no log entry: pass the server's log as it is now (nothing can be shown clean from an empty log)");
+            }
+            bail!(
+                "none of the {lines} line(s) of {source} reads as a log entry of its layout ({}): pass the server's own log_line_prefix (SHOW log_line_prefix) with --log-line-prefix, or its .csv / .json log for csvlog and jsonlog",
+                layouts.join("; ")
+            );
+        }
+        if self.skipped_long > 0 {
+            bail!(
+                "{source}: {} line(s) longer than {MAX_LINE} bytes were skipped unread, and a record may be among them: nothing is called clean on a log read in part",
+                self.skipped_long
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The severities a plain log entry can have after its prefix.
+const SEVERITIES: [&str; 17] = [
+    "LOG",
+    "ERROR",
+    "WARNING",
+    "FATAL",
+    "PANIC",
+    "STATEMENT",
+    "DETAIL",
+    "HINT",
+    "CONTEXT",
+    "NOTICE",
+    "INFO",
+    "QUERY",
+    "LOCATION",
+    "DEBUG",
+    "DEBUG1",
+    "DEBUG2",
+    "DEBUG3",
+];
+
+impl Layout {
+    /// How reports name it.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Self::Plain(prefix) => format!("plain, log_line_prefix {:?}", prefix.text),
+            Self::Json => "jsonlog".into(),
+            Self::Csv => "csvlog".into(),
+        }
+    }
 }
 
 /// Reads one log, fed in chunks of bytes as they arrive.
 pub(crate) struct LogReader<'a> {
     layout: &'a Layout,
     name: String,
+    read: FileRead,
     line: Vec<u8>,
     skipping: bool,
     csv: csv_core::Reader,
@@ -165,6 +281,11 @@ impl<'a> LogReader<'a> {
         Self {
             layout,
             name: name.to_string(),
+            read: FileRead {
+                name: name.to_string(),
+                layout: layout.describe(),
+                ..FileRead::default()
+            },
             line: Vec::new(),
             skipping: false,
             csv: csv_core::Reader::new(),
@@ -194,14 +315,26 @@ impl<'a> LogReader<'a> {
     /// The end of the log: a last line without a newline counts too.
     pub(crate) fn finish(mut self) -> Result<()> {
         match self.layout {
-            Layout::Csv => self.feed_csv(&[], true),
+            Layout::Csv => self.feed_csv(&[], true)?,
             _ => {
                 if !self.line.is_empty() && !self.skipping {
                     let line = std::mem::take(&mut self.line);
                     self.line_done(&line);
                 }
-                Ok(())
             }
+        }
+        self.found.files.push(std::mem::take(&mut self.read));
+        Ok(())
+    }
+
+    /// An entry at `time` (as the server wrote it) was read.
+    fn entry_at(&mut self, time: Option<String>) {
+        self.read.entries += 1;
+        if time.is_some() {
+            if self.found.first_logged.is_none() {
+                self.found.first_logged = time.clone();
+            }
+            self.found.last_logged = time;
         }
     }
 
@@ -240,21 +373,30 @@ impl<'a> LogReader<'a> {
             return;
         };
         let line = line.strip_suffix('\r').unwrap_or(line);
-        if self.found.first_logged.is_none() {
-            self.found.first_logged = match self.layout {
-                Layout::Plain(prefix) => prefix.time_of(line).map(String::from),
-                Layout::Json => serde_json::from_str::<Value>(line)
-                    .ok()
-                    .and_then(|e| e.get("timestamp")?.as_str().map(String::from)),
-                Layout::Csv => None,
-            };
+        match self.layout {
+            Layout::Plain(prefix) if prefix.starts_entry(line) => {
+                self.entry_at(prefix.time_of(line).map(String::from))
+            }
+            // a continuation line of a multi-line entry, or a blank one
+            Layout::Plain(_) if line.starts_with('\t') || line.trim().is_empty() => {}
+            Layout::Json => match serde_json::from_str::<Value>(line) {
+                Ok(Value::Object(entry)) => self.entry_at(
+                    entry
+                        .get("timestamp")
+                        .and_then(Value::as_str)
+                        .map(String::from),
+                ),
+                _ if line.trim().is_empty() => {}
+                _ => self.read.unrecognized += 1,
+            },
+            _ => self.read.unrecognized += 1,
         }
-        let record = match self.layout {
-            Layout::Plain(prefix) => plain_record(prefix, line),
-            Layout::Json => json_record(line),
+        let held = match self.layout {
+            Layout::Plain(prefix) => plain_held(prefix, line),
+            Layout::Json => json_held(line),
             Layout::Csv => None,
         };
-        self.found.records.extend(record);
+        self.found.hold(held);
     }
 
     /// CSV, field by field, in bounded memory; `end`: the input is over
@@ -285,15 +427,16 @@ impl<'a> LogReader<'a> {
                     }
                     if record_end {
                         let fields = std::mem::take(&mut self.fields);
-                        if self.found.first_logged.is_none() && !self.skipping {
-                            // csvlog's first field is log_time.
-                            self.found.first_logged = fields
-                                .first()
-                                .and_then(|f| std::str::from_utf8(f).ok())
-                                .map(String::from);
+                        // a csvlog row has two dozen fields (the message is
+                        // the 14th); its first is log_time
+                        if !self.skipping && fields.len() >= 14 {
+                            let time = std::str::from_utf8(&fields[0]).ok().map(String::from);
+                            self.entry_at(time);
+                        } else if !self.skipping && fields.iter().any(|f| !f.is_empty()) {
+                            self.read.unrecognized += 1;
                         }
                         if !self.skipping {
-                            self.found.records.extend(csv_record(&fields));
+                            self.found.hold(csv_held(&fields));
                         }
                         self.skipping = false;
                     }
@@ -307,8 +450,26 @@ impl<'a> LogReader<'a> {
     }
 }
 
-/// The record a plain log line holds, if the server wrote one there.
-pub(crate) fn plain_record(prefix: &Prefix, line: &str) -> Option<Record> {
+/// What the message of a `LOG` entry holds for rlsctl: a shadow record, or
+/// the mark rlsctl had the server write (its nonce).
+enum Held {
+    Record(Record),
+    Mark(String),
+}
+
+/// The record or mark of a `LOG` entry's message.
+fn held(message: &str) -> Option<Held> {
+    if let Some(nonce) = message.strip_prefix(LOG_MARK) {
+        return Some(Held::Mark(nonce.to_string()));
+    }
+    message
+        .strip_prefix(MARKER)
+        .and_then(whole_record)
+        .map(Held::Record)
+}
+
+/// What a plain log line holds, if the server wrote it there.
+fn plain_held(prefix: &Prefix, line: &str) -> Option<Held> {
     for (at, severity) in line.match_indices("LOG:  ") {
         if !prefix.matches(&line[..at]) {
             continue;
@@ -320,33 +481,28 @@ pub(crate) fn plain_record(prefix: &Prefix, line: &str) -> Option<Record> {
                 message = rest;
             }
         }
-        if let Some(record) = message.strip_prefix(MARKER).and_then(whole_record) {
-            return Some(record);
+        if let Some(held) = held(message) {
+            return Some(held);
         }
     }
     None
 }
 
-/// The record a jsonlog line holds: the message of a `LOG` entry.
-pub(crate) fn json_record(line: &str) -> Option<Record> {
+/// What a jsonlog line holds: the message of a `LOG` entry.
+fn json_held(line: &str) -> Option<Held> {
     let entry: Value = serde_json::from_str(line).ok()?;
     if entry.get("error_severity")?.as_str()? != "LOG" {
         return None;
     }
-    entry
-        .get("message")?
-        .as_str()?
-        .strip_prefix(MARKER)
-        .and_then(whole_record)
+    held(entry.get("message")?.as_str()?)
 }
 
-/// The record a csvlog row holds: field 12 the severity, 14 the message.
-fn csv_record(fields: &[Vec<u8>]) -> Option<Record> {
+/// What a csvlog row holds: field 12 the severity, 14 the message.
+fn csv_held(fields: &[Vec<u8>]) -> Option<Held> {
     if fields.get(11)?.as_slice() != b"LOG" {
         return None;
     }
-    let message = std::str::from_utf8(fields.get(13)?).ok()?;
-    message.strip_prefix(MARKER).and_then(whole_record)
+    held(std::str::from_utf8(fields.get(13)?).ok()?)
 }
 
 /// `text` as exactly one record object, nothing after it.

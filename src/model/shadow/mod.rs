@@ -80,6 +80,20 @@ pub(crate) struct Summary {
     pub(crate) skipped_lines: u64,
     /// Per table, in name order.
     pub(crate) tables: Vec<TableSummary>,
+    /// What was read: each log, its layout, its entries and other lines,
+    /// and the first and last entry's time.
+    pub(crate) read: Read,
+}
+
+/// What a report read.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Read {
+    /// Each log.
+    pub(crate) files: Vec<log::FileRead>,
+    /// The first entry's time, as the server wrote it.
+    pub(crate) first_entry: Option<String>,
+    /// The last entry's time.
+    pub(crate) last_entry: Option<String>,
 }
 
 impl Summary {
@@ -130,6 +144,7 @@ impl Summary {
             records: count,
             skipped_lines: 0,
             tables,
+            read: Read::default(),
         }
     }
 
@@ -137,6 +152,11 @@ impl Summary {
     pub(crate) fn of_found(found: log::Found) -> Self {
         Self {
             skipped_lines: found.skipped_long,
+            read: Read {
+                files: found.files,
+                first_entry: found.first_logged,
+                last_entry: found.last_logged,
+            },
             ..Self::of(found.records)
         }
     }
@@ -148,6 +168,19 @@ impl Summary {
             "rlsctl shadow report: {} record(s) from {source}\n",
             self.records
         );
+        for file in &self.read.files {
+            out.push_str(&format!(
+                "read {} ({}): {} entr{}, {} other line(s)\n",
+                file.name,
+                file.layout,
+                file.entries,
+                if file.entries == 1 { "y" } else { "ies" },
+                file.unrecognized
+            ));
+        }
+        if let (Some(first), Some(last)) = (&self.read.first_entry, &self.read.last_entry) {
+            out.push_str(&format!("entries from {first} to {last}\n"));
+        }
         if self.skipped_lines > 0 {
             out.push_str(&format!(
                 "warning: {} line(s) longer than {} bytes were skipped unread\n",
@@ -188,6 +221,7 @@ impl Summary {
             "source": source,
             "records": self.records,
             "skipped_lines": self.skipped_lines,
+            "read": self.read,
             "tables": self.tables,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default()
@@ -202,6 +236,10 @@ pub(crate) struct Dirt {
     /// The first record's statement, whitespace collapsed.
     pub(crate) first_query: String,
 }
+
+/// How long before now a log's last entry may be, for it to show the time up
+/// to now (`apply` writes an entry itself before reading the server's log).
+pub(crate) const MAX_LOG_LAG_MS: i64 = 15 * 60 * 1000;
 
 /// What the shadow records say of each table since a moment (`apply
 /// --enforce-clean --since`).
@@ -225,7 +263,37 @@ impl Since {
         source: &str,
         cutoff: i64,
         back: &str,
+        now: i64,
+        mark: Option<&str>,
     ) -> anyhow::Result<Self> {
+        found.read_whole(source)?;
+        // The end of the window too: a log that stopped (an old or cut-off
+        // file, a server that logs no LOG entry) shows nothing of since.
+        // The mark apply had the server write just before shows it reaches
+        // up to now; without one, its last entry must be recent.
+        if let Some(mark) = mark {
+            if !found.marks.iter().any(|m| m == mark) {
+                anyhow::bail!(
+                    "{source} does not hold the entry rlsctl had the server write a moment ago ({}{mark}): it is not the \
+                     server's current log as it is now (a copy, an old or cut-off file), or the server writes no LOG entry \
+                     (log_min_messages): it cannot show a table clean up to now; pass the current log",
+                    log::LOG_MARK
+                );
+            }
+        }
+        match found.last_logged.as_deref().and_then(time::epoch_millis) {
+            Some(_) if mark.is_some() => {}
+            Some(end) if now - end <= MAX_LOG_LAG_MS => {}
+            Some(end) => anyhow::bail!(
+                "{source} ends at {}, {} before now: it does not show the time since (pass the current log; \
+                 a server that writes nothing for that long logs too little to show a table clean)",
+                time::utc_text(end),
+                humantime::format_duration(std::time::Duration::from_millis((now - end).max(0) as u64 / 1000 * 1000))
+            ),
+            None => anyhow::bail!(
+                "{source}: no time rlsctl can read at the end of the log, so whether it reaches up to now cannot be told"
+            ),
+        }
         match found.first_logged.as_deref().and_then(time::epoch_millis) {
             None => anyhow::bail!(
                 "{source}: no time rlsctl can read at the start of the log (a plain log needs %t or %m in \

@@ -97,6 +97,25 @@ pub(crate) fn utc_text(millis: i64) -> String {
 }
 
 /// Milliseconds since the epoch now.
+/// The moment `since` before `now` (milliseconds since the epoch), or why
+/// there is none: a zero window shows nothing clean, and one that reaches
+/// before the epoch is no window a log holds (it would wrap, too).
+pub(crate) fn cutoff(now: i64, since: std::time::Duration) -> anyhow::Result<i64> {
+    if since.is_zero() {
+        anyhow::bail!("--since 0 covers no time: no record could show a table dirty, so none is shown clean (give the window the log covers, e.g. 7d)");
+    }
+    i64::try_from(since.as_millis())
+        .ok()
+        .and_then(|back| now.checked_sub(back))
+        .filter(|cutoff| *cutoff >= 0)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "--since {} reaches back before 1970: no log holds that window",
+                humantime::format_duration(since)
+            )
+        })
+}
+
 pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
