@@ -61,7 +61,7 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
     // the server's current log, read in its layout, up to now. The server
     // writes its log a moment after: a few tries.
     let mark = format!("{now}-{}", std::process::id());
-    write_log_mark(&args, &mark).await?;
+    write_log_mark(args, &mark).await?;
     let mut tries = 0;
     loop {
         tries += 1;
