@@ -129,8 +129,7 @@ impl PasswordSource {
                     .with_context(|| format!("{what}: environment variable {var} is not set"))?,
             ),
             Self::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("{what}: cannot read {}", path.display()))?;
+                let text = crate::input_file::read(path, what, false)?;
                 plain(text.lines().next().unwrap_or_default().to_string())
             }
             Self::Ssm(name) => plain(

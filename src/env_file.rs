@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 /// The variables the `.env` file set (those the environment did not already have).
 static FROM_FILE: OnceLock<HashSet<String>> = OnceLock::new();
@@ -20,7 +20,7 @@ static FROM_FILE: OnceLock<HashSet<String>> = OnceLock::new();
 pub fn load(path: &Path) -> Result<()> {
     let mut set = HashSet::new();
     if let Ok(meta) = std::fs::metadata(path) {
-        check_owner_and_mode(path, &meta)?;
+        crate::input_file::check_private(path, &meta)?;
         let entries =
             dotenvy::from_path_iter(path).with_context(|| format!("reading {}", path.display()))?;
         for entry in entries {
@@ -76,29 +76,6 @@ pub(crate) fn origin(key: &str) -> String {
     }
 }
 
-fn check_owner_and_mode(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && meta.uid() != 0 {
-        bail!(
-            "refusing {}: it is owned by uid {}, not by you (uid {me}) or root; whoever can write it chooses the \
-             database, the TLS mode and the program run as the Session Manager plugin (chown it, or move it away)",
-            path.display(),
-            meta.uid()
-        );
-    }
-    let mode = meta.mode() & 0o777;
-    if mode & 0o022 != 0 {
-        bail!(
-            "refusing {}: it is writable by group or others (mode {mode:04o}); whoever can write it chooses the \
-             database, the TLS mode and the program run as the Session Manager plugin: chmod go-w {}",
-            path.display(),
-            path.display()
-        );
-    }
-    Ok(())
-}
-
 /// The settings `.env` made that weaken a protection.
 fn weakenings(set: &HashSet<String>) -> Vec<String> {
     let value = |key: &str| std::env::var(key).unwrap_or_default();
@@ -118,6 +95,12 @@ fn weakenings(set: &HashSet<String>) -> Vec<String> {
         out.push(format!(
             "SESSION_MANAGER_PLUGIN={} in .env: that program runs as the Session Manager plugin",
             value("SESSION_MANAGER_PLUGIN")
+        ));
+    }
+    if set.contains("RLSCTL_ACCEPT") {
+        out.push(format!(
+            "RLSCTL_ACCEPT={} in .env: the findings that file accepts are not failures",
+            value("RLSCTL_ACCEPT")
         ));
     }
     if set.contains("RLSCTL_SSH_CONFIG") {

@@ -21,6 +21,7 @@ pub mod commands;
 pub mod credentials;
 pub mod env_file;
 pub mod http;
+pub(crate) mod input_file;
 pub mod logging;
 pub mod model;
 pub mod pg;

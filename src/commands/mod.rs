@@ -20,7 +20,7 @@ pub(crate) enum Verdict {
 
 use std::future::Future;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 
 use crate::aws::AwsSettings;
 use crate::cli::{AwsArgs, ConnectionArgs, SslMode, TargetArgs};
@@ -120,8 +120,9 @@ pub(crate) fn read_exceptions(
         return Ok(Vec::new());
     };
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {shown}"))?;
-    crate::model::exceptions::parse(&text, &shown)
+    // It can silence a finding: private, as .env is.
+    let text = crate::input_file::read(path, "--accept", true)?;
+    crate::model::exceptions::parse(&text, &shown, &crate::model::exceptions::today())
 }
 
 /// Names each stale exception on stderr: it accepts nothing and can go.

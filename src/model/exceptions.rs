@@ -15,7 +15,10 @@
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::model::checks::{Acceptance, CheckId, Finding, Status, CATALOGUE};
+use crate::model::checks::{
+    Acceptance, CheckId, Finding, Status, BYP008, CATALOGUE, PRB001, PRB002, PRB003, PRE012,
+    RLS001, RLS002, RLS003, ROLE002, ROLE003, ROLE004, ROLE005, ROLE008,
+};
 use crate::model::toml_file::TomlFile;
 
 /// One reviewed exception.
@@ -107,9 +110,22 @@ enum Day {
     Text(String),
 }
 
-/// Reads the exceptions in `text` (the file at `path`, for messages): every
-/// error names the line and the field.
-pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Exception>> {
+/// The checks whose failure is a leak or an outage of isolation itself: the
+/// app role's own attributes and reach, RLS off, the probes that read and
+/// write across tenants. Accepting one takes an `until` within
+/// [`CRITICAL_DAYS`] of today: a reviewed risk, never a silenced one.
+pub(crate) const CRITICAL: [CheckId; 13] = [
+    ROLE002.id, ROLE003.id, ROLE004.id, ROLE005.id, ROLE008.id, RLS001.id, RLS002.id, RLS003.id,
+    PRB001.id, PRB002.id, PRB003.id, PRE012.id, BYP008.id,
+];
+
+/// See [`CRITICAL`].
+pub(crate) const CRITICAL_DAYS: i64 = 30;
+
+/// Reads the exceptions in `text` (the file at `path`, for messages), as of
+/// `today` (`YYYY-MM-DD`, UTC): every error names the line and the field.
+pub(crate) fn parse(text: &str, path: &str, today: &str) -> Result<Vec<Exception>> {
+    let latest = latest_critical_day(today)?;
     let toml = TomlFile { path, text };
     let file: File = toml.parse()?;
     file.accept
@@ -144,6 +160,14 @@ pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Exception>> {
                     Some(valid_day(&text).with_context(|| at)?)
                 }
             };
+            if CRITICAL.contains(&check) && until.as_deref().is_none_or(|day| day > latest.as_str()) {
+                bail!(
+                    "{}: {} is a check whose failure is a leak or an outage of isolation: accepting it needs until, \
+                     at most {CRITICAL_DAYS} days ahead (by {latest}), and a review again then",
+                    toml.at(entry.check.span(), "until"),
+                    check.as_str()
+                );
+            }
             Ok(Exception {
                 check,
                 object: entry.object,
@@ -153,6 +177,14 @@ pub(crate) fn parse(text: &str, path: &str) -> Result<Vec<Exception>> {
             })
         })
         .collect()
+}
+
+/// The last day an acceptance of a [`CRITICAL`] check may run to.
+fn latest_critical_day(today: &str) -> Result<String> {
+    let start = crate::model::shadow::time::epoch_millis(&format!("{today} 00:00:00 UTC"))
+        .with_context(|| format!("{today:?} is not a day"))?;
+    let latest = start + CRITICAL_DAYS * 86_400_000;
+    Ok(crate::model::shadow::time::utc_text(latest)[..10].to_string())
 }
 
 /// `text` when it is a day `YYYY-MM-DD`.
@@ -176,8 +208,16 @@ pub(crate) fn apply(
 ) -> Vec<ExceptionResult> {
     exceptions
         .iter()
-        .filter(|e| e.is_for(target))
+        // an entry for a named target, in a run of one database, accepts
+        // nothing there: stale, not silently gone
+        .filter(|e| e.is_for(target) || target.is_none())
         .map(|exception| {
+            if !exception.is_for(target) {
+                return ExceptionResult {
+                    exception: exception.clone(),
+                    state: ExceptionState::Stale,
+                };
+            }
             let matches = |f: &Finding| {
                 f.id == exception.check
                     && f.object == exception.object
@@ -219,7 +259,7 @@ pub(crate) fn today() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::checks::{Finding, BYP005, RLS002};
+    use crate::model::checks::{Finding, BYP001, BYP005};
 
     fn problem(object: &str) -> Finding {
         Finding::problem(&BYP005, object, "reads every row", "fix it")
@@ -242,18 +282,19 @@ reason = "was fine last year"
 until = "2026-01-31"
 
 [[accept]]
-check = "RLS002"
+check = "BYP001"
 object = "public.gone"
 reason = "dropped since"
 "#,
             "accept.toml",
+            "2026-11-27",
         )
         .unwrap();
         let mut findings = vec![
             problem("public.report"),
             problem("public.old_report"),
             problem("public.other"),
-            Finding::pass(&RLS002, None, "fine"),
+            Finding::pass(&BYP001, None, "fine"),
         ];
         let results = apply(&mut findings, &exceptions, "2026-11-27", None);
         let states: Vec<_> = results.iter().map(|r| r.state).collect();
@@ -286,10 +327,29 @@ reason = "dropped since"
     }
 
     #[test]
+    fn an_isolation_critical_check_is_accepted_only_until_a_day_within_30() {
+        let file = |until: &str| {
+            format!("[[accept]]\ncheck = \"ROLE003\"\nobject = \"app_user\"\nreason = \"migration, INC-9\"\n{until}")
+        };
+        for until in ["", "until = 2027-06-30\n"] {
+            let err = format!(
+                "{:#}",
+                parse(&file(until), "accept.toml", "2026-11-27").unwrap_err()
+            );
+            assert!(err.contains("by 2026-12-27"), "{err}");
+        }
+        assert!(parse(&file("until = 2026-12-27\n"), "accept.toml", "2026-11-27").is_ok());
+        // Others may run longer.
+        let long = "[[accept]]\ncheck = \"BYP005\"\nreason = \"x\"\nuntil = 2028-01-01\n";
+        assert!(parse(long, "accept.toml", "2026-11-27").is_ok());
+    }
+
+    #[test]
     fn an_entry_for_one_target_is_applied_to_that_target_only() {
         let exceptions = parse(
             "[[accept]]\ncheck = \"BYP005\"\nobject = \"public.report\"\nreason = \"eu only\"\ntarget = \"eu-1\"\n",
             "accept.toml",
+            "2026-11-27",
         )
         .unwrap();
         let mut eu = vec![problem("public.report")];
@@ -302,12 +362,19 @@ reason = "dropped since"
         assert!(apply(&mut us, &exceptions, "2026-11-27", Some("us-1")).is_empty());
         assert_eq!(us[0].status, Status::Fail);
         let mut single = vec![problem("public.report")];
-        assert!(apply(&mut single, &exceptions, "2026-11-27", None).is_empty());
+        let results = apply(&mut single, &exceptions, "2026-11-27", None);
+        assert_eq!(results[0].state, ExceptionState::Stale);
+        assert_eq!(single[0].status, Status::Fail);
     }
 
     #[test]
     fn a_bad_file_names_the_line_and_the_field() {
-        let err = |text: &str| format!("{:#}", parse(text, "accept.toml").unwrap_err());
+        let err = |text: &str| {
+            format!(
+                "{:#}",
+                parse(text, "accept.toml", "2026-11-27").unwrap_err()
+            )
+        };
         let unknown = err("[[accept]]\ncheck = \"BYP999\"\nreason = \"x\"\n");
         assert!(
             unknown.contains("line 2") && unknown.contains("check"),

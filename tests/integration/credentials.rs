@@ -335,11 +335,12 @@ async fn the_profile_and_region_flags_reach_every_aws_call() {
         .filter(|(k, _)| k != "AWS_PROFILE")
         .collect();
     run_aws(&t, &flagged, &without_profile, &[]).await.expect(0);
-    // And the RDS log files of shadow report --rds.
+    // And the RDS log files of shadow report --rds (the double has none: a
+    // log that holds no entry shows nothing clean, exit 2).
     let logs = ["shadow", "report", "--rds", "--db-instance", "mydb"];
-    run_aws(&t, &logs, &aws.with_profile_only(), &[])
-        .await
-        .expect(0);
+    let run = run_aws(&t, &logs, &aws.with_profile_only(), &[]).await;
+    run.expect(2);
+    assert!(run.stderr.contains("holds no log entry"), "{}", run.stderr);
     let calls = double.calls();
     let operations: Vec<&str> = calls.iter().map(|c| c.operation.as_str()).collect();
     // Connecting first, then the app role's password.

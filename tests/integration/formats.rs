@@ -88,6 +88,15 @@ fn assert_valid_sarif(sarif: &str) {
     );
 }
 
+/// The day ten days from now (UTC), `YYYY-MM-DD`.
+fn in_ten_days() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", "+10 days", "+%F"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_expired_and_stale_exceptions_in_every_format() {
     let t = two_tables_off().await;
@@ -101,11 +110,13 @@ async fn accepted_expired_and_stale_exceptions_in_every_format() {
         .iter()
         .any(|(id, o)| id == "RLS001" && o == "public.vehicles"));
 
-    // services accepted until a day to come, vehicles until a day gone by,
-    // and an entry that matches nothing.
+    // services accepted until a day to come (RLS off is isolation-critical:
+    // at most 30 days ahead), vehicles until a day gone by, and an entry that
+    // matches nothing.
+    let soon = in_ten_days();
     let accept = format!(
-        "{}{}[[accept]]\ncheck = \"RLS002\"\nobject = \"public.gone\"\nreason = \"dropped since\"\n",
-        entries(&failing, "public.services", "reviewed: SEC-1", "until = 2999-12-31"),
+        "{}{}[[accept]]\ncheck = \"RLS002\"\nobject = \"public.gone\"\nreason = \"dropped since\"\nuntil = {soon}\n",
+        entries(&failing, "public.services", "reviewed: SEC-1", &format!("until = {soon}")),
         entries(&failing, "public.vehicles", "reviewed: SEC-0", "until = 2020-01-31"),
     );
     let accept = write(&t, "accept.toml", &accept);
@@ -132,7 +143,7 @@ async fn accepted_expired_and_stale_exceptions_in_every_format() {
         .find(|c| c["id"] == "RLS001" && c["object"] == "public.services")
         .unwrap();
     assert_eq!(services["acceptance"]["reason"], "reviewed: SEC-1");
-    assert_eq!(services["acceptance"]["until"], "2999-12-31");
+    assert_eq!(services["acceptance"]["until"], soon.as_str());
     let vehicles = doc["checks"]
         .as_array()
         .unwrap()
@@ -167,7 +178,7 @@ async fn accepted_expired_and_stale_exceptions_in_every_format() {
     text.expect(1);
     assert!(
         text.stdout
-            .contains("accepted until 2999-12-31: reviewed: SEC-1"),
+            .contains(&format!("accepted until {soon}: reviewed: SEC-1")),
         "{}",
         text.stdout
     );
@@ -293,8 +304,18 @@ async fn accepted_expired_and_stale_exceptions_in_every_format() {
         "all.toml",
         &format!(
             "{}{}",
-            entries(&failing, "public.services", "reviewed", ""),
-            entries(&failing, "public.vehicles", "reviewed", "")
+            entries(
+                &failing,
+                "public.services",
+                "reviewed",
+                &format!("until = {soon}")
+            ),
+            entries(
+                &failing,
+                "public.vehicles",
+                "reviewed",
+                &format!("until = {soon}")
+            )
         ),
     );
     let clean = t
@@ -378,4 +399,84 @@ async fn sarif_and_junit_of_a_clean_database_and_of_a_fleet() {
     let report = quick_junit::Report::deserialize_from_str(&junit.stdout).expect("JUnit parses");
     assert_eq!(report.test_suites.len(), 2);
     assert_eq!(report.test_suites[1].errors, 1);
+}
+
+/// An acceptance cannot silence a leak: accepting the app role's BYPASSRLS
+/// (ROLE003, ROLE004) without a near `until` is refused (exit 2), and a file
+/// others can write is refused like `.env`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptance_cannot_silence_a_leak() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    t.sql("ALTER ROLE app_user BYPASSRLS").await;
+    let forever = "[[accept]]\ncheck = \"ROLE003\"\nobject = \"app_user\"\nreason = \"needed for the migration\"\n\
+                   [[accept]]\ncheck = \"ROLE004\"\nobject = \"app_user\"\nreason = \"needed for the migration\"\n";
+    let accept = write(&t, "accept.toml", forever);
+    for command in ["monitor", "verify"] {
+        let mut args = vec![command, "--quiet", "--accept", &accept];
+        if command == "verify" {
+            args.extend(["--tenant", TENANTS[0], "--tenant", TENANTS[1]]);
+        }
+        let run = t.run_env(&args, &AS_APP).await;
+        run.expect(2);
+        assert!(
+            run.stderr.contains("a leak or an outage of isolation"),
+            "{command}: {}",
+            run.stderr
+        );
+    }
+    // A reviewed one, for ten days: accepted, shown, and still reported.
+    let soon = in_ten_days();
+    let reviewed = forever.replace(
+        "reason = \"needed for the migration\"\n",
+        &format!("reason = \"needed for the migration\"\nuntil = {soon}\n"),
+    );
+    let accept = write(&t, "accept.toml", &reviewed);
+    let run = t
+        .run_env(
+            &["monitor", "--accept", &accept, "--format", "prometheus"],
+            &AS_APP,
+        )
+        .await;
+    assert!(run.stdout.contains("accepted"), "{}", run.stdout);
+    // Writable by others: refused.
+    std::fs::set_permissions(&accept, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let run = t.run_env(&["monitor", "--accept", &accept], &AS_APP).await;
+    run.expect(2);
+    assert!(
+        run.stderr.contains("writable by group or others"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// `/dev/zero` and a FIFO given as a file rlsctl reads whole: exit 2 at
+/// once, in bounded memory, never a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devices_and_fifos_as_input_files_are_refused() {
+    let t = TestDb::empty().await;
+    let fifo = t.sandbox.dir().join("fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo = fifo.to_str().unwrap().to_string();
+    for path in ["/dev/zero", fifo.as_str()] {
+        let password = format!("file:{path}");
+        for args in [
+            ["monitor", "--targets", path].as_slice(),
+            &["monitor", "--accept", path],
+            &["apply", "--dry-run", "--password-from", &password],
+        ] {
+            let run = t.run(args).await;
+            run.expect(2);
+            assert!(
+                run.stderr.contains("is not a regular file"),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+    }
 }

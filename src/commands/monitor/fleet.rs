@@ -22,11 +22,28 @@ pub(crate) async fn run(
 ) -> Result<Verdict> {
     let path = args.fleet.targets.clone().context("no --targets file")?;
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {shown}"))?;
+    let text = crate::input_file::read(&path, "--targets", false)?;
     let mut fleet = targets::parse(&text, &shown, &args.db)?;
+    let named: Vec<String> = fleet.iter().map(|t| t.name.clone()).collect();
     if let Some(shard) = args.fleet.shard {
         fleet.retain(|t| targets::in_shard(&t.name, shard));
         tracing::info!(shard = %format!("{}/{}", shard.index, shard.count), targets = fleet.len(), "this shard's targets");
+    }
+    // An entry for a target the file does not name (misspelled, removed)
+    // accepts nothing anywhere: said, not silently dropped.
+    for e in &exceptions {
+        if let Some(name) = e
+            .target
+            .as_deref()
+            .filter(|n| !named.iter().any(|t| t == n))
+        {
+            crate::say!(
+                "rlsctl: warning: a reviewed exception ({} {}) is for target {:?}, which this run does not check (stale)",
+                e.check,
+                e.object.as_deref().unwrap_or(""),
+                crate::logging::printable(name)
+            );
+        }
     }
     let results = check_all(&args, fleet, Arc::new(exceptions)).await;
     let report = FleetReport::new("monitor", results);
