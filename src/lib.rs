@@ -5,7 +5,8 @@
 //! The layers, each importing only those below it (checked by
 //! `tests/integration/layers.rs`):
 //!
-//! 1. [`logging`], [`signals`]: output and the stop signals;
+//! 1. [`logging`], [`signals`], `input_file`: output, the stop signals, and
+//!    the small files read whole (bounded, regular, private where it matters);
 //! 2. [`model`]: the database's state, its rules and reports, without I/O;
 //! 3. [`pg`], [`aws`], [`http`], [`env_file`]: PostgreSQL, AWS, the app's
 //!    HTTP endpoint, the `.env` file;

@@ -265,13 +265,15 @@ pub(crate) fn connect_options(
 /// its port (RDS_ENDPOINT and --remote-port), else for --host and --port when
 /// they name the server itself; refused without TLS.
 fn iam_token(args: &ConnectionArgs, aws: AwsSettings) -> Result<crate::credentials::IamToken> {
-    if let Some(mode @ (SslMode::Disable | SslMode::Prefer)) = args.sslmode {
+    // The token is a password good for 15 minutes, sent in cleartext under
+    // TLS: to a server whose certificate and name were both checked only.
+    if let Some(mode) = args.sslmode.filter(|m| *m != SslMode::VerifyFull) {
         let mode = clap::ValueEnum::to_possible_value(&mode)
             .map(|v| v.get_name().to_string())
             .unwrap_or_default();
         anyhow::bail!(
-            "--iam-auth sends the token as the password, so it needs TLS: sslmode {mode} is refused \
-             (use require, verify-ca or verify-full; leave it unset for verify-full)"
+            "--iam-auth sends the token as the password, so it goes only to a server TLS has verified: sslmode {mode} \
+             is refused (use verify-full, the default with --iam-auth)"
         );
     }
     let (host, port) = match &args.aws.rds_endpoint {
@@ -316,6 +318,20 @@ pub(crate) fn tunnel_settings(args: &AwsArgs) -> TunnelSettings {
 
 /// Prints a result document on stdout, with anything that could drive a
 /// terminal escaped (see [`crate::logging::printable`]).
+/// Prints `text` in `format` on stdout: Prometheus's text format is written
+/// as it is when stdout is no terminal (a pipe to node_exporter's textfile,
+/// which takes any UTF-8 in a label but rejects the `\u202e` that
+/// [`print`] writes for a character that could reorder a terminal's text).
+pub(crate) fn print_as(format: crate::cli::MonitorFormat, text: &str) {
+    use std::io::{IsTerminal, Write};
+    if format == crate::cli::MonitorFormat::Prometheus && !std::io::stdout().is_terminal() {
+        let _ = std::io::stdout().lock().write_all(text.as_bytes());
+        return;
+    }
+    print(text);
+}
+
+/// Prints `text` on stdout, with what could drive the terminal escaped.
 pub(crate) fn print(text: &str) {
     use std::io::Write;
     let text = crate::logging::printable(text);

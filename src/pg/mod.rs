@@ -240,7 +240,15 @@ async fn dial(opts: &ConnectOptions) -> Result<(tokio::net::TcpStream, String)> 
         tokio::net::TcpStream::connect((address, opts.port)),
     )
     .await
-    .map_err(|_| anyhow!("timed out after {:?}", opts.connect_timeout))??;
+    .map_err(|_| anyhow!("timed out after {:?}", opts.connect_timeout))?
+    .map_err(|e| {
+        // On this machine, nothing listening is most often a tunnel not started.
+        if e.kind() == std::io::ErrorKind::ConnectionRefused && address.is_loopback() {
+            anyhow!("{e}: nothing listens on {}:{} (start the tunnel with `rlsctl tunnel`, or add --via-ssm or --via-ssh)", opts.host, opts.port)
+        } else {
+            anyhow::Error::new(e)
+        }
+    })?;
     stream.set_nodelay(true)?;
     let name = opts
         .tls_server_name

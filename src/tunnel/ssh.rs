@@ -62,6 +62,17 @@ impl SshTunnel {
                 "-o",
                 "ServerAliveCountMax=3",
             ])
+            // The forward is this process's, and ends with it: no fork to
+            // the background after authentication, no master connection
+            // left to persist (options given here win over the config's).
+            .args([
+                "-o",
+                "ForkAfterAuthentication=no",
+                "-o",
+                "ControlMaster=no",
+                "-o",
+                "ControlPath=none",
+            ])
             .stdin(Stdio::null());
         if !std::io::stdin().is_terminal() {
             command.args(["-o", "BatchMode=yes"]).process_group(0);

@@ -553,3 +553,40 @@ async fn parse_errors_name_the_line_and_never_the_text() {
     );
     assert!(run.stderr.contains("line 4: port"), "{}", run.stderr);
 }
+
+/// Small inputs that were wrong: no tunnel running says to start one; an
+/// IAM token goes only to a server TLS verified (verify-full).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_tunnel_and_iam_without_verify_full_are_said_plainly() {
+    let t = TestDb::empty().await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port().to_string()
+    };
+    let run = t
+        .run_env(
+            &["verify", "--host", "127.0.0.1", "--port", &closed],
+            &AS_APP,
+        )
+        .await;
+    run.expect(2);
+    assert!(run.stderr.contains("rlsctl tunnel"), "{}", run.stderr);
+    for mode in ["require", "verify-ca", "prefer"] {
+        let run = t
+            .run(&[
+                "monitor",
+                "--iam-auth",
+                "--sslmode",
+                mode,
+                "--rds-endpoint",
+                "mydb.abc.eu-west-1.rds.amazonaws.com",
+            ])
+            .await;
+        run.expect(2);
+        assert!(
+            run.stderr.contains("is refused (use verify-full"),
+            "{mode}: {}",
+            run.stderr
+        );
+    }
+}

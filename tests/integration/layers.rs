@@ -16,7 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("aws", 2),
     ("http", 2),
     ("env_file", 2),
-    ("input_file", 2),
+    ("input_file", 0),
     ("tunnel", 3),
     ("credentials", 3),
     ("cli", 4),

@@ -184,6 +184,32 @@ async fn verify_via_ssh_verifies_tls_against_the_endpoint_and_leaves_no_ssh_behi
     run.expect(2);
     assert!(run.stderr.contains("certificate"), "{}", run.stderr);
     assert!(!ssh_running(&config));
+    // A config that multiplexes and forks after authentication: the forward
+    // still ends with the command, no master or forked ssh left behind.
+    let muxed = sshd.dir.path().join("ssh_config_muxed");
+    std::fs::write(
+        &muxed,
+        format!(
+            "{}  ControlMaster auto\n  ControlPersist 10m\n  ControlPath {}/cm-%C\n  ForkAfterAuthentication yes\n",
+            std::fs::read_to_string(&config).unwrap(),
+            sshd.dir.path().display()
+        ),
+    )
+    .unwrap();
+    let muxed_text = muxed.display().to_string();
+    let with_mux = [
+        env.as_slice(),
+        &[("RLSCTL_SSH_CONFIG", muxed_text.as_str())],
+    ]
+    .concat();
+    let run = t
+        .run_env(&["monitor", "--via-ssh", "bastion"], &with_mux)
+        .await;
+    run.expect(0);
+    assert!(
+        !ssh_running(&muxed),
+        "ssh left running with a multiplexing config"
+    );
     // A key the bastion refuses: batch mode, so no prompt hangs a cron job;
     // ssh's own words say why.
     std::fs::remove_file(sshd.dir.path().join("authorized_keys")).unwrap();

@@ -70,7 +70,7 @@ pub(crate) async fn run(
     match &args.output {
         Some(path) => super::write_atomically(path, &text)?,
         None if quiet && clean => {}
-        None => crate::commands::print(&text),
+        None => crate::commands::print_as(args.format, &text),
     }
     if !quiet && (args.output.is_some() || args.format != MonitorFormat::Text) {
         crate::say!("rlsctl monitor: {}", report.summary_line());

@@ -44,7 +44,7 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
         match &args.output {
             Some(path) => write_atomically(path, &text)?,
             None if quiet && clean => {}
-            None => super::print(&text),
+            None => super::print_as(args.format, &text),
         }
         Ok(if clean {
             Verdict::Clean
