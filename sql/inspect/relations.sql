@@ -33,6 +33,9 @@ SELECT format('%s.%s', n.nspname, v.relname) AS name,
              WHERE b.oid = ANY(x.bases) ORDER BY 1) AS reads,
        v.relname::text AS bare_name,
        coalesce((SELECT has_table_privilege(app.oid, v.oid, 'SELECT') FROM app), false) AS app_can_select,
+       -- what a review of the object reads: a view's query, a rule's action
+       md5(coalesce(CASE WHEN x.rule_oid IS NOT NULL THEN pg_get_ruledef(x.rule_oid)
+                         WHEN v.relkind IN ('v', 'm') THEN pg_get_viewdef(v.oid) END, '')) AS definition_md5,
        rw.rulename::text AS rule,
        CASE rw.ev_type WHEN '1' THEN 'SELECT' WHEN '2' THEN 'UPDATE' WHEN '3' THEN 'INSERT' WHEN '4' THEN 'DELETE' END AS event,
        -- the app role fires the rule: it may run the rule's statement on its table

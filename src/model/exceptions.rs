@@ -36,6 +36,10 @@ pub(crate) struct Exception {
     /// With `monitor --targets`: the one target it is for (else every one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) target: Option<String>,
+    /// The fingerprint of the object as reviewed, for a finding that has one
+    /// (a view's, a rule's definition): the entry accepts that object only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fingerprint: Option<String>,
 }
 
 impl Exception {
@@ -59,6 +63,10 @@ pub(crate) enum ExceptionState {
     Expired,
     /// It matched no problem (fixed, renamed, or never there).
     Stale,
+    /// It matched a problem on an object that is not the one reviewed (its
+    /// definition's fingerprint differs, or the entry records none): it
+    /// accepts nothing, and the finding fails.
+    Changed,
 }
 
 impl ExceptionState {
@@ -68,6 +76,7 @@ impl ExceptionState {
             Self::Accepted => "accepted",
             Self::Expired => "expired",
             Self::Stale => "stale",
+            Self::Changed => "changed",
         }
     }
 }
@@ -78,8 +87,12 @@ pub(crate) struct ExceptionResult {
     /// The entry.
     #[serde(flatten)]
     pub(crate) exception: Exception,
-    /// `accepted`, `expired` or `stale`.
+    /// `accepted`, `expired`, `stale` or `changed`.
     pub(crate) state: ExceptionState,
+    /// For `changed`: the fingerprint the object has now, to record once it
+    /// is reviewed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) fingerprint_now: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -100,6 +113,8 @@ struct Entry {
     until: Option<toml::Spanned<Day>>,
     #[serde(default)]
     target: Option<String>,
+    #[serde(default)]
+    fingerprint: Option<String>,
 }
 
 /// A TOML date (`2027-03-31`) or the same as a string.
@@ -174,6 +189,7 @@ pub(crate) fn parse(text: &str, path: &str, today: &str) -> Result<Vec<Exception
                 reason: entry.reason.into_inner(),
                 until,
                 target: entry.target,
+                fingerprint: entry.fingerprint,
             })
         })
         .collect()
@@ -216,6 +232,7 @@ pub(crate) fn apply(
                 return ExceptionResult {
                     exception: exception.clone(),
                     state: ExceptionState::Stale,
+                    fingerprint_now: None,
                 };
             }
             let matches = |f: &Finding| {
@@ -225,8 +242,16 @@ pub(crate) fn apply(
             };
             let expired = exception.until.as_deref().is_some_and(|day| day < today);
             let mut matched = false;
+            let mut changed = None;
             for finding in findings.iter_mut().filter(|f| matches(f)) {
                 matched = true;
+                // What was reviewed is that definition: another is not accepted.
+                if let Some(now) = &finding.fingerprint {
+                    if exception.fingerprint.as_ref() != Some(now) {
+                        changed = Some(now.clone());
+                        continue;
+                    }
+                }
                 let acceptance = Acceptance {
                     reason: exception.reason.clone(),
                     until: exception.until.clone(),
@@ -238,14 +263,16 @@ pub(crate) fn apply(
                     finding.acceptance = Some(acceptance);
                 }
             }
-            let state = match (matched, expired) {
-                (_, true) => ExceptionState::Expired,
-                (true, false) => ExceptionState::Accepted,
-                (false, false) => ExceptionState::Stale,
+            let state = match (matched, expired, &changed) {
+                (_, true, _) => ExceptionState::Expired,
+                (true, false, Some(_)) => ExceptionState::Changed,
+                (true, false, None) => ExceptionState::Accepted,
+                (false, false, _) => ExceptionState::Stale,
             };
             ExceptionResult {
                 exception: exception.clone(),
                 state,
+                fingerprint_now: changed,
             }
         })
         .collect()
@@ -324,6 +351,38 @@ reason = "dropped since"
             None,
         );
         assert_eq!(results[0].state, ExceptionState::Accepted);
+    }
+
+    #[test]
+    fn an_entry_accepts_the_object_as_reviewed_and_no_other() {
+        let file = |fingerprint: &str| {
+            format!("[[accept]]\ncheck = \"BYP005\"\nobject = \"public.report\"\nreason = \"an aggregate\"\n{fingerprint}")
+        };
+        let run = |file: &str, fingerprint: &str| {
+            let exceptions = parse(file, "accept.toml", "2026-11-27").unwrap();
+            let mut findings = vec![problem("public.report").with_fingerprint(fingerprint)];
+            let results = apply(&mut findings, &exceptions, "2026-11-27", None);
+            (
+                results[0].state,
+                results[0].fingerprint_now.clone(),
+                findings[0].status,
+            )
+        };
+        // None recorded: what was reviewed is unknown, so nothing is accepted.
+        assert_eq!(
+            run(&file(""), "aaa"),
+            (ExceptionState::Changed, Some("aaa".into()), Status::Fail)
+        );
+        let recorded = file("fingerprint = \"aaa\"\n");
+        assert_eq!(
+            run(&recorded, "aaa"),
+            (ExceptionState::Accepted, None, Status::Accepted)
+        );
+        // The object redefined since the review.
+        assert_eq!(
+            run(&recorded, "bbb"),
+            (ExceptionState::Changed, Some("bbb".into()), Status::Fail)
+        );
     }
 
     #[test]

@@ -480,3 +480,66 @@ async fn devices_and_fifos_as_input_files_are_refused() {
         }
     }
 }
+
+/// An acceptance stands for the object as reviewed: BYP001 accepted for an
+/// aggregate view, with its fingerprint, passes; the same view redefined to
+/// return every row fails again, and the entry says it changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acceptance_stands_for_the_object_as_reviewed() {
+    let t = TestDb::demo_rds().await;
+    t.applied().await;
+    t.sql("CREATE VIEW customer_counts AS SELECT tenant_id, count(*) AS n FROM customers GROUP BY 1; \
+           GRANT SELECT ON customer_counts TO app_user")
+        .await;
+    let run = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;
+    run.expect(1);
+    let doc = run.json();
+    let finding = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "BYP001" && c["object"] == "public.customer_counts")
+        .expect("BYP001 on the view")
+        .clone();
+    let fingerprint = finding["fingerprint"].as_str().unwrap().to_string();
+    let accept = write(
+        &t,
+        "accept.toml",
+        &format!(
+            "[[accept]]\ncheck = \"BYP001\"\nobject = \"public.customer_counts\"\n\
+             reason = \"counts only, reviewed SEC-7\"\nfingerprint = \"{fingerprint}\"\n"
+        ),
+    );
+    let run = t
+        .run_env(
+            &["monitor", "--accept", &accept, "--format", "json"],
+            &AS_APP,
+        )
+        .await;
+    run.expect(0);
+    // Redefined: every row of every tenant, through the same name.
+    t.sql("CREATE OR REPLACE VIEW customer_counts AS SELECT tenant_id, id AS n FROM customers")
+        .await;
+    let run = t
+        .run_env(
+            &["monitor", "--accept", &accept, "--format", "json"],
+            &AS_APP,
+        )
+        .await;
+    run.expect(1);
+    let doc = run.json();
+    let states: Vec<&str> = doc["exceptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["changed"], "{}", run.stdout);
+    let text = t.run_env(&["monitor", "--accept", &accept], &AS_APP).await;
+    assert!(
+        text.stdout
+            .contains("changed (the object is not the one reviewed"),
+        "{}",
+        text.stdout
+    );
+}

@@ -39,7 +39,7 @@ pub(crate) fn byp001(snap: &Snapshot, target: &Target, findings: &mut Findings) 
                 } else {
                     format!("REVOKE SELECT ON {} FROM {}; or upgrade to PostgreSQL 15 for security_invoker", r.name, quote_ident(app))
                 },
-            ))
+            ).with_fingerprint(&r.definition_md5))
         })
         .collect();
     findings.check(
@@ -77,6 +77,7 @@ pub(crate) fn byp002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
                 ),
                 format!("REVOKE SELECT ON {} FROM {}", r.name, quote_ident(app)),
             )
+            .with_fingerprint(&r.definition_md5)
         })
         .collect();
     findings.check(
@@ -404,6 +405,7 @@ pub(crate) fn byp008(snap: &Snapshot, target: &Target, findings: &mut Findings) 
                     quote_ident(app)
                 ),
             )
+            .with_fingerprint(&r.definition_md5)
         })
         .collect();
     findings.check(

@@ -79,6 +79,7 @@ pub(crate) fn audit_rule() -> Rule {
         owner: "app_owner".into(),
         owner_bypasses: false,
         reads: vec!["public.orders".into()],
+        definition_md5: "0f3c".into(),
     }
 }
 

@@ -303,6 +303,11 @@ pub struct Finding {
     /// An exception that accepted it until a day now past.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) expired_acceptance: Option<Acceptance>,
+    /// The md5 of the object's definition, where a review of the object is
+    /// what an acceptance stands for (a view's query, a rule's action): an
+    /// acceptance records it, and accepts nothing once the object changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 impl Finding {
@@ -324,7 +329,14 @@ impl Finding {
             remedy,
             acceptance: None,
             expired_acceptance: None,
+            fingerprint: None,
         }
+    }
+
+    /// The finding, with the fingerprint of the object's definition.
+    pub(crate) fn with_fingerprint(mut self, fingerprint: &str) -> Self {
+        self.fingerprint = Some(fingerprint.to_string());
+        self
     }
 
     /// The check held.

@@ -399,6 +399,7 @@ fn byp001_a_view_over_the_owners_rights() {
             owner_bypasses: false,
             security_invoker: false,
             reads: vec!["public.orders".into()],
+            definition_md5: "1a2b".into(),
         })
     });
 }
@@ -415,6 +416,7 @@ fn byp001_a_security_invoker_view_passes() {
         owner_bypasses: false,
         security_invoker: true,
         reads: vec!["public.orders".into()],
+        definition_md5: "1a2b".into(),
     });
     assert_eq!(failing(&everything(&snap)), Vec::<&str>::new());
 }
@@ -431,6 +433,7 @@ fn byp002_a_materialized_view() {
             owner_bypasses: false,
             security_invoker: false,
             reads: vec!["public.orders".into()],
+            definition_md5: "1a2b".into(),
         })
     });
 }

@@ -243,10 +243,18 @@ impl Report {
                 ExceptionState::Stale,
                 "stale (it matches no problem: remove it)",
             ),
+            (
+                ExceptionState::Changed,
+                "changed (the object is not the one reviewed: it accepts nothing; review it, then record",
+            ),
         ] {
             for e in self.exceptions_in(state) {
+                let record = match &e.fingerprint_now {
+                    Some(fp) => format!(" fingerprint = \"{fp}\")"),
+                    None => String::new(),
+                };
                 out.push_str(&format!(
-                    "\nexception {} {} until {}: {what}",
+                    "\nexception {} {} until {}: {what}{record}",
                     e.exception.check,
                     crate::logging::printable(
                         e.exception.object.as_deref().unwrap_or("(no object)")

@@ -228,6 +228,8 @@ pub(crate) struct Relation {
     pub(crate) security_invoker: bool,
     /// The tenant tables it reads (empty for foreign tables).
     pub(crate) reads: Vec<String>,
+    /// The md5 of its definition (a view's query), for acceptances.
+    pub(crate) definition_md5: String,
 }
 
 /// A rule (other than a view's own) whose action reads tenant tables: it
@@ -248,6 +250,8 @@ pub(crate) struct Rule {
     pub(crate) owner_bypasses: bool,
     /// The tenant tables the action reads.
     pub(crate) reads: Vec<String>,
+    /// The md5 of the rule's definition, for acceptances.
+    pub(crate) definition_md5: String,
 }
 
 /// A foreign key that carries tenant data where the policies do not look

@@ -249,6 +249,7 @@ pub(super) fn relations_and_rules(rows: &[Row]) -> Result<(Vec<Relation>, Vec<Ru
                 owner: row.column("owner")?,
                 owner_bypasses: row.column("owner_bypasses")?,
                 reads: row.column("reads")?,
+                definition_md5: row.column("definition_md5")?,
             }),
             None => relations.push(relation_from(&row)?),
         }
@@ -270,6 +271,7 @@ fn relation_from(row: &Cells) -> Result<Relation> {
         reads: row.column("reads")?,
         bare_name: row.column("bare_name")?,
         app_can_select: row.column("app_can_select")?,
+        definition_md5: row.column("definition_md5")?,
     })
 }
 
