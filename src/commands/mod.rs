@@ -257,6 +257,15 @@ pub(crate) fn connect_options(
         sslrootcert: args.sslrootcert.clone(),
         tls_server_name: args.tls_server_name.clone(),
         connect_timeout: args.connect_timeout,
+        // through a tunnel, ~/.pgpass names the endpoint, not the local port
+        pgpass_as: (args.via_ssm || args.via_ssh.is_some())
+            .then(|| {
+                args.aws
+                    .rds_endpoint
+                    .clone()
+                    .map(|e| (e, args.aws.remote_port))
+            })
+            .flatten(),
         ..ConnectOptions::new(&args.host, args.port, &args.dbname, user)
     })
 }

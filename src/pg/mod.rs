@@ -110,6 +110,9 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// Answer a server that asks for a cleartext or MD5 password (refused otherwise).
     pub allow_weak_auth: bool,
+    /// The server's own host and port when `host:port` is a tunnel's local
+    /// end: what `~/.pgpass` entries name (the local port is new each run).
+    pub pgpass_as: Option<(String, u16)>,
 }
 
 impl ConnectOptions {
@@ -130,6 +133,7 @@ impl ConnectOptions {
             tls_server_name: None,
             connect_timeout: Duration::from_secs(10),
             allow_weak_auth: false,
+            pgpass_as: None,
         }
     }
 
@@ -266,7 +270,13 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         (None, None) => std::env::var("PGPASSWORD")
             .ok()
             .filter(|p| !p.is_empty())
-            .or_else(|| pgpass::lookup(&opts.host, opts.port, &opts.dbname, &opts.user))
+            .or_else(|| {
+                let (host, port) = opts
+                    .pgpass_as
+                    .clone()
+                    .unwrap_or((opts.host.clone(), opts.port));
+                pgpass::lookup(&host, port, &opts.dbname, &opts.user)
+            })
             .map(Secret::new),
     };
     let renewal = opts.password_from.as_ref().map(|s| s.renewal());

@@ -292,9 +292,25 @@ async fn apply_and_verify_via_ssm_end_to_end() {
     run_with(&t, &["monitor", "--via-ssm", "--quiet"], &verify_env)
         .await
         .expect(0);
+    // ~/.pgpass names the endpoint, not the tunnel's local port (new each run).
+    let pgpass = t.sandbox.dir().join("pgpass");
+    // (its format escapes a backslash and a colon)
+    let escaped = APP_PASSWORD.replace('\\', "\\\\").replace(':', "\\:");
+    std::fs::write(&pgpass, format!("{RDS}:5432:*:app_user:{escaped}\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let pgpass_env = aws.with(&[
+        ("PGPORT", "1"),
+        ("PGUSER", "app_user"),
+        ("PGPASSFILE", pgpass.to_str().unwrap()),
+        ("PGPASSWORD", ""),
+    ]);
+    run_with(&t, &["monitor", "--via-ssm", "--quiet"], &pgpass_env)
+        .await
+        .expect(0);
     assert!(!aws.plugin_alive());
     let (started, terminated) = aws.sessions();
-    assert_eq!(started.len(), 3);
+    assert_eq!(started.len(), 4);
     assert_eq!(started, terminated);
 }
 
