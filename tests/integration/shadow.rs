@@ -226,6 +226,27 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
     );
 }
 
+/// `shadow report --format json` from the server's own log, as the real
+/// superuser, once it holds a record (exit 1): the logging collector writes
+/// asynchronously, so a few tries.
+async fn report_from_the_server(t: &TestDb) -> Run {
+    let superuser = [
+        ("PGUSER", t.sandbox.superuser.as_str()),
+        ("PGPASSWORD", t.sandbox.superuser_password.expose()),
+    ];
+    for _ in 0..50 {
+        let run = t
+            .run_env(&["shadow", "report", "--format", "json"], &superuser)
+            .await;
+        if run.code == 1 {
+            return run;
+        }
+        assert_eq!(run.code, 0, "{}", run.all_output());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no record reached the server's log within 5 s")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
     // A server that writes its own log files with RDS's prefix, as RDS does.
@@ -246,24 +267,7 @@ async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
     count(&app, "SELECT count(*) FROM customers /* nightly export */").await;
 
     // Over the connection, as a role that may read the server's files.
-    let superuser = [
-        ("PGUSER", t.sandbox.superuser.as_str()),
-        ("PGPASSWORD", t.sandbox.superuser_password.expose()),
-    ];
-    let mut found = None;
-    // The logging collector writes asynchronously: a few tries.
-    for _ in 0..50 {
-        let run = t
-            .run_env(&["shadow", "report", "--format", "json"], &superuser)
-            .await;
-        if run.code == 1 {
-            found = Some(run);
-            break;
-        }
-        assert_eq!(run.code, 0, "{}", run.all_output());
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    let run = found.expect("the record reached the server's log within 5 s");
+    let run = report_from_the_server(&t).await;
     let doc = run.json();
     assert!(
         doc["source"]
@@ -526,23 +530,7 @@ async fn csvlog_and_jsonlog_servers_are_read_in_their_layout() {
         t.apply(&["--shadow"]).await.expect(0);
         let app = t.app().await;
         count(&app, "SELECT count(*) FROM customers /* nightly export */").await;
-        let superuser = [
-            ("PGUSER", t.sandbox.superuser.as_str()),
-            ("PGPASSWORD", t.sandbox.superuser_password.expose()),
-        ];
-        let mut found = None;
-        for _ in 0..50 {
-            let run = t
-                .run_env(&["shadow", "report", "--format", "json"], &superuser)
-                .await;
-            if run.code == 1 {
-                found = Some(run);
-                break;
-            }
-            assert_eq!(run.code, 0, "{destination}: {}", run.all_output());
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let run = found.unwrap_or_else(|| panic!("{destination}: no record within 5 s"));
+        let run = report_from_the_server(&t).await;
         let doc = run.json();
         assert!(
             doc["read"]["files"][0]["layout"] == destination,
