@@ -585,6 +585,10 @@ pub(crate) struct LogSourceArgs {
     /// DownloadDBLogFilePortion) with the AWS credentials of --profile/--region.
     #[arg(long)]
     pub(crate) rds: bool,
+    /// With --rds, a read replica whose logs to read too (repeatable): a
+    /// session on a replica is recorded in that replica's log only.
+    #[arg(long = "rds-replica", value_name = "ID", requires = "rds")]
+    pub(crate) rds_replicas: Vec<String>,
     /// Only the records of this long ago and later (e.g. 7d); with --rds, the
     /// log files written since then (24h when not given, for shadow report).
     #[arg(long, value_parser = parse_duration)]

@@ -71,7 +71,17 @@ pub(crate) async fn read_records(
             anyhow!("--rds needs the instance: --db-instance ID, or --rds-endpoint HOST (its first label)")
         })?;
         let since = logs.since.unwrap_or(Duration::from_secs(24 * 3600));
-        return pg::until_interrupted(rds_logs::records(&instance, since, &aws, &prefix)).await;
+        // The primary's logs, then each replica's: one source, every instance
+        // covering the window.
+        let mut found = Found::default();
+        let mut labels = Vec::new();
+        for instance in std::iter::once(&instance).chain(&logs.rds_replicas) {
+            let (more, label) =
+                pg::until_interrupted(rds_logs::records(instance, since, &aws, &prefix)).await?;
+            found.absorb(more);
+            labels.push(label);
+        }
+        return Ok((found, labels.join("; ")));
     }
     super::with_tunnel(conn, |conn| async move {
         let user = conn.user.clone().unwrap_or_else(|| "postgres".into());

@@ -339,6 +339,22 @@ async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
             "DownloadDBLogFilePortion"
         ]
     );
+    // A replica's logs are read too: one the API does not know is exit 2,
+    // never a report of the primary alone.
+    let run = t
+        .run_env(
+            &[
+                "shadow",
+                "report",
+                "--rds",
+                "--rds-replica",
+                "mydb-replica-1",
+            ],
+            &aws,
+        )
+        .await;
+    run.expect(2);
+    assert!(run.stderr.contains("mydb-replica-1"), "{}", run.stderr);
 }
 
 /// With a `log_line_prefix` that holds a field any client chooses (the

@@ -198,6 +198,29 @@ impl Found {
         }
     }
 
+    /// Adds what another instance's logs held: the window they cover
+    /// together is where every one of them reaches (the latest first entry,
+    /// the earliest last one).
+    pub(crate) fn absorb(&mut self, other: Found) {
+        use crate::model::shadow::time::epoch_millis;
+        let at = |t: &Option<String>| t.as_deref().and_then(epoch_millis);
+        if self.files.is_empty() {
+            self.first_logged = other.first_logged.clone();
+            self.last_logged = other.last_logged.clone();
+        } else {
+            if at(&other.first_logged) > at(&self.first_logged) || other.first_logged.is_none() {
+                self.first_logged = other.first_logged.clone();
+            }
+            if at(&other.last_logged) < at(&self.last_logged) || other.last_logged.is_none() {
+                self.last_logged = other.last_logged.clone();
+            }
+        }
+        self.records.extend(other.records);
+        self.skipped_long += other.skipped_long;
+        self.files.extend(other.files);
+        self.marks.extend(other.marks);
+    }
+
     /// Entries read in every log.
     pub(crate) fn entries(&self) -> u64 {
         self.files.iter().map(|f| f.entries).sum()
@@ -209,16 +232,23 @@ impl Found {
     /// skipped (a record may be among them). No log read wrongly is ever
     /// an empty, clean answer.
     pub(crate) fn read_whole(&self, source: &str) -> anyhow::Result<()> {
-        if self.entries() == 0 {
-            let lines: u64 = self.files.iter().map(|f| f.unrecognized).sum();
-            let layouts: Vec<&str> = self.files.iter().map(|f| f.layout.as_str()).collect();
-            if lines == 0 {
-                bail!("{source} holds no log entry: pass the server's log as it is now (nothing can be shown clean from an empty log)");
-            }
+        // A file of lines none of which reads as an entry was read in the
+        // wrong layout, whatever the other files hold.
+        if let Some(file) = self
+            .files
+            .iter()
+            .find(|f| f.entries == 0 && f.unrecognized > 0)
+        {
             bail!(
-                "none of the {lines} line(s) of {source} reads as a log entry of its layout ({}): pass the server's own log_line_prefix (SHOW log_line_prefix) with --log-line-prefix, or its .csv / .json log for csvlog and jsonlog",
-                layouts.join("; ")
+                "none of the {} line(s) of {} reads as a log entry of its layout ({}): pass the server's own \
+                 log_line_prefix (SHOW log_line_prefix) with --log-line-prefix, or its .csv / .json log for csvlog and jsonlog",
+                file.unrecognized,
+                file.name,
+                file.layout
             );
+        }
+        if self.entries() == 0 {
+            bail!("{source} holds no log entry: pass the server's log as it is now (nothing can be shown clean from an empty log)");
         }
         if self.skipped_long > 0 {
             bail!(
@@ -596,6 +626,39 @@ mod tests {
                 "chunk {chunk}"
             );
         }
+    }
+
+    #[test]
+    fn every_log_must_read_in_its_layout_and_logs_together_cover_where_all_reach() {
+        let prefix = Layout::Plain(Prefix::new("%m [%p] ").unwrap());
+        let right = "2026-11-27 05:00:00.100 UTC [42] LOG:  checkpoint starting: time\n\
+                     2026-11-27 06:00:00.100 UTC [42] LOG:  checkpoint complete\n";
+        let other = "2026-11-27 05:30:00 UTC:10.0.0.5(5):app@shop:[7]:LOG:  connection received\n";
+        let mut found = read(&prefix, right, 64);
+        assert!(found.read_whole("a.log").is_ok());
+        // A second instance's log in another layout: named, and refused.
+        let mut reader = LogReader::new(&prefix, "replica.log", &mut found);
+        reader.feed(other.as_bytes()).unwrap();
+        reader.finish().unwrap();
+        let err = found.read_whole("both").unwrap_err().to_string();
+        assert!(err.contains("replica.log"), "{err}");
+        // Together, two logs cover from the later first entry to the earlier last one.
+        let mut primary = read(&prefix, right, 64);
+        let replica = read(
+            &prefix,
+            "2026-11-27 05:10:00.000 UTC [9] LOG:  a\n2026-11-27 05:50:00.000 UTC [9] LOG:  b\n",
+            64,
+        );
+        primary.absorb(replica);
+        assert_eq!(
+            primary.first_logged.as_deref(),
+            Some("2026-11-27 05:10:00.000 UTC")
+        );
+        assert_eq!(
+            primary.last_logged.as_deref(),
+            Some("2026-11-27 05:50:00.000 UTC")
+        );
+        assert_eq!(primary.files.len(), 2);
     }
 
     #[test]
