@@ -95,7 +95,7 @@ impl Metrics {
         for e in &report.exceptions {
             self.add_labelled(
                 "rlsctl_exception",
-                "One series per reviewed exception (--accept): 1 for what became of it (accepted, expired, stale).",
+                "One series per reviewed exception (--accept): 1 for what became of it (accepted, expired, stale, changed).",
                 labels,
                 &[
                     ("id", e.exception.check.as_str()),

@@ -67,9 +67,18 @@ impl ReachKind {
         matches!(self, Self::Replication | Self::Server)
     }
 
-    /// From the read's `kind` column.
+    /// From the read's `kind` column (`sql/inspect/reach.sql`).
     pub(crate) fn from_code(code: &str) -> Self {
-        serde_json::from_value(serde_json::Value::String(code.to_string())).unwrap_or_default()
+        match code {
+            "superuser" => Self::Superuser,
+            "bypassrls" => Self::Bypassrls,
+            "owner" => Self::Owner,
+            "policy" => Self::Policy,
+            "createrole" => Self::Createrole,
+            "replication" => Self::Replication,
+            "server" => Self::Server,
+            _ => Self::Unknown,
+        }
     }
 }
 
