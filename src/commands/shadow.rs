@@ -103,6 +103,9 @@ pub(crate) fn from_files(paths: &[PathBuf], prefix: &str) -> Result<(Found, Stri
         let layout = Layout::for_file(&name, prefix)?;
         read_file(path, &layout, &mut found)?;
     }
+    if let Some(gap) = crate::model::shadow::rotation::left_out(&found.files) {
+        bail!("{gap}");
+    }
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     Ok((found, names.join(", ")))
 }

@@ -362,7 +362,7 @@ async fn a_command_line_tunnel_with_targets_is_refused() {
         .await;
     run.expect(2);
     assert!(
-        run.stderr.contains("has no via-ssm of its own"),
+        run.stderr.contains("has no tunnel of its own"),
         "{}",
         run.stderr
     );

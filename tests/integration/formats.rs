@@ -439,7 +439,26 @@ async fn an_acceptance_cannot_silence_a_leak() {
             &AS_APP,
         )
         .await;
-    assert!(run.stdout.contains("accepted"), "{}", run.stdout);
+    // Accepted isolation failures are their own series, for an alert of
+    // their own; each finding still says it is accepted.
+    assert!(
+        run.stdout
+            .contains("rlsctl_accepted{critical=\"true\"} 2\n")
+            && run
+                .stdout
+                .contains("rlsctl_accepted{critical=\"false\"} 0\n"),
+        "{}",
+        run.stdout
+    );
+    for id in ["ROLE003", "ROLE004"] {
+        assert!(
+            run.stdout.contains(&format!(
+                "id=\"{id}\",severity=\"error\",status=\"accepted\""
+            )),
+            "{id}: {}",
+            run.stdout
+        );
+    }
     // Writable by others: refused.
     std::fs::set_permissions(&accept, std::fs::Permissions::from_mode(0o666)).unwrap();
     let run = t.run_env(&["monitor", "--accept", &accept], &AS_APP).await;

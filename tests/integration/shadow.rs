@@ -169,6 +169,37 @@ async fn shadow_mode_records_what_enforcement_would_hide_and_apply_enforces() {
         text.stdout
     );
 
+    // Rotated files named by their day: the real log as an old day's file,
+    // then a later day's with the days between left out: exit 2, naming them.
+    let old_day = t.sandbox.dir().join("postgresql-2020-01-01.log");
+    std::fs::copy(&log, &old_day).unwrap();
+    let later_day = t.sandbox.dir().join("postgresql-2099-01-01.log");
+    std::fs::write(&later_day, "").unwrap();
+    let rotated = |files: &[&std::path::Path]| {
+        let mut args = vec!["shadow", "report", "--log-line-prefix", "%m [%p] "];
+        for file in files {
+            args.extend(["--log-file", file.to_str().unwrap()]);
+        }
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let args = rotated(&[&old_day, &later_day]);
+    let gap = t
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    gap.expect(2);
+    assert!(
+        gap.stderr
+            .contains("is not among the files read (a rotated file left out)")
+            && gap.stderr.contains("to 2098-12-31"),
+        "{}",
+        gap.stderr
+    );
+    let args = rotated(&[&old_day]);
+    let alone = t
+        .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    alone.expect(1);
+
     // monitor nags; verify fails RLS008 and its probes say they skipped every
     // table as in shadow mode.
     let monitor = t.run_env(&["monitor", "--format", "json"], &AS_APP).await;

@@ -250,3 +250,69 @@ async fn ctrl_c_during_apply_via_ssh_changes_nothing_and_stops_ssh() {
         "the interrupted apply changed something"
     );
 }
+
+/// A fleet whose targets each name their own tunnel (`via-ssh` in the
+/// targets file): each is checked through its own forward, to its own
+/// endpoint, and its result names where it was checked; the one whose
+/// endpoint does not answer is an error, never the other's clean report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_reaches_each_target_through_its_own_ssh_tunnel() {
+    if !Path::new("/usr/sbin/sshd").exists() {
+        panic!("no /usr/sbin/sshd: scripts/ensure-sshd installs it");
+    }
+    let (t, certs) = tls_demo(true).await;
+    let sshd = Sshd::start();
+    let config = sshd.client_config("user_key");
+    let targets = t.sandbox.dir().join("targets.toml");
+    std::fs::write(
+        &targets,
+        format!(
+            "[defaults]\nuser = \"app_user\"\npassword-from = \"env:APP_PW\"\nssh-config = \"{}\"\n\n\
+             [[target]]\nname = \"reached\"\nvia-ssh = {{ bastion = \"bastion\", endpoint = \"localhost\", port = {} }}\n\n\
+             [[target]]\nname = \"closed\"\nvia-ssh = {{ bastion = \"bastion\", endpoint = \"localhost\", port = 1 }}\n",
+            config.display(),
+            t.sandbox.port
+        ),
+    )
+    .unwrap();
+    let ca = certs.ca_path();
+    let env = [
+        ("APP_PW", APP_PASSWORD),
+        ("PGSSLROOTCERT", ca.as_str()),
+        ("PGPORT", "1"),
+    ];
+    let run = t
+        .run_env(
+            &[
+                "monitor",
+                "--targets",
+                targets.to_str().unwrap(),
+                "--target-timeout",
+                "20s",
+                "--format",
+                "json",
+            ],
+            &env,
+        )
+        .await;
+    run.expect(2);
+    let doc = run.json();
+    let result = |name: &str| {
+        doc["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["target"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {doc}"))
+            .clone()
+    };
+    let (reached, closed) = (result("reached"), result("closed"));
+    assert_eq!(reached["status"], "clean", "{doc}\n{}", run.stderr);
+    assert_eq!(
+        reached["checked"],
+        format!("localhost:{} via ssh bastion", t.sandbox.port)
+    );
+    assert_eq!(closed["status"], "error", "{doc}");
+    assert_eq!(closed["checked"], "localhost:1 via ssh bastion");
+    assert!(!ssh_running(&config), "ssh left running after the fleet");
+}

@@ -22,6 +22,11 @@
 //! iam-auth = true
 //! region = "us-east-1"
 //! tables = ["customers", "orders"]
+//!
+//! [[target]]
+//! name = "ap-1"
+//! database = "app"
+//! via-ssh = { bastion = "ops@bastion.ap.example.com", endpoint = "ap-1.abc.ap-south-1.rds.amazonaws.com" }
 //! ```
 
 use std::ops::Range;
@@ -71,6 +76,8 @@ struct Settings {
     sslrootcert: Option<PathBuf>,
     tls_server_name: Option<String>,
     via_ssm: Option<ViaSsm>,
+    via_ssh: Option<ViaSsh>,
+    ssh_config: Option<PathBuf>,
     profile: Option<String>,
     region: Option<String>,
     db_instance: Option<String>,
@@ -91,6 +98,22 @@ struct ViaSsm {
     port: Option<u16>,
 }
 
+/// `via-ssh = { bastion = "user@host", endpoint = "db.….rds.amazonaws.com", port = 5432 }`.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct ViaSsh {
+    bastion: String,
+    endpoint: String,
+    port: Option<u16>,
+}
+
+impl Settings {
+    /// Whether these settings name a tunnel of their own.
+    fn tunnel(&self) -> bool {
+        self.via_ssm.is_some() || self.via_ssh.is_some()
+    }
+}
+
 /// Reads the targets in `text` (the file at `path`, for messages) over the
 /// flags in `base`.
 pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<FleetTarget>> {
@@ -99,6 +122,11 @@ pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<F
     let at = |span: Range<usize>, field: &str| toml.at(span, field);
     if file.target.is_empty() {
         bail!("{path}: no [[target]]: name at least one database");
+    }
+    if file.defaults.tunnel() {
+        bail!(
+            "{path}: [defaults] names a tunnel, which reaches one database: give each [[target]] its own via-ssm or via-ssh"
+        );
     }
     if let Some(name) = &file.defaults.name {
         bail!(
@@ -134,18 +162,22 @@ pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<F
         // A tunnel from the command line (or [defaults]) leads to one
         // database: every target would be checked there, and reported as
         // itself. Each needs a tunnel of its own.
-        let shared_tunnel =
-            (base.conn.via_ssm || base.conn.via_ssh.is_some() || file.defaults.via_ssm.is_some())
-                && target.via_ssm.is_none();
+        let shared_tunnel = (base.conn.via_ssm || base.conn.via_ssh.is_some()) && !target.tunnel();
         if shared_tunnel {
             bail!(
-                "{}: target {name:?} has no via-ssm of its own, and the tunnel from the command line (--via-ssm, --via-ssh) or [defaults] reaches one database: every target would be checked there; give each target its own via-ssm, or run without --targets",
+                "{}: target {name:?} has no tunnel of its own, and the tunnel from the command line (--via-ssm, --via-ssh) reaches one database: every target would be checked there; give each target its own via-ssm or via-ssh, or run without --targets",
                 at(entry.span(), "via-ssm")
             );
         }
-        if !db.conn.via_ssm && target.host.is_none() && file.defaults.host.is_none() {
+        if target.via_ssm.is_some() && target.via_ssh.is_some() {
             bail!(
-                "{}: target {name:?} has no host (or via-ssm)",
+                "{}: target {name:?} names both via-ssm and via-ssh; one tunnel leads to it",
+                at(entry.span(), "via-ssh")
+            );
+        }
+        if !target.tunnel() && target.host.is_none() && file.defaults.host.is_none() {
+            bail!(
+                "{}: target {name:?} has no host (or via-ssm, via-ssh)",
                 at(entry.span(), "host")
             );
         }
@@ -224,6 +256,17 @@ fn apply(
             conn.aws.remote_port = port;
         }
     }
+    if let Some(ssh) = s.via_ssh {
+        conn.via_ssm = false;
+        conn.via_ssh = Some(ssh.bastion);
+        conn.aws.rds_endpoint = Some(ssh.endpoint);
+        if let Some(port) = ssh.port {
+            conn.aws.remote_port = port;
+        }
+    }
+    if let Some(file) = s.ssh_config {
+        conn.ssh_config = Some(file);
+    }
     if let Some(profile) = s.profile {
         conn.aws.profile = Some(profile);
     }
@@ -289,7 +332,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            err.contains("target \"a\" has no via-ssm of its own"),
+            err.contains("target \"a\" has no tunnel of its own"),
             "{err}"
         );
         let own = "[[target]]\nname = \"a\"\nvia-ssm = { instance = \"i-1\", endpoint = \"a.example\" }\n\
@@ -298,9 +341,35 @@ mod tests {
         assert!(targets
             .iter()
             .all(|t| t.conn.via_ssm && t.conn.via_ssh.is_none()));
-        // [defaults] via-ssm is one tunnel for all of them too.
+        // Each through a bastion of its own, to an endpoint of its own.
+        let own_ssh = "[[target]]\nname = \"a\"\nvia-ssh = { bastion = \"ops@b1\", endpoint = \"a.example\", port = 5433 }\n\
+                       [[target]]\nname = \"b\"\nvia-ssm = { instance = \"i-2\", endpoint = \"b.example\" }\n";
+        let targets = parse(own_ssh, "f.toml", &through_bastion).unwrap();
+        let (a, b) = (&targets[0].conn, &targets[1].conn);
+        assert_eq!(
+            (
+                a.via_ssm,
+                a.via_ssh.as_deref(),
+                a.aws.rds_endpoint.as_deref(),
+                a.aws.remote_port
+            ),
+            (false, Some("ops@b1"), Some("a.example"), 5433)
+        );
+        assert_eq!(
+            (
+                b.via_ssm,
+                b.via_ssh.as_deref(),
+                b.aws.rds_endpoint.as_deref()
+            ),
+            (true, None, Some("b.example"))
+        );
+        // [defaults] names one tunnel for all of them.
         let defaults = "[defaults]\nvia-ssm = { instance = \"i-1\", endpoint = \"a.example\" }\n[[target]]\nname = \"a\"\n";
-        assert!(parse(defaults, "f.toml", &base()).is_err());
+        let err = format!("{:#}", parse(defaults, "f.toml", &base()).unwrap_err());
+        assert!(err.contains("[defaults] names a tunnel"), "{err}");
+        let both = "[[target]]\nname = \"a\"\nvia-ssh = { bastion = \"b\", endpoint = \"a\" }\nvia-ssm = { instance = \"i\", endpoint = \"a\" }\n";
+        let err = format!("{:#}", parse(both, "f.toml", &base()).unwrap_err());
+        assert!(err.contains("both via-ssm and via-ssh"), "{err}");
     }
 
     #[test]

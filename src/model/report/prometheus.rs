@@ -82,6 +82,23 @@ impl Metrics {
                 n,
             );
         }
+        // Accepted isolation failures apart: an alert on critical="true"
+        // sees a reviewed leak that is still live, whatever the drift says.
+        let critical = report
+            .checks
+            .iter()
+            .filter(|f| f.status == crate::model::checks::Status::Accepted)
+            .filter(|f| crate::model::exceptions::CRITICAL.contains(&f.id))
+            .count();
+        for (is_critical, n) in [("true", critical), ("false", s.accepted - critical)] {
+            self.add_labelled(
+                "rlsctl_accepted",
+                "Findings accepted by a reviewed exception (--accept); critical=\"true\" counts isolation failures (the app role's reach, RLS off, cross-tenant probes).",
+                labels,
+                &[("critical", is_critical)],
+                n,
+            );
+        }
         for t in &report.tables {
             let mode = t.mode.label().replace(' ', "-");
             self.add_labelled(

@@ -187,6 +187,10 @@ pub(crate) struct FileRead {
     /// Lines that are no entry of that layout (a continuation line of a
     /// multi-line entry is not counted).
     pub(crate) unrecognized: u64,
+    /// The time of its first entry, as the server wrote it.
+    pub(crate) first_entry: Option<String>,
+    /// The time of its last entry.
+    pub(crate) last_entry: Option<String>,
 }
 
 impl Found {
@@ -361,6 +365,10 @@ impl<'a> LogReader<'a> {
     fn entry_at(&mut self, time: Option<String>) {
         self.read.entries += 1;
         if time.is_some() {
+            if self.read.first_entry.is_none() {
+                self.read.first_entry = time.clone();
+            }
+            self.read.last_entry = time.clone();
             if self.found.first_logged.is_none() {
                 self.found.first_logged = time.clone();
             }

@@ -9,6 +9,7 @@
 //! nor in an error or a statement).
 
 pub mod log;
+pub(crate) mod rotation;
 pub(crate) mod time;
 
 use std::collections::{BTreeMap, BTreeSet};
