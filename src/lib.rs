@@ -20,12 +20,17 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod credentials;
+pub mod cutover;
 pub mod env_file;
 pub mod http;
 pub(crate) mod input_file;
+pub mod inspect;
 pub mod logging;
+pub(crate) mod logs;
 pub mod model;
 pub mod pg;
+pub mod probes;
+pub mod sandbox;
 pub mod signals;
 pub mod tunnel;
 

@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use rlsctl::pg::apply::apply;
-use rlsctl::pg::sandbox::Sandbox;
+use rlsctl::cutover::apply::apply;
 use rlsctl::pg::Db;
+use rlsctl::sandbox::Sandbox;
 
 use crate::{apply_options, as_app, database_with_tables, run_rlsctl, target, MONITOR, VERIFY};
 

@@ -19,14 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod fleet;
+use rlsctl::cutover::apply::{apply, Options};
 use rlsctl::model::checks::{self, Findings};
 use rlsctl::model::config::Target;
 use rlsctl::model::plan::{Enforcement, RoleInputs};
 use rlsctl::model::secret::Secret;
-use rlsctl::model::snapshot::{Reads, Snapshot};
-use rlsctl::pg::apply::{apply, Options};
-use rlsctl::pg::sandbox::{self, Sandbox};
+use rlsctl::model::snapshot::Reads;
 use rlsctl::pg::{self, tenant, Begin, Db, Transaction};
+use rlsctl::sandbox::{self, Sandbox};
 
 const APP_PASSWORD: &str = "bench-app-password";
 /// The curve: tenant tables and rows per table. A few hundred tables is the
@@ -296,7 +296,7 @@ async fn measure_size(
             .await?;
     let before = app.statements();
     let started = Instant::now();
-    let (snapshot, second) = Snapshot::read(
+    let (snapshot, second) = rlsctl::inspect::read(
         &app,
         &target,
         Reads {
@@ -312,7 +312,7 @@ async fn measure_size(
     let catalog_statements = app.statements() - before;
     let before = app.statements();
     let started = Instant::now();
-    rlsctl::pg::probes::run(
+    rlsctl::probes::run(
         &app,
         second.as_ref(),
         &snapshot,

@@ -1,9 +1,9 @@
 //! AWS: configuration from the standard chain, the SSM calls rlsctl makes,
-//! Parameter Store, Secrets Manager ([`secrets`]), RDS itself ([`rds`]: the
-//! managed master secret, IAM auth tokens) and its log files ([`rds_logs`]).
+//! Parameter Store, Secrets Manager (`secrets`) and RDS itself (`rds`: the
+//! managed master secret, IAM auth tokens). Its log files are read in
+//! `logs::rds`.
 
 pub(crate) mod rds;
-pub(crate) mod rds_logs;
 pub(crate) mod secrets;
 
 use std::time::Duration;

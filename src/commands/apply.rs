@@ -4,13 +4,13 @@ use anyhow::{anyhow, Result};
 use serde_json::json;
 
 use crate::cli::{ApplyArgs, Format};
+use crate::cutover::apply::{self, ApplyOutcome, Options};
 use crate::model::checks;
 use crate::model::plan::existing::Disposition;
 use crate::model::plan::{Action, Enforcement, RoleInputs};
 use crate::model::secret::Secret;
 use crate::model::shadow::{time, Since};
 use crate::model::snapshot::ServerInfo;
-use crate::pg::apply::{self, ApplyOutcome, Options};
 
 /// Runs `apply` as a privileged user (default `postgres`).
 pub(crate) async fn run(args: ApplyArgs) -> Result<super::Verdict> {

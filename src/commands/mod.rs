@@ -330,7 +330,7 @@ pub(crate) fn tunnel_settings(args: &AwsArgs) -> TunnelSettings {
 /// Prints `text` in `format` on stdout: Prometheus's text format is written
 /// as it is when stdout is no terminal (a pipe to node_exporter's textfile,
 /// which takes any UTF-8 in a label but rejects the `\u202e` that
-/// [`print`] writes for a character that could reorder a terminal's text).
+/// [`print()`] writes for a character that could reorder a terminal's text).
 pub(crate) fn print_as(format: crate::cli::MonitorFormat, text: &str) {
     use std::io::{IsTerminal, Write};
     if format == crate::cli::MonitorFormat::Prometheus && !std::io::stdout().is_terminal() {

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::Verdict;
 use crate::cli::{Format, RollbackArgs};
+use crate::cutover::rollback::{self, Performed, RollbackAction, RollbackOutcome};
 use crate::model::plan::Enforcement;
-use crate::pg::rollback::{self, Performed, RollbackAction, RollbackOutcome};
 
 /// Runs `rollback` as a privileged user (default `postgres`).
 pub(crate) async fn run(mut args: RollbackArgs) -> Result<Verdict> {
@@ -89,7 +89,7 @@ async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
     if !args.yes && !std::io::stdin().is_terminal() {
         bail!("refusing to put tables back in shadow mode without confirmation: there is no TTY to ask on; pass --yes");
     }
-    let options = crate::pg::apply::Options {
+    let options = crate::cutover::apply::Options {
         dry_run: false,
         lock_timeout: std::time::Duration::from_secs(5),
         lock_retries: 3,
@@ -111,7 +111,7 @@ async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
         if !args.yes {
             ask(&db.info.name, "put tables back in shadow mode")?;
         }
-        let outcome = crate::pg::apply::apply(&db, &target, &options).await?;
+        let outcome = crate::cutover::apply::apply(&db, &target, &options).await?;
         let tables: Vec<String> = args.table.iter().map(|t| target.display_table(t)).collect();
         super::print(&match args.format {
             Format::Text => to_shadow_text(&outcome, &tables, &reason),
@@ -136,7 +136,7 @@ async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
 }
 
 fn to_shadow_text(
-    outcome: &crate::pg::apply::ApplyOutcome,
+    outcome: &crate::cutover::apply::ApplyOutcome,
     tables: &[String],
     reason: &str,
 ) -> String {

@@ -2,17 +2,17 @@
 //! read from log files the operator has, the server's own log files (when the
 //! session may read them), or, on RDS, the RDS API's log files.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 
 use super::Verdict;
-use crate::aws::rds_logs;
+
 use crate::cli::{ConnectionArgs, Format, LogSourceArgs, ShadowCommand, ShadowReportArgs};
-use crate::model::shadow::log::{Found, Layout, LogReader, RDS_PREFIX};
+use crate::logs::{files, rds, server};
+use crate::model::shadow::log::{Found, RDS_PREFIX};
 use crate::model::shadow::{time, Summary};
-use crate::pg::{self, server_log};
+use crate::pg;
 
 /// Runs a `shadow` subcommand.
 pub(crate) async fn run(command: ShadowCommand) -> Result<Verdict> {
@@ -63,7 +63,7 @@ pub(crate) async fn read_records(
         .unwrap_or_else(|| RDS_PREFIX.to_string());
     if !logs.log_files.is_empty() {
         let paths = logs.log_files.clone();
-        return tokio::task::spawn_blocking(move || from_files(&paths, &prefix)).await?;
+        return tokio::task::spawn_blocking(move || files::read(&paths, &prefix)).await?;
     }
     if logs.rds {
         let aws = super::aws_settings(&conn.aws);
@@ -77,7 +77,7 @@ pub(crate) async fn read_records(
         let mut labels = Vec::new();
         for instance in std::iter::once(&instance).chain(&logs.rds_replicas) {
             let (more, label) =
-                pg::until_interrupted(rds_logs::records(instance, since, &aws, &prefix)).await?;
+                pg::until_interrupted(rds::records(instance, since, &aws, &prefix)).await?;
             found.absorb(more);
             labels.push(label);
         }
@@ -86,55 +86,7 @@ pub(crate) async fn read_records(
     super::with_tunnel(conn, |conn| async move {
         let user = conn.user.clone().unwrap_or_else(|| "postgres".into());
         let db = pg::connect(&super::connect_options(&conn, &user, true)?).await?;
-        server_log::records(&db).await
+        server::records(&db).await
     })
     .await
-}
-
-/// The records in the log files at `paths` (plain ones laid out with
-/// `prefix`), and a description of the source.
-pub(crate) fn from_files(paths: &[PathBuf], prefix: &str) -> Result<(Found, String)> {
-    let mut found = Found::default();
-    for path in paths {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let layout = Layout::for_file(&name, prefix)?;
-        read_file(path, &layout, &mut found)?;
-    }
-    if let Some(gap) = crate::model::shadow::rotation::left_out(&found.files) {
-        bail!("{gap}");
-    }
-    let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    Ok((found, names.join(", ")))
-}
-
-/// Reads a log file in bounded memory. A device, a directory or a file that
-/// holds a NUL byte is an error.
-fn read_file(path: &std::path::Path, layout: &Layout, found: &mut Found) -> Result<()> {
-    use std::io::Read;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("opening the log file {}", path.display()))?;
-    if !meta.is_file() {
-        bail!(
-            "{} is not a regular file: pass the server's log file",
-            path.display()
-        );
-    }
-    let mut file = std::fs::File::open(path)
-        .with_context(|| format!("opening the log file {}", path.display()))?;
-    let name = path.display().to_string();
-    let mut reader = LogReader::new(layout, &name, found);
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if n == 0 {
-            break;
-        }
-        reader.feed(&buf[..n])?;
-    }
-    reader.finish()
 }

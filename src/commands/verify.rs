@@ -8,7 +8,6 @@ use crate::http::burst::{Burst, Id};
 use crate::model::checks::{self, Findings};
 use crate::model::config::Target;
 use crate::model::report::Report;
-use crate::model::snapshot::Snapshot;
 use crate::pg::Db;
 
 /// The probes read and write as one tenant against another: the same id
@@ -72,12 +71,12 @@ pub(crate) async fn verify(
 ) -> Result<Report> {
     // The snapshot's second connection serves the probes, then the
     // session-state probe: no connection is opened after the catalog read.
-    let (read, second) = Snapshot::read_for_checks(db, target).await?;
+    let (read, second) = crate::inspect::read_for_checks(db, target).await?;
     let snapshot = read.assemble()?;
-    let types = crate::pg::probes::column_types(&snapshot.tables);
+    let types = crate::probes::column_types(&snapshot.tables);
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
-    crate::pg::probes::run(
+    crate::probes::run(
         db,
         second.as_ref(),
         &snapshot,
@@ -88,7 +87,7 @@ pub(crate) async fn verify(
     .await?;
     // After the probes, never beside them: through a transaction pooler the
     // canary could reach a probe's server connection and fail PRB004.
-    crate::pg::session_state::run(db, second, &types, target, &mut findings).await?;
+    crate::probes::session_state::run(db, second, &types, target, &mut findings).await?;
     if let Some((url, burst)) = app {
         // Every tenant given, and two ids that exist nowhere (castable to the
         // tenant column, so the app treats them as ordinary ids).
@@ -102,7 +101,7 @@ pub(crate) async fn verify(
             .collect();
         for _ in 0..2 {
             ids.push(Id {
-                value: crate::pg::probes::random_tenant(db, &types).await?,
+                value: crate::probes::random_tenant(db, &types).await?,
                 known: false,
             });
         }

@@ -1,18 +1,10 @@
 //! Connections to PostgreSQL: settings, password sources, TLS, a statement
 //! counter, identifier quoting and the tenant-context helpers.
 
-pub mod apply;
 pub(crate) mod auth_guard;
 pub(crate) mod cells;
-pub(crate) mod installed;
 pub mod per_table;
 pub(crate) mod pgpass;
-pub mod probes;
-pub(crate) mod rollback;
-pub mod sandbox;
-pub(crate) mod server_log;
-pub(crate) mod session_state;
-pub(crate) mod snapshot;
 pub mod tenant;
 pub(crate) mod tls;
 pub(crate) mod transaction;

@@ -1,7 +1,7 @@
 //! `rlsctl apply` against a real PostgreSQL.
 
-use rlsctl::pg::sandbox::{Options, ServerTls};
 use rlsctl::pg::tenant;
+use rlsctl::sandbox::{Options, ServerTls};
 
 use crate::support::*;
 

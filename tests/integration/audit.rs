@@ -13,8 +13,8 @@ use crate::verify::{details, statuses, verify};
 /// DEFINER, owned by the superuser, executable by PUBLIC), and rds_superuser
 /// allowed to set pgaudit.log. Not applied yet.
 pub async fn demo_rds_with_pgaudit() -> TestDb {
-    let options = rlsctl::pg::sandbox::Options {
-        shape: rlsctl::pg::sandbox::Shape::RdsMaster,
+    let options = rlsctl::sandbox::Options {
+        shape: rlsctl::sandbox::Shape::RdsMaster,
         extra_config: vec!["shared_preload_libraries = 'pgaudit'".into()],
         ..Default::default()
     };

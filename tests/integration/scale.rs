@@ -426,8 +426,8 @@ fn logged_plans(log: &str) -> Vec<serde_json::Value> {
 /// 1,000 it picks another plan, so only these sizes show it. Also: none of
 /// those statements may be JIT-compiled (the server tries on every one).
 async fn assert_no_per_table_loops(n: usize) {
-    let options = rlsctl::pg::sandbox::Options {
-        shape: rlsctl::pg::sandbox::Shape::RdsMaster,
+    let options = rlsctl::sandbox::Options {
+        shape: rlsctl::sandbox::Shape::RdsMaster,
         extra_config: vec![
             "session_preload_libraries = 'auto_explain'".into(),
             "auto_explain.log_analyze = on".into(),

@@ -281,7 +281,7 @@ async fn report_from_the_server(t: &TestDb) -> Run {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
     // A server that writes its own log files with RDS's prefix, as RDS does.
-    let options = rlsctl::pg::sandbox::Options {
+    let options = rlsctl::sandbox::Options {
         extra_config: vec![
             "logging_collector = on".into(),
             "log_directory = 'log'".into(),
@@ -395,8 +395,8 @@ async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
 /// that looks like a record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_can_neither_hide_nor_forge_a_record_through_the_log() {
-    let options = rlsctl::pg::sandbox::Options {
-        shape: rlsctl::pg::sandbox::Shape::RdsMaster,
+    let options = rlsctl::sandbox::Options {
+        shape: rlsctl::sandbox::Shape::RdsMaster,
         extra_config: vec!["log_line_prefix = '%m [%p] %a '".into()],
         ..Default::default()
     };
@@ -562,7 +562,7 @@ async fn csvlog_and_jsonlog_servers_are_read_in_their_layout() {
         if destination == "jsonlog" && server_version < 150000 {
             continue; // jsonlog is 15 and later (the server would not start)
         }
-        let options = rlsctl::pg::sandbox::Options {
+        let options = rlsctl::sandbox::Options {
             extra_config: vec![
                 "logging_collector = on".into(),
                 "log_directory = 'log'".into(),
@@ -616,7 +616,7 @@ async fn csvlog_and_jsonlog_servers_are_read_in_their_layout() {
 /// log is refused, and enforce-clean on its file finds no mark (exit 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_logs_no_log_entry_is_refused() {
-    let options = rlsctl::pg::sandbox::Options {
+    let options = rlsctl::sandbox::Options {
         extra_config: vec![
             "logging_collector = on".into(),
             "log_directory = 'log'".into(),

@@ -116,8 +116,8 @@ fn ssh_running(config: &Path) -> bool {
 /// the test CA), applied when asked; the certificates.
 async fn tls_demo(applied: bool) -> (TestDb, crate::apply::ServerTlsFiles) {
     let certs = crate::apply::ServerTlsFiles::new();
-    let options = rlsctl::pg::sandbox::Options {
-        shape: rlsctl::pg::sandbox::Shape::RdsMaster,
+    let options = rlsctl::sandbox::Options {
+        shape: rlsctl::sandbox::Shape::RdsMaster,
         tls: Some(certs.server_tls()),
         ..Default::default()
     };

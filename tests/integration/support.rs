@@ -6,8 +6,8 @@ use std::process::Stdio;
 
 use rlsctl::model::secret::Secret;
 use rlsctl::model::sql::{DEMO_SCHEMA, DEMO_SEED};
-use rlsctl::pg::sandbox::{Options, Sandbox, Shape};
 use rlsctl::pg::{self, Db};
+use rlsctl::sandbox::{Options, Sandbox, Shape};
 
 /// Password given to the app role by `apply` in the tests.
 pub const APP_PASSWORD: &str = "app-pw-Zq7'\"\\ü";

@@ -59,8 +59,8 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 /// the probe's canary (which it removes), a constant number of statements.
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // The snapshot's second connection serves the session-state probe.
-    let (read, second) = Snapshot::read_for_checks(db, target).await?;
-    let types = crate::pg::probes::column_types(read.tables());
+    let (read, second) = crate::inspect::read_for_checks(db, target).await?;
+    let types = crate::probes::column_types(read.tables());
     // Assembling the snapshot and the checks need only the rows read: they
     // run on another thread while the probe mostly waits on the server (for a
     // closed connection's process to end), rather than one after the other.
@@ -76,7 +76,7 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     };
     let mut probed = Findings::default();
     let probe_waits =
-        crate::pg::session_state::run(db, second, &types, target, &mut probed).await?;
+        crate::probes::session_state::run(db, second, &types, target, &mut probed).await?;
     let (snapshot, mut findings) = checked.await.context("running the catalog checks")??;
     findings.0.append(&mut probed.0);
     // probe_waits: the session-state probe's statements that depend on the

@@ -8,14 +8,14 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::cli::{Format, RehearseArgs, RehearseStep as Step};
+use crate::cutover::apply::{self, Options};
+use crate::cutover::rollback::{self, RollbackAction};
 use crate::model::checks::{Status as CheckStatus, DRF003};
 use crate::model::config::Target;
 use crate::model::plan::{Enforcement, RoleInputs};
 use crate::model::report::Report;
 use crate::model::secret::Secret;
 use crate::model::sql::{DEMO_SCHEMA, DEMO_SEED};
-use crate::pg::apply::{self, Options};
-use crate::pg::rollback::{self, RollbackAction};
 use crate::pg::{self, Db, DbResultExt};
 
 /// The sample database's name (the runbook's).
@@ -375,7 +375,7 @@ impl Rehearsal {
         let paths = log.iter().cloned().collect::<Vec<_>>();
         // The sandbox logs with PostgreSQL's default prefix.
         let (found, _) =
-            super::shadow::from_files(&paths, crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX)?;
+            crate::logs::files::read(&paths, crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX)?;
         let summary = crate::model::shadow::Summary::of_found(found);
         let named = summary.tables.iter().find_map(|t| {
             t.queries
@@ -400,7 +400,7 @@ impl Rehearsal {
         use crate::model::shadow::{time, Since};
         let paths = self.log.iter().cloned().collect::<Vec<_>>();
         let (found, source) =
-            super::shadow::from_files(&paths, crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX)?;
+            crate::logs::files::read(&paths, crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX)?;
         let job: Vec<i64> = found
             .records
             .iter()

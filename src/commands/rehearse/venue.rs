@@ -11,8 +11,8 @@ use crate::cli::{RehearseArgs, RehearseStep as Step};
 use crate::model::config::Target;
 use crate::model::secret::Secret;
 use crate::model::sql::quote_ident;
-use crate::pg::sandbox::{Sandbox, Shape};
-use crate::pg::{self, ConnectOptions, Db, DbResultExt};
+use crate::pg::{ConnectOptions, Db, DbResultExt};
+use crate::sandbox::{Sandbox, Shape};
 
 use super::{DEMO_DATABASE, DEMO_TENANTS};
 
@@ -33,7 +33,7 @@ pub(super) fn throwaway(target: &Target, app_password: &Secret, superuser: bool)
     } else {
         Shape::RdsMaster
     };
-    let sandbox = Sandbox::start(&pg::sandbox::Options {
+    let sandbox = Sandbox::start(&crate::sandbox::Options {
         shape,
         ..Default::default()
     })?;
@@ -42,9 +42,9 @@ pub(super) fn throwaway(target: &Target, app_password: &Secret, superuser: bool)
     let who = match shape {
         Shape::RdsMaster => format!(
             "applied as the RDS-shaped master {} (NOSUPERUSER CREATEDB CREATEROLE, member of rds_superuser; --superuser for a real superuser)",
-            pg::sandbox::OPERATOR
+            crate::sandbox::OPERATOR
         ),
-        Shape::Superuser => format!("applied as the superuser {}", pg::sandbox::OPERATOR),
+        Shape::Superuser => format!("applied as the superuser {}", crate::sandbox::OPERATOR),
     };
     let description = format!(
         "throwaway PostgreSQL on 127.0.0.1:{} in {}, {who}",
@@ -152,7 +152,7 @@ pub(super) fn keep(
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     let escape = |s: &str| s.replace('\\', "\\\\").replace(':', "\\:");
     for (user, password) in [
-        (pg::sandbox::OPERATOR, &sandbox.operator_password),
+        (crate::sandbox::OPERATOR, &sandbox.operator_password),
         (target.app_role.as_str(), app),
         (target.admin_role.as_str(), admin),
     ] {

@@ -14,7 +14,7 @@
 //! a CSV log only the message field of a `LOG` row, read as CSV (a quoted
 //! field may span lines).
 //!
-//! Lines longer than [`MAX_LINE`] are skipped and counted, never buffered
+//! Lines longer than `MAX_LINE` are skipped and counted, never buffered
 //! whole; a NUL byte means the input is not a text log (exit 2).
 
 use anyhow::{bail, Context, Result};

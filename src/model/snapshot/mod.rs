@@ -1,5 +1,5 @@
 //! One model of the database: everything apply, rollback, verify, monitor and
-//! rehearse need to know, read once by [`Snapshot::read`] with a constant
+//! rehearse need to know, read once by `inspect::read` with a constant
 //! number of statements whatever the number of tables (its SQL is in
 //! `sql/inspect/`). The checks and the plan are pure functions of it.
 

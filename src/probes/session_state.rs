@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::probes::random_tenant;
+use super::random_tenant;
 use crate::model::checks::{Finding, Findings, SES001};
 use crate::model::config::Target;
 use crate::pg::cells::Cells;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{anyhow, Result};
 
-use super::{error_text, region_of, sdk_config, AwsSettings};
+use crate::aws::{error_text, region_of, sdk_config, AwsSettings};
 use crate::model::shadow::log::{Found, Layout, LogReader, Prefix};
 
 /// Lines asked for per DownloadDBLogFilePortion call.

@@ -21,7 +21,7 @@ use crate::pg::ConnectOptions;
 
 /// The operator's role: the superuser of a plain sandbox, the RDS master of an
 /// RDS-shaped one. Either way it is the role `apply` connects as by default.
-pub(crate) const OPERATOR: &str = "postgres";
+pub const OPERATOR: &str = "postgres";
 
 /// The real superuser of an RDS-shaped sandbox (RDS keeps its own, `rdsadmin`).
 pub(crate) const RDS_SUPERUSER: &str = "rdsadmin";

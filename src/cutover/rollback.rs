@@ -4,12 +4,12 @@
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
+use crate::inspect::installed::{Installation, InstalledTable};
 use crate::model::config::{Target, ADMIN_POLICY_NAME, POLICY_NAME};
 use crate::model::plan::existing::{Disposition, ExistingPolicy};
 use crate::model::sql::{qualified, quote_ident};
 use crate::model::sql::{render, Step};
 use crate::pg::cells::Cells;
-use crate::pg::installed::{Installation, InstalledTable};
 use crate::pg::{Begin, Db, DbResultExt};
 
 /// What to do.
@@ -90,7 +90,7 @@ pub(crate) async fn run(
 
 /// What the bundle installed; an error when it is not installed.
 async fn installed(db: &Db, target: &Target) -> Result<Installation> {
-    match crate::pg::installed::installation(db, target).await? {
+    match crate::inspect::installed::installation(db, target).await? {
         Some(installation) => Ok(installation),
         None => bail!(
             "the bundle is not installed in {} (no rlsctl.tenant_tables): nothing to roll back",
@@ -179,7 +179,7 @@ async fn restore(db: &Db, target: &Target) -> Result<RollbackOutcome> {
     installed(db, target).await?;
     let (logged, closed) = close_entries(db).await?;
     // A table dropped since break-glass cannot be restored; the others still are.
-    let pairs = crate::pg::installed::existing_tables(db, &logged).await?;
+    let pairs = crate::inspect::installed::existing_tables(db, &logged).await?;
     let missing: Vec<String> = logged
         .iter()
         .filter(|p| !pairs.contains(p))

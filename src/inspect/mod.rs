@@ -14,51 +14,40 @@ use crate::model::snapshot::*;
 use crate::model::sql::{fill, helper_body, quote_literal};
 use crate::pg::cells::{all, Cells};
 
+pub(crate) mod installed;
 mod rows;
 use crate::pg::{Begin, Db, DbResultExt, Param};
 use rows::*;
 
-const SESSION: &str = include_str!("../../../sql/inspect/session.sql");
-const ROLES: &str = include_str!("../../../sql/inspect/roles.sql");
-const APP_REACH: &str = include_str!("../../../sql/inspect/app_reach.sql");
-const TABLES: &str = include_str!("../../../sql/inspect/tables.sql");
-const FUNCTIONS: &str = include_str!("../../../sql/inspect/functions.sql");
-const LOSING_READERS: &str = include_str!("../../../sql/inspect/losing_readers.sql");
-const BUNDLE_PRESENT: &str = include_str!("../../../sql/inspect/bundle_present.sql");
-const BUNDLE_OBJECTS: &str = include_str!("../../../sql/inspect/bundle_objects.sql");
-const BUNDLE_RECORDS: &str = include_str!("../../../sql/inspect/bundle_records.sql");
+const SESSION: &str = include_str!("../../sql/inspect/session.sql");
+const ROLES: &str = include_str!("../../sql/inspect/roles.sql");
+const APP_REACH: &str = include_str!("../../sql/inspect/app_reach.sql");
+const TABLES: &str = include_str!("../../sql/inspect/tables.sql");
+const FUNCTIONS: &str = include_str!("../../sql/inspect/functions.sql");
+const LOSING_READERS: &str = include_str!("../../sql/inspect/losing_readers.sql");
+const BUNDLE_PRESENT: &str = include_str!("../../sql/inspect/bundle_present.sql");
+const BUNDLE_OBJECTS: &str = include_str!("../../sql/inspect/bundle_objects.sql");
+const BUNDLE_RECORDS: &str = include_str!("../../sql/inspect/bundle_records.sql");
 /// The md5 of the installed-table registry, as an older rlsctl records it
 /// and checks it (apply still records it, for that rlsctl).
-pub(crate) const REGISTRY_CHECKSUM: &str =
-    include_str!("../../../sql/bundle/registry_checksum.sql");
+pub(crate) const REGISTRY_CHECKSUM: &str = include_str!("../../sql/bundle/registry_checksum.sql");
 /// The md5 of the installed-table registry with each stored tree by its md5,
 /// as apply records it and monitor checks it (DRF008).
-pub(crate) const REGISTRY_DIGEST: &str = include_str!("../../../sql/bundle/registry_digest.sql");
-const NULL_COUNTS: &str = include_str!("../../../sql/inspect/null_counts.sql");
-const SCOPE: &str = include_str!("../../../sql/inspect/scope.sql");
-const UNCOVERED: &str = include_str!("../../../sql/inspect/uncovered.sql");
-const POLICIES: &str = include_str!("../../../sql/inspect/policies.sql");
-const REACH: &str = include_str!("../../../sql/inspect/reach.sql");
+pub(crate) const REGISTRY_DIGEST: &str = include_str!("../../sql/bundle/registry_digest.sql");
+const NULL_COUNTS: &str = include_str!("../../sql/inspect/null_counts.sql");
+const SCOPE: &str = include_str!("../../sql/inspect/scope.sql");
+const UNCOVERED: &str = include_str!("../../sql/inspect/uncovered.sql");
+const POLICIES: &str = include_str!("../../sql/inspect/policies.sql");
+const REACH: &str = include_str!("../../sql/inspect/reach.sql");
 /// Whether the session can read the bundle's registry (the policy read uses
 /// the text apply recorded there), all three of its tables (the records), and
 /// whether the registry has `policy_since` and the trees' md5 (an older
 /// rlsctl's had not). Both connections ask: the sibling before its policy
 /// read, the main one in phase one (for the records, when it takes them).
-const BUNDLE_READABLE: &str = "\
-SELECT coalesce(bool_or(t.relname = 'tenant_tables' AND t.readable), false) AS registry, \
-       coalesce(bool_and(t.readable), false) AND count(*) = 3 AS records, \
-       coalesce(bool_or(t.relname = 'tenant_tables' AND t.since), false) AS policy_since, \
-       coalesce(bool_or(t.relname = 'tenant_tables' AND t.digests), false) AS digests \
-FROM (SELECT c.relname, has_schema_privilege(n.oid, 'USAGE') AND has_table_privilege(c.oid, 'SELECT') AS readable, \
-             EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'policy_since' \
-                     AND NOT a.attisdropped) AS since, \
-             (SELECT count(*) = 2 FROM pg_attribute a WHERE a.attrelid = c.oid \
-                     AND a.attname IN ('installed_using_md5', 'installed_check_md5') AND NOT a.attisdropped) AS digests \
-      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-      WHERE n.nspname = 'rlsctl' AND c.relname IN ('tenant_tables', 'bundle_history', 'break_glass_log')) t";
-const CHILDREN: &str = include_str!("../../../sql/inspect/children.sql");
-const RELATIONS: &str = include_str!("../../../sql/inspect/relations.sql");
-const FOREIGN_KEYS: &str = include_str!("../../../sql/inspect/foreign_keys.sql");
+const BUNDLE_READABLE: &str = include_str!("../../sql/inspect/bundle_readable.sql");
+const CHILDREN: &str = include_str!("../../sql/inspect/children.sql");
+const RELATIONS: &str = include_str!("../../sql/inspect/relations.sql");
+const FOREIGN_KEYS: &str = include_str!("../../sql/inspect/foreign_keys.sql");
 
 /// The stored tree of the constant `true` at any source position, as every
 /// supported major writes it, as a LIKE pattern (a top-level CONST holds no
@@ -105,62 +94,60 @@ fn policies_sql(readable: Readable) -> String {
     format!("{SCOPE}\n{}", fill(POLICIES, "policies", &values))
 }
 
-impl Snapshot {
-    /// The read verify and monitor make: one read-only transaction with the
-    /// search_path pinned (see [`Db::begin_read`]), NULL tenants counted, the
-    /// policy read on a second connection in a transaction of its own. Every
-    /// read is inside a transaction, so a transaction pooler keeps each on
-    /// one server connection and the pin holds for all of it. Also returns
-    /// that second connection, idle, when there was one: the probes after the
-    /// read use it rather than open another (each one is a server process
-    /// started and a SCRAM handshake on both sides). The transaction is over
-    /// when this returns, and the snapshot is yet to be assembled: the caller
-    /// can use both connections (for the session-state probe) meanwhile.
-    pub(crate) async fn read_for_checks(
-        db: &Db,
-        target: &Target,
-    ) -> Result<(SnapshotParts, Option<Db>)> {
-        let read = db
-            .begin(Begin::Read)
-            .await
-            .doing("starting the read-only transaction")?;
-        let reads = Reads {
-            null_counts: true,
-            parallel: true,
-            sequences: false,
-        };
-        let (parts, spare) = match read_parts(&read, target, reads).await {
-            Ok(read) => read,
-            Err(err) if crate::pg::DbError::timed_out(&err) => {
-                drop(read);
-                // (0: no advisory lock of apply's to look for)
-                let holders = crate::pg::installed::lock_holders(db, target, 0).await;
-                let holders = if holders.is_empty() {
-                    "no session holds a lock on a tenant table now".to_string()
-                } else {
-                    format!("holding locks on tenant tables: {}", holders.join("; "))
-                };
-                use crate::pg::transaction::{READ_LOCK_TIMEOUT, READ_STATEMENT_TIMEOUT};
-                return Err(err.context(format!(
+/// The read verify and monitor make: one read-only transaction with the
+/// search_path pinned (see [`Begin::Read`]), NULL tenants counted, the
+/// policy read on a second connection in a transaction of its own. Every
+/// read is inside a transaction, so a transaction pooler keeps each on
+/// one server connection and the pin holds for all of it. Also returns
+/// that second connection, idle, when there was one: the probes after the
+/// read use it rather than open another (each one is a server process
+/// started and a SCRAM handshake on both sides). The transaction is over
+/// when this returns, and the snapshot is yet to be assembled: the caller
+/// can use both connections (for the session-state probe) meanwhile.
+pub(crate) async fn read_for_checks(
+    db: &Db,
+    target: &Target,
+) -> Result<(SnapshotParts, Option<Db>)> {
+    let read = db
+        .begin(Begin::Read)
+        .await
+        .doing("starting the read-only transaction")?;
+    let reads = Reads {
+        null_counts: true,
+        parallel: true,
+        sequences: false,
+    };
+    let (parts, spare) = match read_parts(&read, target, reads).await {
+        Ok(read) => read,
+        Err(err) if crate::pg::DbError::timed_out(&err) => {
+            drop(read);
+            // (0: no advisory lock of apply's to look for)
+            let holders = crate::inspect::installed::lock_holders(db, target, 0).await;
+            let holders = if holders.is_empty() {
+                "no session holds a lock on a tenant table now".to_string()
+            } else {
+                format!("holding locks on tenant tables: {}", holders.join("; "))
+            };
+            use crate::pg::transaction::{READ_LOCK_TIMEOUT, READ_STATEMENT_TIMEOUT};
+            return Err(err.context(format!(
                     "the catalog read waited too long (lock_timeout {READ_LOCK_TIMEOUT}, statement_timeout {READ_STATEMENT_TIMEOUT}); {holders}"
                 )));
-            }
-            Err(err) => return Err(err),
-        };
-        read.rollback()
-            .await
-            .doing("ending the read-only transaction")?;
-        Ok((parts, spare))
-    }
+        }
+        Err(err) => return Err(err),
+    };
+    read.rollback()
+        .await
+        .doing("ending the read-only transaction")?;
+    Ok((parts, spare))
+}
 
-    /// Reads the snapshot: a fixed number of statements whatever the number of
-    /// tables, in two pipelined phases; with `reads.parallel`, the policy read
-    /// on a second connection beside both, returned idle for the caller's
-    /// next reads (`None` when it could not be had).
-    pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<(Self, Option<Db>)> {
-        let (parts, sibling) = read_parts(db, target, reads).await?;
-        Ok((parts.assemble()?, sibling))
-    }
+/// Reads the snapshot: a fixed number of statements whatever the number of
+/// tables, in two pipelined phases; with `reads.parallel`, the policy read
+/// on a second connection beside both, returned idle for the caller's
+/// next reads (`None` when it could not be had).
+pub async fn read(db: &Db, target: &Target, reads: Reads) -> Result<(Snapshot, Option<Db>)> {
+    let (parts, sibling) = read_parts(db, target, reads).await?;
+    Ok((parts.assemble()?, sibling))
 }
 
 /// A snapshot as read, not yet one [`Snapshot`]: the tables and policies

@@ -1,7 +1,7 @@
 //! Applying the bundle: pre-flight, then one transaction under an advisory
 //! lock and a lock timeout, retried with backoff when a lock cannot be had.
 //! When one transaction would hold more locks than the server's lock table can
-//! spare (see [`super::batches`]), or `--batch-size` says so, the tenant
+//! spare (see `model::batches`), or `--batch-size` says so, the tenant
 //! tables go in batches: one transaction each, in the configured order, each
 //! committed with its registry rows and a history row. A table is therefore
 //! either untouched or fully installed, and a rerun after an interruption
@@ -276,7 +276,7 @@ async fn attempt_once(
             .await
             .map_err(|e| classify(e, "waiting for another apply"))?;
     }
-    let (snap, _) = Snapshot::read(db, target, APPLY_READS).await?;
+    let (snap, _) = crate::inspect::read(db, target, APPLY_READS).await?;
     let modes = options.enforcement.modes(&snap);
     let mut plan = plan::build(
         target,
@@ -294,7 +294,7 @@ async fn attempt_once(
     let changing = plan.changing_tables();
     let batching = match stage {
         Batch::First => {
-            let budget = crate::pg::installed::lock_budget(db).await?;
+            let budget = crate::inspect::installed::lock_budget(db).await?;
             batches::plan(changing.len(), &budget, options.batch_size)
         }
         Batch::Next(first) => first.clone(),
@@ -512,7 +512,7 @@ async fn record(
     .await
     .doing("updating the installed-table registry")?;
     let changes = changes as i32;
-    let reach = crate::pg::snapshot::read_reach(db, target).await?;
+    let reach = crate::inspect::read_reach(db, target).await?;
     let reach_json = serde_json::to_string(&reach)?;
     let logging: Option<String> = snap.break_glass_logging().map(|l| l.to_string());
     // What apply found of others' policies: kept ones, so drift can tell them
@@ -522,8 +522,8 @@ async fn record(
         &render(
             Step::RecordHistory,
             &[
-                ("registry_checksum", crate::pg::snapshot::REGISTRY_CHECKSUM),
-                ("registry_digest", crate::pg::snapshot::REGISTRY_DIGEST),
+                ("registry_checksum", crate::inspect::REGISTRY_CHECKSUM),
+                ("registry_digest", crate::inspect::REGISTRY_DIGEST),
             ],
         ),
         &[
@@ -592,5 +592,5 @@ fn checksum(target: &Target, snap: &Snapshot, modes: &[Mode]) -> String {
 /// Who holds locks on the tenant tables or the apply lock (the failed
 /// attempt's transaction is rolled back before this reads: see [`crate::pg::Transaction`]).
 async fn blockers(db: &Db, target: &Target) -> Vec<String> {
-    crate::pg::installed::lock_holders(db, target, APPLY_LOCK_KEY).await
+    crate::inspect::installed::lock_holders(db, target, APPLY_LOCK_KEY).await
 }

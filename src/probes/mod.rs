@@ -1,6 +1,8 @@
 //! Probes: act as the application would, as the app role, inside
 //! transactions that are always rolled back. Tenant ids are bound parameters.
 
+pub(crate) mod session_state;
+
 use anyhow::{anyhow, bail, Result};
 use serde_json::Value;
 
@@ -40,7 +42,7 @@ struct Probes<'a> {
 }
 
 /// Runs the probes on `db` and `second`, another session of the same role
-/// (the snapshot's: see [`Snapshot::read_for_checks`]), or on `db` alone.
+/// (the snapshot's: see `inspect::read_for_checks`), or on `db` alone.
 /// `tenants`: the ids given with `--tenant` (may be empty).
 pub async fn run(
     db: &Db,
