@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use tokio_postgres::error::SqlState;
 
 use crate::model::batches::{self, Batching};
 use crate::model::checks::preflight::{self, Inputs, NullRows};
@@ -24,7 +23,7 @@ use crate::model::snapshot::{Reacher, Reads, Snapshot};
 use crate::model::sql::{render, Step};
 use crate::model::BUNDLE_VERSION;
 use crate::pg::per_table::{self, TableRef};
-use crate::pg::{describe, Begin, Db, DbResultExt};
+use crate::pg::{Begin, Db, DbError, DbResultExt};
 
 /// What apply reads: the sequences for its plan, inside its own transaction
 /// (so on this connection), and no NULL counts (the pre-flight counts them).
@@ -218,13 +217,16 @@ async fn with_lock_retries(
                 done.outcome.attempts = attempt;
                 return Ok(done);
             }
-            Err(AttemptError::Lock(err)) => {
+            Err(err) => {
+                let Some(lock) = DbError::lock_unavailable(&err) else {
+                    return Err(err);
+                };
                 let blockers = blockers(db, target).await;
                 if attempt > options.lock_retries {
                     bail!(
                         "gave up after {attempt} attempts: could not get a lock within {:?} ({}); blocked by: {}",
                         options.lock_timeout,
-                        describe(&err),
+                        lock.message,
                         if blockers.is_empty() { "a session that has since finished".into() } else { blockers.join("; ") }
                     );
                 }
@@ -232,28 +234,7 @@ async fn with_lock_retries(
                 tracing::warn!(attempt, ?wait, blockers = %blockers.join("; "), "lock timeout; retrying");
                 tokio::time::sleep(wait).await;
             }
-            Err(AttemptError::Other(err)) => return Err(err),
         }
-    }
-}
-
-enum AttemptError {
-    Lock(tokio_postgres::Error),
-    Other(anyhow::Error),
-}
-
-impl From<anyhow::Error> for AttemptError {
-    fn from(err: anyhow::Error) -> Self {
-        Self::Other(err)
-    }
-}
-
-fn classify(err: tokio_postgres::Error, what: &str) -> AttemptError {
-    match err.code() {
-        Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE || *c == SqlState::T_R_DEADLOCK_DETECTED => {
-            AttemptError::Lock(err)
-        }
-        _ => AttemptError::Other(anyhow::anyhow!("{what}: {}", describe(&err))),
     }
 }
 
@@ -262,19 +243,19 @@ async fn attempt_once(
     target: &Target,
     options: &Options,
     stage: Batch<'_>,
-) -> Result<Attempt, AttemptError> {
+) -> Result<Attempt> {
     let transaction = db
         .begin(Begin::Change {
             lock_timeout: options.lock_timeout,
         })
         .await
-        .map_err(|e| classify(e, "starting the transaction"))?;
+        .doing("starting the transaction")?;
     let db: &Db = &transaction;
     let started = Instant::now();
     if !options.dry_run {
         db.query("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY])
             .await
-            .map_err(|e| classify(e, "waiting for another apply"))?;
+            .doing("waiting for another apply")?;
     }
     let (snap, _) = crate::inspect::read(db, target, APPLY_READS).await?;
     let modes = options.enforcement.modes(&snap);
@@ -324,7 +305,7 @@ async fn attempt_once(
         transaction
             .rollback()
             .await
-            .map_err(|e| classify(e, "ending the read-only transaction"))?;
+            .doing("ending the read-only transaction")?;
         outcome.plan = plan;
         return Ok(Attempt {
             outcome,
@@ -342,13 +323,10 @@ async fn attempt_once(
             &[&target.schema, shadow, reason],
         )
         .await
-        .map_err(|e| classify(e, "recording the change in the break-glass log"))?;
+        .doing("recording the change in the break-glass log")?;
     }
     outcome.reach = record(db, target, &snap, &plan, &later, &outcome.checksum, changes).await?;
-    transaction
-        .commit()
-        .await
-        .map_err(|e| classify(e, "committing"))?;
+    transaction.commit().await.doing("committing")?;
     outcome.transaction_ms = started.elapsed().as_millis();
     outcome.applied = true;
     outcome.committed = 1;
@@ -362,7 +340,7 @@ async fn attempt_once(
 
 /// Runs the plan's statements but those of the tables in `later`, one round
 /// trip per object (its statements go together); how many objects changed.
-async fn execute(db: &Db, plan: &Plan, later: &HashSet<usize>) -> Result<usize, AttemptError> {
+async fn execute(db: &Db, plan: &Plan, later: &HashSet<usize>) -> Result<usize> {
     let mut changes = 0;
     for item in plan.items.iter().filter(|i| !i.statements.is_empty()) {
         if item.table.is_some_and(|t| later.contains(&t)) {
@@ -371,7 +349,7 @@ async fn execute(db: &Db, plan: &Plan, later: &HashSet<usize>) -> Result<usize, 
         let batch: Vec<&str> = item.statements.iter().map(|s| s.sql.as_str()).collect();
         db.simple(&batch.join(";\n"))
             .await
-            .map_err(|e| classify(e, &format!("applying {}", item.object)))?;
+            .doing(&format!("applying {}", item.object))?;
         changes += 1;
     }
     Ok(changes)

@@ -13,6 +13,8 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -54,6 +56,8 @@ pub(crate) struct AuthGuard<S> {
     /// The server proved something before granting access: a completed SCRAM
     /// exchange (SASLFinal), or a weak password request the operator allowed.
     exchanged: bool,
+    /// Set when the server asks for a password of any kind (see [`Self::telling`]).
+    asked: Option<Arc<AtomicBool>>,
 }
 
 impl<S> AuthGuard<S> {
@@ -69,7 +73,16 @@ impl<S> AuthGuard<S> {
             header: Vec::with_capacity(9),
             accepts,
             exchanged: false,
+            asked: None,
         }
+    }
+
+    /// Sets `asked` when the server asks for a password (cleartext, MD5 or
+    /// SCRAM): how a connection without one tells "a password is needed"
+    /// from other failures, without reading the driver's text.
+    pub(crate) fn telling(mut self, asked: Option<Arc<AtomicBool>>) -> Self {
+        self.asked = asked;
+        self
     }
 
     /// Follows the server's bytes; an error when it asks for a weak password.
@@ -137,6 +150,9 @@ impl<S> AuthGuard<S> {
     }
 
     fn check(&mut self, code: u32) -> io::Result<()> {
+        if let (3 | 5 | 10, Some(asked)) = (code, &self.asked) {
+            asked.store(true, Ordering::Relaxed);
+        }
         let what = match code {
             // AuthenticationOk
             0 if self.exchanged || self.accepts == Accepts::Anything => return Ok(()),
@@ -221,12 +237,17 @@ impl<S: TlsStream + Unpin> TlsStream for AuthGuard<S> {
 pub(crate) struct GuardedTls<T> {
     inner: T,
     accepts: Accepts,
+    asked: Option<Arc<AtomicBool>>,
 }
 
 impl<T> GuardedTls<T> {
-    /// Wraps `inner`.
-    pub(crate) fn new(inner: T, accepts: Accepts) -> Self {
-        Self { inner, accepts }
+    /// Wraps `inner`; its guard sets `asked` as [`AuthGuard::telling`] says.
+    pub(crate) fn new(inner: T, accepts: Accepts, asked: Option<Arc<AtomicBool>>) -> Self {
+        Self {
+            inner,
+            accepts,
+            asked,
+        }
     }
 }
 
@@ -242,11 +263,11 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self::Stream, Self::Error>> + Send>>;
 
     fn connect(self, stream: S) -> Self::Future {
-        let accepts = self.accepts;
+        let (accepts, asked) = (self.accepts, self.asked);
         let handshake = self.inner.connect(stream);
         Box::pin(async move {
             let tls = handshake.await?;
-            Ok(AuthGuard::new(tls, false, accepts))
+            Ok(AuthGuard::new(tls, false, accepts).telling(asked))
         })
     }
 }
@@ -279,8 +300,12 @@ mod tests {
                 let result = inspect_split(&bytes, split);
                 assert_eq!(result.is_err(), refused, "code {code} split {split}");
             }
-            let mut allowed = AuthGuard::new((), true, Accepts::Anything);
+            let asked = Arc::new(AtomicBool::new(false));
+            let mut allowed =
+                AuthGuard::new((), true, Accepts::Anything).telling(Some(asked.clone()));
             assert!(allowed.inspect(&bytes).is_ok());
+            // Every kind of password request is told, access without one is not.
+            assert_eq!(asked.load(Ordering::Relaxed), code != 0, "code {code}");
             // For an IAM token: a cleartext request only.
             let mut cleartext = AuthGuard::new((), true, Accepts::Cleartext);
             assert_eq!(
