@@ -238,6 +238,33 @@ async fn with_lock_retries(
     }
 }
 
+/// The snapshot inside the transaction, the mode each table is to be in,
+/// and the plan that gets it there, each change saying why.
+async fn planned(
+    db: &Db,
+    target: &Target,
+    options: &Options,
+) -> Result<(Snapshot, Vec<Mode>, Plan)> {
+    let (snap, _) = crate::inspect::read(db, target, APPLY_READS).await?;
+    let modes = options.enforcement.modes(&snap);
+    let mut plan = plan::build(
+        target,
+        &snap,
+        &options.roles,
+        &modes,
+        options.replace_policies,
+    );
+    let why = options.enforcement.why(&snap);
+    for item in &mut plan.items {
+        if let Some(table) = item.table.and_then(|i| snap.tables.get(i)) {
+            item.why = why.get(&table.name).cloned();
+        }
+    }
+    Ok((snap, modes, plan))
+}
+
+/// One transaction of the run: the plan built inside it, refused by its
+/// pre-flight, rolled back (dry run, nothing to do) or committed.
 async fn attempt_once(
     db: &Db,
     target: &Target,
@@ -257,21 +284,7 @@ async fn attempt_once(
             .await
             .doing("waiting for another apply")?;
     }
-    let (snap, _) = crate::inspect::read(db, target, APPLY_READS).await?;
-    let modes = options.enforcement.modes(&snap);
-    let mut plan = plan::build(
-        target,
-        &snap,
-        &options.roles,
-        &modes,
-        options.replace_policies,
-    );
-    let why = options.enforcement.why(&snap);
-    for item in &mut plan.items {
-        if let Some(table) = item.table.and_then(|i| snap.tables.get(i)) {
-            item.why = why.get(&table.name).cloned();
-        }
-    }
+    let (snap, modes, mut plan) = planned(db, target, options).await?;
     let changing = plan.changing_tables();
     let batching = match stage {
         Batch::First => {

@@ -157,8 +157,8 @@ pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<F
         }
         seen.insert(name.clone());
         let mut db = base.clone();
-        apply(&mut db, &file.defaults, &at)?;
-        apply(&mut db, target, &at)?;
+        overlay(&mut db, &file.defaults, &at)?;
+        overlay(&mut db, target, &at)?;
         // A tunnel from the command line (or [defaults]) leads to one
         // database: every target would be checked there, and reported as
         // itself. Each needs a tunnel of its own.
@@ -190,26 +190,67 @@ pub(crate) fn parse(text: &str, path: &str, base: &DatabaseArgs) -> Result<Vec<F
     Ok(targets)
 }
 
-/// Sets the keys of `settings` on `db`.
-fn apply(
+/// Sets the keys of `settings` on `db`, over what it holds.
+fn overlay(
     db: &mut DatabaseArgs,
     settings: &Settings,
     at: &dyn Fn(Range<usize>, &str) -> String,
 ) -> Result<()> {
-    let (conn, target) = (&mut db.conn, &mut db.target);
     let s = settings.clone();
-    if let Some(host) = s.host {
-        conn.host = host;
+    let conn = &mut db.conn;
+    set(&mut conn.host, s.host);
+    set(&mut conn.port, s.port);
+    set(&mut conn.dbname, s.database);
+    set_some(&mut conn.user, s.user);
+    set_some(&mut conn.sslrootcert, s.sslrootcert);
+    set_some(&mut conn.tls_server_name, s.tls_server_name);
+    set_some(&mut conn.ssh_config, s.ssh_config);
+    set_some(&mut conn.aws.profile, s.profile);
+    set_some(&mut conn.aws.region, s.region);
+    set_some(&mut conn.aws.db_instance, s.db_instance);
+    credentials(conn, settings, at)?;
+    if let Some(mode) = &settings.sslmode {
+        let parsed =
+            <SslMode as clap::ValueEnum>::from_str(mode.get_ref(), true).map_err(|_| {
+                anyhow!(
+                    "{}: {:?} is none of disable, prefer, require, verify-ca, verify-full",
+                    at(mode.span(), "sslmode"),
+                    mode.get_ref()
+                )
+            })?;
+        conn.sslmode = Some(parsed);
     }
-    if let Some(port) = s.port {
-        conn.port = port;
+    tunnel(conn, s.via_ssm, s.via_ssh);
+    let target = &mut db.target;
+    set(&mut target.schema, s.schema);
+    set(&mut target.tables, s.tables);
+    set(&mut target.tenant_column, s.tenant_column);
+    set(&mut target.tenant_setting, s.tenant_setting);
+    set(&mut target.app_role, s.app_role);
+    set(&mut target.admin_role, s.admin_role);
+    Ok(())
+}
+
+/// `field` takes `value` when the key is there.
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
     }
-    if let Some(database) = s.database {
-        conn.dbname = database;
+}
+
+/// An optional `field` takes `value` when the key is there.
+fn set_some<T>(field: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *field = value;
     }
-    if let Some(user) = s.user {
-        conn.user = Some(user);
-    }
+}
+
+/// `password-from` and `iam-auth`: the one given last replaces the other.
+fn credentials(
+    conn: &mut ConnectionArgs,
+    settings: &Settings,
+    at: &dyn Fn(Range<usize>, &str) -> String,
+) -> Result<()> {
     if let Some(source) = &settings.password_from {
         let parsed: PasswordSource = source
             .get_ref()
@@ -224,77 +265,31 @@ fn apply(
         conn.password_from = Some(parsed);
         conn.iam_auth = false;
     }
-    if let Some(iam) = s.iam_auth {
+    if let Some(iam) = settings.iam_auth {
         conn.iam_auth = iam;
         if iam {
             conn.password_from = None;
         }
     }
-    if let Some(mode) = &settings.sslmode {
-        let parsed =
-            <SslMode as clap::ValueEnum>::from_str(mode.get_ref(), true).map_err(|_| {
-                anyhow!(
-                    "{}: {:?} is none of disable, prefer, require, verify-ca, verify-full",
-                    at(mode.span(), "sslmode"),
-                    mode.get_ref()
-                )
-            })?;
-        conn.sslmode = Some(parsed);
-    }
-    if let Some(file) = s.sslrootcert {
-        conn.sslrootcert = Some(file);
-    }
-    if let Some(name) = s.tls_server_name {
-        conn.tls_server_name = Some(name);
-    }
-    if let Some(ssm) = s.via_ssm {
+    Ok(())
+}
+
+/// A target's own tunnel: SSM to an instance, or ssh to a bastion, each to
+/// the target's endpoint.
+fn tunnel(conn: &mut ConnectionArgs, ssm: Option<ViaSsm>, ssh: Option<ViaSsh>) {
+    if let Some(ssm) = ssm {
         conn.via_ssm = true;
         conn.via_ssh = None;
         conn.aws.instance_id = Some(ssm.instance);
         conn.aws.rds_endpoint = Some(ssm.endpoint);
-        if let Some(port) = ssm.port {
-            conn.aws.remote_port = port;
-        }
+        set(&mut conn.aws.remote_port, ssm.port);
     }
-    if let Some(ssh) = s.via_ssh {
+    if let Some(ssh) = ssh {
         conn.via_ssm = false;
         conn.via_ssh = Some(ssh.bastion);
         conn.aws.rds_endpoint = Some(ssh.endpoint);
-        if let Some(port) = ssh.port {
-            conn.aws.remote_port = port;
-        }
+        set(&mut conn.aws.remote_port, ssh.port);
     }
-    if let Some(file) = s.ssh_config {
-        conn.ssh_config = Some(file);
-    }
-    if let Some(profile) = s.profile {
-        conn.aws.profile = Some(profile);
-    }
-    if let Some(region) = s.region {
-        conn.aws.region = Some(region);
-    }
-    if let Some(instance) = s.db_instance {
-        conn.aws.db_instance = Some(instance);
-    }
-    if let Some(schema) = s.schema {
-        target.schema = schema;
-    }
-    if let Some(tables) = s.tables {
-        target.tables = tables;
-    }
-    if let Some(column) = s.tenant_column {
-        target.tenant_column = column;
-    }
-    if let Some(setting) = s.tenant_setting {
-        target.tenant_setting = setting;
-    }
-    if let Some(role) = s.app_role {
-        target.app_role = role;
-    }
-    if let Some(role) = s.admin_role {
-        target.admin_role = role;
-    }
-    Ok(())
 }
 
 /// Whether `name` falls in `shard`: a stable hash (the first eight bytes of

@@ -48,61 +48,78 @@ const RULES: [Rule; 9] = [
 /// DRF002: each installed table's isolation policy is still what apply
 /// deparsed, and no permissive policy for the app role appeared beside it.
 pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) {
-    let bundle = &snap.bundle;
-    let mut problems = Vec::new();
-    for installed in &bundle.registry {
-        let (installed_using, installed_check) = (&installed.using, &installed.check);
-        let display = target.display_table(&installed.table);
-        let policy = snap.policies_on(&display).find(|p| p.name == POLICY_NAME);
-        let detail = match policy {
-            None => Some("the tenant_isolation policy was dropped".to_string()),
-            Some(p) => {
-                // (the same text, as when the read reused apply's, needs no normalizing)
-                let same = |now: &Option<String>, then: &str| {
-                    now.as_deref()
-                        .is_some_and(|n| n == then || normalize(n) == normalize(then))
-                };
-                if !same(&p.using, installed_using) {
-                    Some(format!(
-                        "USING changed from {installed_using} to {}",
-                        p.using.clone().unwrap_or_else(|| "nothing".into())
-                    ))
-                } else if !same(&p.check, installed_check) {
-                    Some(format!(
-                        "WITH CHECK changed from {installed_check} to {}",
-                        p.check.clone().unwrap_or_else(|| "nothing".into())
-                    ))
-                } else if !p.using_builtin || !p.check_builtin {
-                    Some("the policy's text is as installed but its structure is not: it compares another column, or uses a user-defined operator, function or type".to_string())
-                } else if p.roles != [target.app_role.as_str()] {
-                    Some(format!(
-                        "the policy now applies to {} instead of {}",
-                        p.roles.join(", "),
-                        target.app_role
-                    ))
-                } else if !p.permissive || p.cmd != Command::All {
-                    Some("the policy is no longer PERMISSIVE FOR ALL".to_string())
-                } else {
-                    None
-                }
-            }
-        };
-        if let Some(detail) = detail {
-            problems.push(Finding::problem(
+    let mut problems: Vec<Finding> = snap
+        .bundle
+        .registry
+        .iter()
+        .filter_map(|installed| {
+            let display = target.display_table(&installed.table);
+            let policy = snap.policies_on(&display).find(|p| p.name == POLICY_NAME);
+            let detail = isolation_policy_changed(installed, policy, target)?;
+            Some(Finding::problem(
                 &DRF002,
                 display,
                 detail,
                 "rlsctl apply (re-installs the policy)",
-            ));
-        }
+            ))
+        })
+        .collect();
+    problems.extend(permissive_beside(snap, target));
+    findings.check(&DRF002, problems, "every isolation policy is as installed");
+}
+
+/// How an installed table's isolation policy differs from what apply
+/// installed; `None` when it does not.
+fn isolation_policy_changed(
+    installed: &crate::model::snapshot::Installed,
+    policy: Option<&Policy>,
+    target: &Target,
+) -> Option<String> {
+    let Some(p) = policy else {
+        return Some("the tenant_isolation policy was dropped".to_string());
+    };
+    // (the same text, as when the read reused apply's, needs no normalizing)
+    let same = |now: &Option<String>, then: &str| {
+        now.as_deref()
+            .is_some_and(|n| n == then || normalize(n) == normalize(then))
+    };
+    let (using, check) = (&installed.using, &installed.check);
+    if !same(&p.using, using) {
+        Some(format!(
+            "USING changed from {using} to {}",
+            p.using.clone().unwrap_or_else(|| "nothing".into())
+        ))
+    } else if !same(&p.check, check) {
+        Some(format!(
+            "WITH CHECK changed from {check} to {}",
+            p.check.clone().unwrap_or_else(|| "nothing".into())
+        ))
+    } else if !p.using_builtin || !p.check_builtin {
+        Some("the policy's text is as installed but its structure is not: it compares another column, or uses a user-defined operator, function or type".to_string())
+    } else if p.roles != [target.app_role.as_str()] {
+        Some(format!(
+            "the policy now applies to {} instead of {}",
+            p.roles.join(", "),
+            target.app_role
+        ))
+    } else if !p.permissive || p.cmd != Command::All {
+        Some("the policy is no longer PERMISSIVE FOR ALL".to_string())
+    } else {
+        None
     }
+}
+
+/// Permissive policies for the app role beside the isolation policy of an
+/// installed table: each widens what it sees. One the last apply found and
+/// left (kept, or refused and accepted) was there before: drift only if it
+/// changed since.
+fn permissive_beside(snap: &Snapshot, target: &Target) -> Vec<Finding> {
+    let bundle = &snap.bundle;
     let registered: std::collections::HashSet<String> = bundle
         .registry
         .iter()
         .map(|r| target.display_table(&r.table))
         .collect();
-    // A policy the last apply found and left (kept, or refused and
-    // accepted) was there before: it is drift only if it changed since.
     let found_at_apply = |p: &Policy| {
         bundle
             .recorded_existing
@@ -110,8 +127,7 @@ pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
             .flatten()
             .find(|r| r.table == p.table && r.name == p.name && r.disposition != "replaced")
     };
-    let others: Vec<Finding> = snap
-        .policies
+    snap.policies
         .iter()
         .filter(|p| {
             p.name != POLICY_NAME
@@ -145,9 +161,7 @@ pub(crate) fn drf002(snap: &Snapshot, target: &Target, findings: &mut Findings) 
                 ),
             ))
         })
-        .collect();
-    problems.extend(others);
-    findings.check(&DRF002, problems, "every isolation policy is as installed");
+        .collect()
 }
 
 /// Two deparsed expressions (or both none) say the same.
