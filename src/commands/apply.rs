@@ -3,7 +3,8 @@
 use anyhow::{anyhow, Result};
 use serde_json::json;
 
-use crate::cli::{ApplyArgs, Format};
+use super::output::{self, Rendering, Sink, TextOrJson};
+use crate::cli::ApplyArgs;
 use crate::cutover::apply::{self, ApplyOutcome, Options};
 use crate::model::checks;
 use crate::model::plan::existing::Disposition;
@@ -22,15 +23,12 @@ pub(crate) async fn run(args: ApplyArgs) -> Result<super::Verdict> {
         let (target, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
         let options = options(&args, enforcement).await?;
         let outcome = apply::apply(&db, &target, &options).await?;
-        super::print(&match args.format {
-            Format::Text => text(&db.info, &outcome, args.dry_run),
-            Format::Json => json(&db.info, &outcome, args.dry_run),
-        });
-        Ok(if outcome.refused() {
-            super::Verdict::Problems
-        } else {
-            super::Verdict::Clean
-        })
+        let result = TextOrJson {
+            text: text(&db.info, &outcome, args.dry_run),
+            json: json(&db.info, &outcome, args.dry_run),
+            clean: !outcome.refused(),
+        };
+        output::emit(&result, args.format.into(), &Rendering::now(), Sink::STDOUT)
     })
     .await
 }
@@ -54,7 +52,7 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
         .logs
         .since
         .ok_or_else(|| anyhow!("--enforce-clean needs --since"))?;
-    let now = time::now();
+    let now = crate::commands::clock::now_ms();
     let cutoff = time::cutoff(now, since)?;
     let back = humantime::format_duration(since).to_string();
     // The server writes a mark first: the log must hold it, which shows it is
@@ -139,7 +137,7 @@ async fn options(args: &ApplyArgs, enforcement: Enforcement) -> Result<Options> 
         judge_existing: true,
         accepted: apply::Accepted {
             exceptions: super::read_exceptions(args.accept.as_deref())?,
-            today: crate::model::exceptions::today(),
+            today: crate::commands::clock::today(),
         },
         to_shadow_reason: None,
     })
@@ -150,6 +148,21 @@ fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
         "rlsctl apply: database {} as {} (PostgreSQL {})\n",
         info.name, info.user, info.server_version
     );
+    out.push_str(&findings_text(outcome));
+    if outcome.refused() {
+        out.push_str("Pre-flight refused the apply; nothing was changed.\n");
+        return out;
+    }
+    out.push_str(&plan_table(outcome));
+    out.push_str(&reach_text(outcome, dry_run));
+    out.push_str(&ending_text(outcome, dry_run));
+    out
+}
+
+/// The pre-flight's problems, the plan's warnings, and the policies apply
+/// found and did not create.
+fn findings_text(outcome: &ApplyOutcome) -> String {
+    let mut out = String::new();
     for finding in outcome.preflight.problems() {
         let word = match finding.status {
             checks::Status::Fail => "refused",
@@ -177,10 +190,13 @@ fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
             out.push_str(&format!("  {}: {word}; {}\n", p.describe(), p.why));
         }
     }
-    if outcome.refused() {
-        out.push_str("Pre-flight refused the apply; nothing was changed.\n");
-        return out;
-    }
+    out
+}
+
+/// Each object of the plan: its action, its mode, its statements; then why
+/// each change is made.
+fn plan_table(outcome: &ApplyOutcome) -> String {
+    let mut out = String::new();
     let mut table = comfy_table::Table::new();
     table
         .load_preset(comfy_table::presets::NOTHING)
@@ -209,7 +225,12 @@ fn text(info: &ServerInfo, outcome: &ApplyOutcome, dry_run: bool) -> String {
             out.push_str(&format!("  {}: {why}\n", item.object));
         }
     }
-    out.push_str(&reach_text(outcome, dry_run));
+    out
+}
+
+/// The SQL of a dry run, or what was applied, or that nothing needed to be.
+fn ending_text(outcome: &ApplyOutcome, dry_run: bool) -> String {
+    let mut out = String::new();
     let changes = outcome.plan.changes();
     let batching = &outcome.batching;
     let transactions = if batching.split() {

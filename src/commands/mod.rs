@@ -1,8 +1,10 @@
 //! One module per subcommand.
 
 pub(crate) mod apply;
+pub(crate) mod clock;
 pub(crate) mod completions;
 pub(crate) mod monitor;
+pub(crate) mod output;
 pub(crate) mod rehearse;
 pub(crate) mod rollback;
 pub(crate) mod shadow;
@@ -122,11 +124,23 @@ pub(crate) fn read_exceptions(
     let shown = path.display().to_string();
     // It can silence a finding: private, as .env is.
     let text = crate::input_file::read(path, "--accept", true)?;
-    crate::model::exceptions::parse(&text, &shown, &crate::model::exceptions::today())
+    crate::model::exceptions::parse(&text, &shown, &crate::commands::clock::today())
 }
 
-/// Names each stale exception on stderr: it accepts nothing and can go.
-pub(crate) fn warn_stale(report: &crate::model::report::Report) {
+/// `report` with the reviewed `exceptions` applied (as of today; `target`:
+/// the fleet's name for the database), each stale one warned of: the one
+/// place acceptances meet a report, for every command.
+pub(crate) fn accepted(
+    report: crate::model::report::Report,
+    exceptions: &[crate::model::exceptions::Exception],
+    target: Option<&str>,
+) -> crate::model::report::Report {
+    let report = report.with_exceptions(exceptions, &clock::today(), target);
+    warn_stale(&report);
+    report
+}
+
+fn warn_stale(report: &crate::model::report::Report) {
     use crate::model::exceptions::ExceptionState;
     for e in report
         .exceptions
@@ -323,21 +337,6 @@ pub(crate) fn tunnel_settings(args: &AwsArgs) -> TunnelSettings {
         start_timeout: args.start_timeout,
         allow_token_in_argv: args.allow_token_in_argv,
     }
-}
-
-/// Prints a result document on stdout, with anything that could drive a
-/// terminal escaped (see [`crate::logging::printable`]).
-/// Prints `text` in `format` on stdout: Prometheus's text format is written
-/// as it is when stdout is no terminal (a pipe to node_exporter's textfile,
-/// which takes any UTF-8 in a label but rejects the `\u202e` that
-/// [`print()`] writes for a character that could reorder a terminal's text).
-pub(crate) fn print_as(format: crate::cli::MonitorFormat, text: &str) {
-    use std::io::{IsTerminal, Write};
-    if format == crate::cli::MonitorFormat::Prometheus && !std::io::stdout().is_terminal() {
-        let _ = std::io::stdout().lock().write_all(text.as_bytes());
-        return;
-    }
-    print(text);
 }
 
 /// Prints `text` on stdout, with what could drive the terminal escaped.

@@ -5,8 +5,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::{bail, Context, Result};
 use serde_json::json;
 
+use super::output::{self, Rendering, Sink, TextOrJson};
 use super::Verdict;
-use crate::cli::{Format, RollbackArgs};
+use crate::cli::RollbackArgs;
 use crate::cutover::rollback::{self, Performed, RollbackAction, RollbackOutcome};
 use crate::model::plan::Enforcement;
 
@@ -52,20 +53,17 @@ pub(crate) async fn run(mut args: RollbackArgs) -> Result<Verdict> {
         }
         let outcome = rollback::run(&db, &target, &action, reason.as_deref()).await?;
         let restore = restore_command(&args, &db.info.name, &db.info.user);
-        super::print(&match args.format {
-            Format::Text => text(&outcome, &restore),
-            Format::Json => serde_json::to_string_pretty(&json!({
+        let result = TextOrJson {
+            text: text(&outcome, &restore),
+            json: serde_json::to_string_pretty(&json!({
                 "command": "rollback",
                 "database": db.info,
                 "result": outcome,
-                "restore_command": (outcome.action == Performed::Disable).then_some(restore),
+                "restore_command": (outcome.action == Performed::Disable).then_some(&restore),
             }))?,
-        });
-        Ok(if outcome.missing.is_empty() {
-            Verdict::Clean
-        } else {
-            Verdict::Problems
-        })
+            clean: outcome.missing.is_empty(),
+        };
+        output::emit(&result, args.format.into(), &Rendering::now(), Sink::STDOUT)
     })
     .await
 }
@@ -113,9 +111,9 @@ async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
         }
         let outcome = crate::cutover::apply::apply(&db, &target, &options).await?;
         let tables: Vec<String> = args.table.iter().map(|t| target.display_table(t)).collect();
-        super::print(&match args.format {
-            Format::Text => to_shadow_text(&outcome, &tables, &reason),
-            Format::Json => serde_json::to_string_pretty(&json!({
+        let result = TextOrJson {
+            text: to_shadow_text(&outcome, &tables, &reason),
+            json: serde_json::to_string_pretty(&json!({
                 "command": "rollback",
                 "database": db.info,
                 "action": "to-shadow",
@@ -125,12 +123,9 @@ async fn to_shadow(args: RollbackArgs) -> Result<Verdict> {
                 "preflight": outcome.preflight,
                 "plan": outcome.plan,
             }))?,
-        });
-        Ok(if outcome.refused() {
-            Verdict::Problems
-        } else {
-            Verdict::Clean
-        })
+            clean: !outcome.refused(),
+        };
+        output::emit(&result, args.format.into(), &Rendering::now(), Sink::STDOUT)
     })
     .await
 }

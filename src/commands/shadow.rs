@@ -8,7 +8,8 @@ use anyhow::{anyhow, Result};
 
 use super::Verdict;
 
-use crate::cli::{ConnectionArgs, Format, LogSourceArgs, ShadowCommand, ShadowReportArgs};
+use super::output::{self, Rendering, Sink, TextOrJson};
+use crate::cli::{ConnectionArgs, LogSourceArgs, ShadowCommand, ShadowReportArgs};
 use crate::logs::{files, rds, server};
 use crate::model::shadow::log::{Found, RDS_PREFIX};
 use crate::model::shadow::{time, Summary};
@@ -27,7 +28,7 @@ async fn report(args: ShadowReportArgs) -> Result<Verdict> {
     let cutoff = args
         .logs
         .since
-        .map(|since| time::cutoff(time::now(), since))
+        .map(|since| time::cutoff(crate::commands::clock::now_ms(), since))
         .transpose()?;
     let (mut found, label) = read_records(&args.logs, &args.conn).await?;
     // A log read wrongly, or in part, is exit 2, never "no record".
@@ -38,15 +39,12 @@ async fn report(args: ShadowReportArgs) -> Result<Verdict> {
             .retain(|r| time::epoch_millis(&r.at).is_none_or(|at| at >= cutoff));
     }
     let summary = Summary::of_found(found);
-    super::print(&match args.format {
-        Format::Text => summary.text(&label),
-        Format::Json => summary.json(&label),
-    });
-    Ok(if summary.records == 0 {
-        Verdict::Clean
-    } else {
-        Verdict::Problems
-    })
+    let result = TextOrJson {
+        text: summary.text(&label),
+        json: summary.json(&label),
+        clean: summary.records == 0,
+    };
+    output::emit(&result, args.format.into(), &Rendering::now(), Sink::STDOUT)
 }
 
 /// The shadow records from the source the flags choose (log files, the RDS

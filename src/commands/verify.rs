@@ -2,8 +2,9 @@
 
 use anyhow::Result;
 
+use super::output::{self, Rendering, Sink};
 use super::Verdict;
-use crate::cli::{AppArgs, VerifyArgs, VerifyFormat};
+use crate::cli::{AppArgs, VerifyArgs};
 use crate::http::burst::{Burst, Id};
 use crate::model::checks::{self, Findings};
 use crate::model::config::Target;
@@ -27,26 +28,20 @@ fn distinct_tenants(tenants: &[String]) -> Result<()> {
 /// Runs `verify` (default user: the app role).
 pub(crate) async fn run(args: VerifyArgs) -> Result<Verdict> {
     distinct_tenants(&args.tenants)?;
+    // Read before anything connects, as every command does.
+    let exceptions = super::read_exceptions(args.report.accept.as_deref())?;
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let exceptions = super::read_exceptions(args.report.accept.as_deref())?;
         let (target, db) = super::connect(&conn, &args.db.target, None, true).await?;
         let app = args.app_url.as_deref().map(|url| (url, burst(&args.app)));
-        let report = verify(&db, &target, &args.tenants, app)
-            .await?
-            .with_exceptions(&exceptions, &crate::model::exceptions::today(), None);
-        super::warn_stale(&report);
-        super::print(&match args.format {
-            VerifyFormat::Text => report.text(),
-            VerifyFormat::Json => report.json(),
-            VerifyFormat::Sarif => report.sarif("verify", args.report.docs_url.as_deref()),
-            VerifyFormat::Junit => report.junit("verify", args.strict),
-        });
-        Ok(if report.clean(args.strict) {
-            Verdict::Clean
-        } else {
-            Verdict::Problems
-        })
+        let report = verify(&db, &target, &args.tenants, app).await?;
+        let report = super::accepted(report, &exceptions, None);
+        let how = Rendering {
+            strict: args.strict,
+            docs_url: args.report.docs_url.as_deref(),
+            ..Rendering::now()
+        };
+        output::emit(&report, args.format.into(), &how, Sink::STDOUT)
     })
     .await
 }

@@ -278,11 +278,6 @@ pub(crate) fn apply(
         .collect()
 }
 
-/// Today (UTC) as `YYYY-MM-DD`.
-pub(crate) fn today() -> String {
-    crate::model::shadow::time::utc_text(crate::model::shadow::time::now())[..10].to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ use tracing::Instrument;
 
 use super::targets::{self, FleetTarget};
 use crate::cli::{MonitorArgs, MonitorFormat};
+use crate::commands::output::{self, Rendering, Sink};
 use crate::commands::Verdict;
 use crate::model::exceptions::Exception;
 use crate::model::report::fleet::{FleetReport, Outcome, TargetResult};
@@ -47,31 +48,25 @@ pub(crate) async fn run(
     }
     let results = check_all(&args, fleet, Arc::new(exceptions)).await;
     let report = FleetReport::new("monitor", results);
-    let unix_time = super::now();
-    let text = match args.format {
-        MonitorFormat::Text => report.text(),
-        MonitorFormat::Json => report.json(),
-        MonitorFormat::Prometheus => {
-            // A target that fails now keeps its last success from the file it replaces.
-            let previous = args
-                .output
-                .as_ref()
-                .and_then(|p| std::fs::read_to_string(p).ok())
-                .unwrap_or_default();
-            report.prometheus(
-                unix_time,
-                &crate::model::report::fleet::last_success_times(&previous),
-            )
-        }
-        MonitorFormat::Sarif => report.sarif(args.report.docs_url.as_deref()),
-        MonitorFormat::Junit => report.junit(args.strict),
+    let how = Rendering {
+        strict: args.strict,
+        docs_url: args.report.docs_url.as_deref(),
+        // A target that fails now keeps its last success from the file it replaces.
+        previous: (args.format == MonitorFormat::Prometheus)
+            .then(|| {
+                args.output
+                    .as_ref()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+            })
+            .flatten()
+            .unwrap_or_default(),
+        ..Rendering::now()
     };
-    let clean = report.summary.drifted == 0 && report.summary.errors == 0;
-    match &args.output {
-        Some(path) => super::write_atomically(path, &text)?,
-        None if quiet && clean => {}
-        None => crate::commands::print_as(args.format, &text),
-    }
+    let sink = Sink {
+        file: args.output.as_deref(),
+        quiet,
+    };
+    let verdict = output::emit(&report, args.format.into(), &how, sink)?;
     if !quiet && (args.output.is_some() || args.format != MonitorFormat::Text) {
         crate::say!("rlsctl monitor: {}", report.summary_line());
     }
@@ -84,11 +79,7 @@ pub(crate) async fn run(
             crate::logging::printable(&failed.join(", "))
         );
     }
-    Ok(if clean {
-        Verdict::Clean
-    } else {
-        Verdict::Problems
-    })
+    Ok(verdict)
 }
 
 /// Every target, at most `--concurrency` at once, in the file's order.
@@ -167,10 +158,7 @@ async fn check_one(
     crate::commands::with_tunnel(&conn, |conn| async move {
         let (target, db) = crate::commands::connect(&conn, &target, None, false).await?;
         let report = super::monitor(&db, &target).await?;
-        let today = crate::model::exceptions::today();
-        let report = report.with_exceptions(exceptions, &today, Some(&name));
-        crate::commands::warn_stale(&report);
-        Ok(report)
+        Ok(crate::commands::accepted(report, exceptions, Some(&name)))
     })
     .await
 }

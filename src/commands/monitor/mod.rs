@@ -4,13 +4,11 @@
 mod fleet;
 mod targets;
 
-use std::io::Write;
-use std::path::Path;
-
 use anyhow::{Context, Result};
 
+use super::output::{self, Rendering, Sink};
 use super::Verdict;
-use crate::cli::{MonitorArgs, MonitorFormat};
+use crate::cli::MonitorArgs;
 use crate::model::checks::{self, Findings};
 use crate::model::config::Target;
 use crate::model::report::Report;
@@ -26,31 +24,17 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.db.target, None, false).await?;
-        let report = monitor(&db, &target).await?.with_exceptions(
-            &exceptions,
-            &crate::model::exceptions::today(),
-            None,
-        );
-        super::warn_stale(&report);
-        let clean = report.clean(args.strict);
-        let docs_url = args.report.docs_url.as_deref();
-        let text = match args.format {
-            MonitorFormat::Text => report.text(),
-            MonitorFormat::Json => report.json(),
-            MonitorFormat::Prometheus => report.prometheus(now()),
-            MonitorFormat::Sarif => report.sarif("monitor", docs_url),
-            MonitorFormat::Junit => report.junit("monitor", args.strict),
+        let report = super::accepted(monitor(&db, &target).await?, &exceptions, None);
+        let how = Rendering {
+            strict: args.strict,
+            docs_url: args.report.docs_url.as_deref(),
+            ..Rendering::now()
         };
-        match &args.output {
-            Some(path) => write_atomically(path, &text)?,
-            None if quiet && clean => {}
-            None => super::print_as(args.format, &text),
-        }
-        Ok(if clean {
-            Verdict::Clean
-        } else {
-            Verdict::Problems
-        })
+        let sink = Sink {
+            file: args.output.as_deref(),
+            quiet,
+        };
+        output::emit(&report, args.format.into(), &how, sink)
     })
     .await
 }
@@ -87,33 +71,4 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // another thread, beside the rendering (the runtime waits for it at exit).
     tokio::task::spawn_blocking(move || drop(snapshot));
     Ok(report)
-}
-
-/// Seconds since the epoch now.
-pub(crate) fn now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
-}
-
-/// Writes to a temp file beside `path`, then renames it over `path`: a reader
-/// sees the old file or the new one, never half of one. The file is 0644: the
-/// report holds no secret, and node_exporter, which reads the textfile
-/// directory, runs as its own user (a temp file's 0600 would hide the metrics).
-pub(crate) fn write_atomically(path: &Path, text: &str) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    file.as_file().sync_all()?;
-    file.persist(path)
-        .with_context(|| format!("renaming onto {}", path.display()))?;
-    Ok(())
 }

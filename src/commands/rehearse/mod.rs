@@ -412,14 +412,14 @@ impl Rehearsal {
             _ => job.iter().max().map(|last| last + 1),
         }
         .ok_or_else(|| anyhow::anyhow!("the log holds no record of the report job"))?;
-        let back = format!("{}ms", time::now() - cutoff);
+        let back = format!("{}ms", crate::commands::clock::now_ms() - cutoff);
         let mut options = self.apply_options(id);
         options.enforcement = Enforcement::Clean(Since::from_log(
             &found,
             &source,
             cutoff,
             &back,
-            time::now(),
+            crate::commands::clock::now_ms(),
             None,
         )?);
         let outcome = apply::apply(&self.admin_db, &self.target, &options).await?;

@@ -113,6 +113,11 @@ impl FleetReport {
         }
     }
 
+    /// Whether every target was checked and is clean.
+    pub(crate) fn clean(&self) -> bool {
+        self.summary.drifted == 0 && self.summary.errors == 0
+    }
+
     /// The names of the targets that could not be checked.
     pub(crate) fn failed(&self) -> Vec<&str> {
         self.targets
@@ -128,7 +133,7 @@ impl FleetReport {
     }
 
     /// A section per target, then the summary line.
-    pub(crate) fn text(&self) -> String {
+    pub(crate) fn text(&self, terminal: bool) -> String {
         let mut out = String::new();
         for t in &self.targets {
             out.push_str(&format!(
@@ -138,7 +143,7 @@ impl FleetReport {
             ));
             match &t.outcome {
                 Outcome::Clean { report } | Outcome::Drift { report } => {
-                    out.push_str(&report.text())
+                    out.push_str(&report.text(terminal))
                 }
                 Outcome::Error { error } => {
                     out.push_str(&format!("could not be checked: {error}\n"))

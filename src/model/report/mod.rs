@@ -1,8 +1,6 @@
 //! Rendering check results: a text table, the JSON contract, Prometheus,
 //! SARIF and JUnit; for one database or a fleet.
 
-use std::io::IsTerminal;
-
 use serde::Serialize;
 
 use crate::model::checks::{Finding, Status};
@@ -190,8 +188,9 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// A readable table, then the remedies of what failed, then the summary line.
-    pub(crate) fn text(&self) -> String {
+    /// A readable table, then the remedies of what failed, then the summary
+    /// line; fitted to the terminal when stdout is one (`terminal`).
+    pub(crate) fn text(&self, terminal: bool) -> String {
         let mut table = comfy_table::Table::new();
         table
             .load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
@@ -199,7 +198,7 @@ impl Report {
             .set_header(["id", "status", "object", "detail"]);
         // On a terminal comfy-table fits the table to its width; a file or a
         // pipe gets lines of at most 160 characters.
-        if !std::io::stdout().is_terminal() {
+        if !terminal {
             table.set_width(160);
         }
         for f in &self.checks {

@@ -96,7 +96,6 @@ pub(crate) fn utc_text(millis: i64) -> String {
     )
 }
 
-/// Milliseconds since the epoch now.
 /// The moment `since` before `now` (milliseconds since the epoch), or why
 /// there is none: a zero window shows nothing clean, and one that reaches
 /// before the epoch is no window a log holds (it would wrap, too).
@@ -114,13 +113,6 @@ pub(crate) fn cutoff(now: i64, since: std::time::Duration) -> anyhow::Result<i64
                 humantime::format_duration(since)
             )
         })
-}
-
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
