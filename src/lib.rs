@@ -8,11 +8,14 @@
 //! 1. [`logging`], [`signals`], `input_file`: output, the stop signals, and
 //!    the small files read whole (bounded, regular, private where it matters);
 //! 2. [`model`]: the database's state, its rules and reports, without I/O;
-//! 3. [`pg`], [`aws`], [`http`], [`env_file`]: PostgreSQL, AWS, the app's
-//!    HTTP endpoint, the `.env` file;
-//! 4. [`tunnel`], [`credentials`]: the Session Manager plugin, password sources;
-//! 5. [`cli`]: every flag and its help;
-//! 6. [`commands`]: one module per subcommand; this file dispatches to them.
+//! 3. [`pg`], [`aws`], [`http`], [`env_file`]: PostgreSQL connections, AWS,
+//!    the app's HTTP endpoint, the `.env` file;
+//! 4. [`inspect`], [`sandbox`], `logs`, [`tunnel`], [`credentials`]: reading
+//!    the snapshot, the throwaway server, the log sources, the tunnels,
+//!    password sources;
+//! 5. [`probes`], [`cutover`]: the live probes; applying and rolling back;
+//! 6. [`cli`]: every flag and its help;
+//! 7. [`commands`]: one module per subcommand; this file dispatches to them.
 
 #![forbid(unsafe_code)]
 

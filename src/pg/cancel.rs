@@ -6,8 +6,9 @@ use tokio_postgres::NoTls;
 
 use anyhow::Result;
 
-use super::connect::dial;
-use super::{tls, ConnectOptions};
+use super::dial::dial;
+use super::options::ConnectOptions;
+use super::tls;
 
 /// Cancel tokens of every connection opened, so Ctrl-C can stop what the
 /// server is doing (a statement waiting on a lock would otherwise hold the

@@ -4,8 +4,6 @@
 //! that open the same way. The whole of it runs within `connect_timeout`.
 
 use std::io::IsTerminal;
-use std::net::IpAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,149 +13,13 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{Client, NoTls};
 
 use super::auth_guard::{Accepts, AuthGuard, GuardedTls};
+use super::dial::dial;
 use super::error::{describe, ConnectError};
+use super::options::{ConnectOptions, PasswordSupplier, Renewal};
 use super::tls::SslMode;
 use super::{cancel, cells, pgpass, tls, Db};
 use crate::model::secret::Secret;
 use crate::model::snapshot::ServerInfo;
-
-/// What a [`PasswordSupplier`] gives for one connection.
-#[derive(Debug, Clone)]
-pub struct Credential {
-    /// The user name, when the source names one (a Secrets Manager JSON
-    /// secret's `username`): used when none was given (`-U`, `PGUSER`).
-    pub user: Option<String>,
-    /// The password (or IAM auth token).
-    pub password: Secret,
-}
-
-/// What [`PasswordSupplier::credential`] returns: the credential, once read.
-pub type CredentialFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Credential>> + Send + 'a>>;
-
-/// How long a supplied credential stays good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Renewal {
-    /// Read once per run (a prompt, the environment, a file, Parameter Store).
-    Once,
-    /// Read once, and once more when the server rejects it: a Secrets Manager
-    /// secret that rotation may have just replaced.
-    OnRejection,
-    /// Made anew for every connection: an IAM auth token (valid 15 minutes).
-    PerConnection,
-}
-
-/// Gives the password when the server asks for one: read only then, so a
-/// prompt or an AWS call happens only when it is needed. The sources
-/// themselves (prompt, environment, file, AWS) live above this layer.
-pub trait PasswordSupplier: std::fmt::Debug + Send + Sync {
-    /// The credential for connecting as `user`; `what` names it in prompts
-    /// and errors ("password for app_user").
-    fn credential<'a>(&'a self, user: &'a str, what: &'a str) -> CredentialFuture<'a>;
-
-    /// How long what it gives stays good.
-    fn renewal(&self) -> Renewal {
-        Renewal::Once
-    }
-
-    /// The server will ask for this credential in cleartext, and may, under
-    /// TLS only (RDS IAM authentication does).
-    fn cleartext_under_tls(&self) -> bool {
-        false
-    }
-}
-
-/// Everything needed to open one connection.
-#[derive(Debug, Clone)]
-pub struct ConnectOptions {
-    /// Host name or address dialled.
-    pub host: String,
-    /// Port dialled.
-    pub port: u16,
-    /// Database name.
-    pub dbname: String,
-    /// User name.
-    pub user: String,
-    /// No user name was given: a credential that names one decides it.
-    pub user_from_credential: bool,
-    /// Explicit password source; otherwise PGPASSWORD, ~/.pgpass, a prompt.
-    pub password_from: Option<Arc<dyn PasswordSupplier>>,
-    /// A password already read (takes precedence over everything).
-    pub password: Option<Secret>,
-    /// May ask on the terminal when the server wants a password and nothing else gave one.
-    pub allow_prompt: bool,
-    /// TLS mode.
-    pub sslmode: SslMode,
-    /// CA file.
-    pub sslrootcert: Option<PathBuf>,
-    /// Name to verify the certificate against while dialling `host`.
-    pub tls_server_name: Option<String>,
-    /// Connect timeout.
-    pub connect_timeout: Duration,
-    /// Answer a server that asks for a cleartext or MD5 password (refused otherwise).
-    pub allow_weak_auth: bool,
-    /// The server's own host and port when `host:port` is a tunnel's local
-    /// end: what `~/.pgpass` entries name (the local port is new each run).
-    pub pgpass_as: Option<(String, u16)>,
-}
-
-impl ConnectOptions {
-    /// Options for `user` on `host:port/dbname` with the defaults: no password
-    /// yet (PGPASSWORD, ~/.pgpass), no prompt, `prefer` TLS, a 10 s timeout.
-    pub(crate) fn new(host: &str, port: u16, dbname: &str, user: &str) -> Self {
-        Self {
-            host: host.to_string(),
-            port,
-            dbname: dbname.to_string(),
-            user: user.to_string(),
-            user_from_credential: false,
-            password_from: None,
-            password: None,
-            allow_prompt: false,
-            sslmode: SslMode::Prefer,
-            sslrootcert: None,
-            tls_server_name: None,
-            connect_timeout: Duration::from_secs(10),
-            allow_weak_auth: false,
-            pgpass_as: None,
-        }
-    }
-
-    /// `user@host:port/dbname`, for messages (never contains the password).
-    pub(crate) fn describe(&self) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.dbname)
-    }
-}
-
-/// Dials the server: the address given, or, with a TLS server name, the host
-/// resolved and the name kept for verification. Returns the socket and the
-/// name TLS checks the certificate against.
-pub(super) async fn dial(opts: &ConnectOptions) -> Result<(tokio::net::TcpStream, String)> {
-    if opts.host.starts_with('/') {
-        bail!("{} is a Unix socket directory; rlsctl connects over TCP (through the tunnel: 127.0.0.1)", opts.host);
-    }
-    let address = resolve(&opts.host, opts.port).await?;
-    let stream = tokio::time::timeout(
-        opts.connect_timeout,
-        tokio::net::TcpStream::connect((address, opts.port)),
-    )
-    .await
-    .map_err(|_| anyhow!("timed out after {:?}", opts.connect_timeout))?
-    .map_err(|e| {
-        // On this machine, nothing listening is most often a tunnel not started.
-        if e.kind() == std::io::ErrorKind::ConnectionRefused && address.is_loopback() {
-            anyhow!("{e}: nothing listens on {}:{} (start the tunnel with `rlsctl tunnel`, or add --via-ssm or --via-ssh)", opts.host, opts.port)
-        } else {
-            anyhow::Error::new(e)
-        }
-    })?;
-    stream.set_nodelay(true)?;
-    let name = opts
-        .tls_server_name
-        .clone()
-        .unwrap_or_else(|| opts.host.clone());
-    Ok((stream, name))
-}
 
 /// Opens a connection, resolving the password and TLS as configured.
 pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
@@ -385,18 +247,6 @@ fn certificate_refused(err: &tokio_postgres::Error) -> bool {
     false
 }
 
-async fn resolve(host: &str, port: u16) -> Result<IpAddr> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(ip);
-    }
-    tokio::net::lookup_host((host, port))
-        .await
-        .with_context(|| format!("resolving {host}"))?
-        .next()
-        .map(|addr| addr.ip())
-        .ok_or_else(|| anyhow!("{host} resolves to no address"))
-}
-
 impl Db {
     /// A second connection to the same database as the same user, for reads
     /// that may run beside this one's (its statements count with this one's).
@@ -432,6 +282,7 @@ pub(crate) fn prompt(what: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg::{Credential, CredentialFuture};
 
     /// A supplier that only says how long what it gives stays good.
     #[derive(Debug)]

@@ -8,7 +8,9 @@ pub(crate) mod auth_guard;
 mod cancel;
 pub(crate) mod cells;
 mod connect;
+mod dial;
 mod error;
+mod options;
 pub mod per_table;
 pub(crate) mod pgpass;
 pub mod tenant;
@@ -23,12 +25,11 @@ use tokio_postgres::{Client, Row, SimpleQueryMessage};
 
 use crate::model::snapshot::ServerInfo;
 pub(crate) use cancel::{cancel_all, until_interrupted};
+pub use connect::connect;
 pub(crate) use connect::prompt;
-pub use connect::{
-    connect, ConnectOptions, Credential, CredentialFuture, PasswordSupplier, Renewal,
-};
 pub use error::describe;
 pub(crate) use error::{DbError, DbResultExt};
+pub use options::{ConnectOptions, Credential, CredentialFuture, PasswordSupplier, Renewal};
 pub use transaction::{Begin, Transaction};
 
 /// A value bound to a statement parameter, with the PostgreSQL type it is
