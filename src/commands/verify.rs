@@ -68,7 +68,7 @@ pub(crate) async fn verify(
     // session-state probe: no connection is opened after the catalog read.
     let (read, second) = crate::inspect::read_for_checks(db, target).await?;
     let snapshot = read.assemble()?;
-    let types = crate::probes::column_types(&snapshot.tables);
+    let types = crate::model::snapshot::tenant_column_types(&snapshot.tables);
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
     crate::probes::run(

@@ -10,19 +10,16 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
+pub use super::preflight::Preflight;
 use crate::model::batches::{self, Batching};
-use crate::model::checks::preflight::{self, Inputs, NullRows};
-use crate::model::checks::{Findings, Status};
 use crate::model::config::{Target, POLICY_NAME};
 use crate::model::plan::{self, Enforcement, Mode, Plan, RoleInputs};
-use crate::model::report::Report;
 use crate::model::snapshot::{Reacher, Reads, Snapshot};
 use crate::model::sql::{render, Step};
 use crate::model::BUNDLE_VERSION;
-use crate::pg::per_table::{self, TableRef};
 use crate::pg::{Begin, Db, DbError, DbResultExt};
 
 /// What apply reads: the sequences for its plan, inside its own transaction
@@ -75,17 +72,6 @@ pub struct Accepted {
     pub(crate) exceptions: Vec<crate::model::exceptions::Exception>,
     /// Today (`YYYY-MM-DD`), for their `until`.
     pub(crate) today: String,
-}
-
-/// What the pre-flight found: catalogued checks (PRE001…), reported like the
-/// others, and the NULL-tenant counts behind PRE005.
-#[derive(Debug, Serialize)]
-pub struct Preflight {
-    /// The pre-flight checks as a report (its `checks` and `summary`).
-    #[serde(flatten)]
-    pub(crate) report: Report,
-    /// Per-table NULL tenant rows (behind PRE005's failures).
-    pub(crate) null_rows: Vec<NullRows>,
 }
 
 /// The result of `apply`.
@@ -302,7 +288,8 @@ async fn attempt_once(
         Batch::First => (None, Some(&batching)),
         Batch::Next(_) => (Some(now.as_slice()), None),
     };
-    let preflight = preflight(db, target, &snap, &plan, options, counted, batching_checked).await?;
+    let preflight =
+        super::preflight::run(db, target, &snap, &plan, options, counted, batching_checked).await?;
     plan.blocked.clear();
     let checksum = checksum(target, &snap, &modes);
     let mut outcome = ApplyOutcome::unapplied(preflight, checksum, batching, snap.reach.clone());
@@ -327,18 +314,7 @@ async fn attempt_once(
     }
     // Tables beyond this batch wait for the next transaction.
     let later: HashSet<usize> = changing.iter().copied().skip(size).collect();
-    let changes = execute(db, &plan, &later).await?;
-    if let (Some(reason), Enforcement::Staged { shadow, .. }) =
-        (&options.to_shadow_reason, &options.enforcement)
-    {
-        db.execute(
-            &render(Step::LogToShadow, &[]),
-            &[&target.schema, shadow, reason],
-        )
-        .await
-        .doing("recording the change in the break-glass log")?;
-    }
-    outcome.reach = record(db, target, &snap, &plan, &later, &outcome.checksum, changes).await?;
+    outcome.reach = change(db, target, options, &snap, &plan, &later, &outcome.checksum).await?;
     transaction.commit().await.doing("committing")?;
     outcome.transaction_ms = started.elapsed().as_millis();
     outcome.applied = true;
@@ -349,6 +325,32 @@ async fn attempt_once(
         outcome,
         remaining: later.len(),
     })
+}
+
+/// The changes of this transaction: the plan's statements (but those of the
+/// tables in `later`), the break-glass log entry of `--to-shadow`, the
+/// registry and history rows; who reaches every row, as recorded.
+async fn change(
+    db: &Db,
+    target: &Target,
+    options: &Options,
+    snap: &Snapshot,
+    plan: &Plan,
+    later: &HashSet<usize>,
+    checksum: &str,
+) -> Result<Vec<Reacher>> {
+    let changes = execute(db, plan, later).await?;
+    if let (Some(reason), Enforcement::Staged { shadow, .. }) =
+        (&options.to_shadow_reason, &options.enforcement)
+    {
+        db.execute(
+            &render(Step::LogToShadow, &[]),
+            &[&target.schema, shadow, reason],
+        )
+        .await
+        .doing("recording the change in the break-glass log")?;
+    }
+    record(db, target, snap, plan, later, checksum, changes).await
 }
 
 /// Runs the plan's statements but those of the tables in `later`, one round
@@ -366,99 +368,6 @@ async fn execute(db: &Db, plan: &Plan, later: &HashSet<usize>) -> Result<usize> 
         changes += 1;
     }
     Ok(changes)
-}
-
-/// The pre-flight checks, with the NULL-tenant rows counted first.
-async fn preflight(
-    db: &Db,
-    target: &Target,
-    snap: &Snapshot,
-    plan: &Plan,
-    options: &Options,
-    counted: Option<&[usize]>,
-    batching: Option<&Batching>,
-) -> Result<Preflight> {
-    let null_rows = null_rows(db, target, snap, counted).await?;
-    let mut findings = Findings::default();
-    let inputs = Inputs {
-        app_password: options.roles.app_password.is_some(),
-        no_app_password: options.no_app_password,
-        blocked: &plan.blocked,
-        null_rows: &null_rows,
-        batching,
-        existing_policies: if options.judge_existing {
-            &plan.existing_policies
-        } else {
-            &[]
-        },
-    };
-    preflight::run(snap, target, &inputs, &mut findings);
-    let accepted = &options.accepted;
-    crate::model::exceptions::apply(&mut findings.0, &accepted.exceptions, &accepted.today, None);
-    Ok(Preflight {
-        report: Report::new("apply", db.info.clone(), findings.0),
-        null_rows,
-    })
-}
-
-impl Preflight {
-    /// The findings that did not pass.
-    pub fn problems(&self) -> impl Iterator<Item = &crate::model::checks::Finding> {
-        self.report
-            .checks
-            .iter()
-            .filter(|f| matches!(f.status, Status::Fail | Status::Warn))
-    }
-}
-
-/// The rows with a NULL tenant column in each table the session sees in full
-/// (of `only`, when given), in a constant number of statements; each table's
-/// locks are released once it is counted, so the count fits any lock table.
-async fn null_rows(
-    db: &Db,
-    target: &Target,
-    snap: &Snapshot,
-    only: Option<&[usize]>,
-) -> Result<Vec<NullRows>> {
-    let only: Option<HashSet<usize>> = only.map(|only| only.iter().copied().collect());
-    let counted: Vec<usize> = (0..snap.tables.len())
-        .filter(|i| only.as_ref().is_none_or(|only| only.contains(i)))
-        .filter(|&i| {
-            let t = &snap.tables[i];
-            t.exists && t.has_column && snap.session_sees_all(t)
-        })
-        .collect();
-    if counted.is_empty() {
-        return Ok(Vec::new());
-    }
-    let tables: Vec<TableRef> = counted
-        .iter()
-        .map(|&i| TableRef {
-            schema: target.schema.clone(),
-            name: snap.tables[i].name.clone(),
-            column_type: snap.tables[i].column_type.clone().unwrap_or_default(),
-            partitioned: snap.tables[i].partitioned,
-        })
-        .collect();
-    let input = serde_json::json!({ "tables": tables, "column": target.tenant_column });
-    let counts = per_table::run(db, Step::CountNullTenants, &input)
-        .await
-        .context("counting rows with a NULL tenant")?;
-    let mut out = Vec::new();
-    for (&i, count) in counted.iter().zip(counts.iter()) {
-        let table = &snap.tables[i].display;
-        let rows = count.as_i64().with_context(|| {
-            format!("counting rows with a NULL tenant: {count} is not a count, for {table}")
-        })?;
-        if rows > 0 {
-            out.push(NullRows {
-                table: table.clone(),
-                rows,
-            });
-        }
-    }
-    out.sort_by(|a, b| a.table.cmp(&b.table));
-    Ok(out)
 }
 
 /// Registry and history, in the same transaction as the changes.

@@ -2,4 +2,5 @@
 //! roles) and rolling it back, each in one transaction.
 
 pub mod apply;
+mod preflight;
 pub(crate) mod rollback;

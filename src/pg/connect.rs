@@ -195,18 +195,7 @@ async fn open_unbounded(opts: &ConnectOptions, password: Option<&Secret>) -> Res
     // Every byte the server sends passes the guard, in the clear or under TLS:
     // a request for a cleartext or MD5 password fails before it is answered.
     let ssl_requested = opts.sslmode != SslMode::Disable;
-    // A cleartext request (an IAM token) is answered under TLS only.
-    let (in_the_clear, under_tls) = if opts.allow_weak_auth {
-        (Accepts::Anything, Accepts::Anything)
-    } else if opts
-        .password_from
-        .as_ref()
-        .is_some_and(|s| s.cleartext_under_tls())
-    {
-        (Accepts::ScramOnly, Accepts::Cleartext)
-    } else {
-        (Accepts::ScramOnly, Accepts::ScramOnly)
-    };
+    let (in_the_clear, under_tls) = accepts(opts);
     let stream = AuthGuard::new(stream, ssl_requested, in_the_clear).telling(asked.clone());
     let client = match tls::connector(opts.sslmode, opts.sslrootcert.as_deref())? {
         None => {
@@ -227,6 +216,22 @@ async fn open_unbounded(opts: &ConnectOptions, password: Option<&Secret>) -> Res
         }
     };
     Ok(client)
+}
+
+/// What the guard lets the server ask for, in the clear and under TLS: a
+/// cleartext request (an IAM token) is answered under TLS only.
+fn accepts(opts: &ConnectOptions) -> (Accepts, Accepts) {
+    if opts.allow_weak_auth {
+        (Accepts::Anything, Accepts::Anything)
+    } else if opts
+        .password_from
+        .as_ref()
+        .is_some_and(|s| s.cleartext_under_tls())
+    {
+        (Accepts::ScramOnly, Accepts::Cleartext)
+    } else {
+        (Accepts::ScramOnly, Accepts::ScramOnly)
+    }
 }
 
 /// The server's certificate was refused (not trusted, or not for the name

@@ -2,8 +2,11 @@
 //! transactions that are always rolled back. Tenant ids are bound parameters.
 
 pub(crate) mod session_state;
+mod tenants;
 
-use anyhow::{anyhow, bail, Result};
+pub(crate) use tenants::random_tenant;
+
+use anyhow::Result;
 use serde_json::Value;
 
 use crate::model::checks::{
@@ -11,11 +14,10 @@ use crate::model::checks::{
 };
 use crate::model::config::Target;
 use crate::model::policy::{classify, normalize, Form};
-use crate::model::secret::random_hex;
 use crate::model::snapshot::{Snapshot, Table};
 use crate::model::sql::Step;
 use crate::pg::per_table::{self, TableRef};
-use crate::pg::{describe, tenant, Begin, Db};
+use crate::pg::{tenant, Begin, Db};
 
 /// Every probe, for skipping them together.
 pub(crate) const PROBES: [crate::model::checks::Check; 5] =
@@ -89,7 +91,7 @@ pub async fn run(
             partitioned: t.table.partitioned,
         })
         .collect();
-    let (tenant_a, tenant_b) = probe_tenants(db, snap, tenants).await?;
+    let (tenant_a, tenant_b) = tenants::probe_tenants(db, snap, tenants).await?;
     // A second session of the app role takes half of every table: the first
     // touch of a table in a session loads its metadata, and the server does
     // that for both halves at once. One session when a second cannot be had.
@@ -103,38 +105,7 @@ pub async fn run(
         tenant_a,
         tenant_b,
     };
-    // Each phase reports what the database answered: a statement that errors
-    // is a finding, and the phases after it still run. Only a connection that
-    // is gone (a dropped tunnel) stops the run: then nothing was shown.
-    let phases: [(&[Check], Phase); 3] = [
-        (&[PRB001, PRB004], Phase::FailClosed),
-        (&[PRB002], Phase::Reads),
-        (&[PRB003, PRF002], Phase::Writes),
-    ];
-    for (checks, phase) in phases {
-        let result = match phase {
-            Phase::FailClosed => probes.prb001_and_prb004(findings).await,
-            Phase::Reads => probes.prb002(findings).await,
-            Phase::Writes => probes.prb003_and_prf002(findings).await,
-        };
-        if let Err(err) = result {
-            if probes.sessions.iter().any(|s| s.is_closed()) {
-                return Err(err.context("the connection was lost during the probes"));
-            }
-            let unreported: Vec<&Check> = checks
-                .iter()
-                .filter(|c| !findings.0.iter().any(|f| f.id == c.id))
-                .collect();
-            for check in unreported {
-                findings.push(Finding::problem(
-                    check,
-                    target.schema.clone(),
-                    format!("the probe could not finish: the database answered {err:#}"),
-                    "see the message: a policy or privilege on the named table fails for the app role",
-                ));
-            }
-        }
-    }
+    probes.phases(findings).await?;
     note_shadow_skips(&shadow, findings);
     Ok(())
 }
@@ -145,41 +116,6 @@ enum Phase {
     FailClosed,
     Reads,
     Writes,
-}
-
-/// The two tenants the probes act as: those given, else ids that exist
-/// nowhere (each checked to fit the tenant column's type first).
-async fn probe_tenants(db: &Db, snap: &Snapshot, tenants: &[String]) -> Result<(String, String)> {
-    let types = column_types(&snap.tables);
-    let types: Vec<&str> = types.iter().map(String::as_str).collect();
-    // Usually every id fits: one statement says so. Else, one by one, for
-    // the message that names the id, and the next kind of made-up id.
-    let ([made_a, ..], [made_b, ..]) = (candidates(), candidates());
-    let ids: Vec<&str> = tenants
-        .iter()
-        .map(String::as_str)
-        .chain([made_a.as_str(), made_b.as_str()])
-        .collect();
-    if castable_together(db, &ids, &types).await {
-        return Ok(pick_tenants(tenants, made_a, made_b));
-    }
-    for id in tenants {
-        check_castable(db, id, &types).await?;
-    }
-    let random_a = random_tenant(db, &types).await?;
-    let random_b = random_tenant(db, &types).await?;
-    Ok(pick_tenants(tenants, random_a, random_b))
-}
-
-/// The probes' two tenants: the first two given, made-up ones for the rest.
-fn pick_tenants(tenants: &[String], random_a: String, random_b: String) -> (String, String) {
-    let tenant_a = tenants.first().cloned().unwrap_or(random_a.clone());
-    let tenant_b = tenants.get(1).cloned().unwrap_or(if tenants.is_empty() {
-        random_b
-    } else {
-        random_a
-    });
-    (tenant_a, tenant_b)
 }
 
 /// Sets `tenant` in a transaction of `session` and commits it; returns what
@@ -214,6 +150,43 @@ fn note_shadow_skips(shadow: &[&str], findings: &mut Findings) {
 }
 
 impl Probes<'_> {
+    /// Runs each phase. Each reports what the database answered: a statement
+    /// that errors is a finding, and the phases after it still run. Only a
+    /// connection that is gone (a dropped tunnel) stops the run: then nothing
+    /// was shown.
+    async fn phases(&self, findings: &mut Findings) -> Result<()> {
+        let phases: [(&[Check], Phase); 3] = [
+            (&[PRB001, PRB004], Phase::FailClosed),
+            (&[PRB002], Phase::Reads),
+            (&[PRB003, PRF002], Phase::Writes),
+        ];
+        for (checks, phase) in phases {
+            let result = match phase {
+                Phase::FailClosed => self.prb001_and_prb004(findings).await,
+                Phase::Reads => self.prb002(findings).await,
+                Phase::Writes => self.prb003_and_prf002(findings).await,
+            };
+            if let Err(err) = result {
+                if self.sessions.iter().any(|s| s.is_closed()) {
+                    return Err(err.context("the connection was lost during the probes"));
+                }
+                let unreported: Vec<&Check> = checks
+                    .iter()
+                    .filter(|c| !findings.0.iter().any(|f| f.id == c.id))
+                    .collect();
+                for check in unreported {
+                    findings.push(Finding::problem(
+                        check,
+                        self.target.schema.clone(),
+                        format!("the probe could not finish: the database answered {err:#}"),
+                        "see the message: a policy or privilege on the named table fails for the app role",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The read probe's input, as `tenant` (none: no tenant set).
     fn reads(&self, tenant: Option<&String>) -> Value {
         serde_json::json!({
@@ -521,90 +494,4 @@ fn write_isolation(t: &ProbeTable<'_>, result: &Value) -> Option<Finding> {
             "every write policy needs WITH CHECK scoped to the tenant (see RLS004); rlsctl apply installs it",
         )
     })
-}
-
-/// Refuses a tenant id that the tenant column's type cannot hold, with a clear
-/// message. Each cast in its own pinned transaction (the type names are as
-/// `format_type` wrote them under the pinned search_path).
-async fn check_castable(db: &Db, id: &str, types: &[&str]) -> Result<()> {
-    for ty in types {
-        let transaction = db.begin(Begin::Pinned).await?;
-        let cast = transaction
-            .query(&format!("SELECT $1::text::{ty}"), &[&id])
-            .await;
-        transaction.rollback().await?;
-        if let Err(e) = cast {
-            return Err(anyhow!(
-                "--tenant {} is not a valid {ty} (the tenant column's type): {}",
-                shorten(id),
-                describe(&e)
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Whether every id casts to every type, in one statement (in a pinned
-/// transaction, like [`check_castable`]).
-async fn castable_together(db: &Db, ids: &[&str], types: &[&str]) -> bool {
-    let casts: Vec<String> = (1..=ids.len())
-        .flat_map(|i| {
-            types
-                .iter()
-                .map(move |ty| format!("${i}::text::{ty} IS NULL"))
-        })
-        .collect();
-    let sql = format!("SELECT {}", casts.join(", "));
-    let params: Vec<&dyn crate::pg::Param> =
-        ids.iter().map(|id| id as &dyn crate::pg::Param).collect();
-    let Ok(transaction) = db.begin(Begin::Pinned).await else {
-        return false;
-    };
-    let cast = transaction.query(&sql, &params).await;
-    transaction.rollback().await.is_ok() && cast.is_ok()
-}
-
-/// The tenant column's types across the tenant tables (`text` when none is known).
-pub(crate) fn column_types(tables: &[Table]) -> Vec<String> {
-    let mut types: Vec<String> = tables
-        .iter()
-        .filter(|t| t.exists && t.has_column)
-        .map(|t| t.column_type.clone().unwrap_or_else(|| "text".into()))
-        .collect();
-    types.sort();
-    types.dedup();
-    if types.is_empty() {
-        types.push("text".into());
-    }
-    types
-}
-
-/// A tenant id that exists nowhere and casts to every tenant column type.
-pub(crate) async fn random_tenant(db: &Db, types: &[&str]) -> Result<String> {
-    for candidate in candidates() {
-        if check_castable(db, &candidate, types).await.is_ok() {
-            return Ok(candidate);
-        }
-    }
-    bail!("cannot make up a tenant id for the tenant column types {}: pass two real ones with --tenant", types.join(", "))
-}
-
-/// Made-up tenant ids, each new: a UUID, a negative number, a text.
-fn candidates() -> [String; 3] {
-    let hex = random_hex(16);
-    [
-        format!(
-            "{}-{}-4{}-8{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[13..16],
-            &hex[17..20],
-            &hex[20..32]
-        ),
-        format!(
-            "-{}",
-            u32::from_str_radix(&hex[0..7], 16).unwrap_or(1) + 1_000_000
-        ),
-        format!("rlsctl-probe-{hex}"),
-    ]
 }

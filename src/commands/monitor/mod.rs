@@ -44,7 +44,7 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // The snapshot's second connection serves the session-state probe.
     let (read, second) = crate::inspect::read_for_checks(db, target).await?;
-    let types = crate::probes::column_types(read.tables());
+    let types = crate::model::snapshot::tenant_column_types(read.tables());
     // Assembling the snapshot and the checks need only the rows read: they
     // run on another thread while the probe mostly waits on the server (for a
     // closed connection's process to end), rather than one after the other.

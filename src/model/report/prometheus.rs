@@ -48,6 +48,30 @@ impl Metrics {
 
     /// A report's series, each with `labels` first (a fleet's `target`).
     pub(crate) fn add_report(&mut self, report: &Report, labels: &[(&str, &str)]) {
+        self.add_findings(report, labels);
+        self.add_counts(report, labels);
+        for t in &report.tables {
+            let mode = t.mode.label().replace(' ', "-");
+            self.add_labelled(
+                "rlsctl_table_mode",
+                "One series per tenant table: 1 for the mode it is in.",
+                labels,
+                &[("table", t.table.as_str()), ("mode", mode.as_str())],
+                1,
+            );
+        }
+        self.add_exceptions(report, labels);
+        self.add_labelled(
+            "rlsctl_drift",
+            "1 when a check failed (or a reviewed exception expired), else 0.",
+            labels,
+            &[],
+            usize::from(!report.clean(false)),
+        );
+    }
+
+    /// One series per finding.
+    fn add_findings(&mut self, report: &Report, labels: &[(&str, &str)]) {
         for f in &report.checks {
             let severity = match f.severity {
                 Severity::Error => "error",
@@ -66,6 +90,27 @@ impl Metrics {
                 1,
             );
         }
+    }
+
+    /// One series per reviewed exception.
+    fn add_exceptions(&mut self, report: &Report, labels: &[(&str, &str)]) {
+        for e in &report.exceptions {
+            self.add_labelled(
+                "rlsctl_exception",
+                "One series per reviewed exception (--accept): 1 for what became of it (accepted, expired, stale, changed).",
+                labels,
+                &[
+                    ("id", e.exception.check.as_str()),
+                    ("object", e.exception.object.as_deref().unwrap_or("")),
+                    ("state", e.state.label()),
+                ],
+                1,
+            );
+        }
+    }
+
+    /// The counts of findings by status, and the accepted ones apart.
+    fn add_counts(&mut self, report: &Report, labels: &[(&str, &str)]) {
         let s = &report.summary;
         for (status, n) in [
             ("pass", s.passed),
@@ -99,36 +144,6 @@ impl Metrics {
                 n,
             );
         }
-        for t in &report.tables {
-            let mode = t.mode.label().replace(' ', "-");
-            self.add_labelled(
-                "rlsctl_table_mode",
-                "One series per tenant table: 1 for the mode it is in.",
-                labels,
-                &[("table", t.table.as_str()), ("mode", mode.as_str())],
-                1,
-            );
-        }
-        for e in &report.exceptions {
-            self.add_labelled(
-                "rlsctl_exception",
-                "One series per reviewed exception (--accept): 1 for what became of it (accepted, expired, stale, changed).",
-                labels,
-                &[
-                    ("id", e.exception.check.as_str()),
-                    ("object", e.exception.object.as_deref().unwrap_or("")),
-                    ("state", e.state.label()),
-                ],
-                1,
-            );
-        }
-        self.add_labelled(
-            "rlsctl_drift",
-            "1 when a check failed (or a reviewed exception expired), else 0.",
-            labels,
-            &[],
-            usize::from(!report.clean(false)),
-        );
     }
 
     /// Adds one sample labelled `labels` and then `more`.

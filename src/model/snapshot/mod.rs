@@ -309,3 +309,18 @@ pub(crate) fn index_by_table(policies: &[Policy]) -> HashMap<String, Vec<usize>>
     }
     index
 }
+
+/// The tenant column's types across the tenant tables (`text` when none is known).
+pub(crate) fn tenant_column_types(tables: &[Table]) -> Vec<String> {
+    let mut types: Vec<String> = tables
+        .iter()
+        .filter(|t| t.exists && t.has_column)
+        .map(|t| t.column_type.clone().unwrap_or_else(|| "text".into()))
+        .collect();
+    types.sort();
+    types.dedup();
+    if types.is_empty() {
+        types.push("text".into());
+    }
+    types
+}
