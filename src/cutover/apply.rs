@@ -14,6 +14,7 @@ use anyhow::{bail, Result};
 use serde::Serialize;
 
 pub use super::preflight::Preflight;
+pub use super::{Accepted, Options};
 use crate::model::batches::{self, Batching};
 use crate::model::config::{Target, POLICY_NAME};
 use crate::model::plan::{self, Enforcement, Mode, Plan, RoleInputs};
@@ -32,47 +33,6 @@ const APPLY_READS: Reads = Reads {
 
 /// Key of the advisory lock that serializes concurrent applies ("rlsctl" in ASCII).
 const APPLY_LOCK_KEY: i64 = 0x726c_7363_746c;
-
-/// How `apply` should run.
-#[derive(Debug)]
-pub struct Options {
-    /// Plan only.
-    pub dry_run: bool,
-    /// Lock timeout per attempt.
-    pub lock_timeout: Duration,
-    /// Retries after a lock timeout.
-    pub lock_retries: u32,
-    /// Role passwords and rotation.
-    pub roles: RoleInputs,
-    /// Allow creating the LOGIN app role without a password.
-    pub no_app_password: bool,
-    /// Tenant tables per transaction (`--batch-size`); otherwise the lock budget decides.
-    pub batch_size: Option<usize>,
-    /// Which tables are enforced; the others are in shadow mode.
-    pub enforcement: Enforcement,
-    /// `--replace-policies`: drop the permissive policies apply did not create
-    /// that would stay ORed with the bundle's, their definitions recorded.
-    pub replace_policies: bool,
-    /// Refuse a policy apply did not create that needs replacing (PRE011):
-    /// apply does; `rollback --to-shadow`, the gentle way back in an
-    /// incident, does not (DRF002 reports such a policy).
-    pub judge_existing: bool,
-    /// Reviewed exceptions (`--accept`): the only way past a pre-flight
-    /// refusal that is a finding about the database (PRE011, PRE012).
-    pub accepted: Accepted,
-    /// `rollback --to-shadow`: the reason, recorded in the break-glass log
-    /// with the tables put in shadow mode, in the same transaction.
-    pub to_shadow_reason: Option<String>,
-}
-
-/// The reviewed exceptions apply honours, and the day they are read against.
-#[derive(Debug, Default)]
-pub struct Accepted {
-    /// As `--accept` gives them.
-    pub(crate) exceptions: Vec<crate::model::exceptions::Exception>,
-    /// Today (`YYYY-MM-DD`), for their `until`.
-    pub(crate) today: String,
-}
 
 /// The result of `apply`.
 #[derive(Debug, Serialize)]

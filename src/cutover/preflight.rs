@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use super::apply::Options;
+use super::Options;
 use crate::model::batches::Batching;
 use crate::model::checks::preflight::{self, Inputs, NullRows};
 use crate::model::checks::{Findings, Status};

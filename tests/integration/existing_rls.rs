@@ -68,15 +68,9 @@ async fn verify(t: &TestDb, tenants: &[&str]) -> (Run, Value) {
 
 /// The findings of `id` in a report, as (status, object, detail).
 fn findings(doc: &Value, id: &str) -> Vec<(String, String, String)> {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id)
-        .map(|c| {
-            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-            (text("status"), text("object"), text("detail"))
-        })
+    check(doc, id)
+        .into_iter()
+        .map(|c| (c.status, c.object, c.detail))
         .collect()
 }
 

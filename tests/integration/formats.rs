@@ -23,17 +23,10 @@ async fn two_tables_off() -> TestDb {
 
 /// The (id, object) of every finding of `doc` with `status`.
 fn with_status(doc: &Value, status: &str) -> Vec<(String, String)> {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == status)
-        .map(|c| {
-            (
-                c["id"].as_str().unwrap().to_string(),
-                c["object"].as_str().unwrap_or("").to_string(),
-            )
-        })
+    checks(doc)
+        .into_iter()
+        .filter(|c| c.status == status)
+        .map(|c| (c.id, c.object))
         .collect()
 }
 

@@ -13,19 +13,10 @@ async fn monitor(t: &TestDb, extra: &[&str]) -> Run {
 
 /// The findings of `check` that did not pass, as "status object: detail".
 fn problems(doc: &Value, id: &str) -> Vec<String> {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id && c["status"] != "pass")
-        .map(|c| {
-            format!(
-                "{} {}: {}",
-                c["status"].as_str().unwrap(),
-                c["object"].as_str().unwrap_or(""),
-                c["detail"].as_str().unwrap()
-            )
-        })
+    check(doc, id)
+        .into_iter()
+        .filter(|c| c.status != "pass")
+        .map(|c| format!("{} {}: {}", c.status, c.object, c.detail))
         .collect()
 }
 

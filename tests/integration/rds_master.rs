@@ -10,19 +10,9 @@ use crate::verify::{statuses, verify};
 
 /// The findings of `id` as "status object: detail".
 fn findings(doc: &Value, id: &str) -> Vec<String> {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id)
-        .map(|c| {
-            format!(
-                "{} {}: {}",
-                c["status"].as_str().unwrap(),
-                c["object"].as_str().unwrap_or(""),
-                c["detail"].as_str().unwrap()
-            )
-        })
+    check(doc, id)
+        .into_iter()
+        .map(|c| format!("{} {}: {}", c.status, c.object, c.detail))
         .collect()
 }
 

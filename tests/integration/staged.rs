@@ -33,18 +33,10 @@ fn modes(doc: &Value) -> Vec<(String, String)> {
 
 /// `id object` of every finding that fails or warns.
 fn failing(doc: &Value) -> Vec<String> {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["status"] == "fail" || c["status"] == "warn")
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["id"].as_str().unwrap(),
-                c["object"].as_str().unwrap_or_default()
-            )
-        })
+    checks(doc)
+        .into_iter()
+        .filter(|c| c.status == "fail" || c.status == "warn")
+        .map(|c| format!("{} {}", c.id, c.object))
         .collect()
 }
 

@@ -472,3 +472,34 @@ where
         .unwrap_or_else(|_| panic!("no line within {HUNG_AFTER:?}"))
         .unwrap()
 }
+
+/// One finding of a JSON report (verify, monitor, a fleet target's report,
+/// apply's pre-flight), typed: the one place the tests read `"checks"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    pub id: String,
+    pub status: String,
+    pub object: String,
+    pub detail: String,
+}
+
+/// The findings of the report `doc`, in its order.
+pub fn checks(doc: &serde_json::Value) -> Vec<Checked> {
+    let text = |c: &serde_json::Value, k: &str| c[k].as_str().unwrap_or_default().to_string();
+    doc["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no \"checks\" in {doc}"))
+        .iter()
+        .map(|c| Checked {
+            id: text(c, "id"),
+            status: text(c, "status"),
+            object: text(c, "object"),
+            detail: text(c, "detail"),
+        })
+        .collect()
+}
+
+/// The findings of check `id` in `doc`.
+pub fn check(doc: &serde_json::Value, id: &str) -> Vec<Checked> {
+    checks(doc).into_iter().filter(|c| c.id == id).collect()
+}
