@@ -43,7 +43,9 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 /// the probe's canary (which it removes), a constant number of statements.
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // The snapshot's second connection serves the session-state probe.
-    let (read, second) = crate::inspect::read_for_checks(db, target).await?;
+    // (boxed: the read's state machine is large, and a fleet's worker
+    // threads have tokio's 2 MiB stacks)
+    let (read, second) = Box::pin(crate::inspect::read_for_checks(db, target)).await?;
     let types = crate::model::snapshot::tenant_column_types(read.tables());
     // Assembling the snapshot and the checks need only the rows read: they
     // run on another thread while the probe mostly waits on the server (for a
@@ -59,8 +61,14 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
         })
     };
     let mut probed = Findings::default();
-    let probe_waits =
-        crate::probes::session_state::run(db, second, &types, target, &mut probed).await?;
+    let probe_waits = Box::pin(crate::probes::session_state::run(
+        db,
+        second,
+        &types,
+        target,
+        &mut probed,
+    ))
+    .await?;
     let (snapshot, mut findings) = checked.await.context("running the catalog checks")??;
     findings.0.append(&mut probed.0);
     // probe_waits: the session-state probe's statements that depend on the
