@@ -27,6 +27,7 @@ mod rds_double;
 mod rds_master;
 mod reach;
 mod rehearse;
+mod round_trips;
 mod scale;
 mod shadow;
 mod ssh;
