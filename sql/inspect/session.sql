@@ -35,5 +35,10 @@ SELECT current_user::text AS user_name,
        ARRAY(SELECT format('pid %s', a.pid) FROM pg_stat_activity a
              -- (of another role's session only the pid and the user are visible)
              WHERE a.usename = $2 AND a.pid <> pg_backend_pid()
-             ORDER BY a.pid) AS break_glass_sessions
+             ORDER BY a.pid) AS break_glass_sessions,
+       -- CVE-2024-4317's fix: the extended statistics views filter by owner
+       coalesce((SELECT bool_and(pg_get_viewdef(v.oid) LIKE '%pg_has_role(c.relowner%')
+                 FROM pg_class v
+                 WHERE v.relnamespace = 'pg_catalog'::regnamespace
+                   AND v.relname IN ('pg_stats_ext', 'pg_stats_ext_exprs')), true) AS stats_ext_private
 FROM pg_roles r WHERE r.rolname = current_user

@@ -71,6 +71,12 @@ pub(crate) async fn verify(
     let types = crate::model::snapshot::tenant_column_types(&snapshot.tables);
     let mut findings = Findings::default();
     checks::run_catalog(&snapshot, target, true, &mut findings);
+    checks::server::ver001(
+        &snapshot,
+        &db.info.server_version,
+        &super::clock::today(),
+        &mut findings,
+    );
     crate::probes::run(
         db,
         second.as_ref(),

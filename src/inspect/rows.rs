@@ -84,6 +84,7 @@ pub(super) fn session_from(row: &Row) -> Result<SessionRow> {
             rds_iam_exists: row.column("rds_iam_exists")?,
             can_grant_rds_iam: row.column("can_grant_rds_iam")?,
             break_glass_sessions: row.column("break_glass_sessions")?,
+            stats_ext_private: row.column("stats_ext_private")?,
         },
         row.column("public_schema_usage")?,
         row.column("public_connect")?,

