@@ -9,6 +9,7 @@
 
 mod support;
 
+mod alerting;
 mod app;
 mod apply;
 mod audit;
