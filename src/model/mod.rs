@@ -6,6 +6,8 @@
 pub(crate) mod batches;
 pub mod checks;
 pub mod config;
+#[cfg(test)]
+pub(crate) mod fixture;
 pub(crate) mod exceptions;
 pub mod plan;
 pub(crate) mod policy;

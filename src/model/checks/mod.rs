@@ -9,8 +9,6 @@
 pub mod bypass;
 pub(crate) mod coverage;
 pub(crate) mod drift;
-#[cfg(test)]
-pub(crate) mod fixture;
 pub(crate) mod performance;
 pub(crate) mod preflight;
 pub(crate) mod roles;

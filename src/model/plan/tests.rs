@@ -1,7 +1,7 @@
 //! The plan for databases built in code: what apply creates, changes and leaves.
 
 use super::*;
-use crate::model::checks::fixture::{policy, sound, target};
+use crate::model::fixture::{policy, sound, target};
 use crate::model::config::POLICY_NAME;
 use crate::model::shadow::Dirt;
 

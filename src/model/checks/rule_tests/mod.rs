@@ -7,7 +7,7 @@ mod catalog_rules;
 mod drift_rules;
 mod preflight_rules;
 
-use super::fixture::*;
+use crate::model::fixture::*;
 use super::*;
 use crate::model::batches::Batching;
 use crate::model::snapshot::*;
