@@ -6,9 +6,9 @@
 pub(crate) mod batches;
 pub mod checks;
 pub mod config;
+pub(crate) mod exceptions;
 #[cfg(test)]
 pub(crate) mod fixture;
-pub(crate) mod exceptions;
 pub mod plan;
 pub(crate) mod policy;
 pub(crate) mod report;

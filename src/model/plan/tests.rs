@@ -1,8 +1,8 @@
 //! The plan for databases built in code: what apply creates, changes and leaves.
 
 use super::*;
-use crate::model::fixture::{policy, sound, target};
 use crate::model::config::POLICY_NAME;
+use crate::model::fixture::{policy, sound, target};
 use crate::model::shadow::Dirt;
 
 /// `sound()` with a second table, `invoices`, both in shadow mode since

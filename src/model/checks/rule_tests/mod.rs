@@ -7,9 +7,9 @@ mod catalog_rules;
 mod drift_rules;
 mod preflight_rules;
 
-use crate::model::fixture::*;
 use super::*;
 use crate::model::batches::Batching;
+use crate::model::fixture::*;
 use crate::model::snapshot::*;
 
 fn batching(batches: usize) -> Batching {
