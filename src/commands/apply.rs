@@ -7,10 +7,11 @@ use super::output::{self, Rendering, Sink, TextOrJson};
 use crate::cli::ApplyArgs;
 use crate::cutover::apply::{self, ApplyOutcome, Options};
 use crate::model::checks;
+use crate::model::log::time;
 use crate::model::plan::existing::Disposition;
 use crate::model::plan::{Action, Enforcement, RoleInputs};
 use crate::model::secret::Secret;
-use crate::model::shadow::{time, Since};
+use crate::model::shadow::Since;
 use crate::model::snapshot::ServerInfo;
 
 /// Runs `apply` as a privileged user (default `postgres`).
@@ -78,11 +79,11 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
     }
 }
 
-/// Has the server write the [`LOG_MARK`](crate::model::shadow::log::LOG_MARK)
+/// Has the server write the [`LOG_MARK`](crate::model::log::LOG_MARK)
 /// entry with `nonce` to its log, on a connection of its own.
 async fn write_log_mark(args: &ApplyArgs, nonce: &str) -> Result<()> {
     let conn = args.db.conn.clone();
-    let message = format!("{}{nonce}", crate::model::shadow::log::LOG_MARK);
+    let message = format!("{}{nonce}", crate::model::log::LOG_MARK);
     super::with_tunnel(&conn, |conn| async move {
         let (_, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
         db.simple(&format!(

@@ -17,5 +17,5 @@ pub(crate) fn now_secs() -> f64 {
 
 /// Today's date in UTC, `YYYY-MM-DD`: what acceptances' `until` is compared with.
 pub(crate) fn today() -> String {
-    crate::model::shadow::time::utc_text(now_ms())[..10].to_string()
+    crate::model::log::time::utc_text(now_ms())[..10].to_string()
 }

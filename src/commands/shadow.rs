@@ -11,8 +11,9 @@ use super::Verdict;
 use super::output::{self, Rendering, Sink, TextOrJson};
 use crate::cli::{ConnectionArgs, LogSourceArgs, ShadowCommand, ShadowReportArgs};
 use crate::logs::{files, rds, server};
-use crate::model::shadow::log::{Found, RDS_PREFIX};
-use crate::model::shadow::{time, Summary};
+use crate::model::log::time;
+use crate::model::log::{Found, RDS_PREFIX};
+use crate::model::shadow::Summary;
 use crate::pg;
 
 /// Runs a `shadow` subcommand.

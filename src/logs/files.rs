@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
-use crate::model::shadow::log::{Found, Layout, LogReader};
+use crate::model::log::{Found, Layout, LogReader};
 
 /// The records in the log files at `paths` (plain ones laid out with
 /// `prefix`), and a description of the source.
@@ -19,7 +19,7 @@ pub(crate) fn read(paths: &[PathBuf], prefix: &str) -> Result<(Found, String)> {
         let layout = Layout::for_file(&name, prefix)?;
         read_file(path, &layout, &mut found)?;
     }
-    if let Some(gap) = crate::model::shadow::rotation::left_out(&found.files) {
+    if let Some(gap) = crate::model::log::rotation::left_out(&found.files) {
         bail!("{gap}");
     }
     let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, Result};
 
 use crate::aws::{error_text, region_of, sdk_config, AwsSettings};
-use crate::model::shadow::log::{Found, Layout, LogReader, Prefix};
+use crate::model::log::{Found, Layout, LogReader, Prefix};
 
 /// Lines asked for per DownloadDBLogFilePortion call.
 const LINES_PER_PORTION: i32 = 10_000;

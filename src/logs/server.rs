@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use crate::model::shadow::log::{Found, Layout, LogReader, Prefix};
+use crate::model::log::{Found, Layout, LogReader, Prefix};
 use crate::pg::{describe, Db};
 
 /// Bytes read per `pg_read_binary_file` call (bytes, not text: a chunk may

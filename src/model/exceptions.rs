@@ -197,16 +197,16 @@ pub(crate) fn parse(text: &str, path: &str, today: &str) -> Result<Vec<Exception
 
 /// The last day an acceptance of a [`CRITICAL`] check may run to.
 fn latest_critical_day(today: &str) -> Result<String> {
-    let start = crate::model::shadow::time::epoch_millis(&format!("{today} 00:00:00 UTC"))
+    let start = crate::model::log::time::epoch_millis(&format!("{today} 00:00:00 UTC"))
         .with_context(|| format!("{today:?} is not a day"))?;
     let latest = start + CRITICAL_DAYS * 86_400_000;
-    Ok(crate::model::shadow::time::utc_text(latest)[..10].to_string())
+    Ok(crate::model::log::time::utc_text(latest)[..10].to_string())
 }
 
 /// `text` when it is a day `YYYY-MM-DD`.
 fn valid_day(text: &str) -> Result<String> {
     let ok = text.len() == 10
-        && crate::model::shadow::time::epoch_millis(&format!("{text} 00:00:00 UTC")).is_some();
+        && crate::model::log::time::epoch_millis(&format!("{text} 00:00:00 UTC")).is_some();
     if !ok {
         bail!("{text:?} is not a day (YYYY-MM-DD)");
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub(crate) mod exceptions;
 #[cfg(test)]
 pub(crate) mod fixture;
+pub mod log;
 pub mod plan;
 pub(crate) mod policy;
 pub(crate) mod report;

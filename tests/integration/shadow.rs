@@ -285,10 +285,7 @@ async fn the_report_reads_the_servers_own_log_and_the_rds_api() {
         extra_config: vec![
             "logging_collector = on".into(),
             "log_directory = 'log'".into(),
-            format!(
-                "log_line_prefix = '{}'",
-                rlsctl::model::shadow::log::RDS_PREFIX
-            ),
+            format!("log_line_prefix = '{}'", rlsctl::model::log::RDS_PREFIX),
         ],
         ..Default::default()
     };

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::support::*;
 use crate::verify::{details, statuses};
-use rlsctl::model::shadow::log::RDS_PREFIX;
+use rlsctl::model::log::RDS_PREFIX;
 
 /// Rows of `table` the app role sees without a tenant set.
 async fn seen_without_tenant(t: &TestDb, table: &str) -> i64 {

@@ -375,7 +375,7 @@ impl Rehearsal {
         let paths = log.iter().cloned().collect::<Vec<_>>();
         // The sandbox logs with PostgreSQL's default prefix.
         let (found, _) =
-            crate::logs::files::read(&paths, crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX)?;
+            crate::logs::files::read(&paths, crate::model::log::POSTGRES_DEFAULT_PREFIX)?;
         let summary = crate::model::shadow::Summary::of_found(found);
         let named = summary.tables.iter().find_map(|t| {
             t.queries
@@ -397,10 +397,11 @@ impl Rehearsal {
     /// just after its last one (it holds none, unless the fixed job left
     /// records too: then the step fails, as it should).
     async fn enforce_clean(&self, id: Step) -> Result<String> {
-        use crate::model::shadow::{time, Since};
+        use crate::model::log::time;
+        use crate::model::shadow::Since;
         let paths = self.log.iter().cloned().collect::<Vec<_>>();
         let (found, source) =
-            crate::logs::files::read(&paths, crate::model::shadow::log::POSTGRES_DEFAULT_PREFIX)?;
+            crate::logs::files::read(&paths, crate::model::log::POSTGRES_DEFAULT_PREFIX)?;
         let job: Vec<i64> = found
             .records
             .iter()

@@ -283,7 +283,7 @@ fn clean(snap: &Snapshot, table: &Table, since: &Since) -> Result<String, String
         Some(from) if from <= since.cutoff => Ok(format!("clean since {}: enforce", since.label)),
         Some(from) => Err(format!(
             "in shadow mode only since {}, after {}: stays in shadow until it has been watched that long",
-            crate::model::shadow::time::utc_text(from),
+            crate::model::log::time::utc_text(from),
             since.label
         )),
         None => Err("in shadow mode for a time the registry does not say: stays in shadow".into()),

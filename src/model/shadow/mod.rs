@@ -8,33 +8,11 @@
 //! server logged as that message (never a marker in a field a client chose,
 //! nor in an error or a statement).
 
-pub mod log;
-pub(crate) mod rotation;
-pub(crate) mod time;
+use crate::model::log::{self, time, Record};
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::{Deserialize, Serialize};
-
-/// What marks a record in the server log.
-pub(crate) const MARKER: &str = "rlsctl-shadow ";
-
-/// One statement's access to one table that enforcement would have narrowed.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-pub(crate) struct Record {
-    /// `schema.table`.
-    pub(crate) table: String,
-    /// `read` (USING) or `write` (WITH CHECK).
-    pub(crate) access: String,
-    /// The tenant context the statement ran under; None: no tenant.
-    pub(crate) tenant: Option<String>,
-    /// The statement's text (cut at 2,000 characters by the server).
-    pub(crate) query: String,
-    /// The role it ran as.
-    pub(crate) role: String,
-    /// When, as the server wrote it.
-    pub(crate) at: String,
-}
+use serde::Serialize;
 
 /// The tenant context as the report shows it.
 fn tenant_label(tenant: &Option<String>) -> String {

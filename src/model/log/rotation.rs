@@ -8,8 +8,8 @@
 //! (`%H%M%S`, the server's default) or with no date (logrotate's `.1`) say
 //! nothing of the rotation and are not judged.
 
-use super::log::FileRead;
 use super::time::days_from_civil;
+use super::FileRead;
 
 /// How finely a file name tells when it was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,13 +17,13 @@
 //! Lines longer than `MAX_LINE` are skipped and counted, never buffered
 //! whole; a NUL byte means the input is not a text log (exit 2).
 
+pub(crate) mod rotation;
 #[cfg(test)]
 mod tests;
+pub(crate) mod time;
 
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
-
-use super::{Record, MARKER};
 
 /// The longest line read: a record is at most a few kilobytes (the query is
 /// cut at 2,000 characters); longer lines are skipped and counted.
@@ -176,6 +176,26 @@ pub(crate) struct Found {
 /// server's, laid out as read, and reaches up to now.
 pub(crate) const LOG_MARK: &str = "rlsctl-log-mark ";
 
+/// What marks a record in the server log.
+pub(crate) const MARKER: &str = "rlsctl-shadow ";
+
+/// One statement's access to one table that enforcement would have narrowed.
+#[derive(Debug, Clone, serde::Deserialize, PartialEq, Eq)]
+pub(crate) struct Record {
+    /// `schema.table`.
+    pub(crate) table: String,
+    /// `read` (USING) or `write` (WITH CHECK).
+    pub(crate) access: String,
+    /// The tenant context the statement ran under; None: no tenant.
+    pub(crate) tenant: Option<String>,
+    /// The statement's text (cut at 2,000 characters by the server).
+    pub(crate) query: String,
+    /// The role it ran as.
+    pub(crate) role: String,
+    /// When, as the server wrote it.
+    pub(crate) at: String,
+}
+
 /// One log as read: its layout, the entries that matched it and the lines
 /// that did not.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -209,7 +229,7 @@ impl Found {
     /// together is where every one of them reaches (the latest first entry,
     /// the earliest last one).
     pub(crate) fn absorb(&mut self, other: Found) {
-        use crate::model::shadow::time::epoch_millis;
+        use time::epoch_millis;
         let at = |t: &Option<String>| t.as_deref().and_then(epoch_millis);
         if self.files.is_empty() {
             self.first_logged = other.first_logged.clone();
