@@ -16,10 +16,32 @@ pub(crate) struct MonitorArgs {
     pub(crate) strict: bool,
     #[command(flatten)]
     pub(crate) report: ReportArgs,
+    #[command(flatten, next_help_heading = "Tenant-context errors (--logs)")]
+    pub(crate) logs: MonitorLogArgs,
     #[command(flatten, next_help_heading = "Fleet (--targets)")]
     pub(crate) fleet: FleetArgs,
     #[command(flatten)]
     pub(crate) db: DatabaseArgs,
+}
+
+/// The server's log, read for tenant-context errors: `monitor --logs`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct MonitorLogArgs {
+    /// Also read the server's log for tenant-context errors since --since (default 24h):
+    /// RLS violations on write, an empty or unset tenant setting, permission denied on
+    /// tenant tables, reads with no tenant (shadow mode), counted per class, table, role,
+    /// application and SQLSTATE (check LOG001). The source: --log-file, --rds, else the
+    /// server's own log (which needs pg_read_server_files). A log that cannot be shown
+    /// read whole, back to --since and up to now, is exit 2.
+    #[arg(long = "logs", conflicts_with = "targets")]
+    pub(crate) read: bool,
+    #[command(flatten)]
+    pub(crate) source: LogSourceArgs,
+    /// The most errors one group may have before LOG001 fails: N for every class, or
+    /// CLASS=N for one (rls_violation, permission_denied, tenant_cast, missing_setting,
+    /// no_tenant); repeatable, the later winning. Default 0 for every class.
+    #[arg(long = "max-errors", value_name = "[CLASS=]N")]
+    pub(crate) max_errors: Vec<crate::model::log::tenant_errors::MaxErrors>,
 }
 
 /// Many databases from one run: `monitor --targets FILE`.

@@ -61,43 +61,26 @@ async fn enforcement(args: &ApplyArgs) -> Result<Enforcement> {
     // writes its log a moment after: a few tries.
     let mark = format!("{now}-{}", std::process::id());
     write_log_mark(args, &mark).await?;
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let (found, label) = super::shadow::read_records(&args.logs, &args.db.conn).await?;
-        if found.marks.contains(&mark) || tries == 5 {
-            return Ok(Enforcement::Clean(Since::from_log(
-                &found,
-                &label,
-                cutoff,
-                &back,
-                now,
-                Some(&mark),
-            )?));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    }
+    let (found, label) = super::shadow::read_until_marked(&mark, || {
+        super::shadow::read_records(&args.logs, &args.db.conn)
+    })
+    .await?;
+    Ok(Enforcement::Clean(Since::from_log(
+        &found,
+        &label,
+        cutoff,
+        &back,
+        now,
+        Some(&mark),
+    )?))
 }
 
-/// Has the server write the [`LOG_MARK`](crate::model::log::LOG_MARK)
-/// entry with `nonce` to its log, on a connection of its own.
+/// Has the server write the mark `nonce` to its log, on a connection of its own.
 async fn write_log_mark(args: &ApplyArgs, nonce: &str) -> Result<()> {
     let conn = args.db.conn.clone();
-    let message = format!("{}{nonce}", crate::model::log::LOG_MARK);
     super::with_tunnel(&conn, |conn| async move {
         let (_, db) = super::connect(&conn, &args.db.target, Some("postgres"), true).await?;
-        db.simple(&format!(
-            "DO $$ BEGIN RAISE LOG {}; END $$",
-            crate::model::sql::quote_literal(&message)
-        ))
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "writing a mark to the server's log: {}",
-                crate::pg::describe(&e)
-            )
-        })?;
-        Ok(())
+        super::shadow::write_log_mark(&db, nonce).await
     })
     .await
 }

@@ -5,12 +5,18 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 
+use crate::model::log::tenant_errors::Watch;
 use crate::model::log::{Found, Layout, LogReader};
 
 /// The records in the log files at `paths` (plain ones laid out with
-/// `prefix`), and a description of the source.
-pub(crate) fn read(paths: &[PathBuf], prefix: &str) -> Result<(Found, String)> {
-    let mut found = Found::default();
+/// `prefix`), and a description of the source; tenant-context errors
+/// tallied as `watch` says.
+pub(crate) fn read(
+    paths: &[PathBuf],
+    prefix: &str,
+    watch: Option<&Watch>,
+) -> Result<(Found, String)> {
+    let mut found = Found::watching(watch);
     for path in paths {
         let name = path
             .file_name()

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, Result};
 
 use crate::aws::{error_text, region_of, sdk_config, AwsSettings};
+use crate::model::log::tenant_errors::Watch;
 use crate::model::log::{Found, Layout, LogReader, Prefix};
 
 /// Lines asked for per DownloadDBLogFilePortion call.
@@ -17,6 +18,7 @@ pub(crate) async fn records(
     since: Duration,
     aws: &AwsSettings,
     prefix: &str,
+    watch: Option<&Watch>,
 ) -> Result<(Found, String)> {
     let config = sdk_config(aws).await;
     region_of(&config)?;
@@ -51,7 +53,7 @@ pub(crate) async fn records(
     // copies of the same entries, jsonlog `.json`): the plain ones are read.
     names.retain(|(_, name)| !name.ends_with(".csv") && !name.ends_with(".json"));
     let layout = Layout::Plain(Prefix::new(prefix)?);
-    let mut found = Found::default();
+    let mut found = Found::watching(watch);
     for (_, name) in &names {
         let mut marker = "0".to_string();
         let mut reader = LogReader::new(&layout, name, &mut found);

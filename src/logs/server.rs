@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 
+use crate::model::log::tenant_errors::Watch;
 use crate::model::log::{Found, Layout, LogReader, Prefix};
 use crate::pg::{describe, Db};
 
@@ -15,7 +16,7 @@ const CHUNK: i64 = 4 * 1024 * 1024;
 /// else plain with its own `log_line_prefix`) when the session may list it
 /// (`pg_ls_logdir`), else the current one. A server set to log no `LOG`
 /// entry (which records are) is refused.
-pub(crate) async fn records(db: &Db) -> Result<(Found, String)> {
+pub(crate) async fn records(db: &Db, watch: Option<&Watch>) -> Result<(Found, String)> {
     let levels = db
         .query_one(
             "SELECT pg_catalog.current_setting('log_min_messages'), pg_catalog.current_setting('log_destination')",
@@ -88,7 +89,7 @@ pub(crate) async fn records(db: &Db) -> Result<(Found, String)> {
         Some(_) => Layout::Csv,
         None => Layout::Plain(Prefix::new(&prefix)?),
     };
-    let mut found = Found::default();
+    let mut found = Found::watching(watch);
     for file in &files {
         read_server_file(db, file, &layout, &mut found).await?;
     }

@@ -35,5 +35,6 @@ mod shadow;
 mod ssh;
 mod ssm_double;
 mod staged;
+mod tenant_errors;
 mod tunnel;
 mod verify;

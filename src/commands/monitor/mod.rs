@@ -2,6 +2,7 @@
 //! `--targets`) a fleet.
 
 mod fleet;
+mod logs;
 mod targets;
 
 use anyhow::{Context, Result};
@@ -11,6 +12,7 @@ use super::Verdict;
 use crate::cli::MonitorArgs;
 use crate::model::checks::{self, Findings};
 use crate::model::config::Target;
+use crate::model::log::tenant_errors::TenantTable;
 use crate::model::report::Report;
 use crate::model::snapshot::Snapshot;
 use crate::pg::Db;
@@ -18,13 +20,22 @@ use crate::pg::Db;
 /// Runs `monitor` (default user: the app role; never prompts).
 pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
     let exceptions = super::read_exceptions(args.report.accept.as_deref())?;
+    logs::check_flags(&args.logs)?;
     if args.fleet.targets.is_some() {
         return fleet::run(args, exceptions, quiet).await;
     }
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
         let (target, db) = super::connect(&conn, &args.db.target, None, false).await?;
-        let report = super::accepted(monitor(&db, &target).await?, &exceptions, None);
+        let (report, tables) = checked(&db, &target).await?;
+        let report = match args.logs.read {
+            true => {
+                let errors = logs::tenant_errors(&db, &conn, &args.logs, &target, tables).await?;
+                report.with_tenant_errors(errors)
+            }
+            false => report,
+        };
+        let report = super::accepted(report, &exceptions, None);
         let how = Rendering {
             strict: args.strict,
             docs_url: args.report.docs_url.as_deref(),
@@ -42,6 +53,12 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
 /// Catalog checks, drift and the session-state probe; read-only apart from
 /// the probe's canary (which it removes), a constant number of statements.
 pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
+    Ok(checked(db, target).await?.0)
+}
+
+/// [`monitor`]'s report, and the tenant tables it saw (which `--logs`
+/// attributes errors to).
+async fn checked(db: &Db, target: &Target) -> Result<(Report, Vec<TenantTable>)> {
     // The snapshot's second connection serves the session-state probe.
     // (boxed: the read's state machine is large, and a fleet's worker
     // threads have tokio's 2 MiB stacks)
@@ -78,8 +95,24 @@ pub(crate) async fn monitor(db: &Db, target: &Target) -> Result<Report> {
     // server's load, not the tables; the rest is constant in their number.
     tracing::info!(statements = db.statements(), probe_waits, "monitor done");
     let report = Report::new("monitor", db.info.clone(), findings.0).with_modes(&snapshot);
+    let tables = snapshot
+        .tables
+        .iter()
+        .filter(|t| t.exists)
+        .map(|t| TenantTable {
+            // `display` is `schema.name`
+            schema: t
+                .display
+                .strip_suffix(&t.name)
+                .and_then(|s| s.strip_suffix('.'))
+                .unwrap_or_default()
+                .to_string(),
+            name: t.name.clone(),
+            display: t.display.clone(),
+        })
+        .collect();
     // Freeing a snapshot of thousands of tables takes a few milliseconds: on
     // another thread, beside the rendering (the runtime waits for it at exit).
     tokio::task::spawn_blocking(move || drop(snapshot));
-    Ok(report)
+    Ok((report, tables))
 }

@@ -375,7 +375,7 @@ impl Rehearsal {
         let paths = log.iter().cloned().collect::<Vec<_>>();
         // The sandbox logs with PostgreSQL's default prefix.
         let (found, _) =
-            crate::logs::files::read(&paths, crate::model::log::POSTGRES_DEFAULT_PREFIX)?;
+            crate::logs::files::read(&paths, crate::model::log::POSTGRES_DEFAULT_PREFIX, None)?;
         let summary = crate::model::shadow::Summary::of_found(found);
         let named = summary.tables.iter().find_map(|t| {
             t.queries
@@ -401,7 +401,7 @@ impl Rehearsal {
         use crate::model::shadow::Since;
         let paths = self.log.iter().cloned().collect::<Vec<_>>();
         let (found, source) =
-            crate::logs::files::read(&paths, crate::model::log::POSTGRES_DEFAULT_PREFIX)?;
+            crate::logs::files::read(&paths, crate::model::log::POSTGRES_DEFAULT_PREFIX, None)?;
         let job: Vec<i64> = found
             .records
             .iter()

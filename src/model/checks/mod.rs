@@ -9,6 +9,7 @@
 pub mod bypass;
 pub(crate) mod coverage;
 pub(crate) mod drift;
+pub(crate) mod logs;
 pub(crate) mod performance;
 pub(crate) mod preflight;
 pub(crate) mod roles;
@@ -46,6 +47,8 @@ pub enum Kind {
     /// What apply checks before it changes anything.
     #[serde(rename = "pre-flight")]
     Preflight,
+    /// Reads the server's log (`monitor --logs`).
+    Log,
 }
 
 /// The outcome of one finding.
@@ -179,6 +182,7 @@ catalogue! {
     DRF008 = "DRF008", Error, Drift, "The installed-table registry is as the last apply wrote it";
     DRF009 = "DRF009", Error, Drift, "The break-glass role's statements are still logged as apply set it up";
     DRF010 = "DRF010", Warning, Drift, "No session is logged in as the break-glass role right now";
+    LOG001 = "LOG001", Error, Log, "No tenant-context error in the server log above --max-errors (RLS violations on write, an empty or unset tenant setting, permission denied on tenant tables)";
     PRE001 = "PRE001", Error, Preflight, "The applying role may make every change the plan needs";
     PRE002 = "PRE002", Error, Preflight, "Every configured tenant table exists and has the tenant column";
     PRE003 = "PRE003", Error, Preflight, "The applying role owns every tenant table or is a member of its owner";

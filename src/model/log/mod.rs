@@ -17,140 +17,25 @@
 //! Lines longer than `MAX_LINE` are skipped and counted, never buffered
 //! whole; a NUL byte means the input is not a text log (exit 2).
 
+mod errors;
+mod layout;
 pub(crate) mod rotation;
+pub(crate) mod tenant_errors;
 #[cfg(test)]
 mod tests;
 pub(crate) mod time;
 
-use anyhow::{bail, Context, Result};
+use errors::{ErrorEntry, PendingError};
+pub use layout::RDS_PREFIX;
+pub(crate) use layout::{Layout, PlainEntry, Prefix, POSTGRES_DEFAULT_PREFIX};
+use tenant_errors::{Tally, Watch};
+
+use anyhow::{bail, Result};
 use serde_json::Value;
 
 /// The longest line read: a record is at most a few kilobytes (the query is
 /// cut at 2,000 characters); longer lines are skipped and counted.
 pub(crate) const MAX_LINE: usize = 1024 * 1024;
-
-/// RDS's `log_line_prefix`, which RDS does not let anyone change.
-pub const RDS_PREFIX: &str = "%t:%r:%u@%d:[%p]:";
-
-/// PostgreSQL's default `log_line_prefix` (10 and later).
-pub(crate) const POSTGRES_DEFAULT_PREFIX: &str = "%m [%p] ";
-
-/// How a log is laid out.
-#[derive(Debug)]
-pub(crate) enum Layout {
-    /// stderr format: each entry starts with `log_line_prefix`.
-    Plain(Prefix),
-    /// jsonlog: one JSON object per line.
-    Json,
-    /// csvlog: CSV rows (a quoted field may span lines).
-    Csv,
-}
-
-impl Layout {
-    /// The layout of a log file by its name: `.json` and `.csv` as the server
-    /// names them, anything else plain with `prefix`.
-    pub(crate) fn for_file(name: &str, prefix: &str) -> Result<Self> {
-        Ok(if name.ends_with(".json") {
-            Self::Json
-        } else if name.ends_with(".csv") {
-            Self::Csv
-        } else {
-            Self::Plain(Prefix::new(prefix)?)
-        })
-    }
-}
-
-/// A `log_line_prefix`, as a pattern that matches what the server writes for
-/// it, and one that finds the line's time (its first `%t` or `%m`).
-#[derive(Debug)]
-pub(crate) struct Prefix {
-    whole: regex::Regex,
-    time: Option<regex::Regex>,
-    /// The `log_line_prefix` as given.
-    text: String,
-}
-
-impl Prefix {
-    /// Compiles `log_line_prefix` (escapes as PostgreSQL documents them; an
-    /// unknown one matches anything, as a client-chosen field does).
-    pub(crate) fn new(log_line_prefix: &str) -> Result<Self> {
-        let mut pattern = String::from("^");
-        let mut time = None;
-        let mut chars = log_line_prefix.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c != '%' {
-                pattern.push_str(&regex::escape(&c.to_string()));
-                continue;
-            }
-            // Optional padding: %-10a, %10p.
-            let mut padded = false;
-            while let Some(&d) = chars.peek() {
-                if d == '-' || d.is_ascii_digit() {
-                    padded = true;
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            let Some(escape) = chars.next() else {
-                break;
-            };
-            let field = match escape {
-                '%' => "%",
-                't' | 's' => r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \S+",
-                'm' => r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} \S+",
-                'n' => r"\d+\.\d+",
-                'p' | 'P' | 'x' | 'l' => r"\d*",
-                'e' => "[0-9A-Z]{5}",
-                'v' => r"[0-9/]*",
-                'c' => r"[0-9a-f]+\.[0-9a-f]+",
-                'Q' => r"-?\d+",
-                'q' => "",
-                // application name, user, database, host, host and port,
-                // backend type, command tag, local address: anything
-                _ => ".*",
-            };
-            if time.is_none() && matches!(escape, 't' | 'm') {
-                time = Some(format!("{pattern} *(?P<time>{field})"));
-            }
-            if padded {
-                pattern.push_str(&format!(" *(?:{field}) *"));
-            } else {
-                pattern.push_str(&format!("(?:{field})"));
-            }
-        }
-        pattern.push('$');
-        let compile = |pattern: &str| {
-            regex::Regex::new(pattern)
-                .with_context(|| format!("reading log_line_prefix {log_line_prefix:?}"))
-        };
-        Ok(Self {
-            whole: compile(&pattern)?,
-            time: time.as_deref().map(compile).transpose()?,
-            text: log_line_prefix.to_string(),
-        })
-    }
-
-    fn matches(&self, head: &str) -> bool {
-        self.whole.is_match(head)
-    }
-
-    /// `line` starts an entry: the whole prefix, then a severity and `:  `.
-    fn starts_entry(&self, line: &str) -> bool {
-        line.match_indices(":  ").any(|(at, _)| {
-            let head = &line[..at];
-            SEVERITIES.iter().any(|severity| {
-                head.strip_suffix(severity)
-                    .is_some_and(|before| self.matches(before))
-            })
-        })
-    }
-
-    /// The time at the start of `line`, where the prefix has one.
-    fn time_of<'l>(&self, line: &'l str) -> Option<&'l str> {
-        Some(self.time.as_ref()?.captures(line)?.name("time")?.as_str())
-    }
-}
 
 /// What reading found: the records, the lines skipped as too long, and what
 /// was read, which shows whether the log was read as the server wrote it.
@@ -169,7 +54,13 @@ pub(crate) struct Found {
     pub(crate) files: Vec<FileRead>,
     /// The nonces of the marks rlsctl had the server write ([`LOG_MARK`]).
     pub(crate) marks: Vec<String>,
+    /// The tenant-context errors, when asked for ([`Found::watching`]).
+    pub(crate) errors: Option<Tally>,
 }
+
+/// How long before now a log's last entry may be, for it to show the time up
+/// to now (`apply` writes an entry itself before reading the server's log).
+pub(crate) const MAX_LOG_LAG_MS: i64 = 15 * 60 * 1000;
 
 /// What starts the `LOG` entry rlsctl has the server write before it reads
 /// the log, followed by a nonce: finding it shows the log read is the
@@ -217,6 +108,22 @@ pub(crate) struct FileRead {
 }
 
 impl Found {
+    /// Nothing found yet; the `ERROR` entries will be tallied as `watch` says
+    /// (`None`: not read).
+    pub(crate) fn watching(watch: Option<&Watch>) -> Self {
+        Self {
+            errors: watch.map(|w| Tally::new(w.clone())),
+            ..Self::default()
+        }
+    }
+
+    /// An `ERROR` entry, to the tally.
+    fn error(&mut self, entry: ErrorEntry) {
+        if let Some(tally) = &mut self.errors {
+            tally.add(entry);
+        }
+    }
+
     fn hold(&mut self, held: Option<Held>) {
         match held {
             Some(Held::Record(record)) => self.records.push(record),
@@ -246,6 +153,70 @@ impl Found {
         self.skipped_long += other.skipped_long;
         self.files.extend(other.files);
         self.marks.extend(other.marks);
+        match (&mut self.errors, other.errors) {
+            (Some(tally), Some(more)) => tally.absorb(more),
+            (None, more) => self.errors = more,
+            (Some(_), None) => {}
+        }
+    }
+
+    /// The logs were read whole ([`Found::read_whole`]) and cover the window
+    /// from `cutoff` to `now`: they start before `cutoff` (`back` before
+    /// `now`, as the operator said it) and hold the `mark` rlsctl had the
+    /// server write a moment ago (without one, their last entry is recent).
+    /// No table is called clean, and no error counted absent, for lack of
+    /// data.
+    pub(crate) fn covers(
+        &self,
+        source: &str,
+        cutoff: i64,
+        back: &str,
+        now: i64,
+        mark: Option<&str>,
+    ) -> anyhow::Result<()> {
+        self.read_whole(source)?;
+        // The end of the window too: a log that stopped (an old or cut-off
+        // file, a server that logs no LOG entry) shows nothing of since.
+        // The mark apply had the server write just before shows it reaches
+        // up to now; without one, its last entry must be recent.
+        if let Some(mark) = mark {
+            if !self.marks.iter().any(|m| m == mark) {
+                anyhow::bail!(
+                    "{source} does not hold the entry rlsctl had the server write a moment ago ({}{mark}): it is not the \
+                     server's current log as it is now (a copy, an old or cut-off file), or the server writes no LOG entry \
+                     (log_min_messages): it cannot show the time up to now; pass the current log",
+                    LOG_MARK
+                );
+            }
+        }
+        match self.last_logged.as_deref().and_then(time::epoch_millis) {
+            Some(_) if mark.is_some() => {}
+            Some(end) if now - end <= MAX_LOG_LAG_MS => {}
+            Some(end) => anyhow::bail!(
+                "{source} ends at {}, {} before now: it does not show the time since (pass the current log; \
+                 a server that writes nothing for that long logs too little to show that time)",
+                time::utc_text(end),
+                humantime::format_duration(std::time::Duration::from_millis((now - end).max(0) as u64 / 1000 * 1000))
+            ),
+            None => anyhow::bail!(
+                "{source}: no time rlsctl can read at the end of the log, so whether it reaches up to now cannot be told"
+            ),
+        }
+        match self.first_logged.as_deref().and_then(time::epoch_millis) {
+            None => anyhow::bail!(
+                "{source}: no time rlsctl can read at the start of the log (a plain log needs %t or %m in \
+                 log_line_prefix, and log_timezone UTC or an offset), so whether it reaches back {back} cannot be \
+                 told: nothing is called clean for lack of data"
+            ),
+            Some(start) if start > cutoff => anyhow::bail!(
+                "{source} starts at {}, later than {back} ago ({}): it cannot show that whole window \
+                 (pass the older log files, or a shorter --since)",
+                time::utc_text(start),
+                time::utc_text(cutoff)
+            ),
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     /// Entries read in every log.
@@ -287,38 +258,6 @@ impl Found {
     }
 }
 
-/// The severities a plain log entry can have after its prefix.
-const SEVERITIES: [&str; 17] = [
-    "LOG",
-    "ERROR",
-    "WARNING",
-    "FATAL",
-    "PANIC",
-    "STATEMENT",
-    "DETAIL",
-    "HINT",
-    "CONTEXT",
-    "NOTICE",
-    "INFO",
-    "QUERY",
-    "LOCATION",
-    "DEBUG",
-    "DEBUG1",
-    "DEBUG2",
-    "DEBUG3",
-];
-
-impl Layout {
-    /// How reports name it.
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Self::Plain(prefix) => format!("plain, log_line_prefix {:?}", prefix.text),
-            Self::Json => "jsonlog".into(),
-            Self::Csv => "csvlog".into(),
-        }
-    }
-}
-
 /// Reads one log, fed in chunks of bytes as they arrive.
 pub(crate) struct LogReader<'a> {
     layout: &'a Layout,
@@ -329,6 +268,8 @@ pub(crate) struct LogReader<'a> {
     csv: csv_core::Reader,
     field: Vec<u8>,
     fields: Vec<Vec<u8>>,
+    /// A plain log's `ERROR` entry, until its `STATEMENT` is read.
+    pending: Option<PendingError>,
     found: &'a mut Found,
 }
 
@@ -348,6 +289,7 @@ impl<'a> LogReader<'a> {
             csv: csv_core::Reader::new(),
             field: Vec::new(),
             fields: Vec::new(),
+            pending: None,
             found,
         }
     }
@@ -380,6 +322,7 @@ impl<'a> LogReader<'a> {
                 }
             }
         }
+        self.flush_error();
         self.found.files.push(std::mem::take(&mut self.read));
         Ok(())
     }
@@ -435,29 +378,67 @@ impl<'a> LogReader<'a> {
         };
         let line = line.strip_suffix('\r').unwrap_or(line);
         match self.layout {
-            Layout::Plain(prefix) if prefix.starts_entry(line) => {
-                self.entry_at(prefix.time_of(line).map(String::from))
-            }
-            // a continuation line of a multi-line entry, or a blank one
-            Layout::Plain(_) if line.starts_with('\t') || line.trim().is_empty() => {}
+            Layout::Plain(prefix) => match prefix.entry(line) {
+                Some(entry) => {
+                    let time = prefix.field(entry.prefix, 't').map(String::from);
+                    if self.found.errors.is_some() {
+                        self.plain_error(prefix, &entry, time.clone());
+                    }
+                    self.entry_at(time);
+                    self.found.hold(plain_held(prefix, line));
+                }
+                // a continuation line of a multi-line entry, or a blank one
+                None if line.starts_with('\t') => {
+                    if let Some(pending) = &mut self.pending {
+                        pending.continued(&line[1..]);
+                    }
+                }
+                None if line.trim().is_empty() => {}
+                None => self.read.unrecognized += 1,
+            },
             Layout::Json => match serde_json::from_str::<Value>(line) {
-                Ok(Value::Object(entry)) => self.entry_at(
-                    entry
-                        .get("timestamp")
-                        .and_then(Value::as_str)
-                        .map(String::from),
-                ),
+                Ok(Value::Object(entry)) => {
+                    self.entry_at(
+                        entry
+                            .get("timestamp")
+                            .and_then(Value::as_str)
+                            .map(String::from),
+                    );
+                    self.found.hold(json_held(&entry));
+                    if self.found.errors.is_some() {
+                        if let Some(error) = ErrorEntry::from_json(&entry) {
+                            self.found.error(error);
+                        }
+                    }
+                }
                 _ if line.trim().is_empty() => {}
                 _ => self.read.unrecognized += 1,
             },
-            _ => self.read.unrecognized += 1,
+            Layout::Csv => self.read.unrecognized += 1,
         }
-        let held = match self.layout {
-            Layout::Plain(prefix) => plain_held(prefix, line),
-            Layout::Json => json_held(line),
-            Layout::Csv => None,
-        };
-        self.found.hold(held);
+    }
+
+    /// A plain log's entry, as the tenant-error tally reads it: an `ERROR`
+    /// is held until the entries the server wrote with it (its `STATEMENT`,
+    /// `DETAIL`, ...) are read, as they follow it in one write.
+    fn plain_error(&mut self, prefix: &Prefix, entry: &PlainEntry<'_>, time: Option<String>) {
+        let pid = prefix.field(entry.prefix, 'p');
+        if let Some(pending) = &mut self.pending {
+            if pending.same_process(pid) && pending.part_of(entry) {
+                return;
+            }
+        }
+        self.flush_error();
+        if entry.severity == "ERROR" {
+            self.pending = Some(PendingError::new(prefix, entry, time));
+        }
+    }
+
+    /// The held `ERROR` entry, to the tally.
+    fn flush_error(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            self.found.error(pending.entry);
+        }
     }
 
     /// CSV, field by field, in bounded memory; `end`: the input is over
@@ -498,6 +479,11 @@ impl<'a> LogReader<'a> {
                         }
                         if !self.skipping {
                             self.found.hold(csv_held(&fields));
+                            if self.found.errors.is_some() {
+                                if let Some(error) = ErrorEntry::from_csv(&fields) {
+                                    self.found.error(error);
+                                }
+                            }
                         }
                         self.skipping = false;
                     }
@@ -549,9 +535,8 @@ fn plain_held(prefix: &Prefix, line: &str) -> Option<Held> {
     None
 }
 
-/// What a jsonlog line holds: the message of a `LOG` entry.
-fn json_held(line: &str) -> Option<Held> {
-    let entry: Value = serde_json::from_str(line).ok()?;
+/// What a jsonlog entry holds: the message of a `LOG` entry.
+fn json_held(entry: &serde_json::Map<String, Value>) -> Option<Held> {
     if entry.get("error_severity")?.as_str()? != "LOG" {
         return None;
     }

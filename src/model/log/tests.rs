@@ -49,7 +49,13 @@ fn a_record_counts_only_where_the_server_wrote_it() {
     let line = format!(
         "2026-11-27 05:00:00 UTC:10.0.0.5(51234):app_user@shop:[42]:LOG:  00000: {MARKER}{RECORD}\n"
     );
-    assert_eq!(read(&rds, &line, 5).records.len(), 1);
+    let found = read(&rds, &line, 5);
+    assert_eq!(found.records.len(), 1);
+    // The line's time is the time alone, not the zone run on into `%r:...`.
+    assert_eq!(
+        found.first_logged.as_deref(),
+        Some("2026-11-27 05:00:00 UTC")
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::model::checks::{Finding, Status};
 use crate::model::exceptions::{Exception, ExceptionResult, ExceptionState};
+use crate::model::log::tenant_errors::TenantErrors;
 use crate::model::snapshot::{ServerInfo, Snapshot, TableMode};
 
 pub(crate) mod fleet;
@@ -88,6 +89,9 @@ pub(crate) struct Report {
     /// The reviewed exceptions given (`--accept`) and what became of each.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(crate) exceptions: Vec<ExceptionResult>,
+    /// The tenant-context errors read from the server's log (`monitor --logs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) tenant_errors: Option<TenantErrors>,
 }
 
 impl Report {
@@ -100,7 +104,18 @@ impl Report {
             checks,
             tables: Vec::new(),
             exceptions: Vec::new(),
+            tenant_errors: None,
         }
+    }
+
+    /// The report with what `monitor --logs` read, and LOG001 judged on it.
+    pub(crate) fn with_tenant_errors(mut self, errors: TenantErrors) -> Self {
+        let mut findings = crate::model::checks::Findings::default();
+        crate::model::checks::logs::log001(&errors, &mut findings);
+        self.checks.append(&mut findings.0);
+        self.summary = Counts::of(&self.checks);
+        self.tenant_errors = Some(errors);
+        self
     }
 
     /// The report with `exceptions` applied on `today` (`YYYY-MM-DD`, UTC),

@@ -61,6 +61,7 @@ impl Metrics {
             );
         }
         self.add_exceptions(report, labels);
+        self.add_tenant_errors(report, labels);
         self.add_labelled(
             "rlsctl_drift",
             "1 when a check failed (or a reviewed exception expired), else 0.",
@@ -105,6 +106,37 @@ impl Metrics {
                     ("state", e.state.label()),
                 ],
                 1,
+            );
+        }
+    }
+
+    /// The tenant-context errors `monitor --logs` read: one series per
+    /// class, table, role and SQLSTATE (applications summed: their names
+    /// are the client's to choose, and the JSON has them). A gauge, not a
+    /// counter: the count in the window read, which may fall.
+    fn add_tenant_errors(&mut self, report: &Report, labels: &[(&str, &str)]) {
+        let Some(errors) = &report.tenant_errors else {
+            return;
+        };
+        let mut series: std::collections::BTreeMap<(&str, &str, &str, &str), u64> =
+            Default::default();
+        for g in &errors.groups {
+            *series
+                .entry((
+                    g.class.label(),
+                    g.table.as_str(),
+                    g.role.as_str(),
+                    g.sqlstate.as_str(),
+                ))
+                .or_default() += g.count;
+        }
+        for ((class, table, role, sqlstate), count) in series {
+            self.add_labelled(
+                "rlsctl_tenant_errors",
+                "Tenant-context errors in the server log over the window monitor --logs read, per class, table, role and SQLSTATE.",
+                labels,
+                &[("class", class), ("table", table), ("role", role), ("sqlstate", sqlstate)],
+                count,
             );
         }
     }

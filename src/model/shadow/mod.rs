@@ -216,10 +216,6 @@ pub(crate) struct Dirt {
     pub(crate) first_query: String,
 }
 
-/// How long before now a log's last entry may be, for it to show the time up
-/// to now (`apply` writes an entry itself before reading the server's log).
-pub(crate) const MAX_LOG_LAG_MS: i64 = 15 * 60 * 1000;
-
 /// What the shadow records say of each table since a moment (`apply
 /// --enforce-clean --since`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,48 +241,7 @@ impl Since {
         now: i64,
         mark: Option<&str>,
     ) -> anyhow::Result<Self> {
-        found.read_whole(source)?;
-        // The end of the window too: a log that stopped (an old or cut-off
-        // file, a server that logs no LOG entry) shows nothing of since.
-        // The mark apply had the server write just before shows it reaches
-        // up to now; without one, its last entry must be recent.
-        if let Some(mark) = mark {
-            if !found.marks.iter().any(|m| m == mark) {
-                anyhow::bail!(
-                    "{source} does not hold the entry rlsctl had the server write a moment ago ({}{mark}): it is not the \
-                     server's current log as it is now (a copy, an old or cut-off file), or the server writes no LOG entry \
-                     (log_min_messages): it cannot show a table clean up to now; pass the current log",
-                    log::LOG_MARK
-                );
-            }
-        }
-        match found.last_logged.as_deref().and_then(time::epoch_millis) {
-            Some(_) if mark.is_some() => {}
-            Some(end) if now - end <= MAX_LOG_LAG_MS => {}
-            Some(end) => anyhow::bail!(
-                "{source} ends at {}, {} before now: it does not show the time since (pass the current log; \
-                 a server that writes nothing for that long logs too little to show a table clean)",
-                time::utc_text(end),
-                humantime::format_duration(std::time::Duration::from_millis((now - end).max(0) as u64 / 1000 * 1000))
-            ),
-            None => anyhow::bail!(
-                "{source}: no time rlsctl can read at the end of the log, so whether it reaches up to now cannot be told"
-            ),
-        }
-        match found.first_logged.as_deref().and_then(time::epoch_millis) {
-            None => anyhow::bail!(
-                "{source}: no time rlsctl can read at the start of the log (a plain log needs %t or %m in \
-                 log_line_prefix, and log_timezone UTC or an offset), so whether it reaches back {back} cannot be \
-                 told: no table is called clean for lack of data"
-            ),
-            Some(start) if start > cutoff => anyhow::bail!(
-                "{source} starts at {}, later than {back} ago ({}): it cannot show a table clean for that long \
-                 (pass the older log files, or a shorter --since); nothing was changed",
-                time::utc_text(start),
-                time::utc_text(cutoff)
-            ),
-            Some(_) => {}
-        }
+        found.covers(source, cutoff, back, now, mark)?;
         let label = format!("{back} ago ({})", time::utc_text(cutoff));
         Ok(Self::of(&found.records, cutoff, label))
     }
