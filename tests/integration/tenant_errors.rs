@@ -207,6 +207,42 @@ async fn monitor_counts_tenant_context_errors_from_each_log_layout() {
         .await;
         within.expect(0);
         assert_eq!(groups(&within.json()).len(), 4);
+        // The shipped alerts on the binary's own series: the RLS violation
+        // pages, and the group above --max-errors 1 opens a ticket.
+        let since = format!("{}ms", started.elapsed().as_millis());
+        let file_arg = file.to_str().unwrap();
+        let args = [
+            "monitor",
+            "--logs",
+            "--since",
+            &since,
+            "--log-file",
+            file_arg,
+            "--max-errors",
+            "1",
+            "--format",
+            "prometheus",
+        ];
+        let prom = t.run_env(&args, &AS_APP).await;
+        prom.expect(1);
+        let alerts = [
+            (
+                "5m",
+                "RlsctlTenantRlsViolation",
+                "[{exp_labels: {severity: page, table: public.customers, role: app_user}, \
+                 exp_annotations: {summary: 'The app wrote rows for another tenant on public.customers', \
+                 description: '2 write(s) as app_user stopped by the isolation policy: run `rlsctl monitor --logs` for the statements.'}}]",
+            ),
+            (
+                "5m",
+                "RlsctlTenantErrors",
+                "[{exp_labels: {severity: ticket, id: LOG001, status: fail, object: public.customers}, \
+                 exp_annotations: {summary: 'Tenant-context errors above --max-errors on public.customers', \
+                 description: 'The app ran statements without its tenant, or lost a grant: run `rlsctl monitor --logs` for the groups (docs/checks.md, LOG001).'}}]",
+            ),
+        ];
+        let rules = crate::alerting::rule_test(&prom.stdout, &alerts);
+        crate::alerting::test_rules(&t, &format!("{layout}-alerts.yml"), &rules);
         let above = monitor_logs(&t, &file, started, &["--max-errors", "1"]).await;
         above.expect(1);
         assert_eq!(
