@@ -321,3 +321,74 @@ async fn a_log_that_cannot_be_shown_read_up_to_now_is_exit_2() {
     run.expect(2);
     assert!(run.stderr.contains("add --logs"), "{}", run.stderr);
 }
+
+/// In shadow mode the log holds each read with no tenant set (a shadow
+/// record): monitor --logs counts them as `no_tenant`, per table and role,
+/// and not a read under a tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_with_no_tenant_in_shadow_mode_are_counted() {
+    let options = rlsctl::sandbox::Options {
+        extra_config: vec![
+            "logging_collector = on".into(),
+            "log_directory = 'log'".into(),
+            format!("log_line_prefix = '{}'", rlsctl::model::log::RDS_PREFIX),
+        ],
+        ..Default::default()
+    };
+    let t = TestDb::with(options, true).await;
+    let started = Instant::now();
+    t.apply(&["--shadow"]).await.expect(0);
+    let app = t.app().await;
+    count(&app, "SELECT count(*) FROM customers /* no tenant */").await;
+    count(&app, "SELECT count(*) FROM customers /* no tenant */").await;
+    app.simple("BEGIN; SELECT set_config('app.tenant_id', 'quickfix', true); SELECT count(*) FROM vehicles; COMMIT")
+        .await
+        .unwrap();
+    let su = t.superuser().await;
+    let file: String = su
+        .query_one("SELECT pg_current_logfile()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let file = t.sandbox.dir().join("data").join(file);
+    let run = monitor_logs(&t, &file, started, &["--max-errors", "no_tenant=1"]).await;
+    run.expect(1);
+    let doc = run.json();
+    let tally = groups(&doc);
+    assert_eq!(
+        tally,
+        [(
+            "no_tenant".into(),
+            "public.customers".into(),
+            "app_user".into(),
+            String::new(),
+            String::new(),
+            2
+        )],
+        "{doc}"
+    );
+    assert_eq!(check(&doc, "LOG001")[0].object, "public.customers");
+    // The text names the group: count, what it means, who, when, an example.
+    let since = format!("{}ms", started.elapsed().as_millis());
+    let file_arg = file.to_str().unwrap();
+    let text = t
+        .run_env(
+            &[
+                "monitor",
+                "--logs",
+                "--since",
+                &since,
+                "--log-file",
+                file_arg,
+            ],
+            &AS_APP,
+        )
+        .await;
+    text.expect(1);
+    let line = text
+        .stdout
+        .lines()
+        .find(|l| l.contains("LOG001"))
+        .unwrap_or_else(|| panic!("{}", text.stdout));
+    assert!(line.contains("2 reads with no tenant set"), "{line}");
+}

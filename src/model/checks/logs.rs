@@ -19,7 +19,7 @@ pub(crate) fn log001(errors: &TenantErrors, findings: &mut Findings) {
                 g.table.clone()
             };
             let detail = format!(
-                "{} {} ({}), above --max-errors {}={}; e.g. {}",
+                "{} {}; {}; above --max-errors {}={}; e.g. {}",
                 g.count,
                 g.class.meaning(),
                 who(g),
