@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 mod fleet;
+mod latency;
 use rlsctl::cutover::apply::{apply, Options};
 use rlsctl::model::checks::{self, Findings};
 use rlsctl::model::config::Target;
@@ -114,6 +115,13 @@ async fn main() -> Result<()> {
     } else {
         None
     };
+    // The same through a delay proxy: a tunnel's round trips.
+    let tunnel = if sizes.iter().any(|s| s.tables == 4) {
+        eprintln!("bench: through a 25 ms round-trip proxy");
+        Some(latency::through_a_tunnel(&sandbox, &rlsctl, "bench_4")?)
+    } else {
+        None
+    };
     let fleet = if only.is_none() || std::env::var_os("RLSCTL_BENCH_FLEET").is_some() {
         eprintln!("bench: a fleet of {} databases", fleet::FLEET);
         Some(fleet::fleet(&sandbox, &postgres, &rlsctl).await?)
@@ -127,7 +135,7 @@ async fn main() -> Result<()> {
         None
     };
 
-    let report = render(
+    let mut report = render(
         &sizes,
         pair,
         floor.as_ref(),
@@ -136,6 +144,9 @@ async fn main() -> Result<()> {
         &version,
         jit_available,
     );
+    if let Some(tunnel) = &tunnel {
+        latency::render(tunnel, &mut report);
+    }
     println!("{report}");
     if let Some(path) = output {
         // The build-time section is scripts/build-time's: kept as it is.
@@ -411,6 +422,16 @@ fn run_rlsctl(
     target: &Target,
     args: &[&str],
 ) -> Result<RlsctlRun> {
+    run_rlsctl_env(rlsctl, &as_app(sandbox, dbname), target, args)
+}
+
+/// [`run_rlsctl`] with the connection environment `env`.
+fn run_rlsctl_env(
+    rlsctl: &str,
+    env: &[(&'static str, String)],
+    target: &Target,
+    args: &[&str],
+) -> Result<RlsctlRun> {
     // Through a fresh process of this benchmark (`--measure`): a child's peak
     // RSS as Linux reports it starts from its parent's own peak (exec records
     // the memory it leaves), and this process holds 8,000 tables' snapshot.
@@ -420,7 +441,7 @@ fn run_rlsctl(
         .arg(rlsctl)
         .args(args)
         .env_clear()
-        .envs(as_app(sandbox, dbname))
+        .envs(env.iter().cloned())
         .env("RLSCTL_TENANT_TABLES", target.tables.join(","))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())

@@ -66,7 +66,8 @@ pub(crate) async fn verify(
 ) -> Result<Report> {
     // The snapshot's second connection serves the probes, then the
     // session-state probe: no connection is opened after the catalog read.
-    let (read, second) = crate::inspect::read_for_checks(db, target).await?;
+    // (boxed, as the probes are: their state machines are large)
+    let (read, second) = Box::pin(crate::inspect::read_for_checks(db, target)).await?;
     let snapshot = read.assemble()?;
     let types = crate::model::snapshot::tenant_column_types(&snapshot.tables);
     let mut findings = Findings::default();
@@ -77,18 +78,25 @@ pub(crate) async fn verify(
         &super::clock::today(),
         &mut findings,
     );
-    crate::probes::run(
+    Box::pin(crate::probes::run(
         db,
         second.as_ref(),
         &snapshot,
         target,
         tenants,
         &mut findings,
-    )
+    ))
     .await?;
     // After the probes, never beside them: through a transaction pooler the
     // canary could reach a probe's server connection and fail PRB004.
-    crate::probes::session_state::run(db, second, &types, target, &mut findings).await?;
+    Box::pin(crate::probes::session_state::run(
+        db,
+        second,
+        &types,
+        target,
+        &mut findings,
+    ))
+    .await?;
     if let Some((url, burst)) = app {
         // Every tenant given, and two ids that exist nowhere (castable to the
         // tenant column, so the app treats them as ordinary ids).

@@ -217,20 +217,23 @@ async fn attempt_once(
     options: &Options,
     stage: Batch<'_>,
 ) -> Result<Attempt> {
-    let transaction = db
-        .begin(Begin::Change {
-            lock_timeout: options.lock_timeout,
-        })
-        .await
-        .doing("starting the transaction")?;
-    let db: &Db = &transaction;
     let started = Instant::now();
-    if !options.dry_run {
-        db.query("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY])
-            .await
-            .doing("waiting for another apply")?;
-    }
-    let (snap, modes, mut plan) = planned(db, target, options).await?;
+    // BEGIN in one batch with the first statement in it: the lock that keeps
+    // another apply out (then the reads), or, for a dry run, the reads.
+    let work = async {
+        if !options.dry_run {
+            db.query("SELECT pg_advisory_xact_lock($1)", &[&APPLY_LOCK_KEY])
+                .await
+                .doing("waiting for another apply")?;
+        }
+        planned(db, target, options).await
+    };
+    let kind = Begin::Change {
+        lock_timeout: options.lock_timeout,
+    };
+    // (boxed: the reads' state machine is large)
+    let (transaction, (snap, modes, mut plan)) = db.begin_with(kind, Box::pin(work)).await?;
+    let db: &Db = &transaction;
     let changing = plan.changing_tables();
     let batching = match stage {
         Batch::First => {

@@ -63,27 +63,22 @@ pub(crate) async fn run(
     action: &RollbackAction,
     reason: Option<&str>,
 ) -> Result<RollbackOutcome> {
-    let transaction = db
-        .begin(Begin::Change {
-            lock_timeout: LOCK_TIMEOUT,
-        })
-        .await
-        .doing("starting the transaction")?;
-    let outcome = match action {
-        RollbackAction::Disable(tables) => {
-            disable(&transaction, target, tables, reason.unwrap_or_default()).await?
-        }
-        RollbackAction::Restore => restore(&transaction, target).await?,
-        RollbackAction::Uninstall { drop_roles } => {
-            uninstall(
-                &transaction,
-                target,
-                *drop_roles,
-                reason.unwrap_or_default(),
-            )
-            .await?
+    let work = async {
+        match action {
+            RollbackAction::Disable(tables) => {
+                disable(db, target, tables, reason.unwrap_or_default()).await
+            }
+            RollbackAction::Restore => restore(db, target).await,
+            RollbackAction::Uninstall { drop_roles } => {
+                uninstall(db, target, *drop_roles, reason.unwrap_or_default()).await
+            }
         }
     };
+    // BEGIN in one batch with the action's first statements (they run in it).
+    let kind = Begin::Change {
+        lock_timeout: LOCK_TIMEOUT,
+    };
+    let (transaction, outcome) = db.begin_with(kind, Box::pin(work)).await?;
     transaction.commit().await.doing("committing")?;
     Ok(outcome)
 }
@@ -138,15 +133,18 @@ async fn disable(
             )
         })
         .collect();
-    db.simple(&sql.join("\n"))
-        .await
-        .doing("disabling row level security")?;
-    db.execute(
-        &render(Step::LogBreakGlass, &[]),
-        &[&target.schema, &tables, &reason],
-    )
-    .await
-    .doing("writing the break-glass log")?;
+    // The change and its log entry in one batch (one transaction: both or
+    // neither).
+    let sql = sql.join("\n");
+    let log = render(Step::LogBreakGlass, &[]);
+    tokio::try_join!(
+        async { db.simple(&sql).await.doing("disabling row level security") },
+        async {
+            db.execute(&log, &[&target.schema, &tables, &reason])
+                .await
+                .doing("writing the break-glass log")
+        },
+    )?;
     Ok(RollbackOutcome {
         action: Performed::Disable,
         tables: tables.iter().map(|t| target.display_table(t)).collect(),
@@ -176,8 +174,9 @@ async fn close_entries(db: &Db) -> Result<(Vec<(String, String)>, i64)> {
 }
 
 async fn restore(db: &Db, target: &Target) -> Result<RollbackOutcome> {
-    installed(db, target).await?;
-    let (logged, closed) = close_entries(db).await?;
+    // The check that the bundle is there and the log's entries closed, in
+    // one batch (should the bundle be missing, its error is the one shown).
+    let (_, (logged, closed)) = tokio::try_join!(installed(db, target), close_entries(db))?;
     // A table dropped since break-glass cannot be restored; the others still are.
     let pairs = crate::inspect::installed::existing_tables(db, &logged).await?;
     let missing: Vec<String> = logged

@@ -66,19 +66,18 @@ pub(crate) async fn read_for_checks(
     db: &Db,
     target: &Target,
 ) -> Result<(SnapshotParts, Option<Db>)> {
-    let read = db
-        .begin(Begin::Read)
-        .await
-        .doing("starting the read-only transaction")?;
     let reads = Reads {
         null_counts: true,
         parallel: true,
         sequences: false,
     };
-    let (parts, spare) = match read_parts(&read, target, reads).await {
+    // BEGIN in one batch with the first reads.
+    let (read, (parts, spare)) = match db
+        .begin_with(Begin::Read, read_parts(db, target, reads))
+        .await
+    {
         Ok(read) => read,
         Err(err) if crate::pg::DbError::timed_out(&err) => {
-            drop(read);
             // (0: no advisory lock of apply's to look for)
             let holders = crate::inspect::installed::lock_holders(db, target, 0).await;
             let holders = if holders.is_empty() {
@@ -376,18 +375,23 @@ async fn bundle_reads(
     reads: Reads,
 ) -> Result<(Option<Vec<Row>>, Option<Vec<Row>>)> {
     let bundle = &first.bundle;
-    let null_counts = if reads.null_counts && bundle.installed && bundle.helper_executable {
-        let rows = db.query(NULL_COUNTS, &[]).await;
-        Some(rows.doing("reading NULL tenants")?)
-    } else {
-        None
+    // Both at once: one round trip.
+    let null_counts = async {
+        if reads.null_counts && bundle.installed && bundle.helper_executable {
+            let rows = db.query(NULL_COUNTS, &[]).await;
+            Ok(Some(rows.doing("reading NULL tenants")?))
+        } else {
+            Ok(None)
+        }
     };
-    let records = if bundle.installed {
-        (params.records_once(db, first.readable).await).doing("reading the bundle's records")?
-    } else {
-        None
+    let records = async {
+        if bundle.installed {
+            (params.records_once(db, first.readable).await).doing("reading the bundle's records")
+        } else {
+            Ok(None)
+        }
     };
-    Ok((null_counts, records))
+    tokio::try_join!(null_counts, records)
 }
 
 /// What the aside reads' errors say they were doing.
@@ -407,9 +411,8 @@ async fn read_aside(db: &Db, params: &Params<'_>, parallel: bool) -> Result<Opti
             return Ok(None);
         }
     };
-    let read = sibling.begin(Begin::Read).await.doing(READING_ASIDE)?;
-    let row = read
-        .query_one(BUNDLE_READABLE, &[])
+    let (read, row) = sibling
+        .begin_with(Begin::Read, sibling.query_one(BUNDLE_READABLE, &[]))
         .await
         .doing(READING_ASIDE)?;
     let readable = readable_from(&row).doing(READING_ASIDE)?;

@@ -96,6 +96,31 @@ impl Db {
         })
     }
 
+    /// Starts a transaction of `kind` with `work` in it: BEGIN goes out in
+    /// one batch with the statements `work` sends on its first poll (on one
+    /// connection they run in that order), one round trip less than BEGIN
+    /// and then the work; the transaction stays open for more. `work` runs
+    /// on this connection (the transaction's own). Should BEGIN fail, the
+    /// error is BEGIN's, and the transaction is rolled back before the
+    /// connection's next statement.
+    pub async fn begin_with<T, E>(
+        &self,
+        kind: Begin,
+        work: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<(Transaction<'_>, T), E>
+    where
+        E: From<tokio_postgres::Error>,
+    {
+        let transaction = Transaction {
+            db: self,
+            open: true,
+        };
+        let begin = kind.sql();
+        let (begun, result) = tokio::join!(self.simple(&begin), work);
+        begun?;
+        Ok((transaction, result?))
+    }
+
     /// Runs `work` in a transaction of `kind` that is always rolled back,
     /// sent in one batch with it: BEGIN, the statements `work` sends on its
     /// first poll (statements joined with `tokio::try_join!` are) and ROLLBACK
@@ -121,7 +146,9 @@ impl Db {
     }
 
     /// Rolls back a transaction that was dropped open, before anything else
-    /// runs on this connection.
+    /// runs on this connection. (Not in one batch with the next statement:
+    /// through a transaction pooler, a statement sent behind a transaction's
+    /// end can reach a server connection the pooler has already handed on.)
     pub(super) async fn settle(&self) {
         if self.abandoned.swap(false, Ordering::SeqCst) {
             if let Err(err) = self.client.simple_query("ROLLBACK").await {

@@ -121,8 +121,13 @@ enum Phase {
 /// Sets `tenant` in a transaction of `session` and commits it; returns what
 /// the session has for the setting afterwards (PRB004: nothing).
 async fn set_and_end(session: &Db, setting: &str, tenant: &str) -> Result<Option<String>> {
-    let transaction = session.begin(Begin::Pinned).await?;
-    tenant::set_local(&transaction, setting, tenant).await?;
+    // BEGIN in one batch with the set. The COMMIT and the look after it go
+    // on their own: through a transaction pooler, a statement sent behind a
+    // transaction's end can reach another server connection than the one
+    // the pooler hands this client next.
+    let (transaction, ()) = session
+        .begin_with(Begin::Pinned, tenant::set_local(session, setting, tenant))
+        .await?;
     transaction.commit().await?;
     Ok(tenant::current(session, setting).await?)
 }
