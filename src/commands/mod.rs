@@ -101,6 +101,17 @@ pub(crate) async fn connect(
     user: Option<&str>,
     allow_prompt: bool,
 ) -> Result<(Target, Db)> {
+    connect_as(conn, target, user, allow_prompt, Pair::One).await
+}
+
+/// [`connect`], opening `pair` connections at the start.
+pub(crate) async fn connect_as(
+    conn: &ConnectionArgs,
+    target: &TargetArgs,
+    user: Option<&str>,
+    allow_prompt: bool,
+    pair: Pair,
+) -> Result<(Target, Db)> {
     let target = target_from(target)?;
     let user = conn
         .user
@@ -109,9 +120,22 @@ pub(crate) async fn connect(
         .unwrap_or(&target.app_role)
         .to_string();
     let options = connect_options(conn, &user, allow_prompt)?;
-    let db = pg::connect(&options).await?;
+    let db = match pair {
+        Pair::One => pg::connect(&options).await?,
+        Pair::Two => pg::connect_pair(&options).await?,
+    };
     tracing::info!(database = %db.info.name, user = %db.info.user, version = %db.info.server_version, "connected");
     Ok((target, db))
+}
+
+/// How many connections a command opens at the start.
+#[derive(Clone, Copy)]
+pub(crate) enum Pair {
+    /// One.
+    One,
+    /// Two at once, for the reads on two connections (verify, monitor):
+    /// see [`pg::connect_pair`].
+    Two,
 }
 
 /// The reviewed exceptions of `--accept`, read before anything connects.

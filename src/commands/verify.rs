@@ -32,7 +32,8 @@ pub(crate) async fn run(args: VerifyArgs) -> Result<Verdict> {
     let exceptions = super::read_exceptions(args.report.accept.as_deref())?;
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.db.target, None, true).await?;
+        let (target, db) =
+            super::connect_as(&conn, &args.db.target, None, true, super::Pair::Two).await?;
         let app = args.app_url.as_deref().map(|url| (url, burst(&args.app)));
         let report = verify(&db, &target, &args.tenants, app).await?;
         let report = super::accepted(report, &exceptions, None);

@@ -23,8 +23,53 @@ use crate::model::snapshot::ServerInfo;
 
 /// Opens a connection, resolving the password and TLS as configured.
 pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
+    let (opts, password) = resolved(opts).await?;
+    connect_with(opts, password, Arc::new(AtomicU64::new(0))).await
+}
+
+/// Opens a connection and, at the same time, a second one the same way,
+/// which the first [`Db::sibling`] hands over: through a tunnel the second
+/// handshake overlaps the first instead of following it (five round trips
+/// off a read on two connections). Only when the password is known before
+/// connecting and serves both (not a prompt, not an IAM token made per
+/// connection); else the second is opened when asked for. A second
+/// connection that fails is left out: callers read on one.
+pub async fn connect_pair(opts: &ConnectOptions) -> Result<Db> {
+    let (opts, password) = resolved(opts).await?;
+    let per_connection = opts
+        .password_from
+        .as_ref()
+        .is_some_and(|s| s.renewal() == Renewal::PerConnection);
+    let (Some(secret), false) = (password.clone(), per_connection) else {
+        return connect_with(opts, password, Arc::new(AtomicU64::new(0))).await;
+    };
+    let statements = Arc::new(AtomicU64::new(0));
+    let spare_options = kept_for_siblings(opts.clone(), Some(secret.clone()));
+    let limit = opts.connect_timeout.min(Duration::from_secs(5));
+    let spare = async {
+        let client = tokio::time::timeout(limit, open(&spare_options, Some(&secret)))
+            .await
+            .map_err(|_| anyhow!("no second connection within {limit:?}"))??;
+        finish(client, spare_options.clone(), statements.clone()).await
+    };
+    let (db, spare) = tokio::join!(connect_with(opts, password, statements.clone()), spare);
+    let db = db?;
+    match spare {
+        Ok(spare) => {
+            if let Ok(mut slot) = db.spare.lock() {
+                *slot = Some(Box::new(spare));
+            }
+        }
+        Err(err) => tracing::debug!("no second connection beside the first: {err:#}"),
+    }
+    Ok(db)
+}
+
+/// The options with the user a credential names, and the password from
+/// where the options say (given, its source, PGPASSWORD, ~/.pgpass), if any.
+async fn resolved(opts: &ConnectOptions) -> Result<(ConnectOptions, Option<Secret>)> {
     let mut opts = opts.clone();
-    let mut password = match (&opts.password, opts.password_from.clone()) {
+    let password = match (&opts.password, opts.password_from.clone()) {
         (Some(secret), _) => Some(secret.clone()),
         (None, Some(source)) => Some(supplied(&mut opts, source.as_ref()).await?),
         (None, None) => std::env::var("PGPASSWORD")
@@ -39,6 +84,16 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
             })
             .map(Secret::new),
     };
+    Ok((opts, password))
+}
+
+/// Opens the connection with `password` (asking on the terminal when the
+/// server wants one and none was found, reading a rotated secret again once).
+async fn connect_with(
+    mut opts: ConnectOptions,
+    mut password: Option<Secret>,
+    statements: Arc<AtomicU64>,
+) -> Result<Db> {
     let renewal = opts.password_from.as_ref().map(|s| s.renewal());
     let client = match open(&opts, password.as_ref()).await {
         Err(e) if matches!(e.downcast_ref(), Some(ConnectError::PasswordNeeded { .. })) => {
@@ -65,7 +120,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
         other => other?,
     };
     let options = kept_for_siblings(opts, password);
-    finish(client, options, Arc::new(AtomicU64::new(0))).await
+    finish(client, options, statements).await
 }
 
 /// What a connection keeps to open its siblings: a credential made per
@@ -126,6 +181,7 @@ async fn finish(client: Client, options: ConnectOptions, statements: Arc<AtomicU
         options,
         info,
         abandoned: AtomicBool::new(false),
+        spare: std::sync::Mutex::new(None),
     })
 }
 
@@ -256,6 +312,10 @@ impl Db {
     /// A second connection to the same database as the same user, for reads
     /// that may run beside this one's (its statements count with this one's).
     pub(crate) async fn sibling(&self) -> Result<Db> {
+        let spare = self.spare.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(spare) = spare {
+            return Ok(*spare);
+        }
         // A helper, not a necessity: callers fall back to this connection, so a
         // slow second connection is given up on well before connect_timeout.
         let limit = self.options.connect_timeout.min(Duration::from_secs(5));

@@ -25,8 +25,8 @@ use tokio_postgres::{Client, Row, SimpleQueryMessage};
 
 use crate::model::snapshot::ServerInfo;
 pub(crate) use cancel::{cancel_all, until_interrupted};
-pub use connect::connect;
 pub(crate) use connect::prompt;
+pub use connect::{connect, connect_pair};
 pub use error::describe;
 pub(crate) use error::{DbError, DbResultExt};
 pub use options::{ConnectOptions, Credential, CredentialFuture, PasswordSupplier, Renewal};
@@ -84,6 +84,9 @@ pub struct Db {
     pub info: ServerInfo,
     /// A [`Transaction`] was dropped open: roll it back before the next statement.
     abandoned: AtomicBool,
+    /// A second connection opened beside this one ([`connect_pair`]), which
+    /// the first [`Db::sibling`] hands over.
+    spare: std::sync::Mutex<Option<Box<Db>>>,
 }
 
 impl Db {

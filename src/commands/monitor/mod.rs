@@ -26,7 +26,8 @@ pub(crate) async fn run(args: MonitorArgs, quiet: bool) -> Result<Verdict> {
     }
     let conn = args.db.conn.clone();
     super::with_tunnel(&conn, |conn| async move {
-        let (target, db) = super::connect(&conn, &args.db.target, None, false).await?;
+        let (target, db) =
+            super::connect_as(&conn, &args.db.target, None, false, super::Pair::Two).await?;
         let (report, tables) = checked(&db, &target).await?;
         let report = match args.logs.read {
             true => {
