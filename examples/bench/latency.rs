@@ -191,4 +191,79 @@ pub(crate) fn render(latency: &Latency, out: &mut String) {
     ));
     out.push_str(&row("rollback --restore", latency.restore_ms, Some(2.0)));
     out.push('\n');
+    out.push_str(ROUND_TRIPS);
+    out.push('\n');
+    out.push_str(BINARY_SIZE);
+    out.push('\n');
 }
+
+/// The round trips each command takes, as the integration test
+/// `round_trips::each_command_takes_a_constant_number_of_round_trips`
+/// asserts them, and where they go (kept here so `scripts/bench` writes them
+/// with the wall times they explain).
+pub(crate) const ROUND_TRIPS: &str = "## Round trips
+
+Every real run goes through a tunnel, where each round trip costs the tunnel's latency. The integration
+test `round_trips::each_command_takes_a_constant_number_of_round_trips` counts them with a proxy between
+rlsctl and the server (a round trip is a client send that had to wait for the server: the first of a
+connection, and each that follows bytes the server sent since the client's previous send; the proxy holds
+the server's bytes 10 ms, so a pipelined statement is never taken for one), on the RDS-shaped sample
+without TLS, over all of a command's connections. A change that adds one fails the test, which prints
+what each round trip of the command sent.
+
+| command | round trips | connections | before this count was cut |
+|---|---:|---:|---:|
+| `apply --dry-run` | 11 | 1 | 12 |
+| `apply` (nothing to change) | 12 | 1 | 13 |
+| `monitor` | 22 (+1) | 2 | 28 |
+| `verify`, two tenants | 39 (+1) | 2 | 49 |
+| `rollback --table` (break-glass) | 9 | 1 | 11 |
+| `rollback --restore` | 10 | 1 | 12 |
+
+Where monitor's go:
+
+- Opening a connection: 5 (SSLRequest, answered `N` here; the startup; two SCRAM messages; the
+  session query). monitor and verify open their two connections at once, so the second's 5 overlap
+  the first's.
+- The read, on each connection: BEGIN goes out with the first reads (1); the bundle's NULL counts and
+  records wait for phase one's word that the bundle is there (1, the main connection only); ROLLBACK (1).
+- The session-state probe (SES001): the canary set on one connection (1), three looks from the other,
+  back to back (3: each must be a statement of its own, for a transaction pooler to hand it the next
+  server connection), and the look for the closed connection's process (1, sometimes 2).
+
+So monitor's critical path is about 5 + 3 + 5 = 13 round trips; verify adds the cast check (1) and
+the probes' transactions (each one batch of BEGIN, its reads or writes and ROLLBACK, per tenant and
+phase, on both connections at once), about a dozen more. What was cut: BEGIN no longer waits alone before its transaction's first statements;
+the NULL counts go with the records; the check that the probes' made-up tenants cast to the tenant
+column is one batch; the canary is made here for the types rlsctl knows (text, uuid, integer, bigint,
+numeric) instead of asking the server; break-glass sends its change with its log entry, restore its check
+with the log's update; the second connection opens at the start.
+
+Nothing is ever sent behind a transaction's end (COMMIT or ROLLBACK) in the same batch: through
+PgBouncer in transaction mode, a statement sent behind the ROLLBACK that ends a transaction can run on a
+server connection PgBouncer has already handed on. The pooler test found it when the read's ROLLBACK
+was deferred into the next statement's batch (PRB004 then saw the probe's own tenant after COMMIT on
+another server connection). Each COMMIT and ROLLBACK costs its round trip.
+
+Not cut yet: the session query after authentication (the server's version the first reads depend on is
+in the startup's ParameterStatus, which tokio-postgres does not expose); verify's probe transactions
+batched across tenants; SES001's looks paced by the measured round-trip time; the counts through TLS and
+PgBouncer in the test.
+";
+
+/// The release binary's size by profile (measured with `cargo build --release` into a target
+/// directory of each; stripped).
+pub(crate) const BINARY_SIZE: &str = "## Binary size
+
+The stripped release binary (`cargo build --release`, x86_64, this 2-core machine, a clean target
+directory for each):
+
+| release profile | size | build |
+|---|---:|---:|
+| `strip = true` (before) | 23.6 MB | 544 s |
+| `strip = true`, `lto = \"fat\"`, `codegen-units = 1` (now) | 16.4 MB | 610 s |
+
+Most of the binary is the AWS SDK's generated code (SSM, RDS, Secrets Manager, STS, SSO), of which rlsctl
+calls a handful of operations; whole-program optimization drops the rest. Every feature stays: no crate
+or feature was removed. Target: at most 20 MB: **met**.
+";

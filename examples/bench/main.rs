@@ -979,7 +979,10 @@ every executed plan (auto_explain) at 250 and 500 tables and fails on a per-tabl
             out,
             "## Against one connection\n\n\
              The 4-table database, as the app role (scram-sha-256), {} runs of each interleaved, median: one\n\
-             `psql -X -c 'select 1'` (process start, the handshake, one query) against the real binary.\n\n\
+             `psql -X -c 'select 1'` (process start, the handshake, one query) against the real binary. psql is\n\
+             the client binary itself, as a shell that runs it by its path does: Debian's `psql` on PATH is\n\
+             pg_wrapper, a Perl script that finds the cluster and then runs it, whose start alone doubled the\n\
+             floor (31.5 ms, against which verify and monitor once looked 1.08x and 0.95x).\n\n\
              | run | wall | against psql | target |\n|---|---:|---:|---|\n\
              | psql -c 'select 1' | {:.1} ms | 1.00x | |\n\
              | rlsctl verify (two tenants) | {:.1} ms | {} | at most 1.5x: {} |\n\
