@@ -28,7 +28,7 @@ pub async fn connect(opts: &ConnectOptions) -> Result<Db> {
 }
 
 /// Opens a connection and, at the same time, a second one the same way,
-/// which the first [`Db::sibling`] hands over: through a tunnel the second
+/// which the first `Db::sibling` hands over: through a tunnel the second
 /// handshake overlaps the first instead of following it (five round trips
 /// off a read on two connections). Only when the password is known before
 /// connecting and serves both (not a prompt, not an IAM token made per
