@@ -215,8 +215,8 @@ what each round trip of the command sent.
 |---|---:|---:|---:|
 | `apply --dry-run` | 11 | 1 | 12 |
 | `apply` (nothing to change) | 12 | 1 | 13 |
-| `monitor` | 22 (+1) | 2 | 28 |
-| `verify`, two tenants | 39 (+1) | 2 | 49 |
+| `monitor` | 22 (+2) | 2 | 28 |
+| `verify`, two tenants | 39 (+2) | 2 | 49 |
 | `rollback --table` (break-glass) | 9 | 1 | 11 |
 | `rollback --restore` | 10 | 1 | 12 |
 
@@ -229,7 +229,8 @@ Where monitor's go:
   records wait for phase one's word that the bundle is there (1, the main connection only); ROLLBACK (1).
 - The session-state probe (SES001): the canary set on one connection (1), three looks from the other,
   back to back (3: each must be a statement of its own, for a transaction pooler to hand it the next
-  server connection), and the look for the closed connection's process (1, sometimes 2).
+  server connection), and the looks for the closed connection's process until it has ended (1, on a
+  loaded machine up to 3: the "+2").
 
 So monitor's critical path is about 5 + 3 + 5 = 13 round trips; verify adds the cast check (1) and
 the probes' transactions (each one batch of BEGIN, its reads or writes and ROLLBACK, per tenant and

@@ -172,28 +172,14 @@ fn families(textfile: &str, into: &mut std::collections::BTreeMap<String, BTreeS
 /// recording rules).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_queries_the_series_the_binary_writes() {
-    let options = rlsctl::sandbox::Options {
-        extra_config: vec![
-            "logging_collector = on".into(),
-            "log_directory = 'log'".into(),
-            format!("log_line_prefix = '{}'", rlsctl::model::log::RDS_PREFIX),
-        ],
-        ..Default::default()
-    };
-    let t = TestDb::with(options, true).await;
+    let t = TestDb::logging("stderr").await;
     let started = std::time::Instant::now();
     t.applied().await;
     let app = t.app().await;
     let wrong = "BEGIN; SELECT set_config('app.tenant_id', 'edgar-downtown', true); \
                  INSERT INTO customers (tenant_id, full_name) VALUES ('edgar-airport', 'Mallory')";
     assert!(app.simple(wrong).await.is_err());
-    let su = t.superuser().await;
-    let file: String = su
-        .query_one("SELECT pg_current_logfile()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let file = t.sandbox.dir().join("data").join(file);
+    let file = t.current_log("stderr").await;
     let since = format!("{}ms", started.elapsed().as_millis());
     let args = [
         "monitor",

@@ -244,10 +244,10 @@ async fn counted(
 /// answered `N`), the same in every run: a change that adds one fails here,
 /// naming the command and what each of its round trips sent. Counted over
 /// all of a command's connections (the snapshot's second one runs beside
-/// the first, so the wall time is less). verify and monitor vary by one:
-/// the session-state probe looks for the closed backend on a fixed
-/// schedule, and the server is sometimes a look late (more often through a
-/// slower link).
+/// the first, so the wall time is less). verify and monitor vary by up to
+/// two: the session-state probe looks for the closed backend until its
+/// process has ended, which on a loaded machine (CI runs two tests at once
+/// on two cores) can take a look or two more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_command_takes_a_constant_number_of_round_trips() {
     let t = TestDb::demo_rds().await;
@@ -266,8 +266,8 @@ async fn each_command_takes_a_constant_number_of_round_trips() {
     let cases = [
         Case::new("apply --dry-run", &["apply", "--dry-run"], &[], (11, 1, 0)),
         Case::new("apply (nothing to change)", &["apply"], &[], (12, 1, 0)),
-        Case::new("monitor", &["monitor"], &AS_APP, (22, 2, 1)),
-        Case::new("verify, two tenants", &verify, &AS_APP, (39, 2, 1)),
+        Case::new("monitor", &["monitor"], &AS_APP, (22, 2, 2)),
+        Case::new("verify, two tenants", &verify, &AS_APP, (39, 2, 2)),
         Case {
             after: restore.to_vec(),
             ..Case::new(

@@ -116,6 +116,43 @@ impl TestDb {
         test_db
     }
 
+    /// The sample on a server that writes its own log files in `layout`
+    /// (`stderr` with RDS's prefix, as RDS writes them; `csvlog`;
+    /// `jsonlog`, 15 and later), as `monitor --logs` and shadow mode read.
+    pub async fn logging(layout: &str) -> Self {
+        let mut extra_config = vec![
+            "logging_collector = on".to_string(),
+            "log_directory = 'log'".to_string(),
+            format!("log_destination = '{layout}'"),
+        ];
+        if layout == "stderr" {
+            extra_config.push(format!(
+                "log_line_prefix = '{}'",
+                rlsctl::model::log::RDS_PREFIX
+            ));
+        }
+        Self::with(
+            Options {
+                extra_config,
+                ..Default::default()
+            },
+            true,
+        )
+        .await
+    }
+
+    /// The log file the server writes in `layout` now, as a path.
+    pub async fn current_log(&self, layout: &str) -> std::path::PathBuf {
+        let file: String = self
+            .superuser()
+            .await
+            .query_one("SELECT pg_current_logfile($1)", &[&layout])
+            .await
+            .unwrap()
+            .get(0);
+        self.sandbox.dir().join("data").join(file)
+    }
+
     /// A connection to `edgarautoshop` as the real superuser.
     pub async fn superuser(&self) -> Db {
         pg::connect(&self.sandbox.superuser_options(DB))

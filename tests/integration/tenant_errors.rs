@@ -94,32 +94,11 @@ async fn monitor_counts_tenant_context_errors_from_each_log_layout() {
         if layout == "jsonlog" && server_version < 150000 {
             continue; // jsonlog is 15 and later (the server would not start)
         }
-        let mut config = vec![
-            "logging_collector = on".into(),
-            "log_directory = 'log'".into(),
-            format!("log_destination = '{layout}'"),
-        ];
-        if layout == "stderr" {
-            config.push(format!(
-                "log_line_prefix = '{}'",
-                rlsctl::model::log::RDS_PREFIX
-            ));
-        }
-        let options = rlsctl::sandbox::Options {
-            extra_config: config,
-            ..Default::default()
-        };
-        let t = TestDb::with(options, true).await;
+        let t = TestDb::logging(layout).await;
         let started = Instant::now();
-        let su = t.superuser().await;
-        server_version = su.info.server_version_num;
+        server_version = t.superuser().await.info.server_version_num;
         t.applied().await;
-        let file: String = su
-            .query_one("SELECT pg_current_logfile($1)", &[&layout])
-            .await
-            .unwrap()
-            .get(0);
-        let file = t.sandbox.dir().join("data").join(&file);
+        let file = t.current_log(layout).await;
         // Before: the log holds no tenant-context error.
         let clean = monitor_logs(&t, &file, started, &[]).await;
         clean.expect(0);
@@ -257,24 +236,10 @@ async fn monitor_counts_tenant_context_errors_from_each_log_layout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_that_cannot_be_shown_read_up_to_now_is_exit_2() {
-    let options = rlsctl::sandbox::Options {
-        extra_config: vec![
-            "logging_collector = on".into(),
-            "log_directory = 'log'".into(),
-            format!("log_line_prefix = '{}'", rlsctl::model::log::RDS_PREFIX),
-        ],
-        ..Default::default()
-    };
-    let t = TestDb::with(options, true).await;
+    let t = TestDb::logging("stderr").await;
     let started = Instant::now();
     t.applied().await;
-    let su = t.superuser().await;
-    let file: String = su
-        .query_one("SELECT pg_current_logfile()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let live = t.sandbox.dir().join("data").join(&file);
+    let live = t.current_log("stderr").await;
     // A copy of the log stops where it was copied: without the mark monitor
     // has the server write, it does not show up to now.
     let copy = t.sandbox.dir().join("copied.log");
@@ -327,15 +292,7 @@ async fn a_log_that_cannot_be_shown_read_up_to_now_is_exit_2() {
 /// and not a read under a tenant.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_with_no_tenant_in_shadow_mode_are_counted() {
-    let options = rlsctl::sandbox::Options {
-        extra_config: vec![
-            "logging_collector = on".into(),
-            "log_directory = 'log'".into(),
-            format!("log_line_prefix = '{}'", rlsctl::model::log::RDS_PREFIX),
-        ],
-        ..Default::default()
-    };
-    let t = TestDb::with(options, true).await;
+    let t = TestDb::logging("stderr").await;
     let started = Instant::now();
     t.apply(&["--shadow"]).await.expect(0);
     let app = t.app().await;
@@ -344,13 +301,7 @@ async fn reads_with_no_tenant_in_shadow_mode_are_counted() {
     app.simple("BEGIN; SELECT set_config('app.tenant_id', 'quickfix', true); SELECT count(*) FROM vehicles; COMMIT")
         .await
         .unwrap();
-    let su = t.superuser().await;
-    let file: String = su
-        .query_one("SELECT pg_current_logfile()", &[])
-        .await
-        .unwrap()
-        .get(0);
-    let file = t.sandbox.dir().join("data").join(file);
+    let file = t.current_log("stderr").await;
     let run = monitor_logs(&t, &file, started, &["--max-errors", "no_tenant=1"]).await;
     run.expect(1);
     let doc = run.json();
