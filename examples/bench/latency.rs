@@ -230,7 +230,7 @@ Where monitor's go:
 - The session-state probe (SES001): the canary set on one connection (1), three looks from the other,
   back to back (3: each must be a statement of its own, for a transaction pooler to hand it the next
   server connection), and the looks for the closed connection's process until it has ended (1, on a
-  loaded machine up to 3: the "+2").
+  loaded machine up to 3: the +2).
 
 So monitor's critical path is about 5 + 3 + 5 = 13 round trips; verify adds the cast check (1) and
 the probes' transactions (each one batch of BEGIN, its reads or writes and ROLLBACK, per tenant and
